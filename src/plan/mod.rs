@@ -1,0 +1,6 @@
+//! The LaunchPlan: its type, the compiler that builds it, its renderings, its hash.
+
+pub mod syscalls_x86_64;
+pub mod types;
+
+pub use types::*;

@@ -1,0 +1,841 @@
+//! The LaunchPlan: an immutable statement of every effect `apply` will have.
+//!
+//! Built once by [`crate::plan::compile`], never mutated; fields are public for
+//! reading, and the only constructors are the compiler and deserialisation of a
+//! printed plan. Every value carries an [`Origin`]. Field order here is the
+//! order of the printed plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::vocab::{Bytes, Cap, Fd, Gid, Origin, RlimitKind, Uid};
+
+/// The version of the plan format this build writes and reads.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sourced<T> {
+    /// The value.
+    pub value: T,
+    /// Its provenance.
+    pub from: Origin,
+}
+
+impl<T> Sourced<T> {
+    /// Pairs a value with its origin.
+    pub fn new(value: T, from: Origin) -> Self {
+        Sourced { value, from }
+    }
+}
+
+/// Everything `apply` will do, in one value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchPlan {
+    /// Plan format version ([`PLAN_FORMAT`]).
+    pub format: u32,
+    /// The sandbox id: names its cgroup (`sandboxctl/<id>`) and state dir (`/run/sandboxctl/<id>`).
+    pub id: Sourced<String>,
+    /// The inputs the plan was compiled from (for the reader; not used by apply).
+    pub inputs: Inputs,
+    /// The platform and what it implies.
+    pub platform: Sourced<Platform>,
+    /// Network mode.
+    pub network: Sourced<NetworkMode>,
+    /// One entry per namespace kind.
+    pub namespaces: Namespaces,
+    /// uid/gid maps written for a new user namespace.
+    pub id_maps: IdMaps,
+    /// The root filesystem and how the sandbox enters it.
+    pub root: Root,
+    /// Mounts, in the order they are made (before the root change).
+    pub mounts: Vec<Mount>,
+    /// Paths hidden inside the sandbox (bind of /dev/null or an empty read-only tmpfs).
+    pub masked_paths: Vec<Sourced<PathBuf>>,
+    /// Paths remounted read-only inside the sandbox.
+    pub readonly_paths: Vec<Sourced<PathBuf>>,
+    /// Device nodes made available in the sandbox's /dev.
+    pub devices: Vec<Device>,
+    /// Hostname set in the new UTS namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<Sourced<String>>,
+    /// The cgroup, when the plan makes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<CgroupPlan>,
+    /// Stdio of the sandbox: the caller's, or a pty sent over a console socket.
+    pub stdio: Sourced<Stdio>,
+    /// The supervisor: pid 1 of the sandbox, holder of the donated fds.
+    pub supervisor: Supervisor,
+    /// The workload: the spec's process.
+    pub workload: Workload,
+    /// Requests that were cut down to the policy's ceiling.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clamps: Vec<Clamp>,
+    /// The steps of apply, in order. Derived by the compiler from one static
+    /// list; apply walks exactly this list.
+    pub steps: Vec<Step>,
+}
+
+/// What the plan was compiled from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    /// Policy files, base first (the `extends` chain, flattened).
+    pub policies: Vec<String>,
+    /// The spec: a path, or `builtin` for the embedded default spec.
+    pub spec: String,
+    /// The host facts: a path, or `detected`.
+    pub host: String,
+}
+
+/// The platform the workload runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase", tag = "kind", deny_unknown_fields)]
+pub enum Platform {
+    /// Host kernel, namespaces, caps, seccomp, rlimits, cgroups.
+    Native,
+    /// Under a ptrace supervisor; keeps the host PID namespace (seed rule).
+    Ptrace,
+    /// The workload drives KVM: /dev/kvm is opened, checked and donated.
+    Kvm {
+        /// Required `KVM_GET_API_VERSION`.
+        api_version: i32,
+        /// Extensions checked before launch.
+        extensions: BTreeSet<String>,
+    },
+}
+
+impl Platform {
+    /// The platform's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Platform::Native => "native",
+            Platform::Ptrace => "ptrace",
+            Platform::Kvm { .. } => "kvm",
+        }
+    }
+}
+
+/// Network mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "path", deny_unknown_fields)]
+pub enum NetworkMode {
+    /// A new network namespace with only `lo`, left down.
+    None,
+    /// A new network namespace with `lo` brought up.
+    Loopback,
+    /// The host's network namespace.
+    Host,
+    /// Join an existing network namespace.
+    Join(PathBuf),
+}
+
+/// What happens to one namespace kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase", tag = "mode", content = "path", deny_unknown_fields)]
+pub enum Namespace {
+    /// A new namespace of this kind.
+    New,
+    /// setns(2) into the namespace at this path.
+    Join(PathBuf),
+    /// Shared with the host (the caller's).
+    Host,
+}
+
+/// The eight namespace kinds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Namespaces {
+    /// User namespace.
+    pub user: Sourced<Namespace>,
+    /// PID namespace.
+    pub pid: Sourced<Namespace>,
+    /// Mount namespace.
+    pub mount: Sourced<Namespace>,
+    /// Network namespace.
+    pub net: Sourced<Namespace>,
+    /// IPC namespace.
+    pub ipc: Sourced<Namespace>,
+    /// UTS namespace.
+    pub uts: Sourced<Namespace>,
+    /// Cgroup namespace.
+    pub cgroup: Sourced<Namespace>,
+    /// Time namespace.
+    pub time: Sourced<Namespace>,
+}
+
+/// The namespace kinds, in the order they are joined or created (user first so
+/// the others are owned by it; mount late).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum NsKind {
+    User,
+    Pid,
+    Net,
+    Ipc,
+    Uts,
+    Cgroup,
+    Time,
+    Mount,
+}
+
+impl NsKind {
+    /// The one place the namespace order lives.
+    pub const ORDER: [NsKind; 8] = [
+        NsKind::User,
+        NsKind::Pid,
+        NsKind::Net,
+        NsKind::Ipc,
+        NsKind::Uts,
+        NsKind::Cgroup,
+        NsKind::Time,
+        NsKind::Mount,
+    ];
+
+    /// The name used in OCI specs and in `/proc/self/ns`.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            NsKind::User => "user",
+            NsKind::Pid => "pid",
+            NsKind::Net => "net",
+            NsKind::Ipc => "ipc",
+            NsKind::Uts => "uts",
+            NsKind::Cgroup => "cgroup",
+            NsKind::Time => "time",
+            NsKind::Mount => "mnt",
+        }
+    }
+}
+
+impl Namespaces {
+    /// The entry for one kind.
+    pub fn get(&self, kind: NsKind) -> &Sourced<Namespace> {
+        match kind {
+            NsKind::User => &self.user,
+            NsKind::Pid => &self.pid,
+            NsKind::Net => &self.net,
+            NsKind::Ipc => &self.ipc,
+            NsKind::Uts => &self.uts,
+            NsKind::Cgroup => &self.cgroup,
+            NsKind::Time => &self.time,
+            NsKind::Mount => &self.mount,
+        }
+    }
+
+    /// Every kind with its entry, in [`NsKind::ORDER`].
+    pub fn iter(&self) -> impl Iterator<Item = (NsKind, &Sourced<Namespace>)> {
+        NsKind::ORDER.into_iter().map(move |k| (k, self.get(k)))
+    }
+}
+
+/// One line of a uid_map or gid_map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdMap {
+    /// First id inside the namespace.
+    pub inside: u32,
+    /// First id on the host.
+    pub host: u32,
+    /// Number of ids.
+    pub count: u32,
+}
+
+/// The maps of a new user namespace (empty when the user namespace is not new).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdMaps {
+    /// uid_map lines.
+    pub uid: Vec<IdMap>,
+    /// gid_map lines.
+    pub gid: Vec<IdMap>,
+    /// Whether `setgroups` is denied before gid_map is written.
+    pub setgroups: SetGroups,
+    /// Why these maps.
+    pub from: Origin,
+}
+
+/// `/proc/PID/setgroups`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SetGroups {
+    /// Leave as is (allowed: the writer holds CAP_SETGID in the parent namespace).
+    Allow,
+    /// Write `deny` before the gid map.
+    Deny,
+}
+
+/// How the sandbox enters its root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RootChange {
+    /// pivot_root(2) into the root, then detach the old root.
+    PivotRoot,
+    /// chroot(2) into the root (needs no mount namespace of its own).
+    Chroot,
+    /// Stay in the caller's root (the seed's test-only mode). Printed loudly.
+    None,
+}
+
+/// The root filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Root {
+    /// Host path of the root (absolute).
+    pub path: Sourced<PathBuf>,
+    /// How the sandbox enters it.
+    pub change: Sourced<RootChange>,
+    /// Whether it is remounted read-only after the mounts are made.
+    pub readonly: Sourced<bool>,
+}
+
+/// A mount flag, as in mount(2) (plus propagation flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum MountFlag {
+    Bind,
+    Rbind,
+    Ro,
+    Nosuid,
+    Nodev,
+    Noexec,
+    Sync,
+    Dirsync,
+    Mand,
+    Noatime,
+    Nodiratime,
+    Relatime,
+    Strictatime,
+    Private,
+    Rprivate,
+    Slave,
+    Rslave,
+    Shared,
+    Rshared,
+    Unbindable,
+    Runbindable,
+}
+
+impl MountFlag {
+    /// OCI option names and flags.
+    pub const NAMES: [(&'static str, MountFlag); 21] = [
+        ("bind", MountFlag::Bind),
+        ("rbind", MountFlag::Rbind),
+        ("ro", MountFlag::Ro),
+        ("nosuid", MountFlag::Nosuid),
+        ("nodev", MountFlag::Nodev),
+        ("noexec", MountFlag::Noexec),
+        ("sync", MountFlag::Sync),
+        ("dirsync", MountFlag::Dirsync),
+        ("mand", MountFlag::Mand),
+        ("noatime", MountFlag::Noatime),
+        ("nodiratime", MountFlag::Nodiratime),
+        ("relatime", MountFlag::Relatime),
+        ("strictatime", MountFlag::Strictatime),
+        ("private", MountFlag::Private),
+        ("rprivate", MountFlag::Rprivate),
+        ("slave", MountFlag::Slave),
+        ("rslave", MountFlag::Rslave),
+        ("shared", MountFlag::Shared),
+        ("rshared", MountFlag::Rshared),
+        ("unbindable", MountFlag::Unbindable),
+        ("runbindable", MountFlag::Runbindable),
+    ];
+
+    /// Looks up an OCI mount option.
+    pub fn from_option(s: &str) -> Option<MountFlag> {
+        Self::NAMES.iter().find(|(n, _)| *n == s).map(|(_, f)| *f)
+    }
+
+    /// Whether this is a propagation flag (applied by a separate mount call).
+    pub fn is_propagation(self) -> bool {
+        matches!(
+            self,
+            MountFlag::Private
+                | MountFlag::Rprivate
+                | MountFlag::Slave
+                | MountFlag::Rslave
+                | MountFlag::Shared
+                | MountFlag::Rshared
+                | MountFlag::Unbindable
+                | MountFlag::Runbindable
+        )
+    }
+}
+
+/// One mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mount {
+    /// Path inside the sandbox.
+    pub target: PathBuf,
+    /// Filesystem type (`proc`, `tmpfs`, `bind`, …).
+    pub fstype: String,
+    /// Source: a host path for binds, a label otherwise.
+    pub source: String,
+    /// Flags (including propagation).
+    pub flags: BTreeSet<MountFlag>,
+    /// Filesystem data (`mode=755,size=65536k`).
+    pub data: String,
+    /// Where the mount came from.
+    pub from: Origin,
+}
+
+impl Mount {
+    /// Whether this is a bind mount of a host path.
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(&MountFlag::Bind) || self.flags.contains(&MountFlag::Rbind)
+    }
+}
+
+/// A device node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// Path inside the sandbox.
+    pub path: PathBuf,
+    /// `c` or `b`.
+    pub kind: DeviceKind,
+    /// Major number.
+    pub major: u64,
+    /// Minor number.
+    pub minor: u64,
+    /// File mode bits.
+    pub mode: u32,
+    /// How the node is made: mknod (needs CAP_MKNOD in the init user namespace)
+    /// or a bind mount of the host node (works in a user namespace).
+    pub how: DeviceHow,
+    /// Where it came from.
+    pub from: Origin,
+}
+
+/// Device node kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum DeviceKind {
+    Char,
+    Block,
+}
+
+/// How a device node is provided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceHow {
+    /// mknod(2).
+    Mknod,
+    /// Bind-mount the host's node of the same path.
+    Bind,
+}
+
+/// The cgroup of the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupPlan {
+    /// Path relative to each hierarchy's root (`sandboxctl/<id>`).
+    pub path: Sourced<String>,
+    /// Limits, each a file write.
+    pub limits: CgroupLimits,
+    /// Hierarchies touched: controller → mount point (from host facts).
+    pub hierarchies: BTreeMap<String, CgroupMount>,
+    /// CPU count handed to the supervisor (derived from the limits).
+    pub cpus: Sourced<u32>,
+    /// Total memory handed to the supervisor (absent: unset, use the host's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Sourced<Bytes>>,
+}
+
+/// A hierarchy mount as the plan uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupMount {
+    /// `v1` or `v2`.
+    pub version: CgroupVersion,
+    /// Mount point.
+    pub mount: PathBuf,
+}
+
+/// cgroup version of one hierarchy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// cgroup limits; absent ones are not written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupLimits {
+    /// Memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Sourced<Bytes>>,
+    /// Memory plus swap limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<Sourced<Bytes>>,
+    /// CPU shares (v1 cpu.shares; converted to cpu.weight on v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<Sourced<u64>>,
+    /// CPU quota in µs per period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<Sourced<i64>>,
+    /// CPU period in µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<Sourced<u64>>,
+    /// CPUs allowed (cpuset list syntax).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_cpus: Option<Sourced<String>>,
+    /// Memory nodes allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_mems: Option<Sourced<String>>,
+    /// Maximum number of tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<Sourced<i64>>,
+}
+
+/// Stdio of the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "socket", deny_unknown_fields)]
+pub enum Stdio {
+    /// The caller's stdin, stdout, stderr.
+    Inherit,
+    /// A new pty; its master is sent over this unix socket; the slave is
+    /// stdio ×3 and the controlling tty.
+    ConsoleSocket(PathBuf),
+}
+
+/// Process credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// uid inside the sandbox's user namespace.
+    pub uid: Uid,
+    /// gid inside the sandbox's user namespace.
+    pub gid: Gid,
+    /// Supplementary groups.
+    pub groups: Vec<Gid>,
+    /// Where they came from.
+    pub from: Origin,
+}
+
+/// The five capability sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapSets {
+    /// Bounding set.
+    pub bounding: BTreeSet<Cap>,
+    /// Effective set.
+    pub effective: BTreeSet<Cap>,
+    /// Inheritable set.
+    pub inheritable: BTreeSet<Cap>,
+    /// Permitted set.
+    pub permitted: BTreeSet<Cap>,
+    /// Ambient set.
+    pub ambient: BTreeSet<Cap>,
+}
+
+/// How one fd of a process's table is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+pub enum FdSource {
+    /// The caller's fd of this number (stdin/stdout/stderr, or an I/O fd
+    /// passed with `--io-fd`).
+    Caller {
+        /// The caller's fd.
+        fd: Fd,
+    },
+    /// The pty slave made for the console socket.
+    PtySlave,
+    /// A file opened by the launcher.
+    File {
+        /// Host path.
+        path: PathBuf,
+        /// How it is opened.
+        open: OpenMode,
+        /// Creation mode (octal, e.g. 0o644) when created.
+        mode: u32,
+    },
+    /// The control socket of the sandbox (a socketpair end; the other end
+    /// stays with the launcher).
+    ControlSocket,
+    /// What the supervisor needs of the plan: the plan itself, canonical JSON,
+    /// in a sealed memfd.
+    PlanMemfd,
+    /// `/dev/kvm`, opened and checked by the launcher.
+    KvmDevice,
+    /// The supervisor's own fd of this number (the workload's inheritance).
+    Supervisor {
+        /// The supervisor's fd.
+        fd: Fd,
+    },
+}
+
+/// Open mode of a file fd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenMode {
+    /// O_RDONLY.
+    Read,
+    /// O_WRONLY|O_CREAT|O_APPEND.
+    AppendCreate,
+    /// O_RDWR.
+    ReadWrite,
+}
+
+/// One planned fd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FdEntry {
+    /// Number in the process.
+    pub fd: Fd,
+    /// What it is, in a word (`stdin`, `log`, `control`, `kvm`…).
+    pub role: FdRole,
+    /// How it is made.
+    pub source: FdSource,
+    /// Why it is here.
+    pub from: Origin,
+}
+
+/// The role of a donated fd (the seed's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum FdRole {
+    Stdin,
+    Stdout,
+    Stderr,
+    Log,
+    DebugLog,
+    Control,
+    Spec,
+    Io,
+    Device,
+    StdioIn,
+    StdioOut,
+    StdioErr,
+    UserLog,
+}
+
+/// The supervisor process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Supervisor {
+    /// Its credentials inside the sandbox.
+    pub credentials: Credentials,
+    /// It drops every capability after setting up the sandbox.
+    pub capabilities: CapSets,
+    /// prctl(PR_SET_DUMPABLE, 0).
+    pub non_dumpable: bool,
+    /// setsid(2); with a console, the pty becomes the controlling tty.
+    pub session: Session,
+    /// Its FD table; every other fd is closed.
+    pub fds: Vec<FdEntry>,
+}
+
+/// Session handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Session {
+    /// setsid(2) only.
+    NewSession,
+    /// setsid(2) and TIOCSCTTY on fd 0.
+    NewSessionWithControllingTty,
+}
+
+/// The spec's process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// argv.
+    pub args: Sourced<Vec<String>>,
+    /// Environment, `KEY=VALUE`, in the spec's order.
+    pub env: Sourced<Vec<String>>,
+    /// Working directory inside the sandbox.
+    pub cwd: Sourced<PathBuf>,
+    /// Credentials.
+    pub credentials: Credentials,
+    /// Capability sets and where they came from.
+    pub capabilities: Sourced<CapSets>,
+    /// PR_SET_NO_NEW_PRIVS.
+    pub no_new_privs: Sourced<bool>,
+    /// umask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umask: Option<Sourced<u32>>,
+    /// Resource limits.
+    pub rlimits: BTreeMap<RlimitKind, Rlimit>,
+    /// The seccomp filter, loaded just before exec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<Seccomp>,
+    /// Its FD table; every other fd is closed.
+    pub fds: Vec<FdEntry>,
+}
+
+/// One rlimit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rlimit {
+    /// Soft limit.
+    pub soft: u64,
+    /// Hard limit.
+    pub hard: u64,
+    /// Where it came from.
+    pub from: Origin,
+}
+
+/// A seccomp action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "action", content = "value")]
+pub enum SeccompAction {
+    /// Allow.
+    Allow,
+    /// Fail with this errno.
+    Errno(u32),
+    /// Kill the thread.
+    KillThread,
+    /// Kill the process.
+    KillProcess,
+    /// SIGSYS.
+    Trap,
+    /// Allow and log.
+    Log,
+    /// Notify a tracer with this data.
+    Trace(u32),
+}
+
+impl SeccompAction {
+    /// How much this action lets through: higher is looser. Used to say whether a
+    /// change softens a filter.
+    pub fn looseness(self) -> u8 {
+        match self {
+            SeccompAction::KillProcess => 0,
+            SeccompAction::KillThread => 1,
+            SeccompAction::Trap => 2,
+            SeccompAction::Errno(_) => 3,
+            SeccompAction::Trace(_) => 4,
+            SeccompAction::Log => 5,
+            SeccompAction::Allow => 6,
+        }
+    }
+}
+
+/// An argument comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    MaskedEq,
+}
+
+/// A condition on one syscall argument.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArgCond {
+    /// Argument index (0–5).
+    pub index: u8,
+    /// Comparison.
+    pub op: CmpOp,
+    /// Value (for masked_eq: the mask).
+    pub value: u64,
+    /// Second value (for masked_eq: the expected value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_two: Option<u64>,
+}
+
+/// A seccomp rule: these syscalls, when all conditions hold, get this action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeccompRule {
+    /// Action when matched.
+    #[serde(flatten)]
+    pub action: SeccompAction,
+    /// Syscall names (resolved for x86_64; names unknown there are listed in
+    /// [`Seccomp::unknown_syscalls`]).
+    pub syscalls: Vec<String>,
+    /// All must hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<ArgCond>,
+    /// Where the rule came from.
+    pub from: Origin,
+}
+
+/// The seccomp filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Seccomp {
+    /// Action for syscalls no rule matches.
+    pub default_action: Sourced<SeccompAction>,
+    /// Architectures the filter accepts (others are killed).
+    pub architectures: Vec<String>,
+    /// Rules, in the order given.
+    pub rules: Vec<SeccompRule>,
+    /// Syscall names that x86_64 does not have (ignored, as libseccomp does).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_syscalls: Vec<String>,
+}
+
+/// A request cut down to the policy's ceiling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Clamp {
+    /// The plan field (`cgroup.limits.pids`).
+    pub field: String,
+    /// What was asked.
+    pub requested: String,
+    /// Where it was asked.
+    pub requested_by: Origin,
+    /// What the plan holds instead.
+    pub granted: String,
+    /// The policy line that set the ceiling.
+    pub ceiling: Origin,
+}
+
+/// One step of apply, in plan order. See docs/apply.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Step {
+    Preflight,
+    StateDir,
+    CgroupCreate,
+    CgroupLimits,
+    OpenKvm,
+    SupervisorFds,
+    Clone,
+    JoinNamespaces,
+    IdMaps,
+    CgroupJoin,
+    Hostname,
+    Network,
+    MountPropagation,
+    Mounts,
+    Devices,
+    RootChange,
+    MaskedPaths,
+    ReadonlyPaths,
+    RootReadonly,
+    SupervisorCredentials,
+    Session,
+    SpawnWorkload,
+    WorkloadFds,
+    Rlimits,
+    Credentials,
+    Capabilities,
+    NoNewPrivs,
+    Seccomp,
+    Exec,
+    Wait,
+    Teardown,
+}

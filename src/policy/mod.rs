@@ -1,0 +1,3 @@
+//! The policy model: parse TOML, follow `extends`, merge, validate, diagnose.
+
+pub mod raw;
