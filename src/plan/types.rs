@@ -434,16 +434,24 @@ pub enum DeviceHow {
     Bind,
 }
 
-/// The cgroup of the sandbox.
+/// The cgroup of the sandbox. The compiler resolves every file the interpreter
+/// touches from the host facts, so apply only makes directories, writes files,
+/// and removes directories, in the order listed here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CgroupPlan {
     /// Path relative to each hierarchy's root (`sandboxctl/<id>`).
     pub path: Sourced<String>,
-    /// Limits, each a file write.
+    /// The limits, as requested and granted.
     pub limits: CgroupLimits,
-    /// Hierarchies touched: controller → mount point (from host facts).
-    pub hierarchies: BTreeMap<String, CgroupMount>,
+    /// Directories made, in order (removed in reverse order at teardown); one
+    /// per hierarchy used, plus any missing parents.
+    pub dirs: Vec<CgroupDir>,
+    /// Limit files written, in order, after the directories exist.
+    pub writes: Vec<CgroupWrite>,
+    /// Files the supervisor's pid is written to (`cgroup.procs`), joining it to
+    /// the cgroup before it execs anything.
+    pub procs: Vec<PathBuf>,
     /// CPU count handed to the supervisor (derived from the limits).
     pub cpus: Sourced<u32>,
     /// Total memory handed to the supervisor (absent: unset, use the host's).
@@ -451,14 +459,28 @@ pub struct CgroupPlan {
     pub memory: Option<Sourced<Bytes>>,
 }
 
-/// A hierarchy mount as the plan uses it.
+/// A cgroup directory the plan makes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CgroupMount {
-    /// `v1` or `v2`.
+pub struct CgroupDir {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Hierarchy version.
     pub version: CgroupVersion,
-    /// Mount point.
-    pub mount: PathBuf,
+    /// Controllers this directory is made for.
+    pub controllers: Vec<String>,
+}
+
+/// One file write into a cgroup directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupWrite {
+    /// Absolute path of the file.
+    pub file: PathBuf,
+    /// The text written.
+    pub value: String,
+    /// Where the value came from.
+    pub from: Origin,
 }
 
 /// cgroup version of one hierarchy.
