@@ -825,20 +825,26 @@ pub struct Clamp {
 }
 
 /// One step of apply, in plan order. See docs/apply.md.
+///
+/// The plan's `steps` list is one total order; each step runs in one process
+/// ([`Step::actor`]), so the list read per actor is that process's program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum Step {
+    // launcher, before the sandbox exists
     Preflight,
     StateDir,
     CgroupCreate,
     CgroupLimits,
-    OpenKvm,
-    SupervisorFds,
-    Clone,
+    OpenFds,
     JoinNamespaces,
+    Clone,
+    // launcher, while the child waits
     IdMaps,
     CgroupJoin,
+    // supervisor (pid 1 of the sandbox)
+    SupervisorFds,
     Hostname,
     Network,
     MountPropagation,
@@ -848,9 +854,9 @@ pub enum Step {
     MaskedPaths,
     ReadonlyPaths,
     RootReadonly,
-    SupervisorCredentials,
     Session,
     SpawnWorkload,
+    // workload, between fork and exec
     WorkloadFds,
     Rlimits,
     Credentials,
@@ -858,6 +864,37 @@ pub enum Step {
     NoNewPrivs,
     Seccomp,
     Exec,
+    // supervisor, after the workload is started
+    SupervisorCredentials,
     Wait,
+    // launcher, after the supervisor exits (or on any failure)
     Teardown,
+}
+
+/// The process a step runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// `sandboxctl apply` itself, outside the sandbox.
+    Launcher,
+    /// pid 1 inside the sandbox.
+    Supervisor,
+    /// The workload, between fork and exec.
+    Workload,
+}
+
+impl Step {
+    /// Which process performs this step.
+    pub fn actor(self) -> Actor {
+        use Step::*;
+        match self {
+            Preflight | StateDir | CgroupCreate | CgroupLimits | OpenFds | JoinNamespaces | Clone | IdMaps
+            | CgroupJoin | Teardown => Actor::Launcher,
+            SupervisorFds | Hostname | Network | MountPropagation | Mounts | Devices | RootChange | MaskedPaths
+            | ReadonlyPaths | RootReadonly | Session | SpawnWorkload | SupervisorCredentials | Wait => {
+                Actor::Supervisor
+            }
+            WorkloadFds | Rlimits | Credentials | Capabilities | NoNewPrivs | Seccomp | Exec => Actor::Workload,
+        }
+    }
 }
