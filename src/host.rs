@@ -50,9 +50,13 @@ pub struct HostFacts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RlimitPair {
-    /// Soft limit.
+    /// Soft limit (`"unlimited"` for RLIM_INFINITY).
+    #[serde(with = "crate::vocab::u64_wide")]
+    #[schemars(with = "serde_json::Value")]
     pub soft: u64,
-    /// Hard limit.
+    /// Hard limit (`"unlimited"` for RLIM_INFINITY).
+    #[serde(with = "crate::vocab::u64_wide")]
+    #[schemars(with = "serde_json::Value")]
     pub hard: u64,
 }
 
@@ -140,8 +144,14 @@ mod tests {
     fn hybrid_prefers_v1_controller() {
         let h: HostFacts = toml::from_str(include_str!("../tests/golden/hosts/hybrid-root.toml")).unwrap();
         assert_eq!(h.cgroup.layout, CgroupLayout::Hybrid);
-        assert_eq!(h.cgroup_hierarchy("memory"), Some(CgroupHierarchy::V1("/sys/fs/cgroup/memory".into())));
-        assert_eq!(h.cgroup_hierarchy("hugetlb"), Some(CgroupHierarchy::V1("/sys/fs/cgroup/hugetlb".into())));
+        assert_eq!(
+            h.cgroup_hierarchy("memory"),
+            Some(CgroupHierarchy::V1("/sys/fs/cgroup/memory".into()))
+        );
+        assert_eq!(
+            h.cgroup_hierarchy("hugetlb"),
+            Some(CgroupHierarchy::V1("/sys/fs/cgroup/hugetlb".into()))
+        );
         assert_eq!(h.cgroup_hierarchy("nonexistent"), None);
     }
 }

@@ -9,7 +9,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+pub mod cli;
+pub mod diag;
+pub mod exec;
 pub mod host;
 pub mod plan;
 pub mod policy;
+pub mod schema;
+pub mod spec;
 pub mod vocab;

@@ -141,7 +141,10 @@ impl fmt::Display for Bytes {
         write!(f, "{}", self.0)
     }
 }
-serde_via_str!(Bytes, "A size: bytes, or a number with KiB, MiB, GiB or TiB, e.g. \"512MiB\"");
+serde_via_str!(
+    Bytes,
+    "A size: bytes, or a number with KiB, MiB, GiB or TiB, e.g. \"512MiB\""
+);
 
 /// A Linux capability, written `CAP_NAME` (the `CAP_` prefix is optional on input).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -181,7 +184,11 @@ impl FromStr for Cap {
     type Err = CapError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let upper = s.trim().to_ascii_uppercase();
-        let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+        let full = if upper.starts_with("CAP_") {
+            upper
+        } else {
+            format!("CAP_{upper}")
+        };
         caps::Capability::from_str(&full).map(Cap).map_err(|_| {
             let names: Vec<String> = Cap::all().iter().map(|c| c.to_string()).collect();
             CapError {
@@ -245,7 +252,11 @@ impl RlimitKind {
 
     /// The kernel name, `RLIMIT_…`.
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(k, _)| *k == self).map(|(_, n)| *n).unwrap_or("RLIMIT_?")
+        Self::ALL
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("RLIMIT_?")
     }
 }
 
@@ -263,11 +274,19 @@ impl FromStr for RlimitKind {
     type Err = RlimitError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let upper = s.trim().to_ascii_uppercase();
-        let full = if upper.starts_with("RLIMIT_") { upper } else { format!("RLIMIT_{upper}") };
-        Self::ALL.iter().find(|(_, n)| *n == full).map(|(k, _)| *k).ok_or_else(|| RlimitError {
-            name: s.to_string(),
-            suggestion: closest(&full, Self::ALL.iter().map(|(_, n)| *n)).map(str::to_string),
-        })
+        let full = if upper.starts_with("RLIMIT_") {
+            upper
+        } else {
+            format!("RLIMIT_{upper}")
+        };
+        Self::ALL
+            .iter()
+            .find(|(_, n)| *n == full)
+            .map(|(k, _)| *k)
+            .ok_or_else(|| RlimitError {
+                name: s.to_string(),
+                suggestion: closest(&full, Self::ALL.iter().map(|(_, n)| *n)).map(str::to_string),
+            })
     }
 }
 impl fmt::Display for RlimitKind {
@@ -336,10 +355,14 @@ impl FromStr for Origin {
         if s == "default" {
             return Ok(Origin::Default);
         }
-        let (kind, rest) = s.split_once(':').ok_or_else(|| format!("bad origin \"{s}\": expected KIND:VALUE"))?;
+        let (kind, rest) = s
+            .split_once(':')
+            .ok_or_else(|| format!("bad origin \"{s}\": expected KIND:VALUE"))?;
         Ok(match kind {
             "policy" => {
-                let (file, line) = rest.rsplit_once(':').ok_or_else(|| format!("bad policy origin \"{s}\": expected policy:FILE:LINE"))?;
+                let (file, line) = rest
+                    .rsplit_once(':')
+                    .ok_or_else(|| format!("bad policy origin \"{s}\": expected policy:FILE:LINE"))?;
                 Origin::Policy {
                     file: file.to_string(),
                     line: line.parse().map_err(|_| format!("bad line number in origin \"{s}\""))?,
@@ -349,11 +372,18 @@ impl FromStr for Origin {
             "host" => Origin::Host(rest.to_string()),
             "rule" => Origin::Rule(rest.to_string()),
             "cli" => Origin::Cli(rest.to_string()),
-            _ => return Err(format!("bad origin kind \"{kind}\" in \"{s}\": expected policy, spec, host, rule, cli or default")),
+            _ => {
+                return Err(format!(
+                    "bad origin kind \"{kind}\" in \"{s}\": expected policy, spec, host, rule, cli or default"
+                ))
+            }
         })
     }
 }
-serde_via_str!(Origin, "Where a value came from: policy:FILE:LINE, spec:PATH, host:FACT, rule:NAME, cli:FLAG or default");
+serde_via_str!(
+    Origin,
+    "Where a value came from: policy:FILE:LINE, spec:PATH, host:FACT, rule:NAME, cli:FLAG or default"
+);
 
 /// Formats an optional did-you-mean suffix.
 pub fn did_you_mean(s: &Option<String>) -> String {
@@ -414,7 +444,14 @@ mod tests {
 
     #[test]
     fn origin_round_trips() {
-        for s in ["policy:a/b.toml:12", "spec:mounts[3].source", "host:capabilities", "rule:user-ns-nobody", "default", "cli:--id"] {
+        for s in [
+            "policy:a/b.toml:12",
+            "spec:mounts[3].source",
+            "host:capabilities",
+            "rule:user-ns-nobody",
+            "default",
+            "cli:--id",
+        ] {
             assert_eq!(s.parse::<Origin>().unwrap().to_string(), s);
         }
     }
@@ -422,6 +459,77 @@ mod tests {
     #[test]
     fn rlimit_names() {
         assert_eq!("nofile".parse::<RlimitKind>().unwrap(), RlimitKind::Nofile);
-        assert_eq!("RLIMIT_NOFLE".parse::<RlimitKind>().unwrap_err().suggestion.as_deref(), Some("RLIMIT_NOFILE"));
+        assert_eq!(
+            "RLIMIT_NOFLE".parse::<RlimitKind>().unwrap_err().suggestion.as_deref(),
+            Some("RLIMIT_NOFILE")
+        );
+    }
+}
+
+/// Serde for `u64` fields that may exceed TOML's signed 64-bit integers: written
+/// as an integer when it fits, as `"unlimited"` for `u64::MAX`, else as a
+/// decimal string; read back from any of these.
+pub mod u64_wide {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialises.
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        if *v == u64::MAX {
+            s.serialize_str("unlimited")
+        } else if *v <= i64::MAX as u64 {
+            s.serialize_i64(*v as i64)
+        } else {
+            s.collect_str(v)
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Wide {
+        Int(u64),
+        Str(String),
+    }
+
+    /// Deserialises.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match Wide::deserialize(d)? {
+            Wide::Int(v) => Ok(v),
+            Wide::Str(s) if s == "unlimited" => Ok(u64::MAX),
+            Wide::Str(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+
+    /// For `Option<u64>`.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Serialises.
+        pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(v) => super::serialize(v, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Deserialises.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+            #[derive(Deserialize)]
+            struct W(#[serde(with = "super")] u64);
+            Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
+        }
+    }
+}
+
+/// The serde (lowercase) name of a unit enum variant, e.g. `pivot_root`.
+pub fn serde_name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(serde_json::Value::Object(m)) => m
+            .values()
+            .next()
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .unwrap_or_default(),
+        _ => String::new(),
     }
 }

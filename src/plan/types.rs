@@ -467,8 +467,21 @@ pub struct CgroupDir {
     pub path: PathBuf,
     /// Hierarchy version.
     pub version: CgroupVersion,
+    /// A parent on the way (made only if missing, removed only if this plan
+    /// made it and it is empty) or the sandbox's own directory.
+    pub role: CgroupDirRole,
     /// Controllers this directory is made for.
     pub controllers: Vec<String>,
+}
+
+/// What a cgroup directory is to the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CgroupDirRole {
+    /// A parent directory, possibly shared with other sandboxes.
+    Parent,
+    /// The sandbox's own directory.
+    Sandbox,
 }
 
 /// One file write into a cgroup directory.
@@ -703,9 +716,13 @@ pub struct Workload {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rlimit {
-    /// Soft limit.
+    /// Soft limit (`"unlimited"` for RLIM_INFINITY).
+    #[serde(with = "crate::vocab::u64_wide")]
+    #[schemars(with = "serde_json::Value")]
     pub soft: u64,
-    /// Hard limit.
+    /// Hard limit (`"unlimited"` for RLIM_INFINITY).
+    #[serde(with = "crate::vocab::u64_wide")]
+    #[schemars(with = "serde_json::Value")]
     pub hard: u64,
     /// Where it came from.
     pub from: Origin,
@@ -770,9 +787,16 @@ pub struct ArgCond {
     /// Comparison.
     pub op: CmpOp,
     /// Value (for masked_eq: the mask).
+    #[serde(with = "crate::vocab::u64_wide")]
+    #[schemars(with = "serde_json::Value")]
     pub value: u64,
     /// Second value (for masked_eq: the expected value).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::vocab::u64_wide::option"
+    )]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub value_two: Option<u64>,
 }
 
@@ -890,10 +914,20 @@ impl Step {
         match self {
             Preflight | StateDir | CgroupCreate | CgroupLimits | OpenFds | JoinNamespaces | Clone | IdMaps
             | CgroupJoin | Teardown => Actor::Launcher,
-            SupervisorFds | Hostname | Network | MountPropagation | Mounts | Devices | RootChange | MaskedPaths
-            | ReadonlyPaths | RootReadonly | Session | SpawnWorkload | SupervisorCredentials | Wait => {
-                Actor::Supervisor
-            }
+            SupervisorFds
+            | Hostname
+            | Network
+            | MountPropagation
+            | Mounts
+            | Devices
+            | RootChange
+            | MaskedPaths
+            | ReadonlyPaths
+            | RootReadonly
+            | Session
+            | SpawnWorkload
+            | SupervisorCredentials
+            | Wait => Actor::Supervisor,
             WorkloadFds | Rlimits | Credentials | Capabilities | NoNewPrivs | Seccomp | Exec => Actor::Workload,
         }
     }

@@ -10,13 +10,13 @@ use toml::Spanned;
 
 use crate::vocab::{Bytes, Cap, RlimitKind};
 
-
-
-
 /// A policy file.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "sandboxctl policy", description = "An operator's sandbox policy: the ceiling a workload's OCI spec is cut down to. See docs/policy.md.")]
+#[schemars(
+    title = "sandboxctl policy",
+    description = "An operator's sandbox policy: the ceiling a workload's OCI spec is cut down to. See docs/policy.md."
+)]
 pub struct RawPolicy {
     /// The policy this one builds on: a built-in name (`default`, `untrusted`,
     /// `network-host`, `kvm`) or a path to a `.toml` file, relative to this file.

@@ -1,0 +1,222 @@
+//! The command line: clap definitions (raw arguments) and one function per
+//! subcommand that resolves them and calls the library. Errors become miette
+//! diagnostics here, at the edge; bad input exits 2.
+
+mod args;
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+pub use args::{Cli, Command, PlanInputs};
+
+use crate::diag::{render_plain, SourceDiag};
+use crate::host::HostFacts;
+use crate::plan::render::{self, Format};
+use crate::plan::{compile, CompileOptions, Compiled, LaunchPlan};
+use crate::policy::{self, Policy, PolicyRef};
+use crate::spec::{self, SpecInput};
+
+/// Exit status for bad input.
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+/// A failure at the edge: a diagnostic and the exit status it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    /// What to print.
+    pub diag: SourceDiag,
+    /// Exit status.
+    pub code: i32,
+}
+
+impl Failure {
+    /// Bad input (exit 2).
+    pub fn input(diag: SourceDiag) -> Self {
+        Failure {
+            diag,
+            code: EXIT_BAD_INPUT,
+        }
+    }
+}
+
+/// Prints a diagnostic to stderr: plain when stderr is not a terminal (as
+/// golden files hold it), coloured otherwise.
+pub fn eprint_diag(d: &dyn miette::Diagnostic) {
+    let text = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        let mut s = String::new();
+        let _ = miette::GraphicalReportHandler::new().render_report(&mut s, d);
+        s
+    } else {
+        render_plain(d)
+    };
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// Runs a parsed command line; returns the exit status.
+pub fn run(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Plan { inputs, format, output } => cmd_plan(&inputs, format, output.as_deref()),
+        Command::Validate { policies } => cmd_validate(&policies),
+        Command::Schema { plan } => cmd_schema(plan),
+        Command::Host => cmd_host(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            eprint_diag(&f.diag);
+            f.code
+        }
+    }
+}
+
+/// Everything a compile needs, loaded.
+pub struct Loaded {
+    /// The resolved policy.
+    pub policy: Policy,
+    /// The spec.
+    pub spec: SpecInput,
+    /// Host facts.
+    pub host: HostFacts,
+}
+
+/// Loads policy, spec and host facts named by the inputs.
+pub fn load_inputs(inputs: &PlanInputs) -> Result<Loaded, Failure> {
+    let refs: Vec<PolicyRef> = inputs.policy.iter().map(|s| PolicyRef::parse(s)).collect();
+    let policy = policy::load(&refs).map_err(|e| Failure::input(e.to_diag()))?;
+    let mut spec = match (&inputs.bundle, &inputs.spec) {
+        (Some(b), _) => spec::load_bundle(b),
+        (None, Some(s)) => spec::load_file(s),
+        (None, None) => Ok(spec::builtin(&inputs.command)),
+    }
+    .map_err(|e| Failure::input(e.to_diag()))?;
+    if !spec.builtin && !inputs.command.is_empty() {
+        return Err(Failure::input(SourceDiag::plain(
+            "a command after -- is only used with the embedded default spec",
+            Some(
+                "drop --bundle/--spec to run the command with the embedded default, or set process.args in the spec"
+                    .into(),
+            ),
+        )));
+    }
+    if let Some(p) = &inputs.process {
+        let (_, _, process) = spec::load_process(p).map_err(|e| Failure::input(e.to_diag()))?;
+        spec.spec.set_process(Some(process));
+    }
+    let host = load_host(inputs.host.as_deref())?;
+    Ok(Loaded { policy, spec, host })
+}
+
+/// Loads host facts from a file, or detects them.
+pub fn load_host(path: Option<&Path>) -> Result<HostFacts, Failure> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                Failure::input(SourceDiag::plain(
+                    format!("reading host facts {}: {e}", p.display()),
+                    Some("`sandboxctl host > host.toml` writes this machine's facts".into()),
+                ))
+            })?;
+            toml::from_str(&text).map_err(|e| {
+                Failure::input(SourceDiag::new(
+                    format!("parsing host facts: {}", e.message().trim()),
+                    Some(crate::diag::Snippet {
+                        name: p.display().to_string(),
+                        text: text.clone(),
+                        span: e.span(),
+                        label: "here".into(),
+                    }),
+                    None,
+                    vec![],
+                ))
+            })
+        }
+        None => crate::exec::detect::detect().map_err(|e| Failure {
+            diag: SourceDiag::plain(format!("detecting host facts: {e}"), None),
+            code: 1,
+        }),
+    }
+}
+
+/// Compiles the inputs, printing warnings to stderr.
+pub fn compile_inputs(inputs: &PlanInputs) -> Result<(Compiled, Loaded), Failure> {
+    let loaded = load_inputs(inputs)?;
+    let opts = CompileOptions {
+        id: inputs.id.clone(),
+        console_socket: inputs.console_socket.clone(),
+        io_fds: inputs.io_fd.clone(),
+        host_name: inputs
+            .host
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "detected".into()),
+    };
+    let compiled = compile(&loaded.policy, &loaded.spec, &loaded.host, &opts)
+        .map_err(|e| Failure::input(e.to_diag(&loaded.policy, &loaded.spec)))?;
+    for w in &compiled.warnings {
+        eprint_diag(&w.to_diag(&loaded.policy, &loaded.spec));
+    }
+    Ok((compiled, loaded))
+}
+
+/// Compiles a case's arguments (as `sandboxctl check` and the golden tests do):
+/// `args` are `plan` arguments, relative paths resolved from `dir`.
+pub fn compile_args_in(dir: &Path, args: &[String]) -> Result<LaunchPlan, String> {
+    use clap::Parser;
+    let argv = std::iter::once("sandboxctl".to_string())
+        .chain(std::iter::once("plan".to_string()))
+        .chain(args.iter().cloned());
+    let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let Command::Plan { mut inputs, .. } = cli.command else {
+        unreachable!("parsed as plan")
+    };
+    inputs.rebase(dir);
+    let (compiled, _) = compile_inputs(&inputs).map_err(|f| render_plain(&f.diag))?;
+    Ok(compiled.plan)
+}
+
+fn cmd_plan(inputs: &PlanInputs, format: Format, output: Option<&Path>) -> Result<i32, Failure> {
+    let (compiled, _) = compile_inputs(inputs)?;
+    let text = render::render(&compiled.plan, format);
+    let hash = render::hash(&compiled.plan);
+    match output {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| Failure {
+                diag: SourceDiag::plain(format!("writing plan to {}: {e}", path.display()), None),
+                code: 1,
+            })?;
+            eprintln!("plan {hash} written to {}", path.display());
+        }
+        None => {
+            print!("{text}");
+            if format == Format::Json {
+                eprintln!("plan {hash}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn cmd_validate(policies: &[String]) -> Result<i32, Failure> {
+    for p in policies {
+        let policy = policy::load(&[PolicyRef::parse(p)]).map_err(|e| Failure::input(e.to_diag()))?;
+        println!("{p}: ok ({})", policy.chain().join(" > "));
+    }
+    Ok(0)
+}
+
+fn cmd_schema(plan: bool) -> Result<i32, Failure> {
+    println!(
+        "{}",
+        if plan {
+            crate::schema::plan_schema()
+        } else {
+            crate::schema::policy_schema()
+        }
+    );
+    Ok(0)
+}
+
+fn cmd_host() -> Result<i32, Failure> {
+    let facts = load_host(None)?;
+    print!("{}", toml::to_string(&facts).expect("host facts always serialise"));
+    Ok(0)
+}

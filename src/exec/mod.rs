@@ -1,0 +1,3 @@
+//! The interpreter: performs a plan's steps. Makes syscalls, decides nothing.
+
+pub mod detect;

@@ -1,0 +1,448 @@
+//! The cgroup: limits (the spec's `linux.resources` cut to the policy's
+//! ceilings, the ceilings imposed when the spec sets none), and every
+//! directory and file write resolved against the host's hierarchies — v1, v2
+//! or hybrid — so the interpreter only makes, writes and removes.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::path::PathBuf;
+
+use super::error::{Anchor, CompileError, CompileErrorKind as K};
+use super::Cx;
+use crate::host::CgroupHierarchy;
+use crate::plan::types::*;
+use crate::policy::Setting;
+use crate::vocab::{Bytes, Origin};
+
+/// At or above this a memory limit means "unset" (the seed's threshold).
+pub const MEMORY_UNSET: u64 = 0x7fff_ffff_ffff_f000;
+
+/// A requested limit.
+enum Req<T> {
+    Value(T),
+    Unlimited,
+}
+
+/// Cuts one request to its ceiling.
+fn limit<T: Copy + PartialOrd + Display>(
+    cx: &mut Cx,
+    what: &str,
+    req: Option<(Req<T>, String)>,
+    ceiling: Option<Setting<T>>,
+) -> Result<Option<Sourced<T>>, CompileError> {
+    let on = cx.policy.limits_on_excess.clone();
+    match (req, ceiling) {
+        (None, None) | (Some((Req::Unlimited, _)), None) => Ok(None),
+        (Some((Req::Value(v), path)), None) => Ok(Some(Sourced::new(v, Origin::Spec(path)))),
+        (None, Some(c)) => Ok(Some(Sourced::new(c.value, cx.at(&c.at)))),
+        (Some((r, path)), Some(c)) => {
+            let (over, shown) = match r {
+                Req::Value(v) if v <= c.value => return Ok(Some(Sourced::new(v, Origin::Spec(path)))),
+                Req::Value(v) => (true, v.to_string()),
+                Req::Unlimited => (true, "unlimited".to_string()),
+            };
+            debug_assert!(over);
+            cx.excess(
+                &on,
+                &c.at,
+                &format!("cgroup.limits.{what}"),
+                shown.clone(),
+                Anchor::spec(&path, "requested"),
+                c.value.to_string(),
+                K::LimitAboveCeiling {
+                    what: what.into(),
+                    requested: shown,
+                    ceiling: c.value.to_string(),
+                },
+            )?;
+            Ok(Some(Sourced::new(c.value, cx.at(&c.at))))
+        }
+    }
+}
+
+/// The limits, then the directories and writes.
+pub(crate) fn cgroup(cx: &mut Cx, id: &str) -> Result<Option<CgroupPlan>, CompileError> {
+    let res = cx.linux().and_then(|l| l.resources().clone());
+    let mem = res.as_ref().and_then(|r| r.memory().clone());
+    let cpu = res.as_ref().and_then(|r| r.cpu().clone());
+    let pids = res.as_ref().and_then(|r| r.pids().clone());
+    let base = "linux.resources";
+
+    let bytes_req = |v: Option<i64>, path: &str| -> Option<(Req<Bytes>, String)> {
+        v.map(|v| {
+            let r = if v < 0 {
+                Req::Unlimited
+            } else if v as u64 >= MEMORY_UNSET {
+                Req::Unlimited
+            } else {
+                Req::Value(Bytes(v as u64))
+            };
+            (r, format!("{base}.{path}"))
+        })
+    };
+    let memory = limit(
+        cx,
+        "memory",
+        bytes_req(mem.as_ref().and_then(|m| m.limit()), "memory.limit"),
+        cx.policy.memory.clone(),
+    )?;
+    let memory_swap = limit(
+        cx,
+        "memory_swap",
+        bytes_req(mem.as_ref().and_then(|m| m.swap()), "memory.swap"),
+        cx.policy.memory_swap.clone(),
+    )?;
+    let pids = limit(
+        cx,
+        "pids",
+        pids.map(|p| {
+            (
+                if p.limit() <= 0 {
+                    Req::Unlimited
+                } else {
+                    Req::Value(p.limit())
+                },
+                format!("{base}.pids.limit"),
+            )
+        }),
+        cx.policy.pids.clone(),
+    )?;
+    let cpu_shares = limit(
+        cx,
+        "cpu_shares",
+        cpu.as_ref()
+            .and_then(|c| c.shares())
+            .map(|s| (Req::Value(s), format!("{base}.cpu.shares"))),
+        cx.policy.cpu_shares.clone(),
+    )?;
+    let cpu_quota = limit(
+        cx,
+        "cpu_quota",
+        cpu.as_ref().and_then(|c| c.quota()).map(|q| {
+            (
+                if q <= 0 { Req::Unlimited } else { Req::Value(q) },
+                format!("{base}.cpu.quota"),
+            )
+        }),
+        cx.policy.cpu_quota.clone(),
+    )?;
+    let cpu_period = match (cpu.as_ref().and_then(|c| c.period()), &cx.policy.cpu_period) {
+        (Some(p), _) => Some(Sourced::new(p, Origin::spec(format!("{base}.cpu.period")))),
+        (None, Some(p)) => Some(Sourced::new(p.value, cx.at(&p.at))),
+        (None, None) if cpu_quota.is_some() => Some(Sourced::new(100_000, Origin::Default)),
+        (None, None) => None,
+    };
+    let string = |v: Option<String>, p: &str| {
+        v.filter(|s| !s.is_empty())
+            .map(|s| Sourced::new(s, Origin::spec(format!("{base}.{p}"))))
+    };
+    let limits = CgroupLimits {
+        memory,
+        memory_swap,
+        cpu_shares,
+        cpu_quota,
+        cpu_period,
+        cpuset_cpus: string(cpu.as_ref().and_then(|c| c.cpus().clone()), "cpu.cpus"),
+        cpuset_mems: string(cpu.as_ref().and_then(|c| c.mems().clone()), "cpu.mems"),
+        pids,
+    };
+    if limits == CgroupLimits::default() {
+        return Ok(None);
+    }
+    let path = match cx.linux().and_then(|l| l.cgroups_path().clone()) {
+        Some(p) => {
+            let s = p.display().to_string();
+            if s.contains(':') {
+                return Err(CompileError::new(K::Unsupported {
+                    what: format!("systemd cgroup path \"{s}\" is not supported: sandboxctl manages cgroupfs directly"),
+                })
+                .anchor(Anchor::spec("linux.cgroupsPath", "systemd slice:prefix:name form"))
+                .help("use a path like /mygroup/mycontainer, or drop linux.cgroupsPath to get sandboxctl/<id>"));
+            }
+            Sourced::new(s.trim_start_matches('/').to_string(), Origin::spec("linux.cgroupsPath"))
+        }
+        None => Sourced::new(format!("sandboxctl/{id}"), Origin::rule("cgroup-under-sandboxctl")),
+    };
+    layout(cx, path, limits)
+}
+
+/// One file to write: controller, v1 file, v2 file, value for each.
+struct Knob {
+    controller: &'static str,
+    what: &'static str,
+    v1: Option<(&'static str, String)>,
+    v2: Option<(&'static str, String)>,
+    from: Origin,
+}
+
+fn knobs(l: &CgroupLimits) -> Vec<Knob> {
+    let mut k = Vec::new();
+    if let Some(m) = &l.memory {
+        k.push(Knob {
+            controller: "memory",
+            what: "memory",
+            v1: Some(("memory.limit_in_bytes", m.value.0.to_string())),
+            v2: Some(("memory.max", m.value.0.to_string())),
+            from: m.from.clone(),
+        });
+    }
+    if let Some(s) = &l.memory_swap {
+        // v1: memory+swap; v2: swap alone.
+        let swap_only = l
+            .memory
+            .as_ref()
+            .map(|m| s.value.0.saturating_sub(m.value.0))
+            .unwrap_or(s.value.0);
+        k.push(Knob {
+            controller: "memory",
+            what: "memory_swap",
+            v1: Some(("memory.memsw.limit_in_bytes", s.value.0.to_string())),
+            v2: Some(("memory.swap.max", swap_only.to_string())),
+            from: s.from.clone(),
+        });
+    }
+    if let Some(s) = &l.cpu_shares {
+        let weight = 1 + (s.value.saturating_sub(2) * 9999) / 262_142;
+        k.push(Knob {
+            controller: "cpu",
+            what: "cpu_shares",
+            v1: Some(("cpu.shares", s.value.to_string())),
+            v2: Some(("cpu.weight", weight.to_string())),
+            from: s.from.clone(),
+        });
+    }
+    match (&l.cpu_quota, &l.cpu_period) {
+        (Some(q), Some(p)) => {
+            k.push(Knob {
+                controller: "cpu",
+                what: "cpu_period",
+                v1: Some(("cpu.cfs_period_us", p.value.to_string())),
+                v2: None,
+                from: p.from.clone(),
+            });
+            k.push(Knob {
+                controller: "cpu",
+                what: "cpu_quota",
+                v1: Some(("cpu.cfs_quota_us", q.value.to_string())),
+                v2: Some(("cpu.max", format!("{} {}", q.value, p.value))),
+                from: q.from.clone(),
+            });
+        }
+        (None, Some(p)) => {
+            k.push(Knob {
+                controller: "cpu",
+                what: "cpu_period",
+                v1: Some(("cpu.cfs_period_us", p.value.to_string())),
+                v2: Some(("cpu.max", format!("max {}", p.value))),
+                from: p.from.clone(),
+            });
+        }
+        _ => {}
+    }
+    if let Some(c) = &l.cpuset_cpus {
+        k.push(Knob {
+            controller: "cpuset",
+            what: "cpuset_cpus",
+            v1: Some(("cpuset.cpus", c.value.clone())),
+            v2: Some(("cpuset.cpus", c.value.clone())),
+            from: c.from.clone(),
+        });
+    }
+    if let Some(c) = &l.cpuset_mems {
+        k.push(Knob {
+            controller: "cpuset",
+            what: "cpuset_mems",
+            v1: Some(("cpuset.mems", c.value.clone())),
+            v2: Some(("cpuset.mems", c.value.clone())),
+            from: c.from.clone(),
+        });
+    }
+    if let Some(p) = &l.pids {
+        k.push(Knob {
+            controller: "pids",
+            what: "pids",
+            v1: Some(("pids.max", p.value.to_string())),
+            v2: Some(("pids.max", p.value.to_string())),
+            from: p.from.clone(),
+        });
+    }
+    k
+}
+
+/// Resolves directories and writes against the host's hierarchies.
+fn layout(cx: &mut Cx, path: Sourced<String>, limits: CgroupLimits) -> Result<Option<CgroupPlan>, CompileError> {
+    let knobs = knobs(&limits);
+    // controller -> hierarchy, in first-use order of the knobs.
+    let mut dirs: Vec<CgroupDir> = Vec::new();
+    let mut writes = Vec::new();
+    let mut v2_controllers: Vec<String> = Vec::new();
+    let mut hier_of: BTreeMap<&str, CgroupHierarchy> = BTreeMap::new();
+    for k in &knobs {
+        let h = match cx.host.cgroup_hierarchy(k.controller) {
+            Some(h) => h,
+            None => {
+                return Err(CompileError::new(K::NoController {
+                    what: k.what.into(),
+                    controller: k.controller.into(),
+                })
+                .anchor(match &k.from {
+                    Origin::Spec(p) => Anchor::spec(p.clone(), "limit requested"),
+                    _ => Anchor::Host("cgroup".into()),
+                })
+                .anchor(Anchor::Host(format!("cgroup (layout {:?})", cx.host.cgroup.layout)))
+                .help(format!(
+                    "mount the {} controller (v1) or enable it in the v2 root's cgroup.subtree_control",
+                    k.controller
+                )))
+            }
+        };
+        hier_of.insert(k.controller, h);
+    }
+    // Parents and sandbox directories, one chain per distinct mount.
+    let rel: Vec<&str> = path.value.split('/').filter(|s| !s.is_empty()).collect();
+    let mut seen_mounts: Vec<PathBuf> = Vec::new();
+    for k in &knobs {
+        let (mount, version) = match &hier_of[k.controller] {
+            CgroupHierarchy::V1(m) => (m.clone(), CgroupVersion::V1),
+            CgroupHierarchy::V2(m) => (m.clone(), CgroupVersion::V2),
+        };
+        if version == CgroupVersion::V2 && !v2_controllers.iter().any(|c| c == k.controller) {
+            v2_controllers.push(k.controller.to_string());
+        }
+        if seen_mounts.contains(&mount) {
+            if let Some(d) = dirs
+                .iter_mut()
+                .rev()
+                .find(|d| d.path.starts_with(&mount) && d.role == CgroupDirRole::Sandbox)
+            {
+                if !d.controllers.iter().any(|c| c == k.controller) {
+                    d.controllers.push(k.controller.to_string());
+                }
+            }
+            continue;
+        }
+        seen_mounts.push(mount.clone());
+        let mut p = mount.clone();
+        for (i, part) in rel.iter().enumerate() {
+            p.push(part);
+            let role = if i + 1 == rel.len() {
+                CgroupDirRole::Sandbox
+            } else {
+                CgroupDirRole::Parent
+            };
+            dirs.push(CgroupDir {
+                path: p.clone(),
+                version,
+                role,
+                controllers: vec![k.controller.to_string()],
+            });
+        }
+    }
+    // v2: enable the controllers down the chain before writing limits.
+    if let Some(v2) = &cx.host.cgroup.v2 {
+        if !v2_controllers.is_empty() {
+            let value = v2_controllers
+                .iter()
+                .map(|c| format!("+{c}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let mut p = v2.mount.clone();
+            for part in rel.iter().take(rel.len().saturating_sub(1)) {
+                writes.push(CgroupWrite {
+                    file: p.join("cgroup.subtree_control"),
+                    value: value.clone(),
+                    from: Origin::rule("cgroup-v2-enable-controllers"),
+                });
+                p.push(part);
+            }
+            writes.push(CgroupWrite {
+                file: p.join("cgroup.subtree_control"),
+                value,
+                from: Origin::rule("cgroup-v2-enable-controllers"),
+            });
+        }
+    }
+    let sandbox_dir = |controller: &str| -> PathBuf {
+        let mount = match &hier_of[controller] {
+            CgroupHierarchy::V1(m) | CgroupHierarchy::V2(m) => m.clone(),
+        };
+        rel.iter().fold(mount, |p, part| p.join(part))
+    };
+    for k in &knobs {
+        let file = match &hier_of[k.controller] {
+            CgroupHierarchy::V1(_) => &k.v1,
+            CgroupHierarchy::V2(_) => &k.v2,
+        };
+        if let Some((name, value)) = file {
+            writes.push(CgroupWrite {
+                file: sandbox_dir(k.controller).join(name),
+                value: value.clone(),
+                from: k.from.clone(),
+            });
+        }
+    }
+    let procs = dirs
+        .iter()
+        .filter(|d| d.role == CgroupDirRole::Sandbox)
+        .map(|d| d.path.join("cgroup.procs"))
+        .collect();
+    let cpus = handed_cpus(cx, &limits);
+    let memory = limits
+        .memory
+        .as_ref()
+        .filter(|m| m.value.0 < MEMORY_UNSET)
+        .map(|m| Sourced::new(m.value, m.from.clone()));
+    Ok(Some(CgroupPlan {
+        path,
+        limits,
+        dirs,
+        writes,
+        procs,
+        cpus,
+        memory,
+    }))
+}
+
+/// The CPU count the supervisor is told: from the quota, else the cpuset,
+/// else the host's.
+fn handed_cpus(cx: &Cx, l: &CgroupLimits) -> Sourced<u32> {
+    if let (Some(q), Some(p)) = (&l.cpu_quota, &l.cpu_period) {
+        if p.value > 0 {
+            let n = (q.value as u64).div_ceil(p.value).clamp(1, cx.host.cpus.max(1) as u64) as u32;
+            return Sourced::new(n, Origin::rule("cpus-from-cpu-quota"));
+        }
+    }
+    if let Some(c) = &l.cpuset_cpus {
+        if let Some(n) = count_cpuset(&c.value) {
+            return Sourced::new(n, Origin::rule("cpus-from-cpuset"));
+        }
+    }
+    Sourced::new(cx.host.cpus, Origin::host("cpus"))
+}
+
+/// Counts a cpuset list like `0-3,8`.
+fn count_cpuset(s: &str) -> Option<u32> {
+    let mut n = 0;
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => n += b.parse::<u32>().ok()?.checked_sub(a.parse::<u32>().ok()?)? + 1,
+            None => {
+                part.parse::<u32>().ok()?;
+                n += 1
+            }
+        }
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpuset_counts() {
+        assert_eq!(count_cpuset("0-3,8"), Some(5));
+        assert_eq!(count_cpuset("1"), Some(1));
+        assert_eq!(count_cpuset("3-1"), None);
+    }
+}

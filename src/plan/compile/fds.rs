@@ -1,0 +1,144 @@
+//! The FD tables. The supervisor gets the seed's donated fds, numbered from 3
+//! in the seed's fixed order: log, debug log, control socket, the plan (the
+//! seed's spec fd), I/O fds, platform device, stdio ×3, user log. The workload
+//! gets stdio and only what the policy passes.
+
+use std::path::Path;
+
+use super::error::{Anchor, CompileError, CompileErrorKind as K};
+use super::Cx;
+use crate::plan::types::*;
+use crate::policy::{PassFd, Setting};
+use crate::vocab::{Fd, Origin};
+
+/// Stdio: the caller's, or a pty whose master goes over `--console-socket`.
+pub(crate) fn stdio(cx: &Cx) -> Sourced<Stdio> {
+    match &cx.opts.console_socket {
+        Some(p) => Sourced::new(Stdio::ConsoleSocket(p.clone()), Origin::Cli("--console-socket".into())),
+        None => Sourced::new(Stdio::Inherit, Origin::Default),
+    }
+}
+
+/// A log file, `{id}` replaced by the sandbox id.
+fn log_file(s: &Setting<std::path::PathBuf>, mode: u32, id: &str) -> FdSource {
+    let path = s.value.display().to_string().replace("{id}", id);
+    FdSource::File {
+        path: Path::new(&path).to_path_buf(),
+        open: OpenMode::AppendCreate,
+        mode,
+    }
+}
+
+/// The supervisor's table, in the seed's order.
+pub(crate) fn supervisor_fds(cx: &Cx, id: &str, platform: &Sourced<Platform>, stdio: &Sourced<Stdio>) -> Vec<FdEntry> {
+    let console = matches!(stdio.value, Stdio::ConsoleSocket(_));
+    let stdio_source = |fd: i32| {
+        if console {
+            FdSource::PtySlave
+        } else {
+            FdSource::Caller { fd: Fd(fd) }
+        }
+    };
+    let mut fds = Vec::new();
+    for (i, role) in [FdRole::Stdin, FdRole::Stdout, FdRole::Stderr].into_iter().enumerate() {
+        fds.push(FdEntry {
+            fd: Fd(i as i32),
+            role,
+            source: stdio_source(i as i32),
+            from: stdio.from.clone(),
+        });
+    }
+    let mut next = 3;
+    let mut push = |fds: &mut Vec<FdEntry>, role, source, from| {
+        fds.push(FdEntry {
+            fd: Fd(next),
+            role,
+            source,
+            from,
+        });
+        next += 1;
+    };
+    if let Some(s) = &cx.policy.log {
+        push(&mut fds, FdRole::Log, log_file(s, 0o644, id), cx.at(&s.at));
+    }
+    if let Some(s) = &cx.policy.debug_log {
+        push(&mut fds, FdRole::DebugLog, log_file(s, 0o644, id), cx.at(&s.at));
+    }
+    push(
+        &mut fds,
+        FdRole::Control,
+        FdSource::ControlSocket,
+        Origin::rule("control-socket-always"),
+    );
+    push(
+        &mut fds,
+        FdRole::Spec,
+        FdSource::PlanMemfd,
+        Origin::rule("plan-fd-always"),
+    );
+    for fd in &cx.opts.io_fds {
+        push(
+            &mut fds,
+            FdRole::Io,
+            FdSource::Caller { fd: Fd(*fd) },
+            Origin::Cli("--io-fd".into()),
+        );
+    }
+    if let Platform::Kvm { .. } = platform.value {
+        push(&mut fds, FdRole::Device, FdSource::KvmDevice, platform.from.clone());
+    }
+    for (i, role) in [FdRole::StdioIn, FdRole::StdioOut, FdRole::StdioErr]
+        .into_iter()
+        .enumerate()
+    {
+        push(&mut fds, role, stdio_source(i as i32), stdio.from.clone());
+    }
+    if let Some(s) = &cx.policy.user_log {
+        push(&mut fds, FdRole::UserLog, log_file(s, 0o664, id), cx.at(&s.at));
+    }
+    fds
+}
+
+/// The workload's table: stdio from the supervisor's stdio fds, then each fd
+/// the policy passes, from 3.
+pub(crate) fn workload_fds(cx: &Cx, sup: &[FdEntry]) -> Result<Vec<FdEntry>, CompileError> {
+    let find = |role: FdRole| sup.iter().find(|e| e.role == role);
+    let mut fds = Vec::new();
+    for (i, (role, from)) in [
+        (FdRole::Stdin, FdRole::StdioIn),
+        (FdRole::Stdout, FdRole::StdioOut),
+        (FdRole::Stderr, FdRole::StdioErr),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let e = find(from).expect("the supervisor always has stdio fds");
+        fds.push(FdEntry {
+            fd: Fd(i as i32),
+            role,
+            source: FdSource::Supervisor { fd: e.fd },
+            from: e.from.clone(),
+        });
+    }
+    let pass = &cx.policy.pass_fds;
+    for (n, p) in pass.value.iter().enumerate() {
+        let role = match p {
+            PassFd::Device => FdRole::Device,
+            PassFd::Log => FdRole::Log,
+            PassFd::UserLog => FdRole::UserLog,
+        };
+        let Some(e) = find(role) else {
+            return Err(CompileError::new(K::Conflict {
+                what: format!("workload.pass_fds names {role:?}, which the supervisor does not have"),
+            })
+            .anchor(Anchor::Policy(pass.at.clone(), "passed here".into())));
+        };
+        fds.push(FdEntry {
+            fd: Fd(3 + n as i32),
+            role,
+            source: FdSource::Supervisor { fd: e.fd },
+            from: cx.at(&pass.at),
+        });
+    }
+    Ok(fds)
+}

@@ -1,0 +1,269 @@
+//! The sandbox's filesystem: root, mounts (checked against the policy's
+//! allowed host paths), masked and read-only paths, device nodes, hostname.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::error::{Anchor, CompileError, CompileErrorKind as K};
+use super::ns::{check_abs, UserNs};
+use super::Cx;
+use crate::plan::types::*;
+use crate::policy::{normalize, RootChangeName};
+use crate::vocab::Origin;
+
+/// Root path, how it is entered (rule `root-change-needs-sys-admin-and-chroot`), read-only.
+pub(crate) fn root(cx: &mut Cx, user: &UserNs) -> Result<Root, CompileError> {
+    let (path, path_from) = if cx.spec.builtin {
+        match &cx.policy.root_path {
+            Some(s) => (s.value.clone(), cx.at(&s.at)),
+            None => (PathBuf::from("/"), Origin::Default),
+        }
+    } else {
+        let Some(r) = cx.spec.spec.root() else {
+            return Err(CompileError::new(K::Missing { what: "root".into() })
+                .anchor(Anchor::spec("root", "required"))
+                .help("add \"root\": {\"path\": \"rootfs\"} to config.json"));
+        };
+        let p = r.path();
+        let abs = if p.is_absolute() {
+            p.clone()
+        } else {
+            normalize(&cx.spec.dir.clone().unwrap_or_default().join(p))
+        };
+        (abs, Origin::spec("root.path"))
+    };
+    let change = if user.test_only {
+        Sourced::new(RootChange::None, cx.at(&cx.policy.user_mode.at))
+    } else {
+        let need = [caps::Capability::CAP_SYS_ADMIN, caps::Capability::CAP_SYS_CHROOT];
+        let (how, change) = match cx.policy.root_change.value {
+            RootChangeName::PivotRoot => ("pivot_root", RootChange::PivotRoot),
+            RootChangeName::Chroot => ("chroot", RootChange::Chroot),
+        };
+        if !cx.host.holds(&need) {
+            let missing: Vec<String> = need
+                .iter()
+                .filter(|c| !cx.host.capabilities.contains(&crate::vocab::Cap(**c)))
+                .map(|c| c.to_string())
+                .collect();
+            return Err(CompileError::new(K::RootChangeNeedsCaps {
+                how: how.into(),
+                missing: missing.join(" and "),
+            })
+            .anchor(Anchor::Policy(cx.policy.root_change.at.clone(), "root change".into()))
+            .anchor(Anchor::Host("capabilities".into()))
+            .help("run sandboxctl as root, or use user.mode = \"current\" in a test-only policy"));
+        }
+        Sourced::new(change, cx.at(&cx.policy.root_change.at))
+    };
+    let spec_ro = cx.spec.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+    let readonly = if cx.policy.root_force_readonly.value {
+        Sourced::new(true, cx.at(&cx.policy.root_force_readonly.at))
+    } else {
+        Sourced::new(spec_ro, Origin::spec("root.readonly"))
+    };
+    Ok(Root {
+        path: Sourced::new(path, path_from),
+        change,
+        readonly,
+    })
+}
+
+/// The spec's mounts, in order, checked against the policy.
+pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces) -> Result<Vec<Mount>, CompileError> {
+    let spec_mounts = cx.spec.spec.mounts().clone().unwrap_or_default();
+    let mut out = Vec::with_capacity(spec_mounts.len());
+    for (i, m) in spec_mounts.iter().enumerate() {
+        let jp = format!("mounts[{i}]");
+        check_abs(m.destination(), &format!("{jp}.destination"))?;
+        let mut flags = BTreeSet::new();
+        let mut data = Vec::new();
+        for o in m.options().clone().unwrap_or_default() {
+            match MountFlag::from_option(&o) {
+                Some(f) => {
+                    flags.insert(f);
+                }
+                None if o == "rw" || o == "defaults" => {}
+                None => data.push(o),
+            }
+        }
+        let mut fstype = m.typ().clone().unwrap_or_else(|| "none".into());
+        let mut source = m
+            .source()
+            .as_ref()
+            .map(|s| s.display().to_string())
+            .unwrap_or_else(|| fstype.clone());
+        if fstype == "bind" {
+            flags.insert(MountFlag::Bind);
+        }
+        let mut from = Origin::spec(&jp);
+        // cgroup (v1) cannot be mounted from a new user namespace: bind the
+        // host's hierarchy read-only instead (rule cgroup-mount-in-user-ns).
+        if fstype == "cgroup" && ns.user.value != Namespace::Host {
+            fstype = "bind".into();
+            source = "/sys/fs/cgroup".into();
+            flags.insert(MountFlag::Rbind);
+            flags.insert(MountFlag::Ro);
+            data.clear();
+            from = Origin::rule("cgroup-mount-in-user-ns-is-ro-bind");
+        }
+        let mut mount = Mount {
+            target: m.destination().clone(),
+            fstype,
+            source,
+            flags,
+            data: data.join(","),
+            from,
+        };
+        if mount.is_bind() && mount.from == Origin::spec(&jp) {
+            let src = PathBuf::from(&mount.source);
+            let src = if src.is_absolute() {
+                src
+            } else {
+                normalize(&cx.spec.dir.clone().unwrap_or_default().join(src))
+            };
+            mount.source = src.display().to_string();
+            if !host_path_allowed(cx, &src) {
+                let on = cx.policy.mount_on_excess.clone();
+                let ceiling = cx.policy.mount_allowed.at.clone();
+                cx.excess(
+                    &on,
+                    &ceiling,
+                    &format!("mounts[{}]", mount.target.display()),
+                    format!("bind {}", src.display()),
+                    Anchor::spec(format!("{jp}.source"), "host path"),
+                    "(mount dropped)".into(),
+                    K::HostPathNotAllowed {
+                        host_path: src.display().to_string(),
+                        target: mount.target.display().to_string(),
+                    },
+                )?;
+                continue;
+            }
+            if !mount.flags.contains(&MountFlag::Ro) && !cx.policy.mount_writable.value {
+                let on = cx.policy.mount_on_excess.clone();
+                let ceiling = cx.policy.mount_writable.at.clone();
+                cx.excess(
+                    &on,
+                    &ceiling,
+                    &format!("mounts[{}]", mount.target.display()),
+                    "writable bind".into(),
+                    Anchor::spec(format!("{jp}.options"), "no \"ro\" option"),
+                    "read-only bind".into(),
+                    K::WritableBind {
+                        host_path: src.display().to_string(),
+                        target: mount.target.display().to_string(),
+                    },
+                )?;
+                mount.flags.insert(MountFlag::Ro);
+            }
+        }
+        out.push(mount);
+    }
+    Ok(out)
+}
+
+/// Whether `p` lies under one of the policy's allowed host paths (by path
+/// components, after lexical normalisation).
+fn host_path_allowed(cx: &Cx, p: &Path) -> bool {
+    let p = normalize(p);
+    cx.policy.mount_allowed.value.iter().any(|a| p.starts_with(&a.value))
+}
+
+/// Masked and read-only paths from the spec.
+pub(crate) fn masked_and_readonly(cx: &Cx) -> (Vec<Sourced<PathBuf>>, Vec<Sourced<PathBuf>>) {
+    let list = |v: Option<&Vec<String>>, key: &str| -> Vec<Sourced<PathBuf>> {
+        v.map(|v| {
+            v.iter()
+                .enumerate()
+                .map(|(i, p)| Sourced::new(PathBuf::from(p), Origin::spec(format!("linux.{key}[{i}]"))))
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let l = cx.linux();
+    (
+        list(l.and_then(|l| l.masked_paths().as_ref()), "maskedPaths"),
+        list(l.and_then(|l| l.readonly_paths().as_ref()), "readonlyPaths"),
+    )
+}
+
+/// The OCI default devices every container gets.
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+/// Device nodes: the OCI defaults, the spec's, and /dev/kvm on the kvm
+/// platform. Inside a user namespace mknod is not allowed, so nodes are bind
+/// mounts of the host's (rule `devices-bind-in-user-ns`).
+pub(crate) fn devices(cx: &mut Cx, platform: &Sourced<Platform>, ns: &Namespaces) -> Result<Vec<Device>, CompileError> {
+    let how = if ns.user.value == Namespace::Host {
+        DeviceHow::Mknod
+    } else {
+        DeviceHow::Bind
+    };
+    let mut out: Vec<Device> = DEFAULT_DEVICES
+        .iter()
+        .map(|(p, major, minor)| Device {
+            path: p.into(),
+            kind: DeviceKind::Char,
+            major: *major,
+            minor: *minor,
+            mode: 0o666,
+            how,
+            from: Origin::rule("oci-default-devices"),
+        })
+        .collect();
+    let spec_devs = cx.linux().and_then(|l| l.devices().clone()).unwrap_or_default();
+    for (i, d) in spec_devs.iter().enumerate() {
+        check_abs(d.path(), &format!("linux.devices[{i}].path"))?;
+        let kind = match d.typ() {
+            oci_spec::runtime::LinuxDeviceType::B => DeviceKind::Block,
+            oci_spec::runtime::LinuxDeviceType::C | oci_spec::runtime::LinuxDeviceType::U => DeviceKind::Char,
+            other => {
+                return Err(CompileError::new(K::Unsupported {
+                    what: format!("device type {other:?} is not supported (only c, u and b)"),
+                })
+                .anchor(Anchor::spec(format!("linux.devices[{i}].type"), "device type")))
+            }
+        };
+        out.retain(|x| x.path != *d.path());
+        out.push(Device {
+            path: d.path().clone(),
+            kind,
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666),
+            how,
+            from: Origin::spec(format!("linux.devices[{i}]")),
+        });
+    }
+    if let Platform::Kvm { .. } = platform.value {
+        out.retain(|x| x.path != Path::new("/dev/kvm"));
+        out.push(Device {
+            path: "/dev/kvm".into(),
+            kind: DeviceKind::Char,
+            major: 10,
+            minor: 232,
+            mode: 0o660,
+            how,
+            from: platform.from.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// The spec's hostname.
+pub(crate) fn hostname(cx: &Cx) -> Option<Sourced<String>> {
+    cx.spec
+        .spec
+        .hostname()
+        .as_ref()
+        .filter(|h| !h.is_empty())
+        .map(|h| Sourced::new(h.clone(), Origin::spec("hostname")))
+}

@@ -1,0 +1,442 @@
+//! Platform, network, user namespace and the namespace table: the seed's
+//! decision rules, each named (the names appear in the plan as `rule:NAME`).
+
+use std::path::PathBuf;
+
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType};
+
+use super::error::{Anchor, CompileError, CompileErrorKind as K};
+use super::Cx;
+use crate::plan::types::*;
+use crate::policy::{NetworkName, NsChoice, PlatformName, UserMode};
+use crate::vocab::{serde_name, Cap, Gid, Origin, Uid, NOBODY};
+
+/// KVM API version the kvm platform requires.
+pub const KVM_API_VERSION: i32 = 12;
+/// Extensions the kvm platform checks (kvm-ioctls `Cap` names).
+pub const KVM_EXTENSIONS: [&str; 3] = ["Irqchip", "UserMemory", "SetTssAddr"];
+
+pub(crate) fn platform(cx: &mut Cx) -> Result<Sourced<Platform>, CompileError> {
+    let p = &cx.policy.platform;
+    let from = cx.at(&p.at);
+    Ok(match p.value {
+        PlatformName::Native => Sourced::new(Platform::Native, from),
+        PlatformName::Ptrace => Sourced::new(Platform::Ptrace, from),
+        PlatformName::Kvm => {
+            if cx.host.kvm.is_none() {
+                return Err(CompileError::new(K::NoKvm)
+                    .anchor(Anchor::Policy(p.at.clone(), "platform kvm chosen here".into()))
+                    .anchor(Anchor::Host("kvm".into()))
+                    .help("load the kvm module (modprobe kvm_intel or kvm_amd), or compile against host facts of a machine with /dev/kvm"));
+            }
+            Sourced::new(
+                Platform::Kvm {
+                    api_version: KVM_API_VERSION,
+                    extensions: KVM_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+                },
+                from,
+            )
+        }
+    })
+}
+
+/// A namespace entry of the spec, with its index for the JSON path.
+fn spec_ns(cx: &Cx, kind: LinuxNamespaceType) -> Option<(usize, Option<PathBuf>)> {
+    cx.linux()?
+        .namespaces()
+        .as_ref()?
+        .iter()
+        .enumerate()
+        .find(|(_, n)| n.typ() == kind)
+        .map(|(i, n)| (i, n.path().clone()))
+}
+
+/// Network mode: the policy's mode; a spec netns path is joined only when
+/// networking is on (rule `netns-join-needs-network`); a spec with no network
+/// namespace asks for the host network.
+pub(crate) fn network(cx: &mut Cx) -> Result<Sourced<NetworkMode>, CompileError> {
+    let mode = cx.policy.network.clone();
+    let mode_from = cx.at(&mode.at);
+    let requested = spec_ns(cx, LinuxNamespaceType::Network);
+    match (&requested, mode.value) {
+        (None, NetworkName::Host) => {}
+        (None, _) if !cx.spec.builtin => {
+            let on = cx.policy.network_on_excess.clone();
+            cx.excess(
+                &on,
+                &mode.at,
+                "network",
+                "host".into(),
+                Anchor::spec("linux.namespaces", "no network namespace: the host network"),
+                serde_name(&mode.value),
+                K::HostNetwork {
+                    mode: serde_name(&mode.value),
+                },
+            )?;
+        }
+        _ => {}
+    }
+    if let Some((i, Some(path))) = &requested {
+        let path_origin = Origin::spec(format!("linux.namespaces[{i}].path"));
+        match mode.value {
+            NetworkName::None => {
+                cx.warnings.push(super::Warning {
+                    message: format!(
+                        "network namespace {} is not joined: the policy's network mode is none",
+                        path.display()
+                    ),
+                    anchors: vec![
+                        Anchor::spec(format!("linux.namespaces[{i}].path"), "asked to join"),
+                        Anchor::Policy(mode.at.clone(), "network mode".into()),
+                    ],
+                });
+                return Ok(Sourced::new(
+                    NetworkMode::None,
+                    Origin::rule("netns-join-needs-network"),
+                ));
+            }
+            _ if cx.policy.network_allow_join.value => {
+                check_abs(path, &format!("linux.namespaces[{i}].path"))?;
+                return Ok(Sourced::new(NetworkMode::Join(path.clone()), path_origin));
+            }
+            _ => {
+                let on = cx.policy.network_on_excess.clone();
+                let allow_at = cx.policy.network_allow_join.at.clone();
+                cx.excess(
+                    &on,
+                    &allow_at,
+                    "network",
+                    format!("join {}", path.display()),
+                    Anchor::spec(format!("linux.namespaces[{i}].path"), "asked to join"),
+                    serde_name(&mode.value),
+                    K::NetnsJoin {
+                        path: path.display().to_string(),
+                    },
+                )?;
+            }
+        }
+    }
+    Ok(Sourced::new(
+        match mode.value {
+            NetworkName::None => NetworkMode::None,
+            NetworkName::Loopback => NetworkMode::Loopback,
+            NetworkName::Host => NetworkMode::Host,
+        },
+        mode_from,
+    ))
+}
+
+/// The user namespace decision.
+pub(crate) struct UserNs {
+    pub ns: Sourced<Namespace>,
+    pub maps: IdMaps,
+    /// Workload credentials.
+    pub creds: Credentials,
+    /// Whether the spec's caps are applied to the supervisor too (host network rule).
+    pub apply_caps_to_supervisor: bool,
+    /// Whether this is the test-only mode.
+    pub test_only: bool,
+}
+
+/// The seed's user namespace rule.
+pub(crate) fn user(cx: &mut Cx, network: &Sourced<NetworkMode>) -> Result<UserNs, CompileError> {
+    let spec_user = spec_ns(cx, LinuxNamespaceType::User);
+    let host_net = matches!(network.value, NetworkMode::Host)
+        || (matches!(network.value, NetworkMode::Join(_)) && cx.policy.network.value == NetworkName::Host);
+    if host_net {
+        return user_host_network(cx, spec_user);
+    }
+    if cx.policy.user_mode.value == UserMode::Current {
+        let uid = cx.host.uid.0;
+        let gid = cx.host.gid.0;
+        let from = cx.at(&cx.policy.user_mode.at);
+        cx.warnings.push(super::Warning {
+            message: format!(
+                "TEST-ONLY MODE (user.mode = \"current\"): the sandbox runs as the caller (uid {uid}) with no root change. This is only safe in tests!"
+            ),
+            anchors: vec![Anchor::Policy(cx.policy.user_mode.at.clone(), "test-only mode".into())],
+        });
+        return Ok(UserNs {
+            ns: Sourced::new(Namespace::New, from.clone()),
+            maps: IdMaps {
+                uid: vec![IdMap {
+                    inside: uid,
+                    host: uid,
+                    count: 1,
+                }],
+                gid: vec![IdMap {
+                    inside: gid,
+                    host: gid,
+                    count: 1,
+                }],
+                setgroups: SetGroups::Deny,
+                from: from.clone(),
+            },
+            creds: Credentials {
+                uid: Uid(uid),
+                gid: Gid(gid),
+                groups: vec![],
+                from,
+            },
+            apply_caps_to_supervisor: false,
+            test_only: true,
+        });
+    }
+    // A spec that brings its own maps keeps them when the policy allows their host ranges.
+    let linux = cx.linux();
+    let uid_maps = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
+    let gid_maps = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
+    if spec_user.is_some() && !uid_maps.is_empty() {
+        check_maps(cx, "uid", "linux.uidMappings", &uid_maps)?;
+        check_maps(cx, "gid", "linux.gidMappings", &gid_maps)?;
+        let creds = spec_creds(cx)?;
+        check_mapped("uid", creds.uid.0, &uid_maps, "process.user.uid")?;
+        check_mapped("gid", creds.gid.0, &gid_maps, "process.user.gid")?;
+        let (i, _) = spec_user.expect("checked");
+        return Ok(UserNs {
+            ns: Sourced::new(Namespace::New, Origin::spec(format!("linux.namespaces[{i}]"))),
+            maps: IdMaps {
+                uid: uid_maps.iter().map(to_map).collect(),
+                gid: gid_maps.iter().map(to_map).collect(),
+                setgroups: SetGroups::Allow,
+                from: Origin::spec("linux.uidMappings"),
+            },
+            creds,
+            apply_caps_to_supervisor: false,
+            test_only: false,
+        });
+    }
+    // The nobody rule.
+    let need = [caps::Capability::CAP_SETUID, caps::Capability::CAP_SETGID];
+    if !cx.host.holds(&need) {
+        let missing: Vec<String> = need
+            .iter()
+            .filter(|c| !cx.host.capabilities.contains(&Cap(**c)))
+            .map(|c| c.to_string())
+            .collect();
+        return Err(CompileError::new(K::NobodyNeedsSetid { missing: missing.join(" and ") })
+            .anchor(Anchor::Policy(cx.policy.user_mode.at.clone(), "user mode nobody".into()))
+            .anchor(Anchor::Host("capabilities".into()))
+            .help("run sandboxctl as root (or with CAP_SETUID and CAP_SETGID), or use user.mode = \"current\" in a test-only policy"));
+    }
+    let from = Origin::rule("user-ns-nobody");
+    Ok(UserNs {
+        ns: Sourced::new(Namespace::New, Origin::rule("user-ns-new-without-host-network")),
+        maps: IdMaps {
+            uid: vec![IdMap {
+                inside: NOBODY,
+                host: NOBODY,
+                count: 1,
+            }],
+            gid: vec![IdMap {
+                inside: NOBODY,
+                host: NOBODY,
+                count: 1,
+            }],
+            setgroups: SetGroups::Deny,
+            from: from.clone(),
+        },
+        creds: Credentials {
+            uid: Uid(NOBODY),
+            gid: Gid(NOBODY),
+            groups: vec![],
+            from,
+        },
+        apply_caps_to_supervisor: false,
+        test_only: false,
+    })
+}
+
+/// Host networking: join the spec's user namespace (path) or stay in the
+/// caller's; the spec's capabilities apply to the sandbox itself.
+fn user_host_network(cx: &mut Cx, spec_user: Option<(usize, Option<PathBuf>)>) -> Result<UserNs, CompileError> {
+    let creds = spec_creds(cx)?;
+    let empty_maps = |from: Origin| IdMaps {
+        uid: vec![],
+        gid: vec![],
+        setgroups: SetGroups::Allow,
+        from,
+    };
+    let (ns, maps) = match spec_user {
+        Some((i, Some(path))) => {
+            check_abs(&path, &format!("linux.namespaces[{i}].path"))?;
+            let from = Origin::spec(format!("linux.namespaces[{i}].path"));
+            (
+                Sourced::new(Namespace::Join(path), from.clone()),
+                empty_maps(Origin::rule("user-ns-joined-keeps-its-maps")),
+            )
+        }
+        Some((i, None)) => {
+            let linux = cx.linux();
+            let uid_maps = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
+            let gid_maps = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
+            check_maps(cx, "uid", "linux.uidMappings", &uid_maps)?;
+            check_maps(cx, "gid", "linux.gidMappings", &gid_maps)?;
+            (
+                Sourced::new(Namespace::New, Origin::spec(format!("linux.namespaces[{i}]"))),
+                IdMaps {
+                    uid: uid_maps.iter().map(to_map).collect(),
+                    gid: gid_maps.iter().map(to_map).collect(),
+                    setgroups: SetGroups::Allow,
+                    from: Origin::spec("linux.uidMappings"),
+                },
+            )
+        }
+        None => (
+            Sourced::new(Namespace::Host, Origin::rule("host-network-stays-in-caller-user-ns")),
+            empty_maps(Origin::rule("host-network-stays-in-caller-user-ns")),
+        ),
+    };
+    Ok(UserNs {
+        ns,
+        maps,
+        creds,
+        apply_caps_to_supervisor: true,
+        test_only: false,
+    })
+}
+
+fn to_map(m: &LinuxIdMapping) -> IdMap {
+    IdMap {
+        inside: m.container_id(),
+        host: m.host_id(),
+        count: m.size(),
+    }
+}
+
+fn spec_creds(cx: &Cx) -> Result<Credentials, CompileError> {
+    let Some(p) = cx.spec.spec.process() else {
+        return Err(
+            CompileError::new(K::Missing { what: "process".into() }).anchor(Anchor::spec("process", "required"))
+        );
+    };
+    let u = p.user();
+    Ok(Credentials {
+        uid: Uid(u.uid()),
+        gid: Gid(u.gid()),
+        groups: u
+            .additional_gids()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(Gid)
+            .collect(),
+        from: Origin::spec("process.user"),
+    })
+}
+
+fn check_maps(cx: &Cx, kind: &'static str, path: &str, maps: &[LinuxIdMapping]) -> Result<(), CompileError> {
+    let allowed = &cx.policy.allowed_host_ids;
+    for (i, m) in maps.iter().enumerate() {
+        let (h, n) = (m.host_id() as u64, m.size() as u64);
+        let ok = n > 0
+            && allowed
+                .value
+                .iter()
+                .any(|r| h >= r.start as u64 && h + n <= r.start as u64 + r.count as u64);
+        if !ok {
+            return Err(CompileError::new(K::IdMapNotAllowed {
+                kind,
+                inside: m.container_id(),
+                inside_end: m.container_id() as u64 + n,
+                host: m.host_id(),
+                host_end: h + n,
+                root: if h == 0 { " (this maps host root into the sandbox)" } else { "" },
+            })
+            .anchor(Anchor::spec(format!("{path}[{i}]"), "mapping"))
+            .anchor(Anchor::Policy(allowed.at.clone(), "allowed host ids".into()))
+            .help("add the host range to user.allowed_host_ids, or drop the spec's user namespace maps to get the nobody mapping"));
+        }
+    }
+    Ok(())
+}
+
+fn check_mapped(kind: &'static str, id: u32, maps: &[LinuxIdMapping], path: &str) -> Result<(), CompileError> {
+    if maps
+        .iter()
+        .any(|m| id >= m.container_id() && (id as u64) < m.container_id() as u64 + m.size() as u64)
+    {
+        Ok(())
+    } else {
+        Err(CompileError::new(K::UserNotMapped { kind, id }).anchor(Anchor::spec(path, "not mapped")))
+    }
+}
+
+pub(crate) fn check_abs(p: &std::path::Path, path: &str) -> Result<(), CompileError> {
+    if p.is_absolute() {
+        Ok(())
+    } else {
+        Err(CompileError::new(K::RelativePath {
+            what: path.to_string(),
+            path: p.display().to_string(),
+        })
+        .anchor(Anchor::spec(path, "relative path")))
+    }
+}
+
+/// The namespace table.
+pub(crate) fn namespaces(
+    cx: &mut Cx,
+    platform: &Sourced<Platform>,
+    network: &Sourced<NetworkMode>,
+    user: &UserNs,
+) -> Result<Namespaces, CompileError> {
+    let new = |rule: &str| Sourced::new(Namespace::New, Origin::rule(rule));
+    let pid = match platform.value {
+        Platform::Ptrace => Sourced::new(Namespace::Host, Origin::rule("ptrace-keeps-host-pid-ns")),
+        _ => new("pid-ns-new-unless-ptrace"),
+    };
+    let net = match &network.value {
+        NetworkMode::Host => Sourced::new(Namespace::Host, network.from.clone()),
+        NetworkMode::Join(p) => Sourced::new(Namespace::Join(p.clone()), network.from.clone()),
+        NetworkMode::None | NetworkMode::Loopback => Sourced::new(Namespace::New, network.from.clone()),
+    };
+    let free = |cx: &Cx, kind: &'static str, oci: LinuxNamespaceType| -> Sourced<Namespace> {
+        if let Some((i, path)) = spec_ns(cx, oci) {
+            return match path {
+                Some(p) => Sourced::new(Namespace::Join(p), Origin::spec(format!("linux.namespaces[{i}].path"))),
+                None => Sourced::new(Namespace::New, Origin::spec(format!("linux.namespaces[{i}]"))),
+            };
+        }
+        match cx.policy.namespaces.get(kind) {
+            Some(s) => Sourced::new(
+                if s.value == NsChoice::New {
+                    Namespace::New
+                } else {
+                    Namespace::Host
+                },
+                cx.at(&s.at),
+            ),
+            None => Sourced::new(Namespace::Host, Origin::Default),
+        }
+    };
+    // Spec paths for kinds the sandbox always makes anew are not joined.
+    for (kind, name) in [
+        (LinuxNamespaceType::Ipc, "ipc"),
+        (LinuxNamespaceType::Uts, "uts"),
+        (LinuxNamespaceType::Mount, "mount"),
+        (LinuxNamespaceType::Pid, "pid"),
+    ] {
+        if let Some((i, Some(p))) = spec_ns(cx, kind) {
+            cx.warnings.push(super::Warning {
+                message: format!(
+                    "the spec's {name} namespace path {} is not joined: the sandbox always makes its own",
+                    p.display()
+                ),
+                anchors: vec![Anchor::spec(format!("linux.namespaces[{i}].path"), "not joined")],
+            });
+        }
+    }
+    let cgroup = free(cx, "cgroup", LinuxNamespaceType::Cgroup);
+    let time = free(cx, "time", LinuxNamespaceType::Time);
+    Ok(Namespaces {
+        user: user.ns.clone(),
+        pid,
+        mount: new("mount-ns-always-new"),
+        net,
+        ipc: new("ipc-ns-always-new"),
+        uts: new("uts-ns-always-new"),
+        cgroup,
+        time,
+    })
+}

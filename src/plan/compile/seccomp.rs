@@ -1,0 +1,149 @@
+//! The seccomp filter: the spec's (when the policy's source is `spec` and the
+//! spec has one), else the policy's allow-list; the policy's deny list is
+//! added to either. Names are resolved for x86_64; names that architecture
+//! lacks are listed, not refused (as libseccomp does).
+
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction as A, LinuxSeccompOperator as Op};
+
+use super::error::{Anchor, CompileError, CompileErrorKind as K};
+use super::Cx;
+use crate::plan::syscalls::syscall_nr;
+use crate::plan::types::*;
+use crate::policy::SeccompSource;
+use crate::vocab::Origin;
+
+pub(crate) fn seccomp(cx: &mut Cx) -> Result<Option<Seccomp>, CompileError> {
+    let spec_filter = cx.linux().and_then(|l| l.seccomp().clone());
+    let source = cx.policy.seccomp_source.value;
+    let mut filter = match (source, spec_filter) {
+        (SeccompSource::Spec, Some(f)) => Some(from_spec(&f)?),
+        (SeccompSource::Spec, None) | (SeccompSource::Policy, _) if !cx.policy.seccomp_allow.value.is_empty() => {
+            Some(from_policy(cx))
+        }
+        _ => None,
+    };
+    let deny = &cx.policy.seccomp_deny;
+    if !deny.value.is_empty() {
+        let f = filter.get_or_insert_with(|| Seccomp {
+            default_action: Sourced::new(SeccompAction::Allow, Origin::rule("seccomp-deny-list-only")),
+            architectures: vec!["x86_64".into()],
+            rules: vec![],
+            unknown_syscalls: vec![],
+        });
+        f.rules.push(SeccompRule {
+            action: SeccompAction::Errno(libc::EPERM as u32),
+            syscalls: deny.value.iter().map(|s| s.value.clone()).collect(),
+            args: vec![],
+            from: cx.policy.origin(&deny.at),
+        });
+    }
+    Ok(filter.map(resolve))
+}
+
+/// Splits names x86_64 lacks into `unknown_syscalls`.
+fn resolve(mut f: Seccomp) -> Seccomp {
+    let mut unknown = std::collections::BTreeSet::new();
+    for r in &mut f.rules {
+        r.syscalls.retain(|n| {
+            let known = syscall_nr(n).is_some();
+            if !known {
+                unknown.insert(n.clone());
+            }
+            known
+        });
+    }
+    f.rules.retain(|r| !r.syscalls.is_empty());
+    f.unknown_syscalls = unknown.into_iter().collect();
+    f
+}
+
+fn from_policy(cx: &Cx) -> Seccomp {
+    let p = cx.policy;
+    Seccomp {
+        default_action: Sourced::new(p.seccomp_default.value, p.origin(&p.seccomp_default.at)),
+        architectures: vec!["x86_64".into()],
+        rules: vec![SeccompRule {
+            action: SeccompAction::Allow,
+            syscalls: p.seccomp_allow.value.iter().map(|s| s.value.clone()).collect(),
+            args: vec![],
+            from: p.origin(&p.seccomp_allow.at),
+        }],
+        unknown_syscalls: vec![],
+    }
+}
+
+fn action(a: A, errno: Option<u32>, path: &str) -> Result<SeccompAction, CompileError> {
+    Ok(match a {
+        A::ScmpActAllow => SeccompAction::Allow,
+        A::ScmpActErrno => SeccompAction::Errno(errno.unwrap_or(libc::EPERM as u32)),
+        A::ScmpActKill | A::ScmpActKillThread => SeccompAction::KillThread,
+        A::ScmpActKillProcess => SeccompAction::KillProcess,
+        A::ScmpActTrap => SeccompAction::Trap,
+        A::ScmpActLog => SeccompAction::Log,
+        A::ScmpActTrace => SeccompAction::Trace(errno.unwrap_or(0)),
+        other => {
+            return Err(CompileError::new(K::Unsupported {
+                what: format!("seccomp action {other:?} is not supported"),
+            })
+            .anchor(Anchor::spec(path, "action")))
+        }
+    })
+}
+
+fn from_spec(f: &LinuxSeccomp) -> Result<Seccomp, CompileError> {
+    let default_action = action(f.default_action(), f.default_errno_ret(), "linux.seccomp.defaultAction")?;
+    let architectures = f
+        .architectures()
+        .iter()
+        .flatten()
+        .map(|a| {
+            serde_json::to_value(a)
+                .ok()
+                .and_then(|v| {
+                    v.as_str()
+                        .map(|s| s.trim_start_matches("SCMP_ARCH_").to_ascii_lowercase())
+                })
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>();
+    let mut rules = Vec::new();
+    for (i, s) in f.syscalls().iter().flatten().enumerate() {
+        let path = format!("linux.seccomp.syscalls[{i}]");
+        let mut args = Vec::new();
+        for (j, a) in s.args().iter().flatten().enumerate() {
+            if a.index() > 5 {
+                return Err(CompileError::new(K::Unsupported {
+                    what: format!("seccomp argument index {} (syscalls have 6)", a.index()),
+                })
+                .anchor(Anchor::spec(format!("{path}.args[{j}].index"), "index")));
+            }
+            let op = match a.op() {
+                Op::ScmpCmpEq => CmpOp::Eq,
+                Op::ScmpCmpNe => CmpOp::Ne,
+                Op::ScmpCmpLt => CmpOp::Lt,
+                Op::ScmpCmpLe => CmpOp::Le,
+                Op::ScmpCmpGt => CmpOp::Gt,
+                Op::ScmpCmpGe => CmpOp::Ge,
+                Op::ScmpCmpMaskedEq => CmpOp::MaskedEq,
+            };
+            args.push(ArgCond {
+                index: a.index() as u8,
+                op,
+                value: a.value(),
+                value_two: a.value_two(),
+            });
+        }
+        rules.push(SeccompRule {
+            action: action(s.action(), s.errno_ret(), &format!("{path}.action"))?,
+            syscalls: s.names().clone(),
+            args,
+            from: Origin::spec(path),
+        });
+    }
+    Ok(Seccomp {
+        default_action: Sourced::new(default_action, Origin::spec("linux.seccomp.defaultAction")),
+        architectures,
+        rules,
+        unknown_syscalls: vec![],
+    })
+}

@@ -1,0 +1,62 @@
+//! Names the plan uses for system calls and errno values on x86_64, resolved
+//! from static tables (no host access).
+
+pub use super::syscalls_x86_64::SYSCALLS;
+
+/// The x86_64 number of a system call, by name.
+pub fn syscall_nr(name: &str) -> Option<i64> {
+    SYSCALLS
+        .binary_search_by(|(n, _)| (*n).cmp(name))
+        .ok()
+        .map(|i| SYSCALLS[i].1)
+}
+
+/// errno names accepted in policies (`errno:EPERM`) and printed in plans.
+pub const ERRNOS: &[(&str, u32)] = &[
+    ("EPERM", 1),
+    ("ENOENT", 2),
+    ("EINTR", 4),
+    ("EIO", 5),
+    ("E2BIG", 7),
+    ("EBADF", 9),
+    ("EAGAIN", 11),
+    ("ENOMEM", 12),
+    ("EACCES", 13),
+    ("EFAULT", 14),
+    ("EBUSY", 16),
+    ("EEXIST", 17),
+    ("ENODEV", 19),
+    ("EINVAL", 22),
+    ("ENOSPC", 28),
+    ("ESPIPE", 29),
+    ("EROFS", 30),
+    ("ERANGE", 34),
+    ("ENOSYS", 38),
+    ("EOPNOTSUPP", 95),
+    ("EAFNOSUPPORT", 97),
+];
+
+/// errno by name.
+pub fn errno_by_name(name: &str) -> Option<u32> {
+    ERRNOS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// errno name by value, when it has one in [`ERRNOS`].
+pub fn errno_name(v: u32) -> Option<&'static str> {
+    ERRNOS.iter().find(|(_, n)| *n == v).map(|(name, _)| *name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_resolves() {
+        assert!(SYSCALLS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(syscall_nr("read"), Some(0));
+        assert_eq!(syscall_nr("execve"), Some(59));
+        assert_eq!(syscall_nr("bdflush"), None);
+        assert_eq!(errno_by_name("ENOSYS"), Some(38));
+        assert_eq!(errno_name(1), Some("EPERM"));
+    }
+}

@@ -1,0 +1,224 @@
+//! The workload's OCI runtime spec: loading `config.json` (from a bundle or a
+//! file) with JSON-path errors, the embedded default spec used when none is
+//! given, and [`locate`], which finds a JSON path's bytes in the text so a
+//! diagnostic can point at the line.
+
+mod locate;
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Process, Spec};
+
+pub use locate::{locate, PathSeg};
+
+use crate::diag::Snippet;
+
+/// A loaded spec.
+#[derive(Debug, Clone)]
+pub struct SpecInput {
+    /// The name shown to people (the path as given, or `builtin:default-spec`).
+    pub name: String,
+    /// The text, for diagnostics (the rendered default for the built-in).
+    pub text: String,
+    /// The parsed spec.
+    pub spec: Spec,
+    /// Directory relative paths in the spec (root.path) resolve from; None for
+    /// the built-in spec.
+    pub dir: Option<PathBuf>,
+    /// Whether this is the embedded default.
+    pub builtin: bool,
+}
+
+/// Why a spec could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// Reading failed.
+    #[error("reading OCI spec {path}: {error}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The OS error.
+        error: std::io::Error,
+        /// A hint.
+        hint: Option<String>,
+    },
+    /// Not JSON, or not a spec.
+    #[error("parsing OCI spec: {message}")]
+    Parse {
+        /// What serde said, and at which JSON path.
+        message: String,
+        /// Where.
+        at: Snippet,
+    },
+}
+
+impl SpecError {
+    /// Renderable form.
+    pub fn to_diag(&self) -> crate::diag::SourceDiag {
+        use crate::diag::SourceDiag;
+        match self {
+            SpecError::Read { hint, .. } => SourceDiag::plain(self.to_string(), hint.clone()),
+            SpecError::Parse { at, .. } => SourceDiag::new(
+                self.to_string(),
+                Some(at.clone()),
+                Some("see the OCI runtime spec (config.json) reference: https://github.com/opencontainers/runtime-spec/blob/main/config.md".into()),
+                vec![],
+            ),
+        }
+    }
+}
+
+/// Loads `config.json` from a bundle directory.
+pub fn load_bundle(dir: &Path) -> Result<SpecInput, SpecError> {
+    let path = dir.join("config.json");
+    let mut s = load_file(&path).map_err(|e| match e {
+        SpecError::Read { path, error, .. } => SpecError::Read {
+            path,
+            error,
+            hint: Some(format!(
+                "a bundle is a directory holding config.json and its rootfs; `runc spec` in {} writes a default one",
+                dir.display()
+            )),
+        },
+        other => other,
+    })?;
+    s.dir = Some(dir.to_path_buf());
+    Ok(s)
+}
+
+/// Loads a spec file; relative paths in it resolve from its directory.
+pub fn load_file(path: &Path) -> Result<SpecInput, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|error| SpecError::Read {
+        path: path.display().to_string(),
+        error,
+        hint: None,
+    })?;
+    let name = path.display().to_string();
+    let spec = parse_json::<Spec>(&name, &text)?;
+    Ok(SpecInput {
+        name,
+        text,
+        spec,
+        dir: Some(path.parent().map(Path::to_path_buf).unwrap_or_default()),
+        builtin: false,
+    })
+}
+
+/// Loads a process.json (as `runc exec --process` takes).
+pub fn load_process(path: &Path) -> Result<(String, String, Process), SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|error| SpecError::Read {
+        path: path.display().to_string(),
+        error,
+        hint: None,
+    })?;
+    let name = path.display().to_string();
+    let p = parse_json::<Process>(&name, &text)?;
+    Ok((name, text, p))
+}
+
+/// Parses JSON into `T`, reporting the JSON path and line of the first error.
+pub fn parse_json<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<T, SpecError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let (line, col) = (inner.line(), inner.column());
+        let offset = offset_of(text, line, col);
+        let message = if path == "." || path.is_empty() || inner.is_syntax() || inner.is_eof() {
+            inner.to_string()
+        } else {
+            format!("at {path}: {inner}")
+        };
+        SpecError::Parse {
+            message,
+            at: Snippet {
+                name: name.to_string(),
+                text: text.to_string(),
+                span: Some(offset..offset + 1),
+                label: if inner.is_syntax() || inner.is_eof() {
+                    "not valid JSON".into()
+                } else {
+                    "bad value".into()
+                },
+            },
+        }
+    })
+}
+
+fn offset_of(text: &str, line: usize, col: usize) -> usize {
+    let mut off = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            return (off + col.saturating_sub(1)).min(text.len().saturating_sub(1));
+        }
+        off += l.len();
+    }
+    text.len().saturating_sub(1)
+}
+
+/// The embedded default spec: `args` run with the host root (or the policy's
+/// root) read-only, fresh /proc, /dev, /dev/pts, /dev/shm, /tmp, no capabilities.
+pub fn builtin(args: &[String]) -> SpecInput {
+    let spec_json = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": { "uid": 0, "gid": 0 },
+            "args": args,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm", "HOME=/"],
+            "cwd": "/",
+            "capabilities": { "bounding": [], "effective": [], "permitted": [], "inheritable": [], "ambient": [] },
+            "noNewPrivileges": true
+        },
+        "root": { "path": "/", "readonly": true },
+        "hostname": "sandbox",
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+            { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", "size=65536k"] }
+        ],
+        "linux": {
+            "namespaces": [
+                { "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }
+            ],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    });
+    let text = serde_json::to_string_pretty(&spec_json).expect("a json! value always serialises");
+    let spec: Spec = serde_json::from_str(&text).expect("the built-in spec is a valid OCI spec");
+    SpecInput {
+        name: "builtin:default-spec".into(),
+        text,
+        spec,
+        dir: None,
+        builtin: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_parses_and_keeps_args() {
+        let s = builtin(&["/bin/sh".into(), "-c".into(), "id".into()]);
+        assert_eq!(s.spec.process().as_ref().unwrap().args().as_ref().unwrap()[2], "id");
+    }
+
+    #[test]
+    fn bad_json_points_at_line() {
+        let e =
+            parse_json::<Spec>("c.json", "{\n  \"ociVersion\": \"1\",\n  \"process\": {\"args\": 3}\n}").unwrap_err();
+        match e {
+            SpecError::Parse { message, at } => {
+                assert!(message.contains("process.args"), "{message}");
+                assert_eq!(at.line_col().unwrap().0, 3);
+            }
+            other => panic!("{other}"),
+        }
+    }
+}
