@@ -141,7 +141,9 @@ mod tests {
         let h: HostFacts = toml::from_str(include_str!("../tests/golden/hosts/hybrid-root.toml")).unwrap();
         assert_eq!(h.cgroup.layout, CgroupLayout::Hybrid);
         assert_eq!(h.cgroup_hierarchy("memory"), Some(CgroupHierarchy::V1("/sys/fs/cgroup/memory".into())));
-        assert_eq!(h.cgroup_hierarchy("hugetlb"), Some(CgroupHierarchy::V1("/sys/fs/cgroup/hugetlb".into())));
+        // On this host hugetlb has no v1 hierarchy: only the cgroup2 mount at
+        // /sys/fs/cgroup/unified offers it, so the lookup falls through to v2.
+        assert_eq!(h.cgroup_hierarchy("hugetlb"), Some(CgroupHierarchy::V2("/sys/fs/cgroup/unified".into())));
         assert_eq!(h.cgroup_hierarchy("nonexistent"), None);
     }
 }
