@@ -148,9 +148,11 @@ mod tests {
             h.cgroup_hierarchy("memory"),
             Some(CgroupHierarchy::V1("/sys/fs/cgroup/memory".into()))
         );
+        // On this host hugetlb has no v1 hierarchy: only the cgroup2 mount at
+        // /sys/fs/cgroup/unified offers it, so the lookup falls through to v2.
         assert_eq!(
             h.cgroup_hierarchy("hugetlb"),
-            Some(CgroupHierarchy::V1("/sys/fs/cgroup/hugetlb".into()))
+            Some(CgroupHierarchy::V2("/sys/fs/cgroup/unified".into()))
         );
         assert_eq!(h.cgroup_hierarchy("nonexistent"), None);
     }

@@ -1,3 +1,4 @@
-//! The interpreter: performs a plan's steps. Makes syscalls, decides nothing.
+//! The interpreter side: everything that touches the host. `detect` asks the
+//! machine for its [`HostFacts`](crate::host::HostFacts).
 
 pub mod detect;
