@@ -44,6 +44,8 @@ pub struct SourceDiag {
     pub help: Option<String>,
     /// Other places involved.
     pub related: Vec<SourceDiag>,
+    /// Error (default), warning, or advice (for related notes).
+    pub severity: miette::Severity,
     src: Option<NamedSource<String>>,
     label: Option<miette::LabeledSpan>,
 }
@@ -84,9 +86,21 @@ impl SourceDiag {
             at,
             help,
             related,
+            severity: miette::Severity::Error,
             src,
             label,
         }
+    }
+
+    /// The same diagnostic with another severity.
+    pub fn with_severity(mut self, severity: miette::Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    /// A related note: a located snippet shown as advice under the main error.
+    pub fn note(at: Snippet) -> Self {
+        Self::new(at.label.clone(), Some(at), None, Vec::new()).with_severity(miette::Severity::Advice)
     }
 
     /// A diagnostic with no location.
@@ -96,6 +110,9 @@ impl SourceDiag {
 }
 
 impl Diagnostic for SourceDiag {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(self.severity)
+    }
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
         self.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
     }

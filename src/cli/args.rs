@@ -1,7 +1,7 @@
 //! Raw command-line arguments (clap derive). No validation beyond shapes;
 //! resolution happens in the subcommand functions.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -77,26 +77,4 @@ pub struct PlanInputs {
     /// With the embedded default spec: the command to run.
     #[arg(last = true)]
     pub command: Vec<String>,
-}
-
-impl PlanInputs {
-    /// Resolves relative input paths from `dir` (a case directory).
-    pub fn rebase(&mut self, dir: &Path) {
-        let fix = |p: &mut Option<PathBuf>| {
-            if let Some(x) = p {
-                if x.is_relative() {
-                    *x = dir.join(&*x);
-                }
-            }
-        };
-        fix(&mut self.bundle);
-        fix(&mut self.spec);
-        fix(&mut self.process);
-        fix(&mut self.host);
-        for p in &mut self.policy {
-            if (p.contains('/') || p.ends_with(".toml")) && !p.starts_with('/') {
-                *p = dir.join(&*p).display().to_string();
-            }
-        }
-    }
 }

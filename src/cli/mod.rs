@@ -48,7 +48,11 @@ pub fn eprint_diag(d: &dyn miette::Diagnostic) {
     } else {
         render_plain(d)
     };
-    let _ = std::io::stderr().write_all(text.as_bytes());
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    if !text.ends_with('\n') {
+        let _ = err.write_all(b"\n");
+    }
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -79,12 +83,14 @@ pub struct Loaded {
 }
 
 /// Loads policy, spec and host facts named by the inputs.
-pub fn load_inputs(inputs: &PlanInputs) -> Result<Loaded, Failure> {
+/// Relative paths are read from `base` (the current directory for the CLI, a
+/// case directory for `check`) and keep the names they were given.
+pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> {
     let refs: Vec<PolicyRef> = inputs.policy.iter().map(|s| PolicyRef::parse(s)).collect();
-    let policy = policy::load(&refs).map_err(|e| Failure::input(e.to_diag()))?;
+    let policy = policy::load(&refs, base).map_err(|e| Failure::input(e.to_diag()))?;
     let mut spec = match (&inputs.bundle, &inputs.spec) {
-        (Some(b), _) => spec::load_bundle(b),
-        (None, Some(s)) => spec::load_file(s),
+        (Some(b), _) => spec::load_bundle(b, base),
+        (None, Some(s)) => spec::load_file(s, base),
         (None, None) => Ok(spec::builtin(&inputs.command)),
     }
     .map_err(|e| Failure::input(e.to_diag()))?;
@@ -98,10 +104,10 @@ pub fn load_inputs(inputs: &PlanInputs) -> Result<Loaded, Failure> {
         )));
     }
     if let Some(p) = &inputs.process {
-        let (_, _, process) = spec::load_process(p).map_err(|e| Failure::input(e.to_diag()))?;
+        let (_, _, process) = spec::load_process(p, base).map_err(|e| Failure::input(e.to_diag()))?;
         spec.spec.set_process(Some(process));
     }
-    let host = load_host(inputs.host.as_deref())?;
+    let host = load_host(inputs.host.as_deref().map(|h| base.join(h)).as_deref())?;
     Ok(Loaded { policy, spec, host })
 }
 
@@ -137,8 +143,8 @@ pub fn load_host(path: Option<&Path>) -> Result<HostFacts, Failure> {
 }
 
 /// Compiles the inputs, printing warnings to stderr.
-pub fn compile_inputs(inputs: &PlanInputs) -> Result<(Compiled, Loaded), Failure> {
-    let loaded = load_inputs(inputs)?;
+pub fn compile_inputs(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Loaded), Failure> {
+    let loaded = load_inputs(inputs, base)?;
     let opts = CompileOptions {
         id: inputs.id.clone(),
         console_socket: inputs.console_socket.clone(),
@@ -165,16 +171,15 @@ pub fn compile_args_in(dir: &Path, args: &[String]) -> Result<LaunchPlan, String
         .chain(std::iter::once("plan".to_string()))
         .chain(args.iter().cloned());
     let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-    let Command::Plan { mut inputs, .. } = cli.command else {
+    let Command::Plan { inputs, .. } = cli.command else {
         unreachable!("parsed as plan")
     };
-    inputs.rebase(dir);
-    let (compiled, _) = compile_inputs(&inputs).map_err(|f| render_plain(&f.diag))?;
+    let (compiled, _) = compile_inputs(&inputs, dir).map_err(|f| render_plain(&f.diag))?;
     Ok(compiled.plan)
 }
 
 fn cmd_plan(inputs: &PlanInputs, format: Format, output: Option<&Path>) -> Result<i32, Failure> {
-    let (compiled, _) = compile_inputs(inputs)?;
+    let (compiled, _) = compile_inputs(inputs, Path::new("."))?;
     let text = render::render(&compiled.plan, format);
     let hash = render::hash(&compiled.plan);
     match output {
@@ -197,7 +202,7 @@ fn cmd_plan(inputs: &PlanInputs, format: Format, output: Option<&Path>) -> Resul
 
 fn cmd_validate(policies: &[String]) -> Result<i32, Failure> {
     for p in policies {
-        let policy = policy::load(&[PolicyRef::parse(p)]).map_err(|e| Failure::input(e.to_diag()))?;
+        let policy = policy::load(&[PolicyRef::parse(p)], Path::new(".")).map_err(|e| Failure::input(e.to_diag()))?;
         println!("{p}: ok ({})", policy.chain().join(" > "));
     }
     Ok(0)

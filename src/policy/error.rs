@@ -129,11 +129,7 @@ impl PolicyError {
 
     /// Converts to a renderable diagnostic.
     pub fn to_diag(&self) -> SourceDiag {
-        let related = self
-            .also
-            .iter()
-            .map(|s| SourceDiag::new(s.label.clone(), Some(s.clone()), None, Vec::new()))
-            .collect();
+        let related = self.also.iter().map(|s| SourceDiag::note(s.clone())).collect();
         SourceDiag::new(self.kind.to_string(), self.at.clone(), self.help.clone(), related)
     }
 }

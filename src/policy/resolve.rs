@@ -17,12 +17,13 @@ use crate::vocab::{closest, serde_name, Cap, RlimitKind};
 
 /// Loads and resolves the policies named on the command line, in order (later
 /// ones override earlier ones). An empty list means the built-in `default`.
-pub fn load(refs: &[PolicyRef]) -> Result<Policy, PolicyError> {
+/// Relative paths are read from `base` but keep the names they were given.
+pub fn load(refs: &[PolicyRef], base: &Path) -> Result<Policy, PolicyError> {
     let default = [PolicyRef::Builtin("default".into())];
     let refs = if refs.is_empty() { &default[..] } else { refs };
     let mut layers: Vec<(Source, RawPolicy)> = Vec::new();
     for r in refs {
-        load_chain(r, &mut Vec::new(), &mut layers, None)?;
+        load_chain(r, base, &mut Vec::new(), &mut layers, None)?;
     }
     merge(layers)
 }
@@ -30,11 +31,12 @@ pub fn load(refs: &[PolicyRef]) -> Result<Policy, PolicyError> {
 /// Loads `r` and, first, what it extends; appends base-first to `layers`.
 fn load_chain(
     r: &PolicyRef,
+    base: &Path,
     stack: &mut Vec<String>,
     layers: &mut Vec<(Source, RawPolicy)>,
     from: Option<(&Source, &Spanned<String>)>,
 ) -> Result<(), PolicyError> {
-    let source = read(r, from)?;
+    let source = read(r, base, from)?;
     if stack.contains(&source.name) {
         let mut chain = stack.clone();
         chain.push(source.name.clone());
@@ -55,14 +57,14 @@ fn load_chain(
     stack.push(source.name.clone());
     if let Some(ext) = &raw.extends {
         let parent = PolicyRef::resolve_extends(ext.get_ref(), source.dir.as_deref());
-        load_chain(&parent, stack, layers, Some((&source, ext)))?;
+        load_chain(&parent, base, stack, layers, Some((&source, ext)))?;
     }
     stack.pop();
     layers.push((source, raw));
     Ok(())
 }
 
-fn read(r: &PolicyRef, from: Option<(&Source, &Spanned<String>)>) -> Result<Source, PolicyError> {
+fn read(r: &PolicyRef, base: &Path, from: Option<(&Source, &Spanned<String>)>) -> Result<Source, PolicyError> {
     match r {
         PolicyRef::Builtin(name) => match super::builtin(name) {
             Some(text) => Ok(Source {
@@ -91,7 +93,7 @@ fn read(r: &PolicyRef, from: Option<(&Source, &Spanned<String>)>) -> Result<Sour
                 .with_help(help))
             }
         },
-        PolicyRef::File(path) => match std::fs::read_to_string(path) {
+        PolicyRef::File(path) => match std::fs::read_to_string(base.join(path)) {
             Ok(text) => Ok(Source {
                 name: path.display().to_string(),
                 dir: Some(path.parent().map(Path::to_path_buf).unwrap_or_default()),

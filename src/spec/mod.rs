@@ -29,6 +29,20 @@ pub struct SpecInput {
     pub builtin: bool,
 }
 
+impl SpecInput {
+    /// The text diagnostics point into: the file as is, or pretty-printed when
+    /// it has lines too long to show (podman writes config.json on one line).
+    pub fn diag_text(&self) -> std::borrow::Cow<'_, str> {
+        if self.text.lines().all(|l| l.len() <= 400) {
+            return std::borrow::Cow::Borrowed(&self.text);
+        }
+        match serde_json::from_str::<serde_json::Value>(&self.text) {
+            Ok(v) => std::borrow::Cow::Owned(serde_json::to_string_pretty(&v).unwrap_or_else(|_| self.text.clone())),
+            Err(_) => std::borrow::Cow::Borrowed(&self.text),
+        }
+    }
+}
+
 /// Why a spec could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -69,9 +83,9 @@ impl SpecError {
 }
 
 /// Loads `config.json` from a bundle directory.
-pub fn load_bundle(dir: &Path) -> Result<SpecInput, SpecError> {
+pub fn load_bundle(dir: &Path, base: &Path) -> Result<SpecInput, SpecError> {
     let path = dir.join("config.json");
-    let mut s = load_file(&path).map_err(|e| match e {
+    let mut s = load_file(&path, base).map_err(|e| match e {
         SpecError::Read { path, error, .. } => SpecError::Read {
             path,
             error,
@@ -86,9 +100,10 @@ pub fn load_bundle(dir: &Path) -> Result<SpecInput, SpecError> {
     Ok(s)
 }
 
-/// Loads a spec file; relative paths in it resolve from its directory.
-pub fn load_file(path: &Path) -> Result<SpecInput, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|error| SpecError::Read {
+/// Loads a spec file; relative paths in it resolve from its directory. A
+/// relative `path` is read from `base` and keeps its name.
+pub fn load_file(path: &Path, base: &Path) -> Result<SpecInput, SpecError> {
+    let text = std::fs::read_to_string(base.join(path)).map_err(|error| SpecError::Read {
         path: path.display().to_string(),
         error,
         hint: None,
@@ -105,8 +120,8 @@ pub fn load_file(path: &Path) -> Result<SpecInput, SpecError> {
 }
 
 /// Loads a process.json (as `runc exec --process` takes).
-pub fn load_process(path: &Path) -> Result<(String, String, Process), SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|error| SpecError::Read {
+pub fn load_process(path: &Path, base: &Path) -> Result<(String, String, Process), SpecError> {
+    let text = std::fs::read_to_string(base.join(path)).map_err(|error| SpecError::Read {
         path: path.display().to_string(),
         error,
         hint: None,

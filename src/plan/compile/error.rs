@@ -229,16 +229,14 @@ pub struct Warning {
 impl Warning {
     /// Renders against the inputs.
     pub fn to_diag(&self, policy: &Policy, spec: &SpecInput) -> SourceDiag {
-        render(format!("warning: {}", self.message), &self.anchors, None, policy, spec)
+        render(self.message.clone(), &self.anchors, None, policy, spec).with_severity(miette::Severity::Warning)
     }
 }
 
 fn render(message: String, anchors: &[Anchor], help: Option<String>, policy: &Policy, spec: &SpecInput) -> SourceDiag {
     let mut snippets = anchors.iter().filter_map(|a| snippet(a, policy, spec));
     let main = snippets.next();
-    let related = snippets
-        .map(|s| SourceDiag::new(s.label.clone(), Some(s), None, vec![]))
-        .collect();
+    let related = snippets.map(SourceDiag::note).collect();
     let extra: Vec<String> = anchors
         .iter()
         .filter_map(|a| match a {
@@ -268,26 +266,32 @@ fn snippet(a: &Anchor, policy: &Policy, spec: &SpecInput) -> Option<Snippet> {
         }
         Anchor::Policy(At::Default, _) => None,
         Anchor::Spec { path, needle, label } => {
+            let text = spec.diag_text();
             let mut p = path.as_str();
-            let mut span = locate(&spec.text, p);
+            let mut span = locate(&text, p);
             while span.is_none() {
                 match p.rfind(['.', '[']) {
                     Some(i) => {
                         p = &p[..i];
-                        span = locate(&spec.text, p);
+                        span = locate(&text, p);
                     }
                     None => break,
                 }
             }
             if let (Some(r), Some(n)) = (&span, needle) {
                 let quoted = format!("\"{n}\"");
-                if let Some(off) = spec.text[r.clone()].find(&quoted) {
+                if let Some(off) = text[r.clone()].find(&quoted) {
                     span = Some(r.start + off..r.start + off + quoted.len());
                 }
             }
+            let name = if text.len() == spec.text.len() {
+                spec.name.clone()
+            } else {
+                format!("{} (pretty-printed)", spec.name)
+            };
             Some(Snippet {
-                name: spec.name.clone(),
-                text: spec.text.clone(),
+                name,
+                text: text.into_owned(),
                 span,
                 label: format!("{label} ({path})"),
             })

@@ -1,0 +1,194 @@
+//! Golden tests: every case under tests/golden/cases/ is a `cmd` file (the
+//! arguments of `sandboxctl plan`, one line, paths relative to the case) and
+//! the expected results: `plan.toml` and `plan.txt` for a plan that compiles,
+//! `stderr` for its warnings or its diagnostic, `exit` for a non-zero status.
+//!
+//! Regenerate with `scripts/regen-golden` (sets UPDATE_GOLDEN=1, runs this
+//! test, shows `git diff --stat tests/golden`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sandboxctl")
+}
+
+fn cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/cases");
+    let mut v: Vec<PathBuf> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("cmd").exists())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Splits a command line: whitespace-separated words, '…' and "…" quoting.
+fn split(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut any = false;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                any = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if any || !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// The arguments of a case: the first line of `cmd` that is not a comment.
+pub fn case_args(dir: &Path) -> Vec<String> {
+    let text = fs::read_to_string(dir.join("cmd")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .unwrap_or("");
+    split(line)
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(dir: &Path, args: &[String]) -> Run {
+    let out = Command::new(bin())
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Compares `actual` with the file, or rewrites it under UPDATE_GOLDEN. An
+/// empty `actual` means the file must not exist.
+fn check(path: &Path, actual: &str, failures: &mut Vec<String>) {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let expected = fs::read_to_string(path).ok();
+    let want_file = !actual.is_empty();
+    match (update, want_file) {
+        (true, true) => fs::write(path, actual).unwrap(),
+        (true, false) => {
+            let _ = fs::remove_file(path);
+        }
+        (false, _) => {
+            let exp = expected.unwrap_or_default();
+            if exp != actual {
+                let diff = similar::TextDiff::from_lines(exp.as_str(), actual)
+                    .unified_diff()
+                    .header("expected", "actual")
+                    .to_string();
+                failures.push(format!("{}:\n{diff}", path.display()));
+            }
+        }
+    }
+}
+
+#[test]
+fn golden_cases() {
+    let cases = cases();
+    assert!(
+        cases.len() >= 25,
+        "expected at least 25 golden cases, found {}",
+        cases.len()
+    );
+    let mut failures = Vec::new();
+    let mut bad = 0;
+    for dir in &cases {
+        let args = case_args(dir);
+        let mut toml_args = vec!["plan".to_string(), "--format".into(), "toml".into()];
+        toml_args.extend(args.iter().cloned());
+        let r = run(dir, &toml_args);
+        check(&dir.join("stderr"), &r.stderr, &mut failures);
+        check(
+            &dir.join("exit"),
+            &if r.code == 0 {
+                String::new()
+            } else {
+                format!("{}\n", r.code)
+            },
+            &mut failures,
+        );
+        check(&dir.join("plan.toml"), &r.stdout, &mut failures);
+        if r.code == 0 {
+            let mut text_args = vec!["plan".to_string(), "--format".into(), "text".into()];
+            text_args.extend(args.iter().cloned());
+            let t = run(dir, &text_args);
+            check(&dir.join("plan.txt"), &t.stdout, &mut failures);
+        } else {
+            bad += 1;
+            assert_eq!(r.code, 2, "{}: bad input must exit 2", dir.display());
+            assert!(!r.stderr.contains("panicked"), "{}: panicked", dir.display());
+            check(&dir.join("plan.txt"), "", &mut failures);
+        }
+    }
+    assert!(bad >= 10, "expected at least 10 bad-input cases, found {bad}");
+    assert!(
+        failures.is_empty(),
+        "{} golden mismatches (regenerate with scripts/regen-golden and review the diff):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn printed_plans_load_back_to_the_same_plan() {
+    let mut n = 0;
+    for dir in cases() {
+        let Ok(text) = fs::read_to_string(dir.join("plan.toml")) else {
+            continue;
+        };
+        let plan = sandboxctl::plan::render::load(&text).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        assert_eq!(
+            sandboxctl::plan::render::to_toml(&plan),
+            text,
+            "{}: TOML round trip",
+            dir.display()
+        );
+        let json = sandboxctl::plan::render::render(&plan, sandboxctl::plan::render::Format::Json);
+        let back = sandboxctl::plan::render::load(&json).unwrap();
+        assert_eq!(back, plan, "{}: JSON round trip", dir.display());
+        assert_eq!(
+            sandboxctl::plan::render::hash(&back),
+            sandboxctl::plan::render::hash(&plan)
+        );
+        n += 1;
+    }
+    assert!(n >= 15, "only {n} plans checked");
+}
+
+#[test]
+fn library_compile_matches_the_cli() {
+    // The same mechanism `sandboxctl check` uses.
+    for dir in cases() {
+        let Ok(text) = fs::read_to_string(dir.join("plan.toml")) else {
+            continue;
+        };
+        let plan = sandboxctl::cli::compile_args_in(&dir, &case_args(&dir)).unwrap();
+        assert_eq!(sandboxctl::plan::render::to_toml(&plan), text, "{}", dir.display());
+    }
+}
