@@ -71,7 +71,7 @@ impl SourceDiag {
                         .end
                         .saturating_sub(r.start)
                         .max(1)
-                        .min(s.text.len().saturating_sub(r.start).max(0));
+                        .min(s.text.len().saturating_sub(r.start));
                     SourceSpan::new(r.start.into(), len)
                 });
                 (

@@ -8,6 +8,9 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+// Errors here carry their source snippets for diagnostics; they are built once,
+// on a cold path, so their size does not matter.
+#![allow(clippy::result_large_err)]
 
 pub mod cli;
 pub mod diag;

@@ -18,6 +18,7 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Compile policy + spec + host facts into a launch plan and print it. Changes nothing on the host.
     Plan {

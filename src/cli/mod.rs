@@ -23,7 +23,7 @@ pub const EXIT_BAD_INPUT: i32 = 2;
 #[derive(Debug)]
 pub struct Failure {
     /// What to print.
-    pub diag: SourceDiag,
+    pub diag: Box<SourceDiag>,
     /// Exit status.
     pub code: i32,
 }
@@ -32,8 +32,16 @@ impl Failure {
     /// Bad input (exit 2).
     pub fn input(diag: SourceDiag) -> Self {
         Failure {
-            diag,
+            diag: Box::new(diag),
             code: EXIT_BAD_INPUT,
+        }
+    }
+
+    /// A failure that is not the input's fault (exit 1).
+    pub fn other(message: String) -> Self {
+        Failure {
+            diag: Box::new(SourceDiag::plain(message, None)),
+            code: 1,
         }
     }
 }
@@ -66,7 +74,7 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(f) => {
-            eprint_diag(&f.diag);
+            eprint_diag(f.diag.as_ref());
             f.code
         }
     }
@@ -135,10 +143,7 @@ pub fn load_host(path: Option<&Path>) -> Result<HostFacts, Failure> {
                 ))
             })
         }
-        None => crate::exec::detect::detect().map_err(|e| Failure {
-            diag: SourceDiag::plain(format!("detecting host facts: {e}"), None),
-            code: 1,
-        }),
+        None => crate::exec::detect::detect().map_err(|e| Failure::other(format!("detecting host facts: {e}"))),
     }
 }
 
@@ -174,7 +179,7 @@ pub fn compile_args_in(dir: &Path, args: &[String]) -> Result<LaunchPlan, String
     let Command::Plan { inputs, .. } = cli.command else {
         unreachable!("parsed as plan")
     };
-    let (compiled, _) = compile_inputs(&inputs, dir).map_err(|f| render_plain(&f.diag))?;
+    let (compiled, _) = compile_inputs(&inputs, dir).map_err(|f| render_plain(f.diag.as_ref()))?;
     Ok(compiled.plan)
 }
 
@@ -184,10 +189,8 @@ fn cmd_plan(inputs: &PlanInputs, format: Format, output: Option<&Path>) -> Resul
     let hash = render::hash(&compiled.plan);
     match output {
         Some(path) => {
-            std::fs::write(path, text).map_err(|e| Failure {
-                diag: SourceDiag::plain(format!("writing plan to {}: {e}", path.display()), None),
-                code: 1,
-            })?;
+            std::fs::write(path, text)
+                .map_err(|e| Failure::other(format!("writing plan to {}: {e}", path.display())))?;
             eprintln!("plan {hash} written to {}", path.display());
         }
         None => {

@@ -63,16 +63,15 @@ fn limit<T: Copy + PartialOrd + Display>(
 /// The limits, then the directories and writes.
 pub(crate) fn cgroup(cx: &mut Cx, id: &str) -> Result<Option<CgroupPlan>, CompileError> {
     let res = cx.linux().and_then(|l| l.resources().clone());
-    let mem = res.as_ref().and_then(|r| r.memory().clone());
+    let mem = res.as_ref().and_then(|r| *r.memory());
     let cpu = res.as_ref().and_then(|r| r.cpu().clone());
-    let pids = res.as_ref().and_then(|r| r.pids().clone());
+    let pids = res.as_ref().and_then(|r| *r.pids());
     let base = "linux.resources";
 
     let bytes_req = |v: Option<i64>, path: &str| -> Option<(Req<Bytes>, String)> {
         v.map(|v| {
-            let r = if v < 0 {
-                Req::Unlimited
-            } else if v as u64 >= MEMORY_UNSET {
+            // Negative is unlimited; at or above the seed's threshold is "unset".
+            let r = if v < 0 || v as u64 >= MEMORY_UNSET {
                 Req::Unlimited
             } else {
                 Req::Value(Bytes(v as u64))

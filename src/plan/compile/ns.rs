@@ -186,13 +186,12 @@ pub(crate) fn user(cx: &mut Cx, network: &Sourced<NetworkMode>) -> Result<UserNs
     let linux = cx.linux();
     let uid_maps = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
     let gid_maps = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
-    if spec_user.is_some() && !uid_maps.is_empty() {
+    if let (Some((i, _)), false) = (&spec_user, uid_maps.is_empty()) {
         check_maps(cx, "uid", "linux.uidMappings", &uid_maps)?;
         check_maps(cx, "gid", "linux.gidMappings", &gid_maps)?;
         let creds = spec_creds(cx)?;
         check_mapped("uid", creds.uid.0, &uid_maps, "process.user.uid")?;
         check_mapped("gid", creds.gid.0, &gid_maps, "process.user.gid")?;
-        let (i, _) = spec_user.expect("checked");
         return Ok(UserNs {
             ns: Sourced::new(Namespace::New, Origin::spec(format!("linux.namespaces[{i}]"))),
             maps: IdMaps {
