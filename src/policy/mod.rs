@@ -188,6 +188,14 @@ pub enum PolicyRef {
     Builtin(String),
     /// A file.
     File(PathBuf),
+    /// Policy text held in memory (tests, embedding); `extends` may name
+    /// built-ins and absolute paths only.
+    Text {
+        /// Name shown in diagnostics and provenance.
+        name: String,
+        /// The TOML.
+        text: String,
+    },
 }
 
 impl PolicyRef {
