@@ -285,6 +285,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::Clone => self.clone_supervisor(),
             Step::IdMaps => self.write_id_maps(),
             Step::CgroupJoin => self.join_cgroup(),
+            Step::SupervisorIds => self.take_supervisor_ids(),
             Step::SupervisorFds => self.arrange_supervisor_fds(),
             Step::Hostname => self.set_hostname(),
             Step::Network => self.set_up_network(),
@@ -726,6 +727,16 @@ impl<'a, B: Backend> Interp<'a, B> {
         Ok(extra)
     }
 
+    /// The supervisor's planned uid/gid, taken first: keep-caps holds the
+    /// permitted set (in a new user namespace the kernel does not clear it
+    /// anyway, the old uid being unmapped there), and effective is raised
+    /// again for the mounts that follow.
+    fn take_supervisor_ids(&mut self) -> R<()> {
+        let c = self.plan.supervisor.credentials.clone();
+        self.set_credentials(&c)?;
+        self.op(Op::RaiseEffective).map(drop)
+    }
+
     fn arrange_supervisor_fds(&mut self) -> R<()> {
         let entries = self.plan.supervisor.fds.clone();
         let sources = self.sup_sources.clone();
@@ -1154,7 +1165,6 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     fn drop_supervisor_privileges(&mut self) -> R<()> {
         let s = &self.plan.supervisor;
-        self.set_credentials(&s.credentials)?;
         self.set_capabilities(&s.capabilities, &s.credentials.from)?;
         if s.non_dumpable {
             self.op(Op::NonDumpable)?;

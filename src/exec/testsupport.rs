@@ -23,7 +23,7 @@ fn p<T>(v: T, line: u32) -> Sourced<T> {
 }
 
 /// Every step, in the compiler's static order.
-pub const ALL_STEPS: [Step; 31] = [
+pub const ALL_STEPS: [Step; 32] = [
     Step::Preflight,
     Step::StateDir,
     Step::CgroupCreate,
@@ -33,6 +33,7 @@ pub const ALL_STEPS: [Step; 31] = [
     Step::Clone,
     Step::IdMaps,
     Step::CgroupJoin,
+    Step::SupervisorIds,
     Step::SupervisorFds,
     Step::Hostname,
     Step::Network,
