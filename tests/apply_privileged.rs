@@ -18,7 +18,8 @@ use sandboxctl::plan::{LaunchPlan, Namespace, NetworkMode, Sourced};
 use sandboxctl::vocab::Origin;
 
 const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "echo", "grep", "hostname", "touch", "mkdir", "readlink", "sleep", "seq", "tail", "head", "wc", "test", "id", "true",
+    "sh", "ls", "cat", "echo", "grep", "hostname", "touch", "mkdir", "readlink", "sleep", "seq",
+    "tail", "head", "wc", "test", "id", "true",
 ];
 
 /// Removes everything a case could leave, even when the case panics.
@@ -62,12 +63,16 @@ struct Run {
 
 /// Runs `apply` in a forked launcher with stdout/stderr to files.
 fn run(plan: &LaunchPlan, fail_at: Option<&str>) -> Run {
-    let dir = std::env::temp_dir().join(format!("sbx-out-{}-{}", std::process::id(), plan.id.value));
+    let dir =
+        std::env::temp_dir().join(format!("sbx-out-{}-{}", std::process::id(), plan.id.value));
     fs::create_dir_all(&dir).unwrap();
     let (o, e) = (dir.join("out"), dir.join("err"));
     let of = fs::File::create(&o).unwrap();
     let ef = fs::File::create(&e).unwrap();
-    let mut guard = Guard { id: plan.id.value.clone(), launcher: None };
+    let mut guard = Guard {
+        id: plan.id.value.clone(),
+        launcher: None,
+    };
     // SAFETY: this process has one thread (harness = false), so the child may
     // allocate; it only calls apply and _exit.
     let pid = unsafe { libc::fork() };
@@ -105,8 +110,16 @@ fn run(plan: &LaunchPlan, fail_at: Option<&str>) -> Run {
     }
     guard.launcher = None;
     drop(guard);
-    let status = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
-    let r = Run { status, out: fs::read_to_string(&o).unwrap(), err: fs::read_to_string(&e).unwrap() };
+    let status = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    let r = Run {
+        status,
+        out: fs::read_to_string(&o).unwrap(),
+        err: fs::read_to_string(&e).unwrap(),
+    };
     let _ = fs::remove_dir_all(&dir);
     r
 }
@@ -120,16 +133,25 @@ fn build_rootfs() -> PathBuf {
     for a in APPLETS {
         symlink("busybox", root.join("bin").join(a)).unwrap();
     }
-    fs::write(root.join("etc/passwd"), "nobody:x:65534:65534:nobody:/:/bin/sh\n").unwrap();
+    fs::write(
+        root.join("etc/passwd"),
+        "nobody:x:65534:65534:nobody:/:/bin/sh\n",
+    )
+    .unwrap();
     root
 }
 
 fn host_ns(kind: &str) -> String {
-    fs::read_link(format!("/proc/self/ns/{kind}")).unwrap().display().to_string()
+    fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .display()
+        .to_string()
 }
 
 fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
-    out.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no line {prefix:?} in:\n{out}"))
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{out}"))
 }
 
 type Case = fn(&Path, &str);
@@ -154,9 +176,16 @@ echo "id $(id)"
     let r = run(&sample_plan(root, id, script), None);
     assert_eq!(r.status, 0, "status; err: {}\nout: {}", r.err, r.out);
     let o = &r.out;
-    assert!(o.contains("65534      65534          1") || o.contains("65534 65534 1"), "uid_map:\n{o}");
+    assert!(
+        o.contains("65534      65534          1") || o.contains("65534 65534 1"),
+        "uid_map:\n{o}"
+    );
     for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert!(line(o, cap).ends_with("0000000000000000"), "{}", line(o, cap));
+        assert!(
+            line(o, cap).ends_with("0000000000000000"),
+            "{}",
+            line(o, cap)
+        );
     }
     assert!(line(o, "NoNewPrivs").ends_with('1'));
     assert!(line(o, "Seccomp:").ends_with('2'));
@@ -164,18 +193,42 @@ echo "id $(id)"
     assert_eq!(&lim[3..5], ["1024", "1024"]);
     assert_eq!(line(o, "hostname "), "hostname sandbox");
     for n in ["user", "pid", "net", "ipc", "uts", "mnt", "cgroup"] {
-        let inside = line(o, &format!("ns {n} ")).split(' ').nth(2).unwrap().to_string();
+        let inside = line(o, &format!("ns {n} "))
+            .split(' ')
+            .nth(2)
+            .unwrap()
+            .to_string();
         assert_ne!(inside, host_ns(n), "{n} namespace is the host's");
     }
-    assert!(o.contains("cgroup ") && o.lines().any(|l| l.starts_with("cgroup ") && l.contains(":memory:/")), "{o}");
+    assert!(
+        o.contains("cgroup ")
+            && o.lines()
+                .any(|l| l.starts_with("cgroup ") && l.contains(":memory:/")),
+        "{o}"
+    );
     assert_eq!(line(o, "root ").trim(), "root bin dev etc proc sys tmp");
     assert!(!o.contains("host-visible"), "{o}");
     assert!(o.contains("Read-only file system"), "root writable:\n{o}");
-    assert!(o.contains("Invalid cross-device link"), "seccomp errno missing:\n{o}");
-    assert_eq!(line(o, "loflags"), "loflags 0x8", "network none: lo must be down");
-    assert!(o.lines().any(|l| l.starts_with("mount / ") && l.contains("ro")), "root not ro:\n{o}");
+    assert!(
+        o.contains("Invalid cross-device link"),
+        "seccomp errno missing:\n{o}"
+    );
+    assert_eq!(
+        line(o, "loflags"),
+        "loflags 0x8",
+        "network none: lo must be down"
+    );
+    assert!(
+        o.lines()
+            .any(|l| l.starts_with("mount / ") && l.contains("ro")),
+        "root not ro:\n{o}"
+    );
     assert!(o.lines().any(|l| l.starts_with("mount /proc ")), "{o}");
-    assert!(o.lines().any(|l| l.starts_with("mount /proc/sys ") && l.contains("ro")), "{o}");
+    assert!(
+        o.lines()
+            .any(|l| l.starts_with("mount /proc/sys ") && l.contains("ro")),
+        "{o}"
+    );
     assert!(line(o, "id ").contains("uid=65534"), "{o}");
 }
 
@@ -185,7 +238,12 @@ fn case_fds(root: &Path, id: &str) {
     let r = run(&p, None);
     assert_eq!(r.status, 0, "{}", r.err);
     // ls opens fd 3 to read the directory; the workload brought 0, 1, 2 only.
-    assert_eq!(r.out.split_whitespace().collect::<Vec<_>>(), ["0", "1", "2", "3"], "{}", r.out);
+    assert_eq!(
+        r.out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2", "3"],
+        "{}",
+        r.out
+    );
 }
 
 fn case_loopback(root: &Path, id: &str) {
@@ -202,7 +260,13 @@ fn case_cgroup_host_ns(root: &Path, id: &str) {
     let r = run(&p, None);
     assert_eq!(r.status, 0, "{}", r.err);
     for ctrl in ["memory", "pids"] {
-        assert!(r.out.lines().any(|l| l.ends_with(&format!(":{ctrl}:/sandboxctl/{id}"))), "{ctrl}:\n{}", r.out);
+        assert!(
+            r.out
+                .lines()
+                .any(|l| l.ends_with(&format!(":{ctrl}:/sandboxctl/{id}"))),
+            "{ctrl}:\n{}",
+            r.out
+        );
     }
 }
 
@@ -216,9 +280,22 @@ fn case_pids_limit(root: &Path, id: &str) {
     // with "can't fork" (on the caller's stderr) and a non-zero status.
     let script = "for i in $(seq 100); do echo $i; sleep 3 & done";
     let r = run(&sample_plan(root, id, script), None);
-    let last: u32 = r.out.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
-    assert!(last > 10 && last < 100, "fork loop reached {last}: {}", r.err);
-    assert!(r.err.contains("fork"), "no fork failure reported: {}", r.err);
+    let last: u32 = r
+        .out
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        last > 10 && last < 100,
+        "fork loop reached {last}: {}",
+        r.err
+    );
+    assert!(
+        r.err.contains("fork"),
+        "no fork failure reported: {}",
+        r.err
+    );
     assert_ne!(r.status, 0);
 }
 
@@ -235,15 +312,41 @@ fn case_rollback(root: &Path, id0: &str) {
         return;
     }
     let exe = std::env::current_exe().unwrap();
-    for step in ["state_dir", "cgroup_create", "cgroup_limits", "open_fds", "clone", "id_maps", "cgroup_join", "supervisor_fds", "mounts", "root_change", "spawn_workload", "credentials", "seccomp", "exec", "supervisor_credentials"] {
+    for step in [
+        "state_dir",
+        "cgroup_create",
+        "cgroup_limits",
+        "open_fds",
+        "clone",
+        "id_maps",
+        "cgroup_join",
+        "supervisor_fds",
+        "mounts",
+        "root_change",
+        "spawn_workload",
+        "credentials",
+        "seccomp",
+        "exec",
+        "supervisor_credentials",
+    ] {
         let id = format!("{id0}-{}", step.replace('_', ""));
         let r = run(&sample_plan(root, &id, "true"), Some(step));
         assert_eq!(r.status, 250, "{step}: apply did not fail: {}", r.out);
-        assert!(r.err.contains(&format!("step {step} ")) && r.err.contains("injected fault"), "{step}: {}", r.err);
+        assert!(
+            r.err.contains(&format!("step {step} ")) && r.err.contains("injected fault"),
+            "{step}: {}",
+            r.err
+        );
         for ctrl in ["memory", "pids"] {
-            assert!(!Path::new(&format!("/sys/fs/cgroup/{ctrl}/sandboxctl/{id}")).exists(), "{step}: cgroup left");
+            assert!(
+                !Path::new(&format!("/sys/fs/cgroup/{ctrl}/sandboxctl/{id}")).exists(),
+                "{step}: cgroup left"
+            );
         }
-        assert!(!Path::new(&format!("/run/sandboxctl/{id}")).exists(), "{step}: state dir left");
+        assert!(
+            !Path::new(&format!("/run/sandboxctl/{id}")).exists(),
+            "{step}: state dir left"
+        );
         let me = std::process::id().to_string();
         for e in fs::read_dir("/proc").unwrap().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -285,7 +388,10 @@ fn main() {
         }
         let id = format!("t{}-{}", std::process::id(), name.replace('_', ""));
         let r = std::panic::catch_unwind(|| f(&root, &id));
-        println!("test {name} ... {}", if r.is_ok() { "ok" } else { "FAILED" });
+        println!(
+            "test {name} ... {}",
+            if r.is_ok() { "ok" } else { "FAILED" }
+        );
         if r.is_err() {
             failed.push(*name);
         }
