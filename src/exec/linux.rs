@@ -338,7 +338,7 @@ impl Backend for LinuxBackend {
                             if e.raw_os_error() == Some(libc::EBUSY)
                                 && start.elapsed() < Duration::from_secs(2) =>
                         {
-                            std::thread::sleep(Duration::from_millis(5))
+                            std::thread::sleep(Duration::from_micros(500))
                         }
                         Err(e) => return Err(e),
                     }
