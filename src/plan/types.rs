@@ -868,6 +868,9 @@ pub enum Step {
     IdMaps,
     CgroupJoin,
     // supervisor (pid 1 of the sandbox)
+    /// The supervisor takes its planned uid/gid, keeping its capabilities
+    /// (files it creates, e.g. mount points in a tmpfs, need a mapped owner).
+    SupervisorIds,
     SupervisorFds,
     Hostname,
     Network,
@@ -914,20 +917,10 @@ impl Step {
         match self {
             Preflight | StateDir | CgroupCreate | CgroupLimits | OpenFds | JoinNamespaces | Clone | IdMaps
             | CgroupJoin | Teardown => Actor::Launcher,
-            SupervisorFds
-            | Hostname
-            | Network
-            | MountPropagation
-            | Mounts
-            | Devices
-            | RootChange
-            | MaskedPaths
-            | ReadonlyPaths
-            | RootReadonly
-            | Session
-            | SpawnWorkload
-            | SupervisorCredentials
-            | Wait => Actor::Supervisor,
+            SupervisorIds | SupervisorFds | Hostname | Network | MountPropagation | Mounts | Devices | RootChange | MaskedPaths
+            | ReadonlyPaths | RootReadonly | Session | SpawnWorkload | SupervisorCredentials | Wait => {
+                Actor::Supervisor
+            }
             WorkloadFds | Rlimits | Credentials | Capabilities | NoNewPrivs | Seccomp | Exec => Actor::Workload,
         }
     }

@@ -224,7 +224,7 @@ fn steps(
     w: &Workload,
 ) -> Vec<Step> {
     use Step::*;
-    const ORDER: [Step; 31] = [
+    const ORDER: [Step; 32] = [
         Preflight,
         StateDir,
         CgroupCreate,
@@ -234,6 +234,7 @@ fn steps(
         Clone,
         IdMaps,
         CgroupJoin,
+        SupervisorIds,
         SupervisorFds,
         Hostname,
         Network,

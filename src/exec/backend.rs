@@ -1,0 +1,662 @@
+//! The one interface through which the interpreter touches the host.
+//!
+//! Every host effect is an [`Op`]: a plain value carrying its arguments. A
+//! [`Backend`] performs one op at a time and returns an [`Outcome`]. The real
+//! backend ([`super::linux::LinuxBackend`]) makes the system call; the recording
+//! backend ([`super::record::RecordingBackend`]) appends the op to one ordered
+//! list, which is the dry run. Because both see exactly the same values in the
+//! same order, the printed dry run is the program the real run executes.
+//!
+//! `Display` for an op is deterministic: pids print as `<supervisor>` /
+//! `<workload>`, fds the launcher opens print by role (`<log>`), so the text can
+//! be checked in as a golden file.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use crate::plan::{Actor, DeviceKind, FdRole, NsKind};
+use crate::vocab::{Cap, Gid, RlimitKind, Uid};
+
+/// A file descriptor as the interpreter knows it: its number in the current
+/// process, and how to print it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdRef {
+    /// The number in the process performing the op.
+    pub raw: i32,
+    /// How the fd prints in a dry run.
+    pub tag: FdTag,
+}
+
+/// How an fd prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdTag {
+    /// A number fixed by the plan (a planned target or a caller's fd).
+    Num,
+    /// An fd the launcher opened for a planned role.
+    Role(FdRole),
+    /// An fd the interpreter uses for its own mechanics.
+    Internal(&'static str),
+    /// A copy of planned fd N moved above the planned numbers.
+    Moved(i32),
+}
+
+impl FdRef {
+    /// A planned number.
+    pub fn num(raw: i32) -> Self {
+        FdRef {
+            raw,
+            tag: FdTag::Num,
+        }
+    }
+}
+
+impl fmt::Display for FdRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.tag {
+            FdTag::Num => write!(f, "{}", self.raw),
+            FdTag::Role(r) => write!(f, "<{}>", role_name(r)),
+            FdTag::Internal(s) => write!(f, "<{s}>"),
+            FdTag::Moved(n) => write!(f, "<copy of {n}>"),
+        }
+    }
+}
+
+fn role_name(r: FdRole) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{r:?}"))
+}
+
+/// Which process an op names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// The supervisor (pid 1 of the sandbox), as seen from the launcher.
+    Supervisor,
+    /// The workload, as seen from the supervisor.
+    Workload,
+    /// Any child (waitpid(-1)).
+    AnyChild,
+}
+
+/// A process: its pid in the performing process's view, and its role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcRef {
+    /// The pid (-1 for any child).
+    pub pid: i32,
+    /// Which process it is.
+    pub who: Who,
+}
+
+impl fmt::Display for ProcRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.who {
+            Who::Supervisor => "<supervisor>",
+            Who::Workload => "<workload>",
+            Who::AnyChild => "<any child>",
+        })
+    }
+}
+
+/// Which capability set a [`Op::CapSet`] replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum CapSetKind {
+    Effective,
+    Permitted,
+    Inheritable,
+}
+
+/// A seccomp filter compiled before the clone, loaded by [`Op::SeccompLoad`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedFilter {
+    /// What it does, for the dry run (`errno(1) for 3 syscalls`).
+    pub describe: String,
+    /// The BPF program.
+    pub program: seccompiler::BpfProgram,
+}
+
+/// The workload's exec arguments, converted before the clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedExec {
+    /// Candidate paths to try in order (one when argv\[0\] holds a slash, else
+    /// one per `PATH` entry of the planned environment).
+    pub candidates: Vec<std::ffi::CString>,
+    /// argv.
+    pub argv: Vec<std::ffi::CString>,
+    /// envp.
+    pub envp: Vec<std::ffi::CString>,
+}
+
+/// What a fork or clone returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// In the parent, with the child's pid.
+    Parent(i32),
+    /// In the child.
+    Child,
+}
+
+/// What an op returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to return.
+    Done,
+    /// A new fd.
+    Fd(i32),
+    /// Two new fds (read/first end, write/second end).
+    Pair(i32, i32),
+    /// A fork or clone.
+    Forked(Forked),
+    /// A reaped child (pid, status as 0..=255 or 128+signal), or none yet.
+    Reaped(Option<(i32, i32)>),
+    /// A signal number taken from the pending set.
+    Signal(i32),
+    /// Bytes read.
+    Bytes(Vec<u8>),
+}
+
+/// One host effect, with its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Op {
+    /// mkdir -p with mode 0700 for the parts made.
+    MkdirAll { path: PathBuf },
+    /// mkdir(2); EEXIST is an error.
+    Mkdir { path: PathBuf, mode: u32 },
+    /// Open an existing file write-only and write these bytes.
+    WriteFile { path: PathBuf, data: String },
+    /// Write a process's pid (decimal) to a file; `create` makes it 0644.
+    WritePid {
+        path: PathBuf,
+        proc: ProcRef,
+        create: bool,
+    },
+    /// Write `/proc/<pid>/<name>` (uid_map, gid_map, setgroups).
+    WriteProcFile {
+        proc: ProcRef,
+        name: &'static str,
+        data: String,
+    },
+    /// rmdir(2), retried briefly on EBUSY.
+    Rmdir { path: PathBuf },
+    /// Remove a directory tree (the state dir).
+    RemoveTree { path: PathBuf },
+    /// open(2), close-on-exec.
+    Open {
+        path: PathBuf,
+        flags: i32,
+        mode: u32,
+        tag: FdTag,
+    },
+    /// socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC).
+    SocketPair { tag: FdTag },
+    /// pipe2(O_CLOEXEC).
+    Pipe { tag: &'static str },
+    /// memfd_create, write, seal (shrink, grow, write, seal).
+    MemfdSealed {
+        name: &'static str,
+        data: Rc<Vec<u8>>,
+        tag: FdTag,
+    },
+    /// Open /dev/kvm with kvm-ioctls and check its API version and extensions.
+    OpenKvm {
+        api_version: i32,
+        extensions: Vec<String>,
+        tag: FdTag,
+    },
+    /// close(2).
+    Close { fd: FdRef },
+    /// fcntl(F_DUPFD_CLOEXEC, min).
+    DupHigh { fd: FdRef, min: i32 },
+    /// dup2(from, to), and the result is not close-on-exec.
+    Dup2 { from: FdRef, to: i32 },
+    /// close_range over every fd not in `keep`.
+    CloseAllExcept { keep: Vec<i32> },
+    /// setns(fd, kind).
+    SetNs { fd: FdRef, kind: NsKind },
+    /// unshare(2) with these namespace kinds.
+    Unshare { kinds: Vec<NsKind> },
+    /// sigprocmask(SIG_BLOCK, {INT, TERM, HUP, CHLD}).
+    BlockSignals,
+    /// sigprocmask(SIG_UNBLOCK) of the same set (launcher, at the end).
+    UnblockSignals,
+    /// Empty signal mask, default SIGPIPE (before exec).
+    ResetSignals,
+    /// clone(2) with these new namespaces (fork-like: no new stack).
+    Clone { new: Vec<NsKind>, who: Who },
+    /// Write one byte to the launcher's end of the sync pipe.
+    Release { fd: FdRef },
+    /// Read one byte from the sync pipe (EOF: the launcher is gone).
+    AwaitRelease { fd: FdRef },
+    /// Send a failure report (one datagram or pipe write).
+    SendReport { fd: FdRef, data: Vec<u8> },
+    /// Read a report until EOF (pipe) or take one queued datagram (socket,
+    /// non-blocking).
+    RecvReport { fd: FdRef },
+    /// sigwaitinfo over the blocked set.
+    WaitSignal,
+    /// waitpid(pid, WNOHANG).
+    Reap { proc: ProcRef },
+    /// waitpid(pid), blocking (rollback, after SIGKILL).
+    WaitExit { proc: ProcRef },
+    /// kill(2).
+    Kill { proc: ProcRef, signal: i32 },
+    /// _exit(2) from a child.
+    Exit { code: i32 },
+    /// sethostname(2).
+    SetHostname { name: String },
+    /// Bring `lo` up (SIOCSIFFLAGS on an AF_INET socket).
+    LoopbackUp,
+    /// Hide a path: bind /dev/null over a file, a read-only empty tmpfs over
+    /// a directory; nothing when the path does not exist.
+    MaskPath { path: PathBuf },
+    /// Make a mount point if missing: an empty file when `like` (a host path,
+    /// for binds) is not a directory, else a directory.
+    MountPoint {
+        path: PathBuf,
+        like: Option<PathBuf>,
+    },
+    /// mount(2).
+    Mount {
+        source: Option<String>,
+        target: PathBuf,
+        fstype: Option<String>,
+        flags: u64,
+        data: Option<String>,
+    },
+    /// Bind remount read-only, keeping the locked flags the mount has.
+    RemountReadonly { target: PathBuf },
+    /// Bind a path onto itself and remount it read-only (nothing when missing).
+    ReadonlyPath { path: PathBuf },
+    /// umount2(2).
+    Umount { target: PathBuf, flags: i32 },
+    /// pivot_root(2).
+    PivotRoot { new_root: PathBuf, put_old: PathBuf },
+    /// chroot(2).
+    Chroot { path: PathBuf },
+    /// chdir(2).
+    Chdir { path: PathBuf },
+    /// mknod(2).
+    Mknod {
+        path: PathBuf,
+        kind: DeviceKind,
+        mode: u32,
+        major: u64,
+        minor: u64,
+    },
+    /// setsid(2).
+    SetSid,
+    /// ioctl(fd, TIOCSCTTY).
+    SetControllingTty { fd: FdRef },
+    /// prctl(PR_SET_DUMPABLE, 0).
+    NonDumpable,
+    /// setrlimit(2).
+    SetRlimit {
+        kind: RlimitKind,
+        soft: u64,
+        hard: u64,
+    },
+    /// setgroups(2).
+    SetGroups { groups: Vec<Gid> },
+    /// setresgid(g, g, g).
+    SetResGid { gid: Gid },
+    /// setresuid(u, u, u).
+    SetResUid { uid: Uid },
+    /// prctl(PR_SET_KEEPCAPS).
+    KeepCaps { on: bool },
+    /// Raise the effective set to the permitted set (to hold CAP_SETPCAP for
+    /// the bounding-set drops that follow).
+    RaiseEffective,
+    /// prctl(PR_CAPBSET_DROP) for each (unknown to the kernel: skipped).
+    DropBounding { caps: Vec<Cap> },
+    /// capset of one set.
+    CapSet {
+        set: CapSetKind,
+        caps: BTreeSet<Cap>,
+    },
+    /// Clear the ambient set and raise these.
+    SetAmbient { caps: BTreeSet<Cap> },
+    /// umask(2).
+    Umask { mask: u32 },
+    /// prctl(PR_SET_NO_NEW_PRIVS, 1).
+    NoNewPrivs,
+    /// seccomp(SECCOMP_SET_MODE_FILTER) of one program.
+    SeccompLoad { filter: Rc<PreparedFilter> },
+    /// execve(2); returns only on failure.
+    Exec { prepared: Rc<PreparedExec> },
+}
+
+/// Performs ops.
+pub trait Backend {
+    /// Performs one op.
+    fn perform(&mut self, op: Op) -> io::Result<Outcome>;
+    /// Whether clone/fork really fork. When false (recording), the interpreter
+    /// plays every actor in plan order.
+    fn forks(&self) -> bool;
+    /// Tells the backend which process the next ops run in (for recording).
+    fn set_actor(&mut self, _actor: Actor) {}
+}
+
+fn ns_list(kinds: &[NsKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.proc_name())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Mount flags by name, for printing.
+const MS_NAMES: [(u64, &str); 17] = [
+    (libc::MS_RDONLY, "ro"),
+    (libc::MS_NOSUID, "nosuid"),
+    (libc::MS_NODEV, "nodev"),
+    (libc::MS_NOEXEC, "noexec"),
+    (libc::MS_SYNCHRONOUS, "sync"),
+    (libc::MS_REMOUNT, "remount"),
+    (libc::MS_MANDLOCK, "mand"),
+    (libc::MS_DIRSYNC, "dirsync"),
+    (libc::MS_NOATIME, "noatime"),
+    (libc::MS_NODIRATIME, "nodiratime"),
+    (libc::MS_BIND, "bind"),
+    (libc::MS_REC, "rec"),
+    (libc::MS_PRIVATE, "private"),
+    (libc::MS_SLAVE, "slave"),
+    (libc::MS_SHARED, "shared"),
+    (libc::MS_UNBINDABLE, "unbindable"),
+    (libc::MS_STRICTATIME, "strictatime"),
+];
+
+/// Prints mount flags as `bind|rec`.
+pub fn mount_flags_text(flags: u64) -> String {
+    let mut v: Vec<&str> = MS_NAMES
+        .iter()
+        .filter(|(b, _)| flags & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if flags & libc::MS_RELATIME != 0 {
+        v.push("relatime");
+    }
+    if v.is_empty() {
+        "0".into()
+    } else {
+        v.join("|")
+    }
+}
+
+fn caps_text<'a>(caps: impl IntoIterator<Item = &'a Cap>) -> String {
+    let v: Vec<String> = caps.into_iter().map(|c| c.to_string()).collect();
+    format!("[{}]", v.join(","))
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Op::*;
+        match self {
+            MkdirAll { path } => write!(f, "mkdir -p {}", path.display()),
+            Mkdir { path, mode } => write!(f, "mkdir {} {mode:#o}", path.display()),
+            WriteFile { path, data } => write!(f, "write {} {data:?}", path.display()),
+            WritePid { path, proc, create } => {
+                write!(
+                    f,
+                    "write {} {proc}{}",
+                    path.display(),
+                    if *create { " (create 0644)" } else { "" }
+                )
+            }
+            WriteProcFile { proc, name, data } => write!(f, "write /proc/{proc}/{name} {data:?}"),
+            Rmdir { path } => write!(f, "rmdir {}", path.display()),
+            RemoveTree { path } => write!(f, "rm -r {}", path.display()),
+            Open {
+                path,
+                flags,
+                mode,
+                tag,
+            } => {
+                write!(
+                    f,
+                    "open {} {} mode {mode:#o} -> {}",
+                    path.display(),
+                    open_flags_text(*flags),
+                    FdRef { raw: 0, tag: *tag }
+                )
+            }
+            SocketPair { tag } => write!(
+                f,
+                "socketpair unix seqpacket -> {} <launcher end>",
+                FdRef { raw: 0, tag: *tag }
+            ),
+            Pipe { tag } => write!(f, "pipe -> <{tag}>"),
+            MemfdSealed { name, data, tag } => write!(
+                f,
+                "memfd_create {name} ({} bytes), seal -> {}",
+                data.len(),
+                FdRef { raw: 0, tag: *tag }
+            ),
+            OpenKvm {
+                api_version,
+                extensions,
+                tag,
+            } => write!(
+                f,
+                "open /dev/kvm, check api {api_version} extensions [{}] -> {}",
+                extensions.join(","),
+                FdRef { raw: 0, tag: *tag }
+            ),
+            Close { fd } => write!(f, "close {fd}"),
+            DupHigh { fd, min } => write!(f, "dup {fd} to >= {min} (cloexec)"),
+            Dup2 { from, to } => write!(f, "dup2 {from} -> {to}"),
+            CloseAllExcept { keep } => {
+                let k: Vec<String> = keep.iter().map(|n| n.to_string()).collect();
+                write!(f, "close_range all except [{}]", k.join(","))
+            }
+            SetNs { fd, kind } => write!(f, "setns {fd} {}", kind.proc_name()),
+            Unshare { kinds } => write!(f, "unshare {}", ns_list(kinds)),
+            BlockSignals => f.write_str("block signals INT,TERM,HUP,CHLD"),
+            UnblockSignals => f.write_str("unblock signals INT,TERM,HUP,CHLD"),
+            ResetSignals => f.write_str("unblock all signals, SIGPIPE default"),
+            Clone { new, who } => write!(
+                f,
+                "clone new [{}] -> {}",
+                ns_list(new),
+                ProcRef { pid: 0, who: *who }
+            ),
+            Release { fd } => write!(f, "release child via {fd}"),
+            AwaitRelease { fd } => write!(f, "await release on {fd}"),
+            SendReport { fd, .. } => write!(f, "send failure report on {fd}"),
+            RecvReport { fd } => write!(f, "read report from {fd}"),
+            WaitSignal => f.write_str("sigwaitinfo"),
+            Reap { proc } => write!(f, "waitpid {proc} WNOHANG"),
+            WaitExit { proc } => write!(f, "waitpid {proc}"),
+            Kill { proc, signal } => write!(f, "kill {proc} {}", signal_name(*signal)),
+            Exit { code } => write!(f, "_exit {code}"),
+            SetHostname { name } => write!(f, "sethostname {name:?}"),
+            LoopbackUp => f.write_str("ioctl SIOCSIFFLAGS lo up"),
+            MaskPath { path } => write!(f, "mask {}", path.display()),
+            MountPoint { path, like } => match like {
+                Some(l) => write!(
+                    f,
+                    "make mount point {} like {}",
+                    path.display(),
+                    l.display()
+                ),
+                None => write!(f, "make mount point {} (dir)", path.display()),
+            },
+            Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => write!(
+                f,
+                "mount {} {} type {} flags {} data {:?}",
+                source.as_deref().unwrap_or("none"),
+                target.display(),
+                fstype.as_deref().unwrap_or("none"),
+                mount_flags_text(*flags),
+                data.as_deref().unwrap_or("")
+            ),
+            ReadonlyPath { path } => write!(f, "bind {0} {0}, remount ro", path.display()),
+            RemountReadonly { target } => write!(
+                f,
+                "remount {} bind,ro (keeping locked flags)",
+                target.display()
+            ),
+            Umount { target, flags } => write!(
+                f,
+                "umount2 {} {}",
+                target.display(),
+                if *flags == libc::MNT_DETACH {
+                    "MNT_DETACH".to_string()
+                } else {
+                    flags.to_string()
+                }
+            ),
+            PivotRoot { new_root, put_old } => {
+                write!(f, "pivot_root {} {}", new_root.display(), put_old.display())
+            }
+            Chroot { path } => write!(f, "chroot {}", path.display()),
+            Chdir { path } => write!(f, "chdir {}", path.display()),
+            Mknod {
+                path,
+                kind,
+                mode,
+                major,
+                minor,
+            } => write!(
+                f,
+                "mknod {} {} {major}:{minor} {mode:#o}",
+                path.display(),
+                if *kind == DeviceKind::Char { "c" } else { "b" }
+            ),
+            SetSid => f.write_str("setsid"),
+            SetControllingTty { fd } => write!(f, "ioctl {fd} TIOCSCTTY"),
+            NonDumpable => f.write_str("prctl PR_SET_DUMPABLE 0"),
+            SetRlimit { kind, soft, hard } => {
+                write!(f, "setrlimit {kind} {} {}", lim(*soft), lim(*hard))
+            }
+            SetGroups { groups } => {
+                let g: Vec<String> = groups.iter().map(|g| g.0.to_string()).collect();
+                write!(f, "setgroups [{}]", g.join(","))
+            }
+            SetResGid { gid } => write!(f, "setresgid {0} {0} {0}", gid.0),
+            SetResUid { uid } => write!(f, "setresuid {0} {0} {0}", uid.0),
+            KeepCaps { on } => write!(f, "prctl PR_SET_KEEPCAPS {}", u8::from(*on)),
+            RaiseEffective => f.write_str("capset effective = permitted"),
+            DropBounding { caps } => write!(f, "drop bounding {}", caps_text(caps)),
+            CapSet { set, caps } => write!(
+                f,
+                "capset {} {}",
+                format!("{set:?}").to_lowercase(),
+                caps_text(caps)
+            ),
+            SetAmbient { caps } => write!(f, "ambient clear, raise {}", caps_text(caps)),
+            Umask { mask } => write!(f, "umask {mask:#05o}"),
+            NoNewPrivs => f.write_str("prctl PR_SET_NO_NEW_PRIVS 1"),
+            SeccompLoad { filter } => {
+                write!(
+                    f,
+                    "seccomp load filter: {} ({} instructions)",
+                    filter.describe,
+                    filter.program.len()
+                )
+            }
+            Exec { prepared } => {
+                let a: Vec<String> = prepared
+                    .argv
+                    .iter()
+                    .map(|s| format!("{:?}", s.to_string_lossy()))
+                    .collect();
+                let p: Vec<String> = prepared
+                    .candidates
+                    .iter()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .collect();
+                write!(
+                    f,
+                    "execve [{}] argv [{}] ({} env)",
+                    p.join(" | "),
+                    a.join(", "),
+                    prepared.envp.len()
+                )
+            }
+        }
+    }
+}
+
+fn lim(v: u64) -> String {
+    if v == u64::MAX {
+        "unlimited".into()
+    } else {
+        v.to_string()
+    }
+}
+
+fn open_flags_text(flags: i32) -> String {
+    let mut v = vec![match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => "rdonly",
+        libc::O_WRONLY => "wronly",
+        _ => "rdwr",
+    }];
+    for (b, n) in [
+        (libc::O_CREAT, "creat"),
+        (libc::O_APPEND, "append"),
+        (libc::O_TRUNC, "trunc"),
+    ] {
+        if flags & b != 0 {
+            v.push(n);
+        }
+    }
+    v.join("|")
+}
+
+/// The name of a signal (`SIGTERM`), or its number.
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| sig.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_print_without_machine_numbers() {
+        let op = Op::WriteProcFile {
+            proc: ProcRef {
+                pid: 4242,
+                who: Who::Supervisor,
+            },
+            name: "uid_map",
+            data: "65534 65534 1".into(),
+        };
+        assert_eq!(
+            op.to_string(),
+            "write /proc/<supervisor>/uid_map \"65534 65534 1\""
+        );
+        let op = Op::Dup2 {
+            from: FdRef {
+                raw: 17,
+                tag: FdTag::Role(FdRole::Log),
+            },
+            to: 3,
+        };
+        assert_eq!(op.to_string(), "dup2 <log> -> 3");
+        let op = Op::Mount {
+            source: None,
+            target: "/".into(),
+            fstype: None,
+            flags: libc::MS_REC | libc::MS_PRIVATE,
+            data: None,
+        };
+        assert_eq!(
+            op.to_string(),
+            "mount none / type none flags rec|private data \"\""
+        );
+    }
+}

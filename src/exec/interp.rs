@@ -1,0 +1,1310 @@
+//! The interpreter: walks `plan.steps` in order and turns each plan element
+//! into ops on a [`Backend`].
+//!
+//! Each step runs in one process ([`Step::actor`]). With the real backend the
+//! walk forks: the launcher performs the launcher's steps, clones the
+//! supervisor (which then performs the supervisor's steps), and the supervisor
+//! forks the workload (which performs the workload's steps and execs). With
+//! the recording backend nothing forks and one walk plays every process, so
+//! the recorded ops read in plan order. Each plan element is applied in exactly
+//! one function here; nothing is decided that the plan does not say.
+//!
+//! Launcher effects are pushed on an undo stack as they are made; a failure
+//! (in any process: children report over the control socket or the exec pipe)
+//! unwinds the stack: kill and reap the child, close fds, restore joined
+//! namespaces, remove cgroup directories in reverse, remove the state dir.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::backend::{
+    Backend, CapSetKind, FdRef, FdTag, Forked, Op, Outcome, PreparedExec, PreparedFilter, ProcRef,
+    Who,
+};
+use super::error::{ApplyError, StepFailure};
+use crate::plan::{
+    Actor, CapSets, CgroupDirRole, Credentials, DeviceHow, FdEntry, FdSource, LaunchPlan, MountFlag, Namespace,
+    NetworkMode, NsKind, OpenMode, Platform, RootChange, Session, SetGroups, Step,
+};
+use crate::vocab::{Cap, Origin};
+
+/// The state directory of a sandbox.
+pub fn state_dir(id: &str) -> PathBuf {
+    Path::new(STATE_ROOT).join(id)
+}
+
+/// Where state directories live.
+pub const STATE_ROOT: &str = "/run/sandboxctl";
+
+/// Lowest fd number used when moving fds out of the way of planned numbers.
+const HIGH_FD: i32 = 1000;
+
+/// Exit code of a child that failed before exec (after sending its report).
+const CHILD_FAILED: i32 = 125;
+
+/// One thing the launcher made and must undo.
+#[derive(Debug, Clone)]
+enum Undo {
+    StateDir(PathBuf),
+    CgroupDir { path: PathBuf, leaf: bool },
+    Close(FdRef),
+    RestoreNs(NsKind, FdRef),
+    Signals,
+    Child(ProcRef),
+}
+
+/// Everything converted before the clone, so the children allocate little.
+#[derive(Debug)]
+pub struct Prepared {
+    exec: Rc<PreparedExec>,
+    filters: Vec<Rc<PreparedFilter>>,
+    plan_json: Rc<Vec<u8>>,
+}
+
+/// Converts what the children need (exec arguments, seccomp programs, the
+/// plan's JSON) before any effect, so a bad plan fails with nothing done.
+pub fn prepare(plan: &LaunchPlan) -> Result<Prepared, ApplyError> {
+    use std::ffi::CString;
+    let bad = |what: &str, m: String| ApplyError::Prepare {
+        what: what.into(),
+        message: m,
+    };
+    let cs = |s: &str, what: &str| {
+        CString::new(s).map_err(|_| bad(what, format!("{s:?} contains a NUL byte")))
+    };
+    let w = &plan.workload;
+    let argv0 = w
+        .args
+        .value
+        .first()
+        .ok_or_else(|| bad("workload.args", "argv is empty".into()))?;
+    let candidates = if argv0.contains('/') {
+        vec![cs(argv0, "workload.args")?]
+    } else {
+        let path = w
+            .env
+            .value
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| cs(&format!("{d}/{argv0}"), "workload.args"))
+            .collect::<Result<_, _>>()?
+    };
+    let argv = w
+        .args
+        .value
+        .iter()
+        .map(|a| cs(a, "workload.args"))
+        .collect::<Result<_, _>>()?;
+    let envp = w
+        .env
+        .value
+        .iter()
+        .map(|a| cs(a, "workload.env"))
+        .collect::<Result<_, _>>()?;
+    let filters = match &w.seccomp {
+        Some(s) => super::seccomp::prepare(s).map_err(|m| bad("workload.seccomp", m))?,
+        None => Vec::new(),
+    };
+    let plan_json = serde_json::to_vec(plan).map_err(|e| bad("plan", e.to_string()))?;
+    Ok(Prepared {
+        exec: Rc::new(PreparedExec {
+            candidates,
+            argv,
+            envp,
+        }),
+        filters,
+        plan_json: Rc::new(plan_json),
+    })
+}
+
+/// Runs a plan on a backend.
+pub struct Interp<'a, B: Backend> {
+    plan: &'a LaunchPlan,
+    b: &'a mut B,
+    prep: Prepared,
+    real: bool,
+    /// Which process this is (real backend); the step's actor when recording.
+    me: Actor,
+    step: Step,
+    origin: Origin,
+    undo: Vec<Undo>,
+    /// Per `supervisor.fds` entry: the fd in the launcher that becomes it.
+    sup_sources: Vec<FdRef>,
+    /// Launcher end of the control socket.
+    control: Option<FdRef>,
+    /// Sync pipe (read end for the child, write end for the launcher).
+    sync: Option<(FdRef, FdRef)>,
+    supervisor: Option<ProcRef>,
+    released: bool,
+    /// In a child: where to send a failure report.
+    report: Option<FdRef>,
+    workload: Option<ProcRef>,
+    status: i32,
+    /// Test hook: fail on entering this step.
+    fail_at: Option<Step>,
+}
+
+type R<T> = Result<T, StepFailure>;
+
+impl<'a, B: Backend> Interp<'a, B> {
+    /// An interpreter for `plan` on backend `b`.
+    pub fn new(plan: &'a LaunchPlan, b: &'a mut B, prep: Prepared) -> Self {
+        let real = b.forks();
+        Interp {
+            plan,
+            b,
+            prep,
+            real,
+            me: Actor::Launcher,
+            step: Step::Preflight,
+            origin: Origin::Default,
+            undo: Vec::new(),
+            sup_sources: Vec::new(),
+            control: None,
+            sync: None,
+            supervisor: None,
+            released: false,
+            report: None,
+            workload: None,
+            status: 0,
+            fail_at: None,
+        }
+    }
+
+    /// Makes entering `step` fail (the fault-injection hook).
+    pub fn fail_at(&mut self, step: Option<Step>) {
+        self.fail_at = step;
+    }
+
+    /// Walks the plan. Returns the workload's exit status (128+N when killed
+    /// by signal N). On failure everything done is undone first.
+    pub fn run(mut self) -> Result<i32, ApplyError> {
+        match self.walk() {
+            Ok(()) => Ok(self.status),
+            Err(failure) => {
+                if self.real && self.me != Actor::Launcher {
+                    self.exit_child_with(&failure);
+                }
+                if !self.real && self.me != Actor::Launcher {
+                    // Recording: show the child's report, then the launcher's unwinding.
+                    let _ = self.send_report(&failure);
+                    let _ = self.b.perform(Op::Exit { code: CHILD_FAILED });
+                    self.act(Actor::Launcher);
+                }
+                let leftovers = self.rollback();
+                Err(ApplyError::Step { failure, leftovers })
+            }
+        }
+    }
+
+    fn act(&mut self, actor: Actor) {
+        self.me = actor;
+        self.b.set_actor(actor);
+    }
+
+    fn walk(&mut self) -> R<()> {
+        for i in 0..self.plan.steps.len() {
+            let step = self.plan.steps[i];
+            let actor = step.actor();
+            if self.supervisor.is_some() && !self.released && actor != Actor::Launcher {
+                if !self.real {
+                    self.act(Actor::Launcher);
+                }
+                if self.me == Actor::Launcher {
+                    self.release()?;
+                }
+            }
+            if self.real {
+                if actor != self.me {
+                    continue;
+                }
+            } else {
+                self.act(actor);
+            }
+            self.step = step;
+            self.origin = Origin::Default;
+            if self.fail_at == Some(step) {
+                return Err(StepFailure::new(
+                    step,
+                    Origin::Cli("SANDBOXCTL_FAIL_AT_STEP".into()),
+                    "injected fault".into(),
+                    &std::io::Error::from_raw_os_error(libc::ECANCELED),
+                ));
+            }
+            self.do_step(step)?;
+        }
+        Ok(())
+    }
+
+    /// Performs one op; a failure names the step, origin and op.
+    fn op(&mut self, op: Op) -> R<Outcome> {
+        let text = op.to_string();
+        self.b
+            .perform(op)
+            .map_err(|e| StepFailure::new(self.step, self.origin.clone(), text, &e))
+    }
+
+    fn op_fd(&mut self, op: Op, tag: FdTag) -> R<FdRef> {
+        match self.op(op)? {
+            Outcome::Fd(raw) => Ok(FdRef { raw, tag }),
+            other => Err(self.odd(other)),
+        }
+    }
+
+    fn odd(&self, o: Outcome) -> StepFailure {
+        StepFailure {
+            step: self.step,
+            origin: self.origin.clone(),
+            op: "backend".into(),
+            errno: None,
+            message: format!("unexpected outcome {o:?}"),
+        }
+    }
+
+    fn unsupported(&self, what: &str) -> StepFailure {
+        StepFailure {
+            step: self.step,
+            origin: self.origin.clone(),
+            op: what.into(),
+            errno: Some(libc::ENOTSUP),
+            message: "not supported by this interpreter (preflight should have said so)".into(),
+        }
+    }
+
+    fn do_step(&mut self, step: Step) -> R<()> {
+        match step {
+            Step::Preflight => Ok(()), // done by `apply` before the walk (pure)
+            Step::StateDir => self.make_state_dir(),
+            Step::CgroupCreate => self.create_cgroups(),
+            Step::CgroupLimits => self.write_cgroup_limits(),
+            Step::OpenFds => self.open_fds(),
+            Step::JoinNamespaces => self.join_namespaces(),
+            Step::Clone => self.clone_supervisor(),
+            Step::IdMaps => self.write_id_maps(),
+            Step::CgroupJoin => self.join_cgroup(),
+            Step::SupervisorIds => self.take_supervisor_ids(),
+            Step::SupervisorFds => self.arrange_supervisor_fds(),
+            Step::Hostname => self.set_hostname(),
+            Step::Network => self.set_up_network(),
+            Step::MountPropagation => self.make_mounts_private(),
+            Step::Mounts => self.mount_all(),
+            Step::Devices => self.make_devices(),
+            Step::RootChange => self.change_root(),
+            Step::MaskedPaths => self.mask_paths(),
+            Step::ReadonlyPaths => self.make_paths_readonly(),
+            Step::RootReadonly => self.make_root_readonly(),
+            Step::Session => self.start_session(),
+            Step::SpawnWorkload => self.spawn_workload(),
+            Step::WorkloadFds => self.arrange_workload_fds(),
+            Step::Rlimits => self.set_rlimits(),
+            Step::Credentials => self.set_workload_credentials(),
+            Step::Capabilities => self.set_workload_capabilities(),
+            Step::NoNewPrivs => self.set_no_new_privs(),
+            Step::Seccomp => self.load_seccomp(),
+            Step::Exec => self.exec_workload(),
+            Step::SupervisorCredentials => self.drop_supervisor_privileges(),
+            Step::Wait => self.supervise(),
+            Step::Teardown => self.teardown(),
+        }
+    }
+
+    // ----- launcher, before the clone -------------------------------------
+
+    fn make_state_dir(&mut self) -> R<()> {
+        self.origin = self.plan.id.from.clone();
+        let dir = state_dir(&self.plan.id.value);
+        self.op(Op::MkdirAll {
+            path: STATE_ROOT.into(),
+        })?;
+        self.op(Op::Mkdir {
+            path: dir.clone(),
+            mode: 0o700,
+        })?;
+        self.undo.push(Undo::StateDir(dir));
+        Ok(())
+    }
+
+    fn create_cgroups(&mut self) -> R<()> {
+        let Some(cg) = &self.plan.cgroup else {
+            return Ok(());
+        };
+        self.origin = cg.path.from.clone();
+        for d in &cg.dirs {
+            // A parent (`sandboxctl/`) may exist already and another sandbox
+            // may still use it at teardown: made only if missing, undone only
+            // if made here, and then only if empty.
+            let leaf = d.role == CgroupDirRole::Sandbox;
+            match self.op(Op::Mkdir { path: d.path.clone(), mode: 0o755 }) {
+                Ok(_) => self.undo.push(Undo::CgroupDir { path: d.path.clone(), leaf }),
+                Err(f) if !leaf && f.errno == Some(libc::EEXIST) => {}
+                Err(f) => return Err(f),
+            }
+        }
+        Ok(())
+    }
+
+    fn write_cgroup_limits(&mut self) -> R<()> {
+        let Some(cg) = &self.plan.cgroup else {
+            return Ok(());
+        };
+        for w in &cg.writes {
+            self.origin = w.from.clone();
+            self.op(Op::WriteFile {
+                path: w.file.clone(),
+                data: w.value.clone(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn open_fds(&mut self) -> R<()> {
+        for e in &self.plan.supervisor.fds {
+            self.origin = e.from.clone();
+            let tag = FdTag::Role(e.role);
+            let fd = match &e.source {
+                FdSource::Caller { fd } => FdRef::num(fd.0),
+                FdSource::File { path, open, mode } => {
+                    let flags = match open {
+                        OpenMode::Read => libc::O_RDONLY,
+                        OpenMode::AppendCreate => libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+                        OpenMode::ReadWrite => libc::O_RDWR,
+                    };
+                    let fd = self.op_fd(
+                        Op::Open {
+                            path: path.clone(),
+                            flags,
+                            mode: *mode,
+                            tag,
+                        },
+                        tag,
+                    )?;
+                    self.undo.push(Undo::Close(fd));
+                    fd
+                }
+                FdSource::ControlSocket => match self.op(Op::SocketPair { tag })? {
+                    Outcome::Pair(a, b) => {
+                        let mine = FdRef {
+                            raw: a,
+                            tag: FdTag::Internal("control launcher end"),
+                        };
+                        let theirs = FdRef { raw: b, tag };
+                        self.undo.push(Undo::Close(mine));
+                        self.undo.push(Undo::Close(theirs));
+                        self.control = Some(mine);
+                        theirs
+                    }
+                    o => return Err(self.odd(o)),
+                },
+                FdSource::PlanMemfd => {
+                    let data = self.prep.plan_json.clone();
+                    let fd = self.op_fd(
+                        Op::MemfdSealed {
+                            name: "sandboxctl-plan",
+                            data,
+                            tag,
+                        },
+                        tag,
+                    )?;
+                    self.undo.push(Undo::Close(fd));
+                    fd
+                }
+                FdSource::KvmDevice => {
+                    let Platform::Kvm {
+                        api_version,
+                        extensions,
+                    } = &self.plan.platform.value
+                    else {
+                        return Err(self.unsupported("kvm fd on a platform other than kvm"));
+                    };
+                    let op = Op::OpenKvm {
+                        api_version: *api_version,
+                        extensions: extensions.iter().cloned().collect(),
+                        tag,
+                    };
+                    let fd = self.op_fd(op, tag)?;
+                    self.undo.push(Undo::Close(fd));
+                    fd
+                }
+                FdSource::PtySlave => return Err(self.unsupported("console socket (pty)")),
+                FdSource::Supervisor { .. } => {
+                    return Err(self.unsupported("supervisor fd sourced from the supervisor"))
+                }
+            };
+            self.sup_sources.push(fd);
+        }
+        Ok(())
+    }
+
+    fn join_namespaces(&mut self) -> R<()> {
+        for (kind, ns) in self.plan.namespaces.iter() {
+            let Namespace::Join(path) = &ns.value else {
+                continue;
+            };
+            self.origin = ns.from.clone();
+            if kind == NsKind::User {
+                return Err(self.unsupported("joining a user namespace from the launcher"));
+            }
+            let own = Path::new("/proc/self/ns").join(kind.proc_name());
+            let saved = self.op_fd(
+                Op::Open {
+                    path: own,
+                    flags: libc::O_RDONLY,
+                    mode: 0,
+                    tag: FdTag::Internal("own ns"),
+                },
+                FdTag::Internal("own ns"),
+            )?;
+            self.undo.push(Undo::RestoreNs(kind, saved));
+            let tag = FdTag::Internal("target ns");
+            let fd = self.op_fd(
+                Op::Open {
+                    path: path.clone(),
+                    flags: libc::O_RDONLY,
+                    mode: 0,
+                    tag,
+                },
+                tag,
+            )?;
+            let r = self.op(Op::SetNs { fd, kind });
+            self.op(Op::Close { fd })?;
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Namespace kinds the clone creates. A new cgroup or time namespace is
+    /// made by the child after it is released: the cgroup namespace must be
+    /// rooted at the sandbox's cgroup, which the child joins only after the
+    /// clone, and clone(2) cannot make a time namespace.
+    fn clone_kinds(&self) -> (Vec<NsKind>, Vec<NsKind>) {
+        let new: Vec<NsKind> = self
+            .plan
+            .namespaces
+            .iter()
+            .filter(|(_, n)| n.value == Namespace::New)
+            .map(|(k, _)| k)
+            .collect();
+        new.into_iter()
+            .partition(|k| !matches!(k, NsKind::Cgroup | NsKind::Time))
+    }
+
+    fn clone_supervisor(&mut self) -> R<()> {
+        self.origin = self.plan.namespaces.user.from.clone();
+        self.op(Op::BlockSignals)?;
+        self.undo.push(Undo::Signals);
+        let (r, w) = match self.op(Op::Pipe { tag: "sync" })? {
+            Outcome::Pair(r, w) => (
+                FdRef {
+                    raw: r,
+                    tag: FdTag::Internal("sync read"),
+                },
+                FdRef {
+                    raw: w,
+                    tag: FdTag::Internal("sync write"),
+                },
+            ),
+            o => return Err(self.odd(o)),
+        };
+        self.undo.push(Undo::Close(r));
+        self.undo.push(Undo::Close(w));
+        self.sync = Some((r, w));
+        let (new, _) = self.clone_kinds();
+        let control_child = self
+            .plan
+            .supervisor
+            .fds
+            .iter()
+            .position(|e| e.source == FdSource::ControlSocket)
+            .map(|i| self.sup_sources[i]);
+        match self.op(Op::Clone {
+            new,
+            who: Who::Supervisor,
+        })? {
+            Outcome::Forked(Forked::Child) => {
+                // The supervisor: its report channel is the control socket.
+                self.me = Actor::Supervisor;
+                self.undo.clear();
+                self.report = control_child;
+                self.await_release()
+            }
+            Outcome::Forked(Forked::Parent(pid)) => {
+                let sup = ProcRef {
+                    pid,
+                    who: Who::Supervisor,
+                };
+                self.supervisor = Some(sup);
+                self.undo.push(Undo::Child(sup));
+                let pidfile = state_dir(&self.plan.id.value).join("supervisor.pid");
+                self.op(Op::WritePid {
+                    path: pidfile,
+                    proc: sup,
+                    create: true,
+                })?;
+                // Back to the launcher's own namespaces, and drop the
+                // fds that now belong to the child.
+                let child_fds: Vec<i32> = self
+                    .plan
+                    .supervisor
+                    .fds
+                    .iter()
+                    .zip(&self.sup_sources)
+                    .filter(|(e, _)| !matches!(e.source, FdSource::Caller { .. }))
+                    .map(|(_, f)| f.raw)
+                    .chain([r.raw])
+                    .collect();
+                // Each entry leaves the undo stack only once its op succeeded.
+                for u in self.undo.clone() {
+                    match u {
+                        Undo::RestoreNs(kind, fd) => {
+                            self.op(Op::SetNs { fd, kind })?;
+                            self.undo
+                                .retain(|x| !matches!(x, Undo::RestoreNs(_, f) if f.raw == fd.raw));
+                            self.op(Op::Close { fd })?;
+                        }
+                        Undo::Close(fd) if child_fds.contains(&fd.raw) => {
+                            self.undo
+                                .retain(|x| !matches!(x, Undo::Close(f) if f.raw == fd.raw));
+                            self.op(Op::Close { fd })?;
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            o => Err(self.odd(o)),
+        }
+    }
+
+    // ----- launcher, while the child waits ---------------------------------
+
+    fn write_id_maps(&mut self) -> R<()> {
+        let m = &self.plan.id_maps;
+        if self.plan.namespaces.user.value != Namespace::New {
+            return Ok(());
+        }
+        self.origin = m.from.clone();
+        let proc = self
+            .supervisor
+            .ok_or_else(|| self.unsupported("id maps without a child"))?;
+        let text = |v: &[crate::plan::IdMap]| {
+            v.iter()
+                .map(|l| format!("{} {} {}\n", l.inside, l.host, l.count))
+                .collect::<String>()
+        };
+        if m.setgroups == SetGroups::Deny {
+            self.op(Op::WriteProcFile {
+                proc,
+                name: "setgroups",
+                data: "deny".into(),
+            })?;
+        }
+        if !m.uid.is_empty() {
+            self.op(Op::WriteProcFile {
+                proc,
+                name: "uid_map",
+                data: text(&m.uid),
+            })?;
+        }
+        if !m.gid.is_empty() {
+            self.op(Op::WriteProcFile {
+                proc,
+                name: "gid_map",
+                data: text(&m.gid),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn join_cgroup(&mut self) -> R<()> {
+        let Some(cg) = &self.plan.cgroup else {
+            return Ok(());
+        };
+        self.origin = cg.path.from.clone();
+        let proc = self
+            .supervisor
+            .ok_or_else(|| self.unsupported("cgroup join without a child"))?;
+        for p in &cg.procs {
+            self.op(Op::WritePid {
+                path: p.clone(),
+                proc,
+                create: false,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The launcher lets the child go on; from here the child performs its
+    /// own steps.
+    fn release(&mut self) -> R<()> {
+        self.released = true;
+        let (r, w) = self
+            .sync
+            .take()
+            .ok_or_else(|| self.unsupported("release without a sync pipe"))?;
+        self.op(Op::Release { fd: w })?;
+        self.op(Op::Close { fd: w })?;
+        self.undo
+            .retain(|u| !matches!(u, Undo::Close(f) if f.raw == w.raw));
+        if !self.real {
+            self.act(Actor::Supervisor);
+            self.sync = Some((r, w));
+            self.await_release()?;
+            self.act(Actor::Launcher);
+        }
+        Ok(())
+    }
+
+    /// The child waits for its maps and cgroup, then makes the namespaces
+    /// clone could not.
+    fn await_release(&mut self) -> R<()> {
+        let (r, _) = self
+            .sync
+            .take()
+            .ok_or_else(|| self.unsupported("await without a sync pipe"))?;
+        self.op(Op::AwaitRelease { fd: r })?;
+        let (_, later) = self.clone_kinds();
+        if !later.is_empty() {
+            self.op(Op::Unshare { kinds: later })?;
+        }
+        Ok(())
+    }
+
+    // ----- supervisor --------------------------------------------------------
+
+    /// Puts each planned fd at its number and closes every other one (but
+    /// `extra`, an internal close-on-exec fd). Sources are first moved above
+    /// every planned number so no dup2 overwrites a source still needed.
+    fn arrange_fds(
+        &mut self,
+        entries: &[FdEntry],
+        sources: &[FdRef],
+        extra: Option<FdRef>,
+    ) -> R<Option<FdRef>> {
+        let min = entries
+            .iter()
+            .map(|e| e.fd.0 + 1)
+            .max()
+            .unwrap_or(0)
+            .max(HIGH_FD);
+        let extra = match extra {
+            Some(fd) => Some(self.op_fd(Op::DupHigh { fd, min }, fd.tag)?),
+            None => None,
+        };
+        let mut high = Vec::new();
+        for (e, src) in entries.iter().zip(sources) {
+            self.origin = e.from.clone();
+            let tag = if src.tag == FdTag::Num {
+                FdTag::Moved(src.raw)
+            } else {
+                src.tag
+            };
+            high.push(self.op_fd(Op::DupHigh { fd: *src, min }, tag)?);
+        }
+        for (e, h) in entries.iter().zip(&high) {
+            self.origin = e.from.clone();
+            self.op(Op::Dup2 {
+                from: *h,
+                to: e.fd.0,
+            })?;
+        }
+        let mut keep: Vec<i32> = entries.iter().map(|e| e.fd.0).collect();
+        keep.extend(extra.map(|f| f.raw));
+        keep.sort_unstable();
+        self.op(Op::CloseAllExcept { keep })?;
+        Ok(extra)
+    }
+
+    /// The supervisor's planned uid/gid, taken first: keep-caps holds the
+    /// permitted set (in a new user namespace the kernel does not clear it
+    /// anyway, the old uid being unmapped there), and effective is raised
+    /// again for the mounts that follow.
+    fn take_supervisor_ids(&mut self) -> R<()> {
+        let c = self.plan.supervisor.credentials.clone();
+        self.set_credentials(&c)?;
+        self.op(Op::RaiseEffective).map(drop)
+    }
+
+    fn arrange_supervisor_fds(&mut self) -> R<()> {
+        let entries = self.plan.supervisor.fds.clone();
+        let sources = self.sup_sources.clone();
+        self.arrange_fds(&entries, &sources, None)?;
+        self.report = entries
+            .iter()
+            .find(|e| e.source == FdSource::ControlSocket)
+            .map(|e| FdRef::num(e.fd.0));
+        Ok(())
+    }
+
+    fn set_hostname(&mut self) -> R<()> {
+        let Some(h) = &self.plan.hostname else {
+            return Ok(());
+        };
+        self.origin = h.from.clone();
+        self.op(Op::SetHostname {
+            name: h.value.clone(),
+        })
+        .map(drop)
+    }
+
+    fn set_up_network(&mut self) -> R<()> {
+        self.origin = self.plan.network.from.clone();
+        match self.plan.network.value {
+            NetworkMode::Loopback => self.op(Op::LoopbackUp).map(drop),
+            // None: the new namespace's lo stays down. Host and Join: the
+            // namespace step already placed the sandbox.
+            NetworkMode::None | NetworkMode::Host | NetworkMode::Join(_) => Ok(()),
+        }
+    }
+
+    fn make_mounts_private(&mut self) -> R<()> {
+        self.origin = self.plan.namespaces.mount.from.clone();
+        let op = Op::Mount {
+            source: None,
+            target: "/".into(),
+            fstype: None,
+            flags: libc::MS_REC | libc::MS_PRIVATE,
+            data: None,
+        };
+        self.op(op).map(drop)
+    }
+
+    fn in_root(&self, p: &Path) -> PathBuf {
+        let rel = p.strip_prefix("/").unwrap_or(p);
+        self.plan.root.path.value.join(rel)
+    }
+
+    fn mount_all(&mut self) -> R<()> {
+        let root = self.plan.root.path.value.clone();
+        if self.plan.root.change.value == RootChange::PivotRoot {
+            // pivot_root needs the new root to be a mount point.
+            self.origin = self.plan.root.path.from.clone();
+            let s = Some(root.display().to_string());
+            self.op(Op::Mount {
+                source: s,
+                target: root,
+                fstype: None,
+                flags: libc::MS_BIND | libc::MS_REC,
+                data: None,
+            })?;
+        }
+        for m in &self.plan.mounts {
+            self.origin = m.from.clone();
+            let target = self.in_root(&m.target);
+            let mut flags = 0u64;
+            let mut propagation = Vec::new();
+            for f in &m.flags {
+                match f {
+                    MountFlag::Bind => flags |= libc::MS_BIND,
+                    MountFlag::Rbind => flags |= libc::MS_BIND | libc::MS_REC,
+                    MountFlag::Ro => flags |= libc::MS_RDONLY,
+                    MountFlag::Nosuid => flags |= libc::MS_NOSUID,
+                    MountFlag::Nodev => flags |= libc::MS_NODEV,
+                    MountFlag::Noexec => flags |= libc::MS_NOEXEC,
+                    MountFlag::Sync => flags |= libc::MS_SYNCHRONOUS,
+                    MountFlag::Dirsync => flags |= libc::MS_DIRSYNC,
+                    MountFlag::Mand => flags |= libc::MS_MANDLOCK,
+                    MountFlag::Noatime => flags |= libc::MS_NOATIME,
+                    MountFlag::Nodiratime => flags |= libc::MS_NODIRATIME,
+                    MountFlag::Relatime => flags |= libc::MS_RELATIME,
+                    MountFlag::Strictatime => flags |= libc::MS_STRICTATIME,
+                    MountFlag::Private => propagation.push(libc::MS_PRIVATE),
+                    MountFlag::Rprivate => propagation.push(libc::MS_PRIVATE | libc::MS_REC),
+                    MountFlag::Slave => propagation.push(libc::MS_SLAVE),
+                    MountFlag::Rslave => propagation.push(libc::MS_SLAVE | libc::MS_REC),
+                    MountFlag::Shared => propagation.push(libc::MS_SHARED),
+                    MountFlag::Rshared => propagation.push(libc::MS_SHARED | libc::MS_REC),
+                    MountFlag::Unbindable => propagation.push(libc::MS_UNBINDABLE),
+                    MountFlag::Runbindable => propagation.push(libc::MS_UNBINDABLE | libc::MS_REC),
+                }
+            }
+            let data = (!m.data.is_empty()).then(|| m.data.clone());
+            if m.is_bind() {
+                let like = Some(PathBuf::from(&m.source));
+                self.op(Op::MountPoint {
+                    path: target.clone(),
+                    like,
+                })?;
+                let bind = flags & (libc::MS_BIND | libc::MS_REC);
+                self.op(Op::Mount {
+                    source: Some(m.source.clone()),
+                    target: target.clone(),
+                    fstype: None,
+                    flags: bind,
+                    data: None,
+                })?;
+                let rest = flags & !(libc::MS_BIND | libc::MS_REC);
+                if rest != 0 {
+                    let flags = libc::MS_REMOUNT | libc::MS_BIND | rest;
+                    self.op(Op::Mount {
+                        source: None,
+                        target: target.clone(),
+                        fstype: None,
+                        flags,
+                        data: None,
+                    })?;
+                }
+            } else {
+                self.op(Op::MountPoint {
+                    path: target.clone(),
+                    like: None,
+                })?;
+                let op = Op::Mount {
+                    source: Some(m.source.clone()),
+                    target: target.clone(),
+                    fstype: Some(m.fstype.clone()),
+                    flags,
+                    data,
+                };
+                self.op(op)?;
+            }
+            for p in propagation {
+                self.op(Op::Mount {
+                    source: None,
+                    target: target.clone(),
+                    fstype: None,
+                    flags: p,
+                    data: None,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn make_devices(&mut self) -> R<()> {
+        for d in &self.plan.devices {
+            self.origin = d.from.clone();
+            let target = self.in_root(&d.path);
+            match d.how {
+                DeviceHow::Bind => {
+                    self.op(Op::MountPoint {
+                        path: target.clone(),
+                        like: Some(d.path.clone()),
+                    })?;
+                    let s = Some(d.path.display().to_string());
+                    self.op(Op::Mount {
+                        source: s,
+                        target,
+                        fstype: None,
+                        flags: libc::MS_BIND,
+                        data: None,
+                    })?;
+                }
+                DeviceHow::Mknod => {
+                    self.op(Op::Mknod {
+                        path: target,
+                        kind: d.kind,
+                        mode: d.mode,
+                        major: d.major,
+                        minor: d.minor,
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn change_root(&mut self) -> R<()> {
+        self.origin = self.plan.root.change.from.clone();
+        let root = self.plan.root.path.value.clone();
+        match self.plan.root.change.value {
+            RootChange::PivotRoot => {
+                self.op(Op::Chdir { path: root })?;
+                self.op(Op::PivotRoot {
+                    new_root: ".".into(),
+                    put_old: ".".into(),
+                })?;
+                self.op(Op::Umount {
+                    target: ".".into(),
+                    flags: libc::MNT_DETACH,
+                })?;
+                self.op(Op::Chdir { path: "/".into() })?;
+            }
+            RootChange::Chroot => {
+                self.op(Op::Chdir { path: root })?;
+                self.op(Op::Chroot { path: ".".into() })?;
+                self.op(Op::Chdir { path: "/".into() })?;
+            }
+            RootChange::None => {}
+        }
+        Ok(())
+    }
+
+    fn mask_paths(&mut self) -> R<()> {
+        for p in &self.plan.masked_paths {
+            self.origin = p.from.clone();
+            self.op(Op::MaskPath {
+                path: p.value.clone(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn make_paths_readonly(&mut self) -> R<()> {
+        for p in &self.plan.readonly_paths {
+            self.origin = p.from.clone();
+            self.op(Op::ReadonlyPath {
+                path: p.value.clone(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn make_root_readonly(&mut self) -> R<()> {
+        if !self.plan.root.readonly.value {
+            return Ok(());
+        }
+        self.origin = self.plan.root.readonly.from.clone();
+        self.op(Op::RemountReadonly { target: "/".into() })
+            .map(drop)
+    }
+
+    fn start_session(&mut self) -> R<()> {
+        self.origin = self.plan.stdio.from.clone();
+        self.op(Op::SetSid)?;
+        if self.plan.supervisor.session == Session::NewSessionWithControllingTty {
+            self.op(Op::SetControllingTty { fd: FdRef::num(0) })?;
+        }
+        Ok(())
+    }
+
+    fn spawn_workload(&mut self) -> R<()> {
+        self.origin = self.plan.workload.args.from.clone();
+        let (r, w) = match self.op(Op::Pipe { tag: "exec report" })? {
+            Outcome::Pair(r, w) => (
+                FdRef {
+                    raw: r,
+                    tag: FdTag::Internal("exec report read"),
+                },
+                FdRef {
+                    raw: w,
+                    tag: FdTag::Internal("exec report write"),
+                },
+            ),
+            o => return Err(self.odd(o)),
+        };
+        match self.op(Op::Clone {
+            new: Vec::new(),
+            who: Who::Workload,
+        })? {
+            Outcome::Forked(Forked::Child) => {
+                self.me = Actor::Workload;
+                self.report = Some(w);
+                Ok(())
+            }
+            Outcome::Forked(Forked::Parent(pid)) => {
+                self.workload = Some(ProcRef {
+                    pid,
+                    who: Who::Workload,
+                });
+                if !self.real {
+                    // Recording: the workload's steps follow in plan order.
+                    self.report = Some(w);
+                    return Ok(());
+                }
+                self.op(Op::Close { fd: w })?;
+                let got = self.op(Op::RecvReport { fd: r })?;
+                self.op(Op::Close { fd: r })?;
+                match got {
+                    Outcome::Bytes(b) if b.is_empty() => Ok(()),
+                    Outcome::Bytes(b) => {
+                        Err(serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
+                            step: Step::Exec,
+                            origin: self.origin.clone(),
+                            op: "exec report".into(),
+                            errno: None,
+                            message: String::from_utf8_lossy(&b).into_owned(),
+                        }))
+                    }
+                    o => Err(self.odd(o)),
+                }
+            }
+            o => Err(self.odd(o)),
+        }
+    }
+
+    // ----- workload ------------------------------------------------------------
+
+    fn arrange_workload_fds(&mut self) -> R<()> {
+        self.op(Op::ResetSignals)?;
+        let entries = self.plan.workload.fds.clone();
+        let mut sources = Vec::new();
+        for e in &entries {
+            match e.source {
+                FdSource::Supervisor { fd } => sources.push(FdRef::num(fd.0)),
+                _ => {
+                    self.origin = e.from.clone();
+                    return Err(self.unsupported("workload fd not inherited from the supervisor"));
+                }
+            }
+        }
+        let report = self.report;
+        self.report = self.arrange_fds(&entries, &sources, report)?;
+        Ok(())
+    }
+
+    fn set_rlimits(&mut self) -> R<()> {
+        for (kind, r) in &self.plan.workload.rlimits {
+            self.origin = r.from.clone();
+            self.op(Op::SetRlimit {
+                kind: *kind,
+                soft: r.soft,
+                hard: r.hard,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// setgroups, setresgid, keep-caps, setresuid: keep-caps holds the
+    /// permitted set across the uid change so the capability step can set it.
+    fn set_credentials(&mut self, c: &Credentials) -> R<()> {
+        self.origin = c.from.clone();
+        let denied = self.plan.namespaces.user.value == Namespace::New
+            && self.plan.id_maps.setgroups == SetGroups::Deny;
+        if !denied {
+            self.op(Op::SetGroups {
+                groups: c.groups.clone(),
+            })?;
+        }
+        self.op(Op::SetResGid { gid: c.gid })?;
+        self.op(Op::KeepCaps { on: true })?;
+        self.op(Op::SetResUid { uid: c.uid })?;
+        Ok(())
+    }
+
+    /// Bounding first (needs CAP_SETPCAP, so raise effective to permitted),
+    /// then inheritable, effective, permitted (shrinking in an order capset
+    /// accepts), then ambient (needs permitted and inheritable).
+    fn set_capabilities(&mut self, c: &CapSets, from: &Origin) -> R<()> {
+        self.origin = from.clone();
+        self.op(Op::RaiseEffective)?;
+        let drop: Vec<Cap> = Cap::all()
+            .into_iter()
+            .filter(|c2| !c.bounding.contains(c2))
+            .collect();
+        self.op(Op::DropBounding { caps: drop })?;
+        self.op(Op::CapSet {
+            set: CapSetKind::Inheritable,
+            caps: c.inheritable.clone(),
+        })?;
+        self.op(Op::CapSet {
+            set: CapSetKind::Effective,
+            caps: c.effective.clone(),
+        })?;
+        self.op(Op::CapSet {
+            set: CapSetKind::Permitted,
+            caps: c.permitted.clone(),
+        })?;
+        self.op(Op::SetAmbient {
+            caps: c.ambient.clone(),
+        })?;
+        Ok(())
+    }
+
+    fn set_workload_credentials(&mut self) -> R<()> {
+        let w = &self.plan.workload;
+        if let Some(u) = &w.umask {
+            self.origin = u.from.clone();
+            self.op(Op::Umask { mask: u.value })?;
+        }
+        self.set_credentials(&w.credentials)?;
+        // cwd is entered as the workload's user, before seccomp.
+        self.origin = w.cwd.from.clone();
+        self.op(Op::Chdir {
+            path: w.cwd.value.clone(),
+        })
+        .map(drop)
+    }
+
+    fn set_workload_capabilities(&mut self) -> R<()> {
+        let c = &self.plan.workload.capabilities;
+        self.set_capabilities(&c.value, &c.from)
+    }
+
+    fn set_no_new_privs(&mut self) -> R<()> {
+        let n = &self.plan.workload.no_new_privs;
+        self.origin = n.from.clone();
+        if n.value {
+            self.op(Op::NoNewPrivs)?;
+        }
+        Ok(())
+    }
+
+    fn load_seccomp(&mut self) -> R<()> {
+        let Some(s) = &self.plan.workload.seccomp else {
+            return Ok(());
+        };
+        self.origin = s.default_action.from.clone();
+        for f in self.prep.filters.clone() {
+            self.op(Op::SeccompLoad { filter: f })?;
+        }
+        Ok(())
+    }
+
+    fn exec_workload(&mut self) -> R<()> {
+        self.origin = self.plan.workload.args.from.clone();
+        self.op(Op::Exec {
+            prepared: self.prep.exec.clone(),
+        })
+        .map(drop)
+    }
+
+    // ----- supervisor, after the workload started ------------------------------
+
+    fn drop_supervisor_privileges(&mut self) -> R<()> {
+        let s = &self.plan.supervisor;
+        self.set_capabilities(&s.capabilities, &s.credentials.from)?;
+        if s.non_dumpable {
+            self.op(Op::NonDumpable)?;
+        }
+        Ok(())
+    }
+
+    /// Reaps children, forwards INT/TERM/HUP to the workload, and exits with
+    /// the workload's status.
+    fn supervise(&mut self) -> R<()> {
+        let workload = self
+            .workload
+            .ok_or_else(|| self.unsupported("wait without a workload"))?;
+        let status = self.wait_for(
+            workload,
+            ProcRef {
+                pid: -1,
+                who: Who::AnyChild,
+            },
+        )?;
+        if self.real {
+            let _ = self.b.perform(Op::Exit { code: status });
+        } else {
+            self.op(Op::Exit { code: status })?;
+        }
+        Ok(())
+    }
+
+    /// Waits on `target` (reaping with `reap`), forwarding signals to it.
+    fn wait_for(&mut self, target: ProcRef, reap: ProcRef) -> R<i32> {
+        loop {
+            match self.op(Op::WaitSignal)? {
+                Outcome::Signal(libc::SIGCHLD) => loop {
+                    match self.op(Op::Reap { proc: reap }) {
+                        Ok(Outcome::Reaped(Some((pid, st)))) if pid == target.pid || !self.real => {
+                            return Ok(st)
+                        }
+                        Ok(Outcome::Reaped(Some(_))) => continue,
+                        Ok(_) => break,
+                        Err(f) if f.errno == Some(libc::ECHILD) => break,
+                        Err(f) => return Err(f),
+                    }
+                },
+                Outcome::Signal(sig) => {
+                    let _ = self.op(Op::Kill {
+                        proc: target,
+                        signal: sig,
+                    });
+                }
+                o => return Err(self.odd(o)),
+            }
+        }
+    }
+
+    // ----- launcher, at the end ---------------------------------------------------
+
+    fn teardown(&mut self) -> R<()> {
+        self.origin = self.plan.id.from.clone();
+        if let Some(sup) = self.supervisor {
+            self.status = self.wait_for(sup, sup)?;
+            self.undo.retain(|u| !matches!(u, Undo::Child(_)));
+            if let Some(c) = self.control {
+                if let Outcome::Bytes(b) = self.op(Op::RecvReport { fd: c })? {
+                    if !b.is_empty() {
+                        return Err(serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
+                            step: Step::Wait,
+                            origin: self.origin.clone(),
+                            op: "supervisor report".into(),
+                            errno: None,
+                            message: String::from_utf8_lossy(&b).into_owned(),
+                        }));
+                    }
+                }
+            }
+        }
+        let left = self.rollback();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(StepFailure {
+                step: Step::Teardown,
+                origin: self.origin.clone(),
+                op: "teardown".into(),
+                errno: None,
+                message: left.join("; "),
+            })
+        }
+    }
+
+    /// Undoes every launcher effect, newest first. Returns what could not be undone.
+    fn rollback(&mut self) -> Vec<String> {
+        let mut left = Vec::new();
+        while let Some(u) = self.undo.pop() {
+            let r = match &u {
+                Undo::Child(p) => {
+                    let _ = self.b.perform(Op::Kill {
+                        proc: *p,
+                        signal: libc::SIGKILL,
+                    });
+                    self.b.perform(Op::WaitExit { proc: *p }).map(drop)
+                }
+                Undo::Close(fd) => self.b.perform(Op::Close { fd: *fd }).map(drop),
+                Undo::RestoreNs(kind, fd) => {
+                    let r = self
+                        .b
+                        .perform(Op::SetNs {
+                            fd: *fd,
+                            kind: *kind,
+                        })
+                        .map(drop);
+                    let _ = self.b.perform(Op::Close { fd: *fd });
+                    r
+                }
+                Undo::Signals => self.b.perform(Op::UnblockSignals).map(drop),
+                Undo::CgroupDir { path, leaf } => {
+                    match self.b.perform(Op::Rmdir { path: path.clone() }) {
+                        Err(e)
+                            if !leaf
+                                && matches!(
+                                    e.raw_os_error(),
+                                    Some(libc::ENOTEMPTY | libc::EBUSY | libc::ENOENT)
+                                ) =>
+                        {
+                            Ok(())
+                        }
+                        r => r.map(drop),
+                    }
+                }
+                Undo::StateDir(p) => self.b.perform(Op::RemoveTree { path: p.clone() }).map(drop),
+            };
+            if let Err(e) = r {
+                left.push(format!("{u:?}: {}", super::error::error_text(&e)));
+            }
+        }
+        left
+    }
+
+    /// In a child: report the failure to the parent and exit.
+    fn exit_child_with(&mut self, f: &StepFailure) -> ! {
+        let _ = self.send_report(f);
+        let _ = self.b.perform(Op::Exit { code: CHILD_FAILED });
+        // SAFETY: _exit never returns; reached only if the backend's Exit did not exit.
+        unsafe { libc::_exit(CHILD_FAILED) }
+    }
+
+    fn send_report(&mut self, f: &StepFailure) -> std::io::Result<Outcome> {
+        let data = serde_json::to_vec(f).unwrap_or_default();
+        match self.report {
+            Some(fd) => self.b.perform(Op::SendReport { fd, data }),
+            None => Ok(Outcome::Done),
+        }
+    }
+}

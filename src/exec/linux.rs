@@ -1,0 +1,810 @@
+//! The real backend: performs each [`Op`] with the system call it names.
+//!
+//! Raw calls go through [`check`], which turns a -1 return into the OS error, so
+//! every failure reaches the interpreter as an `io::Error` with its errno. This
+//! file makes no decisions: it is a table from op to syscall. The few ops that
+//! are more than one call (sealed memfd, kvm checks, masking, read-only
+//! remount that keeps locked flags) are mechanics fixed by the kernel, not
+//! choices of the plan.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::backend::{Backend, CapSetKind, Forked, Op, Outcome};
+use crate::plan::NsKind;
+
+/// Makes the system calls.
+#[derive(Debug, Default)]
+pub struct LinuxBackend;
+
+/// Turns a libc-style return (-1 and errno) into an `io::Result`.
+pub fn check<T: Copy + PartialOrd + From<i8>>(rc: T) -> io::Result<T> {
+    if rc == T::from(-1) {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn cpath(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// The clone flag of a namespace kind.
+pub fn ns_flag(kind: NsKind) -> libc::c_int {
+    match kind {
+        NsKind::User => libc::CLONE_NEWUSER,
+        NsKind::Pid => libc::CLONE_NEWPID,
+        NsKind::Net => libc::CLONE_NEWNET,
+        NsKind::Ipc => libc::CLONE_NEWIPC,
+        NsKind::Uts => libc::CLONE_NEWUTS,
+        NsKind::Cgroup => libc::CLONE_NEWCGROUP,
+        NsKind::Time => 0x80, // CLONE_NEWTIME
+        NsKind::Mount => libc::CLONE_NEWNS,
+    }
+}
+
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, owned sigset_t.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD] {
+            libc::sigaddset(&mut set, s);
+        }
+    }
+    set
+}
+
+/// Mount flags that are locked on a mount made in a less privileged user
+/// namespace and so must be repeated on a remount.
+fn locked_flags(path: &Path) -> io::Result<u64> {
+    let c = cpath(path)?;
+    // SAFETY: statvfs is plain data filled by the kernel.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `st` a valid out pointer.
+    check(unsafe { libc::statvfs(c.as_ptr(), &mut st) })?;
+    let mut flags = 0;
+    for (st_bit, ms) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if st.f_flag & st_bit != 0 {
+            flags |= ms;
+        }
+    }
+    Ok(flags)
+}
+
+fn mount(
+    source: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: u64,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let src = source.map(cstr).transpose()?;
+    let tgt = cpath(target)?;
+    let fst = fstype.map(cstr).transpose()?;
+    let dat = data.filter(|d| !d.is_empty()).map(cstr).transpose()?;
+    let p = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: every pointer is null or a valid NUL-terminated string that
+    // outlives the call.
+    check(unsafe {
+        libc::mount(
+            p(&src),
+            tgt.as_ptr(),
+            p(&fst),
+            flags,
+            p(&dat) as *const libc::c_void,
+        )
+    })?;
+    Ok(())
+}
+
+/// Capabilities this kernel knows (the caps crate may know newer ones).
+fn kernel_knows(cap: caps::Capability) -> bool {
+    // SAFETY: PR_CAPBSET_READ only reads.
+    unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap.index() as libc::c_ulong, 0, 0, 0) >= 0 }
+}
+
+fn caps_err(e: caps::errors::CapsError) -> io::Error {
+    let last = io::Error::last_os_error();
+    match last.raw_os_error() {
+        Some(n) if n != 0 => last,
+        _ => io::Error::other(e.to_string()),
+    }
+}
+
+fn kvm_cap(name: &str) -> Option<kvm_ioctls::Cap> {
+    use kvm_ioctls::Cap::*;
+    [
+        Irqchip,
+        Hlt,
+        UserMemory,
+        SetTssAddr,
+        ExtCpuid,
+        Clocksource,
+        NrVcpus,
+        NrMemslots,
+        Pit,
+        MpState,
+        CoalescedMmio,
+        SyncMmu,
+        Iommu,
+        UserNmi,
+        Pit2,
+        SetIdentityMapAddr,
+        Irqfd,
+        Ioeventfd,
+        ImmediateExit,
+        Xsave,
+        Xcrs,
+        TscControl,
+        Debugregs,
+        AdjustClock,
+        SplitIrqchip,
+        MaxVcpus,
+        MaxVcpuId,
+        ReadonlyMem,
+        IrqRouting,
+    ]
+    .into_iter()
+    .find(|c| format!("{c:?}") == name)
+}
+
+fn open_kvm(api_version: i32, extensions: &[String]) -> io::Result<i32> {
+    use std::os::fd::FromRawFd;
+    let fd = kvm_ioctls::Kvm::open_with_cloexec(true)
+        .map_err(|e| io::Error::from_raw_os_error(e.errno()))?;
+    // SAFETY: `fd` was just opened and is owned by nobody else; Kvm closes it on drop.
+    let kvm = unsafe { kvm_ioctls::Kvm::from_raw_fd(fd) };
+    let v = kvm.get_api_version();
+    if v != api_version {
+        return Err(io::Error::other(format!(
+            "KVM API version is {v}, the plan requires {api_version}"
+        )));
+    }
+    for e in extensions {
+        let cap =
+            kvm_cap(e).ok_or_else(|| io::Error::other(format!("unknown KVM extension {e}")))?;
+        if !kvm.check_extension(cap) {
+            return Err(io::Error::other(format!(
+                "KVM extension {e} is not available"
+            )));
+        }
+    }
+    // Keep a close-on-exec copy; `kvm` closes the original.
+    // SAFETY: fcntl on an fd we own.
+    check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
+}
+
+fn memfd_sealed(name: &str, data: &[u8]) -> io::Result<i32> {
+    let n = cstr(name)?;
+    // SAFETY: `n` is a valid C string.
+    let fd = check(unsafe {
+        libc::memfd_create(n.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
+    let mut off = 0;
+    while off < data.len() {
+        // SAFETY: the slice bounds the write.
+        let w = unsafe { libc::write(fd, data[off..].as_ptr().cast(), data.len() - off) };
+        if w < 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: closing our own fd.
+            unsafe { libc::close(fd) };
+            return Err(e);
+        }
+        off += w as usize;
+    }
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on our own fd.
+    if let Err(e) = check(unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) }) {
+        // SAFETY: closing our own fd.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+fn loopback_up() -> io::Result<()> {
+    // SAFETY: plain socket creation.
+    let s =
+        check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: ifreq is plain data.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        ifr.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: `ifr` is a valid ifreq for these ioctls; `s` is our socket.
+    let r = (|| unsafe {
+        check(libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr))?;
+        ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        check(libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr))
+    })();
+    // SAFETY: closing our own socket.
+    unsafe { libc::close(s) };
+    r.map(drop)
+}
+
+fn mask_path(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.is_dir() => mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some("size=0,mode=555"),
+        ),
+        Ok(_) => mount(Some("/dev/null"), path, None, libc::MS_BIND, None),
+    }
+}
+
+fn exec(p: &super::backend::PreparedExec) -> io::Error {
+    let argv: Vec<*const libc::c_char> = p
+        .argv
+        .iter()
+        .map(|c| c.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let envp: Vec<*const libc::c_char> = p
+        .envp
+        .iter()
+        .map(|c| c.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let mut last = io::Error::from_raw_os_error(libc::ENOENT);
+    for c in &p.candidates {
+        // SAFETY: argv and envp are NULL-terminated arrays of valid C strings
+        // that live until execve returns (it returns only on failure).
+        unsafe { libc::execve(c.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        last = io::Error::last_os_error();
+        if !matches!(
+            last.raw_os_error(),
+            Some(libc::ENOENT) | Some(libc::ENOTDIR)
+        ) {
+            break;
+        }
+    }
+    last
+}
+
+fn wait_status(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
+    }
+}
+
+impl Backend for LinuxBackend {
+    fn forks(&self) -> bool {
+        true
+    }
+
+    fn perform(&mut self, op: Op) -> io::Result<Outcome> {
+        use Op::*;
+        let done = Ok(Outcome::Done);
+        match op {
+            MkdirAll { path } => fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .and(done),
+            Mkdir { path, mode } => fs::DirBuilder::new().mode(mode).create(path).and(done),
+            WriteFile { path, data } => {
+                let mut f = fs::OpenOptions::new().write(true).open(path)?;
+                f.write_all(data.as_bytes()).and(done)
+            }
+            WritePid { path, proc, create } => {
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create(create)
+                    .truncate(create)
+                    .mode(0o644)
+                    .open(path)?;
+                f.write_all(proc.pid.to_string().as_bytes()).and(done)
+            }
+            WriteProcFile { proc, name, data } => {
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(format!("/proc/{}/{name}", proc.pid))?;
+                f.write_all(data.as_bytes()).and(done)
+            }
+            Rmdir { path } => {
+                let start = Instant::now();
+                loop {
+                    match fs::remove_dir(&path) {
+                        Ok(()) => return done,
+                        Err(e)
+                            if e.raw_os_error() == Some(libc::EBUSY)
+                                && start.elapsed() < Duration::from_secs(2) =>
+                        {
+                            std::thread::sleep(Duration::from_micros(500))
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            RemoveTree { path } => fs::remove_dir_all(path).and(done),
+            Open {
+                path, flags, mode, ..
+            } => {
+                let c = cpath(&path)?;
+                // SAFETY: `c` is a valid C string.
+                check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode) })
+                    .map(Outcome::Fd)
+            }
+            SocketPair { .. } => {
+                let mut fds = [0; 2];
+                // SAFETY: `fds` is a valid out array of two ints.
+                check(unsafe {
+                    libc::socketpair(
+                        libc::AF_UNIX,
+                        libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                        0,
+                        fds.as_mut_ptr(),
+                    )
+                })?;
+                Ok(Outcome::Pair(fds[0], fds[1]))
+            }
+            Pipe { .. } => {
+                let mut fds = [0; 2];
+                // SAFETY: `fds` is a valid out array of two ints.
+                check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+                Ok(Outcome::Pair(fds[0], fds[1]))
+            }
+            MemfdSealed { name, data, .. } => memfd_sealed(name, &data).map(Outcome::Fd),
+            OpenKvm {
+                api_version,
+                extensions,
+                ..
+            } => open_kvm(api_version, &extensions).map(Outcome::Fd),
+            Close { fd } => {
+                // SAFETY: closing an fd the interpreter owns.
+                check(unsafe { libc::close(fd.raw) }).and(done)
+            }
+            DupHigh { fd, min } => {
+                // SAFETY: fcntl on an fd the interpreter owns.
+                check(unsafe { libc::fcntl(fd.raw, libc::F_DUPFD_CLOEXEC, min) }).map(Outcome::Fd)
+            }
+            Dup2 { from, to } => {
+                // SAFETY: dup2 on fds the interpreter owns; `to` is planned.
+                check(unsafe { libc::dup2(from.raw, to) })?;
+                // dup2 onto the same number keeps close-on-exec: clear it.
+                // SAFETY: fcntl on the fd just made.
+                check(unsafe { libc::fcntl(to, libc::F_SETFD, 0) }).and(done)
+            }
+            CloseAllExcept { keep } => {
+                let mut keep = keep;
+                keep.sort_unstable();
+                let mut lo: u32 = 0;
+                for k in keep.iter().map(|k| *k as u32) {
+                    if k > lo {
+                        // SAFETY: closes a range of this process's fds; none is in use by Rust objects.
+                        check(unsafe { libc::syscall(libc::SYS_close_range, lo, k - 1, 0) })?;
+                    }
+                    lo = k + 1;
+                }
+                // SAFETY: as above.
+                check(unsafe { libc::syscall(libc::SYS_close_range, lo, u32::MAX, 0) }).and(done)
+            }
+            SetNs { fd, kind } => {
+                // SAFETY: setns on an open namespace fd.
+                check(unsafe { libc::setns(fd.raw, ns_flag(kind)) }).and(done)
+            }
+            Unshare { kinds } => {
+                let flags = kinds.iter().fold(0, |a, k| a | ns_flag(*k));
+                // SAFETY: unshare has no memory arguments.
+                check(unsafe { libc::unshare(flags) }).and(done)
+            }
+            BlockSignals => {
+                let set = signal_set();
+                // SAFETY: valid set pointer, null old set.
+                check(unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) })
+                    .and(done)
+            }
+            UnblockSignals => {
+                let set = signal_set();
+                // SAFETY: valid set pointer, null old set.
+                check(unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) })
+                    .and(done)
+            }
+            ResetSignals => {
+                // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+                let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+                // SAFETY: valid pointers; SIG_DFL is a valid disposition.
+                unsafe {
+                    libc::sigemptyset(&mut empty);
+                    check(libc::sigprocmask(
+                        libc::SIG_SETMASK,
+                        &empty,
+                        std::ptr::null_mut(),
+                    ))?;
+                    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                }
+                done
+            }
+            Clone { new, .. } => {
+                let flags = new.iter().fold(libc::SIGCHLD, |a, k| a | ns_flag(*k)) as libc::c_ulong;
+                // SAFETY: clone without CLONE_VM and with a null stack behaves
+                // like fork: the child gets a copy of the address space. The
+                // launcher has no other threads.
+                let pid = check(unsafe {
+                    libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize)
+                })?;
+                Ok(Outcome::Forked(if pid == 0 {
+                    Forked::Child
+                } else {
+                    Forked::Parent(pid as i32)
+                }))
+            }
+            Release { fd } => {
+                // SAFETY: one-byte write from a valid buffer.
+                check(unsafe { libc::write(fd.raw, b"g".as_ptr().cast(), 1) }).and(done)
+            }
+            AwaitRelease { fd } => {
+                let mut b = [0u8; 1];
+                loop {
+                    // SAFETY: one-byte read into a valid buffer.
+                    let n = unsafe { libc::read(fd.raw, b.as_mut_ptr().cast(), 1) };
+                    match n {
+                        1 => return done,
+                        0 => return Err(io::Error::from_raw_os_error(libc::EPIPE)),
+                        _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {
+                            continue
+                        }
+                        _ => return Err(io::Error::last_os_error()),
+                    }
+                }
+            }
+            SendReport { fd, data } => {
+                // SAFETY: write from a valid buffer.
+                check(unsafe { libc::write(fd.raw, data.as_ptr().cast(), data.len()) }).and(done)
+            }
+            RecvReport { fd } => {
+                let mut out = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    // SAFETY: recv into a valid buffer; MSG_DONTWAIT keeps a
+                    // socket from blocking (pipes ignore flags via read below).
+                    let n = unsafe {
+                        libc::recv(
+                            fd.raw,
+                            buf.as_mut_ptr().cast(),
+                            buf.len(),
+                            libc::MSG_DONTWAIT,
+                        )
+                    };
+                    let n = if n < 0
+                        && io::Error::last_os_error().raw_os_error() == Some(libc::ENOTSOCK)
+                    {
+                        // SAFETY: read into a valid buffer.
+                        unsafe { libc::read(fd.raw, buf.as_mut_ptr().cast(), buf.len()) }
+                    } else {
+                        n
+                    };
+                    match n {
+                        0 => break,
+                        n if n > 0 => {
+                            out.extend_from_slice(&buf[..n as usize]);
+                            if out.starts_with(b"{") && out.ends_with(b"}") {
+                                break;
+                            }
+                        }
+                        _ => match io::Error::last_os_error().raw_os_error() {
+                            Some(libc::EINTR) => continue,
+                            Some(libc::EAGAIN) => break,
+                            _ => return Err(io::Error::last_os_error()),
+                        },
+                    }
+                }
+                Ok(Outcome::Bytes(out))
+            }
+            WaitSignal => {
+                let set = signal_set();
+                loop {
+                    // SAFETY: valid set; null info.
+                    let s = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+                    if s >= 0 {
+                        return Ok(Outcome::Signal(s));
+                    }
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EINTR) {
+                        return Err(e);
+                    }
+                }
+            }
+            Reap { proc } => {
+                let mut status = 0;
+                // SAFETY: valid status pointer.
+                let pid = check(unsafe { libc::waitpid(proc.pid, &mut status, libc::WNOHANG) })?;
+                Ok(Outcome::Reaped(
+                    (pid > 0).then(|| (pid, wait_status(status))),
+                ))
+            }
+            WaitExit { proc } => {
+                let mut status = 0;
+                loop {
+                    // SAFETY: valid status pointer.
+                    let pid = unsafe { libc::waitpid(proc.pid, &mut status, 0) };
+                    if pid >= 0 {
+                        return Ok(Outcome::Reaped(Some((pid, wait_status(status)))));
+                    }
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EINTR) {
+                        return Err(e);
+                    }
+                }
+            }
+            Kill { proc, signal } => {
+                // SAFETY: kill has no memory arguments.
+                check(unsafe { libc::kill(proc.pid, signal) }).and(done)
+            }
+            Exit { code } => {
+                // SAFETY: _exit ends the child without running the parent's
+                // destructors or atexit handlers.
+                unsafe { libc::_exit(code) }
+            }
+            SetHostname { name } => {
+                // SAFETY: pointer and length of a valid buffer.
+                check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).and(done)
+            }
+            LoopbackUp => loopback_up().and(done),
+            MaskPath { path } => mask_path(&path).and(done),
+            MountPoint { path, like } => {
+                let dir = match &like {
+                    Some(l) => fs::metadata(l)?.is_dir(),
+                    None => true,
+                };
+                match fs::symlink_metadata(&path) {
+                    Ok(_) => done,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        if dir {
+                            fs::DirBuilder::new()
+                                .recursive(true)
+                                .mode(0o755)
+                                .create(&path)
+                                .and(done)
+                        } else {
+                            if let Some(parent) = path.parent() {
+                                fs::DirBuilder::new()
+                                    .recursive(true)
+                                    .mode(0o755)
+                                    .create(parent)?;
+                            }
+                            fs::OpenOptions::new()
+                                .write(true)
+                                .create(true)
+                                .truncate(false)
+                                .mode(0o644)
+                                .open(&path)
+                                .and(done)
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => mount(
+                source.as_deref(),
+                &target,
+                fstype.as_deref(),
+                flags,
+                data.as_deref(),
+            )
+            .and(done),
+            ReadonlyPath { path } => match fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => done,
+                Err(e) => Err(e),
+                Ok(_) => {
+                    mount(
+                        path.to_str(),
+                        &path,
+                        None,
+                        libc::MS_BIND | libc::MS_REC,
+                        None,
+                    )?;
+                    let keep = locked_flags(&path)?;
+                    mount(
+                        None,
+                        &path,
+                        None,
+                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep,
+                        None,
+                    )
+                    .and(done)
+                }
+            },
+            RemountReadonly { target } => {
+                let keep = locked_flags(&target)?;
+                mount(
+                    None,
+                    &target,
+                    None,
+                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep,
+                    None,
+                )
+                .and(done)
+            }
+            Umount { target, flags } => {
+                let c = cpath(&target)?;
+                // SAFETY: valid C string.
+                check(unsafe { libc::umount2(c.as_ptr(), flags) }).and(done)
+            }
+            PivotRoot { new_root, put_old } => {
+                let (n, o) = (cpath(&new_root)?, cpath(&put_old)?);
+                // SAFETY: valid C strings.
+                check(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) })
+                    .and(done)
+            }
+            Chroot { path } => {
+                let c = cpath(&path)?;
+                // SAFETY: valid C string.
+                check(unsafe { libc::chroot(c.as_ptr()) }).and(done)
+            }
+            Chdir { path } => {
+                let c = cpath(&path)?;
+                // SAFETY: valid C string.
+                check(unsafe { libc::chdir(c.as_ptr()) }).and(done)
+            }
+            Mknod {
+                path,
+                kind,
+                mode,
+                major,
+                minor,
+            } => {
+                let c = cpath(&path)?;
+                let t = if kind == crate::plan::DeviceKind::Char {
+                    libc::S_IFCHR
+                } else {
+                    libc::S_IFBLK
+                };
+                let dev = libc::makedev(major as u32, minor as u32);
+                // SAFETY: valid C string.
+                check(unsafe { libc::mknod(c.as_ptr(), t | mode, dev) }).and(done)
+            }
+            SetSid => {
+                // SAFETY: no arguments.
+                check(unsafe { libc::setsid() }).and(done)
+            }
+            SetControllingTty { fd } => {
+                // SAFETY: TIOCSCTTY takes an int argument.
+                check(unsafe { libc::ioctl(fd.raw, libc::TIOCSCTTY, 0) }).and(done)
+            }
+            NonDumpable => {
+                // SAFETY: prctl with integer arguments.
+                check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).and(done)
+            }
+            SetRlimit { kind, soft, hard } => {
+                let r = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                // SAFETY: valid rlimit pointer.
+                check(unsafe { libc::setrlimit(rlimit_resource(kind), &r) }).and(done)
+            }
+            SetGroups { groups } => {
+                let g: Vec<libc::gid_t> = groups.iter().map(|g| g.0).collect();
+                // SAFETY: pointer and length of a valid array.
+                check(unsafe { libc::setgroups(g.len(), g.as_ptr()) }).and(done)
+            }
+            SetResGid { gid } => {
+                // SAFETY: raw syscall (per thread; the process has one thread).
+                check(unsafe { libc::syscall(libc::SYS_setresgid, gid.0, gid.0, gid.0) }).and(done)
+            }
+            SetResUid { uid } => {
+                // SAFETY: raw syscall (per thread; the process has one thread).
+                check(unsafe { libc::syscall(libc::SYS_setresuid, uid.0, uid.0, uid.0) }).and(done)
+            }
+            KeepCaps { on } => {
+                // SAFETY: prctl with integer arguments.
+                check(unsafe {
+                    libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0)
+                })
+                .and(done)
+            }
+            RaiseEffective => {
+                let p = caps::read(None, caps::CapSet::Permitted).map_err(caps_err)?;
+                caps::set(None, caps::CapSet::Effective, &p)
+                    .map_err(caps_err)
+                    .and(done)
+            }
+            DropBounding { caps } => {
+                for c in caps.iter().filter(|c| kernel_knows(c.0)) {
+                    caps::drop(None, caps::CapSet::Bounding, c.0).map_err(caps_err)?;
+                }
+                done
+            }
+            CapSet { set, caps } => {
+                let s = match set {
+                    CapSetKind::Effective => caps::CapSet::Effective,
+                    CapSetKind::Permitted => caps::CapSet::Permitted,
+                    CapSetKind::Inheritable => caps::CapSet::Inheritable,
+                };
+                let v: caps::CapsHashSet = caps.iter().map(|c| c.0).collect();
+                caps::set(None, s, &v).map_err(caps_err).and(done)
+            }
+            SetAmbient { caps } => {
+                caps::clear(None, caps::CapSet::Ambient).map_err(caps_err)?;
+                for c in &caps {
+                    caps::raise(None, caps::CapSet::Ambient, c.0).map_err(caps_err)?;
+                }
+                done
+            }
+            Umask { mask } => {
+                // SAFETY: umask cannot fail.
+                unsafe { libc::umask(mask) };
+                done
+            }
+            NoNewPrivs => {
+                // SAFETY: prctl with integer arguments.
+                check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).and(done)
+            }
+            SeccompLoad { filter } => {
+                let prog = libc::sock_fprog {
+                    len: filter.program.len() as u16,
+                    filter: filter.program.as_ptr() as *mut libc::sock_filter,
+                };
+                // SAFETY: seccompiler's sock_filter is repr(C) with libc's
+                // layout; the kernel copies the program during the call.
+                check(unsafe {
+                    libc::syscall(
+                        libc::SYS_seccomp,
+                        libc::SECCOMP_SET_MODE_FILTER,
+                        0,
+                        &prog as *const libc::sock_fprog,
+                    )
+                })
+                .and(done)
+            }
+            Exec { prepared } => Err(exec(&prepared)),
+        }
+    }
+}
+
+fn rlimit_resource(kind: crate::vocab::RlimitKind) -> libc::__rlimit_resource_t {
+    use crate::vocab::RlimitKind::*;
+    match kind {
+        Cpu => libc::RLIMIT_CPU,
+        Fsize => libc::RLIMIT_FSIZE,
+        Data => libc::RLIMIT_DATA,
+        Stack => libc::RLIMIT_STACK,
+        Core => libc::RLIMIT_CORE,
+        Rss => libc::RLIMIT_RSS,
+        Nproc => libc::RLIMIT_NPROC,
+        Nofile => libc::RLIMIT_NOFILE,
+        Memlock => libc::RLIMIT_MEMLOCK,
+        As => libc::RLIMIT_AS,
+        Locks => libc::RLIMIT_LOCKS,
+        Sigpending => libc::RLIMIT_SIGPENDING,
+        Msgqueue => libc::RLIMIT_MSGQUEUE,
+        Nice => libc::RLIMIT_NICE,
+        Rtprio => libc::RLIMIT_RTPRIO,
+        Rttime => libc::RLIMIT_RTTIME,
+    }
+}

@@ -1,0 +1,249 @@
+//! Preflight: compares what a plan needs with what the host facts say, before
+//! any effect. Pure: the same plan and facts give the same answer anywhere.
+//! Every unmet need is named at once, each with what to do about it.
+
+use std::fmt;
+
+use caps::Capability as C;
+
+use crate::host::HostFacts;
+use crate::plan::{
+    DeviceHow, FdSource, LaunchPlan, Namespace, Platform, RootChange, SetGroups, Stdio, Step,
+};
+use crate::vocab::{Cap, Origin};
+
+/// One need of the plan the host does not meet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmetNeed {
+    /// What the plan needs.
+    pub need: String,
+    /// The plan field that needs it.
+    pub from: Origin,
+    /// What to do about it.
+    pub fix: String,
+}
+
+impl fmt::Display for UnmetNeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (needed by {}): {}", self.need, self.from, self.fix)
+    }
+}
+
+fn need(v: &mut Vec<UnmetNeed>, need: impl Into<String>, from: &Origin, fix: impl Into<String>) {
+    v.push(UnmetNeed {
+        need: need.into(),
+        from: from.clone(),
+        fix: fix.into(),
+    });
+}
+
+fn missing_caps(host: &HostFacts, caps: &[C]) -> Vec<String> {
+    caps.iter()
+        .filter(|c| !host.capabilities.contains(&Cap(**c)))
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// Lists every need of `plan` that `host` does not meet (empty: go).
+pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
+    let mut v = Vec::new();
+    let ns = &plan.namespaces;
+    let new_user = ns.user.value == Namespace::New;
+
+    if new_user && !host.user_namespaces {
+        need(&mut v, "a new user namespace", &ns.user.from, "enable user namespaces (sysctl user.max_user_namespaces > 0), or use a policy that keeps the host user namespace");
+    }
+    if new_user && (!plan.id_maps.uid.is_empty() || !plan.id_maps.gid.is_empty()) {
+        let m = missing_caps(host, &[C::CAP_SETUID, C::CAP_SETGID]);
+        if !m.is_empty() {
+            need(
+                &mut v,
+                format!("writing uid/gid maps for other ids needs {}", m.join(", ")),
+                &plan.id_maps.from,
+                "run apply as root (or with those capabilities), or map only your own uid",
+            );
+        }
+    }
+    if let Namespace::Join(_) = ns.user.value {
+        need(
+            &mut v,
+            "joining an existing user namespace",
+            &ns.user.from,
+            "not supported by this interpreter yet; use a new user namespace or the host's",
+        );
+    }
+    let joins = ns
+        .iter()
+        .any(|(_, n)| matches!(n.value, Namespace::Join(_)));
+    if joins && !missing_caps(host, &[C::CAP_SYS_ADMIN]).is_empty() {
+        need(
+            &mut v,
+            "setns into a named namespace needs CAP_SYS_ADMIN",
+            &ns.net.from,
+            "run apply as root",
+        );
+    }
+    if !new_user {
+        let mounts = !plan.mounts.is_empty() || plan.root.change.value != RootChange::None;
+        let mut caps = Vec::new();
+        if mounts {
+            caps.push(C::CAP_SYS_ADMIN);
+        }
+        if plan.root.change.value != RootChange::None {
+            caps.push(C::CAP_SYS_CHROOT);
+        }
+        let m = missing_caps(host, &caps);
+        if !m.is_empty() {
+            need(
+                &mut v,
+                format!(
+                    "mounts and the root change without a new user namespace need {}",
+                    m.join(", ")
+                ),
+                &plan.root.change.from,
+                "run apply as root, or use a new user namespace",
+            );
+        }
+    }
+    if plan.steps.contains(&Step::MountPropagation) && ns.mount.value != Namespace::New {
+        need(
+            &mut v,
+            "making / private needs a new mount namespace (it would change the host's mounts)",
+            &ns.mount.from,
+            "plan a new mount namespace",
+        );
+    }
+    for d in &plan.devices {
+        if d.how == DeviceHow::Mknod {
+            if new_user {
+                need(
+                    &mut v,
+                    format!("mknod {} inside a new user namespace", d.path.display()),
+                    &d.from,
+                    "bind the host's node instead (device how = bind)",
+                );
+            } else if !missing_caps(host, &[C::CAP_MKNOD]).is_empty() {
+                need(
+                    &mut v,
+                    format!("mknod {} needs CAP_MKNOD", d.path.display()),
+                    &d.from,
+                    "run apply as root, or bind the host's node",
+                );
+            }
+        }
+    }
+    if new_user
+        && plan.id_maps.setgroups == SetGroups::Deny
+        && !plan.workload.credentials.groups.is_empty()
+    {
+        need(
+            &mut v,
+            "supplementary groups with setgroups denied",
+            &plan.workload.credentials.from,
+            "allow setgroups in the plan, or drop the groups",
+        );
+    }
+
+    if let Some(cg) = &plan.cgroup {
+        for d in &cg.dirs {
+            let known = host.cgroup.v1.values().any(|m| d.path.starts_with(m))
+                || host
+                    .cgroup
+                    .v2
+                    .as_ref()
+                    .is_some_and(|v2| d.path.starts_with(&v2.mount));
+            if !known {
+                need(
+                    &mut v,
+                    format!("cgroup hierarchy for {}", d.path.display()),
+                    &cg.path.from,
+                    format!(
+                        "mount the {} controller(s), or compile the plan against these host facts",
+                        d.controllers.join(",")
+                    ),
+                );
+            }
+        }
+        if host.uid.0 != 0 && !missing_caps(host, &[C::CAP_DAC_OVERRIDE]).is_empty() {
+            need(
+                &mut v,
+                "writing cgroup files",
+                &cg.path.from,
+                "run apply as root, or delegate a cgroup subtree to your user",
+            );
+        }
+    }
+
+    if let Platform::Kvm {
+        api_version,
+        extensions,
+    } = &plan.platform.value
+    {
+        match &host.kvm {
+            None => need(
+                &mut v,
+                "/dev/kvm",
+                &plan.platform.from,
+                "load the kvm module (kvm_intel or kvm_amd) and give the caller access to /dev/kvm",
+            ),
+            Some(k) => {
+                if k.api_version != *api_version {
+                    need(
+                        &mut v,
+                        format!("KVM API version {api_version} (host has {})", k.api_version),
+                        &plan.platform.from,
+                        "use a kernel with this KVM API",
+                    );
+                }
+                for e in extensions.difference(&k.extensions) {
+                    need(
+                        &mut v,
+                        format!("KVM extension {e}"),
+                        &plan.platform.from,
+                        "use a host whose KVM offers it, or drop it from the policy",
+                    );
+                }
+            }
+        }
+    }
+
+    if !host.capabilities.contains(&Cap(C::CAP_SYS_RESOURCE)) {
+        for (kind, r) in &plan.workload.rlimits {
+            if let Some(h) = host.rlimits.get(kind) {
+                if r.hard > h.hard || r.soft > r.hard {
+                    need(&mut v, format!("{kind} {}/{} above the caller's hard limit {}", r.soft, r.hard, h.hard), &r.from, format!("the caller lacks CAP_SYS_RESOURCE, so a hard limit cannot be raised: lower the limit to at most {} in the policy or spec, or raise the caller's hard limit", h.hard));
+                }
+            }
+        }
+    }
+
+    if let Stdio::ConsoleSocket(_) = &plan.stdio.value {
+        need(
+            &mut v,
+            "a console socket (pty)",
+            &plan.stdio.from,
+            "not supported by this interpreter yet; use the caller's stdio",
+        );
+    }
+    for e in plan.supervisor.fds.iter() {
+        if matches!(e.source, FdSource::PtySlave | FdSource::Supervisor { .. }) {
+            need(
+                &mut v,
+                format!("supervisor fd {} from {:?}", e.fd.0, e.source),
+                &e.from,
+                "not supported: supervisor fds come from the caller or the launcher",
+            );
+        }
+    }
+    for e in plan.workload.fds.iter() {
+        if !matches!(e.source, FdSource::Supervisor { .. }) {
+            need(
+                &mut v,
+                format!("workload fd {} not inherited from the supervisor", e.fd.0),
+                &e.from,
+                "workload fds must name a supervisor fd",
+            );
+        }
+    }
+    v
+}

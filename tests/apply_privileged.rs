@@ -1,0 +1,404 @@
+//! Privileged integration tests: apply hand-built plans on this machine and
+//! check, from inside the sandbox, that each plan field took effect.
+//!
+//! A plain `main` (harness = false): the launcher clones, so it must run in a
+//! single-threaded process; each case forks a fresh launcher whose stdout and
+//! stderr go to files the test reads. Every case cleans up through a guard,
+//! even when it fails. Skipped (with the reason) when not root or when
+//! /bin/busybox is missing.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sandboxctl::exec::testsupport::{sample_host, sample_plan};
+use sandboxctl::exec::{apply, ApplyOptions};
+use sandboxctl::plan::{LaunchPlan, Namespace, NetworkMode, Sourced};
+use sandboxctl::vocab::Origin;
+
+const APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "echo", "grep", "hostname", "touch", "mkdir", "readlink", "sleep", "seq",
+    "tail", "head", "wc", "test", "id", "true",
+];
+
+/// Removes everything a case could leave, even when the case panics.
+struct Guard {
+    id: String,
+    launcher: Option<i32>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.launcher {
+            // SAFETY: kill/waitpid of our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+        for ctrl in ["memory", "pids"] {
+            let dir = PathBuf::from(format!("/sys/fs/cgroup/{ctrl}/sandboxctl/{}", self.id));
+            if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
+                for p in procs.lines().filter_map(|l| l.parse::<i32>().ok()) {
+                    // SAFETY: kill has no memory arguments.
+                    unsafe { libc::kill(p, libc::SIGKILL) };
+                }
+            }
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while dir.exists() && fs::remove_dir(&dir).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = fs::remove_dir(format!("/sys/fs/cgroup/{ctrl}/sandboxctl"));
+        }
+        let _ = fs::remove_dir_all(format!("/run/sandboxctl/{}", self.id));
+    }
+}
+
+struct Run {
+    status: i32,
+    out: String,
+    err: String,
+}
+
+/// Runs `apply` in a forked launcher with stdout/stderr to files.
+fn run(plan: &LaunchPlan, fail_at: Option<&str>) -> Run {
+    let dir =
+        std::env::temp_dir().join(format!("sbx-out-{}-{}", std::process::id(), plan.id.value));
+    fs::create_dir_all(&dir).unwrap();
+    let (o, e) = (dir.join("out"), dir.join("err"));
+    let of = fs::File::create(&o).unwrap();
+    let ef = fs::File::create(&e).unwrap();
+    let mut guard = Guard {
+        id: plan.id.value.clone(),
+        launcher: None,
+    };
+    // SAFETY: this process has one thread (harness = false), so the child may
+    // allocate; it only calls apply and _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto stdio in the child.
+        unsafe {
+            libc::dup2(of.as_raw_fd(), 1);
+            libc::dup2(ef.as_raw_fd(), 2);
+        }
+        if let Some(step) = fail_at {
+            std::env::set_var("SANDBOXCTL_FAIL_AT_STEP", step);
+        }
+        let code = match apply(plan, &sample_host(), &ApplyOptions::default()) {
+            Ok(c) => c,
+            Err(err) => {
+                eprintln!("{err}");
+                250
+            }
+        };
+        // SAFETY: end the forked launcher without running the harness's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    guard.launcher = Some(pid);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid of our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            break;
+        }
+        assert!(Instant::now() < deadline, "launcher timed out");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    guard.launcher = None;
+    drop(guard);
+    let status = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    let r = Run {
+        status,
+        out: fs::read_to_string(&o).unwrap(),
+        err: fs::read_to_string(&e).unwrap(),
+    };
+    let _ = fs::remove_dir_all(&dir);
+    r
+}
+
+fn build_rootfs() -> PathBuf {
+    let root = std::env::temp_dir().join(format!("sbx-rootfs-{}", std::process::id()));
+    for d in ["bin", "proc", "dev", "sys", "tmp", "etc"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for a in APPLETS {
+        symlink("busybox", root.join("bin").join(a)).unwrap();
+    }
+    fs::write(
+        root.join("etc/passwd"),
+        "nobody:x:65534:65534:nobody:/:/bin/sh\n",
+    )
+    .unwrap();
+    root
+}
+
+fn host_ns(kind: &str) -> String {
+    fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{out}"))
+}
+
+type Case = fn(&Path, &str);
+
+fn case_inside(root: &Path, id: &str) {
+    let script = r#"
+cat /proc/self/uid_map | sed 's/^/uid_map/' 2>/dev/null || echo "uid_map $(cat /proc/self/uid_map)"
+echo "gid_map $(cat /proc/self/gid_map)"
+grep -E '^(Cap|NoNewPrivs|Seccomp:|Groups)' /proc/self/status
+grep 'open files' /proc/self/limits
+echo "hostname $(hostname)"
+for n in user pid net ipc uts mnt cgroup; do echo "ns $n $(readlink /proc/self/ns/$n)"; done
+sed 's/^/cgroup /' /proc/self/cgroup 2>/dev/null || while read l; do echo "cgroup $l"; done < /proc/self/cgroup
+echo "root $(ls / | tr '\n' ' ')"
+test -e /work && echo "host-visible /work"
+touch /rootwrite 2>&1 | sed 's/^/touch /' ; echo "touch-done"
+mkdir /tmp/x 2>&1; echo "mkdir-status $?"
+echo "loflags $(cat /sys/class/net/lo/flags)"
+while read a b c d e f g; do echo "mount $e $f"; done < /proc/self/mountinfo
+echo "id $(id)"
+"#;
+    let r = run(&sample_plan(root, id, script), None);
+    assert_eq!(r.status, 0, "status; err: {}\nout: {}", r.err, r.out);
+    let o = &r.out;
+    assert!(
+        o.contains("65534      65534          1") || o.contains("65534 65534 1"),
+        "uid_map:\n{o}"
+    );
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert!(
+            line(o, cap).ends_with("0000000000000000"),
+            "{}",
+            line(o, cap)
+        );
+    }
+    assert!(line(o, "NoNewPrivs").ends_with('1'));
+    assert!(line(o, "Seccomp:").ends_with('2'));
+    let lim: Vec<&str> = line(o, "Max open files").split_whitespace().collect();
+    assert_eq!(&lim[3..5], ["1024", "1024"]);
+    assert_eq!(line(o, "hostname "), "hostname sandbox");
+    for n in ["user", "pid", "net", "ipc", "uts", "mnt", "cgroup"] {
+        let inside = line(o, &format!("ns {n} "))
+            .split(' ')
+            .nth(2)
+            .unwrap()
+            .to_string();
+        assert_ne!(inside, host_ns(n), "{n} namespace is the host's");
+    }
+    assert!(
+        o.contains("cgroup ")
+            && o.lines()
+                .any(|l| l.starts_with("cgroup ") && l.contains(":memory:/")),
+        "{o}"
+    );
+    assert_eq!(line(o, "root ").trim(), "root bin dev etc proc sys tmp");
+    assert!(!o.contains("host-visible"), "{o}");
+    assert!(o.contains("Read-only file system"), "root writable:\n{o}");
+    assert!(
+        o.contains("Invalid cross-device link"),
+        "seccomp errno missing:\n{o}"
+    );
+    assert_eq!(
+        line(o, "loflags"),
+        "loflags 0x8",
+        "network none: lo must be down"
+    );
+    assert!(
+        o.lines()
+            .any(|l| l.starts_with("mount / ") && l.contains("ro")),
+        "root not ro:\n{o}"
+    );
+    assert!(o.lines().any(|l| l.starts_with("mount /proc ")), "{o}");
+    assert!(
+        o.lines()
+            .any(|l| l.starts_with("mount /proc/sys ") && l.contains("ro")),
+        "{o}"
+    );
+    assert!(line(o, "id ").contains("uid=65534"), "{o}");
+}
+
+fn case_fds(root: &Path, id: &str) {
+    let mut p = sample_plan(root, id, "");
+    p.workload.args.value = vec!["/bin/ls".into(), "-1".into(), "/proc/self/fd".into()];
+    let r = run(&p, None);
+    assert_eq!(r.status, 0, "{}", r.err);
+    // ls opens fd 3 to read the directory; the workload brought 0, 1, 2 only.
+    assert_eq!(
+        r.out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2", "3"],
+        "{}",
+        r.out
+    );
+}
+
+fn case_loopback(root: &Path, id: &str) {
+    let mut p = sample_plan(root, id, "cat /sys/class/net/lo/flags");
+    p.network = Sourced::new(NetworkMode::Loopback, Origin::Default);
+    let r = run(&p, None);
+    assert_eq!(r.status, 0, "{}", r.err);
+    assert_eq!(r.out.trim(), "0x9", "lo must be up");
+}
+
+fn case_cgroup_host_ns(root: &Path, id: &str) {
+    let mut p = sample_plan(root, id, "cat /proc/self/cgroup");
+    p.namespaces.cgroup = Sourced::new(Namespace::Host, Origin::Default);
+    let r = run(&p, None);
+    assert_eq!(r.status, 0, "{}", r.err);
+    for ctrl in ["memory", "pids"] {
+        assert!(
+            r.out
+                .lines()
+                .any(|l| l.ends_with(&format!(":{ctrl}:/sandboxctl/{id}"))),
+            "{ctrl}:\n{}",
+            r.out
+        );
+    }
+}
+
+fn case_exit_status(root: &Path, id: &str) {
+    let r = run(&sample_plan(root, id, "exit 7"), None);
+    assert_eq!(r.status, 7, "{}", r.err);
+}
+
+fn case_pids_limit(root: &Path, id: &str) {
+    // pids.max is 64: the loop cannot start 100 sleepers; busybox sh gives up
+    // with "can't fork" (on the caller's stderr) and a non-zero status.
+    let script = "for i in $(seq 100); do echo $i; sleep 3 & done";
+    let r = run(&sample_plan(root, id, script), None);
+    let last: u32 = r
+        .out
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        last > 10 && last < 100,
+        "fork loop reached {last}: {}",
+        r.err
+    );
+    assert!(
+        r.err.contains("fork"),
+        "no fork failure reported: {}",
+        r.err
+    );
+    assert_ne!(r.status, 0);
+}
+
+fn case_memory_limit(root: &Path, id: &str) {
+    let mut p = sample_plan(root, id, "");
+    p.workload.args.value = vec!["/bin/tail".into(), "/dev/zero".into()];
+    let r = run(&p, None);
+    assert_eq!(r.status, 128 + 9, "memory hog not killed: {}", r.err);
+}
+
+fn case_rollback(root: &Path, id0: &str) {
+    if !cfg!(feature = "fault-injection") {
+        println!("    skipped: rollback via the real backend needs --features fault-injection");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    for step in [
+        "state_dir",
+        "cgroup_create",
+        "cgroup_limits",
+        "open_fds",
+        "clone",
+        "id_maps",
+        "cgroup_join",
+        "supervisor_fds",
+        "mounts",
+        "root_change",
+        "spawn_workload",
+        "credentials",
+        "seccomp",
+        "exec",
+        "supervisor_credentials",
+    ] {
+        let id = format!("{id0}-{}", step.replace('_', ""));
+        let r = run(&sample_plan(root, &id, "true"), Some(step));
+        assert_eq!(r.status, 250, "{step}: apply did not fail: {}", r.out);
+        assert!(
+            r.err.contains(&format!("step {step} ")) && r.err.contains("injected fault"),
+            "{step}: {}",
+            r.err
+        );
+        for ctrl in ["memory", "pids"] {
+            assert!(
+                !Path::new(&format!("/sys/fs/cgroup/{ctrl}/sandboxctl/{id}")).exists(),
+                "{step}: cgroup left"
+            );
+        }
+        assert!(
+            !Path::new(&format!("/run/sandboxctl/{id}")).exists(),
+            "{step}: state dir left"
+        );
+        let me = std::process::id().to_string();
+        for e in fs::read_dir("/proc").unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.parse::<u32>().is_ok() && name != me {
+                if let Ok(x) = fs::read_link(e.path().join("exe")) {
+                    assert_ne!(x, exe, "{step}: process {name} left");
+                }
+            }
+        }
+    }
+}
+
+fn main() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("apply_privileged: skipped: needs root (run as root on this machine)");
+        return;
+    }
+    if !Path::new("/bin/busybox").exists() {
+        println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
+        return;
+    }
+    let root = build_rootfs();
+    let cases: &[(&str, Case)] = &[
+        ("inside", case_inside),
+        ("fds", case_fds),
+        ("loopback", case_loopback),
+        ("cgroup_host_ns", case_cgroup_host_ns),
+        ("exit_status", case_exit_status),
+        ("pids_limit", case_pids_limit),
+        ("memory_limit", case_memory_limit),
+        ("rollback", case_rollback),
+    ];
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let mut failed = Vec::new();
+    for (name, f) in cases {
+        if filter.as_deref().is_some_and(|flt| !name.contains(flt)) {
+            continue;
+        }
+        let id = format!("t{}-{}", std::process::id(), name.replace('_', ""));
+        let r = std::panic::catch_unwind(|| f(&root, &id));
+        println!(
+            "test {name} ... {}",
+            if r.is_ok() { "ok" } else { "FAILED" }
+        );
+        if r.is_err() {
+            failed.push(*name);
+        }
+    }
+    let _ = fs::remove_dir_all(&root);
+    if !failed.is_empty() {
+        eprintln!("failed: {failed:?}");
+        std::process::exit(1);
+    }
+}
