@@ -14,9 +14,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::plan::diff::{
-    self, diff, render, PlanDiff, EXIT_BAD_INPUT, EXIT_CHANGED, EXIT_UNCHANGED,
-};
+use crate::plan::diff::{self, diff, render, PlanDiff, EXIT_BAD_INPUT, EXIT_CHANGED, EXIT_UNCHANGED};
 use crate::plan::types::LaunchPlan;
 
 /// The file holding a case's `sandboxctl plan` arguments.
@@ -89,8 +87,7 @@ impl CheckReport {
 
     /// One line: `3 cases: 1 unchanged, 1 changed, 0 updated, 0 created, 1 error`.
     pub fn summary_line(&self) -> String {
-        let count =
-            |f: fn(&CaseOutcome) -> bool| self.cases.iter().filter(|c| f(&c.outcome)).count();
+        let count = |f: fn(&CaseOutcome) -> bool| self.cases.iter().filter(|c| f(&c.outcome)).count();
         format!(
             "{} cases: {} unchanged, {} changed, {} updated, {} created, {} errors",
             self.cases.len(),
@@ -124,13 +121,13 @@ impl CheckReport {
                     } else {
                         "updated"
                     };
-                    let _ = writeln!(
-                        out,
-                        "{word:<8} {name}  ({})",
-                        render::summary_line(&d.summary())
-                    );
+                    let _ = writeln!(out, "{word:<8} {name}  ({})", render::summary_line(&d.summary()));
                     for line in render::text(d, color).lines() {
-                        let _ = writeln!(out, "    {line}");
+                        if line.is_empty() {
+                            out.push('\n');
+                        } else {
+                            let _ = writeln!(out, "    {line}");
+                        }
                     }
                 }
             }
@@ -241,19 +238,16 @@ pub fn find_cases(root: &Path) -> Result<Vec<PathBuf>, CheckError> {
             path: dir.clone(),
             source,
         })?;
-        let mut entries: Vec<fs::DirEntry> =
-            read.collect::<Result<_, _>>()
-                .map_err(|source| CheckError::ReadTree {
-                    path: dir.clone(),
-                    source,
-                })?;
+        let mut entries: Vec<fs::DirEntry> = read.collect::<Result<_, _>>().map_err(|source| CheckError::ReadTree {
+            path: dir.clone(),
+            source,
+        })?;
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let name = e.file_name();
-            let ty = e.file_type().map_err(|source| CheckError::ReadTree {
-                path: e.path(),
-                source,
-            })?;
+            let ty = e
+                .file_type()
+                .map_err(|source| CheckError::ReadTree { path: e.path(), source })?;
             if ty.is_dir() && !name.to_string_lossy().starts_with('.') {
                 stack.push(e.path());
             } else if ty.is_file() && name == CMD_FILE {
@@ -272,12 +266,7 @@ pub fn find_cases(root: &Path) -> Result<Vec<PathBuf>, CheckError> {
 /// text of `plan.toml` (`toml::to_string_pretty` will do). With `update`, a
 /// case whose plan differs or is missing is rewritten, and counts as updated
 /// or created rather than changed.
-pub fn check<C, S>(
-    root: &Path,
-    update: bool,
-    compile: C,
-    serialize: S,
-) -> Result<CheckReport, CheckError>
+pub fn check<C, S>(root: &Path, update: bool, compile: C, serialize: S) -> Result<CheckReport, CheckError>
 where
     C: Fn(&Path, &[String]) -> Result<LaunchPlan, String>,
     S: Fn(&LaunchPlan) -> Result<String, String>,
@@ -316,12 +305,7 @@ where
     }
 }
 
-fn check_case_inner<C, S>(
-    dir: &Path,
-    update: bool,
-    compile: &C,
-    serialize: &S,
-) -> Result<CaseOutcome, String>
+fn check_case_inner<C, S>(dir: &Path, update: bool, compile: &C, serialize: &S) -> Result<CaseOutcome, String>
 where
     C: Fn(&Path, &[String]) -> Result<LaunchPlan, String>,
     S: Fn(&LaunchPlan) -> Result<String, String>,
@@ -371,8 +355,7 @@ mod tests {
     struct Scratch(PathBuf);
     impl Scratch {
         fn new(name: &str) -> Scratch {
-            let p = std::env::temp_dir()
-                .join(format!("sandboxctl-check-{name}-{}", std::process::id()));
+            let p = std::env::temp_dir().join(format!("sandboxctl-check-{name}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&p);
             fs::create_dir_all(&p).unwrap();
             Scratch(p)
@@ -395,10 +378,7 @@ mod tests {
             return Err(format!("{}: policy.toml:3: unknown key", dir.display()));
         }
         let mut p = sample_plan();
-        if args
-            .windows(2)
-            .any(|w| w[0] == "--network" && w[1] == "host")
-        {
+        if args.windows(2).any(|w| w[0] == "--network" && w[1] == "host") {
             p.network.value = NetworkMode::Host;
         }
         Ok(p)
@@ -416,16 +396,8 @@ mod tests {
     #[test]
     fn cmd_lines_split_like_a_shell() {
         assert_eq!(
-            parse_cmd("--policy 'my policy.toml' --spec \"a \\\"b\\\"\" --format toml # note\n")
-                .unwrap(),
-            vec![
-                "--policy",
-                "my policy.toml",
-                "--spec",
-                "a \"b\"",
-                "--format",
-                "toml"
-            ]
+            parse_cmd("--policy 'my policy.toml' --spec \"a \\\"b\\\"\" --format toml # note\n").unwrap(),
+            vec!["--policy", "my policy.toml", "--spec", "a \"b\"", "--format", "toml"]
         );
         assert_eq!(
             parse_cmd("# comment\n--host h.toml\n").unwrap(),
@@ -433,9 +405,7 @@ mod tests {
         );
         assert!(parse_cmd("").unwrap_err().contains("empty"));
         assert!(parse_cmd("a\nb\n").unwrap_err().contains("2 lines"));
-        assert!(parse_cmd("--policy 'x")
-            .unwrap_err()
-            .contains("unterminated"));
+        assert!(parse_cmd("--policy 'x").unwrap_err().contains("unterminated"));
     }
 
     #[test]
@@ -443,21 +413,12 @@ mod tests {
         let s = Scratch::new("report");
         let base = sample_plan();
         write_case(&s.0, "a-same", "--policy p.toml", Some(&base));
-        write_case(
-            &s.0,
-            "b-changed",
-            "--policy p.toml --network host",
-            Some(&base),
-        );
+        write_case(&s.0, "b-changed", "--policy p.toml --network host", Some(&base));
         write_case(&s.0, "nested/c-same", "--policy p.toml", Some(&base));
         fs::create_dir_all(s.0.join(".hidden")).unwrap();
         fs::write(s.0.join(".hidden").join(CMD_FILE), "--fail").unwrap();
         let r = check(&s.0, false, fake_compile, ser).unwrap();
-        let names: Vec<String> = r
-            .cases
-            .iter()
-            .map(|c| c.case.display().to_string())
-            .collect();
+        let names: Vec<String> = r.cases.iter().map(|c| c.case.display().to_string()).collect();
         assert_eq!(names, ["a-same", "b-changed", "nested/c-same"]);
         assert_eq!(r.cases[0].outcome, CaseOutcome::Unchanged);
         match &r.cases[1].outcome {
@@ -470,18 +431,14 @@ mod tests {
             text.contains("CHANGED  b-changed  (1 widen, 0 narrow, 0 neutral)"),
             "{text}"
         );
-        assert!(
-            text.contains("        network  none → host  [network]"),
-            "{text}"
-        );
+        assert!(text.contains("        network  none → host  [network]"), "{text}");
         assert!(
             text.ends_with("3 cases: 2 unchanged, 1 changed, 0 updated, 0 created, 0 errors\n"),
             "{text}"
         );
         // Nothing was written.
         let committed: LaunchPlan =
-            toml::from_str(&fs::read_to_string(s.0.join("b-changed").join(PLAN_FILE)).unwrap())
-                .unwrap();
+            toml::from_str(&fs::read_to_string(s.0.join("b-changed").join(PLAN_FILE)).unwrap()).unwrap();
         assert_eq!(committed, base);
     }
 
@@ -533,10 +490,7 @@ mod tests {
         // A second run finds everything current.
         let again = check(&s.0, false, fake_compile, ser).unwrap();
         assert!(
-            again
-                .cases
-                .iter()
-                .all(|c| c.outcome == CaseOutcome::Unchanged),
+            again.cases.iter().all(|c| c.outcome == CaseOutcome::Unchanged),
             "{}",
             again.render_text(false)
         );
@@ -562,9 +516,7 @@ mod tests {
         let base = sample_plan();
         write_case(&s.0, "web", "--network host", Some(&base));
         write_case(&s.0, "worker", "--policy p.toml", Some(&base));
-        let md = check(&s.0, false, fake_compile, ser)
-            .unwrap()
-            .render_markdown();
+        let md = check(&s.0, false, fake_compile, ser).unwrap().render_markdown();
         assert!(md.contains("### Plan diff: web"), "{md}");
         assert!(!md.contains("### Plan diff: worker"), "{md}");
     }

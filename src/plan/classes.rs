@@ -351,31 +351,27 @@ pub fn glob_match(pattern: &str, field: &str) -> bool {
 /// The table as Markdown, exactly as docs/ci-review.md carries it between
 /// `<!-- classes:begin -->` and `<!-- classes:end -->`.
 pub fn render_markdown_table() -> String {
-    let mut out =
-        String::from("| Class | Fields | Widens when | Narrows when |\n|---|---|---|---|\n");
+    let mut out = String::from("| Class | Fields | Widens when | Narrows when |\n|---|---|---|---|\n");
     for r in CLASSES {
         let fields = if r.class == PrivilegeClass::Provenance {
             "any field whose value is unchanged".to_string()
         } else if r.class == PrivilegeClass::Unclassified {
             "any other field".to_string()
         } else {
-            r.fields
-                .iter()
-                .map(|f| format!("`{f}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            r.fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
         };
-        let cell = |c: Option<&str>| c.unwrap_or("never (always neutral)").replace('|', "\\|");
+        let cell = |c: Option<&str>| c.unwrap_or("never").replace('|', "\\|");
+        let widens = if r.class.always_neutral() {
+            "never (always neutral)".to_string()
+        } else {
+            cell(r.widens)
+        };
         out.push_str(&format!(
             "| `{}` | {} | {} | {} |\n",
             r.name,
             fields,
-            cell(r.widens),
-            if r.widens.is_none() && r.narrows.is_none() {
-                "never".to_string()
-            } else {
-                cell(r.narrows)
-            }
+            widens,
+            cell(r.narrows)
         ));
     }
     out
@@ -436,10 +432,7 @@ mod tests {
 
     #[test]
     fn fields_find_their_class_first_match_wins() {
-        assert_eq!(
-            PrivilegeClass::for_field("cgroup"),
-            PrivilegeClass::CgroupLimit
-        );
+        assert_eq!(PrivilegeClass::for_field("cgroup"), PrivilegeClass::CgroupLimit);
         assert_eq!(
             PrivilegeClass::for_field("cgroup.limits.memory"),
             PrivilegeClass::CgroupLimit
@@ -448,14 +441,8 @@ mod tests {
             PrivilegeClass::for_field("cgroup.writes[/x]"),
             PrivilegeClass::CgroupLayout
         );
-        assert_eq!(
-            PrivilegeClass::for_field("workload.seccomp"),
-            PrivilegeClass::Seccomp
-        );
-        assert_eq!(
-            PrivilegeClass::for_field("workload.fds[3]"),
-            PrivilegeClass::Fd
-        );
+        assert_eq!(PrivilegeClass::for_field("workload.seccomp"), PrivilegeClass::Seccomp);
+        assert_eq!(PrivilegeClass::for_field("workload.fds[3]"), PrivilegeClass::Fd);
         assert_eq!(
             PrivilegeClass::for_field("workload.nonsense"),
             PrivilegeClass::Unclassified

@@ -24,14 +24,7 @@ fn caps(names: &[&str]) -> BTreeSet<Cap> {
     names.iter().filter_map(|n| n.parse().ok()).collect()
 }
 
-fn mount(
-    target: &str,
-    fstype: &str,
-    source: &str,
-    flags: &[MountFlag],
-    data: &str,
-    from: Origin,
-) -> Mount {
+fn mount(target: &str, fstype: &str, source: &str, flags: &[MountFlag], data: &str, from: Origin) -> Mount {
     Mount {
         target: target.into(),
         fstype: fstype.into(),
@@ -144,10 +137,7 @@ pub fn sample_plan() -> LaunchPlan {
         format: PLAN_FORMAT,
         id: Sourced::new("web-1".into(), Origin::Cli("--id".into())),
         inputs: Inputs {
-            policies: vec![
-                "policies/default.toml".into(),
-                "policies/untrusted.toml".into(),
-            ],
+            policies: vec!["policies/default.toml".into(), "policies/untrusted.toml".into()],
             spec: "bundle/config.json".into(),
             host: "host.toml".into(),
         },
@@ -222,16 +212,11 @@ pub fn sample_plan() -> LaunchPlan {
                 spec("mounts[3]"),
             ),
         ],
-        masked_paths: [
-            "/proc/kcore",
-            "/proc/keys",
-            "/proc/timer_list",
-            "/sys/firmware",
-        ]
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Sourced::new(p.into(), spec(&format!("linux.maskedPaths[{i}]"))))
-        .collect(),
+        masked_paths: ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Sourced::new(p.into(), spec(&format!("linux.maskedPaths[{i}]"))))
+            .collect(),
         readonly_paths: ["/proc/bus", "/proc/fs", "/proc/sys", "/proc/sysrq-trigger"]
             .iter()
             .enumerate()
@@ -270,10 +255,7 @@ pub fn sample_plan() -> LaunchPlan {
         cgroup: Some(CgroupPlan {
             path: Sourced::new("sandboxctl/web-1".into(), Origin::rule("cgroup-path")),
             limits: CgroupLimits {
-                memory: Some(Sourced::new(
-                    Bytes(64 << 20),
-                    spec("linux.resources.memory.limit"),
-                )),
+                memory: Some(Sourced::new(Bytes(64 << 20), spec("linux.resources.memory.limit"))),
                 memory_swap: None,
                 cpu_shares: Some(Sourced::new(512, spec("linux.resources.cpu.shares"))),
                 cpu_quota: Some(Sourced::new(50_000, policy(16))),
@@ -307,10 +289,7 @@ pub fn sample_plan() -> LaunchPlan {
                 .map(|c| format!("{cg_root}/{c}/sandboxctl/web-1/cgroup.procs").into())
                 .collect(),
             cpus: Sourced::new(1, Origin::rule("cpus-from-quota")),
-            memory: Some(Sourced::new(
-                Bytes(64 << 20),
-                spec("linux.resources.memory.limit"),
-            )),
+            memory: Some(Sourced::new(Bytes(64 << 20), spec("linux.resources.memory.limit"))),
         }),
         stdio: Sourced::new(Stdio::Inherit, Origin::Default),
         supervisor: Supervisor {
@@ -342,18 +321,8 @@ pub fn sample_plan() -> LaunchPlan {
                     FdSource::Caller { fd: Fd(2) },
                     Origin::rule("stdio-inherit"),
                 ),
-                fd(
-                    3,
-                    FdRole::Control,
-                    FdSource::ControlSocket,
-                    Origin::rule("fd-control"),
-                ),
-                fd(
-                    4,
-                    FdRole::Spec,
-                    FdSource::PlanMemfd,
-                    Origin::rule("fd-plan"),
-                ),
+                fd(3, FdRole::Control, FdSource::ControlSocket, Origin::rule("fd-control")),
+                fd(4, FdRole::Spec, FdSource::PlanMemfd, Origin::rule("fd-plan")),
                 fd(
                     5,
                     FdRole::Log,
@@ -400,10 +369,7 @@ pub fn sample_plan() -> LaunchPlan {
             umask: Some(Sourced::new(0o022, Origin::Default)),
             rlimits,
             seccomp: Some(Seccomp {
-                default_action: Sourced::new(
-                    SeccompAction::Errno(1),
-                    spec("linux.seccomp.defaultAction"),
-                ),
+                default_action: Sourced::new(SeccompAction::Errno(1), spec("linux.seccomp.defaultAction")),
                 architectures: vec!["SCMP_ARCH_X86_64".into()],
                 rules: vec![
                     SeccompRule {

@@ -123,12 +123,7 @@ impl Platform {
 
 /// Network mode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(
-    rename_all = "lowercase",
-    tag = "kind",
-    content = "path",
-    deny_unknown_fields
-)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "path", deny_unknown_fields)]
 pub enum NetworkMode {
     /// A new network namespace with only `lo`, left down.
     None,
@@ -142,12 +137,7 @@ pub enum NetworkMode {
 
 /// What happens to one namespace kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(
-    rename_all = "lowercase",
-    tag = "mode",
-    content = "path",
-    deny_unknown_fields
-)]
+#[serde(rename_all = "lowercase", tag = "mode", content = "path", deny_unknown_fields)]
 pub enum Namespace {
     /// A new namespace of this kind.
     New,
@@ -181,9 +171,7 @@ pub struct Namespaces {
 
 /// The namespace kinds, in the order they are joined or created (user first so
 /// the others are owned by it; mount late).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
 pub enum NsKind {
@@ -307,9 +295,7 @@ pub struct Root {
 }
 
 /// A mount flag, as in mount(2) (plus propagation flags).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
 pub enum MountFlag {
@@ -538,12 +524,7 @@ pub struct CgroupLimits {
 
 /// Stdio of the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(
-    rename_all = "snake_case",
-    tag = "kind",
-    content = "socket",
-    deny_unknown_fields
-)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "socket", deny_unknown_fields)]
 pub enum Stdio {
     /// The caller's stdin, stdout, stderr.
     Inherit,
@@ -645,9 +626,7 @@ pub struct FdEntry {
 }
 
 /// The role of a donated fd (the seed's names).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum FdRole {
@@ -733,9 +712,7 @@ pub struct Rlimit {
 }
 
 /// A seccomp action.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "action", content = "value")]
 pub enum SeccompAction {
     /// Allow.
@@ -771,9 +748,7 @@ impl SeccompAction {
 }
 
 /// An argument comparison.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum CmpOp {
@@ -787,9 +762,7 @@ pub enum CmpOp {
 }
 
 /// A condition on one syscall argument.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArgCond {
     /// Argument index (0–5).
@@ -855,9 +828,7 @@ pub struct Clamp {
 ///
 /// The plan's `steps` list is one total order; each step runs in one process
 /// ([`Step::actor`]), so the list read per actor is that process's program.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum Step {
@@ -917,25 +888,13 @@ impl Step {
     pub fn actor(self) -> Actor {
         use Step::*;
         match self {
-            Preflight | StateDir | CgroupCreate | CgroupLimits | OpenFds | JoinNamespaces
-            | Clone | IdMaps | CgroupJoin | Teardown => Actor::Launcher,
-            SupervisorFds
-            | Hostname
-            | Network
-            | MountPropagation
-            | Mounts
-            | Devices
-            | RootChange
-            | MaskedPaths
-            | ReadonlyPaths
-            | RootReadonly
-            | Session
-            | SpawnWorkload
-            | SupervisorCredentials
-            | Wait => Actor::Supervisor,
-            WorkloadFds | Rlimits | Credentials | Capabilities | NoNewPrivs | Seccomp | Exec => {
-                Actor::Workload
+            Preflight | StateDir | CgroupCreate | CgroupLimits | OpenFds | JoinNamespaces | Clone | IdMaps
+            | CgroupJoin | Teardown => Actor::Launcher,
+            SupervisorFds | Hostname | Network | MountPropagation | Mounts | Devices | RootChange | MaskedPaths
+            | ReadonlyPaths | RootReadonly | Session | SpawnWorkload | SupervisorCredentials | Wait => {
+                Actor::Supervisor
             }
+            WorkloadFds | Rlimits | Credentials | Capabilities | NoNewPrivs | Seccomp | Exec => Actor::Workload,
         }
     }
 }

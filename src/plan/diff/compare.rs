@@ -206,55 +206,35 @@ fn pair_up<K: Ord, V>(
 
 /// Every difference between two plans, in plan field order.
 pub(super) fn compare(old: &LaunchPlan, new: &LaunchPlan) -> Vec<Change> {
-    let mut cx = Cx {
-        changes: Vec::new(),
-    };
+    let mut cx = Cx { changes: Vec::new() };
     identity(&mut cx, old, new);
-    cx.sourced(
-        "platform",
-        &old.platform,
-        &new.platform,
-        show_platform,
-        |o, n| ChangeKind::of_ranks(platform_rank(o), platform_rank(n)),
-    );
-    cx.sourced(
-        "network",
-        &old.network,
-        &new.network,
-        show_network,
-        |o, n| {
-            let k = ChangeKind::of_ranks(network_rank(o), network_rank(n));
-            if k == ChangeKind::Neutral {
-                ChangeKind::Widens // two different joined namespaces: not comparable
-            } else {
-                k
-            }
-        },
-    );
+    cx.sourced("platform", &old.platform, &new.platform, show_platform, |o, n| {
+        ChangeKind::of_ranks(platform_rank(o), platform_rank(n))
+    });
+    cx.sourced("network", &old.network, &new.network, show_network, |o, n| {
+        let k = ChangeKind::of_ranks(network_rank(o), network_rank(n));
+        if k == ChangeKind::Neutral {
+            ChangeKind::Widens // two different joined namespaces: not comparable
+        } else {
+            k
+        }
+    });
     namespaces(&mut cx, old, new);
     id_maps(&mut cx, old, new);
     root(&mut cx, &old.root, &new.root);
     mounts(&mut cx, &old.mounts, &new.mounts);
     cx.set(
         "masked_paths",
-        old.masked_paths
-            .iter()
-            .map(|p| (p.value.clone(), p.from.clone())),
-        new.masked_paths
-            .iter()
-            .map(|p| (p.value.clone(), p.from.clone())),
+        old.masked_paths.iter().map(|p| (p.value.clone(), p.from.clone())),
+        new.masked_paths.iter().map(|p| (p.value.clone(), p.from.clone())),
         |p| p.display().to_string(),
         ChangeKind::Narrows,
         ChangeKind::Widens,
     );
     cx.set(
         "readonly_paths",
-        old.readonly_paths
-            .iter()
-            .map(|p| (p.value.clone(), p.from.clone())),
-        new.readonly_paths
-            .iter()
-            .map(|p| (p.value.clone(), p.from.clone())),
+        old.readonly_paths.iter().map(|p| (p.value.clone(), p.from.clone())),
+        new.readonly_paths.iter().map(|p| (p.value.clone(), p.from.clone())),
         |p| p.display().to_string(),
         ChangeKind::Narrows,
         ChangeKind::Widens,
@@ -280,12 +260,7 @@ pub(super) fn compare(old: &LaunchPlan, new: &LaunchPlan) -> Vec<Change> {
         Some(&new.steps),
         None,
         None,
-        |s| {
-            s.iter()
-                .map(|s| step_name(*s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
+        |s| s.iter().map(|s| step_name(*s)).collect::<Vec<_>>().join(", "),
         |_, _| ChangeKind::Neutral,
     );
     cx.changes
@@ -301,9 +276,7 @@ fn identity(cx: &mut Cx, old: &LaunchPlan, new: &LaunchPlan) {
         u32::to_string,
         |_, _| ChangeKind::Neutral,
     );
-    cx.sourced("id", &old.id, &new.id, String::clone, |_, _| {
-        ChangeKind::Neutral
-    });
+    cx.sourced("id", &old.id, &new.id, String::clone, |_, _| ChangeKind::Neutral);
     let neutral = |_: Option<&String>, _: Option<&String>| ChangeKind::Neutral;
     cx.value(
         "inputs.policies",
@@ -353,11 +326,7 @@ fn show_platform(p: &Platform) -> String {
             let ext: Vec<&str> = extensions.iter().map(String::as_str).collect();
             format!(
                 "kvm (api {api_version}; extensions {})",
-                if ext.is_empty() {
-                    "none".into()
-                } else {
-                    ext.join(", ")
-                }
+                if ext.is_empty() { "none".into() } else { ext.join(", ") }
             )
         }
         other => other.name().to_string(),
@@ -507,12 +476,7 @@ fn id_maps(cx: &mut Cx, old: &LaunchPlan, new: &LaunchPlan) {
         let (oc, nc) = (coverage(old, om), coverage(new, nm));
         if os == ns {
             if old.id_maps.from != new.id_maps.from {
-                cx.moved(
-                    format!("id_maps.{name}"),
-                    os,
-                    &old.id_maps.from,
-                    &new.id_maps.from,
-                );
+                cx.moved(format!("id_maps.{name}"), os, &old.id_maps.from, &new.id_maps.from);
             }
             continue;
         }
@@ -529,10 +493,7 @@ fn id_maps(cx: &mut Cx, old: &LaunchPlan, new: &LaunchPlan) {
         } else if covers_more(&oc, &nc) {
             (ChangeKind::Narrows, None)
         } else {
-            (
-                ChangeKind::Neutral,
-                Some("same host ids, mapped differently".into()),
-            )
+            (ChangeKind::Neutral, Some("same host ids, mapped differently".into()))
         };
         cx.push(
             format!("id_maps.{name}"),
@@ -625,11 +586,7 @@ fn flag_name(f: MountFlag) -> &'static str {
 }
 
 fn show_flags(flags: &BTreeSet<MountFlag>) -> String {
-    flags
-        .iter()
-        .map(|f| flag_name(*f))
-        .collect::<Vec<_>>()
-        .join(",")
+    flags.iter().map(|f| flag_name(*f)).collect::<Vec<_>>().join(",")
 }
 
 fn show_mount(m: &Mount) -> String {
@@ -647,13 +604,9 @@ fn show_mount(m: &Mount) -> String {
 fn flag_added(f: MountFlag) -> ChangeKind {
     use MountFlag::*;
     match f {
-        Ro | Nosuid | Nodev | Noexec | Private | Rprivate | Unbindable | Runbindable => {
-            ChangeKind::Narrows
-        }
+        Ro | Nosuid | Nodev | Noexec | Private | Rprivate | Unbindable | Runbindable => ChangeKind::Narrows,
         Bind | Rbind | Shared | Rshared | Slave | Rslave => ChangeKind::Widens,
-        Sync | Dirsync | Mand | Noatime | Nodiratime | Relatime | Strictatime => {
-            ChangeKind::Neutral
-        }
+        Sync | Dirsync | Mand | Noatime | Nodiratime | Relatime | Strictatime => ChangeKind::Neutral,
     }
 }
 
@@ -700,7 +653,7 @@ fn mounts(cx: &mut Cx, old: &[Mount], new: &[Mount]) {
                 *n,
                 o.map(|m| &m.from),
                 n.map(|m| &m.from),
-                |m| show_mount(m),
+                show_mount,
                 |o, n| match (o, n) {
                     (None, Some(n)) if !n.is_bind() && n.fstype == "tmpfs" => ChangeKind::Neutral,
                     (None, Some(_)) => ChangeKind::Widens,
@@ -715,8 +668,7 @@ fn mounts(cx: &mut Cx, old: &[Mount], new: &[Mount]) {
     let oo: Vec<&(PathBuf, usize)> = ok.iter().filter(|k| common.contains(k)).collect();
     let no: Vec<&(PathBuf, usize)> = nk.iter().filter(|k| common.contains(k)).collect();
     if oo != no {
-        let pos: BTreeMap<&(PathBuf, usize), usize> =
-            no.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+        let pos: BTreeMap<&(PathBuf, usize), usize> = no.iter().enumerate().map(|(i, k)| (*k, i)).collect();
         let nested_flip = oo.iter().enumerate().any(|(i, a)| {
             oo[i + 1..]
                 .iter()
@@ -728,8 +680,7 @@ fn mounts(cx: &mut Cx, old: &[Mount], new: &[Mount]) {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let note = nested_flip
-            .then(|| "nested mounts change order: what shadows what changes".to_string());
+        let note = nested_flip.then(|| "nested mounts change order: what shadows what changes".to_string());
         cx.push(
             "mounts.order".into(),
             if nested_flip {
@@ -1096,24 +1047,15 @@ fn cgroup(cx: &mut Cx, old: Option<&CgroupPlan>, new: Option<&CgroupPlan>) {
         Some(&n.procs),
         None,
         None,
-        |p| {
-            p.iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
+        |p| p.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
         |_, _| ChangeKind::Neutral,
     );
     cx.sourced("cgroup.cpus", &o.cpus, &n.cpus, u32::to_string, |_, _| {
         ChangeKind::Neutral
     });
-    cx.opt_sourced(
-        "cgroup.memory",
-        o.memory.as_ref(),
-        n.memory.as_ref(),
-        bytes,
-        |_, _| ChangeKind::Neutral,
-    );
+    cx.opt_sourced("cgroup.memory", o.memory.as_ref(), n.memory.as_ref(), bytes, |_, _| {
+        ChangeKind::Neutral
+    });
 }
 
 fn show_limits(l: &CgroupLimits) -> String {
@@ -1153,14 +1095,7 @@ fn show_stdio(s: &Stdio) -> String {
 fn supervisor(cx: &mut Cx, old: &LaunchPlan, new: &LaunchPlan) {
     let (o, n) = (&old.supervisor, &new.supervisor);
     credentials(cx, "supervisor", old, new, &o.credentials, &n.credentials);
-    capabilities(
-        cx,
-        "supervisor",
-        &o.capabilities,
-        &n.capabilities,
-        None,
-        None,
-    );
+    capabilities(cx, "supervisor", &o.capabilities, &n.capabilities, None, None);
     cx.value(
         "supervisor.non_dumpable",
         Some(&o.non_dumpable),
@@ -1298,9 +1233,7 @@ fn host_id(plan: &LaunchPlan, maps: &[IdMap], inside: u32) -> Option<u64> {
         return Some(u64::from(inside));
     }
     maps.iter()
-        .find(|m| {
-            inside >= m.inside && u64::from(inside) < u64::from(m.inside) + u64::from(m.count)
-        })
+        .find(|m| inside >= m.inside && u64::from(inside) < u64::from(m.inside) + u64::from(m.count))
         .map(|m| u64::from(m.host) + u64::from(inside - m.inside))
 }
 
@@ -1323,10 +1256,7 @@ fn id_dir(old: (u32, Option<u64>), new: (u32, Option<u64>)) -> (ChangeKind, Opti
     if nr == HostRank::Root && or != HostRank::Root {
         return (ChangeKind::Widens, Some("now host root".into()));
     }
-    if nr > or
-        || to_inside_root
-        || (nr == HostRank::Other && or == HostRank::Other && old.1 != new.1)
-    {
+    if nr > or || to_inside_root || (nr == HostRank::Other && or == HostRank::Other && old.1 != new.1) {
         let note = if to_inside_root {
             "now 0 (root) inside the sandbox"
         } else {
@@ -1348,16 +1278,11 @@ fn show_id(inside: u32, host: Option<u64>) -> String {
     }
 }
 
-fn credentials(
-    cx: &mut Cx,
-    who: &str,
-    old: &LaunchPlan,
-    new: &LaunchPlan,
-    o: &Credentials,
-    n: &Credentials,
-) {
+fn credentials(cx: &mut Cx, who: &str, old: &LaunchPlan, new: &LaunchPlan, o: &Credentials, n: &Credentials) {
     let (of, nf) = (Some(&o.from), Some(&n.from));
-    let ids: [(&str, u32, u32, &[IdMap], &[IdMap]); 2] = [
+    /// An id on each side, with the maps that place it on the host.
+    type IdPair<'a> = (&'a str, u32, u32, &'a [IdMap], &'a [IdMap]);
+    let ids: [IdPair; 2] = [
         ("uid", o.uid.0, n.uid.0, &old.id_maps.uid, &new.id_maps.uid),
         ("gid", o.gid.0, n.gid.0, &old.id_maps.gid, &new.id_maps.gid),
     ];
@@ -1371,15 +1296,7 @@ fn credentials(
             continue;
         }
         let (kind, note) = id_dir((oi, oh), (ni, nh));
-        cx.push(
-            field,
-            kind,
-            Some(show_id(oi, oh)),
-            Some(show_id(ni, nh)),
-            of,
-            nf,
-            note,
-        );
+        cx.push(field, kind, Some(show_id(oi, oh)), Some(show_id(ni, nh)), of, nf, note);
     }
     let gids = |c: &Credentials, plan: &LaunchPlan| -> Vec<((u32, Option<u64>), Origin)> {
         c.groups
@@ -1397,14 +1314,7 @@ fn credentials(
     );
 }
 
-fn capabilities(
-    cx: &mut Cx,
-    who: &str,
-    o: &CapSets,
-    n: &CapSets,
-    of: Option<&Origin>,
-    nf: Option<&Origin>,
-) {
+fn capabilities(cx: &mut Cx, who: &str, o: &CapSets, n: &CapSets, of: Option<&Origin>, nf: Option<&Origin>) {
     type Pick = fn(&CapSets) -> &BTreeSet<Cap>;
     let sets: [(&str, Pick); 5] = [
         ("bounding", |c| &c.bounding),
@@ -1468,8 +1378,7 @@ fn rlimits(cx: &mut Cx, old: &BTreeMap<RlimitKind, Rlimit>, new: &BTreeMap<Rlimi
             (Some((os, oh)), Some((ns, nh))) if ns > os || nh > oh => ChangeKind::Widens,
             _ => ChangeKind::Narrows,
         };
-        let note = (o.is_some() && n.is_none())
-            .then(|| "no longer set: the caller's limit applies".to_string());
+        let note = (o.is_some() && n.is_none()).then(|| "no longer set: the caller's limit applies".to_string());
         cx.push(
             field,
             kind,
@@ -1616,11 +1525,7 @@ fn seccomp(cx: &mut Cx, old: Option<&Seccomp>, new: Option<&Seccomp>) {
             let added = y.is_some();
             cx.push(
                 "workload.seccomp.architectures".into(),
-                if added {
-                    ChangeKind::Widens
-                } else {
-                    ChangeKind::Narrows
-                },
+                if added { ChangeKind::Widens } else { ChangeKind::Narrows },
                 (!added).then(|| a.clone()),
                 added.then(|| a.clone()),
                 x.as_ref(),
@@ -1633,19 +1538,14 @@ fn seccomp(cx: &mut Cx, old: Option<&Seccomp>, new: Option<&Seccomp>) {
     let empty = Profile::default();
     let names: BTreeSet<&str> = op.keys().chain(np.keys()).copied().collect();
     for name in names {
-        let (a, b) = (
-            op.get(name).unwrap_or(&empty),
-            np.get(name).unwrap_or(&empty),
-        );
+        let (a, b) = (op.get(name).unwrap_or(&empty), np.get(name).unwrap_or(&empty));
         let field = format!("workload.seccomp.syscalls.{name}");
         // Unconditional effective action: the rule's, or the default.
         let eff = |p: &Profile, s: &Seccomp| {
-            p.always.clone().map(|x| (x, true)).unwrap_or_else(|| {
-                (
-                    (s.default_action.value, s.default_action.from.clone()),
-                    false,
-                )
-            })
+            p.always
+                .clone()
+                .map(|x| (x, true))
+                .unwrap_or_else(|| ((s.default_action.value, s.default_action.from.clone()), false))
         };
         let (((oa, of), oexp), ((na, nf), nexp)) = (eff(a, o), eff(b, n));
         if oa != na {
@@ -1670,24 +1570,14 @@ fn seccomp(cx: &mut Cx, old: Option<&Seccomp>, new: Option<&Seccomp>) {
         }
         // Conditional cases, each against the fallback of its own side.
         for (conds, (x, y)) in pair_up(a.when.iter(), b.when.iter()) {
-            let show = |(act, _): &(SeccompAction, Origin)| {
-                format!("{} when {}", show_action(act), show_conds(conds))
-            };
+            let show = |(act, _): &(SeccompAction, Origin)| format!("{} when {}", show_action(act), show_conds(conds));
             let kind = match (x, y) {
                 (None, Some(y)) => ChangeKind::of_ranks(na.looseness(), y.0.looseness()),
                 (Some(x), None) => ChangeKind::of_ranks(x.0.looseness(), oa.looseness()),
                 (Some(x), Some(y)) => ChangeKind::of_ranks(x.0.looseness(), y.0.looseness()),
                 (None, None) => ChangeKind::Neutral,
             };
-            cx.value(
-                field.clone(),
-                x,
-                y,
-                x.map(|v| &v.1),
-                y.map(|v| &v.1),
-                show,
-                |_, _| kind,
-            );
+            cx.value(field.clone(), x, y, x.map(|v| &v.1), y.map(|v| &v.1), show, |_, _| kind);
         }
     }
     let unknown = |s: &Seccomp| {
@@ -1787,8 +1677,7 @@ fn fds(cx: &mut Cx, who: &str, old: &[FdEntry], new: &[FdEntry]) {
             (Some(o), Some(n)) => fd_source_dir(&o.source, &n.source),
             (None, None) => ChangeKind::Neutral,
         };
-        let note =
-            (o.is_none() && n.is_some()).then(|| "a new fd crosses into the process".to_string());
+        let note = (o.is_none() && n.is_some()).then(|| "a new fd crosses into the process".to_string());
         cx.push(
             field,
             kind,
@@ -1813,15 +1702,9 @@ fn clamps(cx: &mut Cx, old: &[Clamp], new: &[Clamp]) {
         old.iter().map(|c| (c.field.clone(), c)),
         new.iter().map(|c| (c.field.clone(), c)),
     ) {
-        cx.value(
-            format!("clamps[{f}]"),
-            o,
-            n,
-            None,
-            None,
-            show_clamp,
-            |_, _| ChangeKind::Neutral,
-        );
+        cx.value(format!("clamps[{f}]"), o, n, None, None, show_clamp, |_, _| {
+            ChangeKind::Neutral
+        });
     }
 }
 

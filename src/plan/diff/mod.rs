@@ -103,8 +103,10 @@ pub struct Summary {
     pub widens: usize,
     /// Changes that narrow.
     pub narrows: usize,
-    /// Neutral changes.
+    /// Neutral changes, not counting provenance-only ones.
     pub neutral: usize,
+    /// Values that are unchanged but come from somewhere else (neutral too).
+    pub provenance: usize,
 }
 
 /// Every difference between two plans, in plan field order.
@@ -136,6 +138,7 @@ impl PlanDiff {
             match c.kind {
                 ChangeKind::Widens => s.widens += 1,
                 ChangeKind::Narrows => s.narrows += 1,
+                ChangeKind::Neutral if c.class == PrivilegeClass::Provenance => s.provenance += 1,
                 ChangeKind::Neutral => s.neutral += 1,
             }
         }
@@ -200,8 +203,7 @@ pub enum LoadError {
 /// name the file in errors.
 pub fn parse_plan(path: &Path, text: &str) -> Result<LaunchPlan, LoadError> {
     let name = path.display().to_string();
-    let is_json =
-        path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+    let is_json = path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
     if is_json {
         serde_json::from_str(text).map_err(|source| LoadError::Json { path: name, source })
     } else {

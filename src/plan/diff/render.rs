@@ -62,10 +62,7 @@ fn blocks(d: &PlanDiff) -> Vec<(&'static str, Vec<&Change>)> {
 
 /// One line summary: `2 widen, 1 narrow, 3 neutral`.
 pub fn summary_line(s: &Summary) -> String {
-    format!(
-        "{} widen, {} narrow, {} neutral",
-        s.widens, s.narrows, s.neutral
-    )
+    format!("{} widen, {} narrow, {} neutral", s.widens, s.narrows, s.neutral)
 }
 
 /// What a change did to the value, in a few words.
@@ -109,11 +106,7 @@ pub fn text(d: &PlanDiff, color: bool) -> String {
     if d.is_empty() {
         return "plan diff: no changes\n".to_string();
     }
-    let mut out = format!(
-        "plan diff: {} (exit {})\n",
-        summary_line(&d.summary()),
-        d.exit_code()
-    );
+    let mut out = format!("plan diff: {} (exit {})\n", summary_line(&d.summary()), d.exit_code());
     for (title, changes) in blocks(d) {
         if changes.is_empty() {
             continue;
@@ -124,10 +117,7 @@ pub fn text(d: &PlanDiff, color: bool) -> String {
             _ => DIM,
         };
         out.push('\n');
-        out.push_str(&paint(
-            BOLD,
-            &format!("{} ({})", title.to_uppercase(), changes.len()),
-        ));
+        out.push_str(&paint(BOLD, &format!("{} ({})", title.to_uppercase(), changes.len())));
         out.push('\n');
         let mut section = "";
         for c in changes {
@@ -177,9 +167,7 @@ pub fn json(d: &PlanDiff) -> Result<String, serde_json::Error> {
 
 /// Escapes a table cell.
 fn cell(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('\n', "<br>")
+    s.replace('\\', "\\\\").replace('|', "\\|").replace('\n', "<br>")
 }
 
 /// A value in a table cell: code, or a dash when absent.
@@ -208,8 +196,13 @@ pub fn markdown(d: &PlanDiff, title: &str) -> String {
     } else {
         "nothing widens"
     };
+    let provenance = if s.provenance > 0 {
+        format!(" · {} provenance only", s.provenance)
+    } else {
+        String::new()
+    };
     out.push_str(&format!(
-        "**{}** widen · **{}** narrow · **{}** neutral — {verdict} (exit {})\n",
+        "**{}** widen · **{}** narrow · **{}** neutral{provenance} — {verdict} (exit {})\n",
         s.widens,
         s.narrows,
         s.neutral,
@@ -228,17 +221,13 @@ pub fn markdown(d: &PlanDiff, title: &str) -> String {
         } else {
             out.push_str(&format!("\n#### {title} ({})\n\n", changes.len()));
         }
-        out.push_str(
-            "| Field | Class | Old | New | Old from | New from |\n|---|---|---|---|---|---|\n",
-        );
+        out.push_str("| Field | Class | Old | New | Old from | New from |\n|---|---|---|---|---|---|\n");
         for c in changes {
             let mut field = format!("`{}`", cell(&c.field));
             if let Some(note) = &c.note {
                 field.push_str(&format!("<br>{}", cell(note)));
             }
-            let from = |o: &Option<crate::vocab::Origin>| {
-                code_cell(o.as_ref().map(|o| o.to_string()).as_deref())
-            };
+            let from = |o: &Option<crate::vocab::Origin>| code_cell(o.as_ref().map(|o| o.to_string()).as_deref());
             out.push_str(&format!(
                 "| {field} | {} | {} | {} | {} | {} |\n",
                 c.class,

@@ -48,10 +48,7 @@ fn cap(s: &str) -> Cap {
 }
 
 fn mount_mut<'a>(p: &'a mut LaunchPlan, target: &str) -> &'a mut Mount {
-    p.mounts
-        .iter_mut()
-        .find(|m| m.target.as_os_str() == target)
-        .unwrap()
+    p.mounts.iter_mut().find(|m| m.target.as_os_str() == target).unwrap()
 }
 
 fn limits(p: &mut LaunchPlan) -> &mut CgroupLimits {
@@ -499,14 +496,7 @@ fn cases() -> Vec<Case> {
             C::CgroupLimit,
             true,
         ),
-        case(
-            "cgroup dropped",
-            |p| p.cgroup = None,
-            "cgroup",
-            W,
-            C::CgroupLimit,
-            true,
-        ),
+        case("cgroup dropped", |p| p.cgroup = None, "cgroup", W, C::CgroupLimit, true),
         case(
             "cgroup path",
             |p| p.cgroup.as_mut().unwrap().path.value = "ci/web-1".into(),
@@ -536,11 +526,7 @@ fn cases() -> Vec<Case> {
         case(
             "cap added to bounding",
             |p| {
-                p.workload
-                    .capabilities
-                    .value
-                    .bounding
-                    .insert(cap("CAP_SYS_ADMIN"));
+                p.workload.capabilities.value.bounding.insert(cap("CAP_SYS_ADMIN"));
             },
             "workload.capabilities.bounding",
             W,
@@ -564,10 +550,7 @@ fn cases() -> Vec<Case> {
         case(
             "supervisor keeps a cap",
             |p| {
-                p.supervisor
-                    .capabilities
-                    .permitted
-                    .insert(cap("CAP_SYS_PTRACE"));
+                p.supervisor.capabilities.permitted.insert(cap("CAP_SYS_PTRACE"));
             },
             "supervisor.capabilities.permitted",
             W,
@@ -661,13 +644,7 @@ fn cases() -> Vec<Case> {
         // rlimits
         case(
             "nofile raised",
-            |p| {
-                p.workload
-                    .rlimits
-                    .get_mut(&RlimitKind::Nofile)
-                    .unwrap()
-                    .hard = 65536
-            },
+            |p| p.workload.rlimits.get_mut(&RlimitKind::Nofile).unwrap().hard = 65536,
             "workload.rlimits.RLIMIT_NOFILE",
             W,
             C::Rlimit,
@@ -916,9 +893,8 @@ fn every_class_that_can_widen_or_narrow_is_covered() {
             continue; // not reachable from a known field; covered by classes::tests
         }
         let has = |k: ChangeKind| {
-            all.iter().any(|c| {
-                c.class == r.class && (c.kind == k || (c.symmetric && opposite(c.kind) == k))
-            })
+            all.iter()
+                .any(|c| c.class == r.class && (c.kind == k || (c.symmetric && opposite(c.kind) == k)))
         };
         if r.widens.is_some() {
             assert!(has(W), "no widening case for class {}", r.name);
@@ -968,11 +944,7 @@ fn sharing_the_host_user_namespace_widens_the_maps() {
             render::text(&d, false)
         );
     }
-    assert!(
-        !d.changes.iter().any(|c| c.kind == N),
-        "{}",
-        render::text(&d, false)
-    );
+    assert!(!d.changes.iter().any(|c| c.kind == N), "{}", render::text(&d, false));
 }
 
 #[test]
@@ -988,12 +960,12 @@ fn a_changed_condition_is_one_removal_and_one_addition() {
         .collect();
     assert_eq!(p.len(), 2, "{}", render::text(&d, false));
     // Removing the old allowance narrows; the new allowance widens.
-    assert!(p.iter().any(|c| c.kind == N
-        && c.new.is_none()
-        && c.old.as_deref() == Some("allow when arg0 == 0x0")));
-    assert!(p.iter().any(|c| c.kind == W
-        && c.old.is_none()
-        && c.new.as_deref() == Some("allow when arg0 == 0x8")));
+    assert!(p
+        .iter()
+        .any(|c| c.kind == N && c.new.is_none() && c.old.as_deref() == Some("allow when arg0 == 0x0")));
+    assert!(p
+        .iter()
+        .any(|c| c.kind == W && c.old.is_none() && c.new.as_deref() == Some("allow when arg0 == 0x8")));
     assert_eq!(d.exit_code(), EXIT_WIDENED);
 }
 
@@ -1124,11 +1096,7 @@ fn toml_text_with_reordered_keys_and_arrays_diffs_empty() {
     let base = sample_plan();
     let t = toml::to_string_pretty(&base).unwrap();
     // Swap two lines of a table and reverse a capability array by hand.
-    let swapped = t.replacen(
-        "soft = 1024\nhard = 1024\n",
-        "hard = 1024\nsoft = 1024\n",
-        1,
-    );
+    let swapped = t.replacen("soft = 1024\nhard = 1024\n", "hard = 1024\nsoft = 1024\n", 1);
     assert_ne!(swapped, t);
     let reversed = swapped.replacen(
         "bounding = [\n    \"CAP_KILL\",\n    \"CAP_NET_BIND_SERVICE\",\n]",
@@ -1161,11 +1129,7 @@ fn changes_carry_provenance_of_both_sides() {
     let mut new = base.clone();
     new.cgroup.as_mut().unwrap().limits.pids = Some(Sourced::new(256, pol(30)));
     let d = diff(&base, &new);
-    let c = d
-        .changes
-        .iter()
-        .find(|c| c.field == "cgroup.limits.pids")
-        .unwrap();
+    let c = d.changes.iter().find(|c| c.field == "cgroup.limits.pids").unwrap();
     assert_eq!(c.old.as_deref(), Some("128"));
     assert_eq!(c.new.as_deref(), Some("256"));
     assert_eq!(
@@ -1183,11 +1147,7 @@ fn mixed_diff() -> PlanDiff {
     let mut new = base.clone();
     new.network.value = NetworkMode::Host;
     new.namespaces.net = Sourced::new(Namespace::Host, Origin::rule("net-ns-unless-host"));
-    new.workload
-        .capabilities
-        .value
-        .bounding
-        .remove(&cap("CAP_KILL"));
+    new.workload.capabilities.value.bounding.remove(&cap("CAP_KILL"));
     new.workload.env.value.push("DEBUG=1".into());
     new.platform.from = pol(4);
     diff(&base, &new)
@@ -1204,16 +1164,10 @@ fn text_lists_widenings_first_and_colours_only_when_told() {
     let p = plain.find("PROVENANCE ONLY").unwrap();
     assert!(w < n && n < z && z < p, "{plain}");
     assert!(plain.contains("network  none → host  [network]"), "{plain}");
-    assert!(
-        plain.contains("from policy:policies/untrusted.toml:5"),
-        "{plain}"
-    );
+    assert!(plain.contains("from policy:policies/untrusted.toml:5"), "{plain}");
     let coloured = render::text(&d, true);
     assert!(coloured.contains("\x1b[31mnetwork\x1b[0m"), "{coloured}");
-    assert_eq!(
-        render::text(&PlanDiff::default(), true),
-        "plan diff: no changes\n"
-    );
+    assert_eq!(render::text(&PlanDiff::default(), true), "plan diff: no changes\n");
 }
 
 #[test]
@@ -1223,17 +1177,14 @@ fn markdown_has_summary_and_tables_in_order() {
     let first = md.lines().nth(2).unwrap();
     assert_eq!(
         first,
-        "**2** widen · **1** narrow · **2** neutral — **widens the sandbox: needs a security review** (exit 3)"
+        "**2** widen · **1** narrow · **1** neutral · 1 provenance only — **widens the sandbox: needs a security review** (exit 3)"
     );
     let w = md.find("#### Widens (2)").unwrap();
     let n = md.find("#### Narrows (1)").unwrap();
     let z = md.find("#### Neutral (1)").unwrap();
     assert!(w < n && n < z, "{md}");
     assert!(md.contains("| `workload.capabilities.bounding` | capability | `CAP_KILL` | — | `policy:policies/untrusted.toml:20` | `policy:policies/untrusted.toml:20` |"), "{md}");
-    assert!(
-        md.contains("<details><summary>Provenance only (1)</summary>"),
-        "{md}"
-    );
+    assert!(md.contains("<details><summary>Provenance only (1)</summary>"), "{md}");
 }
 
 #[test]
@@ -1259,8 +1210,5 @@ fn json_round_trips_and_carries_the_exit_code() {
     assert_eq!(v["changes"][1]["field"], "network");
     assert_eq!(v["changes"][1]["kind"], "widens");
     assert_eq!(v["changes"][1]["class"], "network");
-    assert_eq!(
-        v["changes"][1]["old_from"],
-        "policy:policies/untrusted.toml:5"
-    );
+    assert_eq!(v["changes"][1]["old_from"], "policy:policies/untrusted.toml:5");
 }
