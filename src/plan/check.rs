@@ -7,8 +7,9 @@
 //! the compile function it is given, and compares the result with the
 //! committed plan using the semantic [`diff`]. With `update`, a plan that
 //! differs (or is missing) is rewritten with the serialiser it is given.
-//! This module reads and writes only the case files; compiling is the
-//! caller's.
+//! A case with an `exit` file and no plan is a bad-input case: it passes when
+//! compiling fails (its diagnostic is the golden test's to compare). This
+//! module reads and writes only the case files; compiling is the caller's.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -21,6 +22,9 @@ use crate::plan::types::LaunchPlan;
 pub const CMD_FILE: &str = "cmd";
 /// The committed plan of a case.
 pub const PLAN_FILE: &str = "plan.toml";
+/// Present (holding the expected non-zero status) in a case whose inputs must
+/// not compile; such a case has no plan and passes when compiling fails.
+pub const EXIT_FILE: &str = "exit";
 
 /// Why the check could not run at all (a case's own failure is a
 /// [`CaseOutcome::Error`] instead).
@@ -313,8 +317,16 @@ where
     let cmd_path = dir.join(CMD_FILE);
     let cmd = fs::read_to_string(&cmd_path).map_err(|e| format!("{}: {e}", cmd_path.display()))?;
     let args = parse_cmd(&cmd)?;
-    let fresh = compile(dir, &args)?;
     let plan_path = dir.join(PLAN_FILE);
+    if dir.join(EXIT_FILE).is_file() && !plan_path.exists() {
+        return match compile(dir, &args) {
+            Err(_) => Ok(CaseOutcome::Unchanged),
+            Ok(_) => Err(format!(
+                "expected to fail (it has an `{EXIT_FILE}` file and no plan), but it compiled"
+            )),
+        };
+    }
+    let fresh = compile(dir, &args)?;
     let write = |plan: &LaunchPlan| -> Result<(), String> {
         let text = serialize(plan)?;
         fs::write(&plan_path, text).map_err(|e| format!("{}: {e}", plan_path.display()))
@@ -495,6 +507,24 @@ mod tests {
             again.render_text(false)
         );
         assert_eq!(again.exit_code(), EXIT_UNCHANGED);
+    }
+
+    #[test]
+    fn bad_input_cases_pass_when_compiling_fails() {
+        let s = Scratch::new("bad-input");
+        write_case(&s.0, "bad", "# a comment line\n--fail\n", None);
+        fs::write(s.0.join("bad").join(EXIT_FILE), "2\n").unwrap();
+        write_case(&s.0, "not-bad", "--policy p.toml", None);
+        fs::write(s.0.join("not-bad").join(EXIT_FILE), "2\n").unwrap();
+        let r = check(&s.0, true, fake_compile, ser).unwrap();
+        assert_eq!(r.cases[0].outcome, CaseOutcome::Unchanged);
+        assert!(
+            matches!(&r.cases[1].outcome, CaseOutcome::Error(e) if e.contains("expected to fail")),
+            "{r:?}"
+        );
+        assert!(!s.0.join("bad").join(PLAN_FILE).exists());
+        assert!(!s.0.join("not-bad").join(PLAN_FILE).exists());
+        assert_eq!(r.exit_code(), EXIT_BAD_INPUT);
     }
 
     #[test]
