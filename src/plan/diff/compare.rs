@@ -20,6 +20,9 @@ const DEFAULT_CPU_SHARES: u64 = 1024;
 /// Collects changes.
 struct Cx {
     changes: Vec<Change>,
+    /// While set, unchanged values with moved origins are not reported (the
+    /// parts of a mount or device, whose origin is reported once for the whole).
+    quiet_moves: bool,
 }
 
 /// Text of an optional value.
@@ -90,6 +93,9 @@ impl Cx {
     ) {
         let field = field.into();
         if old == new {
+            if self.quiet_moves {
+                return;
+            }
             if let (Some(v), Some(of), Some(nf)) = (old, old_from, new_from) {
                 if of != nf {
                     self.moved(field, show(v), of, nf);
@@ -206,7 +212,10 @@ fn pair_up<K: Ord, V>(
 
 /// Every difference between two plans, in plan field order.
 pub(super) fn compare(old: &LaunchPlan, new: &LaunchPlan) -> Vec<Change> {
-    let mut cx = Cx { changes: Vec::new() };
+    let mut cx = Cx {
+        changes: Vec::new(),
+        quiet_moves: false,
+    };
     identity(&mut cx, old, new);
     cx.sourced("platform", &old.platform, &new.platform, show_platform, |o, n| {
         ChangeKind::of_ranks(platform_rank(o), platform_rank(n))
@@ -254,15 +263,7 @@ pub(super) fn compare(old: &LaunchPlan, new: &LaunchPlan) -> Vec<Change> {
     supervisor(&mut cx, old, new);
     workload(&mut cx, old, new);
     clamps(&mut cx, &old.clamps, &new.clamps);
-    cx.value(
-        "steps",
-        Some(&old.steps),
-        Some(&new.steps),
-        None,
-        None,
-        |s| s.iter().map(|s| step_name(*s)).collect::<Vec<_>>().join(", "),
-        |_, _| ChangeKind::Neutral,
-    );
+    steps(&mut cx, &old.steps, &new.steps);
     cx.changes
 }
 
@@ -699,6 +700,7 @@ fn mounts(cx: &mut Cx, old: &[Mount], new: &[Mount]) {
 
 fn mount_changed(cx: &mut Cx, field: &str, o: &Mount, n: &Mount) {
     let (of, nf) = (Some(&o.from), Some(&n.from));
+    cx.quiet_moves = true;
     let bind = o.is_bind() || n.is_bind();
     cx.value(
         format!("{field}.source"),
@@ -748,6 +750,7 @@ fn mount_changed(cx: &mut Cx, field: &str, o: &Mount, n: &Mount) {
         String::clone,
         |_, _| ChangeKind::Neutral,
     );
+    cx.quiet_moves = false;
     if o == n || o.from == n.from {
         return;
     }
@@ -796,6 +799,7 @@ fn devices(cx: &mut Cx, old: &[Device], new: &[Device]) {
             }
         };
         let (of, nf) = (Some(&o.from), Some(&n.from));
+        cx.quiet_moves = true;
         cx.value(
             format!("{field}.node"),
             Some(&show_device(o)),
@@ -830,6 +834,7 @@ fn devices(cx: &mut Cx, old: &[Device], new: &[Device]) {
             |h| show_how(*h).into(),
             |_, _| ChangeKind::Neutral,
         );
+        cx.quiet_moves = false;
         if o.from != n.from {
             let mut o2 = o.clone();
             o2.from = n.from.clone();
@@ -1123,7 +1128,7 @@ fn supervisor(cx: &mut Cx, old: &LaunchPlan, new: &LaunchPlan) {
         },
         |_, _| ChangeKind::Neutral,
     );
-    fds(cx, "supervisor", &o.fds, &n.fds);
+    fds(cx, "supervisor", (&o.fds, &[]), (&n.fds, &[]));
 }
 
 fn workload(cx: &mut Cx, old: &LaunchPlan, new: &LaunchPlan) {
@@ -1174,7 +1179,12 @@ fn workload(cx: &mut Cx, old: &LaunchPlan, new: &LaunchPlan) {
     );
     rlimits(cx, &o.rlimits, &n.rlimits);
     seccomp(cx, o.seccomp.as_ref(), n.seccomp.as_ref());
-    fds(cx, "workload", &o.fds, &n.fds);
+    fds(
+        cx,
+        "workload",
+        (&o.fds, &old.supervisor.fds),
+        (&n.fds, &new.supervisor.fds),
+    );
 }
 
 fn show_args(a: &[String]) -> String {
@@ -1656,21 +1666,58 @@ fn fd_source_dir(o: &FdSource, n: &FdSource) -> ChangeKind {
     }
 }
 
-fn fds(cx: &mut Cx, who: &str, old: &[FdEntry], new: &[FdEntry]) {
-    for (fd, (o, n)) in pair_up(old.iter().map(|e| (e.fd, e)), new.iter().map(|e| (e.fd, e))) {
-        let field = format!("{who}.fds[{}]", fd.0);
-        let same = match (o, n) {
-            (Some(o), Some(n)) => o.role == n.role && o.source == n.source,
-            _ => false,
-        };
-        if same {
-            if let (Some(o), Some(n)) = (o, n) {
-                if o.from != n.from {
-                    cx.moved(field, show_fd(n), &o.from, &n.from);
+/// What an fd is, independent of its number: its role and source, with a
+/// reference to a supervisor fd resolved to what that fd is.
+fn fd_identity(e: &FdEntry, supervisor: &[FdEntry]) -> String {
+    match &e.source {
+        FdSource::Supervisor { fd } => match supervisor.iter().find(|s| s.fd == *fd) {
+            Some(s) => format!("{:?}: via supervisor {}", e.role, fd_identity(s, &[])),
+            None => format!("{:?}: via supervisor fd {}", e.role, fd.0),
+        },
+        _ => format!("{:?}: {:?}", e.role, e.source),
+    }
+}
+
+/// Compares two FD tables. Entries are matched by what they are (so a table
+/// renumbered around a new fd shows one added fd and neutral renumberings),
+/// then by number (an fd whose source changed); what is left was added or
+/// removed.
+fn fds(cx: &mut Cx, who: &str, old: (&[FdEntry], &[FdEntry]), new: (&[FdEntry], &[FdEntry])) {
+    let ((old, old_sup), (new, new_sup)) = (old, new);
+    let mut left_old: Vec<&FdEntry> = Vec::new();
+    let mut left_new: Vec<&FdEntry> = new.iter().collect();
+    let mut renumbered: Vec<(&FdEntry, &FdEntry)> = Vec::new();
+    for o in old {
+        let id = fd_identity(o, old_sup);
+        match left_new.iter().position(|n| fd_identity(n, new_sup) == id) {
+            Some(i) => {
+                let n = left_new.remove(i);
+                if o.fd == n.fd {
+                    if o.from != n.from {
+                        cx.moved(format!("{who}.fds[{}]", n.fd.0), show_fd(n), &o.from, &n.from);
+                    }
+                } else {
+                    renumbered.push((o, n));
                 }
             }
-            continue;
+            None => left_old.push(o),
         }
+    }
+    // Renumbered: neutral, under the new number.
+    for (o, n) in renumbered {
+        let show = |e: &FdEntry| format!("fd {}: {}", e.fd.0, show_fd(e));
+        cx.push(
+            format!("{who}.fds[{}]", n.fd.0),
+            ChangeKind::Neutral,
+            Some(show(o)),
+            Some(show(n)),
+            Some(&o.from),
+            Some(&n.from),
+            Some("the same fd under another number".into()),
+        );
+    }
+    let pairs = pair_up(left_old.iter().map(|e| (e.fd, *e)), left_new.iter().map(|e| (e.fd, *e)));
+    for (fd, (o, n)) in pairs {
         let kind = match (o, n) {
             (None, Some(_)) => ChangeKind::Widens,
             (Some(_), None) => ChangeKind::Narrows,
@@ -1679,7 +1726,7 @@ fn fds(cx: &mut Cx, who: &str, old: &[FdEntry], new: &[FdEntry]) {
         };
         let note = (o.is_none() && n.is_some()).then(|| "a new fd crosses into the process".to_string());
         cx.push(
-            field,
+            format!("{who}.fds[{}]", fd.0),
             kind,
             o.map(show_fd),
             n.map(show_fd),
@@ -1706,6 +1753,29 @@ fn clamps(cx: &mut Cx, old: &[Clamp], new: &[Clamp]) {
             ChangeKind::Neutral
         });
     }
+}
+
+/// Steps: the ones dropped and the ones added; the whole lists when only the
+/// order changed.
+fn steps(cx: &mut Cx, old: &[Step], new: &[Step]) {
+    if old == new {
+        return;
+    }
+    let names = |v: &mut dyn Iterator<Item = &Step>| v.map(|s| step_name(*s)).collect::<Vec<_>>().join(", ");
+    let removed = names(&mut old.iter().filter(|s| !new.contains(s)));
+    let added = names(&mut new.iter().filter(|s| !old.contains(s)));
+    let (o, n, note) = if removed.is_empty() && added.is_empty() {
+        (
+            Some(names(&mut old.iter())),
+            Some(names(&mut new.iter())),
+            Some("same steps, another order".to_string()),
+        )
+    } else {
+        let o = (!removed.is_empty()).then(|| format!("dropped {removed}"));
+        let n = (!added.is_empty()).then(|| format!("added {added}"));
+        (o, n, None)
+    };
+    cx.push("steps".into(), ChangeKind::Neutral, o, n, None, None, note);
 }
 
 fn step_name(s: Step) -> String {

@@ -909,6 +909,73 @@ fn every_class_that_can_widen_or_narrow_is_covered() {
 }
 
 #[test]
+fn a_donated_fd_that_renumbers_stdio_is_one_widening() {
+    // As the kvm platform does: /dev/kvm at fd 0 of the supervisor's table
+    // pushes stdio up by one, and the workload's stdio follows.
+    let base = sample_plan();
+    let mut new = base.clone();
+    for e in new.supervisor.fds.iter_mut() {
+        e.fd = Fd(e.fd.0 + 1);
+    }
+    new.supervisor.fds.insert(
+        0,
+        FdEntry {
+            fd: Fd(0),
+            role: FdRole::Device,
+            source: FdSource::KvmDevice,
+            from: pol(3),
+        },
+    );
+    for e in new.workload.fds.iter_mut() {
+        if let FdSource::Supervisor { fd } = &mut e.source {
+            *fd = Fd(fd.0 + 1);
+        }
+    }
+    let d = diff(&base, &new);
+    let widen: Vec<&Change> = d.changes.iter().filter(|c| c.kind == W).collect();
+    assert_eq!(widen.len(), 1, "{}", render::text(&d, false));
+    assert_eq!(widen[0].field, "supervisor.fds[0]");
+    assert!(d.changes.iter().all(|c| c.kind != N), "{}", render::text(&d, false));
+    // Six supervisor fds renumbered, the workload's unchanged in what they are.
+    assert_eq!(
+        d.changes
+            .iter()
+            .filter(|c| c.note.as_deref() == Some("the same fd under another number"))
+            .count(),
+        6
+    );
+    assert!(
+        !d.changes.iter().any(|c| c.field.starts_with("workload.fds")),
+        "{}",
+        render::text(&d, false)
+    );
+}
+
+#[test]
+fn steps_show_what_was_added_and_dropped() {
+    let base = sample_plan();
+    let mut new = base.clone();
+    new.steps.retain(|s| *s != Step::Hostname);
+    new.steps.insert(5, Step::JoinNamespaces);
+    let d = diff(&base, &new);
+    let c = d.changes.iter().find(|c| c.field == "steps").unwrap();
+    assert_eq!(c.old.as_deref(), Some("dropped hostname"));
+    assert_eq!(c.new.as_deref(), Some("added join_namespaces"));
+}
+
+#[test]
+fn a_changed_mount_reports_its_origin_once() {
+    let base = sample_plan();
+    let mut new = base.clone();
+    let m = mount_mut(&mut new, "/tmp");
+    m.flags.remove(&MountFlag::Nodev);
+    m.from = pol(70);
+    let d = diff(&base, &new);
+    assert_eq!(d.changes.len(), 1, "{}", render::text(&d, false));
+    assert_eq!(d.changes[0].new_from, Some(pol(70)));
+}
+
+#[test]
 fn identical_plans_diff_empty_with_exit_zero() {
     let d = diff(&sample_plan(), &sample_plan());
     assert!(d.is_empty(), "{}", render::text(&d, false));
