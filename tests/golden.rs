@@ -1,7 +1,8 @@
 //! Golden tests: every case under tests/golden/cases/ is a `cmd` file (the
 //! arguments of `sandboxctl plan`, one line, paths relative to the case) and
 //! the expected results: `plan.toml` and `plan.txt` for a plan that compiles,
-//! `stderr` for its warnings or its diagnostic, `exit` for a non-zero status.
+//! `dryrun.txt` for the operations `apply --dry-run` records for it, `stderr`
+//! for its warnings or its diagnostic, `exit` for a non-zero status.
 //!
 //! Regenerate with `scripts/regen-golden` (sets UPDATE_GOLDEN=1, runs this
 //! test, shows `git diff --stat tests/golden`).
@@ -139,11 +140,18 @@ fn golden_cases() {
             text_args.extend(args.iter().cloned());
             let t = run(dir, &text_args);
             check(&dir.join("plan.txt"), &t.stdout, &mut failures);
+            // The interpreter on the recording backend: the exact ordered operations.
+            let mut dry_args = vec!["apply".to_string(), "--dry-run".into()];
+            dry_args.extend(args.iter().cloned());
+            let d = run(dir, &dry_args);
+            assert_eq!(d.code, 0, "{}: dry run failed: {}", dir.display(), d.stderr);
+            check(&dir.join("dryrun.txt"), &d.stdout, &mut failures);
         } else {
             bad += 1;
             assert_eq!(r.code, 2, "{}: bad input must exit 2", dir.display());
             assert!(!r.stderr.contains("panicked"), "{}: panicked", dir.display());
             check(&dir.join("plan.txt"), "", &mut failures);
+            check(&dir.join("dryrun.txt"), "", &mut failures);
         }
     }
     assert!(bad >= 10, "expected at least 10 bad-input cases, found {bad}");

@@ -46,6 +46,79 @@ pub enum Command {
     },
     /// Detect this machine's host facts and print them as TOML.
     Host,
+    /// Run a workload in a sandbox exactly as its plan says (compiled now, or a reviewed plan file),
+    /// in the foreground; exits with the workload's status (128+N if killed by signal N), 125 if
+    /// sandboxctl itself failed (after undoing everything it did), 2 on bad input.
+    Apply {
+        /// The inputs (ignored with --plan, except --host).
+        #[command(flatten)]
+        inputs: PlanInputs,
+        /// Run this plan file (TOML or JSON, as printed by `sandboxctl plan`) instead of compiling.
+        #[arg(long = "plan")]
+        plan_file: Option<PathBuf>,
+        /// Refuse to run unless the plan's content hash is this (`sha256:…`).
+        #[arg(long)]
+        expect_hash: Option<String>,
+        /// Print the exact ordered operations apply would perform; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run only the preflight: compare the plan's needs with this host and name every unmet one.
+    Doctor {
+        /// The inputs (ignored with --plan, except --host).
+        #[command(flatten)]
+        inputs: PlanInputs,
+        /// Check this plan file instead of compiling.
+        #[arg(long = "plan")]
+        plan_file: Option<PathBuf>,
+    },
+    /// Compare two plans field by field and classify each change: widens, narrows, neutral.
+    /// Exit 0 no change, 1 changed but nothing widened, 3 something widened, 2 bad input.
+    /// With one plan file, the other side is compiled from the plan inputs.
+    Diff {
+        /// The old plan file.
+        old: PathBuf,
+        /// The new plan file (default: compile the inputs below).
+        new: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: DiffFormat,
+        /// The inputs of the new side when NEW is not given.
+        #[command(flatten)]
+        inputs: PlanInputs,
+    },
+    /// Recompile every case under DIR (a `cmd` file and a committed `plan.toml` each) and fail when
+    /// a plan differs; print the semantic diff. Exit 0 all equal, 1 some differ, 2 errors.
+    Check {
+        /// The tree of cases.
+        dir: PathBuf,
+        /// Rewrite the committed plans instead of failing.
+        #[arg(long)]
+        update: bool,
+        /// Report format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: CheckFormat,
+    },
+}
+
+/// Formats of `diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    /// Grouped, widenings first, for people.
+    Text,
+    /// For tools.
+    Json,
+    /// A pull-request comment.
+    Markdown,
+}
+
+/// Formats of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// For people.
+    Text,
+    /// A pull-request comment.
+    Markdown,
 }
 
 /// What a plan is compiled from.

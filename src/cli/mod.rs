@@ -3,11 +3,13 @@
 //! diagnostics here, at the edge; bad input exits 2.
 
 mod args;
+mod review;
+mod run;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-pub use args::{Cli, Command, PlanInputs};
+pub use args::{CheckFormat, Cli, Command, DiffFormat, PlanInputs};
 
 use crate::diag::{render_plain, SourceDiag};
 use crate::host::HostFacts;
@@ -70,6 +72,12 @@ pub fn run(cli: Cli) -> i32 {
         Command::Validate { policies } => cmd_validate(&policies),
         Command::Schema { plan } => cmd_schema(plan),
         Command::Host => cmd_host(),
+        Command::Apply { inputs, plan_file, expect_hash, dry_run } => {
+            run::apply(&inputs, plan_file.as_deref(), expect_hash.as_deref(), dry_run)
+        }
+        Command::Doctor { inputs, plan_file } => run::doctor(&inputs, plan_file.as_deref()),
+        Command::Diff { old, new, format, inputs } => review::diff(&old, new.as_deref(), format, &inputs),
+        Command::Check { dir, update, format } => review::check(&dir, update, format),
     };
     match result {
         Ok(code) => code,
@@ -149,6 +157,15 @@ pub fn load_host(path: Option<&Path>) -> Result<HostFacts, Failure> {
 
 /// Compiles the inputs, printing warnings to stderr.
 pub fn compile_inputs(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Loaded), Failure> {
+    let (compiled, loaded) = compile_quietly(inputs, base)?;
+    for w in &compiled.warnings {
+        eprint_diag(&w.to_diag(&loaded.policy, &loaded.spec));
+    }
+    Ok((compiled, loaded))
+}
+
+/// Compiles the inputs; warnings are returned, not printed.
+pub fn compile_quietly(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Loaded), Failure> {
     let loaded = load_inputs(inputs, base)?;
     let opts = CompileOptions {
         id: inputs.id.clone(),
@@ -162,9 +179,6 @@ pub fn compile_inputs(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Loa
     };
     let compiled = compile(&loaded.policy, &loaded.spec, &loaded.host, &opts)
         .map_err(|e| Failure::input(e.to_diag(&loaded.policy, &loaded.spec)))?;
-    for w in &compiled.warnings {
-        eprint_diag(&w.to_diag(&loaded.policy, &loaded.spec));
-    }
     Ok((compiled, loaded))
 }
 
@@ -179,7 +193,7 @@ pub fn compile_args_in(dir: &Path, args: &[String]) -> Result<LaunchPlan, String
     let Command::Plan { inputs, .. } = cli.command else {
         unreachable!("parsed as plan")
     };
-    let (compiled, _) = compile_inputs(&inputs, dir).map_err(|f| render_plain(f.diag.as_ref()))?;
+    let (compiled, _) = compile_quietly(&inputs, dir).map_err(|f| render_plain(f.diag.as_ref()))?;
     Ok(compiled.plan)
 }
 
