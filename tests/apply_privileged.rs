@@ -18,8 +18,8 @@ use sandboxctl::plan::{LaunchPlan, Namespace, NetworkMode, Sourced};
 use sandboxctl::vocab::Origin;
 
 const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "echo", "grep", "hostname", "touch", "mkdir", "readlink", "sleep", "seq",
-    "tail", "head", "wc", "test", "id", "true",
+    "sh", "ls", "cat", "echo", "grep", "hostname", "touch", "mkdir", "readlink", "sleep", "seq", "tail", "head", "wc",
+    "test", "id", "true",
 ];
 
 /// Removes everything a case could leave, even when the case panics.
@@ -63,8 +63,7 @@ struct Run {
 
 /// Runs `apply` in a forked launcher with stdout/stderr to files.
 fn run(plan: &LaunchPlan, fail_at: Option<&str>) -> Run {
-    let dir =
-        std::env::temp_dir().join(format!("sbx-out-{}-{}", std::process::id(), plan.id.value));
+    let dir = std::env::temp_dir().join(format!("sbx-out-{}-{}", std::process::id(), plan.id.value));
     fs::create_dir_all(&dir).unwrap();
     let (o, e) = (dir.join("out"), dir.join("err"));
     let of = fs::File::create(&o).unwrap();
@@ -133,11 +132,7 @@ fn build_rootfs() -> PathBuf {
     for a in APPLETS {
         symlink("busybox", root.join("bin").join(a)).unwrap();
     }
-    fs::write(
-        root.join("etc/passwd"),
-        "nobody:x:65534:65534:nobody:/:/bin/sh\n",
-    )
-    .unwrap();
+    fs::write(root.join("etc/passwd"), "nobody:x:65534:65534:nobody:/:/bin/sh\n").unwrap();
     root
 }
 
@@ -181,11 +176,7 @@ echo "id $(id)"
         "uid_map:\n{o}"
     );
     for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert!(
-            line(o, cap).ends_with("0000000000000000"),
-            "{}",
-            line(o, cap)
-        );
+        assert!(line(o, cap).ends_with("0000000000000000"), "{}", line(o, cap));
     }
     assert!(line(o, "NoNewPrivs").ends_with('1'));
     assert!(line(o, "Seccomp:").ends_with('2'));
@@ -193,40 +184,25 @@ echo "id $(id)"
     assert_eq!(&lim[3..5], ["1024", "1024"]);
     assert_eq!(line(o, "hostname "), "hostname sandbox");
     for n in ["user", "pid", "net", "ipc", "uts", "mnt", "cgroup"] {
-        let inside = line(o, &format!("ns {n} "))
-            .split(' ')
-            .nth(2)
-            .unwrap()
-            .to_string();
+        let inside = line(o, &format!("ns {n} ")).split(' ').nth(2).unwrap().to_string();
         assert_ne!(inside, host_ns(n), "{n} namespace is the host's");
     }
     assert!(
-        o.contains("cgroup ")
-            && o.lines()
-                .any(|l| l.starts_with("cgroup ") && l.contains(":memory:/")),
+        o.contains("cgroup ") && o.lines().any(|l| l.starts_with("cgroup ") && l.contains(":memory:/")),
         "{o}"
     );
     assert_eq!(line(o, "root ").trim(), "root bin dev etc proc sys tmp");
     assert!(!o.contains("host-visible"), "{o}");
     assert!(o.contains("Read-only file system"), "root writable:\n{o}");
+    assert!(o.contains("Invalid cross-device link"), "seccomp errno missing:\n{o}");
+    assert_eq!(line(o, "loflags"), "loflags 0x8", "network none: lo must be down");
     assert!(
-        o.contains("Invalid cross-device link"),
-        "seccomp errno missing:\n{o}"
-    );
-    assert_eq!(
-        line(o, "loflags"),
-        "loflags 0x8",
-        "network none: lo must be down"
-    );
-    assert!(
-        o.lines()
-            .any(|l| l.starts_with("mount / ") && l.contains("ro")),
+        o.lines().any(|l| l.starts_with("mount / ") && l.contains("ro")),
         "root not ro:\n{o}"
     );
     assert!(o.lines().any(|l| l.starts_with("mount /proc ")), "{o}");
     assert!(
-        o.lines()
-            .any(|l| l.starts_with("mount /proc/sys ") && l.contains("ro")),
+        o.lines().any(|l| l.starts_with("mount /proc/sys ") && l.contains("ro")),
         "{o}"
     );
     assert!(line(o, "id ").contains("uid=65534"), "{o}");
@@ -261,9 +237,7 @@ fn case_cgroup_host_ns(root: &Path, id: &str) {
     assert_eq!(r.status, 0, "{}", r.err);
     for ctrl in ["memory", "pids"] {
         assert!(
-            r.out
-                .lines()
-                .any(|l| l.ends_with(&format!(":{ctrl}:/sandboxctl/{id}"))),
+            r.out.lines().any(|l| l.ends_with(&format!(":{ctrl}:/sandboxctl/{id}"))),
             "{ctrl}:\n{}",
             r.out
         );
@@ -280,22 +254,9 @@ fn case_pids_limit(root: &Path, id: &str) {
     // with "can't fork" (on the caller's stderr) and a non-zero status.
     let script = "for i in $(seq 100); do echo $i; sleep 3 & done";
     let r = run(&sample_plan(root, id, script), None);
-    let last: u32 = r
-        .out
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(
-        last > 10 && last < 100,
-        "fork loop reached {last}: {}",
-        r.err
-    );
-    assert!(
-        r.err.contains("fork"),
-        "no fork failure reported: {}",
-        r.err
-    );
+    let last: u32 = r.out.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+    assert!(last > 10 && last < 100, "fork loop reached {last}: {}", r.err);
+    assert!(r.err.contains("fork"), "no fork failure reported: {}", r.err);
     assert_ne!(r.status, 0);
 }
 
@@ -388,10 +349,7 @@ fn main() {
         }
         let id = format!("t{}-{}", std::process::id(), name.replace('_', ""));
         let r = std::panic::catch_unwind(|| f(&root, &id));
-        println!(
-            "test {name} ... {}",
-            if r.is_ok() { "ok" } else { "FAILED" }
-        );
+        println!("test {name} ... {}", if r.is_ok() { "ok" } else { "FAILED" });
         if r.is_err() {
             failed.push(*name);
         }

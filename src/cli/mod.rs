@@ -72,11 +72,19 @@ pub fn run(cli: Cli) -> i32 {
         Command::Validate { policies } => cmd_validate(&policies),
         Command::Schema { plan } => cmd_schema(plan),
         Command::Host => cmd_host(),
-        Command::Apply { inputs, plan_file, expect_hash, dry_run } => {
-            run::apply(&inputs, plan_file.as_deref(), expect_hash.as_deref(), dry_run)
-        }
+        Command::Apply {
+            inputs,
+            plan_file,
+            expect_hash,
+            dry_run,
+        } => run::apply(&inputs, plan_file.as_deref(), expect_hash.as_deref(), dry_run),
         Command::Doctor { inputs, plan_file } => run::doctor(&inputs, plan_file.as_deref()),
-        Command::Diff { old, new, format, inputs } => review::diff(&old, new.as_deref(), format, &inputs),
+        Command::Diff {
+            old,
+            new,
+            format,
+            inputs,
+        } => review::diff(&old, new.as_deref(), format, &inputs),
         Command::Check { dir, update, format } => review::check(&dir, update, format),
     };
     match result {
@@ -220,7 +228,12 @@ fn cmd_plan(inputs: &PlanInputs, format: Format, output: Option<&Path>) -> Resul
 fn cmd_validate(policies: &[String]) -> Result<i32, Failure> {
     for p in policies {
         let policy = policy::load(&[PolicyRef::parse(p)], Path::new(".")).map_err(|e| Failure::input(e.to_diag()))?;
-        println!("{p}: ok ({})", policy.chain().join(" > "));
+        let about = policy
+            .description
+            .as_ref()
+            .map(|d| format!(": {}", d.value))
+            .unwrap_or_default();
+        println!("{p}: ok ({}){about}", policy.chain().join(" > "));
     }
     Ok(0)
 }

@@ -90,13 +90,7 @@ fn locked_flags(path: &Path) -> io::Result<u64> {
     Ok(flags)
 }
 
-fn mount(
-    source: Option<&str>,
-    target: &Path,
-    fstype: Option<&str>,
-    flags: u64,
-    data: Option<&str>,
-) -> io::Result<()> {
+fn mount(source: Option<&str>, target: &Path, fstype: Option<&str>, flags: u64, data: Option<&str>) -> io::Result<()> {
     let src = source.map(cstr).transpose()?;
     let tgt = cpath(target)?;
     let fst = fstype.map(cstr).transpose()?;
@@ -104,15 +98,7 @@ fn mount(
     let p = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: every pointer is null or a valid NUL-terminated string that
     // outlives the call.
-    check(unsafe {
-        libc::mount(
-            p(&src),
-            tgt.as_ptr(),
-            p(&fst),
-            flags,
-            p(&dat) as *const libc::c_void,
-        )
-    })?;
+    check(unsafe { libc::mount(p(&src), tgt.as_ptr(), p(&fst), flags, p(&dat) as *const libc::c_void) })?;
     Ok(())
 }
 
@@ -169,8 +155,7 @@ fn kvm_cap(name: &str) -> Option<kvm_ioctls::Cap> {
 
 fn open_kvm(api_version: i32, extensions: &[String]) -> io::Result<i32> {
     use std::os::fd::FromRawFd;
-    let fd = kvm_ioctls::Kvm::open_with_cloexec(true)
-        .map_err(|e| io::Error::from_raw_os_error(e.errno()))?;
+    let fd = kvm_ioctls::Kvm::open_with_cloexec(true).map_err(|e| io::Error::from_raw_os_error(e.errno()))?;
     // SAFETY: `fd` was just opened and is owned by nobody else; Kvm closes it on drop.
     let kvm = unsafe { kvm_ioctls::Kvm::from_raw_fd(fd) };
     let v = kvm.get_api_version();
@@ -180,12 +165,9 @@ fn open_kvm(api_version: i32, extensions: &[String]) -> io::Result<i32> {
         )));
     }
     for e in extensions {
-        let cap =
-            kvm_cap(e).ok_or_else(|| io::Error::other(format!("unknown KVM extension {e}")))?;
+        let cap = kvm_cap(e).ok_or_else(|| io::Error::other(format!("unknown KVM extension {e}")))?;
         if !kvm.check_extension(cap) {
-            return Err(io::Error::other(format!(
-                "KVM extension {e} is not available"
-            )));
+            return Err(io::Error::other(format!("KVM extension {e} is not available")));
         }
     }
     // Keep a close-on-exec copy; `kvm` closes the original.
@@ -196,9 +178,7 @@ fn open_kvm(api_version: i32, extensions: &[String]) -> io::Result<i32> {
 fn memfd_sealed(name: &str, data: &[u8]) -> io::Result<i32> {
     let n = cstr(name)?;
     // SAFETY: `n` is a valid C string.
-    let fd = check(unsafe {
-        libc::memfd_create(n.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-    })?;
+    let fd = check(unsafe { libc::memfd_create(n.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) })?;
     let mut off = 0;
     while off < data.len() {
         // SAFETY: the slice bounds the write.
@@ -223,8 +203,7 @@ fn memfd_sealed(name: &str, data: &[u8]) -> io::Result<i32> {
 
 fn loopback_up() -> io::Result<()> {
     // SAFETY: plain socket creation.
-    let s =
-        check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    let s = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: ifreq is plain data.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     for (i, b) in b"lo".iter().enumerate() {
@@ -257,28 +236,15 @@ fn mask_path(path: &Path) -> io::Result<()> {
 }
 
 fn exec(p: &super::backend::PreparedExec) -> io::Error {
-    let argv: Vec<*const libc::c_char> = p
-        .argv
-        .iter()
-        .map(|c| c.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
-    let envp: Vec<*const libc::c_char> = p
-        .envp
-        .iter()
-        .map(|c| c.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
+    let argv: Vec<*const libc::c_char> = p.argv.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
+    let envp: Vec<*const libc::c_char> = p.envp.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
     let mut last = io::Error::from_raw_os_error(libc::ENOENT);
     for c in &p.candidates {
         // SAFETY: argv and envp are NULL-terminated arrays of valid C strings
         // that live until execve returns (it returns only on failure).
         unsafe { libc::execve(c.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         last = io::Error::last_os_error();
-        if !matches!(
-            last.raw_os_error(),
-            Some(libc::ENOENT) | Some(libc::ENOTDIR)
-        ) {
+        if !matches!(last.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) {
             break;
         }
     }
@@ -304,11 +270,7 @@ impl Backend for LinuxBackend {
         use Op::*;
         let done = Ok(Outcome::Done);
         match op {
-            MkdirAll { path } => fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(path)
-                .and(done),
+            MkdirAll { path } => fs::DirBuilder::new().recursive(true).mode(0o700).create(path).and(done),
             Mkdir { path, mode } => fs::DirBuilder::new().mode(mode).create(path).and(done),
             WriteFile { path, data } => {
                 let mut f = fs::OpenOptions::new().write(true).open(path)?;
@@ -334,10 +296,7 @@ impl Backend for LinuxBackend {
                 loop {
                     match fs::remove_dir(&path) {
                         Ok(()) => return done,
-                        Err(e)
-                            if e.raw_os_error() == Some(libc::EBUSY)
-                                && start.elapsed() < Duration::from_secs(2) =>
-                        {
+                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < Duration::from_secs(2) => {
                             std::thread::sleep(Duration::from_micros(500))
                         }
                         Err(e) => return Err(e),
@@ -345,13 +304,10 @@ impl Backend for LinuxBackend {
                 }
             }
             RemoveTree { path } => fs::remove_dir_all(path).and(done),
-            Open {
-                path, flags, mode, ..
-            } => {
+            Open { path, flags, mode, .. } => {
                 let c = cpath(&path)?;
                 // SAFETY: `c` is a valid C string.
-                check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode) })
-                    .map(Outcome::Fd)
+                check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode) }).map(Outcome::Fd)
             }
             SocketPair { .. } => {
                 let mut fds = [0; 2];
@@ -419,14 +375,12 @@ impl Backend for LinuxBackend {
             BlockSignals => {
                 let set = signal_set();
                 // SAFETY: valid set pointer, null old set.
-                check(unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) })
-                    .and(done)
+                check(unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) }).and(done)
             }
             UnblockSignals => {
                 let set = signal_set();
                 // SAFETY: valid set pointer, null old set.
-                check(unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) })
-                    .and(done)
+                check(unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) }).and(done)
             }
             ResetSignals => {
                 // SAFETY: sigset_t is plain data; sigemptyset initialises it.
@@ -434,11 +388,7 @@ impl Backend for LinuxBackend {
                 // SAFETY: valid pointers; SIG_DFL is a valid disposition.
                 unsafe {
                     libc::sigemptyset(&mut empty);
-                    check(libc::sigprocmask(
-                        libc::SIG_SETMASK,
-                        &empty,
-                        std::ptr::null_mut(),
-                    ))?;
+                    check(libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()))?;
                     libc::signal(libc::SIGPIPE, libc::SIG_DFL);
                 }
                 done
@@ -448,9 +398,7 @@ impl Backend for LinuxBackend {
                 // SAFETY: clone without CLONE_VM and with a null stack behaves
                 // like fork: the child gets a copy of the address space. The
                 // launcher has no other threads.
-                let pid = check(unsafe {
-                    libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize)
-                })?;
+                let pid = check(unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) })?;
                 Ok(Outcome::Forked(if pid == 0 {
                     Forked::Child
                 } else {
@@ -469,9 +417,7 @@ impl Backend for LinuxBackend {
                     match n {
                         1 => return done,
                         0 => return Err(io::Error::from_raw_os_error(libc::EPIPE)),
-                        _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {
-                            continue
-                        }
+                        _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
                         _ => return Err(io::Error::last_os_error()),
                     }
                 }
@@ -486,17 +432,8 @@ impl Backend for LinuxBackend {
                 loop {
                     // SAFETY: recv into a valid buffer; MSG_DONTWAIT keeps a
                     // socket from blocking (pipes ignore flags via read below).
-                    let n = unsafe {
-                        libc::recv(
-                            fd.raw,
-                            buf.as_mut_ptr().cast(),
-                            buf.len(),
-                            libc::MSG_DONTWAIT,
-                        )
-                    };
-                    let n = if n < 0
-                        && io::Error::last_os_error().raw_os_error() == Some(libc::ENOTSOCK)
-                    {
+                    let n = unsafe { libc::recv(fd.raw, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+                    let n = if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOTSOCK) {
                         // SAFETY: read into a valid buffer.
                         unsafe { libc::read(fd.raw, buf.as_mut_ptr().cast(), buf.len()) }
                     } else {
@@ -537,9 +474,7 @@ impl Backend for LinuxBackend {
                 let mut status = 0;
                 // SAFETY: valid status pointer.
                 let pid = check(unsafe { libc::waitpid(proc.pid, &mut status, libc::WNOHANG) })?;
-                Ok(Outcome::Reaped(
-                    (pid > 0).then(|| (pid, wait_status(status))),
-                ))
+                Ok(Outcome::Reaped((pid > 0).then(|| (pid, wait_status(status)))))
             }
             WaitExit { proc } => {
                 let mut status = 0;
@@ -586,10 +521,7 @@ impl Backend for LinuxBackend {
                                 .and(done)
                         } else {
                             if let Some(parent) = path.parent() {
-                                fs::DirBuilder::new()
-                                    .recursive(true)
-                                    .mode(0o755)
-                                    .create(parent)?;
+                                fs::DirBuilder::new().recursive(true).mode(0o755).create(parent)?;
                             }
                             fs::OpenOptions::new()
                                 .write(true)
@@ -609,25 +541,12 @@ impl Backend for LinuxBackend {
                 fstype,
                 flags,
                 data,
-            } => mount(
-                source.as_deref(),
-                &target,
-                fstype.as_deref(),
-                flags,
-                data.as_deref(),
-            )
-            .and(done),
+            } => mount(source.as_deref(), &target, fstype.as_deref(), flags, data.as_deref()).and(done),
             ReadonlyPath { path } => match fs::symlink_metadata(&path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => done,
                 Err(e) => Err(e),
                 Ok(_) => {
-                    mount(
-                        path.to_str(),
-                        &path,
-                        None,
-                        libc::MS_BIND | libc::MS_REC,
-                        None,
-                    )?;
+                    mount(path.to_str(), &path, None, libc::MS_BIND | libc::MS_REC, None)?;
                     let keep = locked_flags(&path)?;
                     mount(
                         None,
@@ -658,8 +577,7 @@ impl Backend for LinuxBackend {
             PivotRoot { new_root, put_old } => {
                 let (n, o) = (cpath(&new_root)?, cpath(&put_old)?);
                 // SAFETY: valid C strings.
-                check(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) })
-                    .and(done)
+                check(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) }).and(done)
             }
             Chroot { path } => {
                 let c = cpath(&path)?;
@@ -723,16 +641,11 @@ impl Backend for LinuxBackend {
             }
             KeepCaps { on } => {
                 // SAFETY: prctl with integer arguments.
-                check(unsafe {
-                    libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0)
-                })
-                .and(done)
+                check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) }).and(done)
             }
             RaiseEffective => {
                 let p = caps::read(None, caps::CapSet::Permitted).map_err(caps_err)?;
-                caps::set(None, caps::CapSet::Effective, &p)
-                    .map_err(caps_err)
-                    .and(done)
+                caps::set(None, caps::CapSet::Effective, &p).map_err(caps_err).and(done)
             }
             DropBounding { caps } => {
                 for c in caps.iter().filter(|c| kernel_knows(c.0)) {

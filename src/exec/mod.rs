@@ -112,11 +112,7 @@ mod tests {
         assert!(pos("type proc") < pos("pivot_root"));
         let lines: Vec<&str> = a.lines().collect();
         let exec = lines.iter().position(|l| l.contains("execve")).unwrap();
-        assert!(
-            lines[exec - 1].contains("seccomp load"),
-            "{}",
-            lines[exec - 1]
-        );
+        assert!(lines[exec - 1].contains("seccomp load"), "{}", lines[exec - 1]);
         assert!(!a.contains("1000001"), "pids leak into the dry run");
         // Every actor appears, launcher first and last.
         let ops = dry_run(&plan()).unwrap();
@@ -141,8 +137,7 @@ mod tests {
                 Err(e) => e,
                 Ok(_) => {
                     // Only a shared parent cgroup (busy with another sandbox) may fail quietly.
-                    let shared_parent =
-                        matches!(&failed.op, Op::Rmdir { path } if path.ends_with("sandboxctl"));
+                    let shared_parent = matches!(&failed.op, Op::Rmdir { path } if path.ends_with("sandboxctl"));
                     assert!(
                         shared_parent || matches!(failed.op, Op::Kill { .. }),
                         "op {n} ({failed}) failed silently"
@@ -160,7 +155,10 @@ mod tests {
             for op in &done {
                 match op {
                     Op::Mkdir { path, .. } => {
-                        let undone = b.ops.iter().any(|r| matches!(&r.op, Op::Rmdir { path: q } | Op::RemoveTree { path: q } if q == path));
+                        let undone = b
+                            .ops
+                            .iter()
+                            .any(|r| matches!(&r.op, Op::Rmdir { path: q } | Op::RemoveTree { path: q } if q == path));
                         assert!(undone, "op {n}: {} not undone", path.display());
                         if failed.op == (Op::Rmdir { path: path.clone() }) {
                             assert!(
@@ -201,7 +199,10 @@ mod tests {
     fn failure_names_step_origin_and_errno() {
         let p = plan();
         let ops = dry_run(&p).unwrap();
-        let n = ops.iter().position(|r| matches!(&r.op, Op::WriteFile { path, .. } if path.ends_with("memory.limit_in_bytes"))).unwrap();
+        let n = ops
+            .iter()
+            .position(|r| matches!(&r.op, Op::WriteFile { path, .. } if path.ends_with("memory.limit_in_bytes")))
+            .unwrap();
         let prep = interp::prepare(&p).unwrap();
         let mut b = RecordingBackend::failing_at(n, libc::EBUSY);
         let e = interp::Interp::new(&p, &mut b, prep).run().unwrap_err();
@@ -237,11 +238,7 @@ mod tests {
             },
         );
         let mut h = sample_host();
-        assert!(
-            preflight(&plan(), &h).is_empty(),
-            "{:?}",
-            preflight(&plan(), &h)
-        );
+        assert!(preflight(&plan(), &h).is_empty(), "{:?}", preflight(&plan(), &h));
         assert_eq!(preflight(&p, &h).len(), 1);
         h.user_namespaces = false;
         h.cgroup.v1.remove("pids");
@@ -249,9 +246,8 @@ mod tests {
         let text: Vec<String> = unmet.iter().map(|u| u.to_string()).collect();
         assert_eq!(unmet.len(), 4, "{text:#?}");
         assert!(
-            text.iter().any(
-                |t| t.contains("RLIMIT_NOFILE 50000/50000 above the caller's hard limit 20000")
-            ),
+            text.iter()
+                .any(|t| t.contains("RLIMIT_NOFILE 50000/50000 above the caller's hard limit 20000")),
             "{text:#?}"
         );
         assert!(text.iter().any(|t| t.contains("a new user namespace")));

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::plan::diff::{self, diff, render, PlanDiff, EXIT_BAD_INPUT, EXIT_CHANGED, EXIT_UNCHANGED};
+use crate::plan::diff::{diff, render, PlanDiff, EXIT_BAD_INPUT, EXIT_CHANGED, EXIT_UNCHANGED};
 use crate::plan::types::LaunchPlan;
 
 /// The file holding a case's `sandboxctl plan` arguments.
@@ -345,7 +345,7 @@ where
         }
         Err(e) => return Err(format!("{}: {e}", plan_path.display())),
     };
-    let committed = diff::parse_plan(&plan_path, &committed_text).map_err(|e| e.to_string())?;
+    let committed = crate::plan::render::load(&committed_text).map_err(|e| format!("{}: {e}", plan_path.display()))?;
     let d = diff(&committed, &fresh);
     if d.is_empty() {
         return Ok(CaseOutcome::Unchanged);
@@ -469,7 +469,7 @@ mod tests {
         assert!(text.contains("error    bad-compile: "), "{text}");
         assert!(text.contains("policy.toml:3: unknown key"), "{text}");
         assert!(
-            text.contains("error    bad-plan: ") && text.contains("not a valid TOML plan"),
+            text.contains("error    bad-plan: ") && text.contains("bad-plan/plan.toml: "),
             "{text}"
         );
         assert!(

@@ -286,7 +286,8 @@ pub enum RootChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Root {
-    /// Host path of the root (absolute).
+    /// Host path of the root: absolute, or relative to the directory apply
+    /// runs in (a relative `--bundle`/`--spec` gives a relative root).
     pub path: Sourced<PathBuf>,
     /// How the sandbox enters it.
     pub change: Sourced<RootChange>,
@@ -917,10 +918,21 @@ impl Step {
         match self {
             Preflight | StateDir | CgroupCreate | CgroupLimits | OpenFds | JoinNamespaces | Clone | IdMaps
             | CgroupJoin | Teardown => Actor::Launcher,
-            SupervisorIds | SupervisorFds | Hostname | Network | MountPropagation | Mounts | Devices | RootChange | MaskedPaths
-            | ReadonlyPaths | RootReadonly | Session | SpawnWorkload | SupervisorCredentials | Wait => {
-                Actor::Supervisor
-            }
+            SupervisorIds
+            | SupervisorFds
+            | Hostname
+            | Network
+            | MountPropagation
+            | Mounts
+            | Devices
+            | RootChange
+            | MaskedPaths
+            | ReadonlyPaths
+            | RootReadonly
+            | Session
+            | SpawnWorkload
+            | SupervisorCredentials
+            | Wait => Actor::Supervisor,
             WorkloadFds | Rlimits | Credentials | Capabilities | NoNewPrivs | Seccomp | Exec => Actor::Workload,
         }
     }

@@ -92,6 +92,8 @@ impl<T> Setting<T> {
 pub struct Policy {
     /// Source files, base first.
     pub sources: Vec<Source>,
+    /// The most derived `description`.
+    pub description: Option<Setting<String>>,
     /// Platform.
     pub platform: Setting<PlatformName>,
     /// Network mode.

@@ -308,9 +308,13 @@ pub enum SeccompSource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRlimit {
-    /// Soft limit.
+    /// Soft limit (a number, or `"unlimited"`).
+    #[serde(with = "crate::vocab::u64_wide")]
+    #[schemars(with = "serde_json::Value")]
     pub soft: u64,
-    /// Hard limit.
+    /// Hard limit (a number, or `"unlimited"`).
+    #[serde(with = "crate::vocab::u64_wide")]
+    #[schemars(with = "serde_json::Value")]
     pub hard: u64,
 }
 

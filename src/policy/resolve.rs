@@ -93,7 +93,11 @@ fn read(r: &PolicyRef, base: &Path, from: Option<(&Source, &Spanned<String>)>) -
                 .with_help(help))
             }
         },
-        PolicyRef::Text { name, text } => Ok(Source { name: name.clone(), dir: None, text: text.clone() }),
+        PolicyRef::Text { name, text } => Ok(Source {
+            name: name.clone(),
+            dir: None,
+            text: text.clone(),
+        }),
         PolicyRef::File(path) => match std::fs::read_to_string(base.join(path)) {
             Ok(text) => Ok(Source {
                 name: path.display().to_string(),
@@ -236,7 +240,7 @@ fn merge(layers: Vec<(Source, RawPolicy)>) -> Result<Policy, PolicyError> {
     let kinds: [(&'static str, NsGet); 8] = [
         ("user", |r| r.namespaces.user.as_ref()),
         ("pid", |r| r.namespaces.pid.as_ref()),
-        ("network", |r| r.namespaces.net.as_ref()),
+        ("net", |r| r.namespaces.net.as_ref()),
         ("ipc", |r| r.namespaces.ipc.as_ref()),
         ("uts", |r| r.namespaces.uts.as_ref()),
         ("mount", |r| r.namespaces.mount.as_ref()),
@@ -368,6 +372,7 @@ fn merge(layers: Vec<(Source, RawPolicy)>) -> Result<Policy, PolicyError> {
         debug_log: l.pick(|r| r.logs.debug_log.as_ref()),
         user_log: l.pick(|r| r.logs.user_log.as_ref()),
         pass_fds,
+        description: l.pick(|r| r.description.as_ref()),
         sources: Vec::new(),
     };
     let policy = Policy {
@@ -439,7 +444,7 @@ fn check_namespace_assertions(l: &Layers, p: &Policy) -> Result<(), PolicyError>
                     Some(&p.platform.at),
                 ),
             },
-            "network" => match p.network.value {
+            "net" => match p.network.value {
                 NetworkName::Host => (
                     NsChoice::Host,
                     "network mode host shares the host network namespace".into(),

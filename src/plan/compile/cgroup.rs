@@ -114,23 +114,37 @@ pub(crate) fn cgroup(cx: &mut Cx, id: &str) -> Result<Option<CgroupPlan>, Compil
             .map(|s| (Req::Value(s), format!("{base}.cpu.shares"))),
         cx.policy.cpu_shares.clone(),
     )?;
+    // The period first: the quota ceiling is a share of CPU time, so it is
+    // scaled to the period the plan will use before it is compared.
+    const DEFAULT_PERIOD: u64 = 100_000;
+    let policy_period = cx.policy.cpu_period.as_ref().map(|p| p.value).unwrap_or(DEFAULT_PERIOD);
+    let spec_quota = cpu.as_ref().and_then(|c| c.quota());
+    let cpu_period = match (cpu.as_ref().and_then(|c| c.period()), &cx.policy.cpu_period) {
+        (Some(p), _) if p > 0 => Some(Sourced::new(p, Origin::spec(format!("{base}.cpu.period")))),
+        (_, Some(p)) => Some(Sourced::new(p.value, cx.at(&p.at))),
+        _ if spec_quota.is_some() || cx.policy.cpu_quota.is_some() => {
+            Some(Sourced::new(DEFAULT_PERIOD, Origin::Default))
+        }
+        _ => None,
+    };
+    let ceiling = cx.policy.cpu_quota.clone().map(|c| {
+        let period = cpu_period.as_ref().map(|p| p.value).unwrap_or(DEFAULT_PERIOD);
+        Setting {
+            value: (c.value as i128 * period as i128 / policy_period as i128) as i64,
+            at: c.at,
+        }
+    });
     let cpu_quota = limit(
         cx,
         "cpu_quota",
-        cpu.as_ref().and_then(|c| c.quota()).map(|q| {
+        spec_quota.map(|q| {
             (
                 if q <= 0 { Req::Unlimited } else { Req::Value(q) },
                 format!("{base}.cpu.quota"),
             )
         }),
-        cx.policy.cpu_quota.clone(),
+        ceiling,
     )?;
-    let cpu_period = match (cpu.as_ref().and_then(|c| c.period()), &cx.policy.cpu_period) {
-        (Some(p), _) => Some(Sourced::new(p, Origin::spec(format!("{base}.cpu.period")))),
-        (None, Some(p)) => Some(Sourced::new(p.value, cx.at(&p.at))),
-        (None, None) if cpu_quota.is_some() => Some(Sourced::new(100_000, Origin::Default)),
-        (None, None) => None,
-    };
     let string = |v: Option<String>, p: &str| {
         v.filter(|s| !s.is_empty())
             .map(|s| Sourced::new(s, Origin::spec(format!("{base}.{p}"))))

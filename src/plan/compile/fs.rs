@@ -11,7 +11,8 @@ use crate::plan::types::*;
 use crate::policy::{normalize, RootChangeName};
 use crate::vocab::Origin;
 
-/// Root path, how it is entered (rule `root-change-needs-sys-admin-and-chroot`), read-only.
+/// Root path, how it is entered (pivot_root or chroot need CAP_SYS_ADMIN and
+/// CAP_SYS_CHROOT in the host facts; user.mode current stays put), read-only.
 pub(crate) fn root(cx: &mut Cx, user: &UserNs) -> Result<Root, CompileError> {
     let (path, path_from) = if cx.spec.builtin {
         match &cx.policy.root_path {
@@ -98,7 +99,7 @@ pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces) -> Result<Vec<Mount>, Compile
         }
         let mut from = Origin::spec(&jp);
         // cgroup (v1) cannot be mounted from a new user namespace: bind the
-        // host's hierarchy read-only instead (rule cgroup-mount-in-user-ns).
+        // host's hierarchy read-only instead (rule cgroup-mount-in-user-ns-is-ro-bind).
         if fstype == "cgroup" && ns.user.value != Namespace::Host {
             fstype = "bind".into();
             source = "/sys/fs/cgroup".into();
@@ -200,7 +201,7 @@ const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
 
 /// Device nodes: the OCI defaults, the spec's, and /dev/kvm on the kvm
 /// platform. Inside a user namespace mknod is not allowed, so nodes are bind
-/// mounts of the host's (rule `devices-bind-in-user-ns`).
+/// mounts of the host's (`how = bind`); with the host's user namespace, mknod.
 pub(crate) fn devices(cx: &mut Cx, platform: &Sourced<Platform>, ns: &Namespaces) -> Result<Vec<Device>, CompileError> {
     let how = if ns.user.value == Namespace::Host {
         DeviceHow::Mknod

@@ -60,6 +60,15 @@ pub(crate) fn network(cx: &mut Cx) -> Result<Sourced<NetworkMode>, CompileError>
     let requested = spec_ns(cx, LinuxNamespaceType::Network);
     match (&requested, mode.value) {
         (None, NetworkName::Host) => {}
+        (Some((i, None)), NetworkName::Host) => cx.warnings.push(super::Warning {
+            message:
+                "the spec asks for a network namespace of its own; the policy's network mode host shares the host's"
+                    .into(),
+            anchors: vec![
+                Anchor::spec(format!("linux.namespaces[{i}]"), "new network namespace asked"),
+                Anchor::Policy(mode.at.clone(), "network mode host".into()),
+            ],
+        }),
         (None, _) if !cx.spec.builtin => {
             let on = cx.policy.network_on_excess.clone();
             cx.excess(
@@ -145,6 +154,18 @@ pub(crate) fn user(cx: &mut Cx, network: &Sourced<NetworkMode>) -> Result<UserNs
         || (matches!(network.value, NetworkMode::Join(_)) && cx.policy.network.value == NetworkName::Host);
     if host_net {
         return user_host_network(cx, spec_user);
+    }
+    if let Some((i, Some(p))) = &spec_user {
+        cx.warnings.push(super::Warning {
+            message: format!(
+                "user namespace {} is not joined: without host networking the sandbox makes its own",
+                p.display()
+            ),
+            anchors: vec![
+                Anchor::spec(format!("linux.namespaces[{i}].path"), "not joined"),
+                Anchor::Policy(cx.policy.network.at.clone(), "network mode".into()),
+            ],
+        });
     }
     if cx.policy.user_mode.value == UserMode::Current {
         let uid = cx.host.uid.0;

@@ -73,11 +73,24 @@ fn capabilities(cx: &mut Cx, p: &oci_spec::runtime::Process) -> Result<Sourced<C
     ];
     let mut clamped = false;
     for (set, requested, out) in named {
-        let mut requested: Vec<Cap> = requested
-            .iter()
-            .flatten()
-            .filter_map(|c| c.to_string().parse::<Cap>().ok())
-            .collect();
+        let mut parsed = Vec::new();
+        for c in requested.iter().flatten() {
+            let name = c.to_string();
+            match name.parse::<Cap>() {
+                Ok(cap) => parsed.push(cap),
+                Err(_) => return Err(CompileError::new(K::Unsupported {
+                    what: format!(
+                        "capability {name} is not known to this sandboxctl; it cannot be granted or dropped reliably"
+                    ),
+                })
+                .anchor(Anchor::Spec {
+                    path: format!("process.capabilities.{set}"),
+                    needle: Some(format!("CAP_{name}")),
+                    label: "unknown here".into(),
+                })),
+            }
+        }
+        let mut requested = parsed;
         requested.sort();
         for cap in requested {
             if ceiling.value.contains_key(&cap) {

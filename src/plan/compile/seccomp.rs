@@ -17,10 +17,11 @@ pub(crate) fn seccomp(cx: &mut Cx) -> Result<Option<Seccomp>, CompileError> {
     let source = cx.policy.seccomp_source.value;
     let mut filter = match (source, spec_filter) {
         (SeccompSource::Spec, Some(f)) => Some(from_spec(&f)?),
-        (SeccompSource::Spec, None) | (SeccompSource::Policy, _) if !cx.policy.seccomp_allow.value.is_empty() => {
-            Some(from_policy(cx))
-        }
-        _ => None,
+        // With `source = "spec"`, the policy's filter stands in only when it allows something.
+        (SeccompSource::Spec, None) if !cx.policy.seccomp_allow.value.is_empty() => Some(from_policy(cx)),
+        (SeccompSource::Spec, None) => None,
+        (SeccompSource::Policy, _) => Some(from_policy(cx)),
+        (SeccompSource::None, _) => None,
     };
     let deny = &cx.policy.seccomp_deny;
     if !deny.value.is_empty() {
@@ -92,20 +93,9 @@ fn action(a: A, errno: Option<u32>, path: &str) -> Result<SeccompAction, Compile
 
 fn from_spec(f: &LinuxSeccomp) -> Result<Seccomp, CompileError> {
     let default_action = action(f.default_action(), f.default_errno_ret(), "linux.seccomp.defaultAction")?;
-    let architectures = f
-        .architectures()
-        .iter()
-        .flatten()
-        .map(|a| {
-            serde_json::to_value(a)
-                .ok()
-                .and_then(|v| {
-                    v.as_str()
-                        .map(|s| s.trim_start_matches("SCMP_ARCH_").to_ascii_lowercase())
-                })
-                .unwrap_or_default()
-        })
-        .collect::<Vec<_>>();
+    // The interpreter's filter accepts native x86_64 calls only (32-bit x86
+    // and x32 calls are killed), whatever architectures the spec lists.
+    let architectures = vec!["x86_64".to_string()];
     let mut rules = Vec::new();
     for (i, s) in f.syscalls().iter().flatten().enumerate() {
         let path = format!("linux.seccomp.syscalls[{i}]");

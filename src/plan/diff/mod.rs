@@ -19,7 +19,6 @@ pub mod render;
 mod tests;
 
 use std::fmt;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -174,39 +173,5 @@ impl PlanDiff {
 pub fn diff(old: &LaunchPlan, new: &LaunchPlan) -> PlanDiff {
     PlanDiff {
         changes: compare::compare(old, new),
-    }
-}
-
-/// Why a plan file did not load.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The file is not a TOML plan.
-    #[error("{path}: not a valid TOML plan: {source}")]
-    Toml {
-        /// The file.
-        path: String,
-        /// The parser's error.
-        source: toml::de::Error,
-    },
-    /// The file is not a JSON plan.
-    #[error("{path}: not a valid JSON plan: {source}")]
-    Json {
-        /// The file.
-        path: String,
-        /// The parser's error.
-        source: serde_json::Error,
-    },
-}
-
-/// Parses a plan in either format: JSON when the name ends in `.json` or the
-/// text starts with `{`, TOML otherwise. `path` is only used to choose and to
-/// name the file in errors.
-pub fn parse_plan(path: &Path, text: &str) -> Result<LaunchPlan, LoadError> {
-    let name = path.display().to_string();
-    let is_json = path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
-    if is_json {
-        serde_json::from_str(text).map_err(|source| LoadError::Json { path: name, source })
-    } else {
-        toml::from_str(text).map_err(|source| LoadError::Toml { path: name, source })
     }
 }
