@@ -78,16 +78,18 @@ fn capabilities(cx: &mut Cx, p: &oci_spec::runtime::Process) -> Result<Sourced<C
             let name = c.to_string();
             match name.parse::<Cap>() {
                 Ok(cap) => parsed.push(cap),
-                Err(_) => return Err(CompileError::new(K::Unsupported {
-                    what: format!(
+                Err(_) => {
+                    return Err(CompileError::new(K::Unsupported {
+                        what: format!(
                         "capability {name} is not known to this sandboxctl; it cannot be granted or dropped reliably"
                     ),
-                })
-                .anchor(Anchor::Spec {
-                    path: format!("process.capabilities.{set}"),
-                    needle: Some(format!("CAP_{name}")),
-                    label: "unknown here".into(),
-                })),
+                    })
+                    .anchor(Anchor::Spec {
+                        path: format!("process.capabilities.{set}"),
+                        needle: Some(format!("CAP_{name}")),
+                        label: "unknown here".into(),
+                    }))
+                }
             }
         }
         let mut requested = parsed;

@@ -13,32 +13,18 @@ use std::path::PathBuf;
 use crate::plan::check::{CaseOutcome, CaseReport, CheckReport};
 use crate::plan::classes::render_markdown_table;
 use crate::plan::diff::{diff, render, PlanDiff};
-use crate::plan::sample::sample_plan;
 use crate::plan::types::*;
-use crate::vocab::{Bytes, Origin};
+use crate::vocab::Origin;
 
-/// The change every example shows: the `web` case moves from the untrusted
-/// policy to one that shares the host network and grants CAP_NET_RAW, while
-/// lowering the memory limit and adding an environment variable.
+/// The change every example shows, between two real compiled plans from the
+/// golden tests: the `runc-untrusted` case, and the `inheritance` case, whose
+/// policy extends untrusted to allow loopback networking and 256 tasks.
 pub fn example_plans() -> (LaunchPlan, LaunchPlan) {
-    let old = sample_plan();
-    let mut new = old.clone();
-    let net_policy = |line| Origin::Policy {
-        file: "policies/network-host.toml".into(),
-        line,
-    };
-    new.inputs.policies = vec!["policies/default.toml".into(), "policies/network-host.toml".into()];
-    new.network = Sourced::new(NetworkMode::Host, net_policy(4));
-    new.namespaces.net = Sourced::new(Namespace::Host, Origin::rule("net-ns-unless-host"));
-    new.workload.capabilities.from = net_policy(9);
-    if let Ok(cap) = "CAP_NET_RAW".parse() {
-        new.workload.capabilities.value.bounding.insert(cap);
-    }
-    if let Some(cg) = new.cgroup.as_mut() {
-        cg.limits.memory = Some(Sourced::new(Bytes(32 << 20), net_policy(12)));
-    }
-    new.workload.env.value.push("LISTEN=0.0.0.0:8080".into());
-    (old, new)
+    let load = |text: &str| crate::plan::render::load(text).expect("golden plans load");
+    (
+        load(include_str!("../../../tests/golden/cases/runc-untrusted/plan.toml")),
+        load(include_str!("../../../tests/golden/cases/inheritance/plan.toml")),
+    )
 }
 
 fn example_diff() -> PlanDiff {
@@ -50,17 +36,18 @@ fn example_diff() -> PlanDiff {
 /// language they are shown in (`-text`, `-markdown`, `-json`).
 pub fn render_examples() -> Vec<(&'static str, String)> {
     let d = example_diff();
-    let mut pids = sample_plan();
+    let (old, _) = example_plans();
+    let mut pids = old.clone();
     if let Some(cg) = pids.cgroup.as_mut() {
         cg.limits.pids = Some(Sourced::new(
             256,
             Origin::Policy {
-                file: "policies/untrusted.toml".into(),
-                line: 14,
+                file: "strict.toml".into(),
+                line: 9,
             },
         ));
     }
-    let small = diff(&sample_plan(), &pids);
+    let small = diff(&old, &pids);
     let small_json = render::json(&small).unwrap_or_else(|e| format!("error: {e}\n"));
     let report = CheckReport {
         cases: vec![
@@ -69,7 +56,7 @@ pub fn render_examples() -> Vec<(&'static str, String)> {
                 outcome: CaseOutcome::Unchanged,
             },
             CaseReport {
-                case: PathBuf::from("web"),
+                case: PathBuf::from("inheritance"),
                 outcome: CaseOutcome::Changed(d.clone()),
             },
         ],
@@ -77,7 +64,7 @@ pub fn render_examples() -> Vec<(&'static str, String)> {
     vec![
         ("check-text", report.render_text(false)),
         ("diff-text", render::text(&d, false)),
-        ("diff-markdown", render::markdown(&d, "web")),
+        ("diff-markdown", render::markdown(&d, "runc-untrusted → inheritance")),
         ("diff-json", small_json),
     ]
 }
