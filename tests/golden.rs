@@ -132,6 +132,47 @@ fn golden_cases() {
     );
 }
 
+/// Plan diffs between golden plans: each case under tests/golden/diffs/ is a
+/// `cmd` file naming OLD and NEW; expected `diff.txt`, `diff.md` and `exit`
+/// (0 unchanged, 1 changed, 3 widened).
+#[test]
+fn golden_diffs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/diffs");
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("cmd").exists())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 6);
+    let mut failures = Vec::new();
+    let mut codes = std::collections::BTreeSet::new();
+    for dir in &dirs {
+        let args = case_args(dir);
+        let mut text_args = vec!["diff".to_string()];
+        text_args.extend(args.iter().cloned());
+        let t = run(dir, &text_args);
+        codes.insert(t.code);
+        check(&dir.join("diff.txt"), &t.stdout, &mut failures);
+        check(&dir.join("exit"), &format!("{}\n", t.code), &mut failures);
+        let mut md_args = vec!["diff".to_string(), "--format".into(), "markdown".into()];
+        md_args.extend(args.iter().cloned());
+        let m = run(dir, &md_args);
+        assert_eq!(m.code, t.code, "{}: exit status differs by format", dir.display());
+        check(&dir.join("diff.md"), &m.stdout, &mut failures);
+    }
+    assert!(
+        codes.contains(&0) && codes.contains(&1) && codes.contains(&3),
+        "exit statuses seen: {codes:?}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} golden diff mismatches (scripts/regen-golden):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn printed_plans_load_back_to_the_same_plan() {
     let mut n = 0;
