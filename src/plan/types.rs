@@ -912,6 +912,45 @@ pub enum Actor {
 }
 
 impl Step {
+    /// Every step, in apply's order (the order of the enum).
+    pub const ALL: [Step; 32] = {
+        use Step::*;
+        [
+            Preflight,
+            StateDir,
+            CgroupCreate,
+            CgroupLimits,
+            OpenFds,
+            JoinNamespaces,
+            Clone,
+            IdMaps,
+            CgroupJoin,
+            SupervisorIds,
+            SupervisorFds,
+            Hostname,
+            Network,
+            MountPropagation,
+            Mounts,
+            Devices,
+            RootChange,
+            MaskedPaths,
+            ReadonlyPaths,
+            RootReadonly,
+            Session,
+            SpawnWorkload,
+            WorkloadFds,
+            Rlimits,
+            Credentials,
+            Capabilities,
+            NoNewPrivs,
+            Seccomp,
+            Exec,
+            SupervisorCredentials,
+            Wait,
+            Teardown,
+        ]
+    };
+
     /// Which process performs this step.
     pub fn actor(self) -> Actor {
         use Step::*;
@@ -935,5 +974,20 @@ impl Step {
             | Wait => Actor::Supervisor,
             WorkloadFds | Rlimits | Credentials | Capabilities | NoNewPrivs | Seccomp | Exec => Actor::Workload,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_all_is_in_enum_order() {
+        assert!(
+            Step::ALL.windows(2).all(|w| w[0] < w[1]),
+            "Step::ALL must follow the enum's order"
+        );
+        assert_eq!(Step::ALL[0], Step::Preflight);
+        assert_eq!(Step::ALL[Step::ALL.len() - 1], Step::Teardown);
     }
 }

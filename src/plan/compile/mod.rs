@@ -224,42 +224,9 @@ fn steps(
     w: &Workload,
 ) -> Vec<Step> {
     use Step::*;
-    const ORDER: [Step; 32] = [
-        Preflight,
-        StateDir,
-        CgroupCreate,
-        CgroupLimits,
-        OpenFds,
-        JoinNamespaces,
-        Clone,
-        IdMaps,
-        CgroupJoin,
-        SupervisorIds,
-        SupervisorFds,
-        Hostname,
-        Network,
-        MountPropagation,
-        Mounts,
-        Devices,
-        RootChange,
-        MaskedPaths,
-        ReadonlyPaths,
-        RootReadonly,
-        Session,
-        SpawnWorkload,
-        WorkloadFds,
-        Rlimits,
-        Credentials,
-        Capabilities,
-        NoNewPrivs,
-        Seccomp,
-        Exec,
-        SupervisorCredentials,
-        Wait,
-        Teardown,
-    ];
+
     let mount_ns_new = ns.mount.value == Namespace::New;
-    ORDER
+    Step::ALL
         .into_iter()
         .filter(|s| match s {
             CgroupCreate | CgroupLimits | CgroupJoin => cgroup.is_some(),
