@@ -18,8 +18,8 @@ use sandboxctl::plan::{LaunchPlan, Namespace, NetworkMode, Sourced};
 use sandboxctl::vocab::Origin;
 
 const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "echo", "grep", "hostname", "touch", "mkdir", "readlink", "sleep", "seq",
-    "tail", "head", "wc", "test", "id", "true",
+    "sh", "ls", "cat", "echo", "grep", "hostname", "touch", "mkdir", "readlink", "sleep", "seq", "tail", "head", "wc",
+    "test", "id", "true",
 ];
 
 /// Removes everything a case could leave, even when the case panics.
@@ -63,8 +63,12 @@ struct Run {
 
 /// Runs `apply` in a forked launcher with stdout/stderr to files.
 fn run(plan: &LaunchPlan, fail_at: Option<&str>) -> Run {
-    let dir =
-        std::env::temp_dir().join(format!("sbx-out-{}-{}", std::process::id(), plan.id.value));
+    run_with(plan, fail_at, |_| {})
+}
+
+/// [`run`], calling `during(launcher pid)` in the test process while the launcher runs.
+fn run_with(plan: &LaunchPlan, fail_at: Option<&str>, during: impl FnOnce(i32)) -> Run {
+    let dir = std::env::temp_dir().join(format!("sbx-out-{}-{}", std::process::id(), plan.id.value));
     fs::create_dir_all(&dir).unwrap();
     let (o, e) = (dir.join("out"), dir.join("err"));
     let of = fs::File::create(&o).unwrap();
@@ -97,6 +101,7 @@ fn run(plan: &LaunchPlan, fail_at: Option<&str>) -> Run {
         unsafe { libc::_exit(code) };
     }
     guard.launcher = Some(pid);
+    during(pid);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut status = 0;
     loop {
@@ -133,11 +138,7 @@ fn build_rootfs() -> PathBuf {
     for a in APPLETS {
         symlink("busybox", root.join("bin").join(a)).unwrap();
     }
-    fs::write(
-        root.join("etc/passwd"),
-        "nobody:x:65534:65534:nobody:/:/bin/sh\n",
-    )
-    .unwrap();
+    fs::write(root.join("etc/passwd"), "nobody:x:65534:65534:nobody:/:/bin/sh\n").unwrap();
     root
 }
 
@@ -181,11 +182,7 @@ echo "id $(id)"
         "uid_map:\n{o}"
     );
     for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert!(
-            line(o, cap).ends_with("0000000000000000"),
-            "{}",
-            line(o, cap)
-        );
+        assert!(line(o, cap).ends_with("0000000000000000"), "{}", line(o, cap));
     }
     assert!(line(o, "NoNewPrivs").ends_with('1'));
     assert!(line(o, "Seccomp:").ends_with('2'));
@@ -193,40 +190,25 @@ echo "id $(id)"
     assert_eq!(&lim[3..5], ["1024", "1024"]);
     assert_eq!(line(o, "hostname "), "hostname sandbox");
     for n in ["user", "pid", "net", "ipc", "uts", "mnt", "cgroup"] {
-        let inside = line(o, &format!("ns {n} "))
-            .split(' ')
-            .nth(2)
-            .unwrap()
-            .to_string();
+        let inside = line(o, &format!("ns {n} ")).split(' ').nth(2).unwrap().to_string();
         assert_ne!(inside, host_ns(n), "{n} namespace is the host's");
     }
     assert!(
-        o.contains("cgroup ")
-            && o.lines()
-                .any(|l| l.starts_with("cgroup ") && l.contains(":memory:/")),
+        o.contains("cgroup ") && o.lines().any(|l| l.starts_with("cgroup ") && l.contains(":memory:/")),
         "{o}"
     );
     assert_eq!(line(o, "root ").trim(), "root bin dev etc proc sys tmp");
     assert!(!o.contains("host-visible"), "{o}");
     assert!(o.contains("Read-only file system"), "root writable:\n{o}");
+    assert!(o.contains("Invalid cross-device link"), "seccomp errno missing:\n{o}");
+    assert_eq!(line(o, "loflags"), "loflags 0x8", "network none: lo must be down");
     assert!(
-        o.contains("Invalid cross-device link"),
-        "seccomp errno missing:\n{o}"
-    );
-    assert_eq!(
-        line(o, "loflags"),
-        "loflags 0x8",
-        "network none: lo must be down"
-    );
-    assert!(
-        o.lines()
-            .any(|l| l.starts_with("mount / ") && l.contains("ro")),
+        o.lines().any(|l| l.starts_with("mount / ") && l.contains("ro")),
         "root not ro:\n{o}"
     );
     assert!(o.lines().any(|l| l.starts_with("mount /proc ")), "{o}");
     assert!(
-        o.lines()
-            .any(|l| l.starts_with("mount /proc/sys ") && l.contains("ro")),
+        o.lines().any(|l| l.starts_with("mount /proc/sys ") && l.contains("ro")),
         "{o}"
     );
     assert!(line(o, "id ").contains("uid=65534"), "{o}");
@@ -261,9 +243,7 @@ fn case_cgroup_host_ns(root: &Path, id: &str) {
     assert_eq!(r.status, 0, "{}", r.err);
     for ctrl in ["memory", "pids"] {
         assert!(
-            r.out
-                .lines()
-                .any(|l| l.ends_with(&format!(":{ctrl}:/sandboxctl/{id}"))),
+            r.out.lines().any(|l| l.ends_with(&format!(":{ctrl}:/sandboxctl/{id}"))),
             "{ctrl}:\n{}",
             r.out
         );
@@ -280,22 +260,9 @@ fn case_pids_limit(root: &Path, id: &str) {
     // with "can't fork" (on the caller's stderr) and a non-zero status.
     let script = "for i in $(seq 100); do echo $i; sleep 3 & done";
     let r = run(&sample_plan(root, id, script), None);
-    let last: u32 = r
-        .out
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(
-        last > 10 && last < 100,
-        "fork loop reached {last}: {}",
-        r.err
-    );
-    assert!(
-        r.err.contains("fork"),
-        "no fork failure reported: {}",
-        r.err
-    );
+    let last: u32 = r.out.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+    assert!(last > 10 && last < 100, "fork loop reached {last}: {}", r.err);
+    assert!(r.err.contains("fork"), "no fork failure reported: {}", r.err);
     assert_ne!(r.status, 0);
 }
 
@@ -304,6 +271,113 @@ fn case_memory_limit(root: &Path, id: &str) {
     p.workload.args.value = vec!["/bin/tail".into(), "/dev/zero".into()];
     let r = run(&p, None);
     assert_eq!(r.status, 128 + 9, "memory hog not killed: {}", r.err);
+}
+
+/// Waits up to 20 s for `fd` to become readable.
+fn wait_readable(fd: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, 20_000) > 0 }
+}
+
+/// Receives one fd sent with SCM_RIGHTS on a connected unix stream.
+fn recv_fd(sock: i32) -> Option<i32> {
+    let mut data = [0u8; 256];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr is plain data; fields set below point at live buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: `msg` points at valid buffers for the call.
+    if unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) } < 0 {
+        return None;
+    }
+    // SAFETY: the kernel filled the control buffer; CMSG_* walk inside it.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
+            return None;
+        }
+        Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>()))
+    }
+}
+
+fn case_console(root: &Path, id: &str) {
+    use sandboxctl::plan::{FdSource, Session, Stdio};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixListener;
+    let sock_path = std::env::temp_dir().join(format!("sbx-console-{id}.sock"));
+    let _ = fs::remove_file(&sock_path);
+    let listener = UnixListener::bind(&sock_path).unwrap();
+    let mut p = sample_plan(
+        root,
+        id,
+        "tty; test -t 0 && test -t 1 && echo stdio-is-a-tty; readlink /proc/self/fd/1; \
+         read a b c d e f g rest < /proc/self/stat; echo \"tty_nr $g\"; echo hi",
+    );
+    p.stdio = Sourced::new(
+        Stdio::ConsoleSocket(sock_path.clone()),
+        Origin::Cli("--console-socket".into()),
+    );
+    p.supervisor.session = Session::NewSessionWithControllingTty;
+    for e in p.supervisor.fds.iter_mut().filter(|e| e.fd.0 <= 2) {
+        e.source = FdSource::PtySlave;
+    }
+    let mut out = Vec::new();
+    let mut got_fd = false;
+    let r = run_with(&p, None, |_| {
+        if !wait_readable(listener.as_raw_fd()) {
+            return;
+        }
+        let Ok((conn, _)) = listener.accept() else {
+            return;
+        };
+        if !wait_readable(conn.as_raw_fd()) {
+            return;
+        }
+        let Some(master) = recv_fd(conn.as_raw_fd()) else {
+            return;
+        };
+        got_fd = true;
+        // Read until every slave is closed (EIO), bounded in time.
+        let mut buf = [0u8; 4096];
+        while wait_readable(master) {
+            // SAFETY: read into a valid buffer from our own fd.
+            let n = unsafe { libc::read(master, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n as usize]);
+        }
+        // SAFETY: closing our own fd.
+        unsafe { libc::close(master) };
+    });
+    let _ = fs::remove_file(&sock_path);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(got_fd, "no master received; status {}: {}", r.status, r.err);
+    assert_eq!(r.status, 0, "status; err: {}\nout: {}\npty: {text}", r.err, r.out);
+    assert!(text.contains("stdio-is-a-tty"), "pty: {text}");
+    assert!(text.contains("/dev/pts/"), "no /dev/pts path seen: {text}");
+    assert!(text.contains("hi"), "pty: {text}");
+    // The pty is the session's controlling tty (tty_nr in /proc/self/stat).
+    let tty_nr = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tty_nr "))
+        .unwrap_or("0");
+    assert_ne!(tty_nr, "0", "no controlling tty: {text}");
+    // `tty` itself says "not a tty": ttyname(3) looks the slave up in the
+    // sandbox's own devpts instance, where the launcher's pty does not exist.
+    assert!(r.out.is_empty(), "the caller's stdout was used: {}", r.out);
 }
 
 fn case_rollback(root: &Path, id0: &str) {
@@ -378,6 +452,7 @@ fn main() {
         ("exit_status", case_exit_status),
         ("pids_limit", case_pids_limit),
         ("memory_limit", case_memory_limit),
+        ("console", case_console),
         ("rollback", case_rollback),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -388,10 +463,7 @@ fn main() {
         }
         let id = format!("t{}-{}", std::process::id(), name.replace('_', ""));
         let r = std::panic::catch_unwind(|| f(&root, &id));
-        println!(
-            "test {name} ... {}",
-            if r.is_ok() { "ok" } else { "FAILED" }
-        );
+        println!("test {name} ... {}", if r.is_ok() { "ok" } else { "FAILED" });
         if r.is_err() {
             failed.push(*name);
         }

@@ -46,10 +46,7 @@ pub enum FdTag {
 impl FdRef {
     /// A planned number.
     pub fn num(raw: i32) -> Self {
-        FdRef {
-            raw,
-            tag: FdTag::Num,
-        }
+        FdRef { raw, tag: FdTag::Num }
     }
 }
 
@@ -170,11 +167,7 @@ pub enum Op {
     /// Open an existing file write-only and write these bytes.
     WriteFile { path: PathBuf, data: String },
     /// Write a process's pid (decimal) to a file; `create` makes it 0644.
-    WritePid {
-        path: PathBuf,
-        proc: ProcRef,
-        create: bool,
-    },
+    WritePid { path: PathBuf, proc: ProcRef, create: bool },
     /// Write `/proc/<pid>/<name>` (uid_map, gid_map, setgroups).
     WriteProcFile {
         proc: ProcRef,
@@ -202,6 +195,14 @@ pub enum Op {
         data: Rc<Vec<u8>>,
         tag: FdTag,
     },
+    /// A pty pair: posix_openpt (O_RDWR|O_NOCTTY|O_CLOEXEC), grantpt,
+    /// unlockpt, then the slave opened O_RDWR|O_NOCTTY|O_CLOEXEC. Returns
+    /// (master, slave).
+    OpenPty,
+    /// Connect a `SOCK_STREAM` unix socket to `path`, send `fd` with
+    /// SCM_RIGHTS (the `--console-socket` protocol of runc and crun), close
+    /// the socket.
+    SendFd { path: PathBuf, fd: FdRef },
     /// Open /dev/kvm with kvm-ioctls and check its API version and extensions.
     OpenKvm {
         api_version: i32,
@@ -256,10 +257,7 @@ pub enum Op {
     MaskPath { path: PathBuf },
     /// Make a mount point if missing: an empty file when `like` (a host path,
     /// for binds) is not a directory, else a directory.
-    MountPoint {
-        path: PathBuf,
-        like: Option<PathBuf>,
-    },
+    MountPoint { path: PathBuf, like: Option<PathBuf> },
     /// mount(2).
     Mount {
         source: Option<String>,
@@ -295,11 +293,7 @@ pub enum Op {
     /// prctl(PR_SET_DUMPABLE, 0).
     NonDumpable,
     /// setrlimit(2).
-    SetRlimit {
-        kind: RlimitKind,
-        soft: u64,
-        hard: u64,
-    },
+    SetRlimit { kind: RlimitKind, soft: u64, hard: u64 },
     /// setgroups(2).
     SetGroups { groups: Vec<Gid> },
     /// setresgid(g, g, g).
@@ -314,10 +308,7 @@ pub enum Op {
     /// prctl(PR_CAPBSET_DROP) for each (unknown to the kernel: skipped).
     DropBounding { caps: Vec<Cap> },
     /// capset of one set.
-    CapSet {
-        set: CapSetKind,
-        caps: BTreeSet<Cap>,
-    },
+    CapSet { set: CapSetKind, caps: BTreeSet<Cap> },
     /// Clear the ambient set and raise these.
     SetAmbient { caps: BTreeSet<Cap> },
     /// umask(2).
@@ -342,11 +333,7 @@ pub trait Backend {
 }
 
 fn ns_list(kinds: &[NsKind]) -> String {
-    kinds
-        .iter()
-        .map(|k| k.proc_name())
-        .collect::<Vec<_>>()
-        .join(",")
+    kinds.iter().map(|k| k.proc_name()).collect::<Vec<_>>().join(",")
 }
 
 /// Mount flags by name, for printing.
@@ -410,12 +397,7 @@ impl fmt::Display for Op {
             WriteProcFile { proc, name, data } => write!(f, "write /proc/{proc}/{name} {data:?}"),
             Rmdir { path } => write!(f, "rmdir {}", path.display()),
             RemoveTree { path } => write!(f, "rm -r {}", path.display()),
-            Open {
-                path,
-                flags,
-                mode,
-                tag,
-            } => {
+            Open { path, flags, mode, tag } => {
                 write!(
                     f,
                     "open {} {} mode {mode:#o} -> {}",
@@ -436,6 +418,8 @@ impl fmt::Display for Op {
                 data.len(),
                 FdRef { raw: 0, tag: *tag }
             ),
+            OpenPty => f.write_str("openpt, grantpt, unlockpt, open slave -> <pty master> <pty slave>"),
+            SendFd { path, fd } => write!(f, "send {fd} to {} (SCM_RIGHTS)", path.display()),
             OpenKvm {
                 api_version,
                 extensions,
@@ -458,12 +442,7 @@ impl fmt::Display for Op {
             BlockSignals => f.write_str("block signals INT,TERM,HUP,CHLD"),
             UnblockSignals => f.write_str("unblock signals INT,TERM,HUP,CHLD"),
             ResetSignals => f.write_str("unblock all signals, SIGPIPE default"),
-            Clone { new, who } => write!(
-                f,
-                "clone new [{}] -> {}",
-                ns_list(new),
-                ProcRef { pid: 0, who: *who }
-            ),
+            Clone { new, who } => write!(f, "clone new [{}] -> {}", ns_list(new), ProcRef { pid: 0, who: *who }),
             Release { fd } => write!(f, "release child via {fd}"),
             AwaitRelease { fd } => write!(f, "await release on {fd}"),
             SendReport { fd, .. } => write!(f, "send failure report on {fd}"),
@@ -477,12 +456,7 @@ impl fmt::Display for Op {
             LoopbackUp => f.write_str("ioctl SIOCSIFFLAGS lo up"),
             MaskPath { path } => write!(f, "mask {}", path.display()),
             MountPoint { path, like } => match like {
-                Some(l) => write!(
-                    f,
-                    "make mount point {} like {}",
-                    path.display(),
-                    l.display()
-                ),
+                Some(l) => write!(f, "make mount point {} like {}", path.display(), l.display()),
                 None => write!(f, "make mount point {} (dir)", path.display()),
             },
             Mount {
@@ -501,11 +475,7 @@ impl fmt::Display for Op {
                 data.as_deref().unwrap_or("")
             ),
             ReadonlyPath { path } => write!(f, "bind {0} {0}, remount ro", path.display()),
-            RemountReadonly { target } => write!(
-                f,
-                "remount {} bind,ro (keeping locked flags)",
-                target.display()
-            ),
+            RemountReadonly { target } => write!(f, "remount {} bind,ro (keeping locked flags)", target.display()),
             Umount { target, flags } => write!(
                 f,
                 "umount2 {} {}",
@@ -548,12 +518,7 @@ impl fmt::Display for Op {
             KeepCaps { on } => write!(f, "prctl PR_SET_KEEPCAPS {}", u8::from(*on)),
             RaiseEffective => f.write_str("capset effective = permitted"),
             DropBounding { caps } => write!(f, "drop bounding {}", caps_text(caps)),
-            CapSet { set, caps } => write!(
-                f,
-                "capset {} {}",
-                format!("{set:?}").to_lowercase(),
-                caps_text(caps)
-            ),
+            CapSet { set, caps } => write!(f, "capset {} {}", format!("{set:?}").to_lowercase(), caps_text(caps)),
             SetAmbient { caps } => write!(f, "ambient clear, raise {}", caps_text(caps)),
             Umask { mask } => write!(f, "umask {mask:#05o}"),
             NoNewPrivs => f.write_str("prctl PR_SET_NO_NEW_PRIVS 1"),
@@ -635,10 +600,7 @@ mod tests {
             name: "uid_map",
             data: "65534 65534 1".into(),
         };
-        assert_eq!(
-            op.to_string(),
-            "write /proc/<supervisor>/uid_map \"65534 65534 1\""
-        );
+        assert_eq!(op.to_string(), "write /proc/<supervisor>/uid_map \"65534 65534 1\"");
         let op = Op::Dup2 {
             from: FdRef {
                 raw: 17,
@@ -654,9 +616,6 @@ mod tests {
             flags: libc::MS_REC | libc::MS_PRIVATE,
             data: None,
         };
-        assert_eq!(
-            op.to_string(),
-            "mount none / type none flags rec|private data \"\""
-        );
+        assert_eq!(op.to_string(), "mount none / type none flags rec|private data \"\"");
     }
 }

@@ -18,13 +18,12 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::backend::{
-    Backend, CapSetKind, FdRef, FdTag, Forked, Op, Outcome, PreparedExec, PreparedFilter, ProcRef,
-    Who,
+    Backend, CapSetKind, FdRef, FdTag, Forked, Op, Outcome, PreparedExec, PreparedFilter, ProcRef, Who,
 };
 use super::error::{ApplyError, StepFailure};
 use crate::plan::{
     Actor, CapSets, CgroupDirRole, Credentials, DeviceHow, FdEntry, FdSource, LaunchPlan, MountFlag, Namespace,
-    NetworkMode, NsKind, OpenMode, Platform, RootChange, Session, SetGroups, Step,
+    NetworkMode, NsKind, OpenMode, Platform, RootChange, Session, SetGroups, Stdio, Step,
 };
 use crate::vocab::{Cap, Origin};
 
@@ -69,9 +68,7 @@ pub fn prepare(plan: &LaunchPlan) -> Result<Prepared, ApplyError> {
         what: what.into(),
         message: m,
     };
-    let cs = |s: &str, what: &str| {
-        CString::new(s).map_err(|_| bad(what, format!("{s:?} contains a NUL byte")))
-    };
+    let cs = |s: &str, what: &str| CString::new(s).map_err(|_| bad(what, format!("{s:?} contains a NUL byte")));
     let w = &plan.workload;
     let argv0 = w
         .args
@@ -110,11 +107,7 @@ pub fn prepare(plan: &LaunchPlan) -> Result<Prepared, ApplyError> {
     };
     let plan_json = serde_json::to_vec(plan).map_err(|e| bad("plan", e.to_string()))?;
     Ok(Prepared {
-        exec: Rc::new(PreparedExec {
-            candidates,
-            argv,
-            envp,
-        }),
+        exec: Rc::new(PreparedExec { candidates, argv, envp }),
         filters,
         plan_json: Rc::new(plan_json),
     })
@@ -135,6 +128,8 @@ pub struct Interp<'a, B: Backend> {
     sup_sources: Vec<FdRef>,
     /// Launcher end of the control socket.
     control: Option<FdRef>,
+    /// The console's pty slave (launcher), once opened.
+    pty_slave: Option<FdRef>,
     /// Sync pipe (read end for the child, write end for the launcher).
     sync: Option<(FdRef, FdRef)>,
     supervisor: Option<ProcRef>,
@@ -164,6 +159,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             undo: Vec::new(),
             sup_sources: Vec::new(),
             control: None,
+            pty_slave: None,
             sync: None,
             supervisor: None,
             released: false,
@@ -337,8 +333,14 @@ impl<'a, B: Backend> Interp<'a, B> {
             // may still use it at teardown: made only if missing, undone only
             // if made here, and then only if empty.
             let leaf = d.role == CgroupDirRole::Sandbox;
-            match self.op(Op::Mkdir { path: d.path.clone(), mode: 0o755 }) {
-                Ok(_) => self.undo.push(Undo::CgroupDir { path: d.path.clone(), leaf }),
+            match self.op(Op::Mkdir {
+                path: d.path.clone(),
+                mode: 0o755,
+            }) {
+                Ok(_) => self.undo.push(Undo::CgroupDir {
+                    path: d.path.clone(),
+                    leaf,
+                }),
                 Err(f) if !leaf && f.errno == Some(libc::EEXIST) => {}
                 Err(f) => return Err(f),
             }
@@ -428,7 +430,14 @@ impl<'a, B: Backend> Interp<'a, B> {
                     self.undo.push(Undo::Close(fd));
                     fd
                 }
-                FdSource::PtySlave => return Err(self.unsupported("console socket (pty)")),
+                FdSource::PtySlave => match self.pty_slave {
+                    Some(fd) => fd,
+                    None => {
+                        let fd = self.open_console()?;
+                        self.pty_slave = Some(fd);
+                        fd
+                    }
+                },
                 FdSource::Supervisor { .. } => {
                     return Err(self.unsupported("supervisor fd sourced from the supervisor"))
                 }
@@ -436,6 +445,35 @@ impl<'a, B: Backend> Interp<'a, B> {
             self.sup_sources.push(fd);
         }
         Ok(())
+    }
+
+    /// The console: a pty pair whose master goes to the planned unix socket
+    /// (and is closed here); the slave is donated at every `PtySlave` number.
+    fn open_console(&mut self) -> R<FdRef> {
+        let Stdio::ConsoleSocket(path) = &self.plan.stdio.value else {
+            return Err(self.unsupported("a pty slave without a console socket"));
+        };
+        let path = path.clone();
+        self.origin = self.plan.stdio.from.clone();
+        let (m, s) = match self.op(Op::OpenPty)? {
+            Outcome::Pair(m, s) => (
+                FdRef {
+                    raw: m,
+                    tag: FdTag::Internal("pty master"),
+                },
+                FdRef {
+                    raw: s,
+                    tag: FdTag::Internal("pty slave"),
+                },
+            ),
+            o => return Err(self.odd(o)),
+        };
+        self.undo.push(Undo::Close(s));
+        self.undo.push(Undo::Close(m));
+        self.op(Op::SendFd { path, fd: m })?;
+        self.undo.pop();
+        self.op(Op::Close { fd: m })?;
+        Ok(s)
     }
 
     fn join_namespaces(&mut self) -> R<()> {
@@ -565,8 +603,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                             self.op(Op::Close { fd })?;
                         }
                         Undo::Close(fd) if child_fds.contains(&fd.raw) => {
-                            self.undo
-                                .retain(|x| !matches!(x, Undo::Close(f) if f.raw == fd.raw));
+                            self.undo.retain(|x| !matches!(x, Undo::Close(f) if f.raw == fd.raw));
                             self.op(Op::Close { fd })?;
                         }
                         _ => {}
@@ -646,8 +683,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             .ok_or_else(|| self.unsupported("release without a sync pipe"))?;
         self.op(Op::Release { fd: w })?;
         self.op(Op::Close { fd: w })?;
-        self.undo
-            .retain(|u| !matches!(u, Undo::Close(f) if f.raw == w.raw));
+        self.undo.retain(|u| !matches!(u, Undo::Close(f) if f.raw == w.raw));
         if !self.real {
             self.act(Actor::Supervisor);
             self.sync = Some((r, w));
@@ -677,18 +713,8 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// Puts each planned fd at its number and closes every other one (but
     /// `extra`, an internal close-on-exec fd). Sources are first moved above
     /// every planned number so no dup2 overwrites a source still needed.
-    fn arrange_fds(
-        &mut self,
-        entries: &[FdEntry],
-        sources: &[FdRef],
-        extra: Option<FdRef>,
-    ) -> R<Option<FdRef>> {
-        let min = entries
-            .iter()
-            .map(|e| e.fd.0 + 1)
-            .max()
-            .unwrap_or(0)
-            .max(HIGH_FD);
+    fn arrange_fds(&mut self, entries: &[FdEntry], sources: &[FdRef], extra: Option<FdRef>) -> R<Option<FdRef>> {
+        let min = entries.iter().map(|e| e.fd.0 + 1).max().unwrap_or(0).max(HIGH_FD);
         let extra = match extra {
             Some(fd) => Some(self.op_fd(Op::DupHigh { fd, min }, fd.tag)?),
             None => None,
@@ -705,10 +731,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         }
         for (e, h) in entries.iter().zip(&high) {
             self.origin = e.from.clone();
-            self.op(Op::Dup2 {
-                from: *h,
-                to: e.fd.0,
-            })?;
+            self.op(Op::Dup2 { from: *h, to: e.fd.0 })?;
         }
         let mut keep: Vec<i32> = entries.iter().map(|e| e.fd.0).collect();
         keep.extend(extra.map(|f| f.raw));
@@ -743,10 +766,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             return Ok(());
         };
         self.origin = h.from.clone();
-        self.op(Op::SetHostname {
-            name: h.value.clone(),
-        })
-        .map(drop)
+        self.op(Op::SetHostname { name: h.value.clone() }).map(drop)
     }
 
     fn set_up_network(&mut self) -> R<()> {
@@ -935,9 +955,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn mask_paths(&mut self) -> R<()> {
         for p in &self.plan.masked_paths {
             self.origin = p.from.clone();
-            self.op(Op::MaskPath {
-                path: p.value.clone(),
-            })?;
+            self.op(Op::MaskPath { path: p.value.clone() })?;
         }
         Ok(())
     }
@@ -945,9 +963,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn make_paths_readonly(&mut self) -> R<()> {
         for p in &self.plan.readonly_paths {
             self.origin = p.from.clone();
-            self.op(Op::ReadonlyPath {
-                path: p.value.clone(),
-            })?;
+            self.op(Op::ReadonlyPath { path: p.value.clone() })?;
         }
         Ok(())
     }
@@ -957,8 +973,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             return Ok(());
         }
         self.origin = self.plan.root.readonly.from.clone();
-        self.op(Op::RemountReadonly { target: "/".into() })
-            .map(drop)
+        self.op(Op::RemountReadonly { target: "/".into() }).map(drop)
     }
 
     fn start_session(&mut self) -> R<()> {
@@ -1009,15 +1024,13 @@ impl<'a, B: Backend> Interp<'a, B> {
                 self.op(Op::Close { fd: r })?;
                 match got {
                     Outcome::Bytes(b) if b.is_empty() => Ok(()),
-                    Outcome::Bytes(b) => {
-                        Err(serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
-                            step: Step::Exec,
-                            origin: self.origin.clone(),
-                            op: "exec report".into(),
-                            errno: None,
-                            message: String::from_utf8_lossy(&b).into_owned(),
-                        }))
-                    }
+                    Outcome::Bytes(b) => Err(serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
+                        step: Step::Exec,
+                        origin: self.origin.clone(),
+                        op: "exec report".into(),
+                        errno: None,
+                        message: String::from_utf8_lossy(&b).into_owned(),
+                    })),
                     o => Err(self.odd(o)),
                 }
             }
@@ -1061,8 +1074,8 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// permitted set across the uid change so the capability step can set it.
     fn set_credentials(&mut self, c: &Credentials) -> R<()> {
         self.origin = c.from.clone();
-        let denied = self.plan.namespaces.user.value == Namespace::New
-            && self.plan.id_maps.setgroups == SetGroups::Deny;
+        let denied =
+            self.plan.namespaces.user.value == Namespace::New && self.plan.id_maps.setgroups == SetGroups::Deny;
         if !denied {
             self.op(Op::SetGroups {
                 groups: c.groups.clone(),
@@ -1080,10 +1093,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn set_capabilities(&mut self, c: &CapSets, from: &Origin) -> R<()> {
         self.origin = from.clone();
         self.op(Op::RaiseEffective)?;
-        let drop: Vec<Cap> = Cap::all()
-            .into_iter()
-            .filter(|c2| !c.bounding.contains(c2))
-            .collect();
+        let drop: Vec<Cap> = Cap::all().into_iter().filter(|c2| !c.bounding.contains(c2)).collect();
         self.op(Op::DropBounding { caps: drop })?;
         self.op(Op::CapSet {
             set: CapSetKind::Inheritable,
@@ -1189,9 +1199,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             match self.op(Op::WaitSignal)? {
                 Outcome::Signal(libc::SIGCHLD) => loop {
                     match self.op(Op::Reap { proc: reap }) {
-                        Ok(Outcome::Reaped(Some((pid, st)))) if pid == target.pid || !self.real => {
-                            return Ok(st)
-                        }
+                        Ok(Outcome::Reaped(Some((pid, st)))) if pid == target.pid || !self.real => return Ok(st),
                         Ok(Outcome::Reaped(Some(_))) => continue,
                         Ok(_) => break,
                         Err(f) if f.errno == Some(libc::ECHILD) => break,
@@ -1258,31 +1266,19 @@ impl<'a, B: Backend> Interp<'a, B> {
                 }
                 Undo::Close(fd) => self.b.perform(Op::Close { fd: *fd }).map(drop),
                 Undo::RestoreNs(kind, fd) => {
-                    let r = self
-                        .b
-                        .perform(Op::SetNs {
-                            fd: *fd,
-                            kind: *kind,
-                        })
-                        .map(drop);
+                    let r = self.b.perform(Op::SetNs { fd: *fd, kind: *kind }).map(drop);
                     let _ = self.b.perform(Op::Close { fd: *fd });
                     r
                 }
                 Undo::Signals => self.b.perform(Op::UnblockSignals).map(drop),
-                Undo::CgroupDir { path, leaf } => {
-                    match self.b.perform(Op::Rmdir { path: path.clone() }) {
-                        Err(e)
-                            if !leaf
-                                && matches!(
-                                    e.raw_os_error(),
-                                    Some(libc::ENOTEMPTY | libc::EBUSY | libc::ENOENT)
-                                ) =>
-                        {
-                            Ok(())
-                        }
-                        r => r.map(drop),
+                Undo::CgroupDir { path, leaf } => match self.b.perform(Op::Rmdir { path: path.clone() }) {
+                    Err(e)
+                        if !leaf && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EBUSY | libc::ENOENT)) =>
+                    {
+                        Ok(())
                     }
-                }
+                    r => r.map(drop),
+                },
                 Undo::StateDir(p) => self.b.perform(Op::RemoveTree { path: p.clone() }).map(drop),
             };
             if let Err(e) = r {

@@ -90,13 +90,7 @@ fn locked_flags(path: &Path) -> io::Result<u64> {
     Ok(flags)
 }
 
-fn mount(
-    source: Option<&str>,
-    target: &Path,
-    fstype: Option<&str>,
-    flags: u64,
-    data: Option<&str>,
-) -> io::Result<()> {
+fn mount(source: Option<&str>, target: &Path, fstype: Option<&str>, flags: u64, data: Option<&str>) -> io::Result<()> {
     let src = source.map(cstr).transpose()?;
     let tgt = cpath(target)?;
     let fst = fstype.map(cstr).transpose()?;
@@ -104,15 +98,7 @@ fn mount(
     let p = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: every pointer is null or a valid NUL-terminated string that
     // outlives the call.
-    check(unsafe {
-        libc::mount(
-            p(&src),
-            tgt.as_ptr(),
-            p(&fst),
-            flags,
-            p(&dat) as *const libc::c_void,
-        )
-    })?;
+    check(unsafe { libc::mount(p(&src), tgt.as_ptr(), p(&fst), flags, p(&dat) as *const libc::c_void) })?;
     Ok(())
 }
 
@@ -169,8 +155,7 @@ fn kvm_cap(name: &str) -> Option<kvm_ioctls::Cap> {
 
 fn open_kvm(api_version: i32, extensions: &[String]) -> io::Result<i32> {
     use std::os::fd::FromRawFd;
-    let fd = kvm_ioctls::Kvm::open_with_cloexec(true)
-        .map_err(|e| io::Error::from_raw_os_error(e.errno()))?;
+    let fd = kvm_ioctls::Kvm::open_with_cloexec(true).map_err(|e| io::Error::from_raw_os_error(e.errno()))?;
     // SAFETY: `fd` was just opened and is owned by nobody else; Kvm closes it on drop.
     let kvm = unsafe { kvm_ioctls::Kvm::from_raw_fd(fd) };
     let v = kvm.get_api_version();
@@ -180,12 +165,9 @@ fn open_kvm(api_version: i32, extensions: &[String]) -> io::Result<i32> {
         )));
     }
     for e in extensions {
-        let cap =
-            kvm_cap(e).ok_or_else(|| io::Error::other(format!("unknown KVM extension {e}")))?;
+        let cap = kvm_cap(e).ok_or_else(|| io::Error::other(format!("unknown KVM extension {e}")))?;
         if !kvm.check_extension(cap) {
-            return Err(io::Error::other(format!(
-                "KVM extension {e} is not available"
-            )));
+            return Err(io::Error::other(format!("KVM extension {e} is not available")));
         }
     }
     // Keep a close-on-exec copy; `kvm` closes the original.
@@ -196,9 +178,7 @@ fn open_kvm(api_version: i32, extensions: &[String]) -> io::Result<i32> {
 fn memfd_sealed(name: &str, data: &[u8]) -> io::Result<i32> {
     let n = cstr(name)?;
     // SAFETY: `n` is a valid C string.
-    let fd = check(unsafe {
-        libc::memfd_create(n.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-    })?;
+    let fd = check(unsafe { libc::memfd_create(n.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) })?;
     let mut off = 0;
     while off < data.len() {
         // SAFETY: the slice bounds the write.
@@ -221,10 +201,80 @@ fn memfd_sealed(name: &str, data: &[u8]) -> io::Result<i32> {
     Ok(fd)
 }
 
+/// A pty pair (master, slave), both close-on-exec and neither becoming the
+/// caller's controlling tty.
+fn open_pty() -> io::Result<(i32, i32)> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: posix_openpt has no memory arguments.
+    let m = check(unsafe { libc::posix_openpt(flags) })?;
+    let slave = (|| {
+        // SAFETY: grantpt/unlockpt on the master just opened.
+        check(unsafe { libc::grantpt(m) })?;
+        // SAFETY: as above.
+        check(unsafe { libc::unlockpt(m) })?;
+        let mut name = [0 as libc::c_char; 64];
+        // SAFETY: the buffer and its length are valid; ptsname_r NUL-terminates.
+        let rc = unsafe { libc::ptsname_r(m, name.as_mut_ptr(), name.len()) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        // SAFETY: `name` is a NUL-terminated path.
+        check(unsafe { libc::open(name.as_ptr(), flags) })
+    })();
+    match slave {
+        Ok(s) => Ok((m, s)),
+        Err(e) => {
+            // SAFETY: closing our own fd.
+            unsafe { libc::close(m) };
+            Err(e)
+        }
+    }
+}
+
+/// Connects to the unix socket at `path` and sends `fd` with SCM_RIGHTS, with
+/// the slave's name as the payload (as runc does).
+fn send_fd(path: &Path, fd: i32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    let sock = UnixStream::connect(path)?;
+    let mut name = [0 as libc::c_char; 64];
+    // SAFETY: valid buffer and length; on failure the payload stays empty.
+    let payload: Vec<u8> = if unsafe { libc::ptsname_r(fd, name.as_mut_ptr(), name.len()) } == 0 {
+        // SAFETY: ptsname_r NUL-terminated the buffer.
+        unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_bytes().to_vec()
+    } else {
+        b"/dev/ptmx".to_vec()
+    };
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    // u64 storage keeps the control buffer aligned for cmsghdr.
+    let mut cbuf = [0u64; 4];
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    // SAFETY: msghdr is plain data; the fields used are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: the control buffer (32 bytes) holds one cmsghdr with one int;
+    // CMSG_FIRSTHDR/CMSG_DATA point inside it.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd);
+    }
+    // SAFETY: `msg` and everything it points to outlive the call.
+    check(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) }).map(drop)
+}
+
 fn loopback_up() -> io::Result<()> {
     // SAFETY: plain socket creation.
-    let s =
-        check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    let s = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: ifreq is plain data.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     for (i, b) in b"lo".iter().enumerate() {
@@ -257,28 +307,15 @@ fn mask_path(path: &Path) -> io::Result<()> {
 }
 
 fn exec(p: &super::backend::PreparedExec) -> io::Error {
-    let argv: Vec<*const libc::c_char> = p
-        .argv
-        .iter()
-        .map(|c| c.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
-    let envp: Vec<*const libc::c_char> = p
-        .envp
-        .iter()
-        .map(|c| c.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
+    let argv: Vec<*const libc::c_char> = p.argv.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
+    let envp: Vec<*const libc::c_char> = p.envp.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
     let mut last = io::Error::from_raw_os_error(libc::ENOENT);
     for c in &p.candidates {
         // SAFETY: argv and envp are NULL-terminated arrays of valid C strings
         // that live until execve returns (it returns only on failure).
         unsafe { libc::execve(c.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         last = io::Error::last_os_error();
-        if !matches!(
-            last.raw_os_error(),
-            Some(libc::ENOENT) | Some(libc::ENOTDIR)
-        ) {
+        if !matches!(last.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) {
             break;
         }
     }
@@ -304,11 +341,7 @@ impl Backend for LinuxBackend {
         use Op::*;
         let done = Ok(Outcome::Done);
         match op {
-            MkdirAll { path } => fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(path)
-                .and(done),
+            MkdirAll { path } => fs::DirBuilder::new().recursive(true).mode(0o700).create(path).and(done),
             Mkdir { path, mode } => fs::DirBuilder::new().mode(mode).create(path).and(done),
             WriteFile { path, data } => {
                 let mut f = fs::OpenOptions::new().write(true).open(path)?;
@@ -334,10 +367,7 @@ impl Backend for LinuxBackend {
                 loop {
                     match fs::remove_dir(&path) {
                         Ok(()) => return done,
-                        Err(e)
-                            if e.raw_os_error() == Some(libc::EBUSY)
-                                && start.elapsed() < Duration::from_secs(2) =>
-                        {
+                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < Duration::from_secs(2) => {
                             std::thread::sleep(Duration::from_micros(500))
                         }
                         Err(e) => return Err(e),
@@ -345,13 +375,10 @@ impl Backend for LinuxBackend {
                 }
             }
             RemoveTree { path } => fs::remove_dir_all(path).and(done),
-            Open {
-                path, flags, mode, ..
-            } => {
+            Open { path, flags, mode, .. } => {
                 let c = cpath(&path)?;
                 // SAFETY: `c` is a valid C string.
-                check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode) })
-                    .map(Outcome::Fd)
+                check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode) }).map(Outcome::Fd)
             }
             SocketPair { .. } => {
                 let mut fds = [0; 2];
@@ -373,6 +400,8 @@ impl Backend for LinuxBackend {
                 Ok(Outcome::Pair(fds[0], fds[1]))
             }
             MemfdSealed { name, data, .. } => memfd_sealed(name, &data).map(Outcome::Fd),
+            OpenPty => open_pty().map(|(m, s)| Outcome::Pair(m, s)),
+            SendFd { path, fd } => send_fd(&path, fd.raw).and(done),
             OpenKvm {
                 api_version,
                 extensions,
@@ -419,14 +448,12 @@ impl Backend for LinuxBackend {
             BlockSignals => {
                 let set = signal_set();
                 // SAFETY: valid set pointer, null old set.
-                check(unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) })
-                    .and(done)
+                check(unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) }).and(done)
             }
             UnblockSignals => {
                 let set = signal_set();
                 // SAFETY: valid set pointer, null old set.
-                check(unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) })
-                    .and(done)
+                check(unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) }).and(done)
             }
             ResetSignals => {
                 // SAFETY: sigset_t is plain data; sigemptyset initialises it.
@@ -434,11 +461,7 @@ impl Backend for LinuxBackend {
                 // SAFETY: valid pointers; SIG_DFL is a valid disposition.
                 unsafe {
                     libc::sigemptyset(&mut empty);
-                    check(libc::sigprocmask(
-                        libc::SIG_SETMASK,
-                        &empty,
-                        std::ptr::null_mut(),
-                    ))?;
+                    check(libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()))?;
                     libc::signal(libc::SIGPIPE, libc::SIG_DFL);
                 }
                 done
@@ -448,9 +471,7 @@ impl Backend for LinuxBackend {
                 // SAFETY: clone without CLONE_VM and with a null stack behaves
                 // like fork: the child gets a copy of the address space. The
                 // launcher has no other threads.
-                let pid = check(unsafe {
-                    libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize)
-                })?;
+                let pid = check(unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) })?;
                 Ok(Outcome::Forked(if pid == 0 {
                     Forked::Child
                 } else {
@@ -469,9 +490,7 @@ impl Backend for LinuxBackend {
                     match n {
                         1 => return done,
                         0 => return Err(io::Error::from_raw_os_error(libc::EPIPE)),
-                        _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {
-                            continue
-                        }
+                        _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
                         _ => return Err(io::Error::last_os_error()),
                     }
                 }
@@ -486,17 +505,8 @@ impl Backend for LinuxBackend {
                 loop {
                     // SAFETY: recv into a valid buffer; MSG_DONTWAIT keeps a
                     // socket from blocking (pipes ignore flags via read below).
-                    let n = unsafe {
-                        libc::recv(
-                            fd.raw,
-                            buf.as_mut_ptr().cast(),
-                            buf.len(),
-                            libc::MSG_DONTWAIT,
-                        )
-                    };
-                    let n = if n < 0
-                        && io::Error::last_os_error().raw_os_error() == Some(libc::ENOTSOCK)
-                    {
+                    let n = unsafe { libc::recv(fd.raw, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+                    let n = if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOTSOCK) {
                         // SAFETY: read into a valid buffer.
                         unsafe { libc::read(fd.raw, buf.as_mut_ptr().cast(), buf.len()) }
                     } else {
@@ -537,9 +547,7 @@ impl Backend for LinuxBackend {
                 let mut status = 0;
                 // SAFETY: valid status pointer.
                 let pid = check(unsafe { libc::waitpid(proc.pid, &mut status, libc::WNOHANG) })?;
-                Ok(Outcome::Reaped(
-                    (pid > 0).then(|| (pid, wait_status(status))),
-                ))
+                Ok(Outcome::Reaped((pid > 0).then(|| (pid, wait_status(status)))))
             }
             WaitExit { proc } => {
                 let mut status = 0;
@@ -586,10 +594,7 @@ impl Backend for LinuxBackend {
                                 .and(done)
                         } else {
                             if let Some(parent) = path.parent() {
-                                fs::DirBuilder::new()
-                                    .recursive(true)
-                                    .mode(0o755)
-                                    .create(parent)?;
+                                fs::DirBuilder::new().recursive(true).mode(0o755).create(parent)?;
                             }
                             fs::OpenOptions::new()
                                 .write(true)
@@ -609,25 +614,12 @@ impl Backend for LinuxBackend {
                 fstype,
                 flags,
                 data,
-            } => mount(
-                source.as_deref(),
-                &target,
-                fstype.as_deref(),
-                flags,
-                data.as_deref(),
-            )
-            .and(done),
+            } => mount(source.as_deref(), &target, fstype.as_deref(), flags, data.as_deref()).and(done),
             ReadonlyPath { path } => match fs::symlink_metadata(&path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => done,
                 Err(e) => Err(e),
                 Ok(_) => {
-                    mount(
-                        path.to_str(),
-                        &path,
-                        None,
-                        libc::MS_BIND | libc::MS_REC,
-                        None,
-                    )?;
+                    mount(path.to_str(), &path, None, libc::MS_BIND | libc::MS_REC, None)?;
                     let keep = locked_flags(&path)?;
                     mount(
                         None,
@@ -658,8 +650,7 @@ impl Backend for LinuxBackend {
             PivotRoot { new_root, put_old } => {
                 let (n, o) = (cpath(&new_root)?, cpath(&put_old)?);
                 // SAFETY: valid C strings.
-                check(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) })
-                    .and(done)
+                check(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) }).and(done)
             }
             Chroot { path } => {
                 let c = cpath(&path)?;
@@ -723,16 +714,11 @@ impl Backend for LinuxBackend {
             }
             KeepCaps { on } => {
                 // SAFETY: prctl with integer arguments.
-                check(unsafe {
-                    libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0)
-                })
-                .and(done)
+                check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) }).and(done)
             }
             RaiseEffective => {
                 let p = caps::read(None, caps::CapSet::Permitted).map_err(caps_err)?;
-                caps::set(None, caps::CapSet::Effective, &p)
-                    .map_err(caps_err)
-                    .and(done)
+                caps::set(None, caps::CapSet::Effective, &p).map_err(caps_err).and(done)
             }
             DropBounding { caps } => {
                 for c in caps.iter().filter(|c| kernel_knows(c.0)) {

@@ -112,11 +112,7 @@ mod tests {
         assert!(pos("type proc") < pos("pivot_root"));
         let lines: Vec<&str> = a.lines().collect();
         let exec = lines.iter().position(|l| l.contains("execve")).unwrap();
-        assert!(
-            lines[exec - 1].contains("seccomp load"),
-            "{}",
-            lines[exec - 1]
-        );
+        assert!(lines[exec - 1].contains("seccomp load"), "{}", lines[exec - 1]);
         assert!(!a.contains("1000001"), "pids leak into the dry run");
         // Every actor appears, launcher first and last.
         let ops = dry_run(&plan()).unwrap();
@@ -141,8 +137,7 @@ mod tests {
                 Err(e) => e,
                 Ok(_) => {
                     // Only a shared parent cgroup (busy with another sandbox) may fail quietly.
-                    let shared_parent =
-                        matches!(&failed.op, Op::Rmdir { path } if path.ends_with("sandboxctl"));
+                    let shared_parent = matches!(&failed.op, Op::Rmdir { path } if path.ends_with("sandboxctl"));
                     assert!(
                         shared_parent || matches!(failed.op, Op::Kill { .. }),
                         "op {n} ({failed}) failed silently"
@@ -160,7 +155,10 @@ mod tests {
             for op in &done {
                 match op {
                     Op::Mkdir { path, .. } => {
-                        let undone = b.ops.iter().any(|r| matches!(&r.op, Op::Rmdir { path: q } | Op::RemoveTree { path: q } if q == path));
+                        let undone = b
+                            .ops
+                            .iter()
+                            .any(|r| matches!(&r.op, Op::Rmdir { path: q } | Op::RemoveTree { path: q } if q == path));
                         assert!(undone, "op {n}: {} not undone", path.display());
                         if failed.op == (Op::Rmdir { path: path.clone() }) {
                             assert!(
@@ -198,10 +196,32 @@ mod tests {
     }
 
     #[test]
+    fn console_socket_dry_run_sends_the_master_and_donates_the_slave() {
+        use crate::plan::{FdSource, Session, Stdio};
+        let mut p = plan();
+        p.stdio.value = Stdio::ConsoleSocket("/run/console.sock".into());
+        p.supervisor.session = Session::NewSessionWithControllingTty;
+        for e in p.supervisor.fds.iter_mut().filter(|e| e.fd.0 <= 2) {
+            e.source = FdSource::PtySlave;
+        }
+        assert!(preflight(&p, &sample_host()).is_empty());
+        let a = dry_run_text(&p).unwrap();
+        let pos = |s: &str| a.find(s).unwrap_or_else(|| panic!("{s} missing in\n{a}"));
+        assert!(pos("openpt") < pos("send <pty master> to /run/console.sock"));
+        assert!(pos("send <pty master>") < pos("close <pty master>"));
+        assert!(pos("close <pty master>") < pos("clone new"));
+        assert!(a.contains("dup2 <pty slave> -> 0") && a.contains("dup2 <pty slave> -> 2"));
+        assert!(pos("setsid") < pos("ioctl 0 TIOCSCTTY"));
+    }
+
+    #[test]
     fn failure_names_step_origin_and_errno() {
         let p = plan();
         let ops = dry_run(&p).unwrap();
-        let n = ops.iter().position(|r| matches!(&r.op, Op::WriteFile { path, .. } if path.ends_with("memory.limit_in_bytes"))).unwrap();
+        let n = ops
+            .iter()
+            .position(|r| matches!(&r.op, Op::WriteFile { path, .. } if path.ends_with("memory.limit_in_bytes")))
+            .unwrap();
         let prep = interp::prepare(&p).unwrap();
         let mut b = RecordingBackend::failing_at(n, libc::EBUSY);
         let e = interp::Interp::new(&p, &mut b, prep).run().unwrap_err();
@@ -237,11 +257,7 @@ mod tests {
             },
         );
         let mut h = sample_host();
-        assert!(
-            preflight(&plan(), &h).is_empty(),
-            "{:?}",
-            preflight(&plan(), &h)
-        );
+        assert!(preflight(&plan(), &h).is_empty(), "{:?}", preflight(&plan(), &h));
         assert_eq!(preflight(&p, &h).len(), 1);
         h.user_namespaces = false;
         h.cgroup.v1.remove("pids");
@@ -249,9 +265,8 @@ mod tests {
         let text: Vec<String> = unmet.iter().map(|u| u.to_string()).collect();
         assert_eq!(unmet.len(), 4, "{text:#?}");
         assert!(
-            text.iter().any(
-                |t| t.contains("RLIMIT_NOFILE 50000/50000 above the caller's hard limit 20000")
-            ),
+            text.iter()
+                .any(|t| t.contains("RLIMIT_NOFILE 50000/50000 above the caller's hard limit 20000")),
             "{text:#?}"
         );
         assert!(text.iter().any(|t| t.contains("a new user namespace")));

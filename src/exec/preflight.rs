@@ -7,9 +7,7 @@ use std::fmt;
 use caps::Capability as C;
 
 use crate::host::HostFacts;
-use crate::plan::{
-    DeviceHow, FdSource, LaunchPlan, Namespace, Platform, RootChange, SetGroups, Stdio, Step,
-};
+use crate::plan::{DeviceHow, FdSource, LaunchPlan, Namespace, Platform, RootChange, SetGroups, Stdio, Step};
 use crate::vocab::{Cap, Origin};
 
 /// One need of the plan the host does not meet.
@@ -72,9 +70,7 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
             "not supported by this interpreter yet; use a new user namespace or the host's",
         );
     }
-    let joins = ns
-        .iter()
-        .any(|(_, n)| matches!(n.value, Namespace::Join(_)));
+    let joins = ns.iter().any(|(_, n)| matches!(n.value, Namespace::Join(_)));
     if joins && !missing_caps(host, &[C::CAP_SYS_ADMIN]).is_empty() {
         need(
             &mut v,
@@ -132,10 +128,7 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
             }
         }
     }
-    if new_user
-        && plan.id_maps.setgroups == SetGroups::Deny
-        && !plan.workload.credentials.groups.is_empty()
-    {
+    if new_user && plan.id_maps.setgroups == SetGroups::Deny && !plan.workload.credentials.groups.is_empty() {
         need(
             &mut v,
             "supplementary groups with setgroups denied",
@@ -147,11 +140,7 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
     if let Some(cg) = &plan.cgroup {
         for d in &cg.dirs {
             let known = host.cgroup.v1.values().any(|m| d.path.starts_with(m))
-                || host
-                    .cgroup
-                    .v2
-                    .as_ref()
-                    .is_some_and(|v2| d.path.starts_with(&v2.mount));
+                || host.cgroup.v2.as_ref().is_some_and(|v2| d.path.starts_with(&v2.mount));
             if !known {
                 need(
                     &mut v,
@@ -217,22 +206,21 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
         }
     }
 
-    if let Stdio::ConsoleSocket(_) = &plan.stdio.value {
-        need(
-            &mut v,
-            "a console socket (pty)",
-            &plan.stdio.from,
-            "not supported by this interpreter yet; use the caller's stdio",
-        );
-    }
     for e in plan.supervisor.fds.iter() {
-        if matches!(e.source, FdSource::PtySlave | FdSource::Supervisor { .. }) {
-            need(
+        match e.source {
+            FdSource::Supervisor { .. } => need(
                 &mut v,
                 format!("supervisor fd {} from {:?}", e.fd.0, e.source),
                 &e.from,
                 "not supported: supervisor fds come from the caller or the launcher",
-            );
+            ),
+            FdSource::PtySlave if !matches!(plan.stdio.value, Stdio::ConsoleSocket(_)) => need(
+                &mut v,
+                format!("supervisor fd {}: a pty slave without a console socket", e.fd.0),
+                &e.from,
+                "give a console socket (stdio console_socket), or take the fd from the caller",
+            ),
+            _ => {}
         }
     }
     for e in plan.workload.fds.iter() {

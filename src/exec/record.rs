@@ -40,11 +40,7 @@ impl fmt::Display for Recorded {
             f,
             "{who:<10} {}{}",
             self.op,
-            if self.failed {
-                "  [injected failure]"
-            } else {
-                ""
-            }
+            if self.failed { "  [injected failure]" } else { "" }
         )
     }
 }
@@ -100,7 +96,7 @@ impl Backend for RecordingBackend {
             Op::Open { .. } | Op::MemfdSealed { .. } | Op::OpenKvm { .. } | Op::DupHigh { .. } => {
                 Outcome::Fd(self.fd())
             }
-            Op::SocketPair { .. } | Op::Pipe { .. } => Outcome::Pair(self.fd(), self.fd()),
+            Op::SocketPair { .. } | Op::Pipe { .. } | Op::OpenPty => Outcome::Pair(self.fd(), self.fd()),
             Op::Clone { .. } => {
                 self.clones += 1;
                 Outcome::Forked(Forked::Parent(if self.clones == 1 {
@@ -110,10 +106,7 @@ impl Backend for RecordingBackend {
                 }))
             }
             Op::WaitExit { proc } => Outcome::Reaped(Some((proc.pid, 137))),
-            Op::Reap { proc } => Outcome::Reaped(Some((
-                if proc.pid > 0 { proc.pid } else { WORKLOAD_PID },
-                0,
-            ))),
+            Op::Reap { proc } => Outcome::Reaped(Some((if proc.pid > 0 { proc.pid } else { WORKLOAD_PID }, 0))),
             Op::WaitSignal => Outcome::Signal(libc::SIGCHLD),
             Op::RecvReport { .. } => Outcome::Bytes(Vec::new()),
             _ => Outcome::Done,

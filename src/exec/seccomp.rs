@@ -17,8 +17,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use seccompiler::{
-    BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-    TargetArch,
+    BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
 };
 
 use super::backend::PreparedFilter;
@@ -79,19 +78,14 @@ fn add(map: &mut RuleMap, always: &mut Vec<i64>, nr: i64, conds: &[ArgCond]) -> 
     if always.contains(&nr) {
         return Ok(());
     }
-    let rule = SeccompRule::new(conds.iter().map(condition).collect::<Result<_, _>>()?)
-        .map_err(|e| e.to_string())?;
+    let rule = SeccompRule::new(conds.iter().map(condition).collect::<Result<_, _>>()?).map_err(|e| e.to_string())?;
     map.entry(nr).or_default().push(rule);
     Ok(())
 }
 
-fn compile(
-    map: RuleMap,
-    mismatch: SeccompAction,
-    matched: SeccompAction,
-) -> Result<BpfProgram, String> {
-    let f = SeccompFilter::new(map, action(mismatch), action(matched), TargetArch::x86_64)
-        .map_err(|e| e.to_string())?;
+fn compile(map: RuleMap, mismatch: SeccompAction, matched: SeccompAction) -> Result<BpfProgram, String> {
+    let f =
+        SeccompFilter::new(map, action(mismatch), action(matched), TargetArch::x86_64).map_err(|e| e.to_string())?;
     BpfProgram::try_from(f).map_err(|e| e.to_string())
 }
 

@@ -142,13 +142,7 @@ pub fn sample_plan(rootfs: &Path, id: &str, script: &str) -> LaunchPlan {
         },
         mounts: vec![
             mount("/proc", "proc", &[Nosuid, Noexec, Nodev], "", 0),
-            mount(
-                "/dev",
-                "tmpfs",
-                &[Nosuid, Strictatime],
-                "mode=755,size=65536k",
-                1,
-            ),
+            mount("/dev", "tmpfs", &[Nosuid, Strictatime], "mode=755,size=65536k", 1),
             mount(
                 "/dev/pts",
                 "devpts",
@@ -159,35 +153,26 @@ pub fn sample_plan(rootfs: &Path, id: &str, script: &str) -> LaunchPlan {
             mount("/sys", "sysfs", &[Nosuid, Noexec, Nodev, Ro], "", 3),
             mount("/tmp", "tmpfs", &[Nosuid, Nodev], "mode=1777,size=16m", 4),
         ],
-        masked_paths: [
-            "/proc/kcore",
-            "/proc/timer_list",
-            "/proc/acpi",
-            "/sys/firmware",
-        ]
-        .iter()
-        .map(|s| Sourced::new(PathBuf::from(s), Origin::spec("linux.maskedPaths")))
-        .collect(),
+        masked_paths: ["/proc/kcore", "/proc/timer_list", "/proc/acpi", "/sys/firmware"]
+            .iter()
+            .map(|s| Sourced::new(PathBuf::from(s), Origin::spec("linux.maskedPaths")))
+            .collect(),
         readonly_paths: ["/proc/sys", "/proc/sysrq-trigger", "/proc/bus"]
             .iter()
             .map(|s| Sourced::new(PathBuf::from(s), Origin::spec("linux.readonlyPaths")))
             .collect(),
-        devices: [
-            ("/dev/null", 1, 3),
-            ("/dev/zero", 1, 5),
-            ("/dev/urandom", 1, 9),
-        ]
-        .iter()
-        .map(|(path, major, minor)| Device {
-            path: path.into(),
-            kind: DeviceKind::Char,
-            major: *major,
-            minor: *minor,
-            mode: 0o666,
-            how: DeviceHow::Bind,
-            from: Origin::rule("default-devices"),
-        })
-        .collect(),
+        devices: [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/urandom", 1, 9)]
+            .iter()
+            .map(|(path, major, minor)| Device {
+                path: path.into(),
+                kind: DeviceKind::Char,
+                major: *major,
+                minor: *minor,
+                mode: 0o666,
+                how: DeviceHow::Bind,
+                from: Origin::rule("default-devices"),
+            })
+            .collect(),
         hostname: Some(Sourced::new("sandbox".into(), Origin::spec("hostname"))),
         cgroup: Some(CgroupPlan {
             path: Sourced::new(format!("sandboxctl/{id}"), Origin::rule("cgroup-path")),
@@ -240,10 +225,7 @@ pub fn sample_plan(rootfs: &Path, id: &str, script: &str) -> LaunchPlan {
                     },
                 },
             ],
-            procs: vec![
-                leaf("memory").join("cgroup.procs"),
-                leaf("pids").join("cgroup.procs"),
-            ],
+            procs: vec![leaf("memory").join("cgroup.procs"), leaf("pids").join("cgroup.procs")],
             cpus: d(2),
             memory: Some(p(Bytes(64 << 20), 12)),
         }),
@@ -265,10 +247,7 @@ pub fn sample_plan(rootfs: &Path, id: &str, script: &str) -> LaunchPlan {
                 vec!["/bin/sh".into(), "-c".into(), script.into()],
                 Origin::spec("process.args"),
             ),
-            env: Sourced::new(
-                vec!["PATH=/bin".into(), "HOME=/".into()],
-                Origin::spec("process.env"),
-            ),
+            env: Sourced::new(vec!["PATH=/bin".into(), "HOME=/".into()], Origin::spec("process.env")),
             cwd: Sourced::new("/".into(), Origin::spec("process.cwd")),
             credentials: nobody(Origin::rule("user-ns-nobody")),
             capabilities: Sourced::new(
@@ -282,10 +261,7 @@ pub fn sample_plan(rootfs: &Path, id: &str, script: &str) -> LaunchPlan {
             umask: Some(Sourced::new(0o022, Origin::Default)),
             rlimits,
             seccomp: Some(Seccomp {
-                default_action: Sourced::new(
-                    SeccompAction::Allow,
-                    Origin::spec("linux.seccomp.defaultAction"),
-                ),
+                default_action: Sourced::new(SeccompAction::Allow, Origin::spec("linux.seccomp.defaultAction")),
                 architectures: vec!["SCMP_ARCH_X86_64".into()],
                 rules: vec![SeccompRule {
                     action: SeccompAction::Errno(libc::EXDEV as u32),
