@@ -53,10 +53,7 @@ fn property_names(schema: &Value) -> BTreeSet<String> {
 }
 
 fn missing_in(doc: &str, names: impl IntoIterator<Item = String>) -> Vec<String> {
-    names
-        .into_iter()
-        .filter(|n| !doc.contains(&format!("`{n}`")))
-        .collect()
+    names.into_iter().filter(|n| !doc.contains(&format!("`{n}`"))).collect()
 }
 
 #[test]
@@ -75,7 +72,14 @@ fn every_policy_key_is_documented() {
 #[test]
 fn every_plan_field_is_documented() {
     let names = property_names(&schema("schema/plan.schema.json"));
-    for key in ["steps", "procs", "unknown_syscalls", "api_version", "socket", "value_two"] {
+    for key in [
+        "steps",
+        "procs",
+        "unknown_syscalls",
+        "api_version",
+        "socket",
+        "value_two",
+    ] {
         assert!(names.contains(key), "walking the plan schema missed `{key}`");
     }
     let missing = missing_in(&read("docs/plan.md"), names);
@@ -96,7 +100,10 @@ fn every_step_is_documented() {
         .collect();
     assert!(steps.len() > 20, "too few steps found: {steps:?}");
     let missing = missing_in(&read("docs/plan.md"), steps);
-    assert!(missing.is_empty(), "docs/plan.md does not list these steps: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/plan.md does not list these steps: {missing:?}"
+    );
 }
 
 /// `rule:NAME` strings in a text (NAME: lowercase letters, digits, dashes).
@@ -127,7 +134,10 @@ fn every_rule_in_the_golden_plans_is_documented() {
         }
     }
     assert!(plans > 10, "only {plans} golden plans found under {}", cases.display());
-    assert!(rules.contains("user-ns-nobody"), "no rules found in the golden plans: {rules:?}");
+    assert!(
+        rules.contains("user-ns-nobody"),
+        "no rules found in the golden plans: {rules:?}"
+    );
     let doc = read("docs/plan.md");
     let missing: Vec<&String> = rules
         .iter()

@@ -72,11 +72,19 @@ pub fn run(cli: Cli) -> i32 {
         Command::Validate { policies } => cmd_validate(&policies),
         Command::Schema { plan } => cmd_schema(plan),
         Command::Host => cmd_host(),
-        Command::Apply { inputs, plan_file, expect_hash, dry_run } => {
-            run::apply(&inputs, plan_file.as_deref(), expect_hash.as_deref(), dry_run)
-        }
+        Command::Apply {
+            inputs,
+            plan_file,
+            expect_hash,
+            dry_run,
+        } => run::apply(&inputs, plan_file.as_deref(), expect_hash.as_deref(), dry_run),
         Command::Doctor { inputs, plan_file } => run::doctor(&inputs, plan_file.as_deref()),
-        Command::Diff { old, new, format, inputs } => review::diff(&old, new.as_deref(), format, &inputs),
+        Command::Diff {
+            old,
+            new,
+            format,
+            inputs,
+        } => review::diff(&old, new.as_deref(), format, &inputs),
         Command::Check { dir, update, format } => review::check(&dir, update, format),
     };
     match result {

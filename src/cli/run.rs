@@ -21,7 +21,12 @@ pub fn load_plan_file(path: &Path) -> Result<LaunchPlan, Failure> {
         let span = e.span(&text);
         Failure::input(SourceDiag::new(
             format!("loading plan: {e}"),
-            Some(Snippet { name: path.display().to_string(), text: text.clone(), span, label: "here".into() }),
+            Some(Snippet {
+                name: path.display().to_string(),
+                text: text.clone(),
+                span,
+                label: "here".into(),
+            }),
             Some("plans are written by `sandboxctl plan --format toml|json`".into()),
             vec![],
         ))
@@ -46,16 +51,22 @@ pub(super) fn apply(
     dry_run: bool,
 ) -> Result<i32, Failure> {
     let (plan, host) = plan_and_host(inputs, plan_file)?;
-    let hash = render::hash(&plan);
+    // The hash is a serialisation and a digest of the whole plan: made only
+    // when something reads it (not on the launch path of a plain apply).
     if let Some(want) = expect_hash {
+        let hash = render::hash(&plan);
         if want != hash {
             return Err(Failure::input(SourceDiag::plain(
                 format!("refusing to run: the plan's hash is {hash}, not the expected {want}"),
-                Some("the plan changed since it was reviewed; review it again (`sandboxctl diff`) and pin the new hash".into()),
+                Some(
+                    "the plan changed since it was reviewed; review it again (`sandboxctl diff`) and pin the new hash"
+                        .into(),
+                ),
             )));
         }
     }
     if dry_run {
+        let hash = render::hash(&plan);
         let text = exec::dry_run_text(&plan).map_err(|e| Failure::other(e.to_string()))?;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "# dry run of plan {hash}");
@@ -64,7 +75,10 @@ pub(super) fn apply(
     }
     match exec::apply(&plan, &host, &exec::ApplyOptions::default()) {
         Ok(status) => Ok(status),
-        Err(e) => Err(Failure { diag: Box::new(SourceDiag::plain(e.to_string(), None)), code: EXIT_APPLY_FAILED }),
+        Err(e) => Err(Failure {
+            diag: Box::new(SourceDiag::plain(e.to_string(), None)),
+            code: EXIT_APPLY_FAILED,
+        }),
     }
 }
 
@@ -72,10 +86,18 @@ pub(super) fn doctor(inputs: &PlanInputs, plan_file: Option<&Path>) -> Result<i3
     let (plan, host) = plan_and_host(inputs, plan_file)?;
     let unmet = exec::preflight(&plan, &host);
     if unmet.is_empty() {
-        println!("ok: this host meets every need of plan {} ({} steps)", render::hash(&plan), plan.steps.len());
+        println!(
+            "ok: this host meets every need of plan {} ({} steps)",
+            render::hash(&plan),
+            plan.steps.len()
+        );
         return Ok(0);
     }
-    println!("this host does not meet {} need(s) of plan {}:", unmet.len(), render::hash(&plan));
+    println!(
+        "this host does not meet {} need(s) of plan {}:",
+        unmet.len(),
+        render::hash(&plan)
+    );
     for u in &unmet {
         println!("  - {u}");
     }

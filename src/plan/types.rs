@@ -917,10 +917,21 @@ impl Step {
         match self {
             Preflight | StateDir | CgroupCreate | CgroupLimits | OpenFds | JoinNamespaces | Clone | IdMaps
             | CgroupJoin | Teardown => Actor::Launcher,
-            SupervisorIds | SupervisorFds | Hostname | Network | MountPropagation | Mounts | Devices | RootChange | MaskedPaths
-            | ReadonlyPaths | RootReadonly | Session | SpawnWorkload | SupervisorCredentials | Wait => {
-                Actor::Supervisor
-            }
+            SupervisorIds
+            | SupervisorFds
+            | Hostname
+            | Network
+            | MountPropagation
+            | Mounts
+            | Devices
+            | RootChange
+            | MaskedPaths
+            | ReadonlyPaths
+            | RootReadonly
+            | Session
+            | SpawnWorkload
+            | SupervisorCredentials
+            | Wait => Actor::Supervisor,
             WorkloadFds | Rlimits | Credentials | Capabilities | NoNewPrivs | Seccomp | Exec => Actor::Workload,
         }
     }

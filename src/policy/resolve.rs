@@ -93,7 +93,11 @@ fn read(r: &PolicyRef, base: &Path, from: Option<(&Source, &Spanned<String>)>) -
                 .with_help(help))
             }
         },
-        PolicyRef::Text { name, text } => Ok(Source { name: name.clone(), dir: None, text: text.clone() }),
+        PolicyRef::Text { name, text } => Ok(Source {
+            name: name.clone(),
+            dir: None,
+            text: text.clone(),
+        }),
         PolicyRef::File(path) => match std::fs::read_to_string(base.join(path)) {
             Ok(text) => Ok(Source {
                 name: path.display().to_string(),

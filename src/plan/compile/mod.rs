@@ -291,12 +291,21 @@ mod tests {
     use crate::vocab::{Cap, Fd};
 
     fn host(name: &str) -> HostFacts {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/hosts").join(name);
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden/hosts")
+            .join(name);
         toml::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
     }
 
     fn policy(text: &str) -> Policy {
-        policy::load(&[PolicyRef::Text { name: "test.toml".into(), text: text.into() }], Path::new(".")).unwrap()
+        policy::load(
+            &[PolicyRef::Text {
+                name: "test.toml".into(),
+                text: text.into(),
+            }],
+            Path::new("."),
+        )
+        .unwrap()
     }
 
     fn sh() -> SpecInput {
@@ -309,8 +318,18 @@ mod tests {
 
     #[test]
     fn same_inputs_same_plan() {
-        let a = plan("extends = \"untrusted\"", "hybrid-root.toml", &CompileOptions::default()).unwrap();
-        let b = plan("extends = \"untrusted\"", "hybrid-root.toml", &CompileOptions::default()).unwrap();
+        let a = plan(
+            "extends = \"untrusted\"",
+            "hybrid-root.toml",
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        let b = plan(
+            "extends = \"untrusted\"",
+            "hybrid-root.toml",
+            &CompileOptions::default(),
+        )
+        .unwrap();
         assert_eq!(a.plan, b.plan);
         assert_eq!(crate::plan::render::hash(&a.plan), crate::plan::render::hash(&b.plan));
         let c = plan("extends = \"default\"", "hybrid-root.toml", &CompileOptions::default()).unwrap();
@@ -319,25 +338,49 @@ mod tests {
 
     #[test]
     fn ptrace_keeps_host_pid_namespace() {
-        let p = plan("extends = \"default\"\nplatform = \"ptrace\"", "hybrid-root.toml", &Default::default()).unwrap().plan;
+        let p = plan(
+            "extends = \"default\"\nplatform = \"ptrace\"",
+            "hybrid-root.toml",
+            &Default::default(),
+        )
+        .unwrap()
+        .plan;
         assert_eq!(p.namespaces.pid.value, Namespace::Host);
         assert_eq!(p.namespaces.pid.from, Origin::rule("ptrace-keeps-host-pid-ns"));
-        let n = plan("extends = \"default\"", "hybrid-root.toml", &Default::default()).unwrap().plan;
+        let n = plan("extends = \"default\"", "hybrid-root.toml", &Default::default())
+            .unwrap()
+            .plan;
         assert_eq!(n.namespaces.pid.value, Namespace::New);
     }
 
     #[test]
     fn nobody_rule_needs_setuid_and_setgid() {
-        let e = plan("extends = \"default\"", "hybrid-root-no-setuid.toml", &Default::default()).unwrap_err();
+        let e = plan(
+            "extends = \"default\"",
+            "hybrid-root-no-setuid.toml",
+            &Default::default(),
+        )
+        .unwrap_err();
         assert!(matches!(e.kind, CompileErrorKind::NobodyNeedsSetid { .. }), "{e}");
-        let p = plan("extends = \"default\"", "hybrid-root.toml", &Default::default()).unwrap().plan;
-        assert_eq!(p.id_maps.uid, vec![IdMap { inside: 65534, host: 65534, count: 1 }]);
+        let p = plan("extends = \"default\"", "hybrid-root.toml", &Default::default())
+            .unwrap()
+            .plan;
+        assert_eq!(
+            p.id_maps.uid,
+            vec![IdMap {
+                inside: 65534,
+                host: 65534,
+                count: 1
+            }]
+        );
         assert_eq!(p.workload.credentials.uid.0, 65534);
     }
 
     #[test]
     fn host_network_stays_in_caller_user_ns_and_applies_caps_to_supervisor() {
-        let p = plan("extends = \"network-host\"", "hybrid-root.toml", &Default::default()).unwrap().plan;
+        let p = plan("extends = \"network-host\"", "hybrid-root.toml", &Default::default())
+            .unwrap()
+            .plan;
         assert_eq!(p.namespaces.user.value, Namespace::Host);
         assert_eq!(p.namespaces.net.value, Namespace::Host);
         assert!(p.id_maps.uid.is_empty());
@@ -346,38 +389,73 @@ mod tests {
 
     #[test]
     fn console_socket_puts_the_pty_on_all_stdio() {
-        let opts = CompileOptions { console_socket: Some("/run/c.sock".into()), ..Default::default() };
+        let opts = CompileOptions {
+            console_socket: Some("/run/c.sock".into()),
+            ..Default::default()
+        };
         let p = plan("extends = \"default\"", "hybrid-root.toml", &opts).unwrap().plan;
-        let ptys = p.supervisor.fds.iter().filter(|e| e.source == FdSource::PtySlave).count();
+        let ptys = p
+            .supervisor
+            .fds
+            .iter()
+            .filter(|e| e.source == FdSource::PtySlave)
+            .count();
         assert_eq!(ptys, 6, "0-2 and the three stdio fds");
         assert_eq!(p.supervisor.session, Session::NewSessionWithControllingTty);
     }
 
     #[test]
     fn kvm_device_is_donated_after_io_fds_and_before_stdio() {
-        let opts = CompileOptions { io_fds: vec![9], ..Default::default() };
+        let opts = CompileOptions {
+            io_fds: vec![9],
+            ..Default::default()
+        };
         let p = plan("extends = \"kvm\"", "hybrid-root.toml", &opts).unwrap().plan;
         let roles: Vec<(i32, FdRole)> = p.supervisor.fds.iter().map(|e| (e.fd.0, e.role)).collect();
         assert_eq!(
             &roles[3..],
-            &[(3, FdRole::Control), (4, FdRole::Spec), (5, FdRole::Io), (6, FdRole::Device), (7, FdRole::StdioIn), (8, FdRole::StdioOut), (9, FdRole::StdioErr)]
+            &[
+                (3, FdRole::Control),
+                (4, FdRole::Spec),
+                (5, FdRole::Io),
+                (6, FdRole::Device),
+                (7, FdRole::StdioIn),
+                (8, FdRole::StdioOut),
+                (9, FdRole::StdioErr)
+            ]
         );
         let dev = p.workload.fds.iter().find(|e| e.role == FdRole::Device).unwrap();
         assert_eq!((dev.fd, &dev.source), (Fd(3), &FdSource::Supervisor { fd: Fd(6) }));
-        assert!(p.devices.iter().any(|d| d.path == Path::new("/dev/kvm") && d.major == 10 && d.minor == 232));
+        assert!(p
+            .devices
+            .iter()
+            .any(|d| d.path == Path::new("/dev/kvm") && d.major == 10 && d.minor == 232));
     }
 
     #[test]
     fn capability_above_ceiling_is_refused_or_clamped() {
         let mut spec = sh();
         let caps = oci_spec::runtime::LinuxCapabilitiesBuilder::default()
-            .bounding([oci_spec::runtime::Capability::SysAdmin, oci_spec::runtime::Capability::Kill].into_iter().collect::<oci_spec::runtime::Capabilities>())
+            .bounding(
+                [
+                    oci_spec::runtime::Capability::SysAdmin,
+                    oci_spec::runtime::Capability::Kill,
+                ]
+                .into_iter()
+                .collect::<oci_spec::runtime::Capabilities>(),
+            )
             .build()
             .unwrap();
         let mut process = spec.spec.process().clone().unwrap();
         process.set_capabilities(Some(caps));
         spec.spec.set_process(Some(process));
-        let deny = compile(&policy("extends = \"default\""), &spec, &host("hybrid-root.toml"), &Default::default()).unwrap_err();
+        let deny = compile(
+            &policy("extends = \"default\""),
+            &spec,
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap_err();
         assert!(matches!(deny.kind, CompileErrorKind::CapabilityNotAllowed { .. }));
         let clamp = compile(
             &policy("extends = \"default\"\n[capabilities]\non_excess = \"clamp\""),
