@@ -380,6 +380,82 @@ fn case_console(root: &Path, id: &str) {
     assert!(r.out.is_empty(), "the caller's stdout was used: {}", r.out);
 }
 
+/// A process holding a user namespace that maps nobody (65534) to nobody; killed and reaped on drop.
+struct UserNsHolder {
+    pid: i32,
+}
+
+impl UserNsHolder {
+    fn start() -> UserNsHolder {
+        let mut fds = [0; 2];
+        // SAFETY: valid out array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: single-threaded test process; the child only makes raw calls.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: raw calls in the forked child, which never returns.
+            unsafe {
+                let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
+                libc::write(fds[1], [u8::from(ok)].as_ptr().cast(), 1);
+                libc::close(fds[1]);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        let holder = UserNsHolder { pid };
+        let mut b = [0u8; 1];
+        // SAFETY: read into a valid buffer; close our pipe ends.
+        unsafe {
+            libc::close(fds[1]);
+            assert_eq!(libc::read(fds[0], b.as_mut_ptr().cast(), 1), 1);
+            libc::close(fds[0]);
+        }
+        assert_eq!(b[0], 1, "holder could not unshare its user namespace");
+        fs::write(format!("/proc/{pid}/uid_map"), "65534 65534 1\n").unwrap();
+        fs::write(format!("/proc/{pid}/gid_map"), "65534 65534 1\n").unwrap();
+        holder
+    }
+}
+
+impl Drop for UserNsHolder {
+    fn drop(&mut self) {
+        // SAFETY: kill/waitpid of our own child.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+fn case_join_userns(root: &Path, id: &str) {
+    let holder = UserNsHolder::start();
+    let ns_path = PathBuf::from(format!("/proc/{}/ns/user", holder.pid));
+    let want = fs::read_link(&ns_path).unwrap().display().to_string();
+    assert_ne!(want, host_ns("user"));
+    let mut p = sample_plan(
+        root,
+        id,
+        "echo \"userns $(readlink /proc/self/ns/user)\"; echo \"uid_map $(cat /proc/self/uid_map)\"; id",
+    );
+    p.namespaces.user = Sourced::new(Namespace::Join(ns_path), Origin::spec("linux.namespaces[5].path"));
+    p.id_maps.uid.clear();
+    p.id_maps.gid.clear();
+    p.id_maps.setgroups = sandboxctl::plan::SetGroups::Allow;
+    let r = run(&p, None);
+    assert_eq!(r.status, 0, "status; err: {}\nout: {}", r.err, r.out);
+    assert_eq!(line(&r.out, "userns ").trim(), format!("userns {want}"), "{}", r.out);
+    let map: Vec<&str> = line(&r.out, "uid_map ").split_whitespace().collect();
+    assert_eq!(
+        map,
+        ["uid_map", "65534", "65534", "1"],
+        "the holder's map, none written: {}",
+        r.out
+    );
+    assert!(line(&r.out, "uid=").contains("uid=65534"), "{}", r.out);
+    drop(holder);
+}
+
 fn case_rollback(root: &Path, id0: &str) {
     if !cfg!(feature = "fault-injection") {
         println!("    skipped: rollback via the real backend needs --features fault-injection");
@@ -453,6 +529,7 @@ fn main() {
         ("pids_limit", case_pids_limit),
         ("memory_limit", case_memory_limit),
         ("console", case_console),
+        ("join_userns", case_join_userns),
         ("rollback", case_rollback),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));

@@ -62,14 +62,6 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
             );
         }
     }
-    if let Namespace::Join(_) = ns.user.value {
-        need(
-            &mut v,
-            "joining an existing user namespace",
-            &ns.user.from,
-            "not supported by this interpreter yet; use a new user namespace or the host's",
-        );
-    }
     let joins = ns.iter().any(|(_, n)| matches!(n.value, Namespace::Join(_)));
     if joins && !missing_caps(host, &[C::CAP_SYS_ADMIN]).is_empty() {
         need(
