@@ -63,6 +63,11 @@ struct Run {
 
 /// Runs `apply` in a forked launcher with stdout/stderr to files.
 fn run(plan: &LaunchPlan, fail_at: Option<&str>) -> Run {
+    run_with(plan, fail_at, |_| {})
+}
+
+/// [`run`], calling `during(launcher pid)` in the test process while the launcher runs.
+fn run_with(plan: &LaunchPlan, fail_at: Option<&str>, during: impl FnOnce(i32)) -> Run {
     let dir = std::env::temp_dir().join(format!("sbx-out-{}-{}", std::process::id(), plan.id.value));
     fs::create_dir_all(&dir).unwrap();
     let (o, e) = (dir.join("out"), dir.join("err"));
@@ -96,6 +101,7 @@ fn run(plan: &LaunchPlan, fail_at: Option<&str>) -> Run {
         unsafe { libc::_exit(code) };
     }
     guard.launcher = Some(pid);
+    during(pid);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut status = 0;
     loop {
@@ -267,6 +273,189 @@ fn case_memory_limit(root: &Path, id: &str) {
     assert_eq!(r.status, 128 + 9, "memory hog not killed: {}", r.err);
 }
 
+/// Waits up to 20 s for `fd` to become readable.
+fn wait_readable(fd: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, 20_000) > 0 }
+}
+
+/// Receives one fd sent with SCM_RIGHTS on a connected unix stream.
+fn recv_fd(sock: i32) -> Option<i32> {
+    let mut data = [0u8; 256];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr is plain data; fields set below point at live buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: `msg` points at valid buffers for the call.
+    if unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) } < 0 {
+        return None;
+    }
+    // SAFETY: the kernel filled the control buffer; CMSG_* walk inside it.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
+            return None;
+        }
+        Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>()))
+    }
+}
+
+fn case_console(root: &Path, id: &str) {
+    use sandboxctl::plan::{FdSource, Session, Stdio};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixListener;
+    let sock_path = std::env::temp_dir().join(format!("sbx-console-{id}.sock"));
+    let _ = fs::remove_file(&sock_path);
+    let listener = UnixListener::bind(&sock_path).unwrap();
+    let mut p = sample_plan(
+        root,
+        id,
+        "tty; test -t 0 && test -t 1 && echo stdio-is-a-tty; readlink /proc/self/fd/1; \
+         read a b c d e f g rest < /proc/self/stat; echo \"tty_nr $g\"; echo hi",
+    );
+    p.stdio = Sourced::new(
+        Stdio::ConsoleSocket(sock_path.clone()),
+        Origin::Cli("--console-socket".into()),
+    );
+    p.supervisor.session = Session::NewSessionWithControllingTty;
+    for e in p.supervisor.fds.iter_mut().filter(|e| e.fd.0 <= 2) {
+        e.source = FdSource::PtySlave;
+    }
+    let mut out = Vec::new();
+    let mut got_fd = false;
+    let r = run_with(&p, None, |_| {
+        if !wait_readable(listener.as_raw_fd()) {
+            return;
+        }
+        let Ok((conn, _)) = listener.accept() else {
+            return;
+        };
+        if !wait_readable(conn.as_raw_fd()) {
+            return;
+        }
+        let Some(master) = recv_fd(conn.as_raw_fd()) else {
+            return;
+        };
+        got_fd = true;
+        // Read until every slave is closed (EIO), bounded in time.
+        let mut buf = [0u8; 4096];
+        while wait_readable(master) {
+            // SAFETY: read into a valid buffer from our own fd.
+            let n = unsafe { libc::read(master, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n as usize]);
+        }
+        // SAFETY: closing our own fd.
+        unsafe { libc::close(master) };
+    });
+    let _ = fs::remove_file(&sock_path);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(got_fd, "no master received; status {}: {}", r.status, r.err);
+    assert_eq!(r.status, 0, "status; err: {}\nout: {}\npty: {text}", r.err, r.out);
+    assert!(text.contains("stdio-is-a-tty"), "pty: {text}");
+    assert!(text.contains("/dev/pts/"), "no /dev/pts path seen: {text}");
+    assert!(text.contains("hi"), "pty: {text}");
+    // The pty is the session's controlling tty (tty_nr in /proc/self/stat).
+    let tty_nr = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tty_nr "))
+        .unwrap_or("0");
+    assert_ne!(tty_nr, "0", "no controlling tty: {text}");
+    // `tty` itself says "not a tty": ttyname(3) looks the slave up in the
+    // sandbox's own devpts instance, where the launcher's pty does not exist.
+    assert!(r.out.is_empty(), "the caller's stdout was used: {}", r.out);
+}
+
+/// A process holding a user namespace that maps nobody (65534) to nobody; killed and reaped on drop.
+struct UserNsHolder {
+    pid: i32,
+}
+
+impl UserNsHolder {
+    fn start() -> UserNsHolder {
+        let mut fds = [0; 2];
+        // SAFETY: valid out array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: single-threaded test process; the child only makes raw calls.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: raw calls in the forked child, which never returns.
+            unsafe {
+                let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
+                libc::write(fds[1], [u8::from(ok)].as_ptr().cast(), 1);
+                libc::close(fds[1]);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        let holder = UserNsHolder { pid };
+        let mut b = [0u8; 1];
+        // SAFETY: read into a valid buffer; close our pipe ends.
+        unsafe {
+            libc::close(fds[1]);
+            assert_eq!(libc::read(fds[0], b.as_mut_ptr().cast(), 1), 1);
+            libc::close(fds[0]);
+        }
+        assert_eq!(b[0], 1, "holder could not unshare its user namespace");
+        fs::write(format!("/proc/{pid}/uid_map"), "65534 65534 1\n").unwrap();
+        fs::write(format!("/proc/{pid}/gid_map"), "65534 65534 1\n").unwrap();
+        holder
+    }
+}
+
+impl Drop for UserNsHolder {
+    fn drop(&mut self) {
+        // SAFETY: kill/waitpid of our own child.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+fn case_join_userns(root: &Path, id: &str) {
+    let holder = UserNsHolder::start();
+    let ns_path = PathBuf::from(format!("/proc/{}/ns/user", holder.pid));
+    let want = fs::read_link(&ns_path).unwrap().display().to_string();
+    assert_ne!(want, host_ns("user"));
+    let mut p = sample_plan(
+        root,
+        id,
+        "echo \"userns $(readlink /proc/self/ns/user)\"; echo \"uid_map $(cat /proc/self/uid_map)\"; id",
+    );
+    p.namespaces.user = Sourced::new(Namespace::Join(ns_path), Origin::spec("linux.namespaces[5].path"));
+    p.id_maps.uid.clear();
+    p.id_maps.gid.clear();
+    p.id_maps.setgroups = sandboxctl::plan::SetGroups::Allow;
+    let r = run(&p, None);
+    assert_eq!(r.status, 0, "status; err: {}\nout: {}", r.err, r.out);
+    assert_eq!(line(&r.out, "userns ").trim(), format!("userns {want}"), "{}", r.out);
+    let map: Vec<&str> = line(&r.out, "uid_map ").split_whitespace().collect();
+    assert_eq!(
+        map,
+        ["uid_map", "65534", "65534", "1"],
+        "the holder's map, none written: {}",
+        r.out
+    );
+    assert!(line(&r.out, "uid=").contains("uid=65534"), "{}", r.out);
+    drop(holder);
+}
+
 fn case_rollback(root: &Path, id0: &str) {
     if !cfg!(feature = "fault-injection") {
         println!("    skipped: rollback via the real backend needs --features fault-injection");
@@ -339,6 +528,8 @@ fn main() {
         ("exit_status", case_exit_status),
         ("pids_limit", case_pids_limit),
         ("memory_limit", case_memory_limit),
+        ("console", case_console),
+        ("join_userns", case_join_userns),
         ("rollback", case_rollback),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));

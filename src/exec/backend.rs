@@ -195,6 +195,14 @@ pub enum Op {
         data: Rc<Vec<u8>>,
         tag: FdTag,
     },
+    /// A pty pair: posix_openpt (O_RDWR|O_NOCTTY|O_CLOEXEC), grantpt,
+    /// unlockpt, then the slave opened O_RDWR|O_NOCTTY|O_CLOEXEC. Returns
+    /// (master, slave).
+    OpenPty,
+    /// Connect a `SOCK_STREAM` unix socket to `path`, send `fd` with
+    /// SCM_RIGHTS (the `--console-socket` protocol of runc and crun), close
+    /// the socket.
+    SendFd { path: PathBuf, fd: FdRef },
     /// Open /dev/kvm with kvm-ioctls and check its API version and extensions.
     OpenKvm {
         api_version: i32,
@@ -410,6 +418,8 @@ impl fmt::Display for Op {
                 data.len(),
                 FdRef { raw: 0, tag: *tag }
             ),
+            OpenPty => f.write_str("openpt, grantpt, unlockpt, open slave -> <pty master> <pty slave>"),
+            SendFd { path, fd } => write!(f, "send {fd} to {} (SCM_RIGHTS)", path.display()),
             OpenKvm {
                 api_version,
                 extensions,

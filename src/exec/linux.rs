@@ -201,6 +201,77 @@ fn memfd_sealed(name: &str, data: &[u8]) -> io::Result<i32> {
     Ok(fd)
 }
 
+/// A pty pair (master, slave), both close-on-exec and neither becoming the
+/// caller's controlling tty.
+fn open_pty() -> io::Result<(i32, i32)> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: posix_openpt has no memory arguments.
+    let m = check(unsafe { libc::posix_openpt(flags) })?;
+    let slave = (|| {
+        // SAFETY: grantpt/unlockpt on the master just opened.
+        check(unsafe { libc::grantpt(m) })?;
+        // SAFETY: as above.
+        check(unsafe { libc::unlockpt(m) })?;
+        let mut name = [0 as libc::c_char; 64];
+        // SAFETY: the buffer and its length are valid; ptsname_r NUL-terminates.
+        let rc = unsafe { libc::ptsname_r(m, name.as_mut_ptr(), name.len()) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        // SAFETY: `name` is a NUL-terminated path.
+        check(unsafe { libc::open(name.as_ptr(), flags) })
+    })();
+    match slave {
+        Ok(s) => Ok((m, s)),
+        Err(e) => {
+            // SAFETY: closing our own fd.
+            unsafe { libc::close(m) };
+            Err(e)
+        }
+    }
+}
+
+/// Connects to the unix socket at `path` and sends `fd` with SCM_RIGHTS, with
+/// the slave's name as the payload (as runc does).
+fn send_fd(path: &Path, fd: i32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    let sock = UnixStream::connect(path)?;
+    let mut name = [0 as libc::c_char; 64];
+    // SAFETY: valid buffer and length; on failure the payload stays empty.
+    let payload: Vec<u8> = if unsafe { libc::ptsname_r(fd, name.as_mut_ptr(), name.len()) } == 0 {
+        // SAFETY: ptsname_r NUL-terminated the buffer.
+        unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_bytes().to_vec()
+    } else {
+        b"/dev/ptmx".to_vec()
+    };
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    // u64 storage keeps the control buffer aligned for cmsghdr.
+    let mut cbuf = [0u64; 4];
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    // SAFETY: msghdr is plain data; the fields used are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: the control buffer (32 bytes) holds one cmsghdr with one int;
+    // CMSG_FIRSTHDR/CMSG_DATA point inside it.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd);
+    }
+    // SAFETY: `msg` and everything it points to outlive the call.
+    check(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) }).map(drop)
+}
+
 fn loopback_up() -> io::Result<()> {
     // SAFETY: plain socket creation.
     let s = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
@@ -329,6 +400,8 @@ impl Backend for LinuxBackend {
                 Ok(Outcome::Pair(fds[0], fds[1]))
             }
             MemfdSealed { name, data, .. } => memfd_sealed(name, &data).map(Outcome::Fd),
+            OpenPty => open_pty().map(|(m, s)| Outcome::Pair(m, s)),
+            SendFd { path, fd } => send_fd(&path, fd.raw).and(done),
             OpenKvm {
                 api_version,
                 extensions,

@@ -196,6 +196,25 @@ mod tests {
     }
 
     #[test]
+    fn console_socket_dry_run_sends_the_master_and_donates_the_slave() {
+        use crate::plan::{FdSource, Session, Stdio};
+        let mut p = plan();
+        p.stdio.value = Stdio::ConsoleSocket("/run/console.sock".into());
+        p.supervisor.session = Session::NewSessionWithControllingTty;
+        for e in p.supervisor.fds.iter_mut().filter(|e| e.fd.0 <= 2) {
+            e.source = FdSource::PtySlave;
+        }
+        assert!(preflight(&p, &sample_host()).is_empty());
+        let a = dry_run_text(&p).unwrap();
+        let pos = |s: &str| a.find(s).unwrap_or_else(|| panic!("{s} missing in\n{a}"));
+        assert!(pos("openpt") < pos("send <pty master> to /run/console.sock"));
+        assert!(pos("send <pty master>") < pos("close <pty master>"));
+        assert!(pos("close <pty master>") < pos("clone new"));
+        assert!(a.contains("dup2 <pty slave> -> 0") && a.contains("dup2 <pty slave> -> 2"));
+        assert!(pos("setsid") < pos("ioctl 0 TIOCSCTTY"));
+    }
+
+    #[test]
     fn failure_names_step_origin_and_errno() {
         let p = plan();
         let ops = dry_run(&p).unwrap();

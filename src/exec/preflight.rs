@@ -62,14 +62,6 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
             );
         }
     }
-    if let Namespace::Join(_) = ns.user.value {
-        need(
-            &mut v,
-            "joining an existing user namespace",
-            &ns.user.from,
-            "not supported by this interpreter yet; use a new user namespace or the host's",
-        );
-    }
     let joins = ns.iter().any(|(_, n)| matches!(n.value, Namespace::Join(_)));
     if joins && !missing_caps(host, &[C::CAP_SYS_ADMIN]).is_empty() {
         need(
@@ -206,22 +198,21 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
         }
     }
 
-    if let Stdio::ConsoleSocket(_) = &plan.stdio.value {
-        need(
-            &mut v,
-            "a console socket (pty)",
-            &plan.stdio.from,
-            "not supported by this interpreter yet; use the caller's stdio",
-        );
-    }
     for e in plan.supervisor.fds.iter() {
-        if matches!(e.source, FdSource::PtySlave | FdSource::Supervisor { .. }) {
-            need(
+        match e.source {
+            FdSource::Supervisor { .. } => need(
                 &mut v,
                 format!("supervisor fd {} from {:?}", e.fd.0, e.source),
                 &e.from,
                 "not supported: supervisor fds come from the caller or the launcher",
-            );
+            ),
+            FdSource::PtySlave if !matches!(plan.stdio.value, Stdio::ConsoleSocket(_)) => need(
+                &mut v,
+                format!("supervisor fd {}: a pty slave without a console socket", e.fd.0),
+                &e.from,
+                "give a console socket (stdio console_socket), or take the fd from the caller",
+            ),
+            _ => {}
         }
     }
     for e in plan.workload.fds.iter() {

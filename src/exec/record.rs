@@ -96,7 +96,7 @@ impl Backend for RecordingBackend {
             Op::Open { .. } | Op::MemfdSealed { .. } | Op::OpenKvm { .. } | Op::DupHigh { .. } => {
                 Outcome::Fd(self.fd())
             }
-            Op::SocketPair { .. } | Op::Pipe { .. } => Outcome::Pair(self.fd(), self.fd()),
+            Op::SocketPair { .. } | Op::Pipe { .. } | Op::OpenPty => Outcome::Pair(self.fd(), self.fd()),
             Op::Clone { .. } => {
                 self.clones += 1;
                 Outcome::Forked(Forked::Parent(if self.clones == 1 {

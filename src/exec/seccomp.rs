@@ -83,7 +83,87 @@ fn add(map: &mut RuleMap, always: &mut Vec<i64>, nr: i64, conds: &[ArgCond]) -> 
     Ok(())
 }
 
+/// A program for a map whose every entry is unconditional: `matched` for the
+/// syscall numbers in the map, `mismatch` for every other number. Instead of
+/// seccompiler's one test per syscall (about five instructions each), the set
+/// is written as the sorted numbers where membership flips, searched as a
+/// balanced tree of `JGE` tests: about two instructions per contiguous run of
+/// numbers, and a logarithmic path. Same decisions, far smaller program —
+/// which matters because the kernel emulates a filter once per syscall number
+/// when it is loaded (the constant-action cache), so load time grows with
+/// program length times path length.
+fn compile_set(nrs: &[i64], mismatch: SeccompAction, matched: SeccompAction) -> BpfProgram {
+    let ret_in = u32::from(action(matched));
+    let ret_out = u32::from(action(mismatch));
+    // Flip points: n is in the set iff an odd number of flips are <= n.
+    let mut sorted: Vec<u32> = nrs.iter().filter_map(|n| u32::try_from(*n).ok()).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut flips: Vec<u32> = Vec::new();
+    for n in sorted {
+        if flips.last() == Some(&n) {
+            flips.pop(); // n extends the run that ended just before it
+        } else {
+            flips.push(n);
+        }
+        if let Some(next) = n.checked_add(1) {
+            flips.push(next);
+        }
+    }
+    let mut prog = vec![
+        ins(LD_W_ABS, 0, 0, 4), // seccomp_data.arch
+        ins(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+        ins(RET_K, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
+        ins(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+    ];
+    search_tree(&flips, false, (ret_in, ret_out), &mut prog);
+    prog
+}
+
+const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+const JA: u16 = 0x05; // BPF_JMP | BPF_JA
+const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+fn ins(code: u16, jt: u8, jf: u8, k: u32) -> seccompiler::sock_filter {
+    seccompiler::sock_filter { code, jt, jf, k }
+}
+
+/// Code that returns `rets.0` when the accumulator lies in the set (`inside`
+/// says whether it does below `flips[0]`), `rets.1` otherwise. Forward jumps
+/// only; a jump longer than 255 goes through `JA`.
+fn search_tree(flips: &[u32], inside: bool, rets: (u32, u32), out: &mut Vec<seccompiler::sock_filter>) {
+    if flips.is_empty() {
+        out.push(ins(RET_K, 0, 0, if inside { rets.0 } else { rets.1 }));
+        return;
+    }
+    let mid = flips.len() / 2;
+    let mut below = Vec::new();
+    search_tree(&flips[..mid], inside, rets, &mut below);
+    match u8::try_from(below.len()) {
+        Ok(skip) => out.push(ins(JGE_K, skip, 0, flips[mid])),
+        Err(_) => {
+            out.push(ins(JGE_K, 0, 1, flips[mid]));
+            out.push(ins(JA, 0, 0, below.len() as u32));
+        }
+    }
+    out.extend(below);
+    // At or above flips[mid]: mid + 1 flips passed.
+    search_tree(&flips[mid + 1..], inside ^ (mid % 2 == 0), rets, out);
+}
+
+/// seccompiler for maps with argument conditions, [`compile_set`] otherwise.
 fn compile(map: RuleMap, mismatch: SeccompAction, matched: SeccompAction) -> Result<BpfProgram, String> {
+    if map.values().all(|rules| rules.is_empty()) {
+        let nrs: Vec<i64> = map.keys().copied().collect();
+        return Ok(compile_set(&nrs, mismatch, matched));
+    }
+    compile_seccompiler(map, mismatch, matched)
+}
+
+fn compile_seccompiler(map: RuleMap, mismatch: SeccompAction, matched: SeccompAction) -> Result<BpfProgram, String> {
     let f =
         SeccompFilter::new(map, action(mismatch), action(matched), TargetArch::x86_64).map_err(|e| e.to_string())?;
     BpfProgram::try_from(f).map_err(|e| e.to_string())
@@ -155,6 +235,65 @@ mod tests {
     use super::*;
     use crate::plan::{SeccompRule as PlanRule, Sourced};
     use crate::vocab::Origin;
+
+    /// A classic-BPF interpreter for the instructions these programs use.
+    fn run(prog: &[seccompiler::sock_filter], arch: u32, nr: u32) -> u32 {
+        let (mut pc, mut a) = (0usize, 0u32);
+        loop {
+            let i = &prog[pc];
+            pc += 1;
+            let jump = |cond: bool| usize::from(if cond { i.jt } else { i.jf });
+            match i.code {
+                0x20 => {
+                    a = if i.k == 4 {
+                        arch
+                    } else if i.k == 0 {
+                        nr
+                    } else {
+                        0
+                    }
+                }
+                0x54 => a &= i.k,
+                0x05 => pc += i.k as usize,
+                0x15 => pc += jump(a == i.k),
+                0x25 => pc += jump(a > i.k),
+                0x35 => pc += jump(a >= i.k),
+                0x45 => pc += jump(a & i.k != 0),
+                0x06 => return i.k,
+                c => panic!("opcode {c:#x} not emulated"),
+            }
+        }
+    }
+
+    #[test]
+    fn compact_programs_decide_as_seccompiler_does() {
+        let sets: Vec<Vec<i64>> = vec![
+            vec![],
+            vec![0],
+            vec![0, 1, 2, 3, 10, 11, 300, 334, 424, 461],
+            (0..462).filter(|n| n % 7 != 3 && *n != 59).collect(),
+            (0..1200).filter(|n| n % 3 == 0).collect(), // long jumps through JA
+            vec![u32::MAX as i64 - 1, u32::MAX as i64],
+        ];
+        for nrs in sets {
+            let map: RuleMap = nrs.iter().map(|n| (*n, Vec::new())).collect();
+            let (miss, hit) = (SeccompAction::Errno(1), SeccompAction::Allow);
+            let ours = compile_set(&nrs, miss, hit);
+            let theirs = compile_seccompiler(map, miss, hit).unwrap();
+            assert!(
+                ours.len() <= theirs.len().max(8),
+                "{} instructions, seccompiler {}",
+                ours.len(),
+                theirs.len()
+            );
+            let probes = (0..1300u32).chain([0x3fff_ffff, 0x4000_0000, u32::MAX - 2, u32::MAX - 1, u32::MAX]);
+            for nr in probes {
+                for arch in [AUDIT_ARCH_X86_64, 0x4000_0003] {
+                    assert_eq!(run(&ours, arch, nr), run(&theirs, arch, nr), "nr {nr} arch {arch:#x}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn one_program_per_action_plus_guard() {
