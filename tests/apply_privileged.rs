@@ -255,6 +255,40 @@ fn case_exit_status(root: &Path, id: &str) {
     assert_eq!(r.status, 7, "{}", r.err);
 }
 
+/// The README's quick start, through the real binary: the embedded default
+/// spec on the host's root, read-only, as nobody, with a fresh hostname.
+fn case_readme_quick_start(_root: &Path, id: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "apply",
+            "--policy",
+            "policies/default.toml",
+            "--id",
+            id,
+            "--",
+            "/bin/sh",
+            "-c",
+        ])
+        .arg("id; hostname; ls /; touch /probe 2>&1; cat /proc/self/status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("uid=65534"), "{text}");
+    assert!(text.lines().nth(1) == Some("sandbox"), "{text}");
+    assert!(
+        text.lines().any(|l| l == "usr") && text.lines().any(|l| l == "etc"),
+        "host root listed: {text}"
+    );
+    assert!(text.contains("Read-only file system"), "root is read-only: {text}");
+    assert!(
+        text.contains("CapEff:\t0000000000000000") && text.contains("NoNewPrivs:\t1"),
+        "{text}"
+    );
+    assert!(!Path::new("/probe").exists());
+}
+
 fn case_pids_limit(root: &Path, id: &str) {
     // pids.max is 64: the loop cannot start 100 sleepers; busybox sh gives up
     // with "can't fork" (on the caller's stderr) and a non-zero status.
@@ -513,10 +547,12 @@ fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
+        println!("apply_privileged: 0 passed, 0 failed, 11 skipped");
         return;
     }
     if !Path::new("/bin/busybox").exists() {
         println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
+        println!("apply_privileged: 0 passed, 0 failed, 11 skipped");
         return;
     }
     let root = build_rootfs();
@@ -526,6 +562,7 @@ fn main() {
         ("loopback", case_loopback),
         ("cgroup_host_ns", case_cgroup_host_ns),
         ("exit_status", case_exit_status),
+        ("readme_quick_start", case_readme_quick_start),
         ("pids_limit", case_pids_limit),
         ("memory_limit", case_memory_limit),
         ("console", case_console),
@@ -546,6 +583,15 @@ fn main() {
         }
     }
     let _ = fs::remove_dir_all(&root);
+    let ran = cases
+        .iter()
+        .filter(|(name, _)| filter.as_deref().is_none_or(|flt| name.contains(flt)))
+        .count();
+    println!(
+        "apply_privileged: {} passed, {} failed",
+        ran - failed.len(),
+        failed.len()
+    );
     if !failed.is_empty() {
         eprintln!("failed: {failed:?}");
         std::process::exit(1);

@@ -35,6 +35,10 @@ pub fn state_dir(id: &str) -> PathBuf {
 /// Where state directories live.
 pub const STATE_ROOT: &str = "/run/sandboxctl";
 
+/// Where a root of `/` is assembled (on a tmpfs over `/tmp`, inside the
+/// sandbox's own mount namespace only).
+pub const STAGED_ROOT: &str = "/tmp/root";
+
 /// Lowest fd number used when moving fds out of the way of planned numbers.
 const HIGH_FD: i32 = 1000;
 
@@ -140,6 +144,14 @@ pub struct Interp<'a, B: Backend> {
     status: i32,
     /// Test hook: fail on entering this step.
     fail_at: Option<Step>,
+    /// O_PATH handles on the host paths that bind mounts and device binds
+    /// take, opened before the first mount so no planned mount can hide them
+    /// (a tmpfs on /dev over the host's /dev/null when the root is `/`).
+    bind_sources: Vec<(PathBuf, FdRef)>,
+    /// Where the planned root is assembled when it cannot be assembled in
+    /// place: pivot_root into the caller's own root (`/`) is impossible, so it
+    /// is bind-mounted at [`STAGED_ROOT`] on a private tmpfs first.
+    staged_root: Option<PathBuf>,
 }
 
 type R<T> = Result<T, StepFailure>;
@@ -167,6 +179,8 @@ impl<'a, B: Backend> Interp<'a, B> {
             workload: None,
             status: 0,
             fail_at: None,
+            bind_sources: Vec::new(),
+            staged_root: None,
         }
     }
 
@@ -286,8 +300,14 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::Hostname => self.set_hostname(),
             Step::Network => self.set_up_network(),
             Step::MountPropagation => self.make_mounts_private(),
-            Step::Mounts => self.mount_all(),
-            Step::Devices => self.make_devices(),
+            Step::Mounts => self
+                .open_bind_sources()
+                .and_then(|()| self.mount_all())
+                .and_then(|()| self.close_bind_sources(Step::Mounts)),
+            Step::Devices => self
+                .open_bind_sources()
+                .and_then(|()| self.make_devices())
+                .and_then(|()| self.close_bind_sources(Step::Devices)),
             Step::RootChange => self.change_root(),
             Step::MaskedPaths => self.mask_paths(),
             Step::ReadonlyPaths => self.make_paths_readonly(),
@@ -801,14 +821,50 @@ impl<'a, B: Backend> Interp<'a, B> {
         self.op(op).map(drop)
     }
 
+    /// Where the root is being assembled.
+    fn root_dir(&self) -> PathBuf {
+        self.staged_root
+            .clone()
+            .unwrap_or_else(|| self.plan.root.path.value.clone())
+    }
+
     fn in_root(&self, p: &Path) -> PathBuf {
         let rel = p.strip_prefix("/").unwrap_or(p);
-        self.plan.root.path.value.join(rel)
+        self.root_dir().join(rel)
     }
 
     fn mount_all(&mut self) -> R<()> {
         let root = self.plan.root.path.value.clone();
-        if self.plan.root.change.value == RootChange::PivotRoot {
+        if self.plan.root.change.value == RootChange::PivotRoot && root == Path::new("/") {
+            // The caller's root itself: stage a bind of it on a tmpfs in this
+            // (private) mount namespace, and pivot into that.
+            self.origin = self.plan.root.path.from.clone();
+            let staging = Path::new(STAGED_ROOT)
+                .parent()
+                .expect("STAGED_ROOT has a parent")
+                .to_path_buf();
+            self.op(Op::Mount {
+                source: Some("tmpfs".into()),
+                target: staging,
+                fstype: Some("tmpfs".into()),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                data: Some("mode=755,size=64k".into()),
+            })?;
+            self.op(Op::MountPoint {
+                path: STAGED_ROOT.into(),
+                like: None,
+            })?;
+            // Recursive: in a user namespace the host's submounts are locked
+            // to `/`, and a plain bind of it is refused (EINVAL).
+            self.op(Op::Mount {
+                source: Some("/".into()),
+                target: STAGED_ROOT.into(),
+                fstype: None,
+                flags: libc::MS_BIND | libc::MS_REC,
+                data: None,
+            })?;
+            self.staged_root = Some(STAGED_ROOT.into());
+        } else if self.plan.root.change.value == RootChange::PivotRoot {
             // pivot_root needs the new root to be a mount point.
             self.origin = self.plan.root.path.from.clone();
             let s = Some(root.display().to_string());
@@ -852,14 +908,14 @@ impl<'a, B: Backend> Interp<'a, B> {
             }
             let data = (!m.data.is_empty()).then(|| m.data.clone());
             if m.is_bind() {
-                let like = Some(PathBuf::from(&m.source));
+                let source = self.bind_source(Path::new(&m.source));
                 self.op(Op::MountPoint {
                     path: target.clone(),
-                    like,
+                    like: Some(PathBuf::from(&source)),
                 })?;
                 let bind = flags & (libc::MS_BIND | libc::MS_REC);
                 self.op(Op::Mount {
-                    source: Some(m.source.clone()),
+                    source: Some(source),
                     target: target.clone(),
                     fstype: None,
                     flags: bind,
@@ -903,17 +959,78 @@ impl<'a, B: Backend> Interp<'a, B> {
         Ok(())
     }
 
+    /// Opens every bind source once (O_PATH), before any planned mount.
+    fn open_bind_sources(&mut self) -> R<()> {
+        if !self.bind_sources.is_empty() {
+            return Ok(());
+        }
+        let mounts = self
+            .plan
+            .mounts
+            .iter()
+            .filter(|m| m.is_bind())
+            .map(|m| (PathBuf::from(&m.source), m.from.clone()));
+        let devices = self
+            .plan
+            .devices
+            .iter()
+            .filter(|d| d.how == DeviceHow::Bind)
+            .map(|d| (d.path.clone(), d.from.clone()));
+        let wanted: Vec<(PathBuf, Origin)> = mounts.chain(devices).collect();
+        for (path, from) in wanted {
+            if self.bind_sources.iter().any(|(p, _)| *p == path) {
+                continue;
+            }
+            self.origin = from;
+            let fd = self.op_fd(
+                Op::Open {
+                    path: path.clone(),
+                    flags: libc::O_PATH | libc::O_CLOEXEC,
+                    mode: 0,
+                    tag: FdTag::Num,
+                },
+                FdTag::Num,
+            )?;
+            self.bind_sources.push((path, fd));
+        }
+        Ok(())
+    }
+
+    /// `/proc/self/fd/N` of a source opened by [`Self::open_bind_sources`].
+    fn bind_source(&self, path: &Path) -> String {
+        match self.bind_sources.iter().find(|(p, _)| p == path) {
+            Some((_, fd)) => format!("/proc/self/fd/{}", fd.raw),
+            None => path.display().to_string(),
+        }
+    }
+
+    /// Closes the bind sources after the last step that uses them.
+    fn close_bind_sources(&mut self, after: Step) -> R<()> {
+        let last = if self.plan.steps.contains(&Step::Devices) {
+            Step::Devices
+        } else {
+            Step::Mounts
+        };
+        if after == last {
+            for (_, fd) in std::mem::take(&mut self.bind_sources) {
+                self.op(Op::Close { fd })?;
+            }
+        }
+        Ok(())
+    }
+
     fn make_devices(&mut self) -> R<()> {
         for d in &self.plan.devices {
             self.origin = d.from.clone();
             let target = self.in_root(&d.path);
             match d.how {
                 DeviceHow::Bind => {
+                    let source = self.bind_source(&d.path);
                     self.op(Op::MountPoint {
                         path: target.clone(),
-                        like: Some(d.path.clone()),
+                        like: Some(PathBuf::from(&source)),
                     })?;
-                    let s = Some(d.path.display().to_string());
+                    let s = Some(source);
                     self.op(Op::Mount {
                         source: s,
                         target,
@@ -938,7 +1055,7 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     fn change_root(&mut self) -> R<()> {
         self.origin = self.plan.root.change.from.clone();
-        let root = self.plan.root.path.value.clone();
+        let root = self.root_dir();
         match self.plan.root.change.value {
             RootChange::PivotRoot => {
                 self.op(Op::Chdir { path: root })?;
