@@ -202,8 +202,35 @@ pub fn prepare(s: &Seccomp) -> Result<Vec<Rc<PreparedFilter>>, String> {
             }
         }
     }
-    let mut out = Vec::new();
+    // Load order: a loaded filter applies to the loading of the next one, so
+    // a filter that refuses seccomp(2) itself must come after the others.
+    // The kernel combines all loaded filters by action precedence, so the
+    // order does not change what any syscall gets.
+    let seccomp_nr = syscall_number("seccomp").unwrap_or(317);
+    let mut out = vec![PreparedFilter {
+        describe: "kill x32 syscall numbers".into(),
+        program: x32_guard(),
+    }];
+    let mut last = Vec::new();
+    for (a, (m, _)) in per_action {
+        let n = m.len();
+        if n == 0 {
+            continue;
+        }
+        let matches_seccomp = m.contains_key(&seccomp_nr);
+        let f = PreparedFilter {
+            describe: format!("{} for {n} syscalls", action_text(a)),
+            program: compile(m, SeccompAction::Allow, a)?,
+        };
+        if matches_seccomp {
+            last.push(f);
+        } else {
+            out.push(f);
+        }
+    }
     if default != SeccompAction::Allow {
+        // Blocks seccomp(2) only when no rule names it, and then nothing that
+        // names it comes after.
         let n = main.len();
         out.push(PreparedFilter {
             describe: format!(
@@ -213,20 +240,7 @@ pub fn prepare(s: &Seccomp) -> Result<Vec<Rc<PreparedFilter>>, String> {
             program: compile(main, default, SeccompAction::Allow)?,
         });
     }
-    for (a, (m, _)) in per_action {
-        let n = m.len();
-        if n == 0 {
-            continue;
-        }
-        out.push(PreparedFilter {
-            describe: format!("{} for {n} syscalls", action_text(a)),
-            program: compile(m, SeccompAction::Allow, a)?,
-        });
-    }
-    out.push(PreparedFilter {
-        describe: "kill x32 syscall numbers".into(),
-        program: x32_guard(),
-    });
+    out.extend(last);
     Ok(out.into_iter().map(Rc::new).collect())
 }
 
@@ -327,11 +341,23 @@ mod tests {
         assert_eq!(
             d,
             [
-                "default errno(1), 3 syscalls with rules pass to the rule filters",
+                "kill x32 syscall numbers",
                 "killprocess for 1 syscalls",
-                "kill x32 syscall numbers"
+                // last: it refuses seccomp(2), which no rule names
+                "default errno(1), 3 syscalls with rules pass to the rule filters",
             ]
         );
+        // A rule that names seccomp(2) goes after the default filter.
+        let mut s2 = s.clone();
+        s2.rules.push(crate::plan::SeccompRule {
+            action: SeccompAction::Errno(1),
+            syscalls: vec!["seccomp".into()],
+            args: vec![],
+            from: Origin::Default,
+        });
+        let p2 = prepare(&s2).unwrap();
+        let last = p2.last().unwrap().describe.as_str();
+        assert!(last.starts_with("errno(1) for"), "{last}");
         assert_eq!(syscall_number("getpid"), Some(39));
     }
 }

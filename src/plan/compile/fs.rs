@@ -71,7 +71,7 @@ pub(crate) fn root(cx: &mut Cx, user: &UserNs) -> Result<Root, CompileError> {
 }
 
 /// The spec's mounts, in order, checked against the policy.
-pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces) -> Result<Vec<Mount>, CompileError> {
+pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces, maps: &IdMaps) -> Result<Vec<Mount>, CompileError> {
     let spec_mounts = cx.spec.spec.mounts().clone().unwrap_or_default();
     let mut out = Vec::with_capacity(spec_mounts.len());
     for (i, m) in spec_mounts.iter().enumerate() {
@@ -107,6 +107,25 @@ pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces) -> Result<Vec<Mount>, Compile
             flags.insert(MountFlag::Ro);
             data.clear();
             from = Origin::rule("cgroup-mount-in-user-ns-is-ro-bind");
+        }
+        // devpts' gid= names a group of the sandbox's user namespace; one the
+        // maps leave out makes the mount fail (EINVAL), so it is dropped and
+        // the kernel's default (the mounter's gid) applies.
+        if fstype == "devpts" && ns.user.value == Namespace::New {
+            let mapped = |g: u32| {
+                maps.gid
+                    .iter()
+                    .any(|m| g >= m.inside && (g as u64) < m.inside as u64 + m.count as u64)
+            };
+            let before = data.len();
+            data.retain(|o| {
+                !o.strip_prefix("gid=")
+                    .and_then(|g| g.parse().ok())
+                    .is_some_and(|g: u32| !mapped(g))
+            });
+            if data.len() != before {
+                from = Origin::rule("devpts-gid-unmapped-dropped");
+            }
         }
         let mut mount = Mount {
             target: m.destination().clone(),

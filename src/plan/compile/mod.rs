@@ -70,7 +70,7 @@ pub fn compile(
     let userns = ns::user(&mut cx, &network)?;
     let namespaces = ns::namespaces(&mut cx, &platform, &network, &userns)?;
     let root = fs::root(&mut cx, &userns)?;
-    let mounts = fs::mounts(&mut cx, &namespaces)?;
+    let mounts = fs::mounts(&mut cx, &namespaces, &userns.maps)?;
     let (masked_paths, readonly_paths) = fs::masked_and_readonly(&cx);
     let devices = fs::devices(&mut cx, &platform, &namespaces)?;
     let hostname = fs::hostname(&cx);
