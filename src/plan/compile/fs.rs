@@ -118,11 +118,7 @@ pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces, maps: &IdMaps) -> Result<Vec<
                     .any(|m| g >= m.inside && (g as u64) < m.inside as u64 + m.count as u64)
             };
             let before = data.len();
-            data.retain(|o| {
-                !o.strip_prefix("gid=")
-                    .and_then(|g| g.parse().ok())
-                    .is_some_and(|g: u32| !mapped(g))
-            });
+            data.retain(|o| o.strip_prefix("gid=").and_then(|g| g.parse().ok()).is_none_or(mapped));
             if data.len() != before {
                 from = Origin::rule("devpts-gid-unmapped-dropped");
             }
