@@ -324,7 +324,7 @@ pub enum Op {
 /// Performs ops.
 pub trait Backend {
     /// Performs one op.
-    fn perform(&mut self, op: Op) -> io::Result<Outcome>;
+    fn perform(&mut self, op: &Op) -> io::Result<Outcome>;
     /// Whether clone/fork really fork. When false (recording), the interpreter
     /// plays every actor in plan order.
     fn forks(&self) -> bool;

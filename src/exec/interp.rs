@@ -201,7 +201,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                 if !self.real && self.me != Actor::Launcher {
                     // Recording: show the child's report, then the launcher's unwinding.
                     let _ = self.send_report(&failure);
-                    let _ = self.b.perform(Op::Exit { code: CHILD_FAILED });
+                    let _ = self.b.perform(&Op::Exit { code: CHILD_FAILED });
                     self.act(Actor::Launcher);
                 }
                 let leftovers = self.rollback();
@@ -251,10 +251,11 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     /// Performs one op; a failure names the step, origin and op.
     fn op(&mut self, op: Op) -> R<Outcome> {
-        let text = op.to_string();
+        // The op's text is made only when it failed: formatting every op
+        // costs allocations on the launch path.
         self.b
-            .perform(op)
-            .map_err(|e| StepFailure::new(self.step, self.origin.clone(), text, &e))
+            .perform(&op)
+            .map_err(|e| StepFailure::new(self.step, self.origin.clone(), op.to_string(), &e))
     }
 
     fn op_fd(&mut self, op: Op, tag: FdTag) -> R<FdRef> {
@@ -1313,7 +1314,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             },
         )?;
         if self.real {
-            let _ = self.b.perform(Op::Exit { code: status });
+            let _ = self.b.perform(&Op::Exit { code: status });
         } else {
             self.op(Op::Exit { code: status })?;
         }
@@ -1385,20 +1386,20 @@ impl<'a, B: Backend> Interp<'a, B> {
         while let Some(u) = self.undo.pop() {
             let r = match &u {
                 Undo::Child(p) => {
-                    let _ = self.b.perform(Op::Kill {
+                    let _ = self.b.perform(&Op::Kill {
                         proc: *p,
                         signal: libc::SIGKILL,
                     });
-                    self.b.perform(Op::WaitExit { proc: *p }).map(drop)
+                    self.b.perform(&Op::WaitExit { proc: *p }).map(drop)
                 }
-                Undo::Close(fd) => self.b.perform(Op::Close { fd: *fd }).map(drop),
+                Undo::Close(fd) => self.b.perform(&Op::Close { fd: *fd }).map(drop),
                 Undo::RestoreNs(kind, fd) => {
-                    let r = self.b.perform(Op::SetNs { fd: *fd, kind: *kind }).map(drop);
-                    let _ = self.b.perform(Op::Close { fd: *fd });
+                    let r = self.b.perform(&Op::SetNs { fd: *fd, kind: *kind }).map(drop);
+                    let _ = self.b.perform(&Op::Close { fd: *fd });
                     r
                 }
-                Undo::Signals => self.b.perform(Op::UnblockSignals).map(drop),
-                Undo::CgroupDir { path, leaf } => match self.b.perform(Op::Rmdir { path: path.clone() }) {
+                Undo::Signals => self.b.perform(&Op::UnblockSignals).map(drop),
+                Undo::CgroupDir { path, leaf } => match self.b.perform(&Op::Rmdir { path: path.clone() }) {
                     Err(e)
                         if !leaf && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EBUSY | libc::ENOENT)) =>
                     {
@@ -1418,7 +1419,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                     }
                     r => r.map(drop),
                 },
-                Undo::StateDir(p) => self.b.perform(Op::RemoveTree { path: p.clone() }).map(drop),
+                Undo::StateDir(p) => self.b.perform(&Op::RemoveTree { path: p.clone() }).map(drop),
             };
             if let Err(e) = r {
                 left.push(format!("{u:?}: {}", super::error::error_text(&e)));
@@ -1430,7 +1431,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// In a child: report the failure to the parent and exit.
     fn exit_child_with(&mut self, f: &StepFailure) -> ! {
         let _ = self.send_report(f);
-        let _ = self.b.perform(Op::Exit { code: CHILD_FAILED });
+        let _ = self.b.perform(&Op::Exit { code: CHILD_FAILED });
         // SAFETY: _exit never returns; reached only if the backend's Exit did not exit.
         unsafe { libc::_exit(CHILD_FAILED) }
     }
@@ -1438,7 +1439,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn send_report(&mut self, f: &StepFailure) -> std::io::Result<Outcome> {
         let data = serde_json::to_vec(f).unwrap_or_default();
         match self.report {
-            Some(fd) => self.b.perform(Op::SendReport { fd, data }),
+            Some(fd) => self.b.perform(&Op::SendReport { fd, data }),
             None => Ok(Outcome::Done),
         }
     }

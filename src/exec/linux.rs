@@ -337,12 +337,12 @@ impl Backend for LinuxBackend {
         true
     }
 
-    fn perform(&mut self, op: Op) -> io::Result<Outcome> {
+    fn perform(&mut self, op: &Op) -> io::Result<Outcome> {
         use Op::*;
         let done = Ok(Outcome::Done);
         match op {
             MkdirAll { path } => fs::DirBuilder::new().recursive(true).mode(0o700).create(path).and(done),
-            Mkdir { path, mode } => fs::DirBuilder::new().mode(mode).create(path).and(done),
+            Mkdir { path, mode } => fs::DirBuilder::new().mode(*mode).create(path).and(done),
             WriteFile { path, data } => {
                 let mut f = fs::OpenOptions::new().write(true).open(path)?;
                 f.write_all(data.as_bytes()).and(done)
@@ -350,8 +350,8 @@ impl Backend for LinuxBackend {
             WritePid { path, proc, create } => {
                 let mut f = fs::OpenOptions::new()
                     .write(true)
-                    .create(create)
-                    .truncate(create)
+                    .create(*create)
+                    .truncate(*create)
                     .mode(0o644)
                     .open(path)?;
                 f.write_all(proc.pid.to_string().as_bytes()).and(done)
@@ -378,7 +378,7 @@ impl Backend for LinuxBackend {
             Open { path, flags, mode, .. } => {
                 let c = cpath(&path)?;
                 // SAFETY: `c` is a valid C string.
-                check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode) }).map(Outcome::Fd)
+                check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, *mode) }).map(Outcome::Fd)
             }
             SocketPair { .. } => {
                 let mut fds = [0; 2];
@@ -406,24 +406,24 @@ impl Backend for LinuxBackend {
                 api_version,
                 extensions,
                 ..
-            } => open_kvm(api_version, &extensions).map(Outcome::Fd),
+            } => open_kvm(*api_version, &extensions).map(Outcome::Fd),
             Close { fd } => {
                 // SAFETY: closing an fd the interpreter owns.
                 check(unsafe { libc::close(fd.raw) }).and(done)
             }
             DupHigh { fd, min } => {
                 // SAFETY: fcntl on an fd the interpreter owns.
-                check(unsafe { libc::fcntl(fd.raw, libc::F_DUPFD_CLOEXEC, min) }).map(Outcome::Fd)
+                check(unsafe { libc::fcntl(fd.raw, libc::F_DUPFD_CLOEXEC, *min) }).map(Outcome::Fd)
             }
             Dup2 { from, to } => {
                 // SAFETY: dup2 on fds the interpreter owns; `to` is planned.
-                check(unsafe { libc::dup2(from.raw, to) })?;
+                check(unsafe { libc::dup2(from.raw, *to) })?;
                 // dup2 onto the same number keeps close-on-exec: clear it.
                 // SAFETY: fcntl on the fd just made.
-                check(unsafe { libc::fcntl(to, libc::F_SETFD, 0) }).and(done)
+                check(unsafe { libc::fcntl(*to, libc::F_SETFD, 0) }).and(done)
             }
             CloseAllExcept { keep } => {
-                let mut keep = keep;
+                let mut keep = keep.clone();
                 keep.sort_unstable();
                 let mut lo: u32 = 0;
                 for k in keep.iter().map(|k| *k as u32) {
@@ -438,7 +438,7 @@ impl Backend for LinuxBackend {
             }
             SetNs { fd, kind } => {
                 // SAFETY: setns on an open namespace fd.
-                check(unsafe { libc::setns(fd.raw, ns_flag(kind)) }).and(done)
+                check(unsafe { libc::setns(fd.raw, ns_flag(*kind)) }).and(done)
             }
             Unshare { kinds } => {
                 let flags = kinds.iter().fold(0, |a, k| a | ns_flag(*k));
@@ -565,12 +565,12 @@ impl Backend for LinuxBackend {
             }
             Kill { proc, signal } => {
                 // SAFETY: kill has no memory arguments.
-                check(unsafe { libc::kill(proc.pid, signal) }).and(done)
+                check(unsafe { libc::kill(proc.pid, *signal) }).and(done)
             }
             Exit { code } => {
                 // SAFETY: _exit ends the child without running the parent's
                 // destructors or atexit handlers.
-                unsafe { libc::_exit(code) }
+                unsafe { libc::_exit(*code) }
             }
             SetHostname { name } => {
                 // SAFETY: pointer and length of a valid buffer.
@@ -614,7 +614,7 @@ impl Backend for LinuxBackend {
                 fstype,
                 flags,
                 data,
-            } => mount(source.as_deref(), &target, fstype.as_deref(), flags, data.as_deref()).and(done),
+            } => mount(source.as_deref(), &target, fstype.as_deref(), *flags, data.as_deref()).and(done),
             ReadonlyPath { path } => match fs::symlink_metadata(&path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => done,
                 Err(e) => Err(e),
@@ -645,7 +645,7 @@ impl Backend for LinuxBackend {
             Umount { target, flags } => {
                 let c = cpath(&target)?;
                 // SAFETY: valid C string.
-                check(unsafe { libc::umount2(c.as_ptr(), flags) }).and(done)
+                check(unsafe { libc::umount2(c.as_ptr(), *flags) }).and(done)
             }
             PivotRoot { new_root, put_old } => {
                 let (n, o) = (cpath(&new_root)?, cpath(&put_old)?);
@@ -670,12 +670,12 @@ impl Backend for LinuxBackend {
                 minor,
             } => {
                 let c = cpath(&path)?;
-                let t = if kind == crate::plan::DeviceKind::Char {
+                let t = if *kind == crate::plan::DeviceKind::Char {
                     libc::S_IFCHR
                 } else {
                     libc::S_IFBLK
                 };
-                let dev = libc::makedev(major as u32, minor as u32);
+                let dev = libc::makedev(*major as u32, *minor as u32);
                 // SAFETY: valid C string.
                 check(unsafe { libc::mknod(c.as_ptr(), t | mode, dev) }).and(done)
             }
@@ -693,11 +693,11 @@ impl Backend for LinuxBackend {
             }
             SetRlimit { kind, soft, hard } => {
                 let r = libc::rlimit {
-                    rlim_cur: soft,
-                    rlim_max: hard,
+                    rlim_cur: *soft,
+                    rlim_max: *hard,
                 };
                 // SAFETY: valid rlimit pointer.
-                check(unsafe { libc::setrlimit(rlimit_resource(kind), &r) }).and(done)
+                check(unsafe { libc::setrlimit(rlimit_resource(*kind), &r) }).and(done)
             }
             SetGroups { groups } => {
                 let g: Vec<libc::gid_t> = groups.iter().map(|g| g.0).collect();
@@ -714,7 +714,7 @@ impl Backend for LinuxBackend {
             }
             KeepCaps { on } => {
                 // SAFETY: prctl with integer arguments.
-                check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) }).and(done)
+                check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(*on), 0, 0, 0) }).and(done)
             }
             RaiseEffective => {
                 let p = caps::read(None, caps::CapSet::Permitted).map_err(caps_err)?;
@@ -737,14 +737,14 @@ impl Backend for LinuxBackend {
             }
             SetAmbient { caps } => {
                 caps::clear(None, caps::CapSet::Ambient).map_err(caps_err)?;
-                for c in &caps {
+                for c in caps {
                     caps::raise(None, caps::CapSet::Ambient, c.0).map_err(caps_err)?;
                 }
                 done
             }
             Umask { mask } => {
                 // SAFETY: umask cannot fail.
-                unsafe { libc::umask(mask) };
+                unsafe { libc::umask(*mask) };
                 done
             }
             NoNewPrivs => {

@@ -89,7 +89,7 @@ impl RecordingBackend {
 }
 
 impl Backend for RecordingBackend {
-    fn perform(&mut self, op: Op) -> io::Result<Outcome> {
+    fn perform(&mut self, op: &Op) -> io::Result<Outcome> {
         let index = self.ops.len();
         let fail = self.fail_at.filter(|(i, _)| *i == index).map(|(_, e)| e);
         let out = match &op {
@@ -113,7 +113,7 @@ impl Backend for RecordingBackend {
         };
         self.ops.push(Recorded {
             actor: self.actor,
-            op,
+            op: op.clone(),
             failed: fail.is_some(),
         });
         match fail {
