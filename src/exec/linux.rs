@@ -365,7 +365,7 @@ impl Backend for LinuxBackend {
             Rmdir { path } => {
                 let start = Instant::now();
                 loop {
-                    match fs::remove_dir(&path) {
+                    match fs::remove_dir(path) {
                         Ok(()) => return done,
                         Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < Duration::from_secs(2) => {
                             std::thread::sleep(Duration::from_micros(500))
@@ -376,7 +376,7 @@ impl Backend for LinuxBackend {
             }
             RemoveTree { path } => fs::remove_dir_all(path).and(done),
             Open { path, flags, mode, .. } => {
-                let c = cpath(&path)?;
+                let c = cpath(path)?;
                 // SAFETY: `c` is a valid C string.
                 check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, *mode) }).map(Outcome::Fd)
             }
@@ -399,14 +399,14 @@ impl Backend for LinuxBackend {
                 check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
                 Ok(Outcome::Pair(fds[0], fds[1]))
             }
-            MemfdSealed { name, data, .. } => memfd_sealed(name, &data).map(Outcome::Fd),
+            MemfdSealed { name, data, .. } => memfd_sealed(name, data).map(Outcome::Fd),
             OpenPty => open_pty().map(|(m, s)| Outcome::Pair(m, s)),
-            SendFd { path, fd } => send_fd(&path, fd.raw).and(done),
+            SendFd { path, fd } => send_fd(path, fd.raw).and(done),
             OpenKvm {
                 api_version,
                 extensions,
                 ..
-            } => open_kvm(*api_version, &extensions).map(Outcome::Fd),
+            } => open_kvm(*api_version, extensions).map(Outcome::Fd),
             Close { fd } => {
                 // SAFETY: closing an fd the interpreter owns.
                 check(unsafe { libc::close(fd.raw) }).and(done)
@@ -577,21 +577,17 @@ impl Backend for LinuxBackend {
                 check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).and(done)
             }
             LoopbackUp => loopback_up().and(done),
-            MaskPath { path } => mask_path(&path).and(done),
+            MaskPath { path } => mask_path(path).and(done),
             MountPoint { path, like } => {
                 let dir = match &like {
                     Some(l) => fs::metadata(l)?.is_dir(),
                     None => true,
                 };
-                match fs::symlink_metadata(&path) {
+                match fs::symlink_metadata(path) {
                     Ok(_) => done,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
                         if dir {
-                            fs::DirBuilder::new()
-                                .recursive(true)
-                                .mode(0o755)
-                                .create(&path)
-                                .and(done)
+                            fs::DirBuilder::new().recursive(true).mode(0o755).create(path).and(done)
                         } else {
                             if let Some(parent) = path.parent() {
                                 fs::DirBuilder::new().recursive(true).mode(0o755).create(parent)?;
@@ -601,7 +597,7 @@ impl Backend for LinuxBackend {
                                 .create(true)
                                 .truncate(false)
                                 .mode(0o644)
-                                .open(&path)
+                                .open(path)
                                 .and(done)
                         }
                     }
@@ -614,16 +610,16 @@ impl Backend for LinuxBackend {
                 fstype,
                 flags,
                 data,
-            } => mount(source.as_deref(), &target, fstype.as_deref(), *flags, data.as_deref()).and(done),
-            ReadonlyPath { path } => match fs::symlink_metadata(&path) {
+            } => mount(source.as_deref(), target, fstype.as_deref(), *flags, data.as_deref()).and(done),
+            ReadonlyPath { path } => match fs::symlink_metadata(path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => done,
                 Err(e) => Err(e),
                 Ok(_) => {
-                    mount(path.to_str(), &path, None, libc::MS_BIND | libc::MS_REC, None)?;
-                    let keep = locked_flags(&path)?;
+                    mount(path.to_str(), path, None, libc::MS_BIND | libc::MS_REC, None)?;
+                    let keep = locked_flags(path)?;
                     mount(
                         None,
-                        &path,
+                        path,
                         None,
                         libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep,
                         None,
@@ -632,10 +628,10 @@ impl Backend for LinuxBackend {
                 }
             },
             RemountReadonly { target } => {
-                let keep = locked_flags(&target)?;
+                let keep = locked_flags(target)?;
                 mount(
                     None,
-                    &target,
+                    target,
                     None,
                     libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep,
                     None,
@@ -643,22 +639,22 @@ impl Backend for LinuxBackend {
                 .and(done)
             }
             Umount { target, flags } => {
-                let c = cpath(&target)?;
+                let c = cpath(target)?;
                 // SAFETY: valid C string.
                 check(unsafe { libc::umount2(c.as_ptr(), *flags) }).and(done)
             }
             PivotRoot { new_root, put_old } => {
-                let (n, o) = (cpath(&new_root)?, cpath(&put_old)?);
+                let (n, o) = (cpath(new_root)?, cpath(put_old)?);
                 // SAFETY: valid C strings.
                 check(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) }).and(done)
             }
             Chroot { path } => {
-                let c = cpath(&path)?;
+                let c = cpath(path)?;
                 // SAFETY: valid C string.
                 check(unsafe { libc::chroot(c.as_ptr()) }).and(done)
             }
             Chdir { path } => {
-                let c = cpath(&path)?;
+                let c = cpath(path)?;
                 // SAFETY: valid C string.
                 check(unsafe { libc::chdir(c.as_ptr()) }).and(done)
             }
@@ -669,7 +665,7 @@ impl Backend for LinuxBackend {
                 major,
                 minor,
             } => {
-                let c = cpath(&path)?;
+                let c = cpath(path)?;
                 let t = if *kind == crate::plan::DeviceKind::Char {
                     libc::S_IFCHR
                 } else {
@@ -768,7 +764,7 @@ impl Backend for LinuxBackend {
                 })
                 .and(done)
             }
-            Exec { prepared } => Err(exec(&prepared)),
+            Exec { prepared } => Err(exec(prepared)),
         }
     }
 }

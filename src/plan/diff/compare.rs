@@ -935,13 +935,7 @@ fn cgroup(cx: &mut Cx, old: Option<&CgroupPlan>, new: Option<&CgroupPlan>) {
                 o.map(|c| &c.path.from),
                 n.map(|c| &c.path.from),
                 show,
-                |o, _| {
-                    if o.is_none() {
-                        ChangeKind::Narrows
-                    } else {
-                        ChangeKind::Widens
-                    }
-                },
+                added_narrows,
             );
             return;
         }
@@ -1505,13 +1499,7 @@ fn seccomp(cx: &mut Cx, old: Option<&Seccomp>, new: Option<&Seccomp>) {
                 o.map(|s| &s.default_action.from),
                 n.map(|s| &s.default_action.from),
                 show,
-                |o, _| {
-                    if o.is_none() {
-                        ChangeKind::Narrows
-                    } else {
-                        ChangeKind::Widens
-                    }
-                },
+                added_narrows,
             );
             return;
         }
@@ -1783,4 +1771,14 @@ fn step_name(s: Step) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_else(|| format!("{s:?}"))
+}
+
+/// A section that appears narrows (a cgroup, a filter: something is now
+/// limited); one that disappears widens.
+fn added_narrows<T>(old: Option<&T>, _new: Option<&T>) -> ChangeKind {
+    if old.is_none() {
+        ChangeKind::Narrows
+    } else {
+        ChangeKind::Widens
+    }
 }
