@@ -289,6 +289,29 @@ fn case_readme_quick_start(_root: &Path, id: &str) {
     assert!(!Path::new("/probe").exists());
 }
 
+/// Platform kvm through the binary: /dev/kvm opened and checked by the
+/// launcher, donated at the workload's fd 3, and a device node in its /dev.
+fn case_kvm_device(_root: &Path, id: &str) {
+    if !Path::new("/dev/kvm").exists() {
+        println!("kvm_device: skipped: this host has no /dev/kvm");
+        return;
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["apply", "--policy", "kvm", "--id", id, "--", "/bin/sh", "-c"])
+        .arg("readlink /proc/self/fd/3; test -c /dev/kvm && echo kvm-node; ls /proc/self/fd")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("/dev/kvm"), "{text}");
+    assert_eq!(lines.next(), Some("kvm-node"), "{text}");
+    // 0-2 stdio, 3 the kvm fd, and ls's own directory fd: nothing else crossed.
+    let fds: Vec<&str> = lines.collect();
+    assert_eq!(fds.len(), 5, "unexpected fds: {fds:?}");
+}
+
 fn case_pids_limit(root: &Path, id: &str) {
     // pids.max is 64: the loop cannot start 100 sleepers; busybox sh gives up
     // with "can't fork" (on the caller's stderr) and a non-zero status.
@@ -547,12 +570,12 @@ fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
-        println!("apply_privileged: 0 passed, 0 failed, 11 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 12 skipped");
         return;
     }
     if !Path::new("/bin/busybox").exists() {
         println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 11 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 12 skipped");
         return;
     }
     let root = build_rootfs();
@@ -563,6 +586,7 @@ fn main() {
         ("cgroup_host_ns", case_cgroup_host_ns),
         ("exit_status", case_exit_status),
         ("readme_quick_start", case_readme_quick_start),
+        ("kvm_device", case_kvm_device),
         ("pids_limit", case_pids_limit),
         ("memory_limit", case_memory_limit),
         ("console", case_console),
