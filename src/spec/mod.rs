@@ -172,7 +172,8 @@ fn offset_of(text: &str, line: usize, col: usize) -> usize {
 }
 
 /// The embedded default spec: `args` run with the host root (or the policy's
-/// root) read-only, fresh /proc, /dev, /dev/pts, /dev/shm, /tmp, no capabilities.
+/// root) read-only, fresh /proc, /dev, /dev/pts, /dev/shm, /tmp, /run (so the
+/// host's sockets and state there stay out of sight) and /sys, no capabilities.
 pub fn builtin(args: &[String]) -> SpecInput {
     let spec_json = serde_json::json!({
         "ociVersion": "1.0.2",
@@ -192,7 +193,9 @@ pub fn builtin(args: &[String]) -> SpecInput {
             { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
             { "destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"] },
             { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
-            { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", "size=65536k"] }
+            { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", "size=65536k"] },
+            { "destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec", "mode=755", "size=65536k"] },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] }
         ],
         "linux": {
             "namespaces": [
