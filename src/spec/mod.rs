@@ -103,13 +103,7 @@ pub fn load_bundle(dir: &Path, base: &Path) -> Result<SpecInput, SpecError> {
 /// Loads a spec file; relative paths in it resolve from its directory. A
 /// relative `path` is read from `base` and keeps its name.
 pub fn load_file(path: &Path, base: &Path) -> Result<SpecInput, SpecError> {
-    let text = std::fs::read_to_string(base.join(path)).map_err(|error| SpecError::Read {
-        path: path.display().to_string(),
-        error,
-        hint: None,
-    })?;
-    let name = path.display().to_string();
-    let spec = parse_json::<Spec>(&name, &text)?;
+    let (name, text, spec) = read_json::<Spec>(path, base)?;
     Ok(SpecInput {
         name,
         text,
@@ -121,14 +115,20 @@ pub fn load_file(path: &Path, base: &Path) -> Result<SpecInput, SpecError> {
 
 /// Loads a process.json (as `runc exec --process` takes).
 pub fn load_process(path: &Path, base: &Path) -> Result<(String, String, Process), SpecError> {
+    read_json::<Process>(path, base)
+}
+
+/// Reads `base/path` and parses it; returns the name shown (the path as
+/// given), the text and the value.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, base: &Path) -> Result<(String, String, T), SpecError> {
     let text = std::fs::read_to_string(base.join(path)).map_err(|error| SpecError::Read {
         path: path.display().to_string(),
         error,
         hint: None,
     })?;
     let name = path.display().to_string();
-    let p = parse_json::<Process>(&name, &text)?;
-    Ok((name, text, p))
+    let value = parse_json::<T>(&name, &text)?;
+    Ok((name, text, value))
 }
 
 /// Parses JSON into `T`, reporting the JSON path and line of the first error.
