@@ -385,6 +385,22 @@ serde_via_str!(
     "Where a value came from: policy:FILE:LINE, spec:PATH, host:FACT, rule:NAME, cli:FLAG or default"
 );
 
+/// Picks apart serde's "unknown field `x`, expected one of `a`, `b`" (or
+/// "unknown variant …", with `what` = "variant"): the name and the accepted ones.
+pub fn serde_unknown(msg: &str, what: &str) -> Option<(String, Vec<String>)> {
+    let start = msg.find(&format!("unknown {what} `"))?;
+    let rest = &msg[start + what.len() + 10..];
+    let (key, rest) = rest.split_once('`')?;
+    let rest = rest.split(" at line ").next().unwrap_or(rest);
+    let expected = rest
+        .split('`')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s.to_string())
+        .collect();
+    Some((key.to_string(), expected))
+}
+
 /// Formats an optional did-you-mean suffix.
 pub fn did_you_mean(s: &Option<String>) -> String {
     match s {
@@ -531,5 +547,23 @@ pub fn serde_name<T: Serialize>(v: &T) -> String {
             .map(str::to_string)
             .unwrap_or_default(),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod serde_unknown_tests {
+    use super::*;
+
+    #[test]
+    fn picks_apart_serde_messages() {
+        let (v, e) = serde_unknown(
+            "unknown variant `kvmm`, expected one of `native`, `kvm` at line 2 column 3",
+            "variant",
+        )
+        .unwrap();
+        assert_eq!(v, "kvmm");
+        assert_eq!(e, vec!["native", "kvm"]);
+        assert_eq!(closest(&v, e.iter().map(String::as_str)), Some("kvm"));
+        assert!(serde_unknown("invalid type: string", "field").is_none());
     }
 }

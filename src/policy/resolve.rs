@@ -129,7 +129,7 @@ pub(crate) fn parse(src: &Source) -> Result<RawPolicy, PolicyError> {
     toml::from_str::<RawPolicy>(&src.text).map_err(|e| {
         let span = e.span();
         let msg = e.message().trim().to_string();
-        if let Some((key, expected)) = unknown_field(&msg) {
+        if let Some((key, expected)) = crate::vocab::serde_unknown(&msg, "field") {
             let suggestion = closest(&key, expected.iter().map(String::as_str)).map(str::to_string);
             let help = format!("accepted keys here: {}", expected.join(", "));
             return PolicyError::at(
@@ -150,21 +150,15 @@ pub(crate) fn parse(src: &Source) -> Result<RawPolicy, PolicyError> {
         } else {
             "here"
         };
-        PolicyError::at(K::Parse { message: msg }, &src.name, &src.text, span, label)
+        let help = crate::vocab::serde_unknown(&msg, "variant").and_then(|(v, expected)| {
+            closest(&v, expected.iter().map(String::as_str)).map(|c| format!("did you mean \"{c}\"?"))
+        });
+        let e = PolicyError::at(K::Parse { message: msg }, &src.name, &src.text, span, label);
+        match help {
+            Some(h) => e.with_help(h),
+            None => e,
+        }
     })
-}
-
-/// Picks apart serde's "unknown field `x`, expected one of `a`, `b`".
-fn unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
-    let rest = msg.strip_prefix("unknown field `")?;
-    let (key, rest) = rest.split_once('`')?;
-    let expected = rest
-        .split('`')
-        .enumerate()
-        .filter(|(i, _)| i % 2 == 1)
-        .map(|(_, s)| s.to_string())
-        .collect();
-    Some((key.to_string(), expected))
 }
 
 /// The layers, most derived first, with their index into `sources`.

@@ -63,6 +63,8 @@ pub enum SpecError {
         message: String,
         /// Where.
         at: Snippet,
+        /// A did-you-mean for a misspelt name.
+        suggestion: Option<String>,
     },
 }
 
@@ -72,12 +74,14 @@ impl SpecError {
         use crate::diag::SourceDiag;
         match self {
             SpecError::Read { hint, .. } => SourceDiag::plain(self.to_string(), hint.clone()),
-            SpecError::Parse { at, .. } => SourceDiag::new(
-                self.to_string(),
-                Some(at.clone()),
-                Some("see the OCI runtime spec (config.json) reference: https://github.com/opencontainers/runtime-spec/blob/main/config.md".into()),
-                vec![],
-            ),
+            SpecError::Parse { at, suggestion, .. } => {
+                let reference = "see the OCI runtime spec (config.json) reference: https://github.com/opencontainers/runtime-spec/blob/main/config.md";
+                let help = match suggestion {
+                    Some(s) => format!("did you mean \"{s}\"? ({reference})"),
+                    None => reference.to_string(),
+                };
+                SourceDiag::new(self.to_string(), Some(at.clone()), Some(help), vec![])
+            }
         }
     }
 }
@@ -144,8 +148,13 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Res
         } else {
             format!("at {path}: {inner}")
         };
+        let suggestion = ["variant", "field"].iter().find_map(|what| {
+            let (name, expected) = crate::vocab::serde_unknown(&message, what)?;
+            crate::vocab::closest(&name, expected.iter().map(String::as_str)).map(str::to_string)
+        });
         SpecError::Parse {
             message,
+            suggestion,
             at: Snippet {
                 name: name.to_string(),
                 text: text.to_string(),
@@ -232,7 +241,7 @@ mod tests {
         let e =
             parse_json::<Spec>("c.json", "{\n  \"ociVersion\": \"1\",\n  \"process\": {\"args\": 3}\n}").unwrap_err();
         match e {
-            SpecError::Parse { message, at } => {
+            SpecError::Parse { message, at, .. } => {
                 assert!(message.contains("process.args"), "{message}");
                 assert_eq!(at.line_col().unwrap().0, 3);
             }
