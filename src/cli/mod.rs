@@ -131,7 +131,14 @@ pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> 
         let (_, _, process) = spec::load_process(p, base).map_err(|e| Failure::input(e.to_diag()))?;
         spec.spec.set_process(Some(process));
     }
-    let host = load_host(inputs.host.as_deref().map(|h| base.join(h)).as_deref())?;
+    let host_path = inputs.host.as_deref().map(|h| {
+        if base == Path::new(".") {
+            h.to_path_buf()
+        } else {
+            base.join(h)
+        }
+    });
+    let host = load_host(host_path.as_deref())?;
     Ok(Loaded { policy, spec, host })
 }
 

@@ -50,8 +50,8 @@ pub fn to_toml(plan: &LaunchPlan) -> String {
 /// Why a plan file did not load.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// TOML.
-    #[error("{0}")]
+    /// TOML (the message only: the span is shown by the caller).
+    #[error("{}", .0.message().trim())]
     Toml(#[from] toml::de::Error),
     /// JSON.
     #[error("{0}")]
