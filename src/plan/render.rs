@@ -264,13 +264,12 @@ pub fn text(p: &LaunchPlan) -> String {
         );
     }
     for (label, list) in [("masked", &p.masked_paths), ("read-only", &p.readonly_paths)] {
-        if !list.is_empty() {
-            let paths = list
-                .iter()
-                .map(|s| s.value.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" ");
-            w.row(label, paths, &list[0].from);
+        for (i, path) in list.iter().enumerate() {
+            w.row(
+                if i == 0 { label } else { "" },
+                path.value.display().to_string(),
+                &path.from,
+            );
         }
     }
     for (i, d) in p.devices.iter().enumerate() {
