@@ -8,7 +8,7 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType};
 use super::error::{Anchor, CompileError, CompileErrorKind as K};
 use super::Cx;
 use crate::plan::types::*;
-use crate::policy::{NetworkName, NsChoice, PlatformName, UserMode};
+use crate::policy::{At, NetworkName, NsChoice, PlatformName, UserMode};
 use crate::vocab::{serde_name, Cap, Gid, Origin, Uid, NOBODY};
 
 /// KVM API version the kvm platform requires.
@@ -89,16 +89,14 @@ pub(crate) fn network(cx: &mut Cx) -> Result<Sourced<NetworkMode>, CompileError>
         let path_origin = Origin::spec(format!("linux.namespaces[{i}].path"));
         match mode.value {
             NetworkName::None => {
-                cx.warnings.push(super::Warning {
-                    message: format!(
-                        "network namespace {} is not joined: the policy's network mode is none",
-                        path.display()
-                    ),
-                    anchors: vec![
-                        Anchor::spec(format!("linux.namespaces[{i}].path"), "asked to join"),
-                        Anchor::Policy(mode.at.clone(), "network mode".into()),
-                    ],
-                });
+                not_joined(
+                    cx,
+                    "network",
+                    *i,
+                    path,
+                    "the policy's network mode is none",
+                    Some(&mode.at),
+                );
                 return Ok(Sourced::new(
                     NetworkMode::None,
                     Origin::rule("netns-join-needs-network"),
@@ -156,16 +154,15 @@ pub(crate) fn user(cx: &mut Cx, network: &Sourced<NetworkMode>) -> Result<UserNs
         return user_host_network(cx, spec_user);
     }
     if let Some((i, Some(p))) = &spec_user {
-        cx.warnings.push(super::Warning {
-            message: format!(
-                "user namespace {} is not joined: without host networking the sandbox makes its own",
-                p.display()
-            ),
-            anchors: vec![
-                Anchor::spec(format!("linux.namespaces[{i}].path"), "not joined"),
-                Anchor::Policy(cx.policy.network.at.clone(), "network mode".into()),
-            ],
-        });
+        let at = cx.policy.network.at.clone();
+        not_joined(
+            cx,
+            "user",
+            *i,
+            p,
+            "without host networking the sandbox makes its own",
+            Some(&at),
+        );
     }
     if cx.policy.user_mode.value == UserMode::Current {
         let uid = cx.host.uid.0;
@@ -382,6 +379,20 @@ fn check_mapped(kind: &'static str, id: u32, maps: &[LinuxIdMapping], path: &str
     }
 }
 
+/// Warns that the spec's namespace path `path` (at `linux.namespaces[i]`) is
+/// not joined, and why; `policy` is the setting that decided it, if any.
+fn not_joined(cx: &mut Cx, kind: &str, i: usize, path: &std::path::Path, why: &str, policy: Option<&At>) {
+    let mut anchors = vec![Anchor::spec(format!("linux.namespaces[{i}].path"), "not joined")];
+    anchors.extend(policy.map(|at| Anchor::Policy(at.clone(), "decided by".into())));
+    cx.warnings.push(super::Warning {
+        message: format!(
+            "the spec's {kind} namespace path {} is not joined: {why}",
+            path.display()
+        ),
+        anchors,
+    });
+}
+
 pub(crate) fn check_abs(p: &std::path::Path, path: &str) -> Result<(), CompileError> {
     if p.is_absolute() {
         Ok(())
@@ -438,13 +449,7 @@ pub(crate) fn namespaces(
         (LinuxNamespaceType::Pid, "pid"),
     ] {
         if let Some((i, Some(p))) = spec_ns(cx, kind) {
-            cx.warnings.push(super::Warning {
-                message: format!(
-                    "the spec's {name} namespace path {} is not joined: the sandbox always makes its own",
-                    p.display()
-                ),
-                anchors: vec![Anchor::spec(format!("linux.namespaces[{i}].path"), "not joined")],
-            });
+            not_joined(cx, name, i, &p, "the sandbox always makes its own", None);
         }
     }
     let cgroup = free(cx, "cgroup", LinuxNamespaceType::Cgroup);
