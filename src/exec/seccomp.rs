@@ -1,17 +1,22 @@
-//! Turns the plan's seccomp section into BPF programs, before the clone.
+//! Turns the plan's seccomp section into one BPF program, before the clone.
 //!
-//! seccompiler builds one filter per match action, so the plan's rules become
-//! one program per distinct action: the main program returns the plan's
-//! default action for every syscall no rule matches (and allows the rest), and
-//! one program per non-allow action returns that action where its rules match.
-//! All are loaded together just before exec; the kernel runs every stacked
-//! filter and takes the strictest result (KILL_PROCESS > KILL_THREAD > TRAP >
-//! ERRNO > TRACE > LOG > ALLOW), which is exactly "the strictest matching rule
-//! wins, else the default". Each program checks the architecture first and
-//! kills the process for any non-x86_64 audit arch (x86 and x32 entries of a
-//! spec's `architectures` cannot be expressed with seccompiler); a further
-//! program kills x32 syscall numbers (bit 30), which an audit-arch check alone
-//! lets through.
+//! The plan's rules are first compiled per match action, the way seccompiler
+//! builds filters: a main part returns the plan's default action for every
+//! syscall no rule matches (and allows the rest), one part per non-allow
+//! action returns that action where its rules match, and a guard part kills
+//! x32 syscall numbers (bit 30, which an audit-arch check alone lets through).
+//! Every part checks the architecture first and kills the process for any
+//! non-x86_64 audit arch (x86 and x32 entries of a spec's `architectures`
+//! cannot be expressed with seccompiler).
+//!
+//! Loaded as separate filters, the kernel would run every part on every
+//! syscall and take the strictest result (KILL_PROCESS > KILL_THREAD > TRAP >
+//! ERRNO > TRACE > LOG > ALLOW). [`chain`] instead joins the parts into one
+//! program that decides the same: the parts run strictest action first, and a
+//! part that would allow jumps to the next part instead, so the first
+//! non-allow result is the strictest one. One program is loaded once — one
+//! validation, one JIT, one pass of the kernel's constant-action cache — and
+//! runs once per syscall.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -171,11 +176,6 @@ fn compile_seccompiler(map: RuleMap, mismatch: SeccompAction, matched: SeccompAc
 
 /// A program that kills the process on x32 syscall numbers (nr >= 0x40000000).
 fn x32_guard() -> BpfProgram {
-    use seccompiler::sock_filter;
-    let ins = |code: u16, jt: u8, jf: u8, k: u32| sock_filter { code, jt, jf, k };
-    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
     vec![
         ins(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
         ins(JGE_K, 0, 1, 0x4000_0000),
@@ -184,8 +184,19 @@ fn x32_guard() -> BpfProgram {
     ]
 }
 
-/// Compiles the plan's filter into the programs to load, in load order.
+/// Compiles the plan's filter into the programs to load, in load order:
+/// one program (see [`chain`]), or the separate parts when joined they would
+/// exceed the kernel's program size limit.
 pub fn prepare(s: &Seccomp) -> Result<Vec<Rc<PreparedFilter>>, String> {
+    Ok(chain(parts(s)?).into_iter().map(Rc::new).collect())
+}
+
+/// The plan's filter as separate programs, in an order that loads: a loaded
+/// filter applies to the loading of the next one, so a filter that refuses
+/// seccomp(2) itself comes after the others. The kernel combines loaded
+/// filters by action precedence, so the order does not change what any
+/// syscall gets.
+fn parts(s: &Seccomp) -> Result<Vec<PreparedFilter>, String> {
     let default = s.default_action.value;
     let mut main = RuleMap::new();
     let mut main_always = Vec::new();
@@ -202,10 +213,6 @@ pub fn prepare(s: &Seccomp) -> Result<Vec<Rc<PreparedFilter>>, String> {
             }
         }
     }
-    // Load order: a loaded filter applies to the loading of the next one, so
-    // a filter that refuses seccomp(2) itself must come after the others.
-    // The kernel combines all loaded filters by action precedence, so the
-    // order does not change what any syscall gets.
     let seccomp_nr = syscall_number("seccomp").unwrap_or(317);
     let mut out = vec![PreparedFilter {
         describe: "kill x32 syscall numbers".into(),
@@ -241,7 +248,86 @@ pub fn prepare(s: &Seccomp) -> Result<Vec<Rc<PreparedFilter>>, String> {
         });
     }
     out.extend(last);
-    Ok(out.into_iter().map(Rc::new).collect())
+    Ok(out)
+}
+
+/// The kernel's largest filter program (BPF_MAXINSNS).
+const MAX_INSNS: usize = 4096;
+
+/// How strict a return value is: the kernel compares `ACTION_ONLY` as a signed
+/// number, smaller is stricter (KILL_PROCESS is 0x80000000).
+fn strictness(ret: u32) -> i32 {
+    (ret & libc::SECCOMP_RET_ACTION_FULL) as i32
+}
+
+/// Where a part runs in the chain: its one action other than allow and the
+/// arch-check kill. Kills may return at once wherever they are (nothing is
+/// stricter), so a part that only kills or allows ranks first. `None` when the
+/// part is not of the shape this module builds: a return that is not a
+/// constant, or two different actions besides allow and kill.
+fn rank(program: &[seccompiler::sock_filter]) -> Option<i32> {
+    let (kill, allow) = (
+        strictness(libc::SECCOMP_RET_KILL_PROCESS),
+        strictness(libc::SECCOMP_RET_ALLOW),
+    );
+    let mut rank = None;
+    for i in program.iter().filter(|i| i.code & 0x07 == 0x06) {
+        // BPF_RET: only constants.
+        if i.code != RET_K {
+            return None;
+        }
+        let s = strictness(i.k);
+        if s == kill || s == allow {
+            continue;
+        }
+        match rank {
+            Some(r) if r != s => return None,
+            _ => rank = Some(s),
+        }
+    }
+    Some(rank.unwrap_or(kill))
+}
+
+/// Joins the parts (in load order) into one program that returns what the
+/// kernel would return with all of them loaded: parts run strictest first
+/// (among equals, the last loaded first, as the kernel runs newest first), and
+/// each `RET ALLOW` of a part but the last becomes a jump to the next part.
+/// Returns the parts unchanged when they cannot be joined (too long, or a
+/// return that is not a constant).
+fn chain(parts: Vec<PreparedFilter>) -> Vec<PreparedFilter> {
+    if parts.len() < 2 {
+        return parts;
+    }
+    let total: usize = parts.iter().map(|p| p.program.len()).sum();
+    let ranks: Option<Vec<i32>> = parts.iter().map(|p| rank(&p.program)).collect();
+    let Some(ranks) = ranks.filter(|_| total <= MAX_INSNS) else {
+        return parts;
+    };
+    let mut order: Vec<usize> = (0..parts.len()).rev().collect();
+    order.sort_by_key(|&i| ranks[i]); // stable: newest first among equals
+    let mut program = Vec::with_capacity(total);
+    let mut describe = Vec::with_capacity(parts.len());
+    for (n, &i) in order.iter().enumerate() {
+        let part = &parts[i].program;
+        let is_last = n + 1 == order.len();
+        for (pc, ins) in part.iter().enumerate() {
+            if !is_last && ins.code == RET_K && ins.k == libc::SECCOMP_RET_ALLOW {
+                // To the first instruction after this part.
+                program.push(self::ins(JA, 0, 0, (part.len() - pc - 1) as u32));
+            } else {
+                program.push(ins.clone());
+            }
+        }
+        describe.push(parts[i].describe.as_str());
+    }
+    vec![PreparedFilter {
+        describe: format!(
+            "one program of {} parts, in the order they run: {}",
+            parts.len(),
+            describe.join("; ")
+        ),
+        program,
+    }]
 }
 
 #[cfg(test)]
@@ -252,6 +338,11 @@ mod tests {
 
     /// A classic-BPF interpreter for the instructions these programs use.
     fn run(prog: &[seccompiler::sock_filter], arch: u32, nr: u32) -> u32 {
+        run_args(prog, arch, nr, &[0; 6])
+    }
+
+    /// [`run`] with syscall arguments (`seccomp_data.args` at offset 16).
+    fn run_args(prog: &[seccompiler::sock_filter], arch: u32, nr: u32, args: &[u64; 6]) -> u32 {
         let (mut pc, mut a) = (0usize, 0u32);
         loop {
             let i = &prog[pc];
@@ -259,12 +350,18 @@ mod tests {
             let jump = |cond: bool| usize::from(if cond { i.jt } else { i.jf });
             match i.code {
                 0x20 => {
-                    a = if i.k == 4 {
-                        arch
-                    } else if i.k == 0 {
-                        nr
-                    } else {
-                        0
+                    a = match i.k {
+                        0 => nr,
+                        4 => arch,
+                        k @ 16..=63 => {
+                            let arg = args[(k as usize - 16) / 8];
+                            if k % 8 == 0 {
+                                arg as u32
+                            } else {
+                                (arg >> 32) as u32
+                            }
+                        }
+                        _ => 0,
                     }
                 }
                 0x54 => a &= i.k,
@@ -277,6 +374,19 @@ mod tests {
                 c => panic!("opcode {c:#x} not emulated"),
             }
         }
+    }
+
+    /// What the kernel returns with every part loaded in order: it runs the
+    /// newest first and keeps the strictest, the first seen among equals.
+    fn run_stacked(parts: &[PreparedFilter], arch: u32, nr: u32, args: &[u64; 6]) -> u32 {
+        let mut ret = libc::SECCOMP_RET_ALLOW;
+        for p in parts.iter().rev() {
+            let r = run_args(&p.program, arch, nr, args);
+            if strictness(r) < strictness(ret) {
+                ret = r;
+            }
+        }
+        ret
     }
 
     #[test]
@@ -309,34 +419,35 @@ mod tests {
         }
     }
 
-    #[test]
-    fn one_program_per_action_plus_guard() {
-        let s = Seccomp {
-            default_action: Sourced::new(SeccompAction::Errno(1), Origin::Default),
+    fn rule(action: SeccompAction, syscalls: &[&str], args: Vec<ArgCond>) -> PlanRule {
+        PlanRule {
+            action,
+            syscalls: syscalls.iter().map(|s| s.to_string()).collect(),
+            args,
+            from: Origin::Default,
+        }
+    }
+
+    fn filter(default: SeccompAction, rules: Vec<PlanRule>) -> Seccomp {
+        Seccomp {
+            default_action: Sourced::new(default, Origin::Default),
             architectures: vec!["SCMP_ARCH_X86_64".into()],
-            rules: vec![
-                PlanRule {
-                    action: SeccompAction::Allow,
-                    syscalls: vec!["read".into(), "write".into()],
-                    args: vec![],
-                    from: Origin::Default,
-                },
-                PlanRule {
-                    action: SeccompAction::KillProcess,
-                    syscalls: vec!["ptrace".into()],
-                    args: vec![],
-                    from: Origin::Default,
-                },
-                PlanRule {
-                    action: SeccompAction::Errno(38),
-                    syscalls: vec!["nosuchcall".into()],
-                    args: vec![],
-                    from: Origin::Default,
-                },
-            ],
+            rules,
             unknown_syscalls: vec![],
-        };
-        let p = prepare(&s).unwrap();
+        }
+    }
+
+    #[test]
+    fn one_part_per_action_plus_guard() {
+        let s = filter(
+            SeccompAction::Errno(1),
+            vec![
+                rule(SeccompAction::Allow, &["read", "write"], vec![]),
+                rule(SeccompAction::KillProcess, &["ptrace"], vec![]),
+                rule(SeccompAction::Errno(38), &["nosuchcall"], vec![]),
+            ],
+        );
+        let p = parts(&s).unwrap();
         let d: Vec<&str> = p.iter().map(|f| f.describe.as_str()).collect();
         assert_eq!(
             d,
@@ -349,15 +460,121 @@ mod tests {
         );
         // A rule that names seccomp(2) goes after the default filter.
         let mut s2 = s.clone();
-        s2.rules.push(crate::plan::SeccompRule {
-            action: SeccompAction::Errno(1),
-            syscalls: vec!["seccomp".into()],
-            args: vec![],
-            from: Origin::Default,
-        });
-        let p2 = prepare(&s2).unwrap();
+        s2.rules.push(rule(SeccompAction::Errno(1), &["seccomp"], vec![]));
+        let p2 = parts(&s2).unwrap();
         let last = p2.last().unwrap().describe.as_str();
         assert!(last.starts_with("errno(1) for"), "{last}");
         assert_eq!(syscall_number("getpid"), Some(39));
+        // Prepared: one program.
+        let one = prepare(&s).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(
+            one[0].describe,
+            "one program of 3 parts, in the order they run: killprocess for 1 syscalls; \
+             kill x32 syscall numbers; default errno(1), 3 syscalls with rules pass to the rule filters"
+        );
+    }
+
+    /// The chained program decides every syscall number, architecture and
+    /// argument probe exactly as the parts loaded one by one would.
+    #[test]
+    fn chained_program_decides_as_the_stacked_parts() {
+        let cond = |index: u8, op: CmpOp, value: u64| ArgCond {
+            index,
+            op,
+            value,
+            value_two: None,
+        };
+        let cases = vec![
+            filter(
+                SeccompAction::Errno(1),
+                vec![
+                    rule(
+                        SeccompAction::Allow,
+                        &["read", "write", "close", "ptrace", "kill"],
+                        vec![],
+                    ),
+                    rule(SeccompAction::KillProcess, &["ptrace"], vec![]),
+                    rule(SeccompAction::Errno(38), &["kill", "bpf"], vec![]),
+                    rule(SeccompAction::Trap, &["close"], vec![]),
+                ],
+            ),
+            filter(
+                SeccompAction::Allow,
+                vec![
+                    rule(SeccompAction::Errno(1), &["mount", "umount2", "seccomp"], vec![]),
+                    rule(SeccompAction::Log, &["getpid"], vec![]),
+                    rule(SeccompAction::KillThread, &["reboot"], vec![]),
+                ],
+            ),
+            filter(
+                SeccompAction::KillProcess,
+                vec![
+                    rule(SeccompAction::Allow, &["read", "write", "exit_group"], vec![]),
+                    rule(SeccompAction::Allow, &["personality"], vec![cond(0, CmpOp::Eq, 8)]),
+                    rule(
+                        SeccompAction::Errno(22),
+                        &["clone"],
+                        vec![ArgCond {
+                            value_two: Some(0x1000_0000),
+                            ..cond(0, CmpOp::MaskedEq, 0x1000_0000)
+                        }],
+                    ),
+                    rule(SeccompAction::Allow, &["clone"], vec![]),
+                    rule(SeccompAction::Trace(7), &["socket"], vec![cond(0, CmpOp::Gt, 10)]),
+                ],
+            ),
+        ];
+        let probes: Vec<[u64; 6]> = vec![
+            [0; 6],
+            [8, 0, 0, 0, 0, 0],
+            [0x1000_0000, 1, 2, 3, 4, 5],
+            [11, 0, 0, 0, 0, 0],
+        ];
+        for (n, s) in cases.iter().enumerate() {
+            let parts = parts(s).unwrap();
+            assert!(parts.len() >= 3, "case {n}: {} parts", parts.len());
+            let chained = chain(parts.clone());
+            assert_eq!(chained.len(), 1, "case {n} not chained");
+            let nrs = (0..470u32).chain([0x3fff_ffff, 0x4000_0000, 0x4000_0001, u32::MAX]);
+            for nr in nrs {
+                for arch in [AUDIT_ARCH_X86_64, 0x4000_0003] {
+                    for args in &probes {
+                        assert_eq!(
+                            run_args(&chained[0].program, arch, nr, args),
+                            run_stacked(&parts, arch, nr, args),
+                            "case {n}: nr {nr} arch {arch:#x} args {args:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn parts_that_do_not_fit_one_program_stay_apart() {
+        let big = PreparedFilter {
+            describe: "big".into(),
+            program: vec![ins(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW); MAX_INSNS],
+        };
+        let parts = vec![
+            PreparedFilter {
+                describe: "guard".into(),
+                program: x32_guard(),
+            },
+            big,
+        ];
+        assert_eq!(chain(parts.clone()), parts);
+        // Two different actions in one part: not a shape chain can order.
+        let odd = PreparedFilter {
+            describe: "odd".into(),
+            program: vec![
+                ins(JEQ_K, 0, 1, 1),
+                ins(RET_K, 0, 0, libc::SECCOMP_RET_TRAP),
+                ins(RET_K, 0, 0, libc::SECCOMP_RET_LOG),
+            ],
+        };
+        let parts = vec![parts[0].clone(), odd];
+        assert_eq!(chain(parts.clone()), parts);
     }
 }
