@@ -74,7 +74,7 @@ fn every_plan_field_is_documented() {
     let names = property_names(&schema("schema/plan.schema.json"));
     for key in [
         "steps",
-        "procs",
+        "join",
         "unknown_syscalls",
         "api_version",
         "socket",

@@ -168,6 +168,10 @@ pub enum Op {
     WriteFile { path: PathBuf, data: String },
     /// Write a process's pid (decimal) to a file; `create` makes it 0644.
     WritePid { path: PathBuf, proc: ProcRef, create: bool },
+    /// Write `0` to an open cgroup `tasks` (v1) or `cgroup.procs` (v2) file:
+    /// moves the calling thread (v1) or process (v2) into that cgroup. `file`
+    /// names what `fd` was opened on, for the text.
+    JoinCgroup { fd: FdRef, file: PathBuf },
     /// Write `/proc/<pid>/<name>` (uid_map, gid_map, setgroups).
     WriteProcFile {
         proc: ProcRef,
@@ -394,6 +398,7 @@ impl fmt::Display for Op {
                     if *create { " (create 0644)" } else { "" }
                 )
             }
+            JoinCgroup { fd, file } => write!(f, "write {fd} \"0\" (join {})", file.display()),
             WriteProcFile { proc, name, data } => write!(f, "write /proc/{proc}/{name} {data:?}"),
             Rmdir { path } => write!(f, "rmdir {}", path.display()),
             RemoveTree { path } => write!(f, "rm -r {}", path.display()),

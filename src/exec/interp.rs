@@ -132,6 +132,9 @@ pub struct Interp<'a, B: Backend> {
     sup_sources: Vec<FdRef>,
     /// Launcher end of the control socket.
     control: Option<FdRef>,
+    /// Per `cgroup.join` file: the fd the launcher opened, which the
+    /// supervisor inherits and writes `0` to.
+    cgroup_join: Vec<FdRef>,
     /// The console's pty slave (launcher), once opened.
     pty_slave: Option<FdRef>,
     /// Sync pipe (read end for the child, write end for the launcher).
@@ -171,6 +174,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             undo: Vec::new(),
             sup_sources: Vec::new(),
             control: None,
+            cgroup_join: Vec::new(),
             pty_slave: None,
             sync: None,
             supervisor: None,
@@ -365,6 +369,22 @@ impl<'a, B: Backend> Interp<'a, B> {
                 Err(f) if !leaf && f.errno == Some(libc::EEXIST) => {}
                 Err(f) => return Err(f),
             }
+        }
+        // Opened now, with the launcher's credentials (which the kernel checks
+        // at the write), for the supervisor to join itself after the clone.
+        for file in &cg.join {
+            let tag = FdTag::Internal("cgroup join");
+            let fd = self.op_fd(
+                Op::Open {
+                    path: file.clone(),
+                    flags: libc::O_WRONLY,
+                    mode: 0,
+                    tag,
+                },
+                tag,
+            )?;
+            self.undo.push(Undo::Close(fd));
+            self.cgroup_join.push(fd);
         }
         Ok(())
     }
@@ -623,6 +643,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                     .filter(|(e, _)| !matches!(e.source, FdSource::Caller { .. }))
                     .map(|(_, f)| f.raw)
                     .chain([r.raw])
+                    .chain(self.cgroup_join.iter().map(|f| f.raw))
                     .collect();
                 // Each entry leaves the undo stack only once its op succeeded.
                 for u in self.undo.clone() {
@@ -686,20 +707,19 @@ impl<'a, B: Backend> Interp<'a, B> {
         Ok(())
     }
 
+    /// The supervisor, first of all: into its cgroup (through the fds the
+    /// launcher opened), before it makes anything the cgroup should count.
     fn join_cgroup(&mut self) -> R<()> {
         let Some(cg) = &self.plan.cgroup else {
             return Ok(());
         };
         self.origin = cg.path.from.clone();
-        let proc = self
-            .supervisor
-            .ok_or_else(|| self.unsupported("cgroup join without a child"))?;
-        for p in &cg.procs {
-            self.op(Op::WritePid {
-                path: p.clone(),
-                proc,
-                create: false,
+        for (i, fd) in self.cgroup_join.clone().into_iter().enumerate() {
+            self.op(Op::JoinCgroup {
+                fd,
+                file: cg.join[i].clone(),
             })?;
+            self.op(Op::Close { fd })?;
         }
         Ok(())
     }

@@ -356,6 +356,15 @@ impl Backend for LinuxBackend {
                     .open(path)?;
                 f.write_all(proc.pid.to_string().as_bytes()).and(done)
             }
+            JoinCgroup { fd, .. } => {
+                // SAFETY: writes one byte from a static buffer to an fd.
+                let n = check(unsafe { libc::write(fd.raw, b"0".as_ptr().cast(), 1) })?;
+                if n == 1 {
+                    Ok(Outcome::Done)
+                } else {
+                    Err(io::Error::new(io::ErrorKind::WriteZero, "short write"))
+                }
+            }
             WriteProcFile { proc, name, data } => {
                 let mut f = fs::OpenOptions::new()
                     .write(true)

@@ -108,7 +108,8 @@ mod tests {
         let pos = |s: &str| a.find(s).unwrap_or_else(|| panic!("{s} missing in\n{a}"));
         assert!(pos("memory.limit_in_bytes") < pos("clone new"));
         assert!(pos("uid_map") < pos("release child"));
-        assert!(pos("cgroup.procs") < pos("release child"));
+        assert!(pos("release child") < pos("(join /sys/fs/cgroup/memory/sandboxctl/t1/tasks)"));
+        assert!(pos("(join /sys/fs/cgroup/pids/sandboxctl/t1/tasks)") < pos("sethostname"));
         assert!(pos("type proc") < pos("pivot_root"));
         let lines: Vec<&str> = a.lines().collect();
         let exec = lines.iter().position(|l| l.contains("execve")).unwrap();
@@ -233,6 +234,8 @@ mod tests {
         assert_eq!(
             rm,
             [
+                "close <cgroup join>",
+                "close <cgroup join>",
                 "rmdir /sys/fs/cgroup/pids/sandboxctl/t1",
                 "rmdir /sys/fs/cgroup/pids/sandboxctl",
                 "rmdir /sys/fs/cgroup/memory/sandboxctl/t1",

@@ -485,7 +485,7 @@ mod tests {
             value,
             value_two: None,
         };
-        let cases = vec![
+        let cases = [
             filter(
                 SeccompAction::Errno(1),
                 vec![

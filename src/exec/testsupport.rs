@@ -225,7 +225,7 @@ pub fn sample_plan(rootfs: &Path, id: &str, script: &str) -> LaunchPlan {
                     },
                 },
             ],
-            procs: vec![leaf("memory").join("cgroup.procs"), leaf("pids").join("cgroup.procs")],
+            join: vec![leaf("memory").join("tasks"), leaf("pids").join("tasks")],
             cpus: d(2),
             memory: Some(p(Bytes(64 << 20), 12)),
         }),

@@ -285,9 +285,9 @@ pub fn sample_plan() -> LaunchPlan {
                     from: policy(14),
                 },
             ],
-            procs: ["memory", "cpu", "cpuset", "pids"]
+            join: ["memory", "cpu", "cpuset", "pids"]
                 .iter()
-                .map(|c| format!("{cg_root}/{c}/sandboxctl/web-1/cgroup.procs").into())
+                .map(|c| format!("{cg_root}/{c}/sandboxctl/web-1/tasks").into())
                 .collect(),
             cpus: Sourced::new(1, Origin::rule("cpus-from-quota")),
             memory: Some(Sourced::new(Bytes(64 << 20), spec("linux.resources.memory.limit"))),

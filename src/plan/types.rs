@@ -450,9 +450,14 @@ pub struct CgroupPlan {
     pub dirs: Vec<CgroupDir>,
     /// Limit files written, in order, after the directories exist.
     pub writes: Vec<CgroupWrite>,
-    /// Files the supervisor's pid is written to (`cgroup.procs`), joining it to
-    /// the cgroup before it execs anything.
-    pub procs: Vec<PathBuf>,
+    /// Files the supervisor writes `0` to, joining itself to the cgroup before
+    /// it does anything else: a v1 hierarchy's `tasks` (which moves the
+    /// writing thread — the supervisor has one — without the threadgroup lock
+    /// a `cgroup.procs` write takes, and so without that lock's wait for an
+    /// RCU grace period), a v2 hierarchy's `cgroup.procs` (v2 moves whole
+    /// processes). The launcher opens them before the clone; the kernel checks
+    /// the opener's credentials.
+    pub join: Vec<PathBuf>,
     /// CPU count handed to the supervisor (derived from the limits).
     pub cpus: Sourced<u32>,
     /// Total memory handed to the supervisor (absent: unset, use the host's).
@@ -867,8 +872,9 @@ pub enum Step {
     Clone,
     // launcher, while the child waits
     IdMaps,
-    CgroupJoin,
     // supervisor (pid 1 of the sandbox)
+    /// The supervisor joins its cgroup itself, first of all.
+    CgroupJoin,
     /// The supervisor takes its planned uid/gid, keeping its capabilities
     /// (files it creates, e.g. mount points in a tmpfs, need a mapped owner).
     SupervisorIds,
@@ -956,8 +962,9 @@ impl Step {
         use Step::*;
         match self {
             Preflight | StateDir | CgroupCreate | CgroupLimits | OpenFds | JoinNamespaces | Clone | IdMaps
-            | CgroupJoin | Teardown => Actor::Launcher,
-            SupervisorIds
+            | Teardown => Actor::Launcher,
+            CgroupJoin
+            | SupervisorIds
             | SupervisorFds
             | Hostname
             | Network

@@ -394,10 +394,13 @@ fn layout(cx: &mut Cx, path: Sourced<String>, limits: CgroupLimits) -> Result<Op
             });
         }
     }
-    let procs = dirs
+    let join = dirs
         .iter()
         .filter(|d| d.role == CgroupDirRole::Sandbox)
-        .map(|d| d.path.join("cgroup.procs"))
+        .map(|d| match d.version {
+            CgroupVersion::V1 => d.path.join("tasks"),
+            CgroupVersion::V2 => d.path.join("cgroup.procs"),
+        })
         .collect();
     let cpus = handed_cpus(cx, &limits);
     let memory = limits
@@ -410,7 +413,7 @@ fn layout(cx: &mut Cx, path: Sourced<String>, limits: CgroupLimits) -> Result<Op
         limits,
         dirs,
         writes,
-        procs,
+        join,
         cpus,
         memory,
     }))

@@ -1041,9 +1041,9 @@ fn cgroup(cx: &mut Cx, old: Option<&CgroupPlan>, new: Option<&CgroupPlan>) {
         );
     }
     cx.value(
-        "cgroup.procs",
-        Some(&o.procs),
-        Some(&n.procs),
+        "cgroup.join",
+        Some(&o.join),
+        Some(&n.join),
         None,
         None,
         |p| p.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
