@@ -51,7 +51,7 @@ impl Drop for Guard {
             }
             let _ = fs::remove_dir(format!("/sys/fs/cgroup/{ctrl}/sandboxctl"));
         }
-        let _ = fs::remove_dir_all(format!("/run/sandboxctl/{}", self.id));
+        let _ = fs::remove_file(format!("/run/sandboxctl/{}.pid", self.id));
     }
 }
 
@@ -520,7 +520,7 @@ fn case_rollback(root: &Path, id0: &str) {
     }
     let exe = std::env::current_exe().unwrap();
     for step in [
-        "state_dir",
+        "state_file",
         "cgroup_create",
         "cgroup_limits",
         "open_fds",
@@ -551,8 +551,8 @@ fn case_rollback(root: &Path, id0: &str) {
             );
         }
         assert!(
-            !Path::new(&format!("/run/sandboxctl/{id}")).exists(),
-            "{step}: state dir left"
+            !Path::new(&format!("/run/sandboxctl/{id}.pid")).exists(),
+            "{step}: state file left"
         );
         let me = std::process::id().to_string();
         for e in fs::read_dir("/proc").unwrap().flatten() {

@@ -167,7 +167,7 @@ pub enum Op {
     /// Open an existing file write-only and write these bytes.
     WriteFile { path: PathBuf, data: String },
     /// Write a process's pid (decimal) to a file; `create` makes it 0644.
-    WritePid { path: PathBuf, proc: ProcRef, create: bool },
+    WritePid { fd: FdRef, proc: ProcRef },
     /// Write `0` to an open cgroup `tasks` (v1) or `cgroup.procs` (v2) file:
     /// moves the calling thread (v1) or process (v2) into that cgroup. `file`
     /// names what `fd` was opened on, for the text.
@@ -180,8 +180,8 @@ pub enum Op {
     },
     /// rmdir(2), retried briefly on EBUSY.
     Rmdir { path: PathBuf },
-    /// Remove a directory tree (the state dir).
-    RemoveTree { path: PathBuf },
+    /// unlink(2) (the state file).
+    Unlink { path: PathBuf },
     /// open(2), close-on-exec.
     Open {
         path: PathBuf,
@@ -390,18 +390,11 @@ impl fmt::Display for Op {
             MkdirAll { path } => write!(f, "mkdir -p {}", path.display()),
             Mkdir { path, mode } => write!(f, "mkdir {} {mode:#o}", path.display()),
             WriteFile { path, data } => write!(f, "write {} {data:?}", path.display()),
-            WritePid { path, proc, create } => {
-                write!(
-                    f,
-                    "write {} {proc}{}",
-                    path.display(),
-                    if *create { " (create 0644)" } else { "" }
-                )
-            }
+            WritePid { fd, proc } => write!(f, "write {fd} {proc}"),
             JoinCgroup { fd, file } => write!(f, "write {fd} \"0\" (join {})", file.display()),
             WriteProcFile { proc, name, data } => write!(f, "write /proc/{proc}/{name} {data:?}"),
             Rmdir { path } => write!(f, "rmdir {}", path.display()),
-            RemoveTree { path } => write!(f, "rm -r {}", path.display()),
+            Unlink { path } => write!(f, "unlink {}", path.display()),
             Open { path, flags, mode, tag } => {
                 write!(
                     f,
@@ -574,6 +567,7 @@ fn open_flags_text(flags: i32) -> String {
     }];
     for (b, n) in [
         (libc::O_CREAT, "creat"),
+        (libc::O_EXCL, "excl"),
         (libc::O_APPEND, "append"),
         (libc::O_TRUNC, "trunc"),
     ] {

@@ -12,7 +12,7 @@
 //! Launcher effects are pushed on an undo stack as they are made; a failure
 //! (in any process: children report over the control socket or the exec pipe)
 //! unwinds the stack: kill and reap the child, close fds, restore joined
-//! namespaces, remove cgroup directories in reverse, remove the state dir.
+//! namespaces, remove cgroup directories in reverse, remove the state file.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -27,12 +27,12 @@ use crate::plan::{
 };
 use crate::vocab::{Cap, Origin};
 
-/// The state directory of a sandbox.
-pub fn state_dir(id: &str) -> PathBuf {
-    Path::new(STATE_ROOT).join(id)
+/// The state file of a sandbox: its supervisor's pid, while it runs.
+pub fn state_file(id: &str) -> PathBuf {
+    Path::new(STATE_ROOT).join(format!("{id}.pid"))
 }
 
-/// Where state directories live.
+/// Where state files live (made if missing, shared, never removed).
 pub const STATE_ROOT: &str = "/run/sandboxctl";
 
 /// Where a root of `/` is assembled (on a tmpfs over `/tmp`, inside the
@@ -48,7 +48,7 @@ const CHILD_FAILED: i32 = 125;
 /// One thing the launcher made and must undo.
 #[derive(Debug, Clone)]
 enum Undo {
-    StateDir(PathBuf),
+    StateFile(PathBuf),
     CgroupDir { path: PathBuf, leaf: bool },
     Close(FdRef),
     RestoreNs(NsKind, FdRef),
@@ -132,6 +132,8 @@ pub struct Interp<'a, B: Backend> {
     sup_sources: Vec<FdRef>,
     /// Launcher end of the control socket.
     control: Option<FdRef>,
+    /// The state file, open for the supervisor's pid (launcher, until the clone).
+    state: Option<FdRef>,
     /// Per `cgroup.join` file: the fd the launcher opened, which the
     /// supervisor inherits and writes `0` to.
     cgroup_join: Vec<FdRef>,
@@ -174,6 +176,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             undo: Vec::new(),
             sup_sources: Vec::new(),
             control: None,
+            state: None,
             cgroup_join: Vec::new(),
             pty_slave: None,
             sync: None,
@@ -292,7 +295,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn do_step(&mut self, step: Step) -> R<()> {
         match step {
             Step::Preflight => Ok(()), // done by `apply` before the walk (pure)
-            Step::StateDir => self.make_state_dir(),
+            Step::StateFile => self.make_state_file(),
             Step::CgroupCreate => self.create_cgroups(),
             Step::CgroupLimits => self.write_cgroup_limits(),
             Step::OpenFds => self.open_fds(),
@@ -334,17 +337,27 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     // ----- launcher, before the clone -------------------------------------
 
-    fn make_state_dir(&mut self) -> R<()> {
+    /// Claims the id: the state file is created exclusively, so a second
+    /// apply with the same id fails here, before anything else is made.
+    fn make_state_file(&mut self) -> R<()> {
         self.origin = self.plan.id.from.clone();
-        let dir = state_dir(&self.plan.id.value);
+        let file = state_file(&self.plan.id.value);
         self.op(Op::MkdirAll {
             path: STATE_ROOT.into(),
         })?;
-        self.op(Op::Mkdir {
-            path: dir.clone(),
-            mode: 0o700,
-        })?;
-        self.undo.push(Undo::StateDir(dir));
+        let tag = FdTag::Internal("state file");
+        let fd = self.op_fd(
+            Op::Open {
+                path: file.clone(),
+                flags: libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                mode: 0o600,
+                tag,
+            },
+            tag,
+        )?;
+        self.undo.push(Undo::StateFile(file));
+        self.undo.push(Undo::Close(fd));
+        self.state = Some(fd);
         Ok(())
     }
 
@@ -525,8 +538,9 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// clone, except when it joins a user namespace: going back would need
     /// CAP_SYS_ADMIN in its original user namespace, which setns into another
     /// one gives up. It then stays where it is until it exits; what it still
-    /// does (pid file, cgroup.procs, rmdir, state dir) are file operations on
-    /// files its host uid owns, which need no capability.
+    /// does (writing its state file and the cgroup files it opened before,
+    /// rmdir, unlink) are operations on files its host uid owns or fds it
+    /// holds, which need no capability.
     fn join_namespaces(&mut self) -> R<()> {
         let returns = !matches!(self.plan.namespaces.user.value, Namespace::Join(_));
         for (kind, ns) in self.plan.namespaces.iter() {
@@ -626,12 +640,11 @@ impl<'a, B: Backend> Interp<'a, B> {
                 };
                 self.supervisor = Some(sup);
                 self.undo.push(Undo::Child(sup));
-                let pidfile = state_dir(&self.plan.id.value).join("supervisor.pid");
-                self.op(Op::WritePid {
-                    path: pidfile,
-                    proc: sup,
-                    create: true,
-                })?;
+                if let Some(fd) = self.state.take() {
+                    self.op(Op::WritePid { fd, proc: sup })?;
+                    self.undo.retain(|x| !matches!(x, Undo::Close(f) if f.raw == fd.raw));
+                    self.op(Op::Close { fd })?;
+                }
                 // Back to the launcher's own namespaces, and drop the
                 // fds that now belong to the child.
                 let child_fds: Vec<i32> = self
@@ -1439,7 +1452,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                     }
                     r => r.map(drop),
                 },
-                Undo::StateDir(p) => self.b.perform(&Op::RemoveTree { path: p.clone() }).map(drop),
+                Undo::StateFile(p) => self.b.perform(&Op::Unlink { path: p.clone() }).map(drop),
             };
             if let Err(e) = r {
                 left.push(format!("{u:?}: {}", super::error::error_text(&e)));

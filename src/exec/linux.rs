@@ -347,14 +347,15 @@ impl Backend for LinuxBackend {
                 let mut f = fs::OpenOptions::new().write(true).open(path)?;
                 f.write_all(data.as_bytes()).and(done)
             }
-            WritePid { path, proc, create } => {
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create(*create)
-                    .truncate(*create)
-                    .mode(0o644)
-                    .open(path)?;
-                f.write_all(proc.pid.to_string().as_bytes()).and(done)
+            WritePid { fd, proc } => {
+                let text = proc.pid.to_string();
+                // SAFETY: writes `text`'s bytes, which live across the call, to an fd.
+                let n = check(unsafe { libc::write(fd.raw, text.as_ptr().cast(), text.len()) })?;
+                if n as usize == text.len() {
+                    Ok(Outcome::Done)
+                } else {
+                    Err(io::Error::new(io::ErrorKind::WriteZero, "short write"))
+                }
             }
             JoinCgroup { fd, .. } => {
                 // SAFETY: writes one byte from a static buffer to an fd.
@@ -383,7 +384,7 @@ impl Backend for LinuxBackend {
                     }
                 }
             }
-            RemoveTree { path } => fs::remove_dir_all(path).and(done),
+            Unlink { path } => fs::remove_file(path).and(done),
             Open { path, flags, mode, .. } => {
                 let c = cpath(path)?;
                 // SAFETY: `c` is a valid C string.

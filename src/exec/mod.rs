@@ -159,7 +159,7 @@ mod tests {
                         let undone = b
                             .ops
                             .iter()
-                            .any(|r| matches!(&r.op, Op::Rmdir { path: q } | Op::RemoveTree { path: q } if q == path));
+                            .any(|r| matches!(&r.op, Op::Rmdir { path: q } if q == path));
                         assert!(undone, "op {n}: {} not undone", path.display());
                         if failed.op == (Op::Rmdir { path: path.clone() }) {
                             assert!(
@@ -167,6 +167,13 @@ mod tests {
                                 "op {n}: {msg}"
                             );
                         }
+                    }
+                    Op::Open { path, flags, .. } if flags & libc::O_CREAT != 0 && flags & libc::O_EXCL != 0 => {
+                        let undone = b
+                            .ops
+                            .iter()
+                            .any(|r| matches!(&r.op, Op::Unlink { path: q } if q == path));
+                        assert!(undone, "op {n}: {} not removed", path.display());
                     }
                     Op::Clone {
                         who: backend::Who::Supervisor,
@@ -240,7 +247,8 @@ mod tests {
                 "rmdir /sys/fs/cgroup/pids/sandboxctl",
                 "rmdir /sys/fs/cgroup/memory/sandboxctl/t1",
                 "rmdir /sys/fs/cgroup/memory/sandboxctl",
-                "rm -r /run/sandboxctl/t1"
+                "close <state file>",
+                "unlink /run/sandboxctl/t1.pid"
             ]
         );
         if let ApplyError::Step { failure, .. } = e {

@@ -25,7 +25,7 @@ fn p<T>(v: T, line: u32) -> Sourced<T> {
 /// Every step, in the compiler's static order.
 pub const ALL_STEPS: [Step; 32] = [
     Step::Preflight,
-    Step::StateDir,
+    Step::StateFile,
     Step::CgroupCreate,
     Step::CgroupLimits,
     Step::OpenFds,

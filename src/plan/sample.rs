@@ -85,7 +85,7 @@ pub fn sample_plan() -> LaunchPlan {
     let new_ns = |o: Origin| Sourced::new(Namespace::New, o);
     let steps = vec![
         Step::Preflight,
-        Step::StateDir,
+        Step::StateFile,
         Step::CgroupCreate,
         Step::CgroupLimits,
         Step::OpenFds,

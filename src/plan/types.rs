@@ -39,7 +39,7 @@ impl<T> Sourced<T> {
 pub struct LaunchPlan {
     /// Plan format version ([`PLAN_FORMAT`]).
     pub format: u32,
-    /// The sandbox id: names its cgroup (`sandboxctl/<id>`) and state dir (`/run/sandboxctl/<id>`).
+    /// The sandbox id: names its cgroup (`sandboxctl/<id>`) and state file (`/run/sandboxctl/<id>.pid`).
     pub id: Sourced<String>,
     /// The inputs the plan was compiled from (for the reader; not used by apply).
     pub inputs: Inputs,
@@ -864,7 +864,7 @@ pub struct Clamp {
 pub enum Step {
     // launcher, before the sandbox exists
     Preflight,
-    StateDir,
+    StateFile,
     CgroupCreate,
     CgroupLimits,
     OpenFds,
@@ -923,7 +923,7 @@ impl Step {
         use Step::*;
         [
             Preflight,
-            StateDir,
+            StateFile,
             CgroupCreate,
             CgroupLimits,
             OpenFds,
@@ -961,7 +961,7 @@ impl Step {
     pub fn actor(self) -> Actor {
         use Step::*;
         match self {
-            Preflight | StateDir | CgroupCreate | CgroupLimits | OpenFds | JoinNamespaces | Clone | IdMaps
+            Preflight | StateFile | CgroupCreate | CgroupLimits | OpenFds | JoinNamespaces | Clone | IdMaps
             | Teardown => Actor::Launcher,
             CgroupJoin
             | SupervisorIds
