@@ -5,11 +5,13 @@
 mod args;
 mod review;
 mod run;
+mod start;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 pub use args::{CheckFormat, Cli, Command, DiffFormat, PlanInputs};
+pub use start::process_start;
 
 use crate::diag::{render_plain, SourceDiag};
 use crate::host::HostFacts;
