@@ -8,13 +8,15 @@
 //! [`sandboxctl::cli::process_start`] keeps the rest of what std does there
 //! (stdio fds 0–2 held open, SIGPIPE ignored so writes to a closed pipe fail
 //! with EPIPE). `std::env::args` still works: glibc hands argv to std's
-//! initialiser.
+//! initialiser. Under `cargo test` the test harness brings its own `main`.
 
-#![no_main]
+#![cfg_attr(not(test), no_main)]
 
+#[cfg(not(test))]
 use clap::Parser;
 
 /// The process entry point, called by glibc's start code.
+#[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     sandboxctl::cli::process_start();
