@@ -5,11 +5,13 @@
 mod args;
 mod review;
 mod run;
+mod start;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 pub use args::{CheckFormat, Cli, Command, DiffFormat, PlanInputs};
+pub use start::process_start;
 
 use crate::diag::{render_plain, SourceDiag};
 use crate::host::HostFacts;
@@ -66,6 +68,10 @@ pub fn eprint_diag(d: &dyn miette::Diagnostic) {
 }
 
 /// Runs a parsed command line; returns the exit status.
+///
+/// Each subcommand's function is kept out of line (`#[inline(never)]`):
+/// inlined here, the locals of all of them (plans, specs, host facts) would
+/// share this one frame, tens of KiB of stack that every launch faults in.
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Plan { inputs, format, output } => cmd_plan(&inputs, format, output.as_deref()),
@@ -145,29 +151,34 @@ pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> 
 /// Loads host facts from a file, or detects them.
 pub fn load_host(path: Option<&Path>) -> Result<HostFacts, Failure> {
     match path {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| {
-                Failure::input(SourceDiag::plain(
-                    format!("reading host facts {}: {e}", p.display()),
-                    Some("`sandboxctl host > host.toml` writes this machine's facts".into()),
-                ))
-            })?;
-            toml::from_str(&text).map_err(|e| {
-                Failure::input(SourceDiag::new(
-                    format!("parsing host facts: {}", e.message().trim()),
-                    Some(crate::diag::Snippet {
-                        name: p.display().to_string(),
-                        text: text.clone(),
-                        span: e.span(),
-                        label: "here".into(),
-                    }),
-                    None,
-                    vec![],
-                ))
-            })
-        }
+        Some(p) => load_host_file(p),
         None => crate::exec::detect::detect().map_err(|e| Failure::other(format!("detecting host facts: {e}"))),
     }
+}
+
+/// Loads host facts from a file (out of line: its TOML parse's frame stays
+/// off the stack of a launch that detects them).
+#[inline(never)]
+fn load_host_file(p: &Path) -> Result<HostFacts, Failure> {
+    let text = std::fs::read_to_string(p).map_err(|e| {
+        Failure::input(SourceDiag::plain(
+            format!("reading host facts {}: {e}", p.display()),
+            Some("`sandboxctl host > host.toml` writes this machine's facts".into()),
+        ))
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        Failure::input(SourceDiag::new(
+            format!("parsing host facts: {}", e.message().trim()),
+            Some(crate::diag::Snippet {
+                name: p.display().to_string(),
+                text: text.clone(),
+                span: e.span(),
+                label: "here".into(),
+            }),
+            None,
+            vec![],
+        ))
+    })
 }
 
 /// Compiles the inputs, printing warnings to stderr.
@@ -212,6 +223,7 @@ pub fn compile_args_in(dir: &Path, args: &[String]) -> Result<LaunchPlan, String
     Ok(compiled.plan)
 }
 
+#[inline(never)] // see `run`
 fn cmd_plan(inputs: &PlanInputs, format: Format, output: Option<&Path>) -> Result<i32, Failure> {
     let (compiled, _) = compile_inputs(inputs, Path::new("."))?;
     let text = render::render(&compiled.plan, format);
@@ -232,6 +244,7 @@ fn cmd_plan(inputs: &PlanInputs, format: Format, output: Option<&Path>) -> Resul
     Ok(0)
 }
 
+#[inline(never)] // see `run`
 fn cmd_validate(policies: &[String]) -> Result<i32, Failure> {
     for p in policies {
         let policy = policy::load(&[PolicyRef::parse(p)], Path::new(".")).map_err(|e| Failure::input(e.to_diag()))?;
@@ -245,6 +258,7 @@ fn cmd_validate(policies: &[String]) -> Result<i32, Failure> {
     Ok(0)
 }
 
+#[inline(never)] // see `run`
 fn cmd_schema(plan: bool) -> Result<i32, Failure> {
     println!(
         "{}",
@@ -257,6 +271,7 @@ fn cmd_schema(plan: bool) -> Result<i32, Failure> {
     Ok(0)
 }
 
+#[inline(never)] // see `run`
 fn cmd_host() -> Result<i32, Failure> {
     let facts = load_host(None)?;
     print!("{}", toml::to_string(&facts).expect("host facts always serialise"));

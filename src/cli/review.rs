@@ -8,6 +8,7 @@ use super::{compile_args_in, compile_inputs, CheckFormat, DiffFormat, Failure, P
 use crate::diag::SourceDiag;
 use crate::plan::{check, diff, render};
 
+#[inline(never)] // see `super::run`
 pub(super) fn diff(old: &Path, new: Option<&Path>, format: DiffFormat, inputs: &PlanInputs) -> Result<i32, Failure> {
     let old_plan = load_plan_file(old)?;
     let (new_plan, new_name) = match new {
@@ -33,6 +34,7 @@ pub(super) fn diff(old: &Path, new: Option<&Path>, format: DiffFormat, inputs: &
     Ok(d.exit_code() as i32)
 }
 
+#[inline(never)] // see `super::run`
 pub(super) fn check(dir: &Path, update: bool, format: CheckFormat) -> Result<i32, Failure> {
     let report = check::check(dir, update, compile_args_in, |p| Ok(render::to_toml(p)))
         .map_err(|e| Failure::input(SourceDiag::plain(e.to_string(), None)))?;

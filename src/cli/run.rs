@@ -14,6 +14,7 @@ use crate::plan::{render, LaunchPlan};
 pub const EXIT_APPLY_FAILED: i32 = 125;
 
 /// Loads a plan file, with a located diagnostic when it is bad.
+#[inline(never)] // its parse's frame stays off the stack of a launch that compiles
 pub fn load_plan_file(path: &Path) -> Result<LaunchPlan, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::input(SourceDiag::plain(format!("reading plan {}: {e}", path.display()), None)))?;
@@ -44,6 +45,7 @@ fn plan_and_host(inputs: &PlanInputs, plan_file: Option<&Path>) -> Result<(Launc
     }
 }
 
+#[inline(never)] // see `super::run`
 pub(super) fn apply(
     inputs: &PlanInputs,
     plan_file: Option<&Path>,
@@ -82,6 +84,7 @@ pub(super) fn apply(
     }
 }
 
+#[inline(never)] // see `super::run`
 pub(super) fn doctor(inputs: &PlanInputs, plan_file: Option<&Path>) -> Result<i32, Failure> {
     let (plan, host) = plan_and_host(inputs, plan_file)?;
     let unmet = exec::preflight(&plan, &host);

@@ -130,7 +130,7 @@ pub fn detect() -> Result<HostFacts, DetectError> {
     let meminfo = read(MEMINFO)?;
     let memory = parse_meminfo_total(&meminfo).map_err(|e| e.in_file(MEMINFO))?;
 
-    let user_namespaces = match std::fs::read_to_string(MAX_USER_NAMESPACES) {
+    let user_namespaces = match read_small(Path::new(MAX_USER_NAMESPACES)) {
         Ok(text) => parse_max_user_namespaces(&text).map_err(|e| e.in_file(MAX_USER_NAMESPACES))?,
         // A kernel without CONFIG_USER_NS has no such file.
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
@@ -167,10 +167,31 @@ pub fn detect() -> Result<HostFacts, DetectError> {
 
 fn read(path: impl AsRef<Path>) -> Result<String, DetectError> {
     let path = path.as_ref();
-    std::fs::read_to_string(path).map_err(|source| DetectError::Read {
+    read_small(path).map_err(|source| DetectError::Read {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// What [`read_small`] reads at first: all of meminfo and of a small host's
+/// mountinfo.
+const SMALL_READ: usize = 4096;
+
+/// Reads a whole `/proc` or `/sys` file as text in as few system calls as it
+/// can: open, one read per [`SMALL_READ`] bytes (the buffer grows as needed),
+/// one read that finds the end, close. `std::fs::read_to_string` asks the
+/// file's size first (0 for these) and then reads from 32 bytes up, doubling,
+/// which is about eight reads for meminfo.
+fn read_small(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::with_capacity(SMALL_READ);
+    // `Take` reads through the generic loop: no size query, no probe reads
+    // while the buffer has room.
+    file.take(u64::MAX).read_to_end(&mut bytes)?;
+    // The error std's read_to_string gives for such text.
+    String::from_utf8(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
 }
 
 fn read_caps(set: CapSet, name: &'static str) -> Result<BTreeSet<Cap>, DetectError> {

@@ -136,7 +136,24 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, base: &Path) -> Result
 }
 
 /// Parses JSON into `T`, reporting the JSON path and line of the first error.
+///
+/// The plain serde_json parse runs first: tracking the path of every value
+/// costs on each of them, and only a failure needs it. On a failure the text
+/// is parsed again with the path tracked, which finds the same first error
+/// (parsing is deterministic) and names where it is. Neither pass checks for
+/// text after the value (`serde_json::from_str` would), as before.
 pub fn parse_json<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<T, SpecError> {
+    match <T as serde::Deserialize>::deserialize(&mut serde_json::Deserializer::from_str(text)) {
+        Ok(value) => Ok(value),
+        Err(_) => parse_json_tracked(name, text),
+    }
+}
+
+/// [`parse_json`] with the JSON path tracked: its diagnostic on failure.
+/// Out of line and cold: its large frames stay off the stack of a good parse.
+#[cold]
+#[inline(never)]
+fn parse_json_tracked<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<T, SpecError> {
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
         let path = e.path().to_string();
@@ -247,5 +264,16 @@ mod tests {
             }
             other => panic!("{other}"),
         }
+    }
+
+    /// The fast first pass and the path-tracking second one accept and refuse
+    /// the same texts: text after the value is not looked at by either.
+    #[test]
+    fn both_passes_agree_on_trailing_text() {
+        let v: Process = parse_json("p.json", r#"{"cwd": "/", "user": {"uid": 0, "gid": 0}} trailing"#).unwrap();
+        assert_eq!(v.cwd(), std::path::Path::new("/"));
+        let tracked: Process =
+            parse_json_tracked("p.json", r#"{"cwd": "/", "user": {"uid": 0, "gid": 0}} trailing"#).unwrap();
+        assert_eq!(tracked, v);
     }
 }

@@ -12,7 +12,8 @@ use crate::plan::types::*;
 use crate::vocab::{Cap, Origin, RlimitKind};
 
 pub(crate) fn workload(cx: &mut Cx, user: &UserNs, fds: Vec<FdEntry>) -> Result<Workload, CompileError> {
-    let Some(p) = cx.spec.spec.process().clone() else {
+    let spec = cx.spec;
+    let Some(p) = spec.spec.process() else {
         return Err(
             CompileError::new(K::Missing { what: "process".into() }).anchor(Anchor::spec("process", "required"))
         );
@@ -31,7 +32,7 @@ pub(crate) fn workload(cx: &mut Cx, user: &UserNs, fds: Vec<FdEntry>) -> Result<
         .help(help));
     }
     super::ns::check_abs(p.cwd(), "process.cwd")?;
-    let capabilities = capabilities(cx, &p)?;
+    let capabilities = capabilities(cx, p)?;
     let seccomp = super::seccomp::seccomp(cx)?;
     let spec_nnp = p.no_new_privileges().unwrap_or(false);
     let no_new_privs = if seccomp.is_some() && !spec_nnp {
@@ -50,7 +51,7 @@ pub(crate) fn workload(cx: &mut Cx, user: &UserNs, fds: Vec<FdEntry>) -> Result<
             .user()
             .umask()
             .map(|u| Sourced::new(u, Origin::spec("process.user.umask"))),
-        rlimits: rlimits(cx, &p)?,
+        rlimits: rlimits(cx, p)?,
         seccomp,
         fds,
     })
@@ -62,7 +63,8 @@ fn capabilities(cx: &mut Cx, p: &oci_spec::runtime::Process) -> Result<Sourced<C
         return Ok(Sourced::new(CapSets::default(), Origin::spec("process.capabilities")));
     };
     let mut sets = CapSets::default();
-    let ceiling = cx.policy.cap_allow.clone();
+    let policy = cx.policy;
+    let ceiling = &policy.cap_allow;
     let on = cx.policy.cap_on_excess.clone();
     let named: [(&str, &Option<oci_spec::runtime::Capabilities>, &mut BTreeSet<Cap>); 5] = [
         ("bounding", c.bounding(), &mut sets.bounding),

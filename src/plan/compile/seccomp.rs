@@ -13,10 +13,12 @@ use crate::policy::SeccompSource;
 use crate::vocab::Origin;
 
 pub(crate) fn seccomp(cx: &mut Cx) -> Result<Option<Seccomp>, CompileError> {
-    let spec_filter = cx.linux().and_then(|l| l.seccomp().clone());
+    // Borrowed from the spec (not from `cx`), not cloned: a filter can name hundreds of calls.
+    let spec = cx.spec;
+    let spec_filter = spec.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let source = cx.policy.seccomp_source.value;
     let mut filter = match (source, spec_filter) {
-        (SeccompSource::Spec, Some(f)) => Some(from_spec(&f)?),
+        (SeccompSource::Spec, Some(f)) => Some(from_spec(f)?),
         // With `source = "spec"`, the policy's filter stands in only when it allows something.
         (SeccompSource::Spec, None) if !cx.policy.seccomp_allow.value.is_empty() => Some(from_policy(cx)),
         (SeccompSource::Spec, None) => None,

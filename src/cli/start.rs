@@ -1,0 +1,49 @@
+//! Process start-up for the binary, which uses C's `main` instead of std's
+//! runtime start (see `src/main.rs`): the parts of std's start-up that
+//! change behaviour, kept, and the stack-overflow handler (a read of
+//! `/proc/self/maps`, an mmap and an mprotect per launch), left out. A stack
+//! overflow is then a plain SIGSEGV instead of a message and SIGABRT.
+
+/// Does what std's runtime does before `main` that the rest of sandboxctl
+/// relies on: file descriptors 0, 1 and 2 are open (each closed one is
+/// opened on `/dev/null`, so no file this process opens lands on a standard
+/// stream's number), and SIGPIPE is ignored (a write to a closed pipe fails
+/// with EPIPE instead of killing the process). Call it once, first thing.
+pub fn process_start() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    loop {
+        // SAFETY: `fds` is a valid array of 3 pollfd structs that poll may write.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        if r != -1 {
+            break;
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // poll refused (as std does then): ask each fd with fcntl instead.
+            _ => {
+                for p in &mut fds {
+                    // SAFETY: F_GETFD only reads the descriptor's flags.
+                    if unsafe { libc::fcntl(p.fd, libc::F_GETFD) } == -1 {
+                        p.revents = libc::POLLNVAL;
+                    }
+                }
+                break;
+            }
+        }
+    }
+    for p in &fds {
+        if p.revents & libc::POLLNVAL != 0 {
+            // SAFETY: the path is a NUL-terminated string; the lowest free fd,
+            // the closed one, is what open returns.
+            if unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR, 0) } == -1 {
+                std::process::abort();
+            }
+        }
+    }
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
