@@ -26,16 +26,8 @@ use seccompiler::{
 };
 
 use super::backend::PreparedFilter;
-use crate::plan::syscalls_x86_64::SYSCALLS;
+use crate::plan::syscalls::syscall_nr as syscall_number;
 use crate::plan::{ArgCond, CmpOp, Seccomp, SeccompAction};
-
-/// The syscall number of a name on x86_64.
-pub fn syscall_number(name: &str) -> Option<i64> {
-    SYSCALLS
-        .binary_search_by(|(n, _)| (*n).cmp(name))
-        .ok()
-        .map(|i| SYSCALLS[i].1)
-}
 
 fn action(a: SeccompAction) -> seccompiler::SeccompAction {
     match a {
