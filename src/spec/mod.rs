@@ -20,8 +20,10 @@ pub struct SpecInput {
     pub name: String,
     /// The text, for diagnostics (the rendered default for the built-in).
     pub text: String,
-    /// The parsed spec.
-    pub spec: Spec,
+    /// The parsed spec, boxed: a `Spec` is several KiB, and every frame a
+    /// `SpecInput` is moved through would otherwise hold a copy of it (stack
+    /// pages each launch faults in).
+    pub spec: Box<Spec>,
     /// Directory relative paths in the spec (root.path) resolve from; None for
     /// the built-in spec.
     pub dir: Option<PathBuf>,
@@ -111,7 +113,7 @@ pub fn load_file(path: &Path, base: &Path) -> Result<SpecInput, SpecError> {
     Ok(SpecInput {
         name,
         text,
-        spec,
+        spec: Box::new(spec),
         dir: Some(path.parent().map(Path::to_path_buf).unwrap_or_default()),
         builtin: false,
     })
@@ -237,7 +239,7 @@ pub fn builtin(args: &[String]) -> SpecInput {
     SpecInput {
         name: "builtin:default-spec".into(),
         text,
-        spec,
+        spec: Box::new(spec),
         dir: None,
         builtin: true,
     }
