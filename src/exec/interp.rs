@@ -265,6 +265,11 @@ impl<'a, B: Backend> Interp<'a, B> {
             .map_err(|e| StepFailure::new(self.step, self.origin.clone(), op.to_string(), &e))
     }
 
+    /// open(2) as an op; the fd carries `tag`.
+    fn open(&mut self, path: PathBuf, flags: i32, mode: u32, tag: FdTag) -> R<FdRef> {
+        self.op_fd(Op::Open { path, flags, mode, tag }, tag)
+    }
+
     fn op_fd(&mut self, op: Op, tag: FdTag) -> R<FdRef> {
         match self.op(op)? {
             Outcome::Fd(raw) => Ok(FdRef { raw, tag }),
@@ -346,15 +351,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             path: STATE_ROOT.into(),
         })?;
         let tag = FdTag::Internal("state file");
-        let fd = self.op_fd(
-            Op::Open {
-                path: file.clone(),
-                flags: libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
-                mode: 0o600,
-                tag,
-            },
-            tag,
-        )?;
+        let fd = self.open(file.clone(), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600, tag)?;
         self.undo.push(Undo::StateFile(file));
         self.undo.push(Undo::Close(fd));
         self.state = Some(fd);
@@ -387,15 +384,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         // at the write), for the supervisor to join itself after the clone.
         for file in &cg.join {
             let tag = FdTag::Internal("cgroup join");
-            let fd = self.op_fd(
-                Op::Open {
-                    path: file.clone(),
-                    flags: libc::O_WRONLY,
-                    mode: 0,
-                    tag,
-                },
-                tag,
-            )?;
+            let fd = self.open(file.clone(), libc::O_WRONLY, 0, tag)?;
             self.undo.push(Undo::Close(fd));
             self.cgroup_join.push(fd);
         }
@@ -550,27 +539,11 @@ impl<'a, B: Backend> Interp<'a, B> {
             self.origin = ns.from.clone();
             if returns {
                 let own = Path::new("/proc/self/ns").join(kind.proc_name());
-                let saved = self.op_fd(
-                    Op::Open {
-                        path: own,
-                        flags: libc::O_RDONLY,
-                        mode: 0,
-                        tag: FdTag::Internal("own ns"),
-                    },
-                    FdTag::Internal("own ns"),
-                )?;
+                let saved = self.open(own, libc::O_RDONLY, 0, FdTag::Internal("own ns"))?;
                 self.undo.push(Undo::RestoreNs(kind, saved));
             }
             let tag = FdTag::Internal("target ns");
-            let fd = self.op_fd(
-                Op::Open {
-                    path: path.clone(),
-                    flags: libc::O_RDONLY,
-                    mode: 0,
-                    tag,
-                },
-                tag,
-            )?;
+            let fd = self.open(path.clone(), libc::O_RDONLY, 0, tag)?;
             let r = self.op(Op::SetNs { fd, kind });
             self.op(Op::Close { fd })?;
             r?;
@@ -1016,15 +989,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                 continue;
             }
             self.origin = from;
-            let fd = self.op_fd(
-                Op::Open {
-                    path: path.clone(),
-                    flags: libc::O_PATH | libc::O_CLOEXEC,
-                    mode: 0,
-                    tag: FdTag::Num,
-                },
-                FdTag::Num,
-            )?;
+            let fd = self.open(path.clone(), libc::O_PATH | libc::O_CLOEXEC, 0, FdTag::Num)?;
             self.bind_sources.push((path, fd));
         }
         Ok(())
