@@ -68,15 +68,32 @@ fn run(plan: &LaunchPlan, fail_at: Option<&str>) -> Run {
 
 /// [`run`], calling `during(launcher pid)` in the test process while the launcher runs.
 fn run_with(plan: &LaunchPlan, fail_at: Option<&str>, during: impl FnOnce(i32)) -> Run {
-    let dir = std::env::temp_dir().join(format!("sbx-out-{}-{}", std::process::id(), plan.id.value));
-    fs::create_dir_all(&dir).unwrap();
-    let (o, e) = (dir.join("out"), dir.join("err"));
-    let of = fs::File::create(&o).unwrap();
-    let ef = fs::File::create(&e).unwrap();
     let mut guard = Guard {
         id: plan.id.value.clone(),
         launcher: None,
     };
+    let launcher = launch(plan, fail_at, "");
+    guard.launcher = Some(launcher.pid);
+    during(launcher.pid);
+    let r = launcher.wait();
+    guard.launcher = None;
+    drop(guard);
+    r
+}
+
+/// A forked launcher running `apply`, its stdout and stderr going to files.
+struct Launcher {
+    pid: i32,
+    dir: PathBuf,
+}
+
+/// Forks a launcher that applies `plan` (`tag` tells the output files of two
+/// launchers of one plan apart). Nothing cleans up after it: see [`Guard`].
+fn launch(plan: &LaunchPlan, fail_at: Option<&str>, tag: &str) -> Launcher {
+    let dir = std::env::temp_dir().join(format!("sbx-out-{}-{}{tag}", std::process::id(), plan.id.value));
+    fs::create_dir_all(&dir).unwrap();
+    let of = fs::File::create(dir.join("out")).unwrap();
+    let ef = fs::File::create(dir.join("err")).unwrap();
     // SAFETY: this process has one thread (harness = false), so the child may
     // allocate; it only calls apply and _exit.
     let pid = unsafe { libc::fork() };
@@ -100,33 +117,36 @@ fn run_with(plan: &LaunchPlan, fail_at: Option<&str>, during: impl FnOnce(i32)) 
         // SAFETY: end the forked launcher without running the harness's destructors.
         unsafe { libc::_exit(code) };
     }
-    guard.launcher = Some(pid);
-    during(pid);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut status = 0;
-    loop {
-        // SAFETY: waitpid of our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            break;
+    Launcher { pid, dir }
+}
+
+impl Launcher {
+    /// Waits for the launcher (60 s at most) and reads its output.
+    fn wait(self) -> Run {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut status = 0;
+        loop {
+            // SAFETY: waitpid of our own child.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+            if r == self.pid {
+                break;
+            }
+            assert!(Instant::now() < deadline, "launcher timed out");
+            std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(Instant::now() < deadline, "launcher timed out");
-        std::thread::sleep(Duration::from_millis(5));
+        let status = if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            128 + libc::WTERMSIG(status)
+        };
+        let r = Run {
+            status,
+            out: fs::read_to_string(self.dir.join("out")).unwrap(),
+            err: fs::read_to_string(self.dir.join("err")).unwrap(),
+        };
+        let _ = fs::remove_dir_all(&self.dir);
+        r
     }
-    guard.launcher = None;
-    drop(guard);
-    let status = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
-    let r = Run {
-        status,
-        out: fs::read_to_string(&o).unwrap(),
-        err: fs::read_to_string(&e).unwrap(),
-    };
-    let _ = fs::remove_dir_all(&dir);
-    r
 }
 
 fn build_rootfs() -> PathBuf {
@@ -513,6 +533,41 @@ fn case_join_userns(root: &Path, id: &str) {
     drop(holder);
 }
 
+/// A second apply with the id of a running sandbox fails at its first step
+/// (the state file is created exclusively), makes nothing, and leaves the
+/// running sandbox and its state file alone.
+fn case_duplicate_id(root: &Path, id: &str) {
+    let plan = sample_plan(root, id, "sleep 1");
+    let state = PathBuf::from(format!("/run/sandboxctl/{id}.pid"));
+    let first = run_with(&plan, None, |_| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let pid = loop {
+            match fs::read_to_string(&state) {
+                Ok(p) if !p.is_empty() => break p,
+                _ => assert!(Instant::now() < deadline, "no state file {}", state.display()),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let second = launch(&plan, None, "-second").wait();
+        assert_eq!(second.status, 250, "second apply did not fail: {}", second.out);
+        assert!(
+            second.err.contains("step state_file") && second.err.contains("EEXIST"),
+            "{}",
+            second.err
+        );
+        assert_eq!(
+            fs::read_to_string(&state).unwrap(),
+            pid,
+            "the running sandbox's state file changed"
+        );
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid.trim().parse().unwrap(), 0) } == 0;
+        assert!(alive, "the running sandbox's supervisor is gone");
+    });
+    assert_eq!(first.status, 0, "the first sandbox failed: {}", first.err);
+    assert!(!state.exists(), "state file left");
+}
+
 fn case_rollback(root: &Path, id0: &str) {
     if !cfg!(feature = "fault-injection") {
         println!("    skipped: rollback via the real backend needs --features fault-injection");
@@ -570,12 +625,12 @@ fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
-        println!("apply_privileged: 0 passed, 0 failed, 12 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 13 skipped");
         return;
     }
     if !Path::new("/bin/busybox").exists() {
         println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 12 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 13 skipped");
         return;
     }
     let root = build_rootfs();
@@ -591,6 +646,7 @@ fn main() {
         ("memory_limit", case_memory_limit),
         ("console", case_console),
         ("join_userns", case_join_userns),
+        ("duplicate_id", case_duplicate_id),
         ("rollback", case_rollback),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
