@@ -37,7 +37,7 @@ impl Drop for Guard {
                 libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
         }
-        for ctrl in ["memory", "pids"] {
+        for ctrl in ["memory", "pids", "unified"] {
             let dir = PathBuf::from(format!("/sys/fs/cgroup/{ctrl}/sandboxctl/{}", self.id));
             if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
                 for p in procs.lines().filter_map(|l| l.parse::<i32>().ok()) {
@@ -268,6 +268,46 @@ fn case_cgroup_host_ns(root: &Path, id: &str) {
             r.out
         );
     }
+}
+
+/// A v2 hierarchy too (this host's hybrid `unified` mount): the supervisor
+/// joins it by writing `0` to `cgroup.procs` through the fd the launcher
+/// opened, from inside its new user namespace as nobody.
+fn case_cgroup_v2_join(root: &Path, id: &str) {
+    use sandboxctl::plan::{CgroupDir, CgroupDirRole, CgroupVersion};
+    if !Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
+        println!("    skipped: no cgroup2 mount at /sys/fs/cgroup/unified");
+        return;
+    }
+    let mut p = sample_plan(root, id, "cat /proc/self/cgroup");
+    p.namespaces.cgroup = Sourced::new(Namespace::Host, Origin::Default);
+    let cg = p.cgroup.as_mut().unwrap();
+    let parent = PathBuf::from("/sys/fs/cgroup/unified/sandboxctl");
+    let leaf = parent.join(id);
+    for (path, role) in [(parent, CgroupDirRole::Parent), (leaf.clone(), CgroupDirRole::Sandbox)] {
+        cg.dirs.push(CgroupDir {
+            path,
+            version: CgroupVersion::V2,
+            role,
+            controllers: vec![],
+        });
+    }
+    cg.join.push(leaf.join("cgroup.procs"));
+    let r = run(&p, None);
+    assert_eq!(r.status, 0, "{}", r.err);
+    assert!(
+        r.out.lines().any(|l| l == format!("0::/sandboxctl/{id}")),
+        "not in the v2 cgroup:\n{}",
+        r.out
+    );
+    for ctrl in ["memory", "pids"] {
+        assert!(
+            r.out.lines().any(|l| l.ends_with(&format!(":{ctrl}:/sandboxctl/{id}"))),
+            "{}",
+            r.out
+        );
+    }
+    assert!(!leaf.exists(), "v2 cgroup left");
 }
 
 fn case_exit_status(root: &Path, id: &str) {
@@ -625,12 +665,12 @@ fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
-        println!("apply_privileged: 0 passed, 0 failed, 13 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 14 skipped");
         return;
     }
     if !Path::new("/bin/busybox").exists() {
         println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 13 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 14 skipped");
         return;
     }
     let root = build_rootfs();
@@ -639,6 +679,7 @@ fn main() {
         ("fds", case_fds),
         ("loopback", case_loopback),
         ("cgroup_host_ns", case_cgroup_host_ns),
+        ("cgroup_v2_join", case_cgroup_v2_join),
         ("exit_status", case_exit_status),
         ("readme_quick_start", case_readme_quick_start),
         ("kvm_device", case_kvm_device),
