@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sandboxctl::exec::testsupport::{sample_host, sample_plan};
-use sandboxctl::exec::{apply, ApplyOptions};
+use sandboxctl::exec::{apply, ApplyOptions, Timings};
 use sandboxctl::plan::{LaunchPlan, Namespace, NetworkMode, Sourced};
 use sandboxctl::vocab::Origin;
 
@@ -72,7 +72,7 @@ fn run_with(plan: &LaunchPlan, fail_at: Option<&str>, during: impl FnOnce(i32)) 
         id: plan.id.value.clone(),
         launcher: None,
     };
-    let launcher = launch(plan, fail_at, "");
+    let launcher = launch(plan, fail_at, "", None);
     guard.launcher = Some(launcher.pid);
     during(launcher.pid);
     let r = launcher.wait();
@@ -89,7 +89,7 @@ struct Launcher {
 
 /// Forks a launcher that applies `plan` (`tag` tells the output files of two
 /// launchers of one plan apart). Nothing cleans up after it: see [`Guard`].
-fn launch(plan: &LaunchPlan, fail_at: Option<&str>, tag: &str) -> Launcher {
+fn launch(plan: &LaunchPlan, fail_at: Option<&str>, tag: &str, timings: Option<Timings>) -> Launcher {
     let dir = std::env::temp_dir().join(format!("sbx-out-{}-{}{tag}", std::process::id(), plan.id.value));
     fs::create_dir_all(&dir).unwrap();
     let of = fs::File::create(dir.join("out")).unwrap();
@@ -107,7 +107,11 @@ fn launch(plan: &LaunchPlan, fail_at: Option<&str>, tag: &str) -> Launcher {
         if let Some(step) = fail_at {
             std::env::set_var("SANDBOXCTL_FAIL_AT_STEP", step);
         }
-        let code = match apply(plan, &sample_host(), &ApplyOptions::default()) {
+        let opts = ApplyOptions {
+            timings,
+            ..Default::default()
+        };
+        let code = match apply(plan, &sample_host(), &opts) {
             Ok(c) => c,
             Err(err) => {
                 eprintln!("{err}");
@@ -588,7 +592,7 @@ fn case_duplicate_id(root: &Path, id: &str) {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        let second = launch(&plan, None, "-second").wait();
+        let second = launch(&plan, None, "-second", None).wait();
         assert_eq!(second.status, 250, "second apply did not fail: {}", second.out);
         assert!(
             second.err.contains("step state_file") && second.err.contains("EEXIST"),
@@ -606,6 +610,64 @@ fn case_duplicate_id(root: &Path, id: &str) {
     });
     assert_eq!(first.status, 0, "the first sandbox failed: {}", first.err);
     assert!(!state.exists(), "state file left");
+}
+
+/// `apply --timings`: every step of the plan is reported once, by the process
+/// that performs it, each process's in plan order and at non-decreasing times.
+fn case_timings(root: &Path, id: &str) {
+    let plan = sample_plan(root, id, "true");
+    let mut guard = Guard {
+        id: id.into(),
+        launcher: None,
+    };
+    let launcher = launch(&plan, None, "", Some(Timings::since(std::time::Instant::now())));
+    guard.launcher = Some(launcher.pid);
+    let r = launcher.wait();
+    guard.launcher = None;
+    drop(guard);
+    assert_eq!(r.status, 0, "{}", r.err);
+    let marks: Vec<(f64, String, String)> = r
+        .err
+        .lines()
+        .filter_map(|l| l.strip_prefix("sandboxctl: timing "))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].parse().unwrap(), f[2].to_string(), f[3..].join(" "))
+        })
+        .collect();
+    for step in &plan.steps {
+        let seen: Vec<&(f64, String, String)> = marks.iter().filter(|m| m.2 == step.name()).collect();
+        assert_eq!(
+            seen.len(),
+            1,
+            "step {} reported {} times:\n{}",
+            step.name(),
+            seen.len(),
+            r.err
+        );
+        assert_eq!(seen[0].1, step.actor().name(), "{}", r.err);
+    }
+    for actor in ["launcher", "supervisor", "workload"] {
+        let mine: Vec<&(f64, String, String)> = marks.iter().filter(|m| m.1 == actor).collect();
+        let in_plan: Vec<String> = plan
+            .steps
+            .iter()
+            .filter(|s| s.actor().name() == actor)
+            .map(|s| s.name())
+            .collect();
+        let steps: Vec<String> = mine
+            .iter()
+            .filter(|m| in_plan.contains(&m.2))
+            .map(|m| m.2.clone())
+            .collect();
+        assert_eq!(steps, in_plan, "{actor} out of plan order");
+        assert!(
+            mine.windows(2).all(|w| w[0].0 <= w[1].0),
+            "{actor}: times go back:\n{}",
+            r.err
+        );
+    }
+    assert!(marks.last().is_some_and(|m| m.2 == "done"), "{}", r.err);
 }
 
 fn case_rollback(root: &Path, id0: &str) {
@@ -665,12 +727,12 @@ fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
-        println!("apply_privileged: 0 passed, 0 failed, 14 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 15 skipped");
         return;
     }
     if !Path::new("/bin/busybox").exists() {
         println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 14 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 15 skipped");
         return;
     }
     let root = build_rootfs();
@@ -688,6 +750,7 @@ fn main() {
         ("console", case_console),
         ("join_userns", case_join_userns),
         ("duplicate_id", case_duplicate_id),
+        ("timings", case_timings),
         ("rollback", case_rollback),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));

@@ -62,6 +62,9 @@ pub enum Command {
         /// Print the exact ordered operations apply would perform; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print to stderr when each step begins: milliseconds since sandboxctl started, the process, the step.
+        #[arg(long, conflicts_with = "dry_run")]
+        timings: bool,
     },
     /// Run only the preflight: compare the plan's needs with this host and name every unmet one.
     Doctor {

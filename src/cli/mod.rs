@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 pub use args::{CheckFormat, Cli, Command, DiffFormat, PlanInputs};
-pub use start::process_start;
+pub use start::{process_start, started};
 
 use crate::diag::{render_plain, SourceDiag};
 use crate::host::HostFacts;
@@ -83,7 +83,8 @@ pub fn run(cli: Cli) -> i32 {
             plan_file,
             expect_hash,
             dry_run,
-        } => run::apply(&inputs, plan_file.as_deref(), expect_hash.as_deref(), dry_run),
+            timings,
+        } => run::apply(&inputs, plan_file.as_deref(), expect_hash.as_deref(), dry_run, timings),
         Command::Doctor { inputs, plan_file } => run::doctor(&inputs, plan_file.as_deref()),
         Command::Diff {
             old,

@@ -51,8 +51,16 @@ pub(super) fn apply(
     plan_file: Option<&Path>,
     expect_hash: Option<&str>,
     dry_run: bool,
+    timings: bool,
 ) -> Result<i32, Failure> {
+    let timings = timings.then(|| exec::Timings::since(super::started()));
+    if let Some(t) = &timings {
+        t.mark(crate::plan::Actor::Launcher, "arguments parsed");
+    }
     let (plan, host) = plan_and_host(inputs, plan_file)?;
+    if let Some(t) = &timings {
+        t.mark(crate::plan::Actor::Launcher, "plan and host facts ready");
+    }
     // The hash is a serialisation and a digest of the whole plan: made only
     // when something reads it (not on the launch path of a plain apply).
     if let Some(want) = expect_hash {
@@ -75,7 +83,11 @@ pub(super) fn apply(
         let _ = out.write_all(text.as_bytes());
         return Ok(0);
     }
-    match exec::apply(&plan, &host, &exec::ApplyOptions::default()) {
+    let opts = exec::ApplyOptions {
+        timings,
+        ..Default::default()
+    };
+    match exec::apply(&plan, &host, &opts) {
         Ok(status) => Ok(status),
         Err(e) => Err(Failure {
             diag: Box::new(SourceDiag::plain(e.to_string(), None)),

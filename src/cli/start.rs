@@ -4,12 +4,24 @@
 //! `/proc/self/maps`, an mmap and an mprotect per launch), left out. A stack
 //! overflow is then a plain SIGSEGV instead of a message and SIGABRT.
 
+use std::sync::OnceLock;
+use std::time::Instant;
+
+static STARTED: OnceLock<Instant> = OnceLock::new();
+
+/// When [`process_start`] ran (the first thing `main` does); now, if it never
+/// did (a test harness). What `apply --timings` counts from.
+pub fn started() -> Instant {
+    *STARTED.get_or_init(Instant::now)
+}
+
 /// Does what std's runtime does before `main` that the rest of sandboxctl
 /// relies on: file descriptors 0, 1 and 2 are open (each closed one is
 /// opened on `/dev/null`, so no file this process opens lands on a standard
 /// stream's number), and SIGPIPE is ignored (a write to a closed pipe fails
 /// with EPIPE instead of killing the process). Call it once, first thing.
 pub fn process_start() {
+    started();
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
         fd,
         events: 0,

@@ -50,20 +50,12 @@ pub fn error_text(e: &io::Error) -> String {
     }
 }
 
-/// The snake_case name of a step, as in the plan.
-pub fn step_name(step: Step) -> String {
-    serde_json::to_value(step)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{step:?}"))
-}
-
 impl fmt::Display for StepFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "step {} ({}): {}: {}",
-            step_name(self.step),
+            self.step.name(),
             self.origin,
             self.op,
             self.message

@@ -149,6 +149,8 @@ pub struct Interp<'a, B: Backend> {
     status: i32,
     /// Test hook: fail on entering this step.
     fail_at: Option<Step>,
+    /// `apply --timings`: print when each step begins.
+    timings: Option<super::Timings>,
     /// O_PATH handles on the host paths that bind mounts and device binds
     /// take, opened before the first mount so no planned mount can hide them
     /// (a tmpfs on /dev over the host's /dev/null when the root is `/`).
@@ -186,6 +188,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             workload: None,
             status: 0,
             fail_at: None,
+            timings: None,
             bind_sources: Vec::new(),
             staged_root: None,
         }
@@ -194,6 +197,11 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// Makes entering `step` fail (the fault-injection hook).
     pub fn fail_at(&mut self, step: Option<Step>) {
         self.fail_at = step;
+    }
+
+    /// Prints when each step begins, in the process that performs it.
+    pub fn timings(&mut self, timings: Option<super::Timings>) {
+        self.timings = timings;
     }
 
     /// Walks the plan. Returns the workload's exit status (128+N when killed
@@ -243,6 +251,9 @@ impl<'a, B: Backend> Interp<'a, B> {
             }
             self.step = step;
             self.origin = Origin::Default;
+            if let Some(t) = &self.timings {
+                t.mark(self.me, &step.name());
+            }
             if self.fail_at == Some(step) {
                 return Err(StepFailure::new(
                     step,

@@ -16,11 +16,13 @@ pub mod record;
 pub mod seccomp;
 #[doc(hidden)]
 pub mod testsupport;
+pub mod timings;
 
 pub use backend::{Backend, Op};
 pub use error::{ApplyError, StepFailure};
 pub use preflight::{preflight, UnmetNeed};
 pub use record::{Recorded, RecordingBackend};
+pub use timings::Timings;
 
 use crate::host::HostFacts;
 use crate::plan::LaunchPlan;
@@ -30,6 +32,8 @@ use crate::plan::LaunchPlan;
 pub struct ApplyOptions {
     /// Skip the preflight check (for `--force`-style debugging only).
     pub skip_preflight: bool,
+    /// Print when each step begins (`apply --timings`).
+    pub timings: Option<Timings>,
 }
 
 /// Runs `plan` in the foreground: returns the workload's exit status (128+N
@@ -46,10 +50,18 @@ pub fn apply(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result
         }
     }
     let prep = interp::prepare(plan)?;
+    if let Some(t) = &opts.timings {
+        t.mark(crate::plan::Actor::Launcher, "prepared");
+    }
     let mut backend = linux::LinuxBackend;
     let mut it = interp::Interp::new(plan, &mut backend, prep);
     it.fail_at(fault_injection_step());
-    it.run()
+    it.timings(opts.timings);
+    let r = it.run();
+    if let Some(t) = &opts.timings {
+        t.mark(crate::plan::Actor::Launcher, "done");
+    }
+    r
 }
 
 /// The step named by `SANDBOXCTL_FAIL_AT_STEP` (only with the

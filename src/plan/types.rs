@@ -957,6 +957,11 @@ impl Step {
         ]
     };
 
+    /// The step's name as the plan writes it (`cgroup_limits`).
+    pub fn name(self) -> String {
+        snake_name(&self)
+    }
+
     /// Which process performs this step.
     pub fn actor(self) -> Actor {
         use Step::*;
@@ -982,6 +987,21 @@ impl Step {
             WorkloadFds | Rlimits | Credentials | Capabilities | NoNewPrivs | Seccomp | Exec => Actor::Workload,
         }
     }
+}
+
+impl Actor {
+    /// The actor's name as the plan writes it (`supervisor`).
+    pub fn name(self) -> String {
+        snake_name(&self)
+    }
+}
+
+/// A unit enum variant's serde name.
+fn snake_name(v: &(impl Serialize + std::fmt::Debug)) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{v:?}"))
 }
 
 #[cfg(test)]

@@ -1749,7 +1749,7 @@ fn steps(cx: &mut Cx, old: &[Step], new: &[Step]) {
     if old == new {
         return;
     }
-    let names = |v: &mut dyn Iterator<Item = &Step>| v.map(|s| step_name(*s)).collect::<Vec<_>>().join(", ");
+    let names = |v: &mut dyn Iterator<Item = &Step>| v.map(|s| s.name()).collect::<Vec<_>>().join(", ");
     let removed = names(&mut old.iter().filter(|s| !new.contains(s)));
     let added = names(&mut new.iter().filter(|s| !old.contains(s)));
     let (o, n, note) = if removed.is_empty() && added.is_empty() {
@@ -1764,13 +1764,6 @@ fn steps(cx: &mut Cx, old: &[Step], new: &[Step]) {
         (o, n, None)
     };
     cx.push("steps".into(), ChangeKind::Neutral, o, n, None, None, note);
-}
-
-fn step_name(s: Step) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{s:?}"))
 }
 
 /// A section that appears narrows (a cgroup, a filter: something is now
