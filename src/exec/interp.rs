@@ -146,6 +146,9 @@ pub struct Interp<'a, B: Backend> {
     /// In a child: where to send a failure report.
     report: Option<FdRef>,
     workload: Option<ProcRef>,
+    /// Supervisor: the read end of the exec report pipe, read at `wait` (the
+    /// supervisor drops its privileges while the workload sets itself up).
+    exec_report: Option<FdRef>,
     status: i32,
     /// Test hook: fail on entering this step.
     fail_at: Option<Step>,
@@ -186,6 +189,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             released: false,
             report: None,
             workload: None,
+            exec_report: None,
             status: 0,
             fail_at: None,
             timings: None,
@@ -1157,20 +1161,32 @@ impl<'a, B: Backend> Interp<'a, B> {
                     return Ok(());
                 }
                 self.op(Op::Close { fd: w })?;
-                let got = self.op(Op::RecvReport { fd: r })?;
-                self.op(Op::Close { fd: r })?;
-                match got {
-                    Outcome::Bytes(b) if b.is_empty() => Ok(()),
-                    Outcome::Bytes(b) => Err(serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
-                        step: Step::Exec,
-                        origin: self.origin.clone(),
-                        op: "exec report".into(),
-                        errno: None,
-                        message: String::from_utf8_lossy(&b).into_owned(),
-                    })),
-                    o => Err(self.odd(o)),
-                }
+                self.exec_report = Some(r);
+                Ok(())
             }
+            o => Err(self.odd(o)),
+        }
+    }
+
+    /// Supervisor: reads the exec report pipe until EOF — EOF means the
+    /// workload's execve succeeded (the write end is close-on-exec), data is
+    /// its failure report.
+    fn await_exec(&mut self) -> R<()> {
+        let Some(r) = self.exec_report.take() else {
+            return Ok(());
+        };
+        self.origin = self.plan.workload.args.from.clone();
+        let got = self.op(Op::RecvReport { fd: r })?;
+        self.op(Op::Close { fd: r })?;
+        match got {
+            Outcome::Bytes(b) if b.is_empty() => Ok(()),
+            Outcome::Bytes(b) => Err(serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
+                step: Step::Exec,
+                origin: self.origin.clone(),
+                op: "exec report".into(),
+                errno: None,
+                message: String::from_utf8_lossy(&b).into_owned(),
+            })),
             o => Err(self.odd(o)),
         }
     }
@@ -1312,6 +1328,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// Reaps children, forwards INT/TERM/HUP to the workload, and exits with
     /// the workload's status.
     fn supervise(&mut self) -> R<()> {
+        self.await_exec()?;
         let workload = self
             .workload
             .ok_or_else(|| self.unsupported("wait without a workload"))?;
