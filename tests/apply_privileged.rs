@@ -217,9 +217,11 @@ echo "id $(id)"
         let inside = line(o, &format!("ns {n} ")).split(' ').nth(2).unwrap().to_string();
         assert_ne!(inside, host_ns(n), "{n} namespace is the host's");
     }
+    // A new cgroup namespace, made after the join: rooted at the sandbox's
+    // cgroup, so the sandbox sees itself at "/".
     assert!(
-        o.contains("cgroup ") && o.lines().any(|l| l.starts_with("cgroup ") && l.contains(":memory:/")),
-        "{o}"
+        o.lines().any(|l| l.starts_with("cgroup ") && l.ends_with(":memory:/")),
+        "cgroup namespace not rooted at the sandbox's cgroup:\n{o}"
     );
     assert_eq!(line(o, "root ").trim(), "root bin dev etc proc sys tmp");
     assert!(!o.contains("host-visible"), "{o}");

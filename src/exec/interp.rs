@@ -752,12 +752,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             .sync
             .take()
             .ok_or_else(|| self.unsupported("await without a sync pipe"))?;
-        self.op(Op::AwaitRelease { fd: r })?;
-        let (_, later) = self.clone_kinds();
-        if !later.is_empty() {
-            self.op(Op::Unshare { kinds: later })?;
-        }
-        Ok(())
+        self.op(Op::AwaitRelease { fd: r }).map(drop)
     }
 
     // ----- supervisor --------------------------------------------------------
@@ -796,7 +791,15 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// permitted set (in a new user namespace the kernel does not clear it
     /// anyway, the old uid being unmapped there), and effective is raised
     /// again for the mounts that follow.
+    /// The namespaces clone could not make — a cgroup namespace, which must
+    /// come after the cgroup join (step `cgroup_join`) to be rooted at the
+    /// sandbox's cgroup, and a time namespace — then the planned uid/gid.
     fn take_supervisor_ids(&mut self) -> R<()> {
+        let (_, later) = self.clone_kinds();
+        if !later.is_empty() {
+            self.origin = self.plan.namespaces.cgroup.from.clone();
+            self.op(Op::Unshare { kinds: later })?;
+        }
         let c = self.plan.supervisor.credentials.clone();
         self.set_credentials(&c)?;
         self.op(Op::RaiseEffective).map(drop)
