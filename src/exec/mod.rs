@@ -110,7 +110,8 @@ mod tests {
         let a = dry_run_text(&plan()).unwrap();
         assert_eq!(a, dry_run_text(&plan()).unwrap());
         for needle in [
-            "clone new [user,pid,net,ipc,uts,mnt]",
+            "clone new [user,pid,ipc,uts,mnt]",
+            "supervisor unshare net",
             "write /proc/<supervisor>/uid_map \"65534 65534 1\\n\"",
             "pivot_root . .",
         ] {
@@ -120,6 +121,7 @@ mod tests {
         let pos = |s: &str| a.find(s).unwrap_or_else(|| panic!("{s} missing in\n{a}"));
         assert!(pos("memory.limit_in_bytes") < pos("clone new"));
         assert!(pos("uid_map") < pos("release child"));
+        assert!(pos("unshare net") < pos("await release"));
         assert!(pos("release child") < pos("(join /sys/fs/cgroup/memory/sandboxctl/t1/tasks)"));
         assert!(pos("(join /sys/fs/cgroup/pids/sandboxctl/t1/tasks)") < pos("sethostname"));
         assert!(pos("type proc") < pos("pivot_root"));
