@@ -117,9 +117,12 @@ mod tests {
         ] {
             assert!(a.contains(needle), "{needle} missing in\n{a}");
         }
-        // Order: cgroups before clone, maps before release, proc before pivot_root, seccomp right before exec.
+        // Order: cgroup dirs before clone, limits and maps before release, proc
+        // before pivot_root, seccomp right before exec.
         let pos = |s: &str| a.find(s).unwrap_or_else(|| panic!("{s} missing in\n{a}"));
-        assert!(pos("memory.limit_in_bytes") < pos("clone new"));
+        assert!(pos("mkdir /sys/fs/cgroup/memory/sandboxctl/t1") < pos("clone new"));
+        assert!(pos("clone new") < pos("memory.limit_in_bytes"));
+        assert!(pos("memory.limit_in_bytes") < pos("release child"));
         assert!(pos("uid_map") < pos("release child"));
         assert!(pos("unshare net") < pos("await release"));
         assert!(pos("release child") < pos("(join /sys/fs/cgroup/memory/sandboxctl/t1/tasks)"));
@@ -255,13 +258,15 @@ mod tests {
         assert_eq!(
             rm,
             [
-                "close <cgroup join>",
-                "close <cgroup join>",
+                "kill <supervisor> SIGKILL",
+                "waitpid <supervisor>",
+                "close <sync write>",
+                "unblock signals INT,TERM,HUP,CHLD",
+                "close <control launcher end>",
                 "rmdir /sys/fs/cgroup/pids/sandboxctl/t1",
                 "rmdir /sys/fs/cgroup/pids/sandboxctl",
                 "rmdir /sys/fs/cgroup/memory/sandboxctl/t1",
                 "rmdir /sys/fs/cgroup/memory/sandboxctl",
-                "close <state file>",
                 "unlink /run/sandboxctl/t1.pid"
             ]
         );

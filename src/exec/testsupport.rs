@@ -22,42 +22,6 @@ fn p<T>(v: T, line: u32) -> Sourced<T> {
     )
 }
 
-/// Every step, in the compiler's static order.
-pub const ALL_STEPS: [Step; 32] = [
-    Step::Preflight,
-    Step::StateFile,
-    Step::CgroupCreate,
-    Step::CgroupLimits,
-    Step::OpenFds,
-    Step::JoinNamespaces,
-    Step::Clone,
-    Step::IdMaps,
-    Step::CgroupJoin,
-    Step::SupervisorIds,
-    Step::SupervisorFds,
-    Step::Hostname,
-    Step::Network,
-    Step::MountPropagation,
-    Step::Mounts,
-    Step::Devices,
-    Step::RootChange,
-    Step::MaskedPaths,
-    Step::ReadonlyPaths,
-    Step::RootReadonly,
-    Step::Session,
-    Step::SpawnWorkload,
-    Step::WorkloadFds,
-    Step::Rlimits,
-    Step::Credentials,
-    Step::Capabilities,
-    Step::NoNewPrivs,
-    Step::Seccomp,
-    Step::Exec,
-    Step::SupervisorCredentials,
-    Step::Wait,
-    Step::Teardown,
-];
-
 fn mount(target: &str, fstype: &str, flags: &[MountFlag], data: &str, i: usize) -> Mount {
     Mount {
         target: target.into(),
@@ -282,7 +246,7 @@ pub fn sample_plan(rootfs: &Path, id: &str, script: &str) -> LaunchPlan {
                 .collect(),
         },
         clamps: vec![],
-        steps: ALL_STEPS.to_vec(),
+        steps: Step::ALL.to_vec(),
     }
 }
 

@@ -866,11 +866,13 @@ pub enum Step {
     Preflight,
     StateFile,
     CgroupCreate,
-    CgroupLimits,
     OpenFds,
     JoinNamespaces,
     Clone,
-    // launcher, while the child waits
+    // launcher, while the child waits (and makes its network namespace)
+    /// The limits are written before the release: the supervisor joins the
+    /// cgroup only after it.
+    CgroupLimits,
     IdMaps,
     // supervisor (pid 1 of the sandbox)
     /// The supervisor joins its cgroup itself, first of all.
@@ -925,10 +927,10 @@ impl Step {
             Preflight,
             StateFile,
             CgroupCreate,
-            CgroupLimits,
             OpenFds,
             JoinNamespaces,
             Clone,
+            CgroupLimits,
             IdMaps,
             CgroupJoin,
             SupervisorIds,
