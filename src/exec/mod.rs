@@ -117,12 +117,9 @@ mod tests {
         ] {
             assert!(a.contains(needle), "{needle} missing in\n{a}");
         }
-        // Order: cgroup dirs before clone, limits and maps before release, proc
-        // before pivot_root, seccomp right before exec.
+        // Order: cgroups before clone, maps before release, proc before pivot_root, seccomp right before exec.
         let pos = |s: &str| a.find(s).unwrap_or_else(|| panic!("{s} missing in\n{a}"));
-        assert!(pos("mkdir /sys/fs/cgroup/memory/sandboxctl/t1") < pos("clone new"));
-        assert!(pos("clone new") < pos("memory.limit_in_bytes"));
-        assert!(pos("memory.limit_in_bytes") < pos("release child"));
+        assert!(pos("memory.limit_in_bytes") < pos("clone new"));
         assert!(pos("uid_map") < pos("release child"));
         assert!(pos("unshare net") < pos("await release"));
         assert!(pos("release child") < pos("(join /sys/fs/cgroup/memory/sandboxctl/t1/tasks)"));
@@ -258,15 +255,13 @@ mod tests {
         assert_eq!(
             rm,
             [
-                "kill <supervisor> SIGKILL",
-                "waitpid <supervisor>",
-                "close <sync write>",
-                "unblock signals INT,TERM,HUP,CHLD",
-                "close <control launcher end>",
+                "close <cgroup join>",
+                "close <cgroup join>",
                 "rmdir /sys/fs/cgroup/pids/sandboxctl/t1",
                 "rmdir /sys/fs/cgroup/pids/sandboxctl",
                 "rmdir /sys/fs/cgroup/memory/sandboxctl/t1",
                 "rmdir /sys/fs/cgroup/memory/sandboxctl",
+                "close <state file>",
                 "unlink /run/sandboxctl/t1.pid"
             ]
         );

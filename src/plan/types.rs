@@ -866,13 +866,11 @@ pub enum Step {
     Preflight,
     StateFile,
     CgroupCreate,
+    CgroupLimits,
     OpenFds,
     JoinNamespaces,
     Clone,
-    // launcher, while the child waits (and makes its network namespace)
-    /// The limits are written before the release: the supervisor joins the
-    /// cgroup only after it.
-    CgroupLimits,
+    // launcher, while the child waits
     IdMaps,
     // supervisor (pid 1 of the sandbox)
     /// The supervisor joins its cgroup itself, first of all.
@@ -927,10 +925,10 @@ impl Step {
             Preflight,
             StateFile,
             CgroupCreate,
+            CgroupLimits,
             OpenFds,
             JoinNamespaces,
             Clone,
-            CgroupLimits,
             IdMaps,
             CgroupJoin,
             SupervisorIds,
