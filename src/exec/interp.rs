@@ -629,8 +629,12 @@ impl<'a, B: Backend> Interp<'a, B> {
                 self.me = Actor::Supervisor;
                 self.undo.clear();
                 self.report = control_child;
-                self.unshare_early()?;
-                self.await_release()
+                // A failure here is reported after the release, when the
+                // launcher is waiting for reports (it may still be writing
+                // the maps now, and would fail on a child that is gone).
+                let early = self.unshare_early();
+                self.await_release()?;
+                early
             }
             Outcome::Forked(Forked::Parent(pid)) => {
                 let sup = ProcRef {
@@ -750,8 +754,9 @@ impl<'a, B: Backend> Interp<'a, B> {
         if !self.real {
             self.act(Actor::Supervisor);
             self.sync = Some((r, w));
-            self.unshare_early()?;
+            let early = self.unshare_early();
             self.await_release()?;
+            early?;
             self.act(Actor::Launcher);
         }
         Ok(())
