@@ -72,7 +72,7 @@ fn run_with(plan: &LaunchPlan, fail_at: Option<&str>, during: impl FnOnce(i32)) 
         id: plan.id.value.clone(),
         launcher: None,
     };
-    let launcher = launch(plan, fail_at, "", None);
+    let launcher = launch(plan, fail_at, "", None, || {});
     guard.launcher = Some(launcher.pid);
     during(launcher.pid);
     let r = launcher.wait();
@@ -88,8 +88,15 @@ struct Launcher {
 }
 
 /// Forks a launcher that applies `plan` (`tag` tells the output files of two
-/// launchers of one plan apart). Nothing cleans up after it: see [`Guard`].
-fn launch(plan: &LaunchPlan, fail_at: Option<&str>, tag: &str, timings: Option<Timings>) -> Launcher {
+/// launchers of one plan apart; `setup` runs in the launcher first). Nothing
+/// cleans up after it: see [`Guard`].
+fn launch(
+    plan: &LaunchPlan,
+    fail_at: Option<&str>,
+    tag: &str,
+    timings: Option<Timings>,
+    setup: impl FnOnce(),
+) -> Launcher {
     let dir = std::env::temp_dir().join(format!("sbx-out-{}-{}{tag}", std::process::id(), plan.id.value));
     fs::create_dir_all(&dir).unwrap();
     let of = fs::File::create(dir.join("out")).unwrap();
@@ -107,6 +114,7 @@ fn launch(plan: &LaunchPlan, fail_at: Option<&str>, tag: &str, timings: Option<T
         if let Some(step) = fail_at {
             std::env::set_var("SANDBOXCTL_FAIL_AT_STEP", step);
         }
+        setup();
         let opts = ApplyOptions {
             timings,
             ..Default::default()
@@ -594,7 +602,7 @@ fn case_duplicate_id(root: &Path, id: &str) {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        let second = launch(&plan, None, "-second", None).wait();
+        let second = launch(&plan, None, "-second", None, || {}).wait();
         assert_eq!(second.status, 250, "second apply did not fail: {}", second.out);
         assert!(
             second.err.contains("step state_file") && second.err.contains("EEXIST"),
@@ -622,7 +630,7 @@ fn case_timings(root: &Path, id: &str) {
         id: id.into(),
         launcher: None,
     };
-    let launcher = launch(&plan, None, "", Some(Timings::since(std::time::Instant::now())));
+    let launcher = launch(&plan, None, "", Some(Timings::since(std::time::Instant::now())), || {});
     guard.launcher = Some(launcher.pid);
     let r = launcher.wait();
     guard.launcher = None;
@@ -670,6 +678,57 @@ fn case_timings(root: &Path, id: &str) {
         );
     }
     assert!(marks.last().is_some_and(|m| m.2 == "done"), "{}", r.err);
+}
+
+/// The supervisor's network namespace is made by `unshare` in the child
+/// while the launcher still writes the maps. When that fails (here: a seccomp
+/// filter on the launcher, which its children inherit, refuses
+/// `unshare(CLONE_NEWNET)`), the error is the child's, named by step and
+/// call, and nothing is left.
+fn case_early_unshare_fails(root: &Path, id: &str) {
+    use seccompiler::{
+        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    };
+    let plan = sample_plan(root, id, "true");
+    let mut guard = Guard {
+        id: id.into(),
+        launcher: None,
+    };
+    let deny_new_net = || {
+        let newnet = libc::CLONE_NEWNET as u64;
+        let cond = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(newnet), newnet).unwrap();
+        let rules = [(libc::SYS_unshare, vec![SeccompRule::new(vec![cond]).unwrap()])].into();
+        let filter = SeccompFilter::new(
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::EPERM as u32),
+            std::env::consts::ARCH.try_into().unwrap(),
+        )
+        .unwrap();
+        let prog: BpfProgram = filter.try_into().unwrap();
+        seccompiler::apply_filter(&prog).unwrap();
+    };
+    let launcher = launch(&plan, None, "", None, deny_new_net);
+    guard.launcher = Some(launcher.pid);
+    let r = launcher.wait();
+    guard.launcher = None;
+    assert_eq!(r.status, 250, "apply did not fail: {}", r.out);
+    assert!(
+        r.err.contains("step clone ") && r.err.contains("unshare net") && r.err.contains("EPERM"),
+        "{}",
+        r.err
+    );
+    for ctrl in ["memory", "pids"] {
+        assert!(
+            !Path::new(&format!("/sys/fs/cgroup/{ctrl}/sandboxctl/{id}")).exists(),
+            "cgroup left"
+        );
+    }
+    assert!(
+        !Path::new(&format!("/run/sandboxctl/{id}.pid")).exists(),
+        "state file left"
+    );
+    drop(guard);
 }
 
 fn case_rollback(root: &Path, id0: &str) {
@@ -729,12 +788,12 @@ fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
-        println!("apply_privileged: 0 passed, 0 failed, 15 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 16 skipped");
         return;
     }
     if !Path::new("/bin/busybox").exists() {
         println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 15 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 16 skipped");
         return;
     }
     let root = build_rootfs();
@@ -753,6 +812,7 @@ fn main() {
         ("join_userns", case_join_userns),
         ("duplicate_id", case_duplicate_id),
         ("timings", case_timings),
+        ("early_unshare_fails", case_early_unshare_fails),
         ("rollback", case_rollback),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
