@@ -566,14 +566,14 @@ impl<'a, B: Backend> Interp<'a, B> {
         Ok(())
     }
 
-    /// Namespace kinds the clone creates. A new cgroup or time namespace is
-    /// made by the child after it is released: the cgroup namespace must be
-    /// rooted at the sandbox's cgroup, which the child joins only after the
-    /// clone, and clone(2) cannot make a time namespace.
-    /// The new namespaces, split by who makes them: clone's flags; the
-    /// supervisor at once, while the launcher writes its maps (a network
-    /// namespace: the costliest to make, ≈ 0.3 ms here, so made in parallel);
-    /// the supervisor after its cgroup join (cgroup, time).
+    /// The new namespaces, split by who makes them:
+    /// - clone's flags (user, pid, mount, ipc, uts);
+    /// - the supervisor at once, while the launcher writes its maps: a network
+    ///   namespace, the costliest to make (≈ 0.3 ms here), so made on the
+    ///   other CPU at the same time;
+    /// - the supervisor after its cgroup join: a cgroup namespace, which must
+    ///   be rooted at the sandbox's cgroup, and a time namespace, which
+    ///   clone(2) cannot make.
     fn clone_kinds(&self) -> (Vec<NsKind>, Vec<NsKind>, Vec<NsKind>) {
         let new = self
             .plan
@@ -762,7 +762,6 @@ impl<'a, B: Backend> Interp<'a, B> {
         Ok(())
     }
 
-    /// The child waits until the launcher has written its maps and lets it go.
     /// The supervisor, before it waits for its release: the namespaces it
     /// makes while the launcher writes its maps (see [`Self::clone_kinds`]).
     fn unshare_early(&mut self) -> R<()> {
@@ -774,6 +773,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         self.op(Op::Unshare { kinds: early }).map(drop)
     }
 
+    /// The child waits until the launcher has written its maps and lets it go.
     fn await_release(&mut self) -> R<()> {
         let (r, _) = self
             .sync
