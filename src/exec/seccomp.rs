@@ -11,7 +11,7 @@
 //!
 //! Loaded as separate filters, the kernel would run every part on every
 //! syscall and take the strictest result (KILL_PROCESS > KILL_THREAD > TRAP >
-//! ERRNO > TRACE > LOG > ALLOW). [`chain`] instead joins the parts into one
+//! ERRNO > TRACE > LOG > ALLOW). `chain` instead joins the parts into one
 //! program that decides the same: the parts run strictest action first, and a
 //! part that would allow jumps to the next part instead, so the first
 //! non-allow result is the strictest one. One program is loaded once — one
@@ -177,7 +177,7 @@ fn x32_guard() -> BpfProgram {
 }
 
 /// Compiles the plan's filter into the programs to load, in load order:
-/// one program (see [`chain`]), or the separate parts when joined they would
+/// one program (see `chain`), or the separate parts when joined they would
 /// exceed the kernel's program size limit.
 pub fn prepare(s: &Seccomp) -> Result<Vec<Rc<PreparedFilter>>, String> {
     Ok(chain(parts(s)?).into_iter().map(Rc::new).collect())
