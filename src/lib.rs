@@ -1,7 +1,7 @@
 //! sandboxctl: a declarative Linux sandbox launcher.
 //!
 //! An operator's policy ([`policy`]), a workload's OCI spec ([`spec`]) and host
-//! facts ([`host`]) compile ([`plan::compile`]) into an immutable
+//! facts ([`host`]) compile ([`plan::compile()`]) into an immutable
 //! [`plan::LaunchPlan`], which the interpreter in [`exec`] performs. `policy`
 //! and `plan` read their inputs and make no syscalls; `exec` makes the syscalls
 //! and no decisions.

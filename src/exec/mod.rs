@@ -3,7 +3,7 @@
 //!
 //! [`apply`] runs a plan with the real backend; [`dry_run`] runs the same
 //! interpreter on the recording backend and returns the ops it would perform,
-//! one per line when printed. [`preflight`] is the pure check that runs first.
+//! one per line when printed. [`preflight()`] is the pure check that runs first.
 //! See docs/apply.md for the step order and why.
 
 pub mod backend;

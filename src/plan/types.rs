@@ -1,6 +1,6 @@
 //! The LaunchPlan: an immutable statement of every effect `apply` will have.
 //!
-//! Built once by [`crate::plan::compile`], never mutated; fields are public for
+//! Built once by [`crate::plan::compile()`], never mutated; fields are public for
 //! reading, and the only constructors are the compiler and deserialisation of a
 //! printed plan. Every value carries an [`Origin`]. Field order here is the
 //! order of the printed plan.
