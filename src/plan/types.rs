@@ -198,6 +198,11 @@ impl NsKind {
         NsKind::Mount,
     ];
 
+    /// The name the plan writes (`mount`), its field in `namespaces`.
+    pub fn name(self) -> String {
+        snake_name(&self)
+    }
+
     /// The name used in OCI specs and in `/proc/self/ns`.
     pub fn proc_name(self) -> &'static str {
         match self {
@@ -854,55 +859,67 @@ pub struct Clamp {
     pub ceiling: Origin,
 }
 
-/// One step of apply, in plan order. See docs/apply.md.
-///
-/// The plan's `steps` list is one total order; each step runs in one process
-/// ([`Step::actor`]), so the list read per actor is that process's program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum Step {
-    // launcher, before the sandbox exists
-    Preflight,
-    StateFile,
-    CgroupCreate,
-    CgroupLimits,
-    OpenFds,
-    JoinNamespaces,
-    Clone,
-    // launcher, while the child waits
-    IdMaps,
-    // supervisor (pid 1 of the sandbox)
-    /// The supervisor joins its cgroup itself, first of all.
-    CgroupJoin,
-    /// The supervisor takes its planned uid/gid, keeping its capabilities
-    /// (files it creates, e.g. mount points in a tmpfs, need a mapped owner).
-    SupervisorIds,
-    SupervisorFds,
-    Hostname,
-    Network,
-    MountPropagation,
-    Mounts,
-    Devices,
-    RootChange,
-    MaskedPaths,
-    ReadonlyPaths,
-    RootReadonly,
-    Session,
-    SpawnWorkload,
-    // workload, between fork and exec
-    WorkloadFds,
-    Rlimits,
-    Credentials,
-    Capabilities,
-    NoNewPrivs,
-    Seccomp,
-    Exec,
-    // supervisor, after the workload is started
-    SupervisorCredentials,
-    Wait,
-    // launcher, after the supervisor exits (or on any failure)
-    Teardown,
+/// Declares [`Step`] from one list, grouped by the process that performs each
+/// step, so the enum's order, [`Step::ALL`] and [`Step::actor`] cannot drift
+/// apart.
+macro_rules! steps {
+    ($( $actor:ident: [ $( $(#[$doc:meta])* $step:ident ),* $(,)? ] )*) => {
+        /// One step of apply, in plan order. See docs/apply.md.
+        ///
+        /// The plan's `steps` list is one total order; each step runs in one process
+        /// ([`Step::actor`]), so the list read per actor is that process's program.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+        #[serde(rename_all = "snake_case")]
+        #[allow(missing_docs)]
+        pub enum Step {
+            $( $( $(#[$doc])* $step, )* )*
+        }
+
+        impl Step {
+            /// Every step, in apply's order (the order of the enum).
+            pub const ALL: &'static [Step] = &[ $( $( Step::$step, )* )* ];
+
+            /// Which process performs this step.
+            pub fn actor(self) -> Actor {
+                match self {
+                    $( $( Step::$step => Actor::$actor, )* )*
+                }
+            }
+        }
+    };
+}
+
+steps! {
+    // before the sandbox exists
+    Launcher: [Preflight, StateFile, CgroupCreate, CgroupLimits, OpenFds, JoinNamespaces, Clone]
+    // while the child waits
+    Launcher: [IdMaps]
+    // pid 1 of the sandbox
+    Supervisor: [
+        /// The supervisor joins its cgroup itself, first of all.
+        CgroupJoin,
+        /// The supervisor takes its planned uid/gid, keeping its capabilities
+        /// (files it creates, e.g. mount points in a tmpfs, need a mapped owner).
+        SupervisorIds,
+        SupervisorFds,
+        Hostname,
+        Network,
+        MountPropagation,
+        Mounts,
+        Devices,
+        RootChange,
+        MaskedPaths,
+        ReadonlyPaths,
+        RootReadonly,
+        Session,
+        SpawnWorkload,
+    ]
+    // between fork and exec
+    Workload: [WorkloadFds, Rlimits, Credentials, Capabilities, NoNewPrivs, Seccomp, Exec]
+    // after the workload is started
+    Supervisor: [SupervisorCredentials, Wait]
+    // after the supervisor exits (or on any failure)
+    Launcher: [Teardown]
 }
 
 /// The process a step runs in.
@@ -918,74 +935,9 @@ pub enum Actor {
 }
 
 impl Step {
-    /// Every step, in apply's order (the order of the enum).
-    pub const ALL: [Step; 32] = {
-        use Step::*;
-        [
-            Preflight,
-            StateFile,
-            CgroupCreate,
-            CgroupLimits,
-            OpenFds,
-            JoinNamespaces,
-            Clone,
-            IdMaps,
-            CgroupJoin,
-            SupervisorIds,
-            SupervisorFds,
-            Hostname,
-            Network,
-            MountPropagation,
-            Mounts,
-            Devices,
-            RootChange,
-            MaskedPaths,
-            ReadonlyPaths,
-            RootReadonly,
-            Session,
-            SpawnWorkload,
-            WorkloadFds,
-            Rlimits,
-            Credentials,
-            Capabilities,
-            NoNewPrivs,
-            Seccomp,
-            Exec,
-            SupervisorCredentials,
-            Wait,
-            Teardown,
-        ]
-    };
-
     /// The step's name as the plan writes it (`cgroup_limits`).
     pub fn name(self) -> String {
         snake_name(&self)
-    }
-
-    /// Which process performs this step.
-    pub fn actor(self) -> Actor {
-        use Step::*;
-        match self {
-            Preflight | StateFile | CgroupCreate | CgroupLimits | OpenFds | JoinNamespaces | Clone | IdMaps
-            | Teardown => Actor::Launcher,
-            CgroupJoin
-            | SupervisorIds
-            | SupervisorFds
-            | Hostname
-            | Network
-            | MountPropagation
-            | Mounts
-            | Devices
-            | RootChange
-            | MaskedPaths
-            | ReadonlyPaths
-            | RootReadonly
-            | Session
-            | SpawnWorkload
-            | SupervisorCredentials
-            | Wait => Actor::Supervisor,
-            WorkloadFds | Rlimits | Credentials | Capabilities | NoNewPrivs | Seccomp | Exec => Actor::Workload,
-        }
     }
 }
 

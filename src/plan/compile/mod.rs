@@ -227,7 +227,8 @@ fn steps(
 
     let mount_ns_new = ns.mount.value == Namespace::New;
     Step::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|s| match s {
             CgroupCreate | CgroupLimits | CgroupJoin => cgroup.is_some(),
             JoinNamespaces => ns.iter().any(|(_, n)| matches!(n.value, Namespace::Join(_))),

@@ -368,24 +368,10 @@ fn show_namespace(n: &Namespace) -> String {
     }
 }
 
-/// The struct field name of a namespace kind (the plan's own spelling).
-fn ns_field(kind: NsKind) -> &'static str {
-    match kind {
-        NsKind::User => "user",
-        NsKind::Pid => "pid",
-        NsKind::Net => "net",
-        NsKind::Ipc => "ipc",
-        NsKind::Uts => "uts",
-        NsKind::Cgroup => "cgroup",
-        NsKind::Time => "time",
-        NsKind::Mount => "mount",
-    }
-}
-
 fn namespaces(cx: &mut Cx, old: &LaunchPlan, new: &LaunchPlan) {
     for kind in NsKind::ORDER {
         cx.sourced(
-            format!("namespaces.{}", ns_field(kind)),
+            format!("namespaces.{}", kind.name()),
             old.namespaces.get(kind),
             new.namespaces.get(kind),
             show_namespace,
