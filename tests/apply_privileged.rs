@@ -59,6 +59,9 @@ struct Run {
     status: i32,
     out: String,
     err: String,
+    /// The sandbox's cgroup directories and state file still there when the
+    /// launcher had exited, before the guard cleaned up.
+    left: Vec<String>,
 }
 
 /// Runs `apply` in a forked launcher with stdout/stderr to files.
@@ -68,17 +71,35 @@ fn run(plan: &LaunchPlan, fail_at: Option<&str>) -> Run {
 
 /// [`run`], calling `during(launcher pid)` in the test process while the launcher runs.
 fn run_with(plan: &LaunchPlan, fail_at: Option<&str>, during: impl FnOnce(i32)) -> Run {
+    run_guarded(&plan.id.value, || launch(plan, fail_at, "", None, || {}), during)
+}
+
+/// Starts a launcher with `start`, calls `during(launcher pid)`, waits for it;
+/// a [`Guard`] for sandbox `id` cleans up whatever happens.
+fn run_guarded(id: &str, start: impl FnOnce() -> Launcher, during: impl FnOnce(i32)) -> Run {
     let mut guard = Guard {
-        id: plan.id.value.clone(),
+        id: id.into(),
         launcher: None,
     };
-    let launcher = launch(plan, fail_at, "", None, || {});
+    let launcher = start();
     guard.launcher = Some(launcher.pid);
     during(launcher.pid);
-    let r = launcher.wait();
+    let mut r = launcher.wait();
     guard.launcher = None;
+    r.left = ["memory", "pids", "unified"]
+        .iter()
+        .map(|ctrl| format!("/sys/fs/cgroup/{ctrl}/sandboxctl/{id}"))
+        .chain([format!("/run/sandboxctl/{id}.pid")])
+        .filter(|p| Path::new(p).exists())
+        .collect();
     drop(guard);
     r
+}
+
+/// Asserts the launch left no cgroup directory and no state file (`what`
+/// names the case).
+fn assert_nothing_left(r: &Run, what: &str) {
+    assert!(r.left.is_empty(), "{what}: left behind: {:?}", r.left);
 }
 
 /// A forked launcher running `apply`, its stdout and stderr going to files.
@@ -155,6 +176,7 @@ impl Launcher {
             status,
             out: fs::read_to_string(self.dir.join("out")).unwrap(),
             err: fs::read_to_string(self.dir.join("err")).unwrap(),
+            left: Vec::new(),
         };
         let _ = fs::remove_dir_all(&self.dir);
         r
@@ -321,7 +343,7 @@ fn case_cgroup_v2_join(root: &Path, id: &str) {
             r.out
         );
     }
-    assert!(!leaf.exists(), "v2 cgroup left");
+    assert_nothing_left(&r, "cgroup v2 join");
 }
 
 fn case_exit_status(root: &Path, id: &str) {
@@ -619,22 +641,15 @@ fn case_duplicate_id(root: &Path, id: &str) {
         assert!(alive, "the running sandbox's supervisor is gone");
     });
     assert_eq!(first.status, 0, "the first sandbox failed: {}", first.err);
-    assert!(!state.exists(), "state file left");
+    assert_nothing_left(&first, "duplicate id");
 }
 
 /// `apply --timings`: every step of the plan is reported once, by the process
 /// that performs it, each process's in plan order and at non-decreasing times.
 fn case_timings(root: &Path, id: &str) {
     let plan = sample_plan(root, id, "true");
-    let mut guard = Guard {
-        id: id.into(),
-        launcher: None,
-    };
-    let launcher = launch(&plan, None, "", Some(Timings::since(std::time::Instant::now())), || {});
-    guard.launcher = Some(launcher.pid);
-    let r = launcher.wait();
-    guard.launcher = None;
-    drop(guard);
+    let timings = Some(Timings::since(std::time::Instant::now()));
+    let r = run_guarded(id, || launch(&plan, None, "", timings, || {}), |_| {});
     assert_eq!(r.status, 0, "{}", r.err);
     let marks: Vec<(f64, String, String)> = r
         .err
@@ -690,10 +705,6 @@ fn case_early_unshare_fails(root: &Path, id: &str) {
         BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
     };
     let plan = sample_plan(root, id, "true");
-    let mut guard = Guard {
-        id: id.into(),
-        launcher: None,
-    };
     let deny_new_net = || {
         let newnet = libc::CLONE_NEWNET as u64;
         let cond = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(newnet), newnet).unwrap();
@@ -708,27 +719,14 @@ fn case_early_unshare_fails(root: &Path, id: &str) {
         let prog: BpfProgram = filter.try_into().unwrap();
         seccompiler::apply_filter(&prog).unwrap();
     };
-    let launcher = launch(&plan, None, "", None, deny_new_net);
-    guard.launcher = Some(launcher.pid);
-    let r = launcher.wait();
-    guard.launcher = None;
+    let r = run_guarded(id, || launch(&plan, None, "", None, deny_new_net), |_| {});
     assert_eq!(r.status, 250, "apply did not fail: {}", r.out);
     assert!(
         r.err.contains("step clone ") && r.err.contains("unshare net") && r.err.contains("EPERM"),
         "{}",
         r.err
     );
-    for ctrl in ["memory", "pids"] {
-        assert!(
-            !Path::new(&format!("/sys/fs/cgroup/{ctrl}/sandboxctl/{id}")).exists(),
-            "cgroup left"
-        );
-    }
-    assert!(
-        !Path::new(&format!("/run/sandboxctl/{id}.pid")).exists(),
-        "state file left"
-    );
-    drop(guard);
+    assert_nothing_left(&r, "early unshare");
 }
 
 fn case_rollback(root: &Path, id0: &str) {
@@ -762,16 +760,7 @@ fn case_rollback(root: &Path, id0: &str) {
             "{step}: {}",
             r.err
         );
-        for ctrl in ["memory", "pids"] {
-            assert!(
-                !Path::new(&format!("/sys/fs/cgroup/{ctrl}/sandboxctl/{id}")).exists(),
-                "{step}: cgroup left"
-            );
-        }
-        assert!(
-            !Path::new(&format!("/run/sandboxctl/{id}.pid")).exists(),
-            "{step}: state file left"
-        );
+        assert_nothing_left(&r, step);
         let me = std::process::id().to_string();
         for e in fs::read_dir("/proc").unwrap().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
