@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 pub use args::{CheckFormat, Cli, Command, DiffFormat, PlanInputs};
-pub use start::{process_start, started};
+pub use start::{c_args, process_start, started};
 
 use crate::diag::{render_plain, SourceDiag};
 use crate::host::HostFacts;

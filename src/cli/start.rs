@@ -15,6 +15,24 @@ pub fn started() -> Instant {
     *STARTED.get_or_init(Instant::now)
 }
 
+/// The process's arguments, from C `main`'s `argc` and `argv`.
+///
+/// # Safety
+/// `argv` must point to `argc` valid, NUL-terminated C strings that outlive
+/// the returned iterator (as the C runtime's `argv` does).
+pub unsafe fn c_args(
+    argc: std::ffi::c_int,
+    argv: *const *const std::ffi::c_char,
+) -> impl Iterator<Item = std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    (0..usize::try_from(argc).unwrap_or(0)).map(move |i| {
+        // SAFETY: i < argc, and the caller guarantees argv[i] is a valid
+        // NUL-terminated string.
+        let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
+        std::ffi::OsStr::from_bytes(arg.to_bytes()).to_owned()
+    })
+}
+
 /// Does what std's runtime does before `main` that the rest of sandboxctl
 /// relies on: file descriptors 0, 1 and 2 are open (each closed one is
 /// opened on `/dev/null`, so no file this process opens lands on a standard

@@ -559,8 +559,12 @@ fn lim(v: u64) -> String {
     }
 }
 
+/// The kernel's access-mode bits of open's flags. (musl's `O_ACCMODE` also
+/// takes in `O_PATH`, which would print an `O_PATH` open as read-write.)
+const ACCMODE: i32 = 0o3;
+
 fn open_flags_text(flags: i32) -> String {
-    let mut v = vec![match flags & libc::O_ACCMODE {
+    let mut v = vec![match flags & ACCMODE {
         libc::O_RDONLY => "rdonly",
         libc::O_WRONLY => "wronly",
         _ => "rdwr",

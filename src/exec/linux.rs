@@ -68,6 +68,10 @@ fn signal_set() -> libc::sigset_t {
 
 /// Mount flags that are locked on a mount made in a less privileged user
 /// namespace and so must be repeated on a remount.
+/// `ST_RELATIME` from the kernel's statfs flags (musl's headers, and so the
+/// `libc` crate on musl, do not name it).
+const ST_RELATIME: libc::c_ulong = 0x1000;
+
 fn locked_flags(path: &Path) -> io::Result<u64> {
     let c = cpath(path)?;
     // SAFETY: statvfs is plain data filled by the kernel.
@@ -81,7 +85,7 @@ fn locked_flags(path: &Path) -> io::Result<u64> {
         (libc::ST_NOEXEC, libc::MS_NOEXEC),
         (libc::ST_NOATIME, libc::MS_NOATIME),
         (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
+        (ST_RELATIME, libc::MS_RELATIME),
     ] {
         if st.f_flag & st_bit != 0 {
             flags |= ms;
@@ -258,14 +262,14 @@ fn send_fd(path: &Path, fd: i32) -> io::Result<()> {
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
+    msg.msg_controllen = space as _;
     // SAFETY: the control buffer (32 bytes) holds one cmsghdr with one int;
     // CMSG_FIRSTHDR/CMSG_DATA point inside it.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
         (*c).cmsg_level = libc::SOL_SOCKET;
         (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as usize;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd);
     }
     // SAFETY: `msg` and everything it points to outlive the call.
@@ -282,9 +286,9 @@ fn loopback_up() -> io::Result<()> {
     }
     // SAFETY: `ifr` is a valid ifreq for these ioctls; `s` is our socket.
     let r = (|| unsafe {
-        check(libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr))?;
+        check(libc::ioctl(s, libc::SIOCGIFFLAGS as _, &mut ifr))?;
         ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        check(libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr))
+        check(libc::ioctl(s, libc::SIOCSIFFLAGS as _, &ifr))
     })();
     // SAFETY: closing our own socket.
     unsafe { libc::close(s) };
@@ -779,7 +783,13 @@ impl Backend for LinuxBackend {
     }
 }
 
-fn rlimit_resource(kind: crate::vocab::RlimitKind) -> libc::__rlimit_resource_t {
+/// The type glibc and musl give `setrlimit`'s resource argument.
+#[cfg(target_env = "gnu")]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type Resource = libc::c_int;
+
+fn rlimit_resource(kind: crate::vocab::RlimitKind) -> Resource {
     use crate::vocab::RlimitKind::*;
     match kind {
         Cpu => libc::RLIMIT_CPU,
