@@ -233,6 +233,12 @@ pub enum Op {
     ResetSignals,
     /// clone(2) with these new namespaces (fork-like: no new stack).
     Clone { new: Vec<NsKind>, who: Who },
+    /// clone(2) with `CLONE_VM|CLONE_VFORK` on a stack of its own: the child
+    /// runs in this process's memory, and this process waits, until the child
+    /// execs or exits (no page tables copied, no copy-on-write faults, and an
+    /// exec that leaves a shared address space instead of tearing down a
+    /// copy). Performed by [`Backend::spawn`], not `perform`.
+    Spawn { who: Who },
     /// Write one byte to the launcher's end of the sync pipe.
     Release { fd: FdRef },
     /// Read one byte from the sync pipe (EOF: the launcher is gone).
@@ -334,6 +340,18 @@ pub trait Backend {
     fn forks(&self) -> bool;
     /// Tells the backend which process the next ops run in (for recording).
     fn set_actor(&mut self, _actor: Actor) {}
+    /// Performs [`Op::Spawn`]: runs `child` in a new process that shares
+    /// this one's memory while this one waits, until the child execs or
+    /// exits; returns the child's pid. `child` must end in exec or `_exit`,
+    /// never return. An associated function, so no borrow of the backend is
+    /// held while the child (which uses the backend too) runs. Backends that
+    /// do not fork record [`Op::Spawn`] through `perform` instead.
+    fn spawn(_child: &mut dyn FnMut() -> std::convert::Infallible) -> io::Result<i32>
+    where
+        Self: Sized,
+    {
+        Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+    }
 }
 
 fn ns_list(kinds: &[NsKind]) -> String {
@@ -441,6 +459,7 @@ impl fmt::Display for Op {
             UnblockSignals => f.write_str("unblock signals INT,TERM,HUP,CHLD"),
             ResetSignals => f.write_str("unblock all signals, SIGPIPE default"),
             Clone { new, who } => write!(f, "clone new [{}] -> {}", ns_list(new), ProcRef { pid: 0, who: *who }),
+            Spawn { who } => write!(f, "spawn vm|vfork -> {}", ProcRef { pid: 0, who: *who }),
             Release { fd } => write!(f, "release child via {fd}"),
             AwaitRelease { fd } => write!(f, "await release on {fd}"),
             SendReport { fd, .. } => write!(f, "send failure report on {fd}"),

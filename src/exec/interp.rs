@@ -158,6 +158,8 @@ pub struct Interp<'a, B: Backend> {
     /// take, opened before the first mount so no planned mount can hide them
     /// (a tmpfs on /dev over the host's /dev/null when the root is `/`).
     bind_sources: Vec<(PathBuf, FdRef)>,
+    /// Index of the step being walked.
+    cursor: usize,
     /// Where the planned root is assembled when it cannot be assembled in
     /// place: pivot_root into the caller's own root (`/`) is impossible, so it
     /// is bind-mounted at [`STAGED_ROOT`] on a private tmpfs first.
@@ -194,6 +196,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             fail_at: None,
             timings: None,
             bind_sources: Vec::new(),
+            cursor: 0,
             staged_root: None,
         }
     }
@@ -235,7 +238,14 @@ impl<'a, B: Backend> Interp<'a, B> {
     }
 
     fn walk(&mut self) -> R<()> {
-        for i in 0..self.plan.steps.len() {
+        self.walk_from(0)
+    }
+
+    /// Walks the plan's steps from index `start` (a spawned workload goes on
+    /// from the step after `spawn_workload`).
+    fn walk_from(&mut self, start: usize) -> R<()> {
+        for i in start..self.plan.steps.len() {
+            self.cursor = i;
             let step = self.plan.steps[i];
             let actor = step.actor();
             if self.supervisor.is_some() && !self.released && actor != Actor::Launcher {
@@ -1171,31 +1181,54 @@ impl<'a, B: Backend> Interp<'a, B> {
             ),
             o => return Err(self.odd(o)),
         };
-        match self.op(Op::Clone {
-            new: Vec::new(),
-            who: Who::Workload,
-        })? {
-            Outcome::Forked(Forked::Child) => {
-                self.me = Actor::Workload;
-                self.report = Some(w);
-                Ok(())
-            }
-            Outcome::Forked(Forked::Parent(pid)) => {
-                self.workload = Some(ProcRef {
-                    pid,
-                    who: Who::Workload,
-                });
-                if !self.real {
-                    // Recording: the workload's steps follow in plan order.
+        let op = Op::Spawn { who: Who::Workload };
+        if !self.real {
+            // Recording: the workload's steps follow in plan order.
+            return match self.op(op)? {
+                Outcome::Forked(Forked::Parent(pid)) => {
+                    self.workload = Some(ProcRef {
+                        pid,
+                        who: Who::Workload,
+                    });
                     self.report = Some(w);
-                    return Ok(());
+                    Ok(())
                 }
-                self.op(Op::Close { fd: w })?;
-                self.exec_report = Some(r);
-                Ok(())
-            }
-            o => Err(self.odd(o)),
+                o => Err(self.odd(o)),
+            };
         }
+        let (step, origin, report) = (self.step, self.origin.clone(), self.report);
+        let next = self.cursor + 1;
+        let this: *mut Self = self;
+        let spawned = B::spawn(&mut || {
+            // SAFETY: `B::spawn` runs this in a child that shares this
+            // process's memory while this process is suspended (CLONE_VFORK)
+            // until the child execs or exits: nothing else uses the
+            // interpreter meanwhile, and no borrow of it is held across the
+            // call (only this raw pointer). The child ends in exec or _exit,
+            // so it never returns into the supervisor's frames.
+            let child = unsafe { &mut *this };
+            child.me = Actor::Workload;
+            child.report = Some(w);
+            let failure = match child.walk_from(next) {
+                Ok(()) => child.unsupported("the workload's steps ended without exec"),
+                Err(f) => f,
+            };
+            child.exit_child_with(&failure)
+        });
+        // The child ran the workload's steps on this memory: put back what
+        // they changed of the supervisor's own state.
+        self.me = Actor::Supervisor;
+        self.step = step;
+        self.origin = origin;
+        self.report = report;
+        let pid = spawned.map_err(|e| StepFailure::new(self.step, self.origin.clone(), op.to_string(), &e))?;
+        self.workload = Some(ProcRef {
+            pid,
+            who: Who::Workload,
+        });
+        self.op(Op::Close { fd: w })?;
+        self.exec_report = Some(r);
+        Ok(())
     }
 
     /// Supervisor: reads the exec report pipe until EOF — EOF means the

@@ -336,9 +336,65 @@ fn wait_status(status: libc::c_int) -> i32 {
     }
 }
 
+/// Stack for a [`LinuxBackend::spawn`] child (the workload's steps up to
+/// exec), above one guard page. Only the pages it touches are ever faulted in.
+const SPAWN_STACK: usize = 256 * 1024;
+const GUARD: usize = 4096;
+
+/// Where a spawned child starts: `arg` is the `&mut dyn FnMut` that
+/// [`LinuxBackend::spawn`] passed. It never returns: `child` ends in exec or
+/// `_exit` (its `Infallible` result cannot exist).
+#[allow(unreachable_code)]
+extern "C" fn spawn_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` points at the `&mut dyn FnMut` on the parent's stack,
+    // which stays valid: the parent is suspended (CLONE_VFORK) until this
+    // child execs or exits, and this child shares its memory (CLONE_VM).
+    let child = unsafe { &mut *arg.cast::<&mut dyn FnMut() -> std::convert::Infallible>() };
+    match child() {}
+}
+
 impl Backend for LinuxBackend {
     fn forks(&self) -> bool {
         true
+    }
+
+    fn spawn(child: &mut dyn FnMut() -> std::convert::Infallible) -> io::Result<i32> {
+        let len = SPAWN_STACK + GUARD;
+        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the lowest page of our own mapping becomes the guard.
+        let r = check(unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) }).and_then(|_| {
+            let mut child = child;
+            // SAFETY: the child runs `spawn_entry` on the new stack (its top;
+            // x86-64 stacks grow down) with a pointer to `child`. With
+            // CLONE_VM|CLONE_VFORK this process is suspended until the child
+            // execs or exits, so the child is the only one using our memory
+            // meanwhile, and it never returns into our frames: `child` ends in
+            // exec or _exit. No other threads exist to be disturbed.
+            check(unsafe {
+                libc::clone(
+                    spawn_entry,
+                    base.cast::<u8>().add(len).cast(),
+                    libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                    (&mut child as *mut &mut dyn FnMut() -> std::convert::Infallible).cast(),
+                )
+            })
+        });
+        // SAFETY: the child has exec'd or exited: the stack is no longer used.
+        unsafe { libc::munmap(base, len) };
+        r
     }
 
     fn perform(&mut self, op: &Op) -> io::Result<Outcome> {
@@ -581,6 +637,7 @@ impl Backend for LinuxBackend {
                 // SAFETY: kill has no memory arguments.
                 check(unsafe { libc::kill(proc.pid, *signal) }).and(done)
             }
+            Spawn { .. } => Err(io::Error::new(io::ErrorKind::Unsupported, "spawn is performed by Backend::spawn")),
             Exit { code } => {
                 // SAFETY: _exit ends the child without running the parent's
                 // destructors or atexit handlers.

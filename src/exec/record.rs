@@ -97,7 +97,7 @@ impl Backend for RecordingBackend {
                 Outcome::Fd(self.fd())
             }
             Op::SocketPair { .. } | Op::Pipe { .. } | Op::OpenPty => Outcome::Pair(self.fd(), self.fd()),
-            Op::Clone { .. } => {
+            Op::Clone { .. } | Op::Spawn { .. } => {
                 self.clones += 1;
                 Outcome::Forked(Forked::Parent(if self.clones == 1 {
                     SUPERVISOR_PID
