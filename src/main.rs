@@ -28,11 +28,7 @@ extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) 
     std::process::exit(sandboxctl::cli::run(cli));
 }
 
-/// The allocator on musl builds. musl's own (mallocng) hands memory back to
-/// the kernel eagerly: parsing's many small allocations and frees turned into
-/// mmap/munmap churn and TLB flushes, and the front end took 1.10 ms to the
-/// prepared plan instead of glibc's 0.68. dlmalloc (pure Rust, no C to build)
-/// takes it to 0.74. mimalloc was tried too: its start-up alone cost 0.3 ms.
+/// musl builds allocate with dlmalloc (see `sandboxctl::alloc`).
 #[cfg(all(not(test), target_env = "musl"))]
 #[global_allocator]
-static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOC: sandboxctl::alloc::Allocator = sandboxctl::alloc::Allocator::new();

@@ -637,7 +637,10 @@ impl Backend for LinuxBackend {
                 // SAFETY: kill has no memory arguments.
                 check(unsafe { libc::kill(proc.pid, *signal) }).and(done)
             }
-            Spawn { .. } => Err(io::Error::new(io::ErrorKind::Unsupported, "spawn is performed by Backend::spawn")),
+            Spawn { .. } => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "spawn is performed by Backend::spawn",
+            )),
             Exit { code } => {
                 // SAFETY: _exit ends the child without running the parent's
                 // destructors or atexit handlers.
