@@ -193,12 +193,10 @@ pub enum Op {
     SocketPair { tag: FdTag },
     /// pipe2(O_CLOEXEC).
     Pipe { tag: &'static str },
-    /// memfd_create, write, seal (shrink, grow, write, seal).
-    MemfdSealed {
-        name: &'static str,
-        data: Rc<Vec<u8>>,
-        tag: FdTag,
-    },
+    /// memfd_create (close-on-exec, sealing allowed), empty.
+    Memfd { name: &'static str, tag: FdTag },
+    /// Write `data` to an empty memfd, then seal it (shrink, grow, write, seal).
+    FillSealed { fd: FdRef, data: Rc<Vec<u8>> },
     /// A pty pair: posix_openpt (O_RDWR|O_NOCTTY|O_CLOEXEC), grantpt,
     /// unlockpt, then the slave opened O_RDWR|O_NOCTTY|O_CLOEXEC. Returns
     /// (master, slave).
@@ -428,12 +426,8 @@ impl fmt::Display for Op {
                 FdRef { raw: 0, tag: *tag }
             ),
             Pipe { tag } => write!(f, "pipe -> <{tag}>"),
-            MemfdSealed { name, data, tag } => write!(
-                f,
-                "memfd_create {name} ({} bytes), seal -> {}",
-                data.len(),
-                FdRef { raw: 0, tag: *tag }
-            ),
+            Memfd { name, tag } => write!(f, "memfd_create {name} -> {}", FdRef { raw: 0, tag: *tag }),
+            FillSealed { fd, data } => write!(f, "write {} bytes to {fd}, seal", data.len()),
             OpenPty => f.write_str("openpt, grantpt, unlockpt, open slave -> <pty master> <pty slave>"),
             SendFd { path, fd } => write!(f, "send {fd} to {} (SCM_RIGHTS)", path.display()),
             OpenKvm {

@@ -61,11 +61,11 @@ enum Undo {
 pub struct Prepared {
     exec: Rc<PreparedExec>,
     filters: Vec<Rc<PreparedFilter>>,
-    plan_json: Rc<Vec<u8>>,
 }
 
-/// Converts what the children need (exec arguments, seccomp programs, the
-/// plan's JSON) before any effect, so a bad plan fails with nothing done.
+/// Converts what the children need (exec arguments, seccomp programs) before
+/// any effect, so a bad plan fails with nothing done. (The plan's own JSON,
+/// for the plan memfd, is written after the clone: see `clone_supervisor`.)
 pub fn prepare(plan: &LaunchPlan) -> Result<Prepared, ApplyError> {
     use std::ffi::CString;
     let bad = |what: &str, m: String| ApplyError::Prepare {
@@ -109,11 +109,9 @@ pub fn prepare(plan: &LaunchPlan) -> Result<Prepared, ApplyError> {
         Some(s) => super::seccomp::prepare(s).map_err(|m| bad("workload.seccomp", m))?,
         None => Vec::new(),
     };
-    let plan_json = serde_json::to_vec(plan).map_err(|e| bad("plan", e.to_string()))?;
     Ok(Prepared {
         exec: Rc::new(PreparedExec { candidates, argv, envp }),
         filters,
-        plan_json: Rc::new(plan_json),
     })
 }
 
@@ -160,6 +158,9 @@ pub struct Interp<'a, B: Backend> {
     bind_sources: Vec<(PathBuf, FdRef)>,
     /// Index of the step being walked.
     cursor: usize,
+    /// The plan memfd (launcher, until it is filled after the clone) and the
+    /// fd entry that asks for it.
+    plan_memfd: Option<(FdRef, Origin)>,
     /// Where the planned root is assembled when it cannot be assembled in
     /// place: pivot_root into the caller's own root (`/`) is impossible, so it
     /// is bind-mounted at [`STAGED_ROOT`] on a private tmpfs first.
@@ -197,6 +198,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             timings: None,
             bind_sources: Vec::new(),
             cursor: 0,
+            plan_memfd: None,
             staged_root: None,
         }
     }
@@ -469,16 +471,16 @@ impl<'a, B: Backend> Interp<'a, B> {
                     o => return Err(self.odd(o)),
                 },
                 FdSource::PlanMemfd => {
-                    let data = self.prep.plan_json.clone();
+                    // Empty for now: filled and sealed after the clone.
                     let fd = self.op_fd(
-                        Op::MemfdSealed {
+                        Op::Memfd {
                             name: "sandboxctl-plan",
-                            data,
                             tag,
                         },
                         tag,
                     )?;
                     self.undo.push(Undo::Close(fd));
+                    self.plan_memfd = Some((fd, e.from.clone()));
                     fd
                 }
                 FdSource::KvmDevice => {
@@ -658,6 +660,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                     self.undo.retain(|x| !matches!(x, Undo::Close(f) if f.raw == fd.raw));
                     self.op(Op::Close { fd })?;
                 }
+                self.fill_plan_memfd()?;
                 // Back to the launcher's own namespaces, and drop the
                 // fds that now belong to the child.
                 let child_fds: Vec<i32> = self
@@ -694,6 +697,30 @@ impl<'a, B: Backend> Interp<'a, B> {
     }
 
     // ----- launcher, while the child waits ---------------------------------
+
+    /// Writes the plan's JSON into the plan memfd and seals it. Done after the
+    /// clone, while the supervisor makes its network namespace (the launcher
+    /// waits for that anyway): serialising the plan is a tenth of a
+    /// millisecond. Nothing reads the memfd before the release, which comes
+    /// after this.
+    fn fill_plan_memfd(&mut self) -> R<()> {
+        let Some((fd, from)) = self.plan_memfd.take() else {
+            return Ok(());
+        };
+        self.origin = from;
+        let data = serde_json::to_vec(self.plan).map_err(|e| StepFailure {
+            step: self.step,
+            origin: self.origin.clone(),
+            op: "serialise the plan".into(),
+            errno: None,
+            message: e.to_string(),
+        })?;
+        self.op(Op::FillSealed {
+            fd,
+            data: Rc::new(data),
+        })
+        .map(drop)
+    }
 
     fn write_id_maps(&mut self) -> R<()> {
         let m = &self.plan.id_maps;

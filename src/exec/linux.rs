@@ -179,30 +179,29 @@ fn open_kvm(api_version: i32, extensions: &[String]) -> io::Result<i32> {
     check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
 }
 
-fn memfd_sealed(name: &str, data: &[u8]) -> io::Result<i32> {
+fn memfd(name: &str) -> io::Result<i32> {
     let n = cstr(name)?;
     // SAFETY: `n` is a valid C string.
-    let fd = check(unsafe { libc::memfd_create(n.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) })?;
+    check(unsafe { libc::memfd_create(n.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) })
+}
+
+fn fill_sealed(fd: i32, data: &[u8]) -> io::Result<()> {
     let mut off = 0;
     while off < data.len() {
         // SAFETY: the slice bounds the write.
         let w = unsafe { libc::write(fd, data[off..].as_ptr().cast(), data.len() - off) };
         if w < 0 {
             let e = io::Error::last_os_error();
-            // SAFETY: closing our own fd.
-            unsafe { libc::close(fd) };
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
             return Err(e);
         }
         off += w as usize;
     }
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on our own fd.
-    if let Err(e) = check(unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) }) {
-        // SAFETY: closing our own fd.
-        unsafe { libc::close(fd) };
-        return Err(e);
-    }
-    Ok(fd)
+    // SAFETY: fcntl on the caller's fd.
+    check(unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) }).map(drop)
 }
 
 /// A pty pair (master, slave), both close-on-exec and neither becoming the
@@ -469,7 +468,8 @@ impl Backend for LinuxBackend {
                 check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
                 Ok(Outcome::Pair(fds[0], fds[1]))
             }
-            MemfdSealed { name, data, .. } => memfd_sealed(name, data).map(Outcome::Fd),
+            Memfd { name, .. } => memfd(name).map(Outcome::Fd),
+            FillSealed { fd, data } => fill_sealed(fd.raw, data).and(done),
             OpenPty => open_pty().map(|(m, s)| Outcome::Pair(m, s)),
             SendFd { path, fd } => send_fd(path, fd.raw).and(done),
             OpenKvm {
