@@ -284,6 +284,33 @@ fn case_fds(root: &Path, id: &str) {
     );
 }
 
+/// The plan memfd, filled and sealed by the launcher after the release, is
+/// complete and sealed when the workload reads it (the supervisor starts the
+/// workload only after the launcher's EOF on the sync pipe).
+fn case_plan_memfd(root: &Path, id: &str) {
+    use sandboxctl::plan::{FdEntry, FdRole, FdSource};
+    use sandboxctl::vocab::Fd;
+    let script = "cat /proc/self/fd/3; echo; if echo x >>/proc/self/fd/3; then echo WRITABLE; else echo SEALED; fi";
+    let mut p = sample_plan(root, id, script);
+    let entry = |fd: i32, role: FdRole, source: FdSource| FdEntry {
+        fd: Fd(fd),
+        role,
+        source,
+        from: Origin::Default,
+    };
+    p.supervisor.fds.push(entry(4, FdRole::Spec, FdSource::PlanMemfd));
+    p.workload
+        .fds
+        .push(entry(3, FdRole::Spec, FdSource::Supervisor { fd: Fd(4) }));
+    let r = run(&p, None);
+    assert_eq!(r.status, 0, "{}", r.err);
+    let mut lines = r.out.lines();
+    let json = lines.next().unwrap_or_default();
+    let seen: LaunchPlan = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json:?}"));
+    assert_eq!(seen, p, "the memfd holds the plan that ran");
+    assert_eq!(lines.last(), Some("SEALED"), "{}\n{}", r.out, r.err);
+}
+
 fn case_loopback(root: &Path, id: &str) {
     let mut p = sample_plan(root, id, "cat /sys/class/net/lo/flags");
     p.network = Sourced::new(NetworkMode::Loopback, Origin::Default);
@@ -777,18 +804,19 @@ fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
-        println!("apply_privileged: 0 passed, 0 failed, 16 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 17 skipped");
         return;
     }
     if !Path::new("/bin/busybox").exists() {
         println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 16 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 17 skipped");
         return;
     }
     let root = build_rootfs();
     let cases: &[(&str, Case)] = &[
         ("inside", case_inside),
         ("fds", case_fds),
+        ("plan_memfd", case_plan_memfd),
         ("loopback", case_loopback),
         ("cgroup_host_ns", case_cgroup_host_ns),
         ("cgroup_v2_join", case_cgroup_v2_join),

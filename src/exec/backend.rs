@@ -241,6 +241,9 @@ pub enum Op {
     Release { fd: FdRef },
     /// Read one byte from the sync pipe (EOF: the launcher is gone).
     AwaitRelease { fd: FdRef },
+    /// Read the sync pipe until EOF: the launcher closes its end once it has
+    /// done its last step of the launch (the plan memfd filled and sealed).
+    AwaitEof { fd: FdRef },
     /// Send a failure report (one datagram or pipe write).
     SendReport { fd: FdRef, data: Vec<u8> },
     /// Read a report until EOF (pipe) or take one queued datagram (socket,
@@ -456,6 +459,7 @@ impl fmt::Display for Op {
             Spawn { who } => write!(f, "spawn vm|vfork -> {}", ProcRef { pid: 0, who: *who }),
             Release { fd } => write!(f, "release child via {fd}"),
             AwaitRelease { fd } => write!(f, "await release on {fd}"),
+            AwaitEof { fd } => write!(f, "await the launcher's close of {fd} (EOF)"),
             SendReport { fd, .. } => write!(f, "send failure report on {fd}"),
             RecvReport { fd } => write!(f, "read report from {fd}"),
             WaitSignal => f.write_str("sigwaitinfo"),

@@ -158,9 +158,11 @@ pub struct Interp<'a, B: Backend> {
     bind_sources: Vec<(PathBuf, FdRef)>,
     /// Index of the step being walked.
     cursor: usize,
-    /// The plan memfd (launcher, until it is filled after the clone) and the
-    /// fd entry that asks for it.
+    /// The plan memfd (launcher, until it is filled after the release) and
+    /// the fd entry that asks for it.
     plan_memfd: Option<(FdRef, Origin)>,
+    /// Supervisor: the sync pipe's read end, kept until the launcher's EOF.
+    launcher_done: Option<FdRef>,
     /// Where the planned root is assembled when it cannot be assembled in
     /// place: pivot_root into the caller's own root (`/`) is impossible, so it
     /// is bind-mounted at [`STAGED_ROOT`] on a private tmpfs first.
@@ -199,6 +201,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             bind_sources: Vec::new(),
             cursor: 0,
             plan_memfd: None,
+            launcher_done: None,
             staged_root: None,
         }
     }
@@ -641,6 +644,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                 self.me = Actor::Supervisor;
                 self.undo.clear();
                 self.report = control_child;
+                self.close_sync_write_end()?;
                 // A failure here is reported after the release, when the
                 // launcher is waiting for reports (it may still be writing
                 // the maps now, and would fail on a child that is gone).
@@ -660,7 +664,6 @@ impl<'a, B: Backend> Interp<'a, B> {
                     self.undo.retain(|x| !matches!(x, Undo::Close(f) if f.raw == fd.raw));
                     self.op(Op::Close { fd })?;
                 }
-                self.fill_plan_memfd()?;
                 // Back to the launcher's own namespaces, and drop the
                 // fds that now belong to the child.
                 let child_fds: Vec<i32> = self
@@ -673,6 +676,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                     .map(|(_, f)| f.raw)
                     .chain([r.raw])
                     .chain(self.cgroup_join.iter().map(|f| f.raw))
+                    .filter(|f| self.plan_memfd.as_ref().map(|(m, _)| m.raw) != Some(*f))
                     .collect();
                 // Each entry leaves the undo stack only once its op succeeded.
                 for u in self.undo.clone() {
@@ -698,11 +702,11 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     // ----- launcher, while the child waits ---------------------------------
 
-    /// Writes the plan's JSON into the plan memfd and seals it. Done after the
-    /// clone, while the supervisor makes its network namespace (the launcher
-    /// waits for that anyway): serialising the plan is a tenth of a
-    /// millisecond. Nothing reads the memfd before the release, which comes
-    /// after this.
+    /// Writes the plan's JSON into the plan memfd, seals it and closes the
+    /// launcher's copy. Done just after the release, while the supervisor
+    /// sets up the sandbox (serialising the plan is a tenth of a millisecond,
+    /// and the supervisor would otherwise wait for it); the supervisor starts
+    /// the workload, the memfd's only reader, after the launcher's EOF.
     fn fill_plan_memfd(&mut self) -> R<()> {
         let Some((fd, from)) = self.plan_memfd.take() else {
             return Ok(());
@@ -718,8 +722,9 @@ impl<'a, B: Backend> Interp<'a, B> {
         self.op(Op::FillSealed {
             fd,
             data: Rc::new(data),
-        })
-        .map(drop)
+        })?;
+        self.undo.retain(|x| !matches!(x, Undo::Close(f) if f.raw == fd.raw));
+        self.op(Op::Close { fd }).map(drop)
     }
 
     fn write_id_maps(&mut self) -> R<()> {
@@ -778,7 +783,9 @@ impl<'a, B: Backend> Interp<'a, B> {
     }
 
     /// The launcher lets the child go on; from here the child performs its
-    /// own steps.
+    /// own steps. The launcher's last work of the launch, filling the plan
+    /// memfd, comes after the release, off the child's path; closing the sync
+    /// pipe then tells the child it is done (see [`Self::await_launcher`]).
     fn release(&mut self) -> R<()> {
         self.released = true;
         let (r, w) = self
@@ -786,11 +793,13 @@ impl<'a, B: Backend> Interp<'a, B> {
             .take()
             .ok_or_else(|| self.unsupported("release without a sync pipe"))?;
         self.op(Op::Release { fd: w })?;
+        self.fill_plan_memfd()?;
         self.op(Op::Close { fd: w })?;
         self.undo.retain(|u| !matches!(u, Undo::Close(f) if f.raw == w.raw));
         if !self.real {
             self.act(Actor::Supervisor);
             self.sync = Some((r, w));
+            self.close_sync_write_end()?;
             let early = self.unshare_early();
             self.await_release()?;
             early?;
@@ -810,13 +819,37 @@ impl<'a, B: Backend> Interp<'a, B> {
         self.op(Op::Unshare { kinds: early }).map(drop)
     }
 
-    /// The child waits until the launcher has written its maps and lets it go.
+    /// The child closes its copy of the sync pipe's write end, so that the
+    /// launcher's close is an EOF it can see.
+    fn close_sync_write_end(&mut self) -> R<()> {
+        match self.sync {
+            Some((_, w)) => self.op(Op::Close { fd: w }).map(drop),
+            None => Err(self.unsupported("no sync pipe")),
+        }
+    }
+
+    /// The child waits until the launcher has written its maps and lets it
+    /// go, and keeps the pipe for [`Self::await_launcher`].
     fn await_release(&mut self) -> R<()> {
         let (r, _) = self
             .sync
             .take()
             .ok_or_else(|| self.unsupported("await without a sync pipe"))?;
-        self.op(Op::AwaitRelease { fd: r }).map(drop)
+        self.op(Op::AwaitRelease { fd: r })?;
+        self.launcher_done = Some(r);
+        Ok(())
+    }
+
+    /// The supervisor, before it starts the workload: waits for EOF on the
+    /// sync pipe, which the launcher closes once the plan memfd is filled
+    /// and sealed. By then it has long happened (the supervisor's mounts take
+    /// longer), so this is one read that returns at once.
+    fn await_launcher(&mut self) -> R<()> {
+        let Some(fd) = self.launcher_done.take() else {
+            return Ok(());
+        };
+        self.op(Op::AwaitEof { fd })?;
+        self.op(Op::Close { fd }).map(drop)
     }
 
     // ----- supervisor --------------------------------------------------------
@@ -872,7 +905,8 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn arrange_supervisor_fds(&mut self) -> R<()> {
         let entries = self.plan.supervisor.fds.clone();
         let sources = self.sup_sources.clone();
-        self.arrange_fds(&entries, &sources, None)?;
+        let keep = self.launcher_done.take();
+        self.launcher_done = self.arrange_fds(&entries, &sources, keep)?;
         self.report = entries
             .iter()
             .find(|e| e.source == FdSource::ControlSocket)
@@ -1195,6 +1229,7 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     fn spawn_workload(&mut self) -> R<()> {
         self.origin = self.plan.workload.args.from.clone();
+        self.await_launcher()?;
         let (r, w) = match self.op(Op::Pipe { tag: "exec report" })? {
             Outcome::Pair(r, w) => (
                 FdRef {

@@ -565,6 +565,19 @@ impl Backend for LinuxBackend {
                     }
                 }
             }
+            AwaitEof { fd } => {
+                let mut b = [0u8; 1];
+                loop {
+                    // SAFETY: one-byte read into a valid buffer.
+                    let n = unsafe { libc::read(fd.raw, b.as_mut_ptr().cast(), 1) };
+                    match n {
+                        0 => return done,
+                        1 => return Err(io::Error::from_raw_os_error(libc::EPROTO)),
+                        _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+                        _ => return Err(io::Error::last_os_error()),
+                    }
+                }
+            }
             SendReport { fd, data } => {
                 // SAFETY: write from a valid buffer.
                 check(unsafe { libc::write(fd.raw, data.as_ptr().cast(), data.len()) }).and(done)
