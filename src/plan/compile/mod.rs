@@ -206,7 +206,13 @@ fn sandbox_id(cx: &Cx) -> Sourced<String> {
 
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
 }
 
 /// The steps of apply: one static order, filtered to what this plan does.
@@ -257,6 +263,12 @@ mod tests {
     use super::*;
     use crate::policy::{self, PolicyRef};
     use crate::vocab::{Cap, Fd};
+
+    #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+    }
 
     fn host(name: &str) -> HostFacts {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
