@@ -241,9 +241,12 @@ pub enum Op {
     Release { fd: FdRef },
     /// Read one byte from the sync pipe (EOF: the launcher is gone).
     AwaitRelease { fd: FdRef },
-    /// Read the sync pipe until EOF: the launcher closes its end once it has
-    /// done its last step of the launch (the plan memfd filled and sealed).
+    /// Read the sync pipe until EOF (the launcher closes its end once it has
+    /// done its last work of the launch); returns what was read (the seccomp
+    /// programs, [`Op::SendFilters`]).
     AwaitEof { fd: FdRef },
+    /// Write the workload's seccomp programs, encoded, to the sync pipe.
+    SendFilters { fd: FdRef, count: usize, data: Rc<Vec<u8>> },
     /// Send a failure report (one datagram or pipe write).
     SendReport { fd: FdRef, data: Vec<u8> },
     /// Read a report until EOF (pipe) or take one queued datagram (socket,
@@ -459,7 +462,10 @@ impl fmt::Display for Op {
             Spawn { who } => write!(f, "spawn vm|vfork -> {}", ProcRef { pid: 0, who: *who }),
             Release { fd } => write!(f, "release child via {fd}"),
             AwaitRelease { fd } => write!(f, "await release on {fd}"),
-            AwaitEof { fd } => write!(f, "await the launcher's close of {fd} (EOF)"),
+            AwaitEof { fd } => write!(f, "read {fd} until the launcher's close (EOF)"),
+            SendFilters { fd, count, data } => {
+                write!(f, "send {count} seccomp program(s), {} bytes, on {fd}", data.len())
+            }
             SendReport { fd, .. } => write!(f, "send failure report on {fd}"),
             RecvReport { fd } => write!(f, "read report from {fd}"),
             WaitSignal => f.write_str("sigwaitinfo"),

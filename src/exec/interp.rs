@@ -56,16 +56,20 @@ enum Undo {
     Child(ProcRef),
 }
 
-/// Everything converted before the clone, so the children allocate little.
+/// What the children need, converted from the plan.
 #[derive(Debug)]
 pub struct Prepared {
+    /// Before the clone.
     exec: Rc<PreparedExec>,
+    /// The seccomp programs: built by the launcher after the release and sent
+    /// to the supervisor on the sync pipe (see [`Interp::release`]).
     filters: Vec<Rc<PreparedFilter>>,
 }
 
-/// Converts what the children need (exec arguments, seccomp programs) before
-/// any effect, so a bad plan fails with nothing done. (The plan's own JSON,
-/// for the plan memfd, is written after the clone: see `clone_supervisor`.)
+/// Converts the exec arguments and checks the seccomp argument conditions
+/// before any effect, so a bad plan fails with nothing done. The seccomp
+/// programs and the plan's own JSON are made by the launcher after the
+/// release, off the supervisor's path (see [`Interp::release`]).
 pub fn prepare(plan: &LaunchPlan) -> Result<Prepared, ApplyError> {
     use std::ffi::CString;
     let bad = |what: &str, m: String| ApplyError::Prepare {
@@ -105,13 +109,12 @@ pub fn prepare(plan: &LaunchPlan) -> Result<Prepared, ApplyError> {
         .iter()
         .map(|a| cs(a, "workload.env"))
         .collect::<Result<_, _>>()?;
-    let filters = match &w.seccomp {
-        Some(s) => super::seccomp::prepare(s).map_err(|m| bad("workload.seccomp", m))?,
-        None => Vec::new(),
-    };
+    if let Some(s) = &w.seccomp {
+        super::seccomp::check(s).map_err(|m| bad("workload.seccomp", m))?;
+    }
     Ok(Prepared {
         exec: Rc::new(PreparedExec { candidates, argv, envp }),
-        filters,
+        filters: Vec::new(),
     })
 }
 
@@ -702,6 +705,32 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     // ----- launcher, while the child waits ---------------------------------
 
+    /// Builds the workload's seccomp programs and sends them to the
+    /// supervisor on the sync pipe, which it reads until EOF before it starts
+    /// the workload ([`Self::await_launcher`]). Building them takes about
+    /// 0.1 ms (syscall lookups, the search trees, seccompiler for argument
+    /// conditions), which the supervisor would otherwise wait for before the
+    /// clone; [`prepare`] has checked the argument conditions already.
+    fn send_filters(&mut self, fd: FdRef) -> R<()> {
+        let Some(s) = &self.plan.workload.seccomp else {
+            return Ok(());
+        };
+        self.origin = s.default_action.from.clone();
+        let filters = super::seccomp::prepare(s).map_err(|m| StepFailure {
+            step: self.step,
+            origin: self.origin.clone(),
+            op: "build the seccomp programs".into(),
+            errno: None,
+            message: m,
+        })?;
+        let data = Rc::new(super::seccomp::encode(&filters));
+        let count = filters.len();
+        // Recording: one process plays every part, so the workload's step
+        // finds the programs here; a real supervisor decodes them.
+        self.prep.filters = filters;
+        self.op(Op::SendFilters { fd, count, data }).map(drop)
+    }
+
     /// Writes the plan's JSON into the plan memfd, seals it and closes the
     /// launcher's copy. Done just after the release, while the supervisor
     /// sets up the sandbox (serialising the plan is a tenth of a millisecond,
@@ -794,6 +823,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             .ok_or_else(|| self.unsupported("release without a sync pipe"))?;
         self.op(Op::Release { fd: w })?;
         self.fill_plan_memfd()?;
+        self.send_filters(w)?;
         self.op(Op::Close { fd: w })?;
         self.undo.retain(|u| !matches!(u, Undo::Close(f) if f.raw == w.raw));
         if !self.real {
@@ -840,16 +870,31 @@ impl<'a, B: Backend> Interp<'a, B> {
         Ok(())
     }
 
-    /// The supervisor, before it starts the workload: waits for EOF on the
-    /// sync pipe, which the launcher closes once the plan memfd is filled
-    /// and sealed. By then it has long happened (the supervisor's mounts take
-    /// longer), so this is one read that returns at once.
+    /// The supervisor, before it starts the workload: reads the sync pipe
+    /// until EOF, which the launcher closes once the plan memfd is filled and
+    /// sealed and the seccomp programs are sent (they are what it reads). By
+    /// then that has long happened (the supervisor's mounts take longer), so
+    /// the reads return at once.
     fn await_launcher(&mut self) -> R<()> {
         let Some(fd) = self.launcher_done.take() else {
             return Ok(());
         };
-        self.op(Op::AwaitEof { fd })?;
-        self.op(Op::Close { fd }).map(drop)
+        let got = self.op(Op::AwaitEof { fd })?;
+        self.op(Op::Close { fd })?;
+        match got {
+            Outcome::Bytes(b) if self.real => {
+                self.prep.filters = super::seccomp::decode(&b).map_err(|m| StepFailure {
+                    step: self.step,
+                    origin: self.origin.clone(),
+                    op: "read the seccomp programs from the launcher".into(),
+                    errno: None,
+                    message: m,
+                })?;
+                Ok(())
+            }
+            Outcome::Bytes(_) => Ok(()),
+            o => Err(self.odd(o)),
+        }
     }
 
     // ----- supervisor --------------------------------------------------------

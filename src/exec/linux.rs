@@ -185,7 +185,8 @@ fn memfd(name: &str) -> io::Result<i32> {
     check(unsafe { libc::memfd_create(n.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) })
 }
 
-fn fill_sealed(fd: i32, data: &[u8]) -> io::Result<()> {
+/// Writes all of `data` (a pipe may take it in parts).
+fn write_all(fd: i32, data: &[u8]) -> io::Result<()> {
     let mut off = 0;
     while off < data.len() {
         // SAFETY: the slice bounds the write.
@@ -199,6 +200,11 @@ fn fill_sealed(fd: i32, data: &[u8]) -> io::Result<()> {
         }
         off += w as usize;
     }
+    Ok(())
+}
+
+fn fill_sealed(fd: i32, data: &[u8]) -> io::Result<()> {
+    write_all(fd, data)?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: fcntl on the caller's fd.
     check(unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) }).map(drop)
@@ -566,18 +572,20 @@ impl Backend for LinuxBackend {
                 }
             }
             AwaitEof { fd } => {
-                let mut b = [0u8; 1];
+                let mut out = Vec::new();
+                let mut buf = [0u8; 4096];
                 loop {
-                    // SAFETY: one-byte read into a valid buffer.
-                    let n = unsafe { libc::read(fd.raw, b.as_mut_ptr().cast(), 1) };
+                    // SAFETY: read into a valid buffer.
+                    let n = unsafe { libc::read(fd.raw, buf.as_mut_ptr().cast(), buf.len()) };
                     match n {
-                        0 => return done,
-                        1 => return Err(io::Error::from_raw_os_error(libc::EPROTO)),
+                        0 => return Ok(Outcome::Bytes(out)),
+                        n if n > 0 => out.extend_from_slice(&buf[..n as usize]),
                         _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
                         _ => return Err(io::Error::last_os_error()),
                     }
                 }
             }
+            SendFilters { fd, data, .. } => write_all(fd.raw, data).and(done),
             SendReport { fd, data } => {
                 // SAFETY: write from a valid buffer.
                 check(unsafe { libc::write(fd.raw, data.as_ptr().cast(), data.len()) }).and(done)

@@ -176,6 +176,77 @@ fn x32_guard() -> BpfProgram {
     ]
 }
 
+/// Checks what [`prepare`] would refuse in the plan's argument conditions,
+/// without building any program: the cheap part of the validation, done
+/// before any effect (the programs themselves are built by the launcher after
+/// the release, see `Interp::release`).
+pub fn check(s: &Seccomp) -> Result<(), String> {
+    for rule in &s.rules {
+        for c in &rule.args {
+            condition(c)?;
+        }
+    }
+    Ok(())
+}
+
+/// The programs as bytes, for the sync pipe: per program, the description's
+/// length (u32) and UTF-8 bytes, the instruction count (u32), then each
+/// instruction as code (u16), jt, jf (u8), k (u32), little-endian.
+pub fn encode(filters: &[Rc<PreparedFilter>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in filters {
+        out.extend_from_slice(&(f.describe.len() as u32).to_le_bytes());
+        out.extend_from_slice(f.describe.as_bytes());
+        out.extend_from_slice(&(f.program.len() as u32).to_le_bytes());
+        for i in &f.program {
+            out.extend_from_slice(&i.code.to_le_bytes());
+            out.extend_from_slice(&[i.jt, i.jf]);
+            out.extend_from_slice(&i.k.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// The inverse of [`encode`].
+pub fn decode(mut b: &[u8]) -> Result<Vec<Rc<PreparedFilter>>, String> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+        if b.len() < n {
+            return Err(format!(
+                "seccomp programs cut short ({} bytes left, {n} wanted)",
+                b.len()
+            ));
+        }
+        let (head, rest) = b.split_at(n);
+        *b = rest;
+        Ok(head)
+    }
+    let u32_at = |b: &mut &[u8]| -> Result<u32, String> {
+        let v = take(b, 4)?;
+        Ok(u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+    };
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let n = u32_at(&mut b)? as usize;
+        let describe = String::from_utf8(take(&mut b, n)?.to_vec()).map_err(|e| e.to_string())?;
+        let count = u32_at(&mut b)? as usize;
+        if count > MAX_INSNS {
+            return Err(format!("seccomp program of {count} instructions (at most {MAX_INSNS})"));
+        }
+        let mut program = Vec::with_capacity(count);
+        for _ in 0..count {
+            let v = take(&mut b, 8)?;
+            program.push(ins(
+                u16::from_le_bytes([v[0], v[1]]),
+                v[2],
+                v[3],
+                u32::from_le_bytes([v[4], v[5], v[6], v[7]]),
+            ));
+        }
+        out.push(Rc::new(PreparedFilter { describe, program }));
+    }
+    Ok(out)
+}
+
 /// Compiles the plan's filter into the programs to load, in load order:
 /// one program (see `chain`), or the separate parts when joined they would
 /// exceed the kernel's program size limit.
@@ -325,6 +396,21 @@ fn chain(parts: Vec<PreparedFilter>) -> Vec<PreparedFilter> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn programs_survive_the_pipe_encoding() {
+        let plan = crate::exec::testsupport::sample_plan(std::path::Path::new("/r"), "x", "true");
+        let filters = prepare(plan.workload.seccomp.as_ref().unwrap()).unwrap();
+        let back = decode(&encode(&filters)).unwrap();
+        assert_eq!(back.len(), filters.len());
+        for (a, b) in filters.iter().zip(&back) {
+            assert_eq!(a.describe, b.describe);
+            assert_eq!(a.program, b.program);
+        }
+        let bytes = encode(&filters);
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err(), "a cut program is refused");
+        assert!(decode(&[]).unwrap().is_empty());
+    }
     use crate::plan::{SeccompRule as PlanRule, Sourced};
     use crate::vocab::Origin;
 
