@@ -678,22 +678,37 @@ impl Backend for LinuxBackend {
                     Some(l) => fs::metadata(l)?.is_dir(),
                     None => true,
                 };
-                match fs::symlink_metadata(path) {
-                    Ok(_) => done,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        if dir {
+                if dir {
+                    return match fs::symlink_metadata(path) {
+                        Ok(_) => done,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
                             fs::DirBuilder::new().recursive(true).mode(0o755).create(path).and(done)
-                        } else {
-                            if let Some(parent) = path.parent() {
-                                fs::DirBuilder::new().recursive(true).mode(0o755).create(parent)?;
-                            }
-                            fs::OpenOptions::new()
-                                .write(true)
-                                .create(true)
-                                .truncate(false)
-                                .mode(0o644)
-                                .open(path)
-                                .and(done)
+                        }
+                        Err(e) => Err(e),
+                    };
+                }
+                // A file: created exclusively, without following a symlink,
+                // so whatever is there already (file, node, symlink) is left
+                // as it is and mounted over; parents are made only when
+                // missing. One open instead of stat, mkdir and open.
+                let create = || {
+                    fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o644)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(path)
+                };
+                match create() {
+                    Ok(_) => done,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => done,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        if let Some(parent) = path.parent() {
+                            fs::DirBuilder::new().recursive(true).mode(0o755).create(parent)?;
+                        }
+                        match create() {
+                            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+                            _ => done,
                         }
                     }
                     Err(e) => Err(e),
