@@ -18,6 +18,8 @@ pub mod cli;
 pub mod diag;
 pub mod exec;
 pub mod host;
+#[cfg(all(target_env = "musl", target_arch = "x86_64"))]
+pub mod memfns;
 pub mod plan;
 pub mod policy;
 pub mod schema;
