@@ -239,6 +239,9 @@ pub enum Op {
     Spawn { who: Who },
     /// Write one byte to the launcher's end of the sync pipe.
     Release { fd: FdRef },
+    /// sched_yield(2): the launcher, having released the child, lets it run
+    /// first if the scheduler put both on one CPU.
+    Yield,
     /// Read one byte from the sync pipe (EOF: the launcher is gone).
     AwaitRelease { fd: FdRef },
     /// Read the sync pipe until EOF (the launcher closes its end once it has
@@ -462,6 +465,7 @@ impl fmt::Display for Op {
             Spawn { who } => write!(f, "spawn vm|vfork -> {}", ProcRef { pid: 0, who: *who }),
             Release { fd } => write!(f, "release child via {fd}"),
             AwaitRelease { fd } => write!(f, "await release on {fd}"),
+            Yield => f.write_str("sched_yield"),
             AwaitEof { fd } => write!(f, "read {fd} until the launcher's close (EOF)"),
             SendFilters { fd, count, data } => {
                 write!(f, "send {count} seccomp program(s), {} bytes, on {fd}", data.len())

@@ -571,6 +571,11 @@ impl Backend for LinuxBackend {
                     }
                 }
             }
+            Yield => {
+                // SAFETY: sched_yield has no arguments and cannot fail on Linux.
+                unsafe { libc::sched_yield() };
+                done
+            }
             AwaitEof { fd } => {
                 let mut out = Vec::new();
                 let mut buf = [0u8; 4096];
