@@ -310,23 +310,28 @@ impl<'a, B: Backend> Interp<'a, B> {
         }
     }
 
-    fn odd(&self, o: Outcome) -> StepFailure {
+    /// A failure of the current step and origin that has no errno.
+    fn failure(&self, op: &str, message: String) -> StepFailure {
         StepFailure {
             step: self.step,
             origin: self.origin.clone(),
-            op: "backend".into(),
+            op: op.into(),
             errno: None,
-            message: format!("unexpected outcome {o:?}"),
+            message,
         }
+    }
+
+    fn odd(&self, o: Outcome) -> StepFailure {
+        self.failure("backend", format!("unexpected outcome {o:?}"))
     }
 
     fn unsupported(&self, what: &str) -> StepFailure {
         StepFailure {
-            step: self.step,
-            origin: self.origin.clone(),
-            op: what.into(),
             errno: Some(libc::ENOTSUP),
-            message: "not supported by this interpreter (preflight should have said so)".into(),
+            ..self.failure(
+                what,
+                "not supported by this interpreter (preflight should have said so)".into(),
+            )
         }
     }
 
@@ -716,13 +721,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             return Ok(());
         };
         self.origin = s.default_action.from.clone();
-        let filters = super::seccomp::prepare(s).map_err(|m| StepFailure {
-            step: self.step,
-            origin: self.origin.clone(),
-            op: "build the seccomp programs".into(),
-            errno: None,
-            message: m,
-        })?;
+        let filters = super::seccomp::prepare(s).map_err(|m| self.failure("build the seccomp programs", m))?;
         let data = Rc::new(super::seccomp::encode(&filters));
         let count = filters.len();
         // Recording: one process plays every part, so the workload's step
@@ -741,13 +740,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             return Ok(());
         };
         self.origin = from;
-        let data = serde_json::to_vec(self.plan).map_err(|e| StepFailure {
-            step: self.step,
-            origin: self.origin.clone(),
-            op: "serialise the plan".into(),
-            errno: None,
-            message: e.to_string(),
-        })?;
+        let data = serde_json::to_vec(self.plan).map_err(|e| self.failure("serialise the plan", e.to_string()))?;
         self.op(Op::FillSealed {
             fd,
             data: Rc::new(data),
@@ -888,13 +881,8 @@ impl<'a, B: Backend> Interp<'a, B> {
         self.op(Op::Close { fd })?;
         match got {
             Outcome::Bytes(b) if self.real => {
-                self.prep.filters = super::seccomp::decode(&b).map_err(|m| StepFailure {
-                    step: self.step,
-                    origin: self.origin.clone(),
-                    op: "read the seccomp programs from the launcher".into(),
-                    errno: None,
-                    message: m,
-                })?;
+                self.prep.filters = super::seccomp::decode(&b)
+                    .map_err(|m| self.failure("read the seccomp programs from the launcher", m))?;
                 Ok(())
             }
             Outcome::Bytes(_) => Ok(()),
