@@ -62,14 +62,14 @@ pub struct Prepared {
     /// Before the clone.
     exec: Rc<PreparedExec>,
     /// The seccomp programs: built by the launcher after the release and sent
-    /// to the supervisor on the sync pipe (see [`Interp::release`]).
+    /// to the supervisor on the sync pipe (see `Interp::release`).
     filters: Vec<Rc<PreparedFilter>>,
 }
 
 /// Converts the exec arguments and checks the seccomp argument conditions
 /// before any effect, so a bad plan fails with nothing done. The seccomp
 /// programs and the plan's own JSON are made by the launcher after the
-/// release, off the supervisor's path (see [`Interp::release`]).
+/// release, off the supervisor's path (see `Interp::release`).
 pub fn prepare(plan: &LaunchPlan) -> Result<Prepared, ApplyError> {
     use std::ffi::CString;
     let bad = |what: &str, m: String| ApplyError::Prepare {
@@ -883,15 +883,21 @@ impl<'a, B: Backend> Interp<'a, B> {
         let Some(fd) = self.launcher_done.take() else {
             return Ok(());
         };
-        let got = self.op(Op::AwaitEof { fd })?;
+        let b = self.read_and_close(Op::AwaitEof { fd }, fd)?;
+        if self.real {
+            self.prep.filters = super::seccomp::decode(&b)
+                .map_err(|m| self.failure("read the seccomp programs from the launcher", m))?;
+        }
+        Ok(())
+    }
+
+    /// Performs a reading op on `fd` (until EOF), closes `fd`, and returns
+    /// the bytes read.
+    fn read_and_close(&mut self, op: Op, fd: FdRef) -> R<Vec<u8>> {
+        let got = self.op(op)?;
         self.op(Op::Close { fd })?;
         match got {
-            Outcome::Bytes(b) if self.real => {
-                self.prep.filters = super::seccomp::decode(&b)
-                    .map_err(|m| self.failure("read the seccomp programs from the launcher", m))?;
-                Ok(())
-            }
-            Outcome::Bytes(_) => Ok(()),
+            Outcome::Bytes(b) => Ok(b),
             o => Err(self.odd(o)),
         }
     }
@@ -1345,19 +1351,14 @@ impl<'a, B: Backend> Interp<'a, B> {
             return Ok(());
         };
         self.origin = self.plan.workload.args.from.clone();
-        let got = self.op(Op::RecvReport { fd: r })?;
-        self.op(Op::Close { fd: r })?;
-        match got {
-            Outcome::Bytes(b) if b.is_empty() => Ok(()),
-            Outcome::Bytes(b) => Err(serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
-                step: Step::Exec,
-                origin: self.origin.clone(),
-                op: "exec report".into(),
-                errno: None,
-                message: String::from_utf8_lossy(&b).into_owned(),
-            })),
-            o => Err(self.odd(o)),
+        let b = self.read_and_close(Op::RecvReport { fd: r }, r)?;
+        if b.is_empty() {
+            return Ok(());
         }
+        Err(serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
+            step: Step::Exec,
+            ..self.failure("exec report", String::from_utf8_lossy(&b).into_owned())
+        }))
     }
 
     // ----- workload ------------------------------------------------------------
