@@ -11,6 +11,13 @@ use crate::plan::render::Format;
 #[derive(Debug, Parser)]
 #[command(name = "sandboxctl", version, about, long_about = None)]
 pub struct Cli {
+    /// Print each warning (clamps, test-only modes) as a full diagnostic with the policy and spec
+    /// lines involved, instead of one line each.
+    #[arg(long, short = 'v', global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print no warnings (the plan still lists every clamp).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -25,9 +32,10 @@ pub enum Command {
         /// The inputs.
         #[command(flatten)]
         inputs: PlanInputs,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
+        /// Output format. Default: from the extension of --output (`.toml`, `.json`, anything
+        /// else text), text on stdout.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
         /// Write the plan to this file instead of stdout.
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
@@ -136,8 +144,9 @@ pub struct PlanInputs {
     /// OCI spec file (relative paths in it resolve from its directory).
     #[arg(long)]
     pub spec: Option<PathBuf>,
-    /// A process.json that replaces the spec's process (as `runc exec --process`).
-    #[arg(long)]
+    /// A process.json that replaces the spec's process (as `runc exec --process`); it brings
+    /// its own args, so it cannot be combined with a command after `--`.
+    #[arg(long, conflicts_with = "command")]
     pub process: Option<PathBuf>,
     /// Host facts file (from `sandboxctl host`); default: detect this machine.
     #[arg(long)]

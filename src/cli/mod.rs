@@ -23,6 +23,38 @@ use crate::spec::{self, SpecInput};
 /// Exit status for bad input.
 pub const EXIT_BAD_INPUT: i32 = 2;
 
+/// How much compile says on stderr about its warnings (`--quiet`, default,
+/// `--verbose`). The plan itself lists every clamp whatever this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verbosity {
+    /// Nothing.
+    Quiet,
+    /// One line per warning: what happened and where it was asked and capped.
+    #[default]
+    Lines,
+    /// Each warning as a full diagnostic with the policy and spec lines.
+    Full,
+}
+
+impl Verbosity {
+    /// From the global flags (clap makes them exclusive).
+    pub fn from_flags(verbose: bool, quiet: bool) -> Self {
+        match (verbose, quiet) {
+            (true, _) => Verbosity::Full,
+            (_, true) => Verbosity::Quiet,
+            _ => Verbosity::Lines,
+        }
+    }
+}
+
+/// The verbosity of this process, set once by [`run`] from the global flags
+/// (one value for the whole command, read where warnings are printed).
+static VERBOSITY: std::sync::OnceLock<Verbosity> = std::sync::OnceLock::new();
+
+fn verbosity() -> Verbosity {
+    VERBOSITY.get().copied().unwrap_or_default()
+}
+
 /// A failure at the edge: a diagnostic and the exit status it maps to.
 #[derive(Debug)]
 pub struct Failure {
@@ -73,6 +105,7 @@ pub fn eprint_diag(d: &dyn miette::Diagnostic) {
 /// inlined here, the locals of all of them (plans, specs, host facts) would
 /// share this one frame, tens of KiB of stack that every launch faults in.
 pub fn run(cli: Cli) -> i32 {
+    let _ = VERBOSITY.set(Verbosity::from_flags(cli.verbose, cli.quiet));
     let result = match cli.command {
         Command::Plan { inputs, format, output } => cmd_plan(&inputs, format, output.as_deref()),
         Command::Validate { policies } => cmd_validate(&policies),
@@ -182,11 +215,23 @@ fn load_host_file(p: &Path) -> Result<HostFacts, Failure> {
     })
 }
 
-/// Compiles the inputs, printing warnings to stderr.
+/// Compiles the inputs, printing warnings to stderr as the global
+/// `--quiet`/`--verbose` flags say.
 pub fn compile_inputs(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Loaded), Failure> {
     let (compiled, loaded) = compile_quietly(inputs, base)?;
-    for w in &compiled.warnings {
-        eprint_diag(&w.to_diag(&loaded.policy, &loaded.spec));
+    match verbosity() {
+        Verbosity::Quiet => {}
+        Verbosity::Lines => {
+            let mut err = std::io::stderr().lock();
+            for w in &compiled.warnings {
+                let _ = writeln!(err, "warning: {}", w.line(&loaded.policy));
+            }
+        }
+        Verbosity::Full => {
+            for w in &compiled.warnings {
+                eprint_diag(&w.to_diag(&loaded.policy, &loaded.spec));
+            }
+        }
     }
     Ok((compiled, loaded))
 }
@@ -225,7 +270,8 @@ pub fn compile_args_in(dir: &Path, args: &[String]) -> Result<LaunchPlan, String
 }
 
 #[inline(never)] // see `run`
-fn cmd_plan(inputs: &PlanInputs, format: Format, output: Option<&Path>) -> Result<i32, Failure> {
+fn cmd_plan(inputs: &PlanInputs, format: Option<Format>, output: Option<&Path>) -> Result<i32, Failure> {
+    let format = format.unwrap_or_else(|| output.map_or(Format::Text, Format::for_path));
     let (compiled, _) = compile_inputs(inputs, Path::new("."))?;
     let text = render::render(&compiled.plan, format);
     let hash = render::hash(&compiled.plan);

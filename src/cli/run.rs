@@ -20,15 +20,23 @@ pub fn load_plan_file(path: &Path) -> Result<LaunchPlan, Failure> {
         .map_err(|e| Failure::input(SourceDiag::plain(format!("reading plan {}: {e}", path.display()), None)))?;
     render::load(&text).map_err(|e| {
         let span = e.span(&text);
+        let (label, help) = match e {
+            render::LoadError::TextRendering => (
+                "text rendering",
+                "write the plan as TOML or JSON: `sandboxctl plan … -o plan.toml` (the format follows the \
+                 extension) or `--format toml`",
+            ),
+            _ => ("here", "plans are written by `sandboxctl plan --format toml|json`"),
+        };
         Failure::input(SourceDiag::new(
-            format!("loading plan: {e}"),
+            format!("loading plan {}: {e}", path.display()),
             Some(Snippet {
                 name: path.display().to_string(),
                 text: text.clone(),
                 span,
-                label: "here".into(),
+                label: label.into(),
             }),
-            Some("plans are written by `sandboxctl plan --format toml|json`".into()),
+            Some(help.into()),
             vec![],
         ))
     })

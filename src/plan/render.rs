@@ -21,6 +21,21 @@ pub enum Format {
     Json,
 }
 
+impl Format {
+    /// The format a file name asks for: `.toml` TOML, `.json` JSON, anything
+    /// else text (`plan -o FILE` without `--format`).
+    pub fn for_path(path: &std::path::Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("toml") => Format::Toml,
+            Some(e) if e.eq_ignore_ascii_case("json") => Format::Json,
+            _ => Format::Text,
+        }
+    }
+}
+
+/// The first words of the text rendering (its header line).
+const TEXT_HEADER: &str = "plan sha256:";
+
 /// The canonical form: compact JSON in the type's field order, sets sorted.
 pub fn canonical(plan: &LaunchPlan) -> String {
     serde_json::to_string(plan).expect("a plan always serialises to JSON")
@@ -56,6 +71,9 @@ pub enum LoadError {
     /// JSON.
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    /// The text rendering, which is for people and does not load back.
+    #[error("this is the text rendering of a plan (for people); only the TOML and JSON forms load back")]
+    TextRendering,
     /// A plan of another format version.
     #[error("plan format {found} is not supported by this sandboxctl (it reads format {PLAN_FORMAT})")]
     Format {
@@ -80,6 +98,11 @@ impl LoadError {
                 }
                 None
             }
+            LoadError::TextRendering => {
+                let start = text.len() - text.trim_start().len();
+                let end = text[start..].find('\n').map_or(text.len(), |n| start + n);
+                Some(start..end)
+            }
             LoadError::Format { .. } => None,
         }
     }
@@ -87,6 +110,9 @@ impl LoadError {
 
 /// Loads a plan printed as TOML or JSON (JSON when the text starts with `{`).
 pub fn load(text: &str) -> Result<LaunchPlan, LoadError> {
+    if text.trim_start().starts_with(TEXT_HEADER) {
+        return Err(LoadError::TextRendering);
+    }
     let plan: LaunchPlan = if text.trim_start().starts_with('{') {
         serde_json::from_str(text)?
     } else {

@@ -231,6 +231,24 @@ impl Warning {
     pub fn to_diag(&self, policy: &Policy, spec: &SpecInput) -> SourceDiag {
         render(self.message.clone(), &self.anchors, None, policy, spec).with_severity(miette::Severity::Warning)
     }
+
+    /// One line: the message and, in brackets, the origin of each place
+    /// involved (`spec:process.capabilities.bounding; policy:untrusted.toml:18`).
+    pub fn line(&self, policy: &Policy) -> String {
+        let places: Vec<String> = self
+            .anchors
+            .iter()
+            .map(|a| match a {
+                Anchor::Policy(at, _) => policy.origin(at).to_string(),
+                other => other.origin().to_string(),
+            })
+            .collect();
+        if places.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{} [{}]", self.message, places.join("; "))
+        }
+    }
 }
 
 fn render(message: String, anchors: &[Anchor], help: Option<String>, policy: &Policy, spec: &SpecInput) -> SourceDiag {

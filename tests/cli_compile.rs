@@ -1,0 +1,136 @@
+//! The command line around compile, run as a user runs it (no root needed:
+//! host facts come from a fixture): the plan file's format follows `-o`'s
+//! extension, a text rendering is refused by `apply --plan` with a clear
+//! error, `--process` conflicts with a command after `--`, and stderr carries
+//! one line per warning by default, the full diagnostics with `--verbose` and
+//! nothing with `--quiet`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sandboxctl")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn host() -> String {
+    root().join("tests/golden/hosts/hybrid-root.toml").display().to_string()
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fresh temporary directory under the target dir (removed by the caller).
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sandboxctl-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn output_format_follows_the_extension_unless_given() {
+    let dir = tempdir("ext");
+    let h = host();
+    let cases: [(&str, Option<&str>, &str); 5] = [
+        ("p.toml", None, "# sandboxctl launch plan"),
+        ("p.json", None, "{"),
+        ("p.txt", None, "plan sha256:"),
+        ("plan", None, "plan sha256:"),
+        ("q.toml", Some("json"), "{"),
+    ];
+    for (file, format, starts) in cases {
+        let mut args = vec!["plan", "--host", &h, "-o", file];
+        if let Some(f) = format {
+            args.extend(["--format", f]);
+        }
+        args.extend(["--", "/bin/true"]);
+        let o = run(&dir, &args);
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(text.starts_with(starts), "{file} ({format:?}) starts with {:?}", &text[..40]);
+        if starts != "plan sha256:" {
+            sandboxctl::plan::render::load(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn apply_and_doctor_refuse_a_text_rendering_saying_so() {
+    let dir = tempdir("text");
+    let h = host();
+    let o = run(&dir, &["plan", "--host", &h, "-o", "plan.txt", "--", "/bin/true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for cmd in ["apply", "doctor"] {
+        let o = run(&dir, &[cmd, "--plan", "plan.txt", "--host", &h]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {e}");
+        assert!(e.contains("this is the text rendering of a plan"), "{cmd}: {e}");
+        assert!(e.contains("-o plan.toml"), "{cmd}: the help says how to get a loadable plan: {e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn process_file_and_command_conflict() {
+    let process = root().join("tests/golden/inputs/podman-exec.process.json");
+    let p = process.display().to_string();
+    let h = host();
+    for cmd in ["plan", "apply", "doctor"] {
+        let o = run(&root(), &[cmd, "--host", &h, "--process", &p, "--", "/bin/true"]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {e}");
+        assert!(e.contains("'--process <PROCESS>' cannot be used with"), "{cmd}: {e}");
+    }
+    // Each alone is fine.
+    let o = run(&root(), &["plan", "--host", &h, "--process", &p]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// runc's spec under untrusted: 12 clamps.
+fn clamped_plan(extra: &[&str]) -> (Output, usize) {
+    let spec = root().join("tests/golden/inputs/runc-spec.json").display().to_string();
+    let h = host();
+    let mut args = vec!["plan", "--format", "toml", "--policy", "untrusted", "--spec", &spec, "--host", &h];
+    args.extend_from_slice(extra);
+    let o = run(&root(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan = sandboxctl::plan::render::load(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    (o, plan.clamps.len())
+}
+
+#[test]
+fn stderr_has_one_line_per_clamp_full_diagnostics_when_verbose_nothing_when_quiet() {
+    let (normal, clamps) = clamped_plan(&[]);
+    assert!(clamps >= 10, "runc's spec under untrusted clamps at least 10 things, saw {clamps}");
+    let e = stderr(&normal);
+    assert_eq!(e.lines().count(), clamps, "one line per clamp:\n{e}");
+    assert!(e.lines().all(|l| l.starts_with("warning: ")), "{e}");
+    assert!(
+        e.contains("policy:builtin:untrusted.toml:"),
+        "each line names where the ceiling is: {e}"
+    );
+
+    let (verbose, _) = clamped_plan(&["--verbose"]);
+    let v = stderr(&verbose);
+    assert!(v.lines().count() > 5 * clamps, "--verbose shows the full diagnostics:\n{v}");
+    assert!(v.contains("╭─["), "{v}");
+
+    let (quiet, _) = clamped_plan(&["--quiet"]);
+    assert_eq!(stderr(&quiet), "", "--quiet prints nothing");
+    assert_eq!(quiet.stdout, normal.stdout, "verbosity changes stderr only");
+}
