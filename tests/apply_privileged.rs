@@ -17,6 +17,9 @@ use sandboxctl::exec::{apply, ApplyOptions, Timings};
 use sandboxctl::plan::{LaunchPlan, Namespace, NetworkMode, Sourced};
 use sandboxctl::vocab::Origin;
 
+#[path = "apply_privileged/compile.rs"]
+mod compile_cases;
+
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "grep", "hostname", "touch", "mkdir", "readlink", "sleep", "seq", "tail", "head", "wc",
     "test", "id", "true",
@@ -831,6 +834,7 @@ fn main() {
         ("timings", case_timings),
         ("early_unshare_fails", case_early_unshare_fails),
         ("rollback", case_rollback),
+        ("runc_spec_caps", compile_cases::case_runc_spec_caps),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut failed = Vec::new();

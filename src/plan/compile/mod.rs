@@ -182,6 +182,32 @@ impl Cx<'_> {
         }
     }
 
+    /// A request the kernel (not the policy) would not grant as asked: always
+    /// recorded as a clamp whose ceiling is the rule, with a warning, never an
+    /// error (the request is legal; what compile decides is what apply can do).
+    #[allow(clippy::too_many_arguments)]
+    pub fn rule_clamp(
+        &mut self,
+        field: &str,
+        requested: String,
+        requested_by: Anchor,
+        granted: String,
+        rule: &str,
+        why: &str,
+    ) {
+        self.warnings.push(Warning {
+            message: format!("{field}: {requested} → {granted} (rule {rule}: {why})"),
+            anchors: vec![requested_by.clone()],
+        });
+        self.clamps.push(Clamp {
+            field: field.to_string(),
+            requested,
+            requested_by: requested_by.origin(),
+            granted,
+            ceiling: Origin::rule(rule),
+        });
+    }
+
     /// The spec's `linux` section, or an empty one.
     pub fn linux(&self) -> Option<&oci_spec::runtime::Linux> {
         self.spec.spec.linux().as_ref()
@@ -447,7 +473,150 @@ mod tests {
         let bounding = &clamp.plan.workload.capabilities.value.bounding;
         assert!(bounding.contains(&Cap(caps::Capability::CAP_KILL)));
         assert!(!bounding.contains(&Cap(caps::Capability::CAP_SYS_ADMIN)));
-        assert_eq!(clamp.plan.clamps.len(), 1);
-        assert_eq!(clamp.warnings.len(), 1);
+        let by_policy = |c: &&Clamp| matches!(c.ceiling, Origin::Policy { .. });
+        assert_eq!(clamp.plan.clamps.iter().filter(by_policy).count(), 1);
+        assert_eq!(clamp.warnings.len(), clamp.plan.clamps.len());
+    }
+
+    fn runc_spec(edit: impl FnOnce(&mut serde_json::Value)) -> SpecInput {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/inputs/runc-spec.json");
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut v);
+        let mut s = crate::spec::load_file(&path, Path::new("/")).unwrap();
+        s.spec = Box::new(serde_json::from_value(v).unwrap());
+        s
+    }
+
+    fn caps_of(names: &[&str]) -> std::collections::BTreeSet<Cap> {
+        names.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    fn clamped(c: &Compiled, rule: &str) -> Vec<(String, String)> {
+        c.plan
+            .clamps
+            .iter()
+            .filter(|k| k.ceiling == Origin::rule(rule))
+            .map(|k| (k.field.clone(), k.requested.clone()))
+            .collect()
+    }
+
+    const RUNC_CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+
+    /// runc's spec lists ambient capabilities but no inheritable ones: under
+    /// the default policy (nobody, not root) the workload holds nothing but
+    /// its bounding set, and the plan says why, rule by rule, with no error.
+    #[test]
+    fn runc_spec_ambient_without_inheritable_is_dropped_by_rule_not_refused() {
+        for policy_name in ["default", "kvm"] {
+            let c = compile(
+                &policy(&format!("extends = \"{policy_name}\"")),
+                &runc_spec(|_| {}),
+                &host("hybrid-root.toml"),
+                &Default::default(),
+            )
+            .unwrap();
+            let w = &c.plan.workload.capabilities;
+            assert_eq!(w.value.bounding, caps_of(&RUNC_CAPS));
+            assert!(w.value.ambient.is_empty() && w.value.effective.is_empty() && w.value.permitted.is_empty());
+            assert_eq!(w.from, Origin::rule("cap-kernel-rules"));
+            let amb = clamped(&c, "cap-ambient-needs-permitted-and-inheritable");
+            assert_eq!(amb.len(), 3, "{amb:?}");
+            assert!(amb.iter().all(|(f, _)| f == "workload.capabilities.ambient"));
+            let exec = clamped(&c, "cap-exec-non-root-keeps-ambient");
+            assert_eq!(exec.len(), 6, "effective and permitted, 3 each: {exec:?}");
+            assert_eq!(c.warnings.len(), c.plan.clamps.len());
+        }
+    }
+
+    /// With an inheritable set the ambient capabilities are raised, and a
+    /// non-root workload holds exactly them after exec.
+    #[test]
+    fn ambient_with_inheritable_is_what_a_non_root_workload_holds() {
+        let spec = runc_spec(|v| {
+            v["process"]["capabilities"]["inheritable"] = serde_json::json!(["CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"]);
+            v["process"]["capabilities"]["ambient"] = serde_json::json!(["CAP_NET_BIND_SERVICE"]);
+        });
+        let c = compile(
+            &policy("extends = \"default\"\n[capabilities]\non_excess = \"clamp\""),
+            &spec,
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap();
+        let w = &c.plan.workload.capabilities.value;
+        let nbs = caps_of(&["CAP_NET_BIND_SERVICE"]);
+        assert_eq!(
+            (&w.ambient, &w.inheritable, &w.effective, &w.permitted),
+            (&nbs, &nbs, &nbs, &nbs)
+        );
+        // CAP_SYS_ADMIN: above the policy's ceiling (a policy clamp), not a rule.
+        assert!(c
+            .plan
+            .clamps
+            .iter()
+            .any(|k| k.requested == "CAP_SYS_ADMIN" && matches!(k.ceiling, Origin::Policy { .. })));
+    }
+
+    /// Inheritable outside bounding and effective outside permitted are what
+    /// capset refuses: dropped at compile time, never an EPERM at apply.
+    #[test]
+    fn capset_rules_are_applied_at_compile_time() {
+        let spec = runc_spec(|v| {
+            let c = &mut v["process"]["capabilities"];
+            c["bounding"] = serde_json::json!(["CAP_KILL"]);
+            c["inheritable"] = serde_json::json!(["CAP_KILL", "CAP_CHOWN"]);
+            c["permitted"] = serde_json::json!(["CAP_KILL"]);
+            c["effective"] = serde_json::json!(["CAP_KILL", "CAP_CHOWN"]);
+            c["ambient"] = serde_json::json!([]);
+        });
+        let c = compile(
+            &policy("extends = \"default\""),
+            &spec,
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            clamped(&c, "cap-inheritable-within-bounding"),
+            vec![("workload.capabilities.inheritable".to_string(), "CAP_CHOWN".to_string())]
+        );
+        assert_eq!(
+            clamped(&c, "cap-effective-within-permitted"),
+            vec![("workload.capabilities.effective".to_string(), "CAP_CHOWN".to_string())]
+        );
+    }
+
+    /// Root in its user namespace (host networking keeps the spec's uid 0):
+    /// execve makes permitted and effective the bounding set; what the spec
+    /// left out of them is recorded as granted by that rule; and in the
+    /// caller's user namespace nothing the caller lacks is planned.
+    #[test]
+    fn root_workload_holds_its_bounding_set() {
+        let spec = runc_spec(|v| {
+            let c = &mut v["process"]["capabilities"];
+            c["bounding"] = serde_json::json!(["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_RESOURCE"]);
+            c["effective"] = serde_json::json!(["CAP_KILL"]);
+        });
+        let c = compile(
+            &policy("extends = \"network-host\"\n[capabilities]\nallow = [\"CAP_KILL\", \"CAP_NET_BIND_SERVICE\", \"CAP_AUDIT_WRITE\", \"CAP_SYS_RESOURCE\"]"),
+            &spec,
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap();
+        let w = &c.plan.workload.capabilities.value;
+        let two = caps_of(&["CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+        assert_eq!((&w.bounding, &w.effective, &w.permitted), (&two, &two, &two));
+        assert_eq!(
+            clamped(&c, "cap-exec-root-gains-bounding"),
+            vec![(
+                "workload.capabilities.effective".to_string(),
+                "(not requested)".to_string()
+            )]
+        );
+        assert!(clamped(&c, "cap-held-by-caller")
+            .iter()
+            .any(|(f, r)| f == "workload.capabilities.bounding" && r == "CAP_SYS_RESOURCE"));
+        assert_eq!(c.plan.supervisor.capabilities, *w);
     }
 }

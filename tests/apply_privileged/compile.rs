@@ -1,0 +1,198 @@
+//! Privileged cases for what compile decides, run through the real binary on
+//! real inputs (runc's own `runc spec` config.json, a busybox rootfs from
+//! scripts/make-busybox-rootfs, docs/policy.md's example): capabilities
+//! under the kernel's rules, absolute paths in plan files, and memory with
+//! swap. Each checks the effect from inside the sandbox and that nothing is
+//! left on the host.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sandboxctl::plan::{render, LaunchPlan};
+use sandboxctl::vocab::Cap;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `sandboxctl ARGS` in `dir`.
+fn sbx(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}stderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A scratch directory (emptied first).
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sbx-compile-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A bundle in `dir`: a busybox rootfs made by scripts/make-busybox-rootfs
+/// and runc's `runc spec` config.json (tests/golden/inputs/runc-spec.json,
+/// as runc 1.1.5 writes it) with `terminal` off (no tty here) and `args`
+/// set to `script`; `edit` changes it further.
+fn runc_bundle(dir: &Path, script: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    fs::create_dir_all(dir).unwrap();
+    let st = Command::new(repo().join("scripts/make-busybox-rootfs"))
+        .arg(dir.join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "make-busybox-rootfs failed");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(repo().join("tests/golden/inputs/runc-spec.json")).unwrap()).unwrap();
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+    edit(&mut spec);
+    fs::write(dir.join("config.json"), serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+}
+
+/// The sandbox's cgroup directories and state left on the host.
+fn leftovers(id: &str) -> Vec<String> {
+    let mut left: Vec<String> = fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("sandboxctl").join(id))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    left.extend(
+        fs::read_dir("/run/sandboxctl")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(id))
+            .map(|e| e.path().display().to_string()),
+    );
+    left
+}
+
+fn mask(set: &std::collections::BTreeSet<Cap>) -> u64 {
+    set.iter().fold(0, |m, c| m | 1u64 << c.0.index())
+}
+
+fn status_mask(out: &str, field: &str) -> u64 {
+    let l = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in:\n{out}"));
+    u64::from_str_radix(l.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+/// Plans `args`, applies them, and checks the five Cap* lines the workload
+/// prints against the plan's sets. None when apply failed with `skip_on`
+/// in its error (reported by the caller).
+fn caps_as_planned(dir: &Path, id: &str, args: &[&str], skip_on: Option<&str>) -> Option<LaunchPlan> {
+    let mut plan_args = vec!["plan", "--format", "toml", "--id", id];
+    plan_args.extend_from_slice(args);
+    let p = sbx(dir, &plan_args);
+    assert!(p.status.success(), "plan {args:?}: {}", text(&p));
+    let plan = render::load(&String::from_utf8_lossy(&p.stdout)).unwrap();
+    // doctor and apply agree: doctor finds every need met, and apply runs.
+    let mut doctor_args = vec!["doctor", "--quiet", "--id", id];
+    doctor_args.extend_from_slice(args);
+    let d = sbx(dir, &doctor_args);
+    assert!(d.status.success(), "doctor {args:?}: {}", text(&d));
+    let mut apply_args = vec!["apply", "--quiet", "--id", id];
+    apply_args.extend_from_slice(args);
+    let o = sbx(dir, &apply_args);
+    let left = leftovers(id);
+    assert!(left.is_empty(), "{args:?}: left behind {left:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    if let Some(s) = skip_on {
+        if !o.status.success() && err.contains(s) {
+            // Doctor said ok, so this one still disagrees (not this branch's item).
+            return None;
+        }
+    }
+    assert!(o.status.success(), "apply {args:?}: {}", text(&o));
+    assert_eq!(err, "", "--quiet: nothing on stderr");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let c = &plan.workload.capabilities.value;
+    for (field, set) in [
+        ("CapInh", &c.inheritable),
+        ("CapPrm", &c.permitted),
+        ("CapEff", &c.effective),
+        ("CapBnd", &c.bounding),
+        ("CapAmb", &c.ambient),
+    ] {
+        assert_eq!(
+            status_mask(&out, field),
+            mask(set),
+            "{args:?}: {field} inside differs from the plan's {set:?}:\n{out}"
+        );
+    }
+    Some(plan)
+}
+
+const SHOW_CAPS: &str = "grep ^Cap /proc/self/status";
+
+/// Issue 11 item 1: `runc spec`'s bundle runs under every built-in policy
+/// (it failed under default and kvm with EPERM raising ambient capabilities),
+/// and the workload holds exactly the capabilities its plan lists.
+pub fn case_runc_spec_caps(_root: &Path, id: &str) {
+    let dir = scratch("runc-caps");
+    runc_bundle(&dir.join("bundle"), SHOW_CAPS, |_| {});
+    for policy in ["default", "untrusted", "kvm", "network-host"] {
+        let pid = format!("{id}-{}", policy.replace('-', ""));
+        // network-host with runc's cgroup mount hits EBUSY on this host: issue
+        // 11 item 6 (another branch). Its capabilities are still checked below.
+        let skip = (policy == "network-host").then_some("Device or resource busy");
+        match caps_as_planned(&dir, &pid, &["--policy", policy, "--bundle", "bundle"], skip) {
+            Some(plan) => {
+                let bnd = mask(&plan.workload.capabilities.value.bounding);
+                let expect = if policy == "untrusted" { 0 } else { 0x2000_0420 };
+                assert_eq!(bnd, expect, "{policy}: runc's three capabilities in the bounding set");
+            }
+            None => println!(
+                "runc_spec_caps: network-host with runc's full spec skipped: mount cgroup EBUSY here (issue 11 item 6)"
+            ),
+        }
+    }
+    // network-host without the cgroup mount: root in the caller's user
+    // namespace holds its bounding set.
+    runc_bundle(&dir.join("nh"), SHOW_CAPS, |s| {
+        let m = s["mounts"].as_array_mut().unwrap();
+        m.retain(|m| m["type"] != "cgroup");
+    });
+    let plan = caps_as_planned(
+        &dir,
+        &format!("{id}-nh"),
+        &["--policy", "network-host", "--bundle", "nh"],
+        None,
+    )
+    .unwrap();
+    assert_eq!(mask(&plan.workload.capabilities.value.effective), 0x2000_0420);
+    // With an inheritable set the ambient capabilities are raised, and
+    // nobody holds them after exec.
+    runc_bundle(&dir.join("amb"), SHOW_CAPS, |s| {
+        s["process"]["capabilities"]["inheritable"] = serde_json::json!(["CAP_NET_BIND_SERVICE"]);
+        s["process"]["capabilities"]["ambient"] = serde_json::json!(["CAP_NET_BIND_SERVICE"]);
+    });
+    let plan = caps_as_planned(
+        &dir,
+        &format!("{id}-amb"),
+        &["--policy", "default", "--bundle", "amb"],
+        None,
+    )
+    .unwrap();
+    assert_eq!(mask(&plan.workload.capabilities.value.ambient), 1 << 10);
+    assert_eq!(mask(&plan.workload.capabilities.value.effective), 1 << 10);
+    fs::remove_dir_all(&dir).unwrap();
+}
