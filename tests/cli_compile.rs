@@ -61,7 +61,11 @@ fn output_format_follows_the_extension_unless_given() {
         let o = run(&dir, &args);
         assert!(o.status.success(), "{file}: {}", stderr(&o));
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
-        assert!(text.starts_with(starts), "{file} ({format:?}) starts with {:?}", &text[..40]);
+        assert!(
+            text.starts_with(starts),
+            "{file} ({format:?}) starts with {:?}",
+            &text[..40]
+        );
         if starts != "plan sha256:" {
             sandboxctl::plan::render::load(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
         }
@@ -80,7 +84,10 @@ fn apply_and_doctor_refuse_a_text_rendering_saying_so() {
         let e = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{cmd}: {e}");
         assert!(e.contains("this is the text rendering of a plan"), "{cmd}: {e}");
-        assert!(e.contains("-o plan.toml"), "{cmd}: the help says how to get a loadable plan: {e}");
+        assert!(
+            e.contains("-o plan.toml"),
+            "{cmd}: the help says how to get a loadable plan: {e}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -105,7 +112,17 @@ fn process_file_and_command_conflict() {
 fn clamped_plan(extra: &[&str]) -> (Output, usize) {
     let spec = root().join("tests/golden/inputs/runc-spec.json").display().to_string();
     let h = host();
-    let mut args = vec!["plan", "--format", "toml", "--policy", "untrusted", "--spec", &spec, "--host", &h];
+    let mut args = vec![
+        "plan",
+        "--format",
+        "toml",
+        "--policy",
+        "untrusted",
+        "--spec",
+        &spec,
+        "--host",
+        &h,
+    ];
     args.extend_from_slice(extra);
     let o = run(&root(), &args);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -116,7 +133,10 @@ fn clamped_plan(extra: &[&str]) -> (Output, usize) {
 #[test]
 fn stderr_has_one_line_per_clamp_full_diagnostics_when_verbose_nothing_when_quiet() {
     let (normal, clamps) = clamped_plan(&[]);
-    assert!(clamps >= 10, "runc's spec under untrusted clamps at least 10 things, saw {clamps}");
+    assert!(
+        clamps >= 10,
+        "runc's spec under untrusted clamps at least 10 things, saw {clamps}"
+    );
     let e = stderr(&normal);
     assert_eq!(e.lines().count(), clamps, "one line per clamp:\n{e}");
     assert!(e.lines().all(|l| l.starts_with("warning: ")), "{e}");
@@ -127,7 +147,10 @@ fn stderr_has_one_line_per_clamp_full_diagnostics_when_verbose_nothing_when_quie
 
     let (verbose, _) = clamped_plan(&["--verbose"]);
     let v = stderr(&verbose);
-    assert!(v.lines().count() > 5 * clamps, "--verbose shows the full diagnostics:\n{v}");
+    assert!(
+        v.lines().count() > 5 * clamps,
+        "--verbose shows the full diagnostics:\n{v}"
+    );
     assert!(v.contains("╭─["), "{v}");
 
     let (quiet, _) = clamped_plan(&["--quiet"]);
