@@ -855,7 +855,8 @@ pub struct Clamp {
     pub requested_by: Origin,
     /// What the plan holds instead.
     pub granted: String,
-    /// The policy line that set the ceiling.
+    /// The policy line that set the ceiling, or the kernel's rule (`rule:NAME`)
+    /// that compile applied so apply cannot fail on it.
     pub ceiling: Origin,
 }
 
