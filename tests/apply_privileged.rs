@@ -835,6 +835,7 @@ fn main() {
         ("early_unshare_fails", case_early_unshare_fails),
         ("rollback", case_rollback),
         ("runc_spec_caps", compile_cases::case_runc_spec_caps),
+        ("policy_md_example", compile_cases::case_policy_md_example),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut failed = Vec::new();

@@ -196,3 +196,40 @@ pub fn case_runc_spec_caps(_root: &Path, id: &str) {
     assert_eq!(mask(&plan.workload.capabilities.value.effective), 1 << 10);
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The first TOML example of docs/policy.md, as the page shows it.
+fn policy_md_first_example() -> String {
+    let doc = fs::read_to_string(repo().join("docs/policy.md")).unwrap();
+    let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+    let len = doc[start..].find("```").unwrap();
+    doc[start..start + len].to_string()
+}
+
+/// Issue 11 item 3: docs/policy.md's first example (extends untrusted and
+/// raises memory to 1GiB over untrusted's 256MiB memory+swap) passed
+/// validate, plan and doctor, then failed writing memsw (EINVAL). Now doctor
+/// and apply agree, and inside the sandbox the memory cgroup holds 1GiB and
+/// memory+swap 1GiB (no swap, rule memory-swap-at-least-memory).
+pub fn case_policy_md_example(_root: &Path, id: &str) {
+    let dir = scratch("policy-md");
+    let example = policy_md_first_example();
+    assert!(
+        example.contains("extends = \"untrusted\"") && example.contains("memory = \"1GiB\""),
+        "{example}"
+    );
+    fs::write(dir.join("build.toml"), &example).unwrap();
+    let script = "cg=$(grep :memory: /proc/self/cgroup | cut -d: -f3); cd /sys/fs/cgroup/memory$cg && cat memory.limit_in_bytes memory.memsw.limit_in_bytes";
+    runc_bundle(&dir.join("bundle"), script, |_| {});
+    let args = ["--policy", "build.toml", "--bundle", "bundle", "--id", id];
+    let v = sbx(&dir, &["validate", "build.toml"]);
+    assert!(v.status.success(), "{}", text(&v));
+    let d = sbx(&dir, &[&["doctor", "-q"][..], &args].concat());
+    assert!(d.status.success(), "doctor: {}", text(&d));
+    let o = sbx(&dir, &[&["apply", "-q"][..], &args].concat());
+    assert!(leftovers(id).is_empty(), "left behind: {:?}", leftovers(id));
+    assert!(o.status.success(), "apply: {}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let gib = (1u64 << 30).to_string();
+    assert_eq!(out.lines().collect::<Vec<_>>(), [gib.as_str(), gib.as_str()], "{out}");
+    fs::remove_dir_all(&dir).unwrap();
+}

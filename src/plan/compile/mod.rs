@@ -199,10 +199,14 @@ impl Cx<'_> {
             message: format!("{field}: {requested} → {granted} (rule {rule}: {why})"),
             anchors: vec![requested_by.clone()],
         });
+        let requested_by = match &requested_by {
+            Anchor::Policy(at, _) => self.at(at),
+            other => other.origin(),
+        };
         self.clamps.push(Clamp {
             field: field.to_string(),
             requested,
-            requested_by: requested_by.origin(),
+            requested_by,
             granted,
             ceiling: Origin::rule(rule),
         });
@@ -618,5 +622,64 @@ mod tests {
             .iter()
             .any(|(f, r)| f == "workload.capabilities.bounding" && r == "CAP_SYS_RESOURCE"));
         assert_eq!(c.plan.supervisor.capabilities, *w);
+    }
+
+    fn write_of(p: &LaunchPlan, file: &str) -> Option<String> {
+        let c = p.cgroup.as_ref()?;
+        c.writes
+            .iter()
+            .find(|w| w.file.ends_with(file))
+            .map(|w| w.value.clone())
+    }
+
+    /// memory_swap is memory plus swap (v1 memsw); v2's swap.max is swap alone.
+    #[test]
+    fn memory_and_swap_keep_their_relation() {
+        // docs/policy.md's first example: untrusted's 256MiB memory+swap under
+        // a raised 1GiB memory is raised to it (no swap), by rule and recorded.
+        for (h, file, value) in [
+            ("v1-root.toml", "memory.memsw.limit_in_bytes", "1073741824"),
+            ("v2-root.toml", "memory.swap.max", "0"),
+        ] {
+            let c = plan(
+                "extends = \"untrusted\"\n[limits]\nmemory = \"1GiB\"",
+                h,
+                &Default::default(),
+            )
+            .unwrap();
+            let l = &c.plan.cgroup.as_ref().unwrap().limits;
+            let swap = l.memory_swap.as_ref().unwrap();
+            assert_eq!(
+                (swap.value.0, &swap.from),
+                (1 << 30, &Origin::rule("memory-swap-at-least-memory"))
+            );
+            assert_eq!(write_of(&c.plan, file).as_deref(), Some(value), "{h}");
+            let k = c
+                .plan
+                .clamps
+                .iter()
+                .find(|k| k.field == "cgroup.limits.memory_swap")
+                .unwrap();
+            assert_eq!((k.requested.as_str(), k.granted.as_str()), ("256MiB", "1GiB"));
+            assert!(matches!(&k.requested_by, Origin::Policy { file, .. } if file.contains("untrusted")));
+        }
+        // Swap above memory: v1 writes the sum, v2 the difference.
+        let p = "extends = \"default\"\n[limits]\nmemory = \"1GiB\"\nmemory_swap = \"1536MiB\"";
+        let v1 = plan(p, "v1-root.toml", &Default::default()).unwrap().plan;
+        assert_eq!(
+            write_of(&v1, "memory.memsw.limit_in_bytes").as_deref(),
+            Some("1610612736")
+        );
+        let v2 = plan(p, "v2-root.toml", &Default::default()).unwrap().plan;
+        assert_eq!(write_of(&v2, "memory.swap.max").as_deref(), Some("536870912"));
+        assert!(v2.clamps.is_empty());
+        // memory+swap without memory: refused at compile time, not EINVAL at apply.
+        let e = plan(
+            "extends = \"default\"\n[limits]\nmemory_swap = \"1GiB\"",
+            "v1-root.toml",
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e.kind, CompileErrorKind::SwapWithoutMemory { .. }), "{e}");
     }
 }
