@@ -836,6 +836,11 @@ fn main() {
         ("rollback", case_rollback),
         ("runc_spec_caps", compile_cases::case_runc_spec_caps),
         ("policy_md_example", compile_cases::case_policy_md_example),
+        (
+            "plan_applies_from_anywhere",
+            compile_cases::case_plan_applies_from_anywhere,
+        ),
+        ("ci_review_pinned_plan", compile_cases::case_ci_review_pinned_plan),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut failed = Vec::new();

@@ -157,3 +157,134 @@ fn stderr_has_one_line_per_clamp_full_diagnostics_when_verbose_nothing_when_quie
     assert_eq!(stderr(&quiet), "", "--quiet prints nothing");
     assert_eq!(quiet.stdout, normal.stdout, "verbosity changes stderr only");
 }
+
+/// A bundle directory holding runc's spec and an (empty) rootfs directory.
+fn bundle_in(dir: &Path) {
+    std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+    std::fs::copy(
+        root().join("tests/golden/inputs/runc-spec.json"),
+        dir.join("config.json"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn plan_paths_are_absolute_and_normalised_wherever_the_plan_was_made() {
+    let dir = tempdir("abs");
+    bundle_in(&dir.join("work/mybundle"));
+    std::fs::create_dir_all(dir.join("elsewhere")).unwrap();
+    let h = host();
+    let o = run(
+        &dir.join("work"),
+        &[
+            "plan",
+            "-q",
+            "--host",
+            &h,
+            "--bundle",
+            "./mybundle/../mybundle",
+            "--console-socket",
+            "c.sock",
+            "-o",
+            "plan.toml",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan = sandboxctl::plan::render::load(&std::fs::read_to_string(dir.join("work/plan.toml")).unwrap()).unwrap();
+    let bundle = dir.join("work/mybundle");
+    assert_eq!(plan.root.path.value, bundle.join("rootfs"));
+    let b = plan.inputs.bundle.as_ref().unwrap();
+    assert_eq!((&b.value, b.from.to_string().as_str()), (&bundle, "cli:--bundle"));
+    assert_eq!(
+        plan.stdio.value,
+        sandboxctl::plan::Stdio::ConsoleSocket(dir.join("work/c.sock"))
+    );
+    // The same plan compiled from another directory is the same plan.
+    let o = run(
+        &dir.join("elsewhere"),
+        &[
+            "plan",
+            "-q",
+            "--host",
+            &h,
+            "--bundle",
+            "../work/mybundle",
+            "--console-socket",
+            "../work/c.sock",
+            "--format",
+            "toml",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = sandboxctl::plan::render::load(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    assert_eq!(again.root, plan.root);
+    assert_eq!(again.stdio, plan.stdio);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn target_bundle_makes_a_plan_for_another_machine_and_says_so() {
+    let dir = tempdir("target");
+    bundle_in(&dir.join("b"));
+    let h = host();
+    let args = [
+        "plan",
+        "-q",
+        "--host",
+        &h,
+        "--bundle",
+        "b",
+        "--target-bundle",
+        "/srv/web/./x/..",
+    ];
+    let o = run(&dir, &[&args[..], &["--format", "toml"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan = sandboxctl::plan::render::load(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    assert_eq!(plan.root.path.value, Path::new("/srv/web/rootfs"));
+    assert_eq!(
+        plan.inputs.bundle.as_ref().unwrap().from.to_string(),
+        "cli:--target-bundle"
+    );
+    let t = run(&dir, &args);
+    assert!(
+        String::from_utf8_lossy(&t.stdout)
+            .contains("bundle /srv/web  cli:--target-bundle  (a plan for another machine"),
+        "the text rendering says so"
+    );
+    // Relative, or without a bundle: refused.
+    let o = run(
+        &dir,
+        &["plan", "--host", &h, "--bundle", "b", "--target-bundle", "srv/web"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("must be an absolute"), "{}", stderr(&o));
+    let o = run(
+        &dir,
+        &["plan", "--host", &h, "--target-bundle", "/srv/web", "--", "/bin/true"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no bundle or spec is given"), "{}", stderr(&o));
+    // doctor names the missing root (the bundle is not at /srv/web here).
+    let o = run(
+        &dir,
+        &[
+            "plan",
+            "-q",
+            "--host",
+            &h,
+            "--bundle",
+            "b",
+            "--target-bundle",
+            "/srv/web",
+            "-o",
+            "p.toml",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = run(&dir, &["doctor", "--plan", "p.toml", "--host", &h]);
+    let out = String::from_utf8_lossy(&d.stdout);
+    assert_eq!(d.status.code(), Some(1), "{out}");
+    assert!(out.contains("root /srv/web/rootfs: No such file or directory"), "{out}");
+    assert!(out.contains("put the bundle there"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

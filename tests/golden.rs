@@ -90,6 +90,16 @@ fn golden_cases() {
         let mut toml_args = vec!["plan".to_string(), "--format".into(), "toml".into()];
         toml_args.extend(args.iter().cloned());
         let r = run(dir, &toml_args);
+        // Plans hold absolute host paths: a case naming a spec must say where
+        // its bundle is (--target-bundle), or its plan would hold this
+        // checkout's path and differ in every other one.
+        if r.stdout.contains(env!("CARGO_MANIFEST_DIR")) {
+            failures.push(format!(
+                "{}: the plan holds this checkout's path {}; add --target-bundle /srv/golden/... to cmd",
+                dir.display(),
+                env!("CARGO_MANIFEST_DIR")
+            ));
+        }
         check(&dir.join("stderr"), &r.stderr, &mut failures);
         check(
             &dir.join("exit"),

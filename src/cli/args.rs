@@ -144,6 +144,12 @@ pub struct PlanInputs {
     /// OCI spec file (relative paths in it resolve from its directory).
     #[arg(long)]
     pub spec: Option<PathBuf>,
+    /// Compile for another machine: the absolute path the bundle (the spec's directory) will have
+    /// there. The spec's relative paths (root.path, bind sources) resolve from it instead of from
+    /// where the bundle is here, and the plan's inputs say so. Without it they resolve from the
+    /// bundle's absolute path here.
+    #[arg(long, value_name = "DIR")]
+    pub target_bundle: Option<PathBuf>,
     /// A process.json that replaces the spec's process (as `runc exec --process`); it brings
     /// its own args, so it cannot be combined with a command after `--`.
     #[arg(long, conflicts_with = "command")]

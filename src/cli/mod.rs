@@ -19,6 +19,7 @@ use crate::plan::render::{self, Format};
 use crate::plan::{compile, CompileOptions, Compiled, LaunchPlan};
 use crate::policy::{self, Policy, PolicyRef};
 use crate::spec::{self, SpecInput};
+use crate::vocab::Origin;
 
 /// Exit status for bad input.
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -150,14 +151,33 @@ pub struct Loaded {
 /// Relative paths are read from `base` (the current directory for the CLI, a
 /// case directory for `check`) and keep the names they were given.
 pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> {
+    let abs_base = absolute_base(base)?;
     let refs: Vec<PolicyRef> = inputs.policy.iter().map(|s| PolicyRef::parse(s)).collect();
     let policy = policy::load(&refs, base).map_err(|e| Failure::input(e.to_diag()))?;
     let mut spec = match (&inputs.bundle, &inputs.spec) {
-        (Some(b), _) => spec::load_bundle(b, base),
-        (None, Some(s)) => spec::load_file(s, base),
+        (Some(b), _) => spec::load_bundle(b, &abs_base),
+        (None, Some(s)) => spec::load_file(s, &abs_base),
         (None, None) => Ok(spec::builtin(&inputs.command)),
     }
     .map_err(|e| Failure::input(e.to_diag()))?;
+    if let Some(t) = &inputs.target_bundle {
+        if spec.builtin {
+            return Err(Failure::input(SourceDiag::plain(
+                "--target-bundle names where a bundle will be, but no bundle or spec is given",
+                Some("add --bundle DIR or --spec FILE, or drop --target-bundle".into()),
+            )));
+        }
+        if !t.is_absolute() {
+            return Err(Failure::input(SourceDiag::plain(
+                format!(
+                    "--target-bundle {}: the bundle's place on the machine the plan is for must be an absolute path",
+                    t.display()
+                ),
+                Some("write the full path from /, e.g. --target-bundle /srv/sandbox/web".into()),
+            )));
+        }
+        spec.dir = Some(policy::normalize(t));
+    }
     if !spec.builtin && !inputs.command.is_empty() {
         return Err(Failure::input(SourceDiag::plain(
             "a command after -- is only used with the embedded default spec",
@@ -180,6 +200,18 @@ pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> 
     });
     let host = load_host(host_path.as_deref())?;
     Ok(Loaded { policy, spec, host })
+}
+
+/// `base` as an absolute, normalised path (the current directory joined in
+/// when it is relative): the one place the command line reads where it runs,
+/// so that every host path in a plan is absolute.
+fn absolute_base(base: &Path) -> Result<std::path::PathBuf, Failure> {
+    if base.is_absolute() {
+        return Ok(policy::normalize(base));
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::other(format!("reading the current directory (to make paths absolute): {e}")))?;
+    Ok(policy::normalize(&cwd.join(base)))
 }
 
 /// Loads host facts from a file, or detects them.
@@ -239,9 +271,20 @@ pub fn compile_inputs(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Loa
 /// Compiles the inputs; warnings are returned, not printed.
 pub fn compile_quietly(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Loaded), Failure> {
     let loaded = load_inputs(inputs, base)?;
+    let bundle_from = match (&inputs.target_bundle, &inputs.bundle, &inputs.spec) {
+        (Some(_), _, _) => Some(Origin::Cli("--target-bundle".into())),
+        (None, Some(_), _) => Some(Origin::Cli("--bundle".into())),
+        (None, None, Some(_)) => Some(Origin::Cli("--spec".into())),
+        (None, None, None) => None,
+    };
     let opts = CompileOptions {
         id: inputs.id.clone(),
-        console_socket: inputs.console_socket.clone(),
+        // A host path: absolute from where it was given, as every path in a plan.
+        console_socket: match &inputs.console_socket {
+            Some(c) => Some(policy::normalize(&absolute_base(base)?.join(c))),
+            None => None,
+        },
+        bundle_from,
         io_fds: inputs.io_fd.clone(),
         host_name: inputs
             .host

@@ -107,7 +107,7 @@ pub(super) fn apply(
 #[inline(never)] // see `super::run`
 pub(super) fn doctor(inputs: &PlanInputs, plan_file: Option<&Path>) -> Result<i32, Failure> {
     let (plan, host) = plan_and_host(inputs, plan_file)?;
-    let unmet = exec::preflight(&plan, &host);
+    let unmet = exec::preflight::check(&plan, &host);
     if unmet.is_empty() {
         println!(
             "ok: this host meets every need of plan {} ({} steps)",

@@ -44,7 +44,7 @@ pub struct ApplyOptions {
 /// Call it from a single-threaded process (the launcher clones).
 pub fn apply(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result<i32, ApplyError> {
     if !opts.skip_preflight {
-        let unmet = preflight(plan, host);
+        let unmet = preflight::check(plan, host);
         if !unmet.is_empty() {
             return Err(ApplyError::Preflight(unmet));
         }

@@ -42,6 +42,54 @@ fn missing_caps(host: &HostFacts, caps: &[C]) -> Vec<String> {
         .collect()
 }
 
+/// [`preflight`] and [`host_paths`]: every unmet need, as `doctor` prints
+/// them and `apply` refuses on (the one list both use, so they agree).
+pub fn check(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
+    let mut v = preflight(plan, host);
+    v.extend(host_paths(plan));
+    v
+}
+
+/// The plan's host paths that this machine lacks: the root must be an
+/// existing directory, given as an absolute path. Not pure (it stats the
+/// path), unlike [`preflight`]: host facts do not describe arbitrary paths.
+pub fn host_paths(plan: &LaunchPlan) -> Vec<UnmetNeed> {
+    let mut v = Vec::new();
+    let root = &plan.root.path;
+    if !root.value.is_absolute() {
+        need(
+            &mut v,
+            format!("root {} is a relative path", root.value.display()),
+            &root.from,
+            "compile the plan again: plans hold absolute paths (a relative one depends on where apply runs)",
+        );
+    } else {
+        match std::fs::metadata(&root.value) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => need(
+                &mut v,
+                format!("root {} is not a directory", root.value.display()),
+                &root.from,
+                "point root.path at the bundle's root filesystem directory",
+            ),
+            Err(e) => need(
+                &mut v,
+                format!("root {}: {e}", root.value.display()),
+                &root.from,
+                match &plan.inputs.bundle {
+                    Some(b) => format!(
+                        "the plan resolved the spec's root.path from bundle {} ({}); put the bundle there, or compile the plan again where the bundle is",
+                        b.value.display(),
+                        b.from
+                    ),
+                    None => "create the root directory, or fix root.path".to_string(),
+                },
+            ),
+        }
+    }
+    v
+}
+
 /// Lists every need of `plan` that `host` does not meet (empty: go).
 pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
     let mut v = Vec::new();

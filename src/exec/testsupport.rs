@@ -72,6 +72,7 @@ pub fn sample_plan(rootfs: &Path, id: &str, script: &str) -> LaunchPlan {
             policies: vec!["untrusted.toml".into()],
             spec: "builtin".into(),
             host: "detected".into(),
+            bundle: None,
         },
         platform: p(Platform::Native, 3),
         network: p(NetworkMode::None, 5),

@@ -202,6 +202,13 @@ pub fn text(p: &LaunchPlan) -> String {
         p.inputs.spec,
         p.inputs.host
     );
+    if let Some(b) = &p.inputs.bundle {
+        let note = match &b.from {
+            Origin::Cli(f) if f == "--target-bundle" => "  (a plan for another machine: the bundle's place there)",
+            _ => "",
+        };
+        let _ = writeln!(w.s, "bundle {}  {}{note}", b.value.display(), b.from);
+    }
     w.s.push('\n');
     w.row("platform", p.platform.value.name(), &p.platform.from);
     if let Platform::Kvm {

@@ -140,6 +140,7 @@ pub fn sample_plan() -> LaunchPlan {
             policies: vec!["policies/default.toml".into(), "policies/untrusted.toml".into()],
             spec: "bundle/config.json".into(),
             host: "host.toml".into(),
+            bundle: Some(Sourced::new("/srv/bundle".into(), Origin::Cli("--spec".into()))),
         },
         platform: Sourced::new(Platform::Native, policy(3)),
         network: Sourced::new(NetworkMode::None, policy(5)),

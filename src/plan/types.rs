@@ -91,6 +91,12 @@ pub struct Inputs {
     pub spec: String,
     /// The host facts: a path, or `detected`.
     pub host: String,
+    /// The bundle directory the spec's relative paths resolved from, absolute:
+    /// from `cli:--bundle` or `cli:--spec` (its place on this machine), or
+    /// `cli:--target-bundle` (a plan for another machine). Absent for the
+    /// embedded spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<Sourced<PathBuf>>,
 }
 
 /// The platform the workload runs on.
@@ -291,8 +297,9 @@ pub enum RootChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Root {
-    /// Host path of the root: absolute, or relative to the directory apply
-    /// runs in (a relative `--bundle`/`--spec` gives a relative root).
+    /// Host path of the root: absolute and normalised (a relative root.path
+    /// resolves from the bundle directory, `inputs.bundle`), so the plan means
+    /// the same wherever apply runs.
     pub path: Sourced<PathBuf>,
     /// How the sandbox enters it.
     pub change: Sourced<RootChange>,

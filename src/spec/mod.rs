@@ -24,8 +24,11 @@ pub struct SpecInput {
     /// `SpecInput` is moved through would otherwise hold a copy of it (stack
     /// pages each launch faults in).
     pub spec: Box<Spec>,
-    /// Directory relative paths in the spec (root.path) resolve from; None for
-    /// the built-in spec.
+    /// The bundle directory: relative paths in the spec (root.path, bind
+    /// sources) resolve from it. Absolute and normalised when the loader's
+    /// `base` is absolute (the CLI's always is); `--target-bundle` replaces it
+    /// with the bundle's place on the machine the plan is for. None for the
+    /// built-in spec.
     pub dir: Option<PathBuf>,
     /// Whether this is the embedded default.
     pub builtin: bool,
@@ -102,7 +105,7 @@ pub fn load_bundle(dir: &Path, base: &Path) -> Result<SpecInput, SpecError> {
         },
         other => other,
     })?;
-    s.dir = Some(dir.to_path_buf());
+    s.dir = Some(crate::policy::normalize(&base.join(dir)));
     Ok(s)
 }
 
@@ -114,7 +117,9 @@ pub fn load_file(path: &Path, base: &Path) -> Result<SpecInput, SpecError> {
         name,
         text,
         spec: Box::new(spec),
-        dir: Some(path.parent().map(Path::to_path_buf).unwrap_or_default()),
+        dir: Some(crate::policy::normalize(
+            &base.join(path).parent().map(Path::to_path_buf).unwrap_or_default(),
+        )),
         builtin: false,
     })
 }

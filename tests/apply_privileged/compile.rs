@@ -233,3 +233,110 @@ pub fn case_policy_md_example(_root: &Path, id: &str) {
     assert_eq!(out.lines().collect::<Vec<_>>(), [gib.as_str(), gib.as_str()], "{out}");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 11 item 2: `plan --bundle ./mybundle -o plan.toml` wrote a root
+/// relative to the caller's directory, so `apply --plan` from anywhere else
+/// failed at step mounts (ENOENT) after doctor said ok. Now the plan holds
+/// absolute paths: doctor and apply succeed from another directory; and when
+/// the bundle is moved away, doctor names the missing root and apply refuses
+/// with the same need before any effect.
+pub fn case_plan_applies_from_anywhere(_root: &Path, id: &str) {
+    let dir = scratch("anywhere");
+    runc_bundle(&dir.join("work/mybundle"), "echo inside; ls /bin/busybox", |_| {});
+    fs::create_dir_all(dir.join("elsewhere")).unwrap();
+    let o = sbx(
+        &dir.join("work"),
+        &["plan", "-q", "--bundle", "./mybundle", "--id", id, "-o", "plan.toml"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let d = sbx(&dir.join("elsewhere"), &["doctor", "--plan", "../work/plan.toml"]);
+    assert!(d.status.success(), "doctor: {}", text(&d));
+    let a = sbx(&dir.join("elsewhere"), &["apply", "--plan", "../work/plan.toml"]);
+    assert!(leftovers(id).is_empty(), "left behind: {:?}", leftovers(id));
+    assert!(a.status.success(), "apply from another directory: {}", text(&a));
+    assert_eq!(String::from_utf8_lossy(&a.stdout), "inside\n/bin/busybox\n");
+    // The bundle moves: doctor and apply name the same missing root.
+    fs::rename(dir.join("work/mybundle"), dir.join("work/moved")).unwrap();
+    let d = sbx(&dir, &["doctor", "--plan", "work/plan.toml"]);
+    let missing = format!(
+        "root {}: No such file or directory",
+        dir.join("work/mybundle/rootfs").display()
+    );
+    assert_eq!(d.status.code(), Some(1), "{}", text(&d));
+    assert!(String::from_utf8_lossy(&d.stdout).contains(&missing), "{}", text(&d));
+    let a = sbx(&dir, &["apply", "--plan", "work/plan.toml"]);
+    assert_eq!(a.status.code(), Some(125), "{}", text(&a));
+    assert!(
+        String::from_utf8_lossy(&a.stderr)
+            .replace("\n  │ ", " ")
+            .contains(&missing),
+        "{}",
+        text(&a)
+    );
+    assert!(leftovers(id).is_empty(), "left behind: {:?}", leftovers(id));
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 11 item 2, docs/ci-review.md's pinned-plan workflow as written:
+/// the repository layout, the case's `cmd` line from the page (its
+/// `--target-bundle` pointed at where this test's "production checkout" is),
+/// `sandboxctl host > hosts/prod.toml`, `check --update`, then `apply --plan
+/// sandbox/cases/web/plan.toml --expect-hash sha256:…` from the checkout's
+/// root and from /.
+pub fn case_ci_review_pinned_plan(_root: &Path, id: &str) {
+    let dir = scratch("ci-review");
+    let repo_dir = dir.join("app");
+    let sb = repo_dir.join("sandbox");
+    let doc = fs::read_to_string(repo().join("docs/ci-review.md")).unwrap();
+    let cmd_line = doc
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("--policy ../../policies/untrusted.toml"))
+        .expect("the case's cmd line in docs/ci-review.md");
+    assert!(
+        cmd_line.contains("--target-bundle /srv/app/sandbox/specs/web"),
+        "the page's line says where the bundle is on production: {cmd_line}"
+    );
+    let target = sb.join("specs/web");
+    let cmd_line = cmd_line.replace("/srv/app/sandbox/specs/web", &target.display().to_string());
+    fs::create_dir_all(sb.join("policies")).unwrap();
+    fs::create_dir_all(sb.join("hosts")).unwrap();
+    fs::create_dir_all(sb.join("cases/web")).unwrap();
+    fs::copy(repo().join("policies/default.toml"), sb.join("policies/default.toml")).unwrap();
+    let untrusted = fs::read_to_string(repo().join("policies/untrusted.toml"))
+        .unwrap()
+        .replace("extends = \"default\"", "extends = \"default.toml\"");
+    fs::write(sb.join("policies/untrusted.toml"), untrusted).unwrap();
+    runc_bundle(&target, "echo web", |_| {});
+    let h = sbx(&repo_dir, &["host"]);
+    assert!(h.status.success(), "{}", text(&h));
+    fs::write(sb.join("hosts/prod.toml"), &h.stdout).unwrap();
+    fs::write(sb.join("cases/web/cmd"), format!("{cmd_line} --id {id}\n")).unwrap();
+    let c = sbx(&repo_dir, &["check", "sandbox/cases", "--update"]);
+    assert!(c.status.success(), "check --update: {}", text(&c));
+    let c = sbx(&repo_dir, &["check", "sandbox/cases"]);
+    assert!(c.status.success(), "check: {}", text(&c));
+    let plan_text = fs::read_to_string(sb.join("cases/web/plan.toml")).unwrap();
+    let hash = plan_text
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(hash.starts_with("sha256:"), "{hash}");
+    for from in [repo_dir.as_path(), Path::new("/")] {
+        let plan = sb.join("cases/web/plan.toml");
+        let plan_arg = if from == repo_dir {
+            "sandbox/cases/web/plan.toml".to_string()
+        } else {
+            plan.display().to_string()
+        };
+        let a = sbx(from, &["apply", "--plan", &plan_arg, "--expect-hash", &hash]);
+        assert!(leftovers(id).is_empty(), "left behind: {:?}", leftovers(id));
+        assert!(a.status.success(), "apply from {}: {}", from.display(), text(&a));
+        assert_eq!(String::from_utf8_lossy(&a.stdout), "web\n");
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -31,6 +31,16 @@ pub(crate) fn root(cx: &mut Cx, user: &UserNs) -> Result<Root, CompileError> {
         } else {
             normalize(&cx.spec.dir.clone().unwrap_or_default().join(p))
         };
+        if !abs.is_absolute() {
+            return Err(CompileError::new(K::Unsupported {
+                what: format!(
+                    "root.path resolves to {}, a relative path: plans hold absolute host paths so they mean the same wherever they are applied",
+                    abs.display()
+                ),
+            })
+            .anchor(Anchor::spec("root.path", "relative, and the bundle directory is too"))
+            .help("load the spec with an absolute base directory (the command line does), or pass --target-bundle"));
+        }
         (abs, Origin::spec("root.path"))
     };
     let change = if user.test_only {

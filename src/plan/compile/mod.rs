@@ -38,6 +38,9 @@ pub struct CompileOptions {
     pub io_fds: Vec<i32>,
     /// How the host facts were obtained (`detected` or a path), for the plan's header.
     pub host_name: String,
+    /// Where the spec's directory (`SpecInput::dir`) came from: `cli:--bundle`
+    /// or `cli:--spec`, or `cli:--target-bundle` for a plan for another machine.
+    pub bundle_from: Option<Origin>,
 }
 
 /// A compiled plan and the warnings made on the way.
@@ -96,6 +99,10 @@ pub fn compile(
         policies: policy.chain(),
         spec: spec.name.clone(),
         host: opts.host_name.clone(),
+        bundle: match (&spec.dir, &opts.bundle_from) {
+            (Some(d), Some(from)) if !spec.builtin => Some(Sourced::new(d.clone(), from.clone())),
+            _ => None,
+        },
     };
     let plan = LaunchPlan {
         format: PLAN_FORMAT,
