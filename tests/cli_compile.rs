@@ -265,21 +265,7 @@ fn target_bundle_makes_a_plan_for_another_machine_and_says_so() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no bundle or spec is given"), "{}", stderr(&o));
     // doctor names the missing root (the bundle is not at /srv/web here).
-    let o = run(
-        &dir,
-        &[
-            "plan",
-            "-q",
-            "--host",
-            &h,
-            "--bundle",
-            "b",
-            "--target-bundle",
-            "/srv/web",
-            "-o",
-            "p.toml",
-        ],
-    );
+    let o = run(&dir, &[&args[..7], &["/srv/web", "-o", "p.toml"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let d = run(&dir, &["doctor", "--plan", "p.toml", "--host", &h]);
     let out = String::from_utf8_lossy(&d.stdout);
