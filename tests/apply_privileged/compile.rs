@@ -49,7 +49,10 @@ fn scratch(name: &str) -> PathBuf {
 /// set to `script`; `edit` changes it further.
 fn runc_bundle(dir: &Path, script: &str, edit: impl FnOnce(&mut serde_json::Value)) {
     fs::create_dir_all(dir).unwrap();
+    // The static busybox main() found (or fetched): tests/common.
+    let busybox = super::common::busybox().expect("main checked there is a busybox");
     let st = Command::new(repo().join("scripts/make-busybox-rootfs"))
+        .env("BUSYBOX", busybox)
         .arg(dir.join("rootfs"))
         .status()
         .unwrap();
