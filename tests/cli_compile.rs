@@ -155,6 +155,13 @@ fn stderr_has_one_line_per_clamp_full_diagnostics_when_verbose_nothing_when_quie
 
     let (quiet, _) = clamped_plan(&["--quiet"]);
     assert_eq!(stderr(&quiet), "", "--quiet prints nothing");
+    let dir = tempdir("quiet");
+    let o = run(
+        &dir,
+        &["plan", "-q", "--host", &host(), "-o", "p.json", "--", "/bin/true"],
+    );
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(quiet.stdout, normal.stdout, "verbosity changes stderr only");
 }
 

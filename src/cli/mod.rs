@@ -322,11 +322,13 @@ fn cmd_plan(inputs: &PlanInputs, format: Option<Format>, output: Option<&Path>) 
         Some(path) => {
             std::fs::write(path, text)
                 .map_err(|e| Failure::other(format!("writing plan to {}: {e}", path.display())))?;
-            eprintln!("plan {hash} written to {}", path.display());
+            if verbosity() != Verbosity::Quiet {
+                eprintln!("plan {hash} written to {}", path.display());
+            }
         }
         None => {
             print!("{text}");
-            if format == Format::Json {
+            if format == Format::Json && verbosity() != Verbosity::Quiet {
                 eprintln!("plan {hash}");
             }
         }
