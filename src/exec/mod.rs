@@ -296,4 +296,18 @@ mod tests {
         );
         assert!(text.iter().any(|t| t.contains("a new user namespace")));
     }
+
+    /// In the caller's user namespace the capability step drops bounding
+    /// capabilities, which needs CAP_SETPCAP: named before apply, not EPERM.
+    #[test]
+    fn preflight_names_setpcap_for_the_callers_user_namespace() {
+        let mut p = plan();
+        p.namespaces.user = crate::plan::Sourced::new(crate::plan::Namespace::Host, Origin::rule("test"));
+        let mut h = sample_host();
+        let setpcap = |c: &crate::vocab::Cap| c.0 == caps::Capability::CAP_SETPCAP;
+        let needs = |h: &crate::host::HostFacts| preflight(&p, h).iter().any(|u| u.need.contains("CAP_SETPCAP"));
+        assert!(!needs(&h));
+        h.capabilities.retain(|c| !setpcap(c));
+        assert!(needs(&h));
+    }
 }

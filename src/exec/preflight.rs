@@ -141,6 +141,14 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
             );
         }
     }
+    if ns.user.value == Namespace::Host && !missing_caps(host, &[C::CAP_SETPCAP]).is_empty() {
+        need(
+            &mut v,
+            "dropping capabilities from the bounding set in the caller's user namespace needs CAP_SETPCAP",
+            &plan.workload.capabilities.from,
+            "run apply as root, or use a policy with a new user namespace",
+        );
+    }
     if plan.steps.contains(&Step::MountPropagation) && ns.mount.value != Namespace::New {
         need(
             &mut v,
