@@ -282,7 +282,7 @@ impl Client {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_for(libc::POLLOUT, call, deadline)?,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)) => {
-                    return Err(ClientError::Closed { call })
+                    return Err(self.refusal(call))
                 }
                 Err(source) => {
                     return Err(ClientError::Io {
@@ -293,6 +293,15 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    /// The supervisor closed before taking the request: it may have said
+    /// why first (a refused peer, too many clients). That answer, if any.
+    fn refusal(&mut self, call: &'static str) -> ClientError {
+        match self.read_reply(call, Some(Instant::now() + Duration::from_millis(100))) {
+            Ok((Reply::Error { kind, message }, _)) => ClientError::Remote { call, kind, message },
+            _ => ClientError::Closed { call },
+        }
     }
 
     fn wait_for(&self, events: i16, call: &'static str, deadline: Option<Instant>) -> Result<(), ClientError> {

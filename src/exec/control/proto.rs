@@ -405,8 +405,7 @@ pub struct BlkioEntry {
     pub value: u64,
 }
 
-/// What a failed call's error reply says went wrong: the first six are about
-/// the frame, the rest about the call.
+/// What a failed call's error reply says went wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
@@ -443,24 +442,6 @@ pub enum ErrorKind {
     Unsupported,
     /// The host operation failed; the message names it and the OS error.
     Failed,
-}
-
-impl ErrorKind {
-    /// Whether the connection is closed after this error's reply: the frame
-    /// boundary is lost (or the peer is refused), so nothing after it can be
-    /// read.
-    pub fn closes_connection(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::Malformed
-                | ErrorKind::Oversized
-                | ErrorKind::Truncated
-                | ErrorKind::UnsupportedVersion
-                | ErrorKind::Timeout
-                | ErrorKind::PermissionDenied
-                | ErrorKind::Busy
-        )
-    }
 }
 
 /// A supervisor's answer to one request. The JSON body is an object whose
@@ -612,6 +593,19 @@ impl ProtocolError {
             ProtocolError::UnknownCall { .. } => ErrorKind::UnknownCall,
             ProtocolError::InvalidArgument { .. } => ErrorKind::InvalidArgument,
         }
+    }
+
+    /// Whether the frame boundary is lost with this failure (a bad header,
+    /// a frame cut short), so the connection cannot go on after the reply.
+    /// A body that does not decode leaves the boundary intact.
+    pub fn loses_framing(&self) -> bool {
+        matches!(
+            self,
+            ProtocolError::Truncated { .. }
+                | ProtocolError::BadMagic { .. }
+                | ProtocolError::UnsupportedVersion { .. }
+                | ProtocolError::Oversized { .. }
+        )
     }
 
     /// The error reply for this failure.

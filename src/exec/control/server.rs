@@ -424,7 +424,7 @@ impl<H: ControlHandler> Server<H> {
                 let need = c.need;
                 let have = c.inbuf.len();
                 let e = proto::ProtocolError::Truncated { have, need };
-                return self.reply(i, e.to_reply());
+                return self.reply_and_close(i, e.to_reply());
             }
             c.inbuf.extend_from_slice(&chunk[..n]);
             if c.inbuf.len() < c.need {
@@ -437,7 +437,7 @@ impl<H: ControlHandler> Server<H> {
                         c.need = HEADER_LEN + len;
                         c.header_checked = true;
                     }
-                    Err(e) => return self.reply(i, e.to_reply()),
+                    Err(e) => return self.reply_and_close(i, e.to_reply()),
                 }
             }
             if c.inbuf.len() == c.need {
@@ -459,6 +459,7 @@ impl<H: ControlHandler> Server<H> {
         let mut fdset = c.fds.take();
         let req = match decoded {
             Ok(r) => r,
+            // The header was fine, so the next frame can still be found.
             Err(e) => return self.reply(i, e.to_reply()),
         };
         if fds != req.fds_expected() {
@@ -512,18 +513,21 @@ impl<H: ControlHandler> Server<H> {
     /// Queues a reply and tries to write it at once.
     fn reply(&mut self, i: usize, r: Reply) {
         let c = self.conns[i].as_mut().expect("replying on a live connection");
-        if let Reply::Error { kind, .. } = &r {
-            if kind.closes_connection() {
-                c.close_after = true;
-                c.fds.clear();
-            }
-        }
         c.out.clear();
         c.sent = 0;
         encode_reply(&r, &mut c.out);
         c.phase = Phase::Writing;
         c.deadline = Instant::now() + self.cfg.write_timeout;
         self.write(i);
+    }
+
+    /// Queues a last reply: the connection closes once it is written (or its
+    /// deadline passes). For failures that lose the frame boundary.
+    fn reply_and_close(&mut self, i: usize, r: Reply) {
+        let c = self.conns[i].as_mut().expect("replying on a live connection");
+        c.close_after = true;
+        c.fds.clear();
+        self.reply(i, r);
     }
 
     fn write(&mut self, i: usize) {
@@ -557,8 +561,11 @@ impl<H: ControlHandler> Server<H> {
                 c.sent = 0;
                 c.phase = Phase::Reading;
                 c.deadline = Instant::now() + self.cfg.read_timeout;
-                // A pipelined request may already be waiting.
-                return self.read(i);
+                // A pipelined request may already be waiting: the next poll
+                // reports it (level-triggered). Reading it here would recurse
+                // once per pipelined call, and a client could overflow the
+                // stack with a burst of them.
+                return;
             }
         }
     }
@@ -589,7 +596,7 @@ impl<H: ControlHandler> Server<H> {
                             c.need
                         )
                     };
-                    self.reply(i, Reply::error(ErrorKind::Timeout, msg));
+                    self.reply_and_close(i, Reply::error(ErrorKind::Timeout, msg));
                 }
                 _ => self.close(i),
             }
@@ -622,11 +629,7 @@ impl<H: ControlHandler> Server<H> {
         for i in 0..self.conns.len() {
             match self.conns[i].as_ref().map(|c| c.phase) {
                 Some(Phase::Parked(_)) => {
-                    let r = Reply::error(ErrorKind::Failed, "the supervisor is exiting");
-                    if let Some(c) = self.conns[i].as_mut() {
-                        c.close_after = true;
-                    }
-                    self.reply(i, r);
+                    self.reply_and_close(i, Reply::error(ErrorKind::Failed, "the supervisor is exiting"));
                 }
                 Some(Phase::Reading) => self.close(i),
                 _ => {}
