@@ -21,6 +21,44 @@ use sandboxctl::exec::control::server::{Call, ControlHandler, Outcome, Server, S
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Counts allocations made by the current thread (the server's, when a test
+/// drives it in its own thread).
+struct Counting;
+
+thread_local! {
+    static ALLOCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count() {
+    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+}
+
+// SAFETY: defers to the system allocator; the counter is a thread-local Cell
+// without a destructor, so counting never allocates or reenters.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        count();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
+        count();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { std::alloc::System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(|c| c.get())
+}
+
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -992,4 +1030,59 @@ fn a_supervisor_that_dies_mid_call_is_a_clear_client_error() {
     let e = client(&dir).call(&Request::State {}).unwrap_err();
     assert!(matches!(e, ClientError::Closed { .. }), "{e}");
     t.join().unwrap();
+}
+
+/// Idle means no allocation: turns with no client, and with a client parked
+/// on `wait`, allocate nothing. One `state` call's cost is printed.
+#[test]
+fn idle_turns_allocate_nothing() {
+    let _g = serial();
+    let dir = TempDir::new("idle");
+    let (fake, _) = Fake::new();
+    let mut s = Server::new(listen(&dir), None, fake, cfg()).unwrap();
+    let idle = |s: &mut Server<Fake>| {
+        s.turn(Some(Duration::from_millis(1))).unwrap();
+        let before = allocs();
+        for _ in 0..50 {
+            s.turn(Some(Duration::from_millis(1))).unwrap();
+        }
+        allocs() - before
+    };
+    assert_eq!(idle(&mut s), 0, "idle with no client");
+    let mut c = UnixStream::connect(dir.sock()).unwrap();
+    let mut f = hello();
+    f.extend(req(&Request::Wait {}));
+    c.write_all(&f).unwrap();
+    for _ in 0..5 {
+        s.turn(Some(Duration::from_millis(5))).unwrap();
+    }
+    assert_eq!(s.connections(), 1);
+    assert_eq!(idle(&mut s), 0, "idle with a parked wait");
+    // What one call costs (reported in docs/control.md, not a limit).
+    let mut d = UnixStream::connect(dir.sock()).unwrap();
+    d.write_all(&hello()).unwrap();
+    for _ in 0..3 {
+        s.turn(Some(Duration::from_millis(5))).unwrap();
+    }
+    let before = allocs();
+    d.write_all(&req(&Request::State {})).unwrap();
+    s.turn(Some(Duration::from_millis(100))).unwrap();
+    let per_call = allocs() - before;
+    d.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    read_reply(&mut d).unwrap();
+    assert!(matches!(read_reply(&mut d), Some(Reply::State { .. })));
+    eprintln!("allocations for one state call, read to written: {per_call}");
+}
+
+/// Every call, reply and error kind is in docs/control.md as `name`.
+#[test]
+fn every_call_reply_and_error_kind_is_documented() {
+    let doc = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/control.md")).unwrap();
+    let names = Request::CALLS
+        .iter()
+        .chain(Reply::NAMES.iter())
+        .copied()
+        .chain(ErrorKind::ALL.iter().map(|k| k.name()));
+    let missing: Vec<&str> = names.filter(|n| !doc.contains(&format!("`{n}`"))).collect();
+    assert!(missing.is_empty(), "docs/control.md does not mention {missing:?}");
 }

@@ -444,6 +444,48 @@ pub enum ErrorKind {
     Failed,
 }
 
+impl ErrorKind {
+    /// Every kind, in declaration order (docs/control.md lists each).
+    pub const ALL: [ErrorKind; 15] = [
+        ErrorKind::Malformed,
+        ErrorKind::Oversized,
+        ErrorKind::Truncated,
+        ErrorKind::UnsupportedVersion,
+        ErrorKind::Timeout,
+        ErrorKind::FdMismatch,
+        ErrorKind::UnknownCall,
+        ErrorKind::InvalidArgument,
+        ErrorKind::OutOfOrder,
+        ErrorKind::PermissionDenied,
+        ErrorKind::Busy,
+        ErrorKind::WrongState,
+        ErrorKind::NoSuchProcess,
+        ErrorKind::Unsupported,
+        ErrorKind::Failed,
+    ];
+
+    /// The name the `kind` field spells.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Malformed => "malformed",
+            ErrorKind::Oversized => "oversized",
+            ErrorKind::Truncated => "truncated",
+            ErrorKind::UnsupportedVersion => "unsupported_version",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::FdMismatch => "fd_mismatch",
+            ErrorKind::UnknownCall => "unknown_call",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::OutOfOrder => "out_of_order",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::Busy => "busy",
+            ErrorKind::WrongState => "wrong_state",
+            ErrorKind::NoSuchProcess => "no_such_process",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Failed => "failed",
+        }
+    }
+}
+
 /// A supervisor's answer to one request. The JSON body is an object whose
 /// `reply` field names the variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -512,6 +554,34 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// Every reply's name, as the `reply` field spells it, in declaration order.
+    pub const NAMES: [&'static str; 9] = [
+        "hello",
+        "done",
+        "state",
+        "exec",
+        "exited",
+        "processes",
+        "stats",
+        "stacks",
+        "error",
+    ];
+
+    /// This reply's name, as the `reply` field spells it.
+    pub fn name(&self) -> &'static str {
+        Self::NAMES[match self {
+            Reply::Hello { .. } => 0,
+            Reply::Done => 1,
+            Reply::State { .. } => 2,
+            Reply::Exec { .. } => 3,
+            Reply::Exited { .. } => 4,
+            Reply::Processes { .. } => 5,
+            Reply::Stats { .. } => 6,
+            Reply::Stacks { .. } => 7,
+            Reply::Error { .. } => 8,
+        }]
+    }
+
     /// An error reply.
     pub fn error(kind: ErrorKind, message: impl Into<String>) -> Reply {
         Reply::Error {
@@ -858,10 +928,17 @@ mod tests {
             },
             Reply::error(ErrorKind::WrongState, "start: the sandbox is running"),
         ];
-        for r in replies {
+        assert_eq!(replies.len(), Reply::NAMES.len());
+        for (i, r) in replies.into_iter().enumerate() {
             let mut out = Vec::new();
             encode_reply(&r, &mut out);
             assert_eq!(decode_reply(&out).unwrap(), r);
+            let v: serde_json::Value = serde_json::from_slice(&out[HEADER_LEN..]).unwrap();
+            assert_eq!(v["reply"], r.name(), "{v}");
+            assert_eq!(r.name(), Reply::NAMES[i]);
+        }
+        for k in ErrorKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.name());
         }
     }
 
