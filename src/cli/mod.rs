@@ -5,6 +5,7 @@
 mod args;
 mod review;
 mod run;
+mod sandbox;
 mod start;
 
 use std::io::{IsTerminal, Write};
@@ -93,6 +94,8 @@ pub fn run(cli: Cli) -> i32 {
             inputs,
         } => review::diff(&old, new.as_deref(), format, &inputs),
         Command::Check { dir, update, format } => review::check(&dir, update, format),
+        Command::State { id, plan, format } => sandbox::state(&cli.root, &id, plan.then_some(format)),
+        Command::Features => sandbox::features(),
     };
     match result {
         Ok(code) => code,

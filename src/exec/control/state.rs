@@ -144,10 +144,8 @@ pub enum StateError {
         waited: Duration,
     },
     /// The directory exists but holds no record: a `create` was interrupted
-    /// (killed) before recording the sandbox. `delete` removes it.
-    #[error(
-        "sandbox \"{id}\" has no record in {dir} (its create was interrupted); `sandboxctl delete {id}` removes it"
-    )]
+    /// (killed) before recording the sandbox. (`delete` is to remove it.)
+    #[error("sandbox \"{id}\" has no record in {dir}: its create was interrupted before recording it")]
     Incomplete {
         /// The id.
         id: SandboxId,
