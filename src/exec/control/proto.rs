@@ -202,6 +202,15 @@ impl Request {
             Request::Exec { process, .. } if process.args().as_ref().is_none_or(|a| a.is_empty()) => {
                 bad("process.args", "is empty: there is nothing to run".into())
             }
+            Request::Exec { process, stdio } if process.terminal().unwrap_or(false) != (*stdio == ExecStdio::Pty) => {
+                bad(
+                    "stdio",
+                    format!(
+                        "{stdio:?} with process.terminal {:?}: a pty exactly when the process asks for a terminal",
+                        process.terminal()
+                    ),
+                )
+            }
             _ => Ok(()),
         }
     }
@@ -1056,6 +1065,14 @@ mod tests {
             (b"{\"call\":\"signal_process\",\"pid\":0,\"signal\":9,\"foreground\":false}", "pid"),
             (b"{\"call\":\"wait_pid\",\"pid\":-1}", "pid"),
             (b"{\"call\":\"restore\",\"image_path\":\"rel\"}", "image_path"),
+            (
+                b"{\"call\":\"exec\",\"process\":{\"args\":[\"sh\"],\"terminal\":true,\"cwd\":\"/\",\"user\":{\"uid\":0,\"gid\":0}},\"stdio\":\"attached\"}",
+                "stdio",
+            ),
+            (
+                b"{\"call\":\"exec\",\"process\":{\"args\":[\"sh\"],\"cwd\":\"/\",\"user\":{\"uid\":0,\"gid\":0}},\"stdio\":\"pty\"}",
+                "stdio",
+            ),
             (
                 b"{\"call\":\"exec\",\"process\":{\"args\":[],\"cwd\":\"/\",\"user\":{\"uid\":0,\"gid\":0}},\"stdio\":\"null\"}",
                 "process.args",

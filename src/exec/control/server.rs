@@ -688,3 +688,19 @@ pub fn peer_credentials(fd: &impl AsFd) -> io::Result<Peer> {
         gid: c.gid(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server's fixed heap (connection slots and poll vectors, allocated
+    /// once) is a small part of the supervisor's 100 KiB idle budget.
+    #[test]
+    fn the_fixed_allocation_is_small() {
+        let n = ServerConfig::new(0).max_clients;
+        let total = std::mem::size_of::<Option<Conn>>() * n
+            + (std::mem::size_of::<libc::pollfd>() + std::mem::size_of::<Slot>()) * (n + 2);
+        eprintln!("server slots for {n} clients: {total} bytes");
+        assert!(total <= 12 * 1024, "{total} bytes");
+    }
+}
