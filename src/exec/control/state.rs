@@ -553,7 +553,7 @@ impl ProcRef {
     pub fn of(pid: i32) -> Option<ProcRef> {
         Some(ProcRef {
             pid,
-            start_ticks: start_ticks(pid)?,
+            start_ticks: host_stat(pid)?.start_ticks,
             boot_id: boot_id()?,
         })
     }
@@ -562,33 +562,14 @@ impl ProcRef {
     /// start time, and not a zombie.
     pub fn is_alive(&self) -> bool {
         boot_id().as_deref() == Some(self.boot_id.as_str())
-            && stat_fields(self.pid)
+            && host_stat(self.pid)
                 .is_some_and(|f| f.start_ticks == self.start_ticks && f.state != 'Z' && f.state != 'X')
     }
 }
 
-struct StatFields {
-    state: char,
-    start_ticks: u64,
-}
-
-/// State and start time from `/proc/PID/stat` (the command may hold spaces
-/// and parentheses: fields are counted after its last `)`).
-fn stat_fields(pid: i32) -> Option<StatFields> {
-    if pid <= 0 {
-        return None;
-    }
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // Field 3 is the state; the start time is field 22, 19 further on.
-    let start_ticks = fields.nth(18)?.parse().ok()?;
-    Some(StatFields { state, start_ticks })
-}
-
-fn start_ticks(pid: i32) -> Option<u64> {
-    stat_fields(pid).map(|f| f.start_ticks)
+/// The host's `/proc/PID/stat` of `pid`.
+fn host_stat(pid: i32) -> Option<super::procfs::Stat> {
+    super::procfs::stat(Path::new("/proc"), pid)
 }
 
 fn boot_id() -> Option<String> {
@@ -687,29 +668,11 @@ pub fn now_unix() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
 
-    /// A fresh temporary root, removed on drop.
-    pub(crate) struct TempRoot(pub PathBuf);
-    impl TempRoot {
-        pub(crate) fn new(tag: &str) -> TempRoot {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "sandboxctl-test-{tag}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = fs::remove_dir_all(&p);
-            TempRoot(p)
-        }
-        fn root(&self) -> StateRoot {
-            StateRoot::new(&self.0)
-        }
-    }
-    impl Drop for TempRoot {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
+    use crate::exec::control::TempDir;
+
+    fn root(t: &TempDir) -> StateRoot {
+        StateRoot::new(&t.0)
     }
 
     fn id(s: &str) -> SandboxId {
@@ -763,8 +726,8 @@ mod tests {
 
     #[test]
     fn create_write_read_list_remove() {
-        let t = TempRoot::new("crud");
-        let root = t.root();
+        let t = TempDir::new("crud");
+        let root = root(&t);
         assert_eq!(root.list().unwrap(), vec![], "a missing root holds none");
         let d = root.create(&id("b")).unwrap();
         let mode = fs::metadata(d.path()).unwrap().permissions();
@@ -799,8 +762,8 @@ mod tests {
 
     #[test]
     fn create_of_an_id_in_use_touches_nothing() {
-        let t = TempRoot::new("inuse");
-        let root = t.root();
+        let t = TempDir::new("inuse");
+        let root = root(&t);
         let d = root.create(&id("x")).unwrap();
         d.write_record(&record("x")).unwrap();
         drop(d);
@@ -813,8 +776,8 @@ mod tests {
 
     #[test]
     fn locks_serialise_writers_and_share_readers() {
-        let t = TempRoot::new("lock");
-        let root = t.root();
+        let t = TempDir::new("lock");
+        let root = root(&t);
         let x = id("x");
         let held = root.create(&x).unwrap();
         held.write_record(&record("x")).unwrap();
@@ -852,8 +815,8 @@ mod tests {
 
     #[test]
     fn a_waiter_on_a_deleted_id_finds_it_gone() {
-        let t = TempRoot::new("gone");
-        let root = t.root();
+        let t = TempDir::new("gone");
+        let root = root(&t);
         let held = root.create(&id("x")).unwrap();
         let path = t.0.clone();
         let waiter = std::thread::spawn(move || {
@@ -869,8 +832,8 @@ mod tests {
 
     #[test]
     fn a_bad_or_foreign_record_is_an_error_not_a_panic() {
-        let t = TempRoot::new("bad");
-        let d = t.root().create(&id("x")).unwrap();
+        let t = TempDir::new("bad");
+        let d = root(&t).create(&id("x")).unwrap();
         for bytes in [&b"{"[..], b"null", b"{\"format\":1}"] {
             d.write_file(STATE_FILE, bytes).unwrap();
             assert!(matches!(d.read_record(), Err(StateError::BadFile { .. })));
@@ -885,7 +848,7 @@ mod tests {
         // A symlink in place of the sandbox directory is not followed either.
         std::os::unix::fs::symlink("/etc", t.0.join("y")).unwrap();
         assert!(matches!(
-            t.root().open(&id("y"), LockMode::Shared, Duration::from_millis(10)),
+            root(&t).open(&id("y"), LockMode::Shared, Duration::from_millis(10)),
             Err(StateError::NotFound { .. })
         ));
     }
@@ -933,7 +896,7 @@ mod tests {
         let r = ProcRef::of(pid);
         // Wait for it to become a zombie (not yet reaped).
         let start = Instant::now();
-        while stat_fields(pid).is_some_and(|f| f.state != 'Z') && start.elapsed() < Duration::from_secs(5) {
+        while host_stat(pid).is_some_and(|f| f.state != 'Z') && start.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(2));
         }
         if let Some(r) = &r {
@@ -947,7 +910,7 @@ mod tests {
 
     #[test]
     fn socket_path_falls_back_to_the_dir_fd_when_too_long() {
-        let t = TempRoot::new("sock");
+        let t = TempDir::new("sock");
         let long = t.0.join("d".repeat(90));
         let root = StateRoot::new(&long);
         let d = root.create(&id(&"s".repeat(40))).unwrap();
