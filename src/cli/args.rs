@@ -105,6 +105,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text", requires = "plan")]
         format: Format,
     },
+    /// List every sandbox under --root with its status (runc's columns).
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
     /// Print the OCI runtime features document: what this build of sandboxctl supports.
     Features,
     /// Recompile every case under DIR (a `cmd` file and a committed `plan.toml` each) and fail when
@@ -130,6 +136,15 @@ pub enum DiffFormat {
     Json,
     /// A pull-request comment.
     Markdown,
+}
+
+/// Formats of `list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns, for people.
+    Table,
+    /// A JSON array, for tools.
+    Json,
 }
 
 /// Formats of `check`.

@@ -11,7 +11,7 @@ mod start;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-pub use args::{CheckFormat, Cli, Command, DiffFormat, PlanInputs};
+pub use args::{CheckFormat, Cli, Command, DiffFormat, ListFormat, PlanInputs};
 pub use start::{c_args, process_start, started};
 
 use crate::diag::{render_plain, SourceDiag};
@@ -95,6 +95,7 @@ pub fn run(cli: Cli) -> i32 {
         } => review::diff(&old, new.as_deref(), format, &inputs),
         Command::Check { dir, update, format } => review::check(&dir, update, format),
         Command::State { id, plan, format } => sandbox::state(&cli.root, &id, plan.then_some(format)),
+        Command::List { format } => sandbox::list(&cli.root, format),
         Command::Features => sandbox::features(),
     };
     match result {

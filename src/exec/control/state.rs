@@ -18,7 +18,7 @@ use std::ffi::CString;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -300,6 +300,35 @@ impl StateRoot {
         })
     }
 
+    /// Reads an id's record without taking its lock (`list`): records are
+    /// replaced atomically, so what is read is whole, if maybe a moment old.
+    pub fn peek(&self, id: &SandboxId) -> Result<Record, StateError> {
+        let dir = self.path.join(id.as_str());
+        let path = dir.join(STATE_FILE);
+        let mut bytes = Vec::new();
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path);
+        match opened {
+            Ok(f) => f
+                .take(MAX_STATE_FILE + 1)
+                .read_to_end(&mut bytes)
+                .map_err(io_err("reading", &path))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && dir.is_dir() => {
+                return Err(StateError::Incomplete { id: id.clone(), dir })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StateError::NotFound {
+                    id: id.clone(),
+                    root: self.path.clone(),
+                })
+            }
+            Err(e) => return Err(io_err("reading", &path)(e)),
+        };
+        parse_record(id, &path, &bytes)
+    }
+
     /// Every sandbox id under the root, sorted. Entries that are not
     /// directories or not valid ids (apply's pid files, temporary files) are
     /// skipped; a missing root holds none.
@@ -415,20 +444,7 @@ impl SandboxDir {
                 dir: self.path.clone(),
             });
         };
-        let record: Record = serde_json::from_slice(&bytes).map_err(|e| StateError::BadFile {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        if record.format != RECORD_FORMAT || record.id != self.id.as_str() {
-            return Err(StateError::BadFile {
-                path,
-                reason: format!(
-                    "record format {} for id \"{}\" (expected format {RECORD_FORMAT} for \"{}\")",
-                    record.format, record.id, self.id
-                ),
-            });
-        }
-        Ok(record)
+        parse_record(&self.id, &path, &bytes)
     }
 
     /// The control socket's path. When the real path does not fit in a
@@ -527,6 +543,30 @@ impl AsFd for SandboxDir {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.dir.as_fd()
     }
+}
+
+/// A record's bytes, checked to be this id's and of this format.
+fn parse_record(id: &SandboxId, path: &Path, bytes: &[u8]) -> Result<Record, StateError> {
+    if bytes.len() as u64 > MAX_STATE_FILE {
+        return Err(StateError::BadFile {
+            path: path.to_path_buf(),
+            reason: format!("larger than {MAX_STATE_FILE} bytes"),
+        });
+    }
+    let record: Record = serde_json::from_slice(bytes).map_err(|e| StateError::BadFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if record.format != RECORD_FORMAT || record.id != id.as_str() {
+        return Err(StateError::BadFile {
+            path: path.to_path_buf(),
+            reason: format!(
+                "record format {} for id \"{}\" (expected format {RECORD_FORMAT} for \"{}\")",
+                record.format, record.id, id
+            ),
+        });
+    }
+    Ok(record)
 }
 
 /// A file name as a C string (names here are fixed or validated ids: no NUL).
@@ -741,6 +781,16 @@ mod tests {
         fs::write(t.0.join("a.pid"), "1").unwrap();
         fs::create_dir(t.0.join(".tmp.x")).unwrap();
         assert_eq!(root.list().unwrap(), vec![id("a"), id("b")]);
+        // Peeking needs no lock, even while another command holds it.
+        let held = root
+            .open(&id("b"), LockMode::Exclusive, Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(root.peek(&id("b")).unwrap(), record("b"));
+        drop(held);
+        assert!(matches!(root.peek(&id("zz")), Err(StateError::NotFound { .. })));
+        fs::create_dir(t.0.join("half")).unwrap();
+        assert!(matches!(root.peek(&id("half")), Err(StateError::Incomplete { .. })));
+        fs::remove_dir(t.0.join("half")).unwrap();
 
         let d = root
             .open(&id("b"), LockMode::Exclusive, Duration::from_secs(1))
