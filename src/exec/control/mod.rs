@@ -11,16 +11,20 @@
 //!   atomic state files, the OCI state document;
 //! - [`features`]: the OCI runtime features document;
 //! - [`procfs`]: processes as `ps` and `stacks` report them;
-//! - [`stats`]: one sample of a sandbox cgroup's statistics.
+//! - [`stats`]: one sample of a sandbox cgroup's statistics, and [`events`]:
+//!   those samples as runc's `events` lines;
+//! - [`signals`]: signal names and numbers as `kill` takes them.
 //!
 //! See docs/control.md (the protocol) and docs/lifecycle.md (the state
 //! machine and how it maps onto the plan's steps).
 
 pub mod client;
+pub mod events;
 pub mod features;
 pub mod procfs;
 pub mod proto;
 pub mod server;
+pub mod signals;
 pub mod state;
 pub mod stats;
 mod wire;

@@ -697,6 +697,33 @@ pub struct OciState {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// Writes `--pid-file`: the pid in decimal, no newline (as runc writes it),
+/// replaced atomically (a temporary file beside it, then a rename), so an
+/// engine polling for the file never reads it half written.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), StateError> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io_err("writing the pid file", path)(io::Error::from(io::ErrorKind::InvalidInput)))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let write = || -> io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)?;
+        f.write_all(pid.to_string().as_bytes())?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err("writing the pid file", path)(e)
+    })
+}
+
 /// Seconds since the epoch, now.
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now()
@@ -956,6 +983,21 @@ mod tests {
         if let Some(r) = r {
             assert!(!r.is_alive());
         }
+    }
+
+    #[test]
+    fn pid_file_is_written_whole() {
+        let t = TempDir::new("pidfile");
+        fs::create_dir_all(&t.0).unwrap();
+        let p = t.0.join("ctr.pid");
+        write_pid_file(&p, 4242).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "4242");
+        write_pid_file(&p, 7).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "7", "replaced");
+        assert_eq!(fs::read_dir(&t.0).unwrap().count(), 1, "no temporary file left");
+        let e = write_pid_file(&t.0.join("missing/x.pid"), 1).unwrap_err();
+        assert!(e.to_string().starts_with("writing the pid file "), "{e}");
+        assert!(write_pid_file(Path::new("/"), 1).is_err());
     }
 
     #[test]
