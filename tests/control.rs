@@ -17,7 +17,7 @@ use sandboxctl::exec::control::proto::{
     self, encode_request, ErrorKind, ExecStdio, ExitStatus, ProcessInfo, Reply, Request, Stats, Status,
     SupervisorState, HEADER_LEN, MAX_REPLY, MAX_REQUEST,
 };
-use sandboxctl::exec::control::server::{Call, ControlHandler, Outcome, Server, ServerConfig, WaitFor};
+use sandboxctl::exec::control::server::{Call, ControlHandler, Outcome, PeerRule, Server, ServerConfig, WaitFor};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -274,7 +274,7 @@ fn listen(dir: &TempDir) -> OwnedFd {
 
 fn cfg() -> ServerConfig {
     // SAFETY: geteuid has no preconditions.
-    ServerConfig::new(unsafe { libc::geteuid() })
+    ServerConfig::new(PeerRule::host(unsafe { libc::geteuid() }))
 }
 
 /// Runs a server with `handler` in a thread until the handler is finished.
@@ -957,7 +957,12 @@ fn only_root_and_the_creator_are_served() {
     let (fake, log) = Fake::new();
     let l = listen(&dir);
     fs::set_permissions(dir.sock(), std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
-    let t = std::thread::spawn(move || Server::new(l, None, fake, ServerConfig::new(0)).unwrap().run().unwrap());
+    let t = std::thread::spawn(move || {
+        Server::new(l, None, fake, ServerConfig::new(PeerRule::host(0)))
+            .unwrap()
+            .run()
+            .unwrap()
+    });
     assert_eq!(as_nobody(&dir.sock(), b"\"kind\":\"permission_denied\""), 0);
     destroy(&dir, t);
     assert_eq!(*log.lock().unwrap(), ["destroy"]);
@@ -967,7 +972,7 @@ fn only_root_and_the_creator_are_served() {
     let l = listen(&dir);
     fs::set_permissions(dir.sock(), std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     let t = std::thread::spawn(move || {
-        Server::new(l, None, fake, ServerConfig::new(65534))
+        Server::new(l, None, fake, ServerConfig::new(PeerRule::host(65534)))
             .unwrap()
             .run()
             .unwrap()
@@ -979,7 +984,12 @@ fn only_root_and_the_creator_are_served() {
     let (fake, _) = Fake::new();
     let l = listen(&dir);
     fs::set_permissions(dir.sock(), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let t = std::thread::spawn(move || Server::new(l, None, fake, ServerConfig::new(0)).unwrap().run().unwrap());
+    let t = std::thread::spawn(move || {
+        Server::new(l, None, fake, ServerConfig::new(PeerRule::host(0)))
+            .unwrap()
+            .run()
+            .unwrap()
+    });
     assert_eq!(as_nobody(&dir.sock(), b"\"reply\""), 11, "connect refused");
     destroy(&dir, t);
 }
@@ -1181,4 +1191,56 @@ fn mutated_frames_on_the_socket_never_stop_the_server() {
     drop(c);
     destroy(&dir, t);
     assert_eq!(open_fds(), before, "no fd left behind: {:?}", fd_list());
+}
+
+/// Why `PeerRule` is written in the server's view: inside a new user
+/// namespace that maps nothing, SO_PEERCRED reports a root peer as the
+/// overflow uid. Checked in a forked child (unshare needs one thread).
+#[test]
+fn peer_credentials_are_translated_into_the_readers_user_namespace() {
+    let _g = serial();
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let overflow: u32 = fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: the child makes raw syscalls only (no allocation), then _exits.
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0);
+        if pid == 0 {
+            if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+                libc::_exit(10);
+            }
+            let mut cred: libc::ucred = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+            if libc::getsockopt(
+                b.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&mut cred as *mut libc::ucred).cast(),
+                &mut len,
+            ) != 0
+            {
+                libc::_exit(11);
+            }
+            libc::_exit(if cred.uid == overflow { 0 } else { 12 });
+        }
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+        match libc::WEXITSTATUS(status) {
+            10 => eprintln!("SKIPPED peer_credentials_are_translated...: unshare(CLONE_NEWUSER) not allowed here"),
+            code => assert_eq!(
+                code, 0,
+                "uid {me} was not reported as the overflow uid {overflow} inside"
+            ),
+        }
+    }
+    drop(a);
+    // Outside, the same peer is itself.
+    let p = sandboxctl::exec::control::server::peer_credentials(&b).unwrap();
+    assert_eq!(p.uid, me);
 }

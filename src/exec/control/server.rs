@@ -92,11 +92,56 @@ pub trait ControlHandler {
     fn finished(&self) -> bool;
 }
 
+/// Who may connect, as the server's own user namespace sees uids.
+///
+/// SO_PEERCRED reports the peer's uid translated into the user namespace of
+/// the process that asks, and a uid that namespace does not map reads as the
+/// overflow uid (65534). A supervisor inside the sandbox's user namespace
+/// therefore sees host root as 65534 unless host root is mapped, and with
+/// the default nobody mapping (65534→65534) it cannot tell host root or the
+/// creator from host nobody. The rule is written in the server's view
+/// ([`PeerRule::in_user_namespace`]); the fence that tells them apart in that
+/// case is the socket file (mode 0600 in a 0700 directory of the creator),
+/// checked by the kernel in the host's view at connect. See docs/control.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerRule {
+    /// The uids served (root's and the creator's, as the server sees them).
+    pub uids: [u32; 2],
+}
+
+impl PeerRule {
+    /// A server in the initial user namespace: root and `owner`.
+    pub fn host(owner: u32) -> PeerRule {
+        PeerRule { uids: [0, owner] }
+    }
+
+    /// A server inside a user namespace with `uid_map` lines (inside, host,
+    /// count): host root and the host `owner` as that namespace sees them,
+    /// `overflow` (`/proc/sys/kernel/overflowuid`) for either that it does
+    /// not map.
+    pub fn in_user_namespace(uid_map: &[(u32, u32, u32)], owner: u32, overflow: u32) -> PeerRule {
+        let inside = |host: u32| {
+            uid_map
+                .iter()
+                .find(|(_, h, n)| host >= *h && host - *h < *n)
+                .map_or(overflow, |(i, h, _)| i + (host - h))
+        };
+        PeerRule {
+            uids: [inside(0), inside(owner)],
+        }
+    }
+
+    /// Whether `uid` (as the server sees it) is served.
+    pub fn allows(&self, uid: u32) -> bool {
+        self.uids.contains(&uid)
+    }
+}
+
 /// Limits of the server.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerConfig {
-    /// The sandbox creator's uid: besides root, the only peer served.
-    pub owner_uid: u32,
+    /// Who is served.
+    pub peers: PeerRule,
     /// How long a client has to deliver a whole request once the server
     /// waits for one (after accept, and after each reply).
     pub read_timeout: Duration,
@@ -107,11 +152,11 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// The defaults for a sandbox created by `owner_uid`: 2 s to send a
-    /// request, 2 s to take a reply, 32 clients.
-    pub fn new(owner_uid: u32) -> ServerConfig {
+    /// The defaults for a server that serves `peers`: 2 s to send a request,
+    /// 2 s to take a reply, 32 clients.
+    pub fn new(peers: PeerRule) -> ServerConfig {
         ServerConfig {
-            owner_uid,
+            peers,
             read_timeout: Duration::from_secs(2),
             write_timeout: Duration::from_secs(2),
             max_clients: 32,
@@ -344,12 +389,12 @@ impl<H: ControlHandler> Server<H> {
             Ok(p) => p,
             Err(_) => return, // gone already: dropping it closes it
         };
-        let refusal = if peer.uid != 0 && peer.uid != self.cfg.owner_uid {
+        let refusal = if !self.cfg.peers.allows(peer.uid) {
             Some(Reply::error(
                 ErrorKind::PermissionDenied,
                 format!(
-                    "uid {} may not control this sandbox (only root and its creator, uid {})",
-                    peer.uid, self.cfg.owner_uid
+                    "uid {} may not control this sandbox (only root and its creator: uids {} and {} as the supervisor sees them)",
+                    peer.uid, self.cfg.peers.uids[0], self.cfg.peers.uids[1]
                 ),
             ))
         } else {
@@ -693,11 +738,27 @@ pub fn peer_credentials(fd: &impl AsFd) -> io::Result<Peer> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn peer_rule_in_a_user_namespace() {
+        // The default nobody mapping: neither host root nor a creator uid
+        // 1000 is mapped; both read as the overflow uid.
+        let nobody = PeerRule::in_user_namespace(&[(65534, 65534, 1)], 1000, 65534);
+        assert_eq!(nobody.uids, [65534, 65534]);
+        // Root mapped to 0, the creator in a range.
+        let r = PeerRule::in_user_namespace(&[(0, 0, 1), (1, 100_000, 65536)], 100_005, 65534);
+        assert_eq!(r.uids, [0, 6]);
+        assert!(r.allows(0) && r.allows(6) && !r.allows(65534) && !r.allows(5));
+        // The range's end is exclusive.
+        let r = PeerRule::in_user_namespace(&[(0, 1000, 10)], 1010, 65534);
+        assert_eq!(r.uids, [65534, 65534]);
+        assert_eq!(PeerRule::host(1000).uids, [0, 1000]);
+    }
+
     /// The server's fixed heap (connection slots and poll vectors, allocated
     /// once) is a small part of the supervisor's 100 KiB idle budget.
     #[test]
     fn the_fixed_allocation_is_small() {
-        let n = ServerConfig::new(0).max_clients;
+        let n = ServerConfig::new(PeerRule::host(0)).max_clients;
         let total = std::mem::size_of::<Option<Conn>>() * n
             + (std::mem::size_of::<libc::pollfd>() + std::mem::size_of::<Slot>()) * (n + 2);
         eprintln!("server slots for {n} clients: {total} bytes");
