@@ -13,11 +13,14 @@
 //! - [`procfs`]: processes as `ps` and `stacks` report them;
 //! - [`stats`]: one sample of a sandbox cgroup's statistics, and [`events`]:
 //!   those samples as runc's `events` lines;
-//! - [`signals`]: signal names and numbers as `kill` takes them.
+//! - [`signals`]: signal names and numbers as `kill` takes them;
+//! - [`children`]: the supervisor's bookkeeping of its children for `wait`,
+//!   `wait_pid` and `signal_process`.
 //!
 //! See docs/control.md (the protocol) and docs/lifecycle.md (the state
 //! machine and how it maps onto the plan's steps).
 
+pub mod children;
 pub mod client;
 pub mod events;
 pub mod features;
