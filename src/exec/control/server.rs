@@ -217,6 +217,8 @@ pub struct Server<H: ControlHandler> {
     accept_paused_until: Option<Instant>,
 }
 
+/// Connections accepted per loop turn, at most.
+const ACCEPTS_PER_TURN: usize = 64;
 /// Largest single read (a stack buffer; requests are at most 64 KiB).
 const CHUNK: usize = 4096;
 /// A reply buffer above this is freed after use, not kept.
@@ -352,8 +354,10 @@ impl<H: ControlHandler> Server<H> {
         }
     }
 
+    /// Accepts what is waiting, at most [`ACCEPTS_PER_TURN`] per turn so a
+    /// stream of connections cannot keep the loop from serving the others.
     fn accept_all(&mut self) {
-        loop {
+        for _ in 0..ACCEPTS_PER_TURN {
             // SAFETY: accept4 on our listening fd with no address buffers.
             let fd = unsafe {
                 libc::accept4(
