@@ -35,12 +35,28 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// A scratch directory (emptied first).
-fn scratch(name: &str) -> PathBuf {
+/// A scratch directory (emptied first), removed when dropped, also when the
+/// case fails.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("sbx-compile-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 /// A bundle in `dir`: a busybox rootfs made by scripts/make-busybox-rootfs
@@ -197,7 +213,6 @@ pub fn case_runc_spec_caps(_root: &Path, id: &str) {
     .unwrap();
     assert_eq!(mask(&plan.workload.capabilities.value.ambient), 1 << 10);
     assert_eq!(mask(&plan.workload.capabilities.value.effective), 1 << 10);
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The first TOML example of docs/policy.md, as the page shows it.
@@ -234,7 +249,6 @@ pub fn case_policy_md_example(_root: &Path, id: &str) {
     let out = String::from_utf8_lossy(&o.stdout);
     let gib = (1u64 << 30).to_string();
     assert_eq!(out.lines().collect::<Vec<_>>(), [gib.as_str(), gib.as_str()], "{out}");
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Issue 11 item 2: `plan --bundle ./mybundle -o plan.toml` wrote a root
@@ -277,7 +291,6 @@ pub fn case_plan_applies_from_anywhere(_root: &Path, id: &str) {
         text(&a)
     );
     assert!(leftovers(id).is_empty(), "left behind: {:?}", leftovers(id));
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Issue 11 item 2, docs/ci-review.md's pinned-plan workflow as written:
@@ -341,5 +354,4 @@ pub fn case_ci_review_pinned_plan(_root: &Path, id: &str) {
         assert!(a.status.success(), "apply from {}: {}", from.display(), text(&a));
         assert_eq!(String::from_utf8_lossy(&a.stdout), "web\n");
     }
-    fs::remove_dir_all(&dir).unwrap();
 }
