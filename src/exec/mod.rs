@@ -11,7 +11,9 @@ pub mod detect;
 pub mod error;
 pub mod interp;
 pub mod linux;
+pub mod log;
 pub mod preflight;
+pub mod pty;
 pub mod record;
 pub mod seccomp;
 #[doc(hidden)]
@@ -53,6 +55,7 @@ pub fn apply(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result
     if let Some(t) = &opts.timings {
         t.mark(crate::plan::Actor::Launcher, "prepared");
     }
+    log::install(plan);
     let mut backend = linux::LinuxBackend;
     let mut it = interp::Interp::new(plan, &mut backend, prep);
     it.fail_at(fault_injection_step());

@@ -206,11 +206,11 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
                 &e.from,
                 "not supported: supervisor fds come from the caller or the launcher",
             ),
-            FdSource::PtySlave if !matches!(plan.stdio.value, Stdio::ConsoleSocket(_)) => need(
+            FdSource::PtySlave if plan.stdio.value == Stdio::Inherit => need(
                 &mut v,
-                format!("supervisor fd {}: a pty slave without a console socket", e.fd.0),
+                format!("supervisor fd {}: a pty slave without a pty", e.fd.0),
                 &e.from,
-                "give a console socket (stdio console_socket), or take the fd from the caller",
+                "give a console socket (stdio console_socket) or a relayed pty (stdio pty), or take the fd from the caller",
             ),
             _ => {}
         }

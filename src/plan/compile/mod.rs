@@ -78,6 +78,7 @@ pub fn compile(
     let stdio = fds::stdio(&cx);
     let supervisor_fds = fds::supervisor_fds(&cx, &id.value, &platform, &stdio);
     let workload_fds = fds::workload_fds(&cx, &supervisor_fds)?;
+    let log_dirs = fds::log_dirs(&supervisor_fds);
     let workload = process::workload(&mut cx, &userns, workload_fds)?;
     let supervisor = process::supervisor(&userns, &workload, &stdio, supervisor_fds);
     let steps = steps(
@@ -112,6 +113,7 @@ pub fn compile(
         devices,
         hostname,
         cgroup,
+        log_dirs,
         stdio,
         supervisor,
         workload,
