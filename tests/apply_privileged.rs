@@ -17,9 +17,12 @@ use sandboxctl::exec::{apply, ApplyOptions, Timings};
 use sandboxctl::plan::{LaunchPlan, Namespace, NetworkMode, Sourced};
 use sandboxctl::vocab::Origin;
 
+#[path = "apply_privileged/io.rs"]
+mod io;
+
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "grep", "hostname", "touch", "mkdir", "readlink", "sleep", "seq", "tail", "head", "wc",
-    "test", "id", "true",
+    "test", "id", "true", "stty",
 ];
 
 /// Removes everything a case could leave, even when the case panics.
@@ -804,12 +807,12 @@ fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
-        println!("apply_privileged: 0 passed, 0 failed, 17 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 21 skipped");
         return;
     }
     if !Path::new("/bin/busybox").exists() {
         println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 17 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 21 skipped");
         return;
     }
     let root = build_rootfs();
@@ -831,6 +834,10 @@ fn main() {
         ("timings", case_timings),
         ("early_unshare_fails", case_early_unshare_fails),
         ("rollback", case_rollback),
+        ("logs", io::case_logs),
+        ("terminal_relay", io::case_terminal_relay),
+        ("terminal_caller_tty", io::case_terminal_caller_tty),
+        ("terminal_console_socket", io::case_terminal_console_socket),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut failed = Vec::new();

@@ -240,6 +240,66 @@ mod tests {
     }
 
     #[test]
+    fn relayed_pty_dry_run_keeps_the_master_and_relays_at_teardown() {
+        use crate::plan::{FdSource, Session, Stdio};
+        let mut p = plan();
+        p.stdio.value = Stdio::Pty;
+        p.supervisor.session = Session::NewSessionWithControllingTty;
+        for e in p.supervisor.fds.iter_mut().filter(|e| e.fd.0 <= 2) {
+            e.source = FdSource::PtySlave;
+        }
+        assert!(preflight(&p, &sample_host()).is_empty());
+        let a = dry_run_text(&p).unwrap();
+        let pos = |s: &str| a.find(s).unwrap_or_else(|| panic!("{s} missing in\n{a}"));
+        assert!(!a.contains("send <pty master>"), "{a}");
+        assert!(pos("openpt") < pos("clone new"));
+        assert!(pos("launcher   close <pty slave>") < pos("release child"));
+        assert!(a.contains("dup2 <pty slave> -> 0") && a.contains("dup2 <pty slave> -> 2"));
+        assert!(pos("setsid") < pos("ioctl 0 TIOCSCTTY"));
+        let relay = pos("launcher   relay stdin -> <pty master> -> stdout");
+        assert!(pos("launcher   if 0 is a terminal") < relay);
+        assert!(pos("launcher   copy the caller's window size to <pty master>") < relay);
+        assert!(relay < pos("launcher   waitpid <supervisor>"));
+        assert!(pos("launcher   waitpid <supervisor>") < pos("launcher   copy the rest of <pty master>"));
+        assert!(pos("launcher   copy the rest of <pty master>") < pos("launcher   close <pty master>"));
+        assert!(!a.contains("launcher   sigwaitinfo"), "{a}");
+    }
+
+    #[test]
+    fn log_dirs_are_made_before_the_log_files_are_opened() {
+        use crate::plan::{FdEntry, FdRole, FdSource, LogDir, OpenMode};
+        use crate::vocab::Fd;
+        let mut p = plan();
+        p.log_dirs = vec![LogDir {
+            path: "/var/log/sbx".into(),
+            mode: 0o755,
+            from: Origin::rule("log-dir-made-if-missing"),
+        }];
+        let n = p.supervisor.fds.len() as i32;
+        p.supervisor.fds.push(FdEntry {
+            fd: Fd(n),
+            role: FdRole::UserLog,
+            source: FdSource::File {
+                path: "/var/log/sbx/t1.user.log".into(),
+                open: OpenMode::AppendCreate,
+                mode: 0o664,
+            },
+            from: Origin::Default,
+        });
+        let a = dry_run_text(&p).unwrap();
+        let pos = |s: &str| a.find(s).unwrap_or_else(|| panic!("{s} missing in\n{a}"));
+        assert!(
+            pos("launcher   mkdir -p /var/log/sbx 0o755")
+                < pos("launcher   open /var/log/sbx/t1.user.log wronly|creat|append mode 0o664 -> <user_log>")
+        );
+        // The launcher keeps its log fd until teardown (it logs its own steps).
+        assert!(
+            pos("launcher   close <user_log>") > pos("launcher   waitpid <supervisor>"),
+            "{a}"
+        );
+    }
+
+    #[test]
     fn failure_names_step_origin_and_errno() {
         let p = plan();
         let ops = dry_run(&p).unwrap();
