@@ -807,12 +807,12 @@ fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
-        println!("apply_privileged: 0 passed, 0 failed, 21 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 22 skipped");
         return;
     }
     if !Path::new("/bin/busybox").exists() {
         println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 21 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 22 skipped");
         return;
     }
     let root = build_rootfs();
@@ -835,6 +835,7 @@ fn main() {
         ("early_unshare_fails", case_early_unshare_fails),
         ("rollback", case_rollback),
         ("logs", io::case_logs),
+        ("logs_doctor_agrees", io::case_logs_doctor_agrees),
         ("terminal_relay", io::case_terminal_relay),
         ("terminal_caller_tty", io::case_terminal_caller_tty),
         ("terminal_console_socket", io::case_terminal_console_socket),

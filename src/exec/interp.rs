@@ -703,6 +703,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                 };
                 self.supervisor = Some(sup);
                 self.undo.push(Undo::Child(sup));
+                tracing::info!("supervisor cloned: pid {pid} on the host");
                 if let Some(fd) = self.state.take() {
                     self.op(Op::WritePid { fd, proc: sup })?;
                     self.undo.retain(|x| !matches!(x, Undo::Close(f) if f.raw == fd.raw));

@@ -161,6 +161,95 @@ fn write_line(fd: i32, mut data: &[u8]) {
     }
 }
 
+/// What `apply` would fail on when it makes the log directories and opens
+/// the log files (step `open_fds`), found on this host's filesystem before
+/// anything is done: a path whose nearest existing ancestor is not a
+/// directory, a directory or file the caller cannot write, a read-only
+/// filesystem, a log path that is not a regular file. `doctor` and `apply`
+/// both ask this (after the pure preflight), so they name the same needs.
+pub fn unmet_log_paths(plan: &LaunchPlan) -> Vec<super::UnmetNeed> {
+    use crate::plan::FdSource;
+    use std::path::Path;
+    let mut v = Vec::new();
+    let mut need = |what: String, e: &crate::plan::FdEntry, fix: &str| {
+        v.push(super::UnmetNeed {
+            need: what,
+            from: e.from.clone(),
+            fix: fix.into(),
+        })
+    };
+    for e in &plan.supervisor.fds {
+        let FdSource::File { path, .. } = &e.source else {
+            continue;
+        };
+        if LogKind::of_role(e.role).is_none() {
+            continue;
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() => {
+                need(
+                    format!("log file {}: not a regular file", path.display()),
+                    e,
+                    "point the policy's [logs] at a file",
+                );
+                continue;
+            }
+            Ok(_) => {
+                if let Some(why) = unwritable(path) {
+                    need(
+                        format!("writing log file {}: {why}", path.display()),
+                        e,
+                        "run apply as a user that may write it, or move the log",
+                    );
+                }
+                continue;
+            }
+            Err(_) => {}
+        }
+        // The nearest existing ancestor: it must be a writable directory.
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            match std::fs::metadata(d) {
+                Ok(m) if m.is_dir() => {
+                    if let Some(why) = unwritable(d) {
+                        need(
+                            format!("creating {} in {}: {why}", path.display(), d.display()),
+                            e,
+                            "run apply as a user that may write there, or move the log",
+                        );
+                    }
+                    break;
+                }
+                Ok(_) => {
+                    need(
+                        format!(
+                            "log directory for {}: {} is not a directory",
+                            path.display(),
+                            d.display()
+                        ),
+                        e,
+                        "point the policy's [logs] at a directory (made when missing)",
+                    );
+                    break;
+                }
+                Err(_) => dir = d.parent().filter(|p| *p != Path::new("")),
+            }
+        }
+    }
+    v
+}
+
+/// Why the caller could not write in `p`, if it could not.
+fn unwritable(p: &std::path::Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a valid C string.
+    if unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK, libc::AT_EACCESS) } == 0 {
+        return None;
+    }
+    Some(super::error::error_text(&std::io::Error::last_os_error()))
+}
+
 /// The subscriber: which logs the plan has, fixed at installation.
 #[derive(Debug)]
 pub struct FdLogger {

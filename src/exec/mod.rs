@@ -46,7 +46,8 @@ pub struct ApplyOptions {
 /// Call it from a single-threaded process (the launcher clones).
 pub fn apply(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result<i32, ApplyError> {
     if !opts.skip_preflight {
-        let unmet = preflight(plan, host);
+        let mut unmet = preflight(plan, host);
+        unmet.extend(log::unmet_log_paths(plan));
         if !unmet.is_empty() {
             return Err(ApplyError::Preflight(unmet));
         }

@@ -412,3 +412,58 @@ pub fn case_terminal_console_socket(root: &Path, id: &str) {
     assert!(out.stdout.is_empty(), "the caller's stdout was used: {}", text(&out));
     let _ = fs::remove_dir_all(&b);
 }
+
+/// A log path that cannot be made (its directory would be under a regular
+/// file): doctor names it, and apply fails the same way before doing
+/// anything (the same need, in its preflight), leaving nothing.
+pub fn case_logs_doctor_agrees(_root: &Path, id: &str) {
+    let tmp = std::env::temp_dir().join(format!("sbx-logs-{id}"));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).unwrap();
+    let file = tmp.join("a-file");
+    fs::write(&file, "").unwrap();
+    let policy = tmp.join("logs.toml");
+    fs::write(
+        &policy,
+        format!(
+            "extends = \"default\"\n[logs]\nlog = \"{}/sub/{{id}}.log\"\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    let need = format!(
+        "log directory for {f}/sub/{id}.log: {f} is not a directory (needed by policy:{policy}:3)",
+        f = file.display()
+    );
+    let doctor = sandboxctl()
+        .args(["doctor", "--policy", &policy, "--id", id, "--", "/bin/true"])
+        .output()
+        .unwrap();
+    assert_eq!(doctor.status.code(), Some(1), "doctor: {}", text(&doctor));
+    assert!(
+        String::from_utf8_lossy(&doctor.stdout).contains(&need),
+        "doctor: {}",
+        text(&doctor)
+    );
+    let apply = sandboxctl()
+        .args(["apply", "--policy", &policy, "--id", id, "--", "/bin/true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(apply.status.code(), Some(125), "apply: {}", text(&apply));
+    // The diagnostic is wrapped: compare without whitespace and frame.
+    let squeeze = |t: &str| {
+        t.chars()
+            .filter(|c| !c.is_whitespace() && *c != '│')
+            .collect::<String>()
+    };
+    let err = squeeze(&String::from_utf8_lossy(&apply.stderr));
+    assert!(
+        err.contains(&squeeze("does not meet the plan's needs")) && err.contains(&squeeze(&need)),
+        "apply: {}",
+        text(&apply)
+    );
+    assert!(leftovers(id).is_empty(), "left behind: {:?}", leftovers(id));
+    let _ = fs::remove_dir_all(&tmp);
+}
