@@ -144,12 +144,46 @@ mod tests {
     /// launcher effect made before it is undone.
     #[test]
     fn failure_at_every_op_is_rolled_back() {
-        let p = plan();
-        let total = dry_run(&p).unwrap().len();
+        for p in [plan(), pty_and_log_plan()] {
+            fail_each_op_and_check_the_rollback(&p);
+        }
+    }
+
+    /// The sample plan with a relayed pty and a user log in a made directory.
+    fn pty_and_log_plan() -> LaunchPlan {
+        use crate::plan::{FdEntry, FdRole, FdSource, LogDir, OpenMode, Session, Stdio};
+        use crate::vocab::Fd;
+        let mut p = plan();
+        p.stdio.value = Stdio::Pty;
+        p.supervisor.session = Session::NewSessionWithControllingTty;
+        for e in p.supervisor.fds.iter_mut().filter(|e| e.fd.0 <= 2) {
+            e.source = FdSource::PtySlave;
+        }
+        p.log_dirs = vec![LogDir {
+            path: "/var/log/sbx".into(),
+            mode: 0o755,
+            from: Origin::rule("log-dir-made-if-missing"),
+        }];
+        let n = p.supervisor.fds.len() as i32;
+        p.supervisor.fds.push(FdEntry {
+            fd: Fd(n),
+            role: FdRole::UserLog,
+            source: FdSource::File {
+                path: "/var/log/sbx/t1.user.log".into(),
+                open: OpenMode::AppendCreate,
+                mode: 0o664,
+            },
+            from: Origin::Default,
+        });
+        p
+    }
+
+    fn fail_each_op_and_check_the_rollback(p: &LaunchPlan) {
+        let total = dry_run(p).unwrap().len();
         for n in 0..total {
-            let prep = interp::prepare(&p).unwrap();
+            let prep = interp::prepare(p).unwrap();
             let mut b = RecordingBackend::failing_at(n, libc::EBUSY);
-            let r = interp::Interp::new(&p, &mut b, prep).run();
+            let r = interp::Interp::new(p, &mut b, prep).run();
             let failed = &b.ops[n];
             // The very last ops are teardown itself: a failure there is reported as leftovers.
             let err = match r {
@@ -211,6 +245,13 @@ mod tests {
                         });
                         assert!(reaped, "op {n}: supervisor not reaped");
                     }
+                    Op::OpenPty => assert!(
+                        b.ops.iter().any(|r| matches!(
+                            &r.op,
+                            Op::Close { fd } if fd.tag == backend::FdTag::Internal("pty master")
+                        )),
+                        "op {n}: pty master left open"
+                    ),
                     Op::BlockSignals => assert!(
                         b.ops.iter().any(|r| r.op == Op::UnblockSignals),
                         "op {n}: signals left blocked"
