@@ -12,6 +12,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// A path removed (with everything under it) when dropped, also when a case
+/// fails.
+struct Removed(PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
 fn sandboxctl() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sandboxctl"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -55,6 +66,7 @@ pub fn case_logs(_root: &Path, id: &str) {
     let tmp = std::env::temp_dir().join(format!("sbx-logs-{id}"));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).unwrap();
+    let _cleanup = Removed(tmp.clone());
     let dir = tmp.join("var/log/sandboxctl");
     let policy = tmp.join("logs.toml");
     fs::write(
@@ -172,7 +184,6 @@ pub fn case_logs(_root: &Path, id: &str) {
         u2.contains("ERROR workload could not start: step exec") && u2.contains("ENOENT"),
         "user log lacks the failure:\n{u2}"
     );
-    let _ = fs::remove_dir_all(&tmp);
 }
 
 /// A bundle for `root` whose process runs `script` with `terminal: true`.
@@ -217,6 +228,7 @@ fn tty_nr(out: &str) -> &str {
 /// agrees; the plan shows the pty.
 pub fn case_terminal_relay(root: &Path, id: &str) {
     let b = terminal_bundle(root, id, &format!("{TTY_PROBE}; echo to-the-caller; exit 7"));
+    let _cleanup = Removed(b.clone());
     let bundle = b.display().to_string();
     let plan = sandboxctl().args(["plan", "--bundle", &bundle]).output().unwrap();
     let plan_text = String::from_utf8_lossy(&plan.stdout).into_owned();
@@ -239,7 +251,6 @@ pub fn case_terminal_relay(root: &Path, id: &str) {
     assert!(o.contains("stdout-is-a-tty\r\n"), "{}", text(&out));
     assert!(o.contains("to-the-caller\r\n"), "{}", text(&out));
     assert_ne!(tty_nr(&o), "0", "no controlling tty: {o}");
-    let _ = fs::remove_dir_all(&b);
 }
 
 /// An open pty pair of the test's own (the caller's terminal).
@@ -309,6 +320,7 @@ pub fn case_terminal_caller_tty(root: &Path, id: &str) {
         id,
         &format!("{TTY_PROBE}; echo \"size $(stty size)\"; read x; echo \"got=$x\"; exit 5"),
     );
+    let _cleanup = Removed(b.clone());
     let (master, slave) = open_caller_pty();
     let ws = libc::winsize {
         ws_row: 33,
@@ -351,7 +363,6 @@ pub fn case_terminal_caller_tty(root: &Path, id: &str) {
         before,
         "the caller's terminal mode was not restored"
     );
-    let _ = fs::remove_dir_all(&b);
 }
 
 /// `process.terminal` with `--console-socket`: the test receives the pty
@@ -360,9 +371,11 @@ pub fn case_terminal_caller_tty(root: &Path, id: &str) {
 pub fn case_terminal_console_socket(root: &Path, id: &str) {
     use std::os::unix::net::UnixListener;
     let b = terminal_bundle(root, id, &format!("{TTY_PROBE}; read x; echo \"got=$x\"; exit 4"));
+    let _cleanup = Removed(b.clone());
     let sock = std::env::temp_dir().join(format!("sbx-console-{id}.sock"));
     let _ = fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).unwrap();
+    let _socket = Removed(sock.clone());
     listener.set_nonblocking(true).unwrap();
     let mut child = sandboxctl()
         .args([
@@ -410,7 +423,6 @@ pub fn case_terminal_console_socket(root: &Path, id: &str) {
     assert!(o.contains("got=over-the-console"), "pty: {o}");
     assert_ne!(tty_nr(&o), "0", "no controlling tty: {o}");
     assert!(out.stdout.is_empty(), "the caller's stdout was used: {}", text(&out));
-    let _ = fs::remove_dir_all(&b);
 }
 
 /// A log path that cannot be made (its directory would be under a regular
@@ -420,6 +432,7 @@ pub fn case_logs_doctor_agrees(_root: &Path, id: &str) {
     let tmp = std::env::temp_dir().join(format!("sbx-logs-{id}"));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).unwrap();
+    let _cleanup = Removed(tmp.clone());
     let file = tmp.join("a-file");
     fs::write(&file, "").unwrap();
     let policy = tmp.join("logs.toml");
@@ -465,5 +478,4 @@ pub fn case_logs_doctor_agrees(_root: &Path, id: &str) {
         text(&apply)
     );
     assert!(leftovers(id).is_empty(), "left behind: {:?}", leftovers(id));
-    let _ = fs::remove_dir_all(&tmp);
 }
