@@ -21,10 +21,12 @@ use sandboxctl::vocab::Origin;
 
 #[path = "apply_privileged/compile.rs"]
 mod compile_cases;
+#[path = "apply_privileged/io.rs"]
+mod io;
 
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "grep", "hostname", "touch", "mkdir", "readlink", "sleep", "seq", "tail", "head", "wc",
-    "test", "id", "true",
+    "test", "id", "true", "stty",
 ];
 
 /// Removes everything a case could leave, even when the case panics.
@@ -809,14 +811,14 @@ fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
-        println!("apply_privileged: 0 passed, 0 failed, 17 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 22 skipped");
         return;
     }
     let busybox = match common::busybox() {
         Ok(b) => b,
         Err(why) => {
             println!("apply_privileged: skipped: {why}");
-            println!("apply_privileged: 0 passed, 0 failed, 17 skipped");
+            println!("apply_privileged: 0 passed, 0 failed, 22 skipped");
             return;
         }
     };
@@ -846,6 +848,11 @@ fn main() {
             compile_cases::case_plan_applies_from_anywhere,
         ),
         ("ci_review_pinned_plan", compile_cases::case_ci_review_pinned_plan),
+        ("logs", io::case_logs),
+        ("logs_doctor_agrees", io::case_logs_doctor_agrees),
+        ("terminal_relay", io::case_terminal_relay),
+        ("terminal_caller_tty", io::case_terminal_caller_tty),
+        ("terminal_console_socket", io::case_terminal_console_socket),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut failed = Vec::new();

@@ -88,6 +88,17 @@ pub struct ProcRef {
     pub who: Who,
 }
 
+impl ProcRef {
+    /// `supervisor`, `workload`, `child`: for messages.
+    pub fn who_name(&self) -> &'static str {
+        match self.who {
+            Who::Supervisor => "supervisor",
+            Who::Workload => "workload",
+            Who::AnyChild => "child",
+        }
+    }
+}
+
 impl fmt::Display for ProcRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.who {
@@ -154,6 +165,9 @@ pub enum Outcome {
     Signal(i32),
     /// Bytes read.
     Bytes(Vec<u8>),
+    /// [`Op::RelayPty`]: the caller's stdin reached its end (the relay goes
+    /// on without it).
+    StdinClosed,
 }
 
 /// One host effect, with its arguments.
@@ -162,6 +176,9 @@ pub enum Outcome {
 pub enum Op {
     /// mkdir -p with mode 0700 for the parts made.
     MkdirAll { path: PathBuf },
+    /// mkdir -p; each directory made gets exactly `mode` (the umask does not
+    /// apply); existing ones are left as they are.
+    MakeDirs { path: PathBuf, mode: u32 },
     /// mkdir(2); EEXIST is an error.
     Mkdir { path: PathBuf, mode: u32 },
     /// Open an existing file write-only and write these bytes.
@@ -182,7 +199,8 @@ pub enum Op {
     Rmdir { path: PathBuf },
     /// unlink(2) (the state file).
     Unlink { path: PathBuf },
-    /// open(2), close-on-exec.
+    /// open(2), close-on-exec. A file it creates (`O_CREAT`) gets exactly
+    /// `mode`: the umask does not apply.
     Open {
         path: PathBuf,
         flags: i32,
@@ -205,6 +223,26 @@ pub enum Op {
     /// SCM_RIGHTS (the `--console-socket` protocol of runc and crun), close
     /// the socket.
     SendFd { path: PathBuf, fd: FdRef },
+    /// When `fd` is a terminal: save its mode and make it raw (cfmakeraw);
+    /// returns the saved mode as bytes ([`Outcome::Bytes`]), or
+    /// [`Outcome::Done`] when `fd` is not a terminal.
+    TtyRaw { fd: FdRef },
+    /// Put back a terminal mode saved by [`Op::TtyRaw`].
+    TtyRestore { fd: FdRef, saved: Vec<u8> },
+    /// Copy the caller's window size (stdin's, else stdout's, when one is a
+    /// terminal) to the pty `master` (TIOCGWINSZ, TIOCSWINSZ); nothing when
+    /// neither is a terminal.
+    CopyWinsize { master: FdRef },
+    /// Relay until a signal of the blocked set (INT, TERM, HUP, CHLD)
+    /// arrives, and return it: the caller's stdin (when `stdin`) to the pty
+    /// `master`, the master to the caller's stdout; SIGWINCH (blocked too)
+    /// copies the window size again ([`Op::CopyWinsize`]). At the end of
+    /// stdin it writes the pty's end-of-file character (^D) to the master
+    /// and returns [`Outcome::StdinClosed`].
+    RelayPty { master: FdRef, stdin: bool },
+    /// Copy what is left in the pty `master` to the caller's stdout, until
+    /// every slave is closed (EIO) or nothing came for 200 ms.
+    DrainPty { master: FdRef },
     /// Open /dev/kvm with kvm-ioctls and check its API version and extensions.
     OpenKvm {
         api_version: i32,
@@ -413,6 +451,7 @@ impl fmt::Display for Op {
         use Op::*;
         match self {
             MkdirAll { path } => write!(f, "mkdir -p {}", path.display()),
+            MakeDirs { path, mode } => write!(f, "mkdir -p {} {mode:#o} (exactly, for each made)", path.display()),
             Mkdir { path, mode } => write!(f, "mkdir {} {mode:#o}", path.display()),
             WriteFile { path, data } => write!(f, "write {} {data:?}", path.display()),
             WritePid { fd, proc } => write!(f, "write {fd} {proc}"),
@@ -439,6 +478,15 @@ impl fmt::Display for Op {
             FillSealed { fd, data } => write!(f, "write {} bytes to {fd}, seal", data.len()),
             OpenPty => f.write_str("openpt, grantpt, unlockpt, open slave -> <pty master> <pty slave>"),
             SendFd { path, fd } => write!(f, "send {fd} to {} (SCM_RIGHTS)", path.display()),
+            TtyRaw { fd } => write!(f, "if {fd} is a terminal: save its mode, make it raw"),
+            TtyRestore { fd, .. } => write!(f, "restore the terminal mode of {fd}"),
+            CopyWinsize { master } => write!(f, "copy the caller's window size to {master}"),
+            RelayPty { master, stdin } => write!(
+                f,
+                "relay {}{master} -> stdout until a signal (SIGWINCH: window size)",
+                if *stdin { "stdin -> " } else { "" }
+            ),
+            DrainPty { master } => write!(f, "copy the rest of {master} to stdout (until EIO)"),
             OpenKvm {
                 api_version,
                 extensions,

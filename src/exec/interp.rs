@@ -49,11 +49,16 @@ const CHILD_FAILED: i32 = 125;
 #[derive(Debug, Clone)]
 enum Undo {
     StateFile(PathBuf),
-    CgroupDir { path: PathBuf, leaf: bool },
+    CgroupDir {
+        path: PathBuf,
+        leaf: bool,
+    },
     Close(FdRef),
     RestoreNs(NsKind, FdRef),
     Signals,
     Child(ProcRef),
+    /// The caller's terminal mode, saved before the pty relay made it raw.
+    RestoreTty(FdRef, Vec<u8>),
 }
 
 /// What the children need, converted from the plan.
@@ -140,6 +145,8 @@ pub struct Interp<'a, B: Backend> {
     cgroup_join: Vec<FdRef>,
     /// The console's pty slave (launcher), once opened.
     pty_slave: Option<FdRef>,
+    /// The pty master the launcher keeps and relays (`stdio = pty`).
+    pty_master: Option<FdRef>,
     /// Sync pipe (read end for the child, write end for the launcher).
     sync: Option<(FdRef, FdRef)>,
     supervisor: Option<ProcRef>,
@@ -192,6 +199,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             state: None,
             cgroup_join: Vec::new(),
             pty_slave: None,
+            pty_master: None,
             sync: None,
             supervisor: None,
             released: false,
@@ -225,6 +233,9 @@ impl<'a, B: Backend> Interp<'a, B> {
         match self.walk() {
             Ok(()) => Ok(self.status),
             Err(failure) => {
+                if self.me != Actor::Workload {
+                    tracing::error!("{failure}");
+                }
                 if self.real && self.me != Actor::Launcher {
                     self.exit_child_with(&failure);
                 }
@@ -276,6 +287,9 @@ impl<'a, B: Backend> Interp<'a, B> {
             if let Some(t) = &self.timings {
                 t.mark(self.me, &step.name());
             }
+            if self.me != Actor::Workload {
+                tracing::info!("step {}", step.name());
+            }
             if self.fail_at == Some(step) {
                 return Err(StepFailure::new(
                     step,
@@ -291,8 +305,12 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     /// Performs one op; a failure names the step, origin and op.
     fn op(&mut self, op: Op) -> R<Outcome> {
-        // The op's text is made only when it failed: formatting every op
-        // costs allocations on the launch path.
+        // The op's text is made only when it failed, or for the debug log
+        // (tracing formats it only when a debug log is configured):
+        // formatting every op costs allocations on the launch path.
+        if self.me != Actor::Workload {
+            tracing::debug!("{op}");
+        }
         self.b
             .perform(&op)
             .map_err(|e| StepFailure::new(self.step, self.origin.clone(), op.to_string(), &e))
@@ -444,6 +462,13 @@ impl<'a, B: Backend> Interp<'a, B> {
     }
 
     fn open_fds(&mut self) -> R<()> {
+        for d in &self.plan.log_dirs {
+            self.origin = d.from.clone();
+            self.op(Op::MakeDirs {
+                path: d.path.clone(),
+                mode: d.mode,
+            })?;
+        }
         for e in &self.plan.supervisor.fds {
             self.origin = e.from.clone();
             let tag = FdTag::Role(e.role);
@@ -465,6 +490,9 @@ impl<'a, B: Backend> Interp<'a, B> {
                         tag,
                     )?;
                     self.undo.push(Undo::Close(fd));
+                    if let (true, Some(kind)) = (self.real, super::log::LogKind::of_role(e.role)) {
+                        super::log::set_fd(kind, fd.raw);
+                    }
                     fd
                 }
                 FdSource::ControlSocket => match self.op(Op::SocketPair { tag })? {
@@ -529,12 +557,15 @@ impl<'a, B: Backend> Interp<'a, B> {
     }
 
     /// The console: a pty pair whose master goes to the planned unix socket
-    /// (and is closed here); the slave is donated at every `PtySlave` number.
+    /// (and is closed here), or stays with the launcher, which relays it at
+    /// teardown (`stdio = pty`); the slave is donated at every `PtySlave`
+    /// number.
     fn open_console(&mut self) -> R<FdRef> {
-        let Stdio::ConsoleSocket(path) = &self.plan.stdio.value else {
-            return Err(self.unsupported("a pty slave without a console socket"));
+        let path = match &self.plan.stdio.value {
+            Stdio::ConsoleSocket(path) => Some(path.clone()),
+            Stdio::Pty => None,
+            Stdio::Inherit => return Err(self.unsupported("a pty slave without a pty")),
         };
-        let path = path.clone();
         self.origin = self.plan.stdio.from.clone();
         let (m, s) = match self.op(Op::OpenPty)? {
             Outcome::Pair(m, s) => (
@@ -551,6 +582,10 @@ impl<'a, B: Backend> Interp<'a, B> {
         };
         self.undo.push(Undo::Close(s));
         self.undo.push(Undo::Close(m));
+        let Some(path) = path else {
+            self.pty_master = Some(m);
+            return Ok(s);
+        };
         self.op(Op::SendFd { path, fd: m })?;
         self.undo.pop();
         self.op(Op::Close { fd: m })?;
@@ -650,6 +685,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             Outcome::Forked(Forked::Child) => {
                 // The supervisor: its report channel is the control socket.
                 self.me = Actor::Supervisor;
+                super::log::set_actor(Actor::Supervisor);
                 self.undo.clear();
                 self.report = control_child;
                 self.close_sync_write_end()?;
@@ -667,6 +703,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                 };
                 self.supervisor = Some(sup);
                 self.undo.push(Undo::Child(sup));
+                tracing::info!("supervisor cloned: pid {pid} on the host");
                 if let Some(fd) = self.state.take() {
                     self.op(Op::WritePid { fd, proc: sup })?;
                     self.undo.retain(|x| !matches!(x, Undo::Close(f) if f.raw == fd.raw));
@@ -680,7 +717,11 @@ impl<'a, B: Backend> Interp<'a, B> {
                     .fds
                     .iter()
                     .zip(&self.sup_sources)
-                    .filter(|(e, _)| !matches!(e.source, FdSource::Caller { .. }))
+                    // The launcher keeps its log fds: it logs its own steps
+                    // to the end (closed at teardown).
+                    .filter(|(e, _)| {
+                        !matches!(e.source, FdSource::Caller { .. }) && super::log::LogKind::of_role(e.role).is_none()
+                    })
                     .map(|(_, f)| f.raw)
                     .chain([r.raw])
                     .chain(self.cgroup_join.iter().map(|f| f.raw))
@@ -956,11 +997,21 @@ impl<'a, B: Backend> Interp<'a, B> {
         let entries = self.plan.supervisor.fds.clone();
         let sources = self.sup_sources.clone();
         let keep = self.launcher_done.take();
+        if self.real {
+            super::log::hold();
+        }
         self.launcher_done = self.arrange_fds(&entries, &sources, keep)?;
         self.report = entries
             .iter()
             .find(|e| e.source == FdSource::ControlSocket)
             .map(|e| FdRef::num(e.fd.0));
+        if self.real {
+            for e in &entries {
+                if let Some(kind) = super::log::LogKind::of_role(e.role) {
+                    super::log::set_fd(kind, e.fd.0);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -1320,6 +1371,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             // so it never returns into the supervisor's frames.
             let child = unsafe { &mut *this };
             child.me = Actor::Workload;
+            super::log::mute(true);
             child.report = Some(w);
             let failure = match child.walk_from(next) {
                 Ok(()) => child.unsupported("the workload's steps ended without exec"),
@@ -1330,6 +1382,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         // The child ran the workload's steps on this memory: put back what
         // they changed of the supervisor's own state.
         self.me = Actor::Supervisor;
+        super::log::mute(false);
         self.step = step;
         self.origin = origin;
         self.report = report;
@@ -1353,12 +1406,17 @@ impl<'a, B: Backend> Interp<'a, B> {
         self.origin = self.plan.workload.args.from.clone();
         let b = self.read_and_close(Op::RecvReport { fd: r }, r)?;
         if b.is_empty() {
+            let argv = &self.plan.workload.args.value;
+            tracing::info!(target: super::log::USER, "workload started: {argv:?}");
+            tracing::info!("workload started: {argv:?}");
             return Ok(());
         }
-        Err(serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
+        let failure = serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
             step: Step::Exec,
             ..self.failure("exec report", String::from_utf8_lossy(&b).into_owned())
-        }))
+        });
+        tracing::error!(target: super::log::USER, "workload could not start: {failure}");
+        Err(failure)
     }
 
     // ----- workload ------------------------------------------------------------
@@ -1509,6 +1567,8 @@ impl<'a, B: Backend> Interp<'a, B> {
                 who: Who::AnyChild,
             },
         )?;
+        tracing::info!(target: super::log::USER, "workload exited with status {status}");
+        tracing::info!("workload exited with status {status}; the supervisor exits with it");
         if self.real {
             let _ = self.b.perform(&Op::Exit { code: status });
         } else {
@@ -1518,9 +1578,17 @@ impl<'a, B: Backend> Interp<'a, B> {
     }
 
     /// Waits on `target` (reaping with `reap`), forwarding signals to it.
+    /// The launcher with a relayed pty relays meanwhile.
     fn wait_for(&mut self, target: ProcRef, reap: ProcRef) -> R<i32> {
+        let relay = self.pty_master.filter(|_| self.me == Actor::Launcher);
+        let mut stdin = true;
         loop {
-            match self.op(Op::WaitSignal)? {
+            let wait = match relay {
+                Some(master) => Op::RelayPty { master, stdin },
+                None => Op::WaitSignal,
+            };
+            match self.op(wait)? {
+                Outcome::StdinClosed => stdin = false,
                 Outcome::Signal(libc::SIGCHLD) => loop {
                     match self.op(Op::Reap { proc: reap }) {
                         Ok(Outcome::Reaped(Some((pid, st)))) if pid == target.pid || !self.real => return Ok(st),
@@ -1531,6 +1599,11 @@ impl<'a, B: Backend> Interp<'a, B> {
                     }
                 },
                 Outcome::Signal(sig) => {
+                    let name = super::backend::signal_name(sig);
+                    tracing::info!("forwarding {name} to the {}", target.who_name());
+                    if self.me == Actor::Supervisor {
+                        tracing::info!(target: super::log::USER, "forwarding {name} to the workload");
+                    }
                     let _ = self.op(Op::Kill {
                         proc: target,
                         signal: sig,
@@ -1543,10 +1616,34 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     // ----- launcher, at the end ---------------------------------------------------
 
+    /// With a relayed pty (`stdio = pty`): the caller's terminal, when stdin
+    /// is one, made raw (put back by the undo stack, at the end or on
+    /// failure) and its window size copied to the pty, before the relay.
+    fn start_relay(&mut self) -> R<()> {
+        let Some(master) = self.pty_master else {
+            return Ok(());
+        };
+        self.origin = self.plan.stdio.from.clone();
+        let stdin = FdRef::num(0);
+        if let Outcome::Bytes(saved) = self.op(Op::TtyRaw { fd: stdin })? {
+            self.undo.push(Undo::RestoreTty(stdin, saved));
+        }
+        self.op(Op::CopyWinsize { master })?;
+        self.origin = self.plan.id.from.clone();
+        Ok(())
+    }
+
     fn teardown(&mut self) -> R<()> {
         self.origin = self.plan.id.from.clone();
         if let Some(sup) = self.supervisor {
+            self.start_relay()?;
             self.status = self.wait_for(sup, sup)?;
+            if let Some(master) = self.pty_master {
+                self.origin = self.plan.stdio.from.clone();
+                self.op(Op::DrainPty { master })?;
+                self.origin = self.plan.id.from.clone();
+            }
+            tracing::info!("the supervisor exited with status {}", self.status);
             self.undo.retain(|u| !matches!(u, Undo::Child(_)));
             if let Some(c) = self.control {
                 if let Outcome::Bytes(b) = self.op(Op::RecvReport { fd: c })? {
@@ -1562,6 +1659,11 @@ impl<'a, B: Backend> Interp<'a, B> {
                 }
             }
         }
+        tracing::info!(
+            "tearing down sandbox {}; apply exits with status {}",
+            self.plan.id.value,
+            self.status
+        );
         let left = self.rollback();
         if left.is_empty() {
             Ok(())
@@ -1578,6 +1680,10 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     /// Undoes every launcher effect, newest first. Returns what could not be undone.
     fn rollback(&mut self) -> Vec<String> {
+        if self.real {
+            // The log fds are among what is closed: nothing is written after.
+            super::log::hold();
+        }
         let mut left = Vec::new();
         while let Some(u) = self.undo.pop() {
             let r = match &u {
@@ -1595,6 +1701,13 @@ impl<'a, B: Backend> Interp<'a, B> {
                     r
                 }
                 Undo::Signals => self.b.perform(&Op::UnblockSignals).map(drop),
+                Undo::RestoreTty(fd, saved) => self
+                    .b
+                    .perform(&Op::TtyRestore {
+                        fd: *fd,
+                        saved: saved.clone(),
+                    })
+                    .map(drop),
                 Undo::CgroupDir { path, leaf } => match self.b.perform(&Op::Rmdir { path: path.clone() }) {
                     Err(e)
                         if !leaf && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EBUSY | libc::ENOENT)) =>

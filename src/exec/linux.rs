@@ -210,6 +210,62 @@ fn fill_sealed(fd: i32, data: &[u8]) -> io::Result<()> {
     check(unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) }).map(drop)
 }
 
+/// open(2), close-on-exec; a file it creates gets exactly `mode` (the umask
+/// would otherwise take bits off: a 0664 log would be made 0644). With
+/// `O_CREAT` and without `O_EXCL`, an exclusive create is tried first, so the
+/// mode is set only on a file made here, never on one that was there.
+fn open_exact(path: &Path, flags: i32, mode: u32) -> io::Result<i32> {
+    let c = cpath(path)?;
+    let flags = flags | libc::O_CLOEXEC;
+    let open = |f: i32| {
+        // SAFETY: `c` is a valid C string.
+        check(unsafe { libc::open(c.as_ptr(), f, mode) })
+    };
+    if flags & libc::O_CREAT == 0 {
+        return open(flags);
+    }
+    let made = match open(flags | libc::O_EXCL) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) && flags & libc::O_EXCL == 0 => {
+            return open(flags & !libc::O_CREAT);
+        }
+        Err(e) => return Err(e),
+    };
+    // SAFETY: fchmod on the fd just made.
+    if let Err(e) = check(unsafe { libc::fchmod(made, mode) }) {
+        // SAFETY: closing the fd just made.
+        unsafe { libc::close(made) };
+        return Err(e);
+    }
+    Ok(made)
+}
+
+/// mkdir -p where each directory made gets exactly `mode` (chmod after the
+/// mkdir: the umask applies to mkdir's mode); existing ones are left alone.
+fn make_dirs(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut missing = Vec::new();
+    let mut p = Some(path);
+    while let Some(d) = p {
+        match fs::metadata(d) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(d),
+            Err(e) => return Err(e),
+        }
+        p = d.parent();
+    }
+    for d in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(mode).create(d) {
+            Ok(()) => fs::set_permissions(d, fs::Permissions::from_mode(mode))?,
+            // Made meanwhile by someone else: theirs, left as it is.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// A pty pair (master, slave), both close-on-exec and neither becoming the
 /// caller's controlling tty.
 fn open_pty() -> io::Result<(i32, i32)> {
@@ -407,6 +463,7 @@ impl Backend for LinuxBackend {
         let done = Ok(Outcome::Done);
         match op {
             MkdirAll { path } => fs::DirBuilder::new().recursive(true).mode(0o700).create(path).and(done),
+            MakeDirs { path, mode } => make_dirs(path, *mode).and(done),
             Mkdir { path, mode } => fs::DirBuilder::new().mode(*mode).create(path).and(done),
             WriteFile { path, data } => {
                 let mut f = fs::OpenOptions::new().write(true).open(path)?;
@@ -450,11 +507,7 @@ impl Backend for LinuxBackend {
                 }
             }
             Unlink { path } => fs::remove_file(path).and(done),
-            Open { path, flags, mode, .. } => {
-                let c = cpath(path)?;
-                // SAFETY: `c` is a valid C string.
-                check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, *mode) }).map(Outcome::Fd)
-            }
+            Open { path, flags, mode, .. } => open_exact(path, *flags, *mode).map(Outcome::Fd),
             SocketPair { .. } => {
                 let mut fds = [0; 2];
                 // SAFETY: `fds` is a valid out array of two ints.
@@ -477,6 +530,14 @@ impl Backend for LinuxBackend {
             Memfd { name, .. } => memfd(name).map(Outcome::Fd),
             FillSealed { fd, data } => fill_sealed(fd.raw, data).and(done),
             OpenPty => open_pty().map(|(m, s)| Outcome::Pair(m, s)),
+            TtyRaw { fd } => Ok(match super::pty::make_raw(fd.raw)? {
+                Some(saved) => Outcome::Bytes(saved),
+                None => Outcome::Done,
+            }),
+            TtyRestore { fd, saved } => super::pty::restore(fd.raw, saved).and(done),
+            CopyWinsize { master } => super::pty::copy_winsize(master.raw).and(done),
+            RelayPty { master, stdin } => super::pty::relay(master.raw, *stdin),
+            DrainPty { master } => super::pty::drain(master.raw).and(done),
             SendFd { path, fd } => send_fd(path, fd.raw).and(done),
             OpenKvm {
                 api_version,

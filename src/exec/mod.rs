@@ -12,7 +12,9 @@ pub mod detect;
 pub mod error;
 pub mod interp;
 pub mod linux;
+pub mod log;
 pub mod preflight;
+pub mod pty;
 pub mod record;
 pub mod seccomp;
 #[doc(hidden)]
@@ -54,6 +56,7 @@ pub fn apply(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result
     if let Some(t) = &opts.timings {
         t.mark(crate::plan::Actor::Launcher, "prepared");
     }
+    log::install(plan);
     let mut backend = linux::LinuxBackend;
     let mut it = interp::Interp::new(plan, &mut backend, prep);
     it.fail_at(fault_injection_step());
@@ -141,12 +144,46 @@ mod tests {
     /// launcher effect made before it is undone.
     #[test]
     fn failure_at_every_op_is_rolled_back() {
-        let p = plan();
-        let total = dry_run(&p).unwrap().len();
+        for p in [plan(), pty_and_log_plan()] {
+            fail_each_op_and_check_the_rollback(&p);
+        }
+    }
+
+    /// The sample plan with a relayed pty and a user log in a made directory.
+    fn pty_and_log_plan() -> LaunchPlan {
+        use crate::plan::{FdEntry, FdRole, FdSource, LogDir, OpenMode, Session, Stdio};
+        use crate::vocab::Fd;
+        let mut p = plan();
+        p.stdio.value = Stdio::Pty;
+        p.supervisor.session = Session::NewSessionWithControllingTty;
+        for e in p.supervisor.fds.iter_mut().filter(|e| e.fd.0 <= 2) {
+            e.source = FdSource::PtySlave;
+        }
+        p.log_dirs = vec![LogDir {
+            path: "/var/log/sbx".into(),
+            mode: 0o755,
+            from: Origin::rule("log-dir-made-if-missing"),
+        }];
+        let n = p.supervisor.fds.len() as i32;
+        p.supervisor.fds.push(FdEntry {
+            fd: Fd(n),
+            role: FdRole::UserLog,
+            source: FdSource::File {
+                path: "/var/log/sbx/t1.user.log".into(),
+                open: OpenMode::AppendCreate,
+                mode: 0o664,
+            },
+            from: Origin::Default,
+        });
+        p
+    }
+
+    fn fail_each_op_and_check_the_rollback(p: &LaunchPlan) {
+        let total = dry_run(p).unwrap().len();
         for n in 0..total {
-            let prep = interp::prepare(&p).unwrap();
+            let prep = interp::prepare(p).unwrap();
             let mut b = RecordingBackend::failing_at(n, libc::EBUSY);
-            let r = interp::Interp::new(&p, &mut b, prep).run();
+            let r = interp::Interp::new(p, &mut b, prep).run();
             let failed = &b.ops[n];
             // The very last ops are teardown itself: a failure there is reported as leftovers.
             let err = match r {
@@ -208,6 +245,13 @@ mod tests {
                         });
                         assert!(reaped, "op {n}: supervisor not reaped");
                     }
+                    Op::OpenPty => assert!(
+                        b.ops.iter().any(|r| matches!(
+                            &r.op,
+                            Op::Close { fd } if fd.tag == backend::FdTag::Internal("pty master")
+                        )),
+                        "op {n}: pty master left open"
+                    ),
                     Op::BlockSignals => assert!(
                         b.ops.iter().any(|r| r.op == Op::UnblockSignals),
                         "op {n}: signals left blocked"
@@ -235,6 +279,66 @@ mod tests {
         assert!(pos("close <pty master>") < pos("clone new"));
         assert!(a.contains("dup2 <pty slave> -> 0") && a.contains("dup2 <pty slave> -> 2"));
         assert!(pos("setsid") < pos("ioctl 0 TIOCSCTTY"));
+    }
+
+    #[test]
+    fn relayed_pty_dry_run_keeps_the_master_and_relays_at_teardown() {
+        use crate::plan::{FdSource, Session, Stdio};
+        let mut p = plan();
+        p.stdio.value = Stdio::Pty;
+        p.supervisor.session = Session::NewSessionWithControllingTty;
+        for e in p.supervisor.fds.iter_mut().filter(|e| e.fd.0 <= 2) {
+            e.source = FdSource::PtySlave;
+        }
+        assert!(preflight(&p, &sample_host()).is_empty());
+        let a = dry_run_text(&p).unwrap();
+        let pos = |s: &str| a.find(s).unwrap_or_else(|| panic!("{s} missing in\n{a}"));
+        assert!(!a.contains("send <pty master>"), "{a}");
+        assert!(pos("openpt") < pos("clone new"));
+        assert!(pos("launcher   close <pty slave>") < pos("release child"));
+        assert!(a.contains("dup2 <pty slave> -> 0") && a.contains("dup2 <pty slave> -> 2"));
+        assert!(pos("setsid") < pos("ioctl 0 TIOCSCTTY"));
+        let relay = pos("launcher   relay stdin -> <pty master> -> stdout");
+        assert!(pos("launcher   if 0 is a terminal") < relay);
+        assert!(pos("launcher   copy the caller's window size to <pty master>") < relay);
+        assert!(relay < pos("launcher   waitpid <supervisor>"));
+        assert!(pos("launcher   waitpid <supervisor>") < pos("launcher   copy the rest of <pty master>"));
+        assert!(pos("launcher   copy the rest of <pty master>") < pos("launcher   close <pty master>"));
+        assert!(!a.contains("launcher   sigwaitinfo"), "{a}");
+    }
+
+    #[test]
+    fn log_dirs_are_made_before_the_log_files_are_opened() {
+        use crate::plan::{FdEntry, FdRole, FdSource, LogDir, OpenMode};
+        use crate::vocab::Fd;
+        let mut p = plan();
+        p.log_dirs = vec![LogDir {
+            path: "/var/log/sbx".into(),
+            mode: 0o755,
+            from: Origin::rule("log-dir-made-if-missing"),
+        }];
+        let n = p.supervisor.fds.len() as i32;
+        p.supervisor.fds.push(FdEntry {
+            fd: Fd(n),
+            role: FdRole::UserLog,
+            source: FdSource::File {
+                path: "/var/log/sbx/t1.user.log".into(),
+                open: OpenMode::AppendCreate,
+                mode: 0o664,
+            },
+            from: Origin::Default,
+        });
+        let a = dry_run_text(&p).unwrap();
+        let pos = |s: &str| a.find(s).unwrap_or_else(|| panic!("{s} missing in\n{a}"));
+        assert!(
+            pos("launcher   mkdir -p /var/log/sbx 0o755")
+                < pos("launcher   open /var/log/sbx/t1.user.log wronly|creat|append mode 0o664 -> <user_log>")
+        );
+        // The launcher keeps its log fd until teardown (it logs its own steps).
+        assert!(
+            pos("launcher   close <user_log>") > pos("launcher   waitpid <supervisor>"),
+            "{a}"
+        );
     }
 
     #[test]

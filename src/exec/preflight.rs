@@ -47,6 +47,7 @@ fn missing_caps(host: &HostFacts, caps: &[C]) -> Vec<String> {
 pub fn check(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
     let mut v = preflight(plan, host);
     v.extend(host_paths(plan));
+    v.extend(super::log::unmet_log_paths(plan));
     v
 }
 
@@ -262,11 +263,11 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
                 &e.from,
                 "not supported: supervisor fds come from the caller or the launcher",
             ),
-            FdSource::PtySlave if !matches!(plan.stdio.value, Stdio::ConsoleSocket(_)) => need(
+            FdSource::PtySlave if plan.stdio.value == Stdio::Inherit => need(
                 &mut v,
-                format!("supervisor fd {}: a pty slave without a console socket", e.fd.0),
+                format!("supervisor fd {}: a pty slave without a pty", e.fd.0),
                 &e.from,
-                "give a console socket (stdio console_socket), or take the fd from the caller",
+                "give a console socket (stdio console_socket) or a relayed pty (stdio pty), or take the fd from the caller",
             ),
             _ => {}
         }

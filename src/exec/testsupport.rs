@@ -194,6 +194,7 @@ pub fn sample_plan(rootfs: &Path, id: &str, script: &str) -> LaunchPlan {
             cpus: d(2),
             memory: Some(p(Bytes(64 << 20), 12)),
         }),
+        log_dirs: Vec::new(),
         stdio: d(Stdio::Inherit),
         supervisor: Supervisor {
             credentials: nobody(Origin::rule("user-ns-nobody")),

@@ -212,8 +212,10 @@ pub const CLASSES: &[ClassRule] = &[
         class: PrivilegeClass::Stdio,
         name: "stdio",
         fields: &["stdio"],
-        widens: Some("console pty → the caller's stdio (the workload can reach the caller's terminal)"),
-        narrows: Some("the caller's stdio → console pty"),
+        widens: Some(
+            "console pty → relayed pty → the caller's stdio (the workload can reach the caller's stdio, then its terminal)",
+        ),
+        narrows: Some("the caller's stdio → relayed pty → console pty"),
     },
     ClassRule {
         class: PrivilegeClass::Capability,
@@ -279,6 +281,7 @@ pub const CLASSES: &[ClassRule] = &[
             "workload.umask",
             "hostname",
             "supervisor.session",
+            "log_dirs",
         ],
         widens: None,
         narrows: None,

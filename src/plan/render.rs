@@ -334,9 +334,17 @@ pub fn text(p: &LaunchPlan) -> String {
         }
     }
     w.s.push('\n');
+    for d in &p.log_dirs {
+        w.row(
+            "log dir",
+            format!("{} {:#o} (made if missing)", d.path.display(), d.mode),
+            &d.from,
+        );
+    }
     let stdio = match &p.stdio.value {
         Stdio::Inherit => "caller's stdin/stdout/stderr".to_string(),
         Stdio::ConsoleSocket(s) => format!("pty, master sent to {}", s.display()),
+        Stdio::Pty => "pty, relayed by the launcher to the caller's stdin/stdout".to_string(),
     };
     w.row("stdio", stdio, &p.stdio.from);
     let s = &p.supervisor;

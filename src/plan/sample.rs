@@ -293,6 +293,7 @@ pub fn sample_plan() -> LaunchPlan {
             cpus: Sourced::new(1, Origin::rule("cpus-from-quota")),
             memory: Some(Sourced::new(Bytes(64 << 20), spec("linux.resources.memory.limit"))),
         }),
+        log_dirs: Vec::new(),
         stdio: Sourced::new(Stdio::Inherit, Origin::Default),
         supervisor: Supervisor {
             credentials: Credentials {

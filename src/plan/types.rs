@@ -67,7 +67,13 @@ pub struct LaunchPlan {
     /// The cgroup, when the plan makes one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<CgroupPlan>,
-    /// Stdio of the sandbox: the caller's, or a pty sent over a console socket.
+    /// Directories the launcher makes, when missing, before it opens the log
+    /// files in them (step `open_fds`). Logs and their directories stay after
+    /// the run: they are its record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_dirs: Vec<LogDir>,
+    /// Stdio of the sandbox: the caller's, or a pty (sent over a console
+    /// socket, or relayed by the launcher to the caller's stdio).
     pub stdio: Sourced<Stdio>,
     /// The supervisor: pid 1 of the sandbox, holder of the donated fds.
     pub supervisor: Supervisor,
@@ -553,6 +559,20 @@ pub struct CgroupLimits {
     pub pids: Option<Sourced<i64>>,
 }
 
+/// A directory made (with its missing parents) before the log files in it
+/// are opened. Each directory made gets exactly `mode` (the umask does not
+/// apply); one that exists is left as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogDir {
+    /// Host path (absolute).
+    pub path: PathBuf,
+    /// Mode of each directory made (octal, e.g. 0o755; decimal in TOML/JSON).
+    pub mode: u32,
+    /// Why it is made.
+    pub from: Origin,
+}
+
 /// Stdio of the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "socket", deny_unknown_fields)]
@@ -562,6 +582,12 @@ pub enum Stdio {
     /// A new pty; its master is sent over this unix socket; the slave is
     /// stdio ×3 and the controlling tty.
     ConsoleSocket(PathBuf),
+    /// A new pty (the spec's `process.terminal`); the slave is stdio ×3 and
+    /// the controlling tty; the launcher keeps the master and relays it to
+    /// and from its own stdin and stdout until the sandbox ends (the caller's
+    /// terminal, when stdin is one, in raw mode meanwhile; its window size
+    /// copied at the start and on SIGWINCH).
+    Pty,
 }
 
 /// Process credentials.

@@ -81,6 +81,7 @@ pub fn compile(
     let stdio = fds::stdio(&cx);
     let supervisor_fds = fds::supervisor_fds(&cx, &id.value, &platform, &stdio);
     let workload_fds = fds::workload_fds(&cx, &supervisor_fds)?;
+    let log_dirs = fds::log_dirs(&supervisor_fds);
     let workload = process::workload(&mut cx, &userns, workload_fds)?;
     let supervisor = process::supervisor(&userns, &workload, &stdio, supervisor_fds);
     let steps = steps(
@@ -119,6 +120,7 @@ pub fn compile(
         devices,
         hostname,
         cgroup,
+        log_dirs,
         stdio,
         supervisor,
         workload,
@@ -419,6 +421,64 @@ mod tests {
             .count();
         assert_eq!(ptys, 6, "0-2 and the three stdio fds");
         assert_eq!(p.supervisor.session, Session::NewSessionWithControllingTty);
+    }
+
+    /// The built-in spec with `process.terminal` set.
+    fn terminal_spec() -> SpecInput {
+        let mut spec = sh();
+        let mut process = spec.spec.process().clone().expect("the built-in spec has a process");
+        process.set_terminal(Some(true));
+        spec.spec.set_process(Some(process));
+        spec
+    }
+
+    #[test]
+    fn terminal_gives_a_relayed_pty_unless_a_console_socket_is_given() {
+        let (pol, h) = (policy("extends = \"default\""), host("hybrid-root.toml"));
+        let p = compile(&pol, &terminal_spec(), &h, &Default::default()).unwrap().plan;
+        assert_eq!(p.stdio, Sourced::new(Stdio::Pty, Origin::spec("process.terminal")));
+        assert_eq!(p.supervisor.session, Session::NewSessionWithControllingTty);
+        let ptys: Vec<i32> = p
+            .supervisor
+            .fds
+            .iter()
+            .filter(|e| e.source == FdSource::PtySlave)
+            .map(|e| e.fd.0)
+            .collect();
+        assert_eq!(ptys, [0, 1, 2, 5, 6, 7], "0-2 and the three stdio fds");
+        let opts = CompileOptions {
+            console_socket: Some("/run/c.sock".into()),
+            ..Default::default()
+        };
+        let c = compile(&pol, &terminal_spec(), &h, &opts).unwrap().plan;
+        assert_eq!(c.stdio.value, Stdio::ConsoleSocket("/run/c.sock".into()));
+        let n = compile(&pol, &sh(), &h, &Default::default()).unwrap().plan;
+        assert_eq!(n.stdio.value, Stdio::Inherit, "terminal unset: the caller's stdio");
+        assert_eq!(n.supervisor.session, Session::NewSession);
+    }
+
+    #[test]
+    fn log_dirs_are_the_log_files_directories_once_in_fd_order() {
+        let p = plan(
+            "extends = \"default\"\n[logs]\nlog = \"/var/log/sbx/{id}.log\"\ndebug_log = \"/var/log/sbx/{id}.debug\"\nuser_log = \"/var/log/user/{id}.log\"\n",
+            "hybrid-root.toml",
+            &Default::default(),
+        )
+        .unwrap()
+        .plan;
+        let dirs: Vec<(&Path, u32)> = p.log_dirs.iter().map(|d| (d.path.as_path(), d.mode)).collect();
+        assert_eq!(
+            dirs,
+            [(Path::new("/var/log/sbx"), 0o755), (Path::new("/var/log/user"), 0o755)]
+        );
+        assert!(p
+            .log_dirs
+            .iter()
+            .all(|d| d.from == Origin::rule("log-dir-made-if-missing")));
+        let none = plan("extends = \"default\"", "hybrid-root.toml", &Default::default())
+            .unwrap()
+            .plan;
+        assert!(none.log_dirs.is_empty());
     }
 
     #[test]

@@ -357,7 +357,7 @@ pub(crate) fn supervisor(user: &UserNs, w: &Workload, stdio: &Sourced<Stdio>, fd
         capabilities,
         non_dumpable: true,
         session: match stdio.value {
-            Stdio::ConsoleSocket(_) => Session::NewSessionWithControllingTty,
+            Stdio::ConsoleSocket(_) | Stdio::Pty => Session::NewSessionWithControllingTty,
             Stdio::Inherit => Session::NewSession,
         },
         fds,

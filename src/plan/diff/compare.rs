@@ -257,6 +257,14 @@ pub(super) fn compare(old: &LaunchPlan, new: &LaunchPlan) -> Vec<Change> {
         |_, _| ChangeKind::Neutral,
     );
     cgroup(&mut cx, old.cgroup.as_ref(), new.cgroup.as_ref());
+    cx.set(
+        "log_dirs",
+        old.log_dirs.iter().map(|d| ((d.path.clone(), d.mode), d.from.clone())),
+        new.log_dirs.iter().map(|d| ((d.path.clone(), d.mode), d.from.clone())),
+        |(p, m)| format!("{} {m:#o}", p.display()),
+        ChangeKind::Neutral,
+        ChangeKind::Neutral,
+    );
     cx.sourced("stdio", &old.stdio, &new.stdio, show_stdio, |o, n| {
         ChangeKind::of_ranks(stdio_rank(o), stdio_rank(n))
     });
@@ -1066,7 +1074,10 @@ fn show_limits(l: &CgroupLimits) -> String {
 fn stdio_rank(s: &Stdio) -> u8 {
     match s {
         Stdio::ConsoleSocket(_) => 0,
-        Stdio::Inherit => 1,
+        // The workload reaches the caller's stdin and stdout through the
+        // relay, but not the caller's terminal itself (no ioctls on it).
+        Stdio::Pty => 1,
+        Stdio::Inherit => 2,
     }
 }
 
@@ -1074,6 +1085,7 @@ fn show_stdio(s: &Stdio) -> String {
     match s {
         Stdio::Inherit => "the caller's stdio".into(),
         Stdio::ConsoleSocket(p) => format!("pty via console socket {}", p.display()),
+        Stdio::Pty => "pty relayed to the caller's stdio".into(),
     }
 }
 
