@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 pub use error::{Anchor, CompileError, CompileErrorKind, Warning};
+pub use fs::host_bind_instead;
 
 use super::types::*;
 use crate::host::HostFacts;
@@ -365,6 +366,70 @@ mod tests {
         assert_eq!(p.namespaces.net.value, Namespace::Host);
         assert!(p.id_maps.uid.is_empty());
         assert_eq!(p.supervisor.capabilities, p.workload.capabilities.value);
+    }
+
+    /// The mount that replaced the spec's one of `fstype` at `target`.
+    fn mount_at<'p>(p: &'p LaunchPlan, target: &str) -> &'p Mount {
+        p.mounts
+            .iter()
+            .find(|m| m.target == Path::new(target))
+            .unwrap_or_else(|| panic!("no mount at {target}: {:?}", p.mounts))
+    }
+
+    /// Item 6 of issue 11: in the host's network namespace a fresh sysfs is
+    /// the host's own superblock (EBUSY over the host's /sys, EPERM from an
+    /// unowned user namespace), and a v1 `cgroup` mount without controllers
+    /// is refused on a host whose controllers are mounted one by one (EBUSY):
+    /// both become read-only recursive binds of the host's tree, with the
+    /// rule; where the kernel would take them they stay as asked.
+    #[test]
+    fn kernel_filesystems_refused_here_become_ro_binds_of_the_host() {
+        let runc = crate::spec::load_file(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/runc-spec.json")),
+            Path::new("."),
+        )
+        .unwrap();
+        let host_net = compile(
+            &policy("extends = \"network-host\""),
+            &runc,
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap()
+        .plan;
+        let sys = mount_at(&host_net, "/sys");
+        assert_eq!((sys.fstype.as_str(), sys.source.as_str()), ("bind", "/sys"));
+        assert!(sys.flags.contains(&MountFlag::Rbind) && sys.flags.contains(&MountFlag::Ro));
+        assert_eq!(sys.from, Origin::rule("sysfs-in-host-netns-is-ro-bind"));
+        let cg = mount_at(&host_net, "/sys/fs/cgroup");
+        assert_eq!((cg.fstype.as_str(), cg.source.as_str()), ("bind", "/sys/fs/cgroup"));
+        assert_eq!(cg.from, Origin::rule("cgroup-v1-mount-is-ro-bind"));
+        // v2 only: the cgroup mount is left as the spec asks.
+        let v2 = compile(
+            &policy("extends = \"network-host\""),
+            &runc,
+            &host("v2-root.toml"),
+            &Default::default(),
+        )
+        .unwrap()
+        .plan;
+        assert_eq!(mount_at(&v2, "/sys/fs/cgroup").fstype, "cgroup");
+        // A new network namespace gets a sysfs of its own.
+        let own = plan("extends = \"default\"", "hybrid-root.toml", &Default::default())
+            .unwrap()
+            .plan;
+        assert_eq!(mount_at(&own, "/sys").fstype, "sysfs");
+        // Preflight names such a mount in a plan file compiled elsewhere.
+        let mut stale = host_net.clone();
+        stale.mounts = own.mounts.clone();
+        let unmet = crate::exec::preflight(&stale, &host("hybrid-root.toml"));
+        assert!(
+            unmet
+                .iter()
+                .any(|u| u.need.contains("fresh sysfs mount at /sys") && u.fix.contains("sysfs-in-host-netns-is-ro-bind")),
+            "{unmet:?}"
+        );
+        assert!(crate::exec::preflight(&host_net, &host("hybrid-root.toml")).is_empty());
     }
 
     #[test]
