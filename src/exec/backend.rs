@@ -128,6 +128,36 @@ pub struct PreparedExec {
     pub envp: Vec<std::ffi::CString>,
 }
 
+/// How a process that asked to die with its parent checks that the parent
+/// was still there when it asked. getppid(2) cannot tell in a new PID
+/// namespace, where it is 0 whether or not the parent lives; an fd whose
+/// other end only the parent holds can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParentLink {
+    /// The sync pipe's read end, once the child closed its copy of the write
+    /// end: a hang-up with nothing left to read means the launcher is gone
+    /// before its release. The launcher closes the pipe itself after the
+    /// release byte, so a hang-up with the byte still there says nothing; a
+    /// launcher that died after its release is caught by the next check.
+    SyncPipe(FdRef),
+    /// A socket whose other end only the parent holds, until after this
+    /// process has exited (the control socket, once the supervisor closed
+    /// the launcher's end): a hang-up means the parent is gone.
+    HangsUp(FdRef),
+    /// The parent's pid in this PID namespace: getppid(2) must still say it.
+    Pid(i32),
+}
+
+impl fmt::Display for ParentLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParentLink::SyncPipe(fd) => write!(f, "launcher gone if {fd} hangs up unreleased"),
+            ParentLink::HangsUp(fd) => write!(f, "launcher gone if {fd} hangs up"),
+            ParentLink::Pid(_) => f.write_str("supervisor gone unless getppid is <supervisor>"),
+        }
+    }
+}
+
 /// What a fork or clone returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forked {
@@ -152,6 +182,8 @@ pub enum Outcome {
     Reaped(Option<(i32, i32)>),
     /// A signal number taken from the pending set.
     Signal(i32),
+    /// A pid ([`Op::GetPid`]).
+    Pid(i32),
     /// Bytes read.
     Bytes(Vec<u8>),
 }
@@ -309,6 +341,14 @@ pub enum Op {
     SetControllingTty { fd: FdRef },
     /// prctl(PR_SET_DUMPABLE, 0).
     NonDumpable,
+    /// prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills this process when
+    /// its parent exits. Then the check against the race where the parent
+    /// was gone before the prctl (no signal would ever come): see
+    /// [`ParentLink`]; a parent found gone fails the op with ESRCH.
+    DieWithParent { link: ParentLink },
+    /// getpid(2) (the supervisor's pid, which a workload in the same PID
+    /// namespace checks its parent against).
+    GetPid,
     /// setrlimit(2).
     SetRlimit { kind: RlimitKind, soft: u64, hard: u64 },
     /// setgroups(2).
@@ -531,6 +571,8 @@ impl fmt::Display for Op {
             SetSid => f.write_str("setsid"),
             SetControllingTty { fd } => write!(f, "ioctl {fd} TIOCSCTTY"),
             NonDumpable => f.write_str("prctl PR_SET_DUMPABLE 0"),
+            DieWithParent { link } => write!(f, "prctl PR_SET_PDEATHSIG SIGKILL ({link})"),
+            GetPid => f.write_str("getpid"),
             SetRlimit { kind, soft, hard } => {
                 write!(f, "setrlimit {kind} {} {}", lim(*soft), lim(*hard))
             }

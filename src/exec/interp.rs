@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::backend::{
-    Backend, CapSetKind, FdRef, FdTag, Forked, Op, Outcome, PreparedExec, PreparedFilter, ProcRef, Who,
+    Backend, CapSetKind, FdRef, FdTag, Forked, Op, Outcome, ParentLink, PreparedExec, PreparedFilter, ProcRef, Who,
 };
 use super::error::{ApplyError, StepFailure};
 use crate::plan::{
@@ -38,6 +38,10 @@ pub const STATE_ROOT: &str = "/run/sandboxctl";
 /// Where a root of `/` is assembled (on a tmpfs over `/tmp`, inside the
 /// sandbox's own mount namespace only).
 pub const STAGED_ROOT: &str = "/tmp/root";
+
+/// The rule a foreground launch's sandbox dies with its launcher by
+/// (docs/apply.md, "Dying with the launcher").
+const DIES_WITH_LAUNCHER: &str = "foreground-sandbox-dies-with-launcher";
 
 /// Lowest fd number used when moving fds out of the way of planned numbers.
 const HIGH_FD: i32 = 1000;
@@ -170,6 +174,9 @@ pub struct Interp<'a, B: Backend> {
     /// place: pivot_root into the caller's own root (`/`) is impossible, so it
     /// is bind-mounted at [`STAGED_ROOT`] on a private tmpfs first.
     staged_root: Option<PathBuf>,
+    /// Supervisor: its own pid, when the workload shares its PID namespace
+    /// with it and so checks that it is still its parent.
+    supervisor_pid: Option<i32>,
 }
 
 type R<T> = Result<T, StepFailure>;
@@ -206,6 +213,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             plan_memfd: None,
             launcher_done: None,
             staged_root: None,
+            supervisor_pid: None,
         }
     }
 
@@ -347,7 +355,9 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::IdMaps => self.write_id_maps(),
             Step::CgroupJoin => self.join_cgroup(),
             Step::SupervisorIds => self.take_supervisor_ids(),
-            Step::SupervisorFds => self.arrange_supervisor_fds(),
+            Step::SupervisorFds => self
+                .arrange_supervisor_fds()
+                .and_then(|()| self.die_with_launcher_again()),
             Step::Hostname => self.set_hostname(),
             Step::Network => self.set_up_network(),
             Step::MountPropagation => self.make_mounts_private(),
@@ -369,10 +379,14 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::Rlimits => self.set_rlimits(),
             Step::Credentials => self.set_workload_credentials(),
             Step::Capabilities => self.set_workload_capabilities(),
-            Step::NoNewPrivs => self.set_no_new_privs(),
+            Step::NoNewPrivs => self
+                .workload_dies_with_supervisor()
+                .and_then(|()| self.set_no_new_privs()),
             Step::Seccomp => self.load_seccomp(),
             Step::Exec => self.exec_workload(),
-            Step::SupervisorCredentials => self.drop_supervisor_privileges(),
+            Step::SupervisorCredentials => self
+                .drop_supervisor_privileges()
+                .and_then(|()| self.die_with_launcher_again()),
             Step::Wait => self.supervise(),
             Step::Teardown => self.teardown(),
         }
@@ -653,6 +667,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                 self.undo.clear();
                 self.report = control_child;
                 self.close_sync_write_end()?;
+                self.die_with_launcher(r)?;
                 // A failure here is reported after the release, when the
                 // launcher is waiting for reports (it may still be writing
                 // the maps now, and would fail on a child that is gone).
@@ -706,6 +721,58 @@ impl<'a, B: Backend> Interp<'a, B> {
             }
             o => Err(self.odd(o)),
         }
+    }
+
+    // ----- the sandbox dies with its launcher --------------------------------
+
+    /// The supervisor of a foreground launch dies with its launcher (as
+    /// bubblewrap's `--die-with-parent`): `PR_SET_PDEATHSIG` with SIGKILL,
+    /// first thing after the clone, then the check that the launcher had not
+    /// exited before it (the sync pipe hung up unreleased; getppid says 0 in a
+    /// new PID namespace either way). As pid 1 of its PID namespace, its
+    /// death takes the workload with it.
+    fn die_with_launcher(&mut self, sync_read: FdRef) -> R<()> {
+        self.origin = Origin::rule(DIES_WITH_LAUNCHER);
+        self.op(Op::DieWithParent {
+            link: ParentLink::SyncPipe(sync_read),
+        })
+        .map(drop)
+    }
+
+    /// The kernel clears the parent-death signal when a credential change
+    /// alters the euid, egid, fsuid or fsgid or grows the capabilities
+    /// (`commit_creds`): the supervisor's uid/gid and raised effective set at
+    /// `supervisor_ids`, its capability changes at `supervisor_credentials`.
+    /// So it is set again after `supervisor_fds` (the first step after that
+    /// change at which the supervisor holds no copy of the launcher's end of
+    /// the control socket, so a hang-up there means the launcher is gone)
+    /// and after `supervisor_credentials`.
+    fn die_with_launcher_again(&mut self) -> R<()> {
+        self.origin = Origin::rule(DIES_WITH_LAUNCHER);
+        let link = self
+            .plan
+            .supervisor
+            .fds
+            .iter()
+            .find(|e| e.source == FdSource::ControlSocket)
+            .map(|e| ParentLink::HangsUp(FdRef::num(e.fd.0)))
+            .ok_or_else(|| self.unsupported("dying with the launcher without a control socket"))?;
+        self.op(Op::DieWithParent { link }).map(drop)
+    }
+
+    /// A workload in the supervisor's own PID namespace (the host's) does not
+    /// die with it by the kernel's PID namespace teardown: it takes the same
+    /// parent-death signal, after its own credential changes and before
+    /// no_new_privs and seccomp, checked against the supervisor's pid.
+    fn workload_dies_with_supervisor(&mut self) -> R<()> {
+        let Some(pid) = self.supervisor_pid else {
+            return Ok(());
+        };
+        self.origin = Origin::rule(DIES_WITH_LAUNCHER);
+        self.op(Op::DieWithParent {
+            link: ParentLink::Pid(pid),
+        })
+        .map(drop)
     }
 
     // ----- launcher, while the child waits ---------------------------------
@@ -834,6 +901,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             self.act(Actor::Supervisor);
             self.sync = Some((r, w));
             self.close_sync_write_end()?;
+            self.die_with_launcher(r)?;
             let early = self.unshare_early();
             self.await_release()?;
             early?;
@@ -1280,6 +1348,12 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn spawn_workload(&mut self) -> R<()> {
         self.origin = self.plan.workload.args.from.clone();
         self.await_launcher()?;
+        if self.plan.namespaces.pid.value != Namespace::New {
+            match self.op(Op::GetPid)? {
+                Outcome::Pid(pid) => self.supervisor_pid = Some(pid),
+                o => return Err(self.odd(o)),
+            }
+        }
         let (r, w) = match self.op(Op::Pipe { tag: "exec report" })? {
             Outcome::Pair(r, w) => (
                 FdRef {

@@ -798,6 +798,9 @@ impl Backend for LinuxBackend {
                 // SAFETY: TIOCSCTTY takes an int argument.
                 check(unsafe { libc::ioctl(fd.raw, libc::TIOCSCTTY, 0) }).and(done)
             }
+            DieWithParent { link } => die_with_parent(*link).and(done),
+            // SAFETY: getpid has no arguments and cannot fail.
+            GetPid => Ok(Outcome::Pid(unsafe { libc::getpid() })),
             NonDumpable => {
                 // SAFETY: prctl with integer arguments.
                 check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).and(done)
@@ -882,6 +885,37 @@ impl Backend for LinuxBackend {
             Exec { prepared } => Err(exec(prepared)),
         }
     }
+}
+
+/// [`Op::DieWithParent`]: SIGKILL on the parent's exit, then the check that
+/// the parent had not exited already (ESRCH if it had).
+fn die_with_parent(link: super::backend::ParentLink) -> io::Result<()> {
+    use super::backend::ParentLink;
+    // SAFETY: prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) })?;
+    let revents = |fd: super::backend::FdRef| -> io::Result<i16> {
+        let mut p = libc::pollfd {
+            fd: fd.raw,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a zero timeout only looks.
+        check(unsafe { libc::poll(&mut p, 1, 0) })?;
+        Ok(p.revents)
+    };
+    let gone = match link {
+        ParentLink::SyncPipe(fd) => {
+            let r = revents(fd)?;
+            r & libc::POLLHUP != 0 && r & libc::POLLIN == 0
+        }
+        ParentLink::HangsUp(fd) => revents(fd)? & (libc::POLLHUP | libc::POLLERR) != 0,
+        // SAFETY: getppid has no arguments and cannot fail.
+        ParentLink::Pid(pid) => (unsafe { libc::getppid() }) != pid,
+    };
+    if gone {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
 }
 
 /// The type glibc and musl give `setrlimit`'s resource argument.

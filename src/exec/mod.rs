@@ -97,7 +97,7 @@ mod tests {
     use super::backend::Op;
     use super::testsupport::{sample_host, sample_plan};
     use super::*;
-    use crate::plan::{Actor, Rlimit, Step};
+    use crate::plan::{Actor, Namespace, Rlimit, Step};
     use crate::vocab::{Origin, RlimitKind};
     use std::path::Path;
 
@@ -213,6 +213,75 @@ mod tests {
                     ),
                     _ => {}
                 }
+            }
+        }
+    }
+
+    /// Issue 11 item 4: the supervisor asks for SIGKILL on its launcher's
+    /// death first thing after the clone, and again after every credential
+    /// change that may clear that request (the kernel clears it when the
+    /// euid/egid/fsuid/fsgid change or capabilities grow), with a check of
+    /// the launcher each time; a workload in the supervisor's own PID
+    /// namespace asks too, after its credentials and before seccomp.
+    #[test]
+    fn supervisor_dies_with_launcher_after_every_credential_change() {
+        use backend::ParentLink;
+        let clears = |op: &Op| {
+            matches!(
+                op,
+                Op::SetResUid { .. } | Op::SetResGid { .. } | Op::RaiseEffective | Op::CapSet { .. } | Op::SetAmbient { .. }
+            )
+        };
+        for pid_ns in [Namespace::New, Namespace::Host] {
+            let mut p = plan();
+            p.namespaces.pid.value = pid_ns.clone();
+            let ops = dry_run(&p).unwrap();
+            let sup: Vec<&Op> = ops
+                .iter()
+                .filter(|r| r.actor == Actor::Supervisor)
+                .map(|r| &r.op)
+                .collect();
+            let deaths: Vec<usize> = (0..sup.len())
+                .filter(|i| matches!(sup[*i], Op::DieWithParent { .. }))
+                .collect();
+            assert!(
+                matches!(sup[deaths[0]], Op::DieWithParent { link: ParentLink::SyncPipe(_) }),
+                "{:?}",
+                sup[deaths[0]]
+            );
+            assert!(
+                deaths[0] <= 3,
+                "not right after the clone: {:?}",
+                &sup[..deaths[0]]
+            );
+            let last_clear = (0..sup.len()).rev().find(|i| clears(sup[*i])).unwrap();
+            assert!(
+                deaths.iter().any(|d| *d > last_clear),
+                "no parent-death signal after {:?}",
+                sup[last_clear]
+            );
+            for d in &deaths[1..] {
+                assert!(matches!(sup[*d], Op::DieWithParent { link: ParentLink::HangsUp(_) }));
+            }
+            let work: Vec<&Op> = ops
+                .iter()
+                .filter(|r| r.actor == Actor::Workload)
+                .map(|r| &r.op)
+                .collect();
+            let w_death = work.iter().position(|o| matches!(o, Op::DieWithParent { .. }));
+            if pid_ns == Namespace::New {
+                assert_eq!(w_death, None, "pid 1's death takes the workload already");
+            } else {
+                let d = w_death.expect("workload in the host PID namespace dies with the supervisor");
+                let last = work.iter().rposition(|o| clears(o)).unwrap();
+                let seccomp = work.iter().position(|o| matches!(o, Op::SeccompLoad { .. })).unwrap();
+                assert!(last < d && d < seccomp, "{:?}", &work[last..=seccomp]);
+                assert!(matches!(
+                    work[d],
+                    Op::DieWithParent {
+                        link: ParentLink::Pid(record::SUPERVISOR_PID)
+                    }
+                ));
             }
         }
     }

@@ -106,6 +106,7 @@ impl Backend for RecordingBackend {
             Op::WaitExit { proc } => Outcome::Reaped(Some((proc.pid, 137))),
             Op::Reap { proc } => Outcome::Reaped(Some((if proc.pid > 0 { proc.pid } else { WORKLOAD_PID }, 0))),
             Op::WaitSignal => Outcome::Signal(libc::SIGCHLD),
+            Op::GetPid => Outcome::Pid(SUPERVISOR_PID),
             Op::RecvReport { .. } | Op::AwaitEof { .. } => Outcome::Bytes(Vec::new()),
             _ => Outcome::Done,
         };
