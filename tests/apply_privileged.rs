@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sandboxctl::exec::testsupport::{sample_host, sample_plan};
-use sandboxctl::exec::{apply, ApplyOptions, Timings};
+use sandboxctl::exec::{apply, ApplyOptions, LaunchId, Timings};
 use sandboxctl::plan::{LaunchPlan, Namespace, NetworkMode, Sourced};
 use sandboxctl::vocab::Origin;
 
@@ -21,6 +21,33 @@ const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "grep", "hostname", "touch", "mkdir", "readlink", "sleep", "seq", "tail", "head", "wc",
     "test", "id", "true",
 ];
+
+/// A plan under test and the sandbox id it launches as (`apply --id`).
+struct Planned {
+    plan: LaunchPlan,
+    id: String,
+}
+
+impl std::ops::Deref for Planned {
+    type Target = LaunchPlan;
+    fn deref(&self) -> &LaunchPlan {
+        &self.plan
+    }
+}
+
+impl std::ops::DerefMut for Planned {
+    fn deref_mut(&mut self) -> &mut LaunchPlan {
+        &mut self.plan
+    }
+}
+
+/// [`sample_plan`], launched as `id`.
+fn sample(root: &Path, id: &str, script: &str) -> Planned {
+    Planned {
+        plan: sample_plan(root, script),
+        id: id.into(),
+    }
+}
 
 /// Removes everything a case could leave, even when the case panics.
 struct Guard {
@@ -51,7 +78,7 @@ impl Drop for Guard {
             }
             let _ = fs::remove_dir(format!("/sys/fs/cgroup/{ctrl}/sandboxctl"));
         }
-        let _ = fs::remove_file(format!("/run/sandboxctl/{}.pid", self.id));
+        let _ = fs::remove_file(format!("/run/sandboxctl/{}.state", self.id));
     }
 }
 
@@ -65,13 +92,13 @@ struct Run {
 }
 
 /// Runs `apply` in a forked launcher with stdout/stderr to files.
-fn run(plan: &LaunchPlan, fail_at: Option<&str>) -> Run {
+fn run(plan: &Planned, fail_at: Option<&str>) -> Run {
     run_with(plan, fail_at, |_| {})
 }
 
 /// [`run`], calling `during(launcher pid)` in the test process while the launcher runs.
-fn run_with(plan: &LaunchPlan, fail_at: Option<&str>, during: impl FnOnce(i32)) -> Run {
-    run_guarded(&plan.id.value, || launch(plan, fail_at, "", None, || {}), during)
+fn run_with(plan: &Planned, fail_at: Option<&str>, during: impl FnOnce(i32)) -> Run {
+    run_guarded(&plan.id, || launch(plan, fail_at, "", None, || {}), during)
 }
 
 /// Starts a launcher with `start`, calls `during(launcher pid)`, waits for it;
@@ -89,7 +116,7 @@ fn run_guarded(id: &str, start: impl FnOnce() -> Launcher, during: impl FnOnce(i
     r.left = ["memory", "pids", "unified"]
         .iter()
         .map(|ctrl| format!("/sys/fs/cgroup/{ctrl}/sandboxctl/{id}"))
-        .chain([format!("/run/sandboxctl/{id}.pid")])
+        .chain([format!("/run/sandboxctl/{id}.state")])
         .filter(|p| Path::new(p).exists())
         .collect();
     drop(guard);
@@ -112,13 +139,13 @@ struct Launcher {
 /// launchers of one plan apart; `setup` runs in the launcher first). Nothing
 /// cleans up after it: see [`Guard`].
 fn launch(
-    plan: &LaunchPlan,
+    plan: &Planned,
     fail_at: Option<&str>,
     tag: &str,
     timings: Option<Timings>,
     setup: impl FnOnce(),
 ) -> Launcher {
-    let dir = std::env::temp_dir().join(format!("sbx-out-{}-{}{tag}", std::process::id(), plan.id.value));
+    let dir = std::env::temp_dir().join(format!("sbx-out-{}-{}{tag}", std::process::id(), plan.id));
     fs::create_dir_all(&dir).unwrap();
     let of = fs::File::create(dir.join("out")).unwrap();
     let ef = fs::File::create(dir.join("err")).unwrap();
@@ -138,9 +165,10 @@ fn launch(
         setup();
         let opts = ApplyOptions {
             timings,
+            id: Some(LaunchId::given(&plan.id, Origin::Cli("--id".into())).unwrap()),
             ..Default::default()
         };
-        let code = match apply(plan, &sample_host(), &opts) {
+        let code = match apply(&plan.plan, &sample_host(), &opts) {
             Ok(c) => c,
             Err(err) => {
                 eprintln!("{err}");
@@ -228,7 +256,7 @@ echo "loflags $(cat /sys/class/net/lo/flags)"
 while read a b c d e f g; do echo "mount $e $f"; done < /proc/self/mountinfo
 echo "id $(id)"
 "#;
-    let r = run(&sample_plan(root, id, script), None);
+    let r = run(&sample(root, id, script), None);
     assert_eq!(r.status, 0, "status; err: {}\nout: {}", r.err, r.out);
     let o = &r.out;
     assert!(
@@ -271,7 +299,7 @@ echo "id $(id)"
 }
 
 fn case_fds(root: &Path, id: &str) {
-    let mut p = sample_plan(root, id, "");
+    let mut p = sample(root, id, "");
     p.workload.args.value = vec!["/bin/ls".into(), "-1".into(), "/proc/self/fd".into()];
     let r = run(&p, None);
     assert_eq!(r.status, 0, "{}", r.err);
@@ -291,7 +319,7 @@ fn case_plan_memfd(root: &Path, id: &str) {
     use sandboxctl::plan::{FdEntry, FdRole, FdSource};
     use sandboxctl::vocab::Fd;
     let script = "cat /proc/self/fd/3; echo; if echo x >>/proc/self/fd/3; then echo WRITABLE; else echo SEALED; fi";
-    let mut p = sample_plan(root, id, script);
+    let mut p = sample(root, id, script);
     let entry = |fd: i32, role: FdRole, source: FdSource| FdEntry {
         fd: Fd(fd),
         role,
@@ -307,12 +335,12 @@ fn case_plan_memfd(root: &Path, id: &str) {
     let mut lines = r.out.lines();
     let json = lines.next().unwrap_or_default();
     let seen: LaunchPlan = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json:?}"));
-    assert_eq!(seen, p, "the memfd holds the plan that ran");
+    assert_eq!(seen, p.plan, "the memfd holds the plan that ran");
     assert_eq!(lines.last(), Some("SEALED"), "{}\n{}", r.out, r.err);
 }
 
 fn case_loopback(root: &Path, id: &str) {
-    let mut p = sample_plan(root, id, "cat /sys/class/net/lo/flags");
+    let mut p = sample(root, id, "cat /sys/class/net/lo/flags");
     p.network = Sourced::new(NetworkMode::Loopback, Origin::Default);
     let r = run(&p, None);
     assert_eq!(r.status, 0, "{}", r.err);
@@ -320,7 +348,7 @@ fn case_loopback(root: &Path, id: &str) {
 }
 
 fn case_cgroup_host_ns(root: &Path, id: &str) {
-    let mut p = sample_plan(root, id, "cat /proc/self/cgroup");
+    let mut p = sample(root, id, "cat /proc/self/cgroup");
     p.namespaces.cgroup = Sourced::new(Namespace::Host, Origin::Default);
     let r = run(&p, None);
     assert_eq!(r.status, 0, "{}", r.err);
@@ -342,7 +370,7 @@ fn case_cgroup_v2_join(root: &Path, id: &str) {
         println!("    skipped: no cgroup2 mount at /sys/fs/cgroup/unified");
         return;
     }
-    let mut p = sample_plan(root, id, "cat /proc/self/cgroup");
+    let mut p = sample(root, id, "cat /proc/self/cgroup");
     p.namespaces.cgroup = Sourced::new(Namespace::Host, Origin::Default);
     let cg = p.cgroup.as_mut().unwrap();
     let parent = PathBuf::from("/sys/fs/cgroup/unified/sandboxctl");
@@ -374,7 +402,7 @@ fn case_cgroup_v2_join(root: &Path, id: &str) {
 }
 
 fn case_exit_status(root: &Path, id: &str) {
-    let r = run(&sample_plan(root, id, "exit 7"), None);
+    let r = run(&sample(root, id, "exit 7"), None);
     assert_eq!(r.status, 7, "{}", r.err);
 }
 
@@ -439,7 +467,7 @@ fn case_pids_limit(root: &Path, id: &str) {
     // pids.max is 64: the loop cannot start 100 sleepers; busybox sh gives up
     // with "can't fork" (on the caller's stderr) and a non-zero status.
     let script = "for i in $(seq 100); do echo $i; sleep 3 & done";
-    let r = run(&sample_plan(root, id, script), None);
+    let r = run(&sample(root, id, script), None);
     let last: u32 = r.out.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
     assert!(last > 10 && last < 100, "fork loop reached {last}: {}", r.err);
     assert!(r.err.contains("fork"), "no fork failure reported: {}", r.err);
@@ -447,7 +475,7 @@ fn case_pids_limit(root: &Path, id: &str) {
 }
 
 fn case_memory_limit(root: &Path, id: &str) {
-    let mut p = sample_plan(root, id, "");
+    let mut p = sample(root, id, "");
     p.workload.args.value = vec!["/bin/tail".into(), "/dev/zero".into()];
     let r = run(&p, None);
     assert_eq!(r.status, 128 + 9, "memory hog not killed: {}", r.err);
@@ -499,7 +527,7 @@ fn case_console(root: &Path, id: &str) {
     let sock_path = std::env::temp_dir().join(format!("sbx-console-{id}.sock"));
     let _ = fs::remove_file(&sock_path);
     let listener = UnixListener::bind(&sock_path).unwrap();
-    let mut p = sample_plan(
+    let mut p = sample(
         root,
         id,
         "tty; test -t 0 && test -t 1 && echo stdio-is-a-tty; readlink /proc/self/fd/1; \
@@ -613,7 +641,7 @@ fn case_join_userns(root: &Path, id: &str) {
     let ns_path = PathBuf::from(format!("/proc/{}/ns/user", holder.pid));
     let want = fs::read_link(&ns_path).unwrap().display().to_string();
     assert_ne!(want, host_ns("user"));
-    let mut p = sample_plan(
+    let mut p = sample(
         root,
         id,
         "echo \"userns $(readlink /proc/self/ns/user)\"; echo \"uid_map $(cat /proc/self/uid_map)\"; id",
@@ -640,17 +668,22 @@ fn case_join_userns(root: &Path, id: &str) {
 /// (the state file is created exclusively), makes nothing, and leaves the
 /// running sandbox and its state file alone.
 fn case_duplicate_id(root: &Path, id: &str) {
-    let plan = sample_plan(root, id, "sleep 1");
-    let state = PathBuf::from(format!("/run/sandboxctl/{id}.pid"));
+    let plan = sample(root, id, "sleep 1");
+    let state = PathBuf::from(format!("/run/sandboxctl/{id}.state"));
     let first = run_with(&plan, None, |_| {
         let deadline = Instant::now() + Duration::from_secs(10);
-        let pid = loop {
+        let record = loop {
             match fs::read_to_string(&state) {
-                Ok(p) if !p.is_empty() => break p,
+                Ok(p) if p.contains("\nsupervisor ") => break p,
                 _ => assert!(Instant::now() < deadline, "no state file {}", state.display()),
             }
             std::thread::sleep(Duration::from_millis(5));
         };
+        let pid = record
+            .lines()
+            .find_map(|l| l.strip_prefix("supervisor "))
+            .unwrap()
+            .to_string();
         let second = launch(&plan, None, "-second", None, || {}).wait();
         assert_eq!(second.status, 250, "second apply did not fail: {}", second.out);
         assert!(
@@ -660,7 +693,7 @@ fn case_duplicate_id(root: &Path, id: &str) {
         );
         assert_eq!(
             fs::read_to_string(&state).unwrap(),
-            pid,
+            record,
             "the running sandbox's state file changed"
         );
         // SAFETY: kill with signal 0 only checks that the process exists.
@@ -674,7 +707,7 @@ fn case_duplicate_id(root: &Path, id: &str) {
 /// `apply --timings`: every step of the plan is reported once, by the process
 /// that performs it, each process's in plan order and at non-decreasing times.
 fn case_timings(root: &Path, id: &str) {
-    let plan = sample_plan(root, id, "true");
+    let plan = sample(root, id, "true");
     let timings = Some(Timings::since(std::time::Instant::now()));
     let r = run_guarded(id, || launch(&plan, None, "", timings, || {}), |_| {});
     assert_eq!(r.status, 0, "{}", r.err);
@@ -731,7 +764,7 @@ fn case_early_unshare_fails(root: &Path, id: &str) {
     use seccompiler::{
         BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
     };
-    let plan = sample_plan(root, id, "true");
+    let plan = sample(root, id, "true");
     let deny_new_net = || {
         let newnet = libc::CLONE_NEWNET as u64;
         let cond = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(newnet), newnet).unwrap();
@@ -780,7 +813,7 @@ fn case_rollback(root: &Path, id0: &str) {
         "supervisor_credentials",
     ] {
         let id = format!("{id0}-{}", step.replace('_', ""));
-        let r = run(&sample_plan(root, &id, "true"), Some(step));
+        let r = run(&sample(root, &id, "true"), Some(step));
         assert_eq!(r.status, 250, "{step}: apply did not fail: {}", r.out);
         assert!(
             r.err.contains(&format!("step {step} ")) && r.err.contains("injected fault"),

@@ -11,6 +11,9 @@ use crate::plan::render::Format;
 #[derive(Debug, Parser)]
 #[command(name = "sandboxctl", version, about, long_about = None)]
 pub struct Cli {
+    /// Where sandboxes' state files live (default /run/sandboxctl).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -65,6 +68,16 @@ pub enum Command {
         /// Print to stderr when each step begins: milliseconds since sandboxctl started, the process, the step.
         #[arg(long, conflicts_with = "dry_run")]
         timings: bool,
+        /// Sandbox id (names its state file and cgroup; replaces {id} in the plan's paths). Default: sbx- and 16 random hex digits, unique per launch.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Remove what dead launches left under --root (state files, their cgroups and any process still in them).
+    /// A launch is dead when no launcher holds its state file's lock; a live sandbox is never touched.
+    Gc {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Run only the preflight: compare the plan's needs with this host and name every unmet one.
     Doctor {
@@ -142,9 +155,6 @@ pub struct PlanInputs {
     /// Host facts file (from `sandboxctl host`); default: detect this machine.
     #[arg(long)]
     pub host: Option<PathBuf>,
-    /// Sandbox id (default: derived from the inputs).
-    #[arg(long)]
-    pub id: Option<String>,
     /// Unix socket to send a pty master to; the pty becomes the sandbox's stdio and controlling tty.
     #[arg(long)]
     pub console_socket: Option<PathBuf>,

@@ -84,7 +84,19 @@ pub fn run(cli: Cli) -> i32 {
             expect_hash,
             dry_run,
             timings,
-        } => run::apply(&inputs, plan_file.as_deref(), expect_hash.as_deref(), dry_run, timings),
+            id,
+        } => run::apply(
+            &inputs,
+            plan_file.as_deref(),
+            expect_hash.as_deref(),
+            run::Launch {
+                dry_run,
+                timings,
+                id: id.as_deref(),
+                root: cli.root.as_deref(),
+            },
+        ),
+        Command::Gc { dry_run } => run::gc(cli.root.as_deref(), dry_run),
         Command::Doctor { inputs, plan_file } => run::doctor(&inputs, plan_file.as_deref()),
         Command::Diff {
             old,
@@ -195,7 +207,6 @@ pub fn compile_inputs(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Loa
 pub fn compile_quietly(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Loaded), Failure> {
     let loaded = load_inputs(inputs, base)?;
     let opts = CompileOptions {
-        id: inputs.id.clone(),
         console_socket: inputs.console_socket.clone(),
         io_fds: inputs.io_fd.clone(),
         host_name: inputs

@@ -198,8 +198,14 @@ pub enum Op {
     Mkdir { path: PathBuf, mode: u32 },
     /// Open an existing file write-only and write these bytes.
     WriteFile { path: PathBuf, data: String },
-    /// Write a process's pid (decimal) to a file; `create` makes it 0644.
+    /// Append `supervisor <pid>\n` (the process's pid, decimal) to the
+    /// state file.
     WritePid { fd: FdRef, proc: ProcRef },
+    /// Make the state file `path` (mode 0600) complete and locked before it
+    /// is visible: `open(dir, O_TMPFILE)`, `flock(LOCK_EX)`, `record`
+    /// written, then `linkat` to `path` (EEXIST when it exists). Returns the
+    /// fd, which holds the lock until it is closed.
+    CreateState { path: PathBuf, record: String, tag: FdTag },
     /// Write `0` to an open cgroup `tasks` (v1) or `cgroup.procs` (v2) file:
     /// moves the calling thread (v1) or process (v2) into that cgroup. `file`
     /// names what `fd` was opened on, for the text.
@@ -455,7 +461,10 @@ impl fmt::Display for Op {
             MkdirAll { path } => write!(f, "mkdir -p {}", path.display()),
             Mkdir { path, mode } => write!(f, "mkdir {} {mode:#o}", path.display()),
             WriteFile { path, data } => write!(f, "write {} {data:?}", path.display()),
-            WritePid { fd, proc } => write!(f, "write {fd} {proc}"),
+            WritePid { fd, proc } => write!(f, "write {fd} \"supervisor {proc}\\n\""),
+            CreateState { path, record, .. } => {
+                write!(f, "create {} 0600 locked {record:?}", path.display())
+            }
             JoinCgroup { fd, file } => write!(f, "write {fd} \"0\" (join {})", file.display()),
             WriteProcFile { proc, name, data } => write!(f, "write /proc/{proc}/{name} {data:?}"),
             Rmdir { path } => write!(f, "rmdir {}", path.display()),

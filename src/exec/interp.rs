@@ -21,19 +21,12 @@ use super::backend::{
     Backend, CapSetKind, FdRef, FdTag, Forked, Op, Outcome, ParentLink, PreparedExec, PreparedFilter, ProcRef, Who,
 };
 use super::error::{ApplyError, StepFailure};
+use super::state::{self, LaunchId};
 use crate::plan::{
     Actor, CapSets, CgroupDirRole, Credentials, DeviceHow, FdEntry, FdSource, LaunchPlan, MountFlag, Namespace,
     NetworkMode, NsKind, OpenMode, Platform, RootChange, Session, SetGroups, Stdio, Step,
 };
 use crate::vocab::{Cap, Origin};
-
-/// The state file of a sandbox: its supervisor's pid, while it runs.
-pub fn state_file(id: &str) -> PathBuf {
-    Path::new(STATE_ROOT).join(format!("{id}.pid"))
-}
-
-/// Where state files live (made if missing, shared, never removed).
-pub const STATE_ROOT: &str = "/run/sandboxctl";
 
 /// Where a root of `/` is assembled (on a tmpfs over `/tmp`, inside the
 /// sandbox's own mount namespace only).
@@ -177,6 +170,10 @@ pub struct Interp<'a, B: Backend> {
     /// Supervisor: its own pid, when the workload shares its PID namespace
     /// with it and so checks that it is still its parent.
     supervisor_pid: Option<i32>,
+    /// This launch's sandbox id: replaces `{id}` in the plan's paths.
+    id: LaunchId,
+    /// Where the state file goes (made if missing, shared, never removed).
+    state_root: PathBuf,
 }
 
 type R<T> = Result<T, StepFailure>;
@@ -214,7 +211,17 @@ impl<'a, B: Backend> Interp<'a, B> {
             launcher_done: None,
             staged_root: None,
             supervisor_pid: None,
+            id: LaunchId::placeholder(),
+            state_root: state::DEFAULT_ROOT.into(),
         }
+    }
+
+    /// Runs as sandbox `id`, with the state file under `root` (default: the
+    /// id placeholder itself, as a dry run prints it, and
+    /// [`state::DEFAULT_ROOT`]).
+    pub fn launch_as(&mut self, id: LaunchId, root: PathBuf) {
+        self.id = id;
+        self.state_root = root;
     }
 
     /// Makes entering `step` fail (the fault-injection hook).
@@ -394,18 +401,26 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     // ----- launcher, before the clone -------------------------------------
 
-    /// Claims the id: the state file is created exclusively, so a second
-    /// apply with the same id fails here, before anything else is made.
+    /// Claims the id: the state file appears complete and locked, or not
+    /// at all when the id is taken, so a second apply with the same id fails
+    /// here, before anything else is made. The launcher holds its lock until
+    /// the end: the file is unlinked first, closed last (see
+    /// [`super::state`]).
     fn make_state_file(&mut self) -> R<()> {
-        self.origin = self.plan.id.from.clone();
-        let file = state_file(&self.plan.id.value);
+        self.origin = self.id.origin().clone();
+        let file = self.id.state_file(&self.state_root);
         self.op(Op::MkdirAll {
-            path: STATE_ROOT.into(),
+            path: self.state_root.clone(),
         })?;
         let tag = FdTag::Internal("state file");
-        let fd = self.open(file.clone(), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600, tag)?;
-        self.undo.push(Undo::StateFile(file));
+        let op = Op::CreateState {
+            path: file.clone(),
+            record: state::record(self.plan, &self.id),
+            tag,
+        };
+        let fd = self.op_fd(op, tag)?;
         self.undo.push(Undo::Close(fd));
+        self.undo.push(Undo::StateFile(file));
         self.state = Some(fd);
         Ok(())
     }
@@ -415,32 +430,58 @@ impl<'a, B: Backend> Interp<'a, B> {
             return Ok(());
         };
         self.origin = cg.path.from.clone();
-        for d in &cg.dirs {
+        let dirs: Vec<(PathBuf, bool)> = cg
+            .dirs
+            .iter()
+            .map(|d| (self.id.resolve(&d.path), d.role == CgroupDirRole::Sandbox))
+            .collect();
+        for (i, (path, leaf)) in dirs.iter().enumerate() {
             // A parent (`sandboxctl/`) may exist already and another sandbox
             // may still use it at teardown: made only if missing, undone only
-            // if made here, and then only if empty.
-            let leaf = d.role == CgroupDirRole::Sandbox;
-            match self.op(Op::Mkdir {
-                path: d.path.clone(),
-                mode: 0o755,
-            }) {
-                Ok(_) => self.undo.push(Undo::CgroupDir {
-                    path: d.path.clone(),
-                    leaf,
-                }),
-                Err(f) if !leaf && f.errno == Some(libc::EEXIST) => {}
-                Err(f) => return Err(f),
+            // if made here, and then only if empty. Another launch's teardown
+            // may remove it between its mkdir here and the sandbox's own
+            // (ENOENT): the parents on the way are made again, a few times.
+            let mut tries = 0;
+            loop {
+                match self.make_cgroup_dir(path, *leaf) {
+                    Err(f) if *leaf && f.errno == Some(libc::ENOENT) && tries < 8 => {
+                        tries += 1;
+                        for (parent, _) in dirs[..i].iter().filter(|(p, l)| !l && path.starts_with(p)) {
+                            self.make_cgroup_dir(parent, false)?;
+                        }
+                    }
+                    r => break r?,
+                }
             }
         }
         // Opened now, with the launcher's credentials (which the kernel checks
         // at the write), for the supervisor to join itself after the clone.
         for file in &cg.join {
             let tag = FdTag::Internal("cgroup join");
-            let fd = self.open(file.clone(), libc::O_WRONLY, 0, tag)?;
+            let fd = self.open(self.id.resolve(file), libc::O_WRONLY, 0, tag)?;
             self.undo.push(Undo::Close(fd));
             self.cgroup_join.push(fd);
         }
         Ok(())
+    }
+
+    /// mkdir of one cgroup directory, pushed on the undo stack when made
+    /// here; a parent that exists already is not an error.
+    fn make_cgroup_dir(&mut self, path: &Path, leaf: bool) -> R<()> {
+        match self.op(Op::Mkdir {
+            path: path.to_path_buf(),
+            mode: 0o755,
+        }) {
+            Ok(_) => {
+                self.undo.push(Undo::CgroupDir {
+                    path: path.to_path_buf(),
+                    leaf,
+                });
+                Ok(())
+            }
+            Err(f) if !leaf && f.errno == Some(libc::EEXIST) => Ok(()),
+            Err(f) => Err(f),
+        }
     }
 
     fn write_cgroup_limits(&mut self) -> R<()> {
@@ -450,7 +491,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         for w in &cg.writes {
             self.origin = w.from.clone();
             self.op(Op::WriteFile {
-                path: w.file.clone(),
+                path: self.id.resolve(&w.file),
                 data: w.value.clone(),
             })?;
         }
@@ -471,7 +512,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                     };
                     let fd = self.op_fd(
                         Op::Open {
-                            path: path.clone(),
+                            path: self.id.resolve(path),
                             flags,
                             mode: *mode,
                             tag,
@@ -682,10 +723,9 @@ impl<'a, B: Backend> Interp<'a, B> {
                 };
                 self.supervisor = Some(sup);
                 self.undo.push(Undo::Child(sup));
-                if let Some(fd) = self.state.take() {
+                // The state file stays open: its lock says the launch lives.
+                if let Some(fd) = self.state {
                     self.op(Op::WritePid { fd, proc: sup })?;
-                    self.undo.retain(|x| !matches!(x, Undo::Close(f) if f.raw == fd.raw));
-                    self.op(Op::Close { fd })?;
                 }
                 // Back to the launcher's own namespaces, and drop the
                 // fds that now belong to the child.
@@ -870,7 +910,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         for (i, fd) in self.cgroup_join.clone().into_iter().enumerate() {
             self.op(Op::JoinCgroup {
                 fd,
-                file: cg.join[i].clone(),
+                file: self.id.resolve(&cg.join[i]),
             })?;
             self.op(Op::Close { fd })?;
         }
@@ -1618,7 +1658,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     // ----- launcher, at the end ---------------------------------------------------
 
     fn teardown(&mut self) -> R<()> {
-        self.origin = self.plan.id.from.clone();
+        self.origin = self.id.origin().clone();
         if let Some(sup) = self.supervisor {
             self.status = self.wait_for(sup, sup)?;
             self.undo.retain(|u| !matches!(u, Undo::Child(_)));

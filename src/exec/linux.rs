@@ -412,8 +412,9 @@ impl Backend for LinuxBackend {
                 let mut f = fs::OpenOptions::new().write(true).open(path)?;
                 f.write_all(data.as_bytes()).and(done)
             }
+            CreateState { path, record, .. } => create_state(path, record).map(Outcome::Fd),
             WritePid { fd, proc } => {
-                let text = proc.pid.to_string();
+                let text = crate::exec::state::supervisor_line(proc.pid);
                 // SAFETY: writes `text`'s bytes, which live across the call, to an fd.
                 let n = check(unsafe { libc::write(fd.raw, text.as_ptr().cast(), text.len()) })?;
                 if n as usize == text.len() {
@@ -883,6 +884,43 @@ impl Backend for LinuxBackend {
                 .and(done)
             }
             Exec { prepared } => Err(exec(prepared)),
+        }
+    }
+}
+
+/// [`Op::CreateState`]: an unnamed file in the state directory, locked and
+/// filled, then linked to its name; the fd (close-on-exec) holds the lock.
+fn create_state(path: &Path, record: &str) -> io::Result<i32> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c = cpath(dir)?;
+    // SAFETY: `c` is a valid C string.
+    let fd = check(unsafe { libc::open(c.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) })?;
+    let linked = (|| {
+        // SAFETY: flock on the fd just opened.
+        check(unsafe { libc::flock(fd, libc::LOCK_EX) })?;
+        write_all(fd, record.as_bytes())?;
+        let from = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a number");
+        let to = cpath(path)?;
+        // SAFETY: valid C strings; AT_SYMLINK_FOLLOW links the file the
+        // /proc link names (an O_TMPFILE file may be linked once).
+        check(unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        })
+    })();
+    match linked {
+        Ok(_) => Ok(fd),
+        Err(e) => {
+            // SAFETY: closing the fd opened above.
+            unsafe { libc::close(fd) };
+            Err(e)
         }
     }
 }

@@ -111,7 +111,9 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
                     m.target.display()
                 ),
                 &m.from,
-                format!("recompile the plan: the compiler binds the host's {host_path} read-only instead (rule:{rule})"),
+                format!(
+                    "recompile the plan: the compiler binds the host's {host_path} read-only instead (rule:{rule})"
+                ),
             );
         }
     }

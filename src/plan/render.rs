@@ -168,7 +168,7 @@ fn fd_str(e: &FdEntry) -> String {
 /// The text rendering.
 pub fn text(p: &LaunchPlan) -> String {
     let mut w = Out { s: String::new() };
-    let _ = writeln!(w.s, "plan {}  id {}", hash(p), p.id.value);
+    let _ = writeln!(w.s, "plan {}", hash(p));
     let _ = writeln!(
         w.s,
         "policy {}  spec {}  host {}",

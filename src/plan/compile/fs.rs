@@ -100,9 +100,7 @@ pub fn host_bind_instead(
             (Namespace::Join(_), Namespace::New) => Some(("/sys", "sysfs-of-unowned-netns-is-ro-bind")),
             _ => None,
         },
-        "cgroup" if ns.user.value != Namespace::Host => {
-            Some(("/sys/fs/cgroup", "cgroup-mount-in-user-ns-is-ro-bind"))
-        }
+        "cgroup" if ns.user.value != Namespace::Host => Some(("/sys/fs/cgroup", "cgroup-mount-in-user-ns-is-ro-bind")),
         "cgroup" if !host.cgroup.v1.is_empty() => Some(("/sys/fs/cgroup", "cgroup-v1-mount-is-ro-bind")),
         _ => None,
     }

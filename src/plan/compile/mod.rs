@@ -17,8 +17,6 @@ mod seccomp;
 
 use std::path::PathBuf;
 
-use sha2::{Digest, Sha256};
-
 pub use error::{Anchor, CompileError, CompileErrorKind, Warning};
 pub use fs::host_bind_instead;
 
@@ -31,8 +29,6 @@ use crate::vocab::Origin;
 /// What the command line adds to policy, spec and host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompileOptions {
-    /// `--id`: the sandbox id (default: derived from the inputs' hash).
-    pub id: Option<String>,
     /// `--console-socket`: a pty's master is sent over this socket.
     pub console_socket: Option<PathBuf>,
     /// `--io-fd`: caller fds donated to the supervisor as I/O fds.
@@ -65,7 +61,6 @@ pub fn compile(
         clamps: Vec::new(),
         warnings: Vec::new(),
     };
-    let id = sandbox_id(&cx);
     let platform = ns::platform(&mut cx)?;
     let network = ns::network(&mut cx)?;
     let userns = ns::user(&mut cx, &network)?;
@@ -75,9 +70,9 @@ pub fn compile(
     let (masked_paths, readonly_paths) = fs::masked_and_readonly(&cx);
     let devices = fs::devices(&mut cx, &platform, &namespaces)?;
     let hostname = fs::hostname(&cx);
-    let cgroup = cgroup::cgroup(&mut cx, &id.value)?;
+    let cgroup = cgroup::cgroup(&mut cx)?;
     let stdio = fds::stdio(&cx);
-    let supervisor_fds = fds::supervisor_fds(&cx, &id.value, &platform, &stdio);
+    let supervisor_fds = fds::supervisor_fds(&cx, &platform, &stdio);
     let workload_fds = fds::workload_fds(&cx, &supervisor_fds)?;
     let workload = process::workload(&mut cx, &userns, workload_fds)?;
     let supervisor = process::supervisor(&userns, &workload, &stdio, supervisor_fds);
@@ -100,7 +95,6 @@ pub fn compile(
     };
     let plan = LaunchPlan {
         format: PLAN_FORMAT,
-        id,
         inputs,
         platform,
         network,
@@ -187,22 +181,6 @@ impl Cx<'_> {
     pub fn linux(&self) -> Option<&oci_spec::runtime::Linux> {
         self.spec.spec.linux().as_ref()
     }
-}
-
-/// `--id`, or `sbx-` and 12 hex digits of the inputs' hash: stable for the same
-/// inputs, different for different ones.
-fn sandbox_id(cx: &Cx) -> Sourced<String> {
-    if let Some(id) = &cx.opts.id {
-        return Sourced::new(id.clone(), Origin::Cli("--id".into()));
-    }
-    let mut h = Sha256::new();
-    for s in &cx.policy.sources {
-        h.update(s.name.as_bytes());
-        h.update(s.text.as_bytes());
-    }
-    h.update(cx.spec.text.as_bytes());
-    let hex = hex(&h.finalize());
-    Sourced::new(format!("sbx-{}", &hex[..12]), Origin::rule("id-from-inputs-hash"))
 }
 
 /// Lowercase hex.
@@ -314,7 +292,7 @@ mod tests {
         assert_eq!(a.plan, b.plan);
         assert_eq!(crate::plan::render::hash(&a.plan), crate::plan::render::hash(&b.plan));
         let c = plan("extends = \"default\"", "hybrid-root.toml", &CompileOptions::default()).unwrap();
-        assert_ne!(a.plan.id, c.plan.id, "different inputs, different ids");
+        assert_ne!(a.plan, c.plan);
     }
 
     #[test]
@@ -385,7 +363,10 @@ mod tests {
     #[test]
     fn kernel_filesystems_refused_here_become_ro_binds_of_the_host() {
         let runc = crate::spec::load_file(
-            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/runc-spec.json")),
+            Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/golden/inputs/runc-spec.json"
+            )),
             Path::new("."),
         )
         .unwrap();
@@ -426,7 +407,8 @@ mod tests {
         assert!(
             unmet
                 .iter()
-                .any(|u| u.need.contains("fresh sysfs mount at /sys") && u.fix.contains("sysfs-in-host-netns-is-ro-bind")),
+                .any(|u| u.need.contains("fresh sysfs mount at /sys")
+                    && u.fix.contains("sysfs-in-host-netns-is-ro-bind")),
             "{unmet:?}"
         );
         assert!(crate::exec::preflight(&host_net, &host("hybrid-root.toml")).is_empty());
