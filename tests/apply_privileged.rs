@@ -833,16 +833,336 @@ fn case_rollback(root: &Path, id0: &str) {
     }
 }
 
+/// The real binary, with `args`, from the crate's directory.
+fn sandboxctl(args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sandboxctl"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR")).args(args);
+    c
+}
+
+/// Runs the real binary to its end: (exit status, stdout, stderr).
+fn sandboxctl_out(args: &[&str]) -> (i32, String, String) {
+    let o = sandboxctl(args).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Whether `pid` runs (a zombie, dead and not yet reaped, does not).
+fn running(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().chars().next() != Some('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// The children of `pid` (its threads' `children` lists).
+fn children(pid: i32) -> Vec<i32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Waits (10 s at most) until `f` holds.
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The cgroup directories of sandbox `id` that exist.
+fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("sandboxctl").join(id))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// Removes sandbox `id`'s cgroups and the state directory, whatever happened.
+struct BinGuard {
+    ids: Vec<String>,
+    root: PathBuf,
+    launchers: Vec<std::process::Child>,
+}
+
+impl Drop for BinGuard {
+    fn drop(&mut self) {
+        for c in &mut self.launchers {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for id in &self.ids {
+            for dir in cgroup_dirs(id) {
+                for p in fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines() {
+                    // SAFETY: kill has no memory arguments.
+                    unsafe { libc::kill(p.parse().unwrap_or(0), libc::SIGKILL) };
+                }
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while fs::remove_dir(&dir).is_err() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Issue 11 item 4: `kill -KILL` of the launcher of `apply … -- sleep 30`
+/// takes the supervisor and the workload with it; its state file and
+/// cgroups stay until `sandboxctl gc`, which removes them and leaves a live
+/// sandbox (its state, cgroups and processes) alone; the same command with
+/// the same id then runs again.
+fn case_die_with_launcher_and_gc(_root: &Path, id: &str) {
+    let root = std::env::temp_dir().join(format!("sbx-state-{id}"));
+    let live = format!("{id}-live");
+    let mut g = BinGuard {
+        ids: vec![id.into(), live.clone()],
+        root: root.clone(),
+        launchers: Vec::new(),
+    };
+    let r = root.to_str().unwrap();
+    let start = |sid: &str| {
+        sandboxctl(&[
+            "--root",
+            r,
+            "apply",
+            "--policy",
+            "untrusted",
+            "--id",
+            sid,
+            "--",
+            "/bin/sleep",
+            "30",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+    };
+    g.launchers.push(start(id));
+    g.launchers.push(start(&live));
+    let state = |sid: &str| root.join(format!("{sid}.state"));
+    let supervisor = |sid: &str| -> i32 {
+        let mut pid = 0;
+        wait_until("the supervisor's pid is recorded", || {
+            pid = fs::read_to_string(state(sid))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("supervisor ").and_then(|p| p.parse().ok()))
+                .unwrap_or(0);
+            pid != 0
+        });
+        pid
+    };
+    let (sup, live_sup) = (supervisor(id), supervisor(&live));
+    let mut workload = 0;
+    wait_until("the workload runs", || {
+        workload = children(sup).first().copied().unwrap_or(0);
+        workload != 0
+            && fs::read_to_string(format!("/proc/{workload}/cmdline")).is_ok_and(|c| c.starts_with("/bin/sleep"))
+    });
+    let live_cgroups = cgroup_dirs(&live);
+    assert!(!live_cgroups.is_empty() && !cgroup_dirs(id).is_empty());
+
+    // SIGKILL to the first launcher only.
+    let mut first = g.launchers.remove(0);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    wait_until("the supervisor and the workload died with their launcher", || {
+        !running(sup) && !running(workload)
+    });
+    assert!(
+        state(id).exists(),
+        "the killed launch's state file was removed by nobody"
+    );
+    assert!(
+        !cgroup_dirs(id).is_empty(),
+        "the killed launch's cgroups are its leftovers"
+    );
+
+    // gc --dry-run changes nothing; gc removes the dead launch only.
+    let (code, out, err) = sandboxctl_out(&["--root", r, "gc", "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("would remove {id}:")), "{out}");
+    assert!(state(id).exists() && !cgroup_dirs(id).is_empty());
+    let (code, out, err) = sandboxctl_out(&["--root", r, "gc"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("removed {id}: state file, ")), "{out}");
+    assert!(out.contains("1 dead launch removed, 1 live sandbox untouched"), "{out}");
+    assert!(!state(id).exists(), "state file left");
+    assert_eq!(cgroup_dirs(id), Vec::<PathBuf>::new(), "cgroups left");
+    assert!(state(&live).exists(), "gc removed a live sandbox's state file");
+    assert_eq!(cgroup_dirs(&live), live_cgroups, "gc touched a live sandbox's cgroups");
+    assert!(running(live_sup), "gc touched a live sandbox's supervisor");
+
+    // The same command, same id, runs again.
+    let (code, out, err) = sandboxctl_out(&[
+        "--root",
+        r,
+        "apply",
+        "--policy",
+        "untrusted",
+        "--id",
+        id,
+        "--",
+        "/bin/true",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // The live one ends normally (TERM is forwarded) and leaves nothing.
+    let mut second = g.launchers.remove(0);
+    // SAFETY: kill has no memory arguments.
+    unsafe { libc::kill(second.id() as i32, libc::SIGTERM) };
+    let status = second.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+    assert!(!state(&live).exists() && cgroup_dirs(&live).is_empty());
+    let (_, out, _) = sandboxctl_out(&["--root", r, "gc"]);
+    assert!(
+        out.contains("gc: 0 dead launches removed, 0 live sandboxes untouched"),
+        "{out}"
+    );
+}
+
+/// Issue 11 item 5: the same command launched 8 times at once, without an
+/// id: every launch succeeds (each gets its own id), and nothing is left.
+fn case_concurrent_applies(_root: &Path, id: &str) {
+    let root = std::env::temp_dir().join(format!("sbx-state-{id}"));
+    let r = root.to_str().unwrap().to_string();
+    let mut g = BinGuard {
+        ids: Vec::new(),
+        root: root.clone(),
+        launchers: Vec::new(),
+    };
+    for policy in ["default", "untrusted"] {
+        for _ in 0..8 {
+            g.launchers.push(
+                sandboxctl(&["--root", &r, "apply", "--policy", policy, "--", "/bin/sleep", "1"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        for c in g.launchers.drain(..) {
+            let o = c.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "{policy}: a concurrent launch failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        let left: Vec<_> = fs::read_dir(&root)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{policy}: state left: {left:?}");
+    }
+}
+
+/// Issue 11 item 6: `network-host` on this host, with the embedded spec and
+/// with a runc-style bundle: doctor and apply agree (both succeed), /sys is
+/// the host's, read-only, and /sys/fs/cgroup is there; a plan file with a
+/// fresh sysfs mount in the host's network namespace is named by doctor and
+/// refused by apply the same way.
+fn case_network_host(root: &Path, id: &str) {
+    let script = "ls /sys/class/net; touch /sys/probe 2>&1; ls /sys/fs/cgroup | grep -c .";
+    let host_nets = {
+        let mut v: Vec<String> = fs::read_dir("/sys/class/net")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let check = |what: &str, out: &str| {
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            &lines[..host_nets.len()],
+            &host_nets[..],
+            "{what}: not the host's /sys: {out}"
+        );
+        assert!(out.contains("Read-only file system"), "{what}: /sys is writable: {out}");
+        let n: usize = lines.last().unwrap().trim().parse().unwrap_or(0);
+        assert!(n > 0, "{what}: /sys/fs/cgroup empty: {out}");
+    };
+    // Embedded spec.
+    let embedded = ["--policy", "network-host", "--", "/bin/sh", "-c", script];
+    let (code, out, err) = sandboxctl_out(&[&["doctor"][..], &embedded].concat());
+    assert_eq!(code, 0, "doctor: {out}{err}");
+    assert!(out.starts_with("ok:"), "{out}");
+    let (code, out, err) = sandboxctl_out(&[&["apply", "--id", id][..], &embedded].concat());
+    assert_eq!(code, 0, "apply (embedded spec): {out}{err}");
+    check("embedded spec", &out);
+
+    // A runc bundle (runc's own spec, its capabilities left out: issue 11
+    // item 1 is another's) on the busybox root.
+    let bundle = std::env::temp_dir().join(format!("sbx-bundle-{id}"));
+    let _ = fs::remove_dir_all(&bundle);
+    fs::create_dir_all(&bundle).unwrap();
+    symlink(root, bundle.join("rootfs")).unwrap();
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/runc-spec.json");
+    let mut v: serde_json::Value = serde_json::from_str(&fs::read_to_string(spec).unwrap()).unwrap();
+    v["process"]["args"] = serde_json::json!(["/bin/sh", "-c", script]);
+    v["process"]["terminal"] = serde_json::json!(false);
+    v["process"].as_object_mut().unwrap().remove("capabilities");
+    v["root"]["path"] = serde_json::json!("rootfs");
+    fs::write(bundle.join("config.json"), v.to_string()).unwrap();
+    let b = bundle.to_str().unwrap();
+    let (code, out, err) = sandboxctl_out(&["doctor", "--policy", "network-host", "--bundle", b]);
+    assert_eq!(code, 0, "doctor (bundle): {out}{err}");
+    let (code, out, err) = sandboxctl_out(&["apply", "--policy", "network-host", "--id", id, "--bundle", b]);
+    assert_eq!(code, 0, "apply (bundle): {out}{err}");
+    check("runc bundle", &out);
+
+    // A plan file that mounts a fresh sysfs in the host's network namespace.
+    let plan = bundle.join("plan.toml");
+    let (code, _, err) = sandboxctl_out(&[
+        "plan",
+        "--policy",
+        "network-host",
+        "--bundle",
+        b,
+        "--format",
+        "toml",
+        "-o",
+        plan.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = fs::read_to_string(&plan).unwrap();
+    let bind = "fstype = \"bind\"\nsource = \"/sys\"\nflags = [\"rbind\", \"ro\", \"nosuid\", \"nodev\", \"noexec\"]\ndata = \"\"\nfrom = \"rule:sysfs-in-host-netns-is-ro-bind\"";
+    assert!(text.contains(bind), "{text}");
+    let fresh = "fstype = \"sysfs\"\nsource = \"sysfs\"\nflags = [\"ro\", \"nosuid\", \"nodev\", \"noexec\"]\ndata = \"\"\nfrom = \"spec:mounts[5]\"";
+    fs::write(&plan, text.replace(bind, fresh)).unwrap();
+    let p = plan.to_str().unwrap();
+    let (code, out, _) = sandboxctl_out(&["doctor", "--plan", p]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("a fresh sysfs mount at /sys"), "{out}");
+    let (code, _, err) = sandboxctl_out(&["apply", "--plan", p, "--id", id]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("a fresh sysfs mount at /sys"), "{err}");
+    let _ = fs::remove_dir_all(&bundle);
+}
+
 fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
-        println!("apply_privileged: 0 passed, 0 failed, 17 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 20 skipped");
         return;
     }
     if !Path::new("/bin/busybox").exists() {
         println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 17 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 20 skipped");
         return;
     }
     let root = build_rootfs();
@@ -864,6 +1184,9 @@ fn main() {
         ("timings", case_timings),
         ("early_unshare_fails", case_early_unshare_fails),
         ("rollback", case_rollback),
+        ("die_with_launcher_and_gc", case_die_with_launcher_and_gc),
+        ("concurrent_applies", case_concurrent_applies),
+        ("network_host", case_network_host),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut failed = Vec::new();
