@@ -790,12 +790,8 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn die_with_launcher_again(&mut self) -> R<()> {
         self.origin = Origin::rule(DIES_WITH_LAUNCHER);
         let link = self
-            .plan
-            .supervisor
-            .fds
-            .iter()
-            .find(|e| e.source == FdSource::ControlSocket)
-            .map(|e| ParentLink::HangsUp(FdRef::num(e.fd.0)))
+            .planned_control()
+            .map(ParentLink::HangsUp)
             .ok_or_else(|| self.unsupported("dying with the launcher without a control socket"))?;
         self.op(Op::DieWithParent { link }).map(drop)
     }
@@ -1065,11 +1061,18 @@ impl<'a, B: Backend> Interp<'a, B> {
         let sources = self.sup_sources.clone();
         let keep = self.launcher_done.take();
         self.launcher_done = self.arrange_fds(&entries, &sources, keep)?;
-        self.report = entries
+        self.report = self.planned_control();
+        Ok(())
+    }
+
+    /// The supervisor's end of the control socket at its planned number.
+    fn planned_control(&self) -> Option<FdRef> {
+        self.plan
+            .supervisor
+            .fds
             .iter()
             .find(|e| e.source == FdSource::ControlSocket)
-            .map(|e| FdRef::num(e.fd.0));
-        Ok(())
+            .map(|e| FdRef::num(e.fd.0))
     }
 
     fn set_hostname(&mut self) -> R<()> {

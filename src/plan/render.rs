@@ -488,7 +488,11 @@ mod tests {
     fn a_plan_of_another_format_is_named_by_its_format() {
         let plan = crate::plan::sample::sample_plan();
         let old = to_toml(&plan).replace("format = 2", "format = 1") + "\n[id]\nvalue = \"x\"\nfrom = \"default\"\n";
-        assert!(matches!(load(&old), Err(LoadError::Format { found: 1 })), "{:?}", load(&old));
+        assert!(
+            matches!(load(&old), Err(LoadError::Format { found: 1 })),
+            "{:?}",
+            load(&old)
+        );
         assert_eq!(load(&to_toml(&plan)).unwrap(), plan);
     }
 }

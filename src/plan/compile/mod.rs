@@ -370,14 +370,17 @@ mod tests {
             Path::new("."),
         )
         .unwrap();
-        let host_net = compile(
-            &policy("extends = \"network-host\""),
-            &runc,
-            &host("hybrid-root.toml"),
-            &Default::default(),
-        )
-        .unwrap()
-        .plan;
+        let host_net_on = |facts: &str| {
+            compile(
+                &policy("extends = \"network-host\""),
+                &runc,
+                &host(facts),
+                &Default::default(),
+            )
+            .unwrap()
+            .plan
+        };
+        let host_net = host_net_on("hybrid-root.toml");
         let sys = mount_at(&host_net, "/sys");
         assert_eq!((sys.fstype.as_str(), sys.source.as_str()), ("bind", "/sys"));
         assert!(sys.flags.contains(&MountFlag::Rbind) && sys.flags.contains(&MountFlag::Ro));
@@ -386,14 +389,7 @@ mod tests {
         assert_eq!((cg.fstype.as_str(), cg.source.as_str()), ("bind", "/sys/fs/cgroup"));
         assert_eq!(cg.from, Origin::rule("cgroup-v1-mount-is-ro-bind"));
         // v2 only: the cgroup mount is left as the spec asks.
-        let v2 = compile(
-            &policy("extends = \"network-host\""),
-            &runc,
-            &host("v2-root.toml"),
-            &Default::default(),
-        )
-        .unwrap()
-        .plan;
+        let v2 = host_net_on("v2-root.toml");
         assert_eq!(mount_at(&v2, "/sys/fs/cgroup").fstype, "cgroup");
         // A new network namespace gets a sysfs of its own.
         let own = plan("extends = \"default\"", "hybrid-root.toml", &Default::default())
