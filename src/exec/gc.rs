@@ -15,7 +15,7 @@
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -98,6 +98,14 @@ fn collect(file: &Path, dry_run: bool) -> Outcome {
         // Removed meanwhile: its launch ended.
         Err(e) => return skipped(format!("open: {}", error_text(&e))),
     };
+    // Only records this user could have written: gc kills what they name.
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    match f.metadata() {
+        Ok(m) if m.uid() == me => {}
+        Ok(m) => return skipped(format!("owned by uid {}, not this user ({me})", m.uid())),
+        Err(e) => return skipped(format!("fstat: {}", error_text(&e))),
+    }
     // SAFETY: flock on an fd `f` owns.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let e = io::Error::last_os_error();
@@ -117,6 +125,19 @@ fn collect(file: &Path, dry_run: bool) -> Outcome {
         Ok(r) => r,
         Err(e) => return skipped(e.to_string()),
     };
+    // A sandbox's cgroup is never a hierarchy's root (whose parent, the
+    // hierarchies' tmpfs, holds no cgroup.procs): killing what a root holds
+    // would kill the host.
+    if let Some(root) = record
+        .cgroups
+        .iter()
+        .find(|c| c.exists() && !c.parent().is_some_and(|p| p.join("cgroup.procs").exists()))
+    {
+        return skipped(format!(
+            "{} is not a sandbox's cgroup (a hierarchy root)",
+            root.display()
+        ));
+    }
     if dry_run {
         let cgroups = record.cgroups.iter().filter(|c| c.exists()).count();
         let killed = record.cgroups.iter().map(|c| procs(c).len()).sum();
@@ -205,5 +226,72 @@ fn remove_cgroup(dir: &Path) -> io::Result<(usize, usize)> {
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::state::STATE_MAGIC;
+
+    /// Dead (lock free) records go, a live one (lock held) and anything
+    /// that is not a record of ours, or names a hierarchy root, stay.
+    #[test]
+    fn only_dead_launches_are_collected() {
+        let root = std::env::temp_dir().join(format!("sbx-gc-unit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let write = |name: &str, text: &str| {
+            let p = root.join(name);
+            fs::write(&p, text).unwrap();
+            p
+        };
+        let dead = write("dead.state", &format!("{STATE_MAGIC}\nid dead\nsupervisor 1\n"));
+        let live = write("live.state", &format!("{STATE_MAGIC}\nid live\n"));
+        let held = fs::File::open(&live).unwrap();
+        // SAFETY: flock on an fd `held` owns.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let junk = write("junk.state", "12345\n");
+        let legacy = write("old.pid", "12345");
+        // A directory whose parent is no cgroup: like a hierarchy's root.
+        let fake_root = root.join("not-a-cgroup");
+        fs::create_dir(&fake_root).unwrap();
+        let rooted = write(
+            "rooted.state",
+            &format!("{STATE_MAGIC}\nid rooted\ncgroup {}\n", fake_root.display()),
+        );
+
+        let dry = gc(&root, true).unwrap();
+        assert!(dry.contains(&Outcome::Removed {
+            id: "dead".into(),
+            cgroups: 0,
+            killed: 0
+        }));
+        assert!(dead.exists(), "a dry run removed something");
+
+        let out = gc(&root, false).unwrap();
+        assert!(out.contains(&Outcome::Removed {
+            id: "dead".into(),
+            cgroups: 0,
+            killed: 0
+        }));
+        assert!(out.contains(&Outcome::Live { file: live.clone() }), "{out:?}");
+        for f in [&junk, &legacy, &rooted] {
+            assert!(
+                out.iter()
+                    .any(|o| matches!(o, Outcome::Skipped { file, .. } if file == f)),
+                "{} not skipped: {out:?}",
+                f.display()
+            );
+            assert!(f.exists());
+        }
+        assert!(!dead.exists() && live.exists() && fake_root.exists());
+        drop(held);
+        assert!(gc(&root, false).unwrap().contains(&Outcome::Removed {
+            id: "live".into(),
+            cgroups: 0,
+            killed: 0
+        }));
+        let _ = fs::remove_dir_all(&root);
     }
 }
