@@ -1066,6 +1066,27 @@ fn case_concurrent_applies(_root: &Path, id: &str) {
     }
 }
 
+/// doctor and apply agree on the state directory: where no file can be
+/// made (procfs), doctor names it and apply fails at its first step; in a
+/// fresh directory both succeed.
+fn case_state_root_doctor_agrees(_root: &Path, id: &str) {
+    let bad = format!("/proc/sbx-{id}");
+    let (code, out, _) = sandboxctl_out(&["--root", &bad, "doctor", "--", "/bin/true"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("the state file under {bad}")), "{out}");
+    let (code, _, err) = sandboxctl_out(&["--root", &bad, "apply", "--", "/bin/true"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("step state_file"), "{err}");
+    let good = std::env::temp_dir().join(format!("sbx-state-{id}/nested"));
+    let g = good.to_str().unwrap();
+    let (code, out, _) = sandboxctl_out(&["--root", g, "doctor", "--", "/bin/true"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!good.exists(), "doctor made the state directory");
+    let (code, out, err) = sandboxctl_out(&["--root", g, "apply", "--", "/bin/true"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let _ = fs::remove_dir_all(good.parent().unwrap());
+}
+
 /// Issue 11 item 6: `network-host` on this host, with the embedded spec and
 /// with a runc-style bundle: doctor and apply agree (both succeed), /sys is
 /// the host's, read-only, and /sys/fs/cgroup is there; a plan file with a
@@ -1154,12 +1175,12 @@ fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
-        println!("apply_privileged: 0 passed, 0 failed, 20 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 21 skipped");
         return;
     }
     if !Path::new("/bin/busybox").exists() {
         println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 20 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 21 skipped");
         return;
     }
     let root = build_rootfs();
@@ -1184,6 +1205,7 @@ fn main() {
         ("die_with_launcher_and_gc", case_die_with_launcher_and_gc),
         ("concurrent_applies", case_concurrent_applies),
         ("network_host", case_network_host),
+        ("state_root_doctor_agrees", case_state_root_doctor_agrees),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut failed = Vec::new();

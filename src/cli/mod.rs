@@ -97,7 +97,7 @@ pub fn run(cli: Cli) -> i32 {
             },
         ),
         Command::Gc { dry_run } => run::gc(cli.root.as_deref(), dry_run),
-        Command::Doctor { inputs, plan_file } => run::doctor(&inputs, plan_file.as_deref()),
+        Command::Doctor { inputs, plan_file } => run::doctor(&inputs, plan_file.as_deref(), cli.root.as_deref()),
         Command::Diff {
             old,
             new,

@@ -126,9 +126,21 @@ pub(super) fn apply(
 }
 
 #[inline(never)] // see `super::run`
-pub(super) fn doctor(inputs: &PlanInputs, plan_file: Option<&Path>) -> Result<i32, Failure> {
+pub(super) fn doctor(inputs: &PlanInputs, plan_file: Option<&Path>, root: Option<&Path>) -> Result<i32, Failure> {
     let (plan, host) = plan_and_host(inputs, plan_file)?;
-    let unmet = exec::preflight(&plan, &host);
+    let mut unmet = exec::preflight(&plan, &host);
+    // apply's first effect, the state file, is the host's too.
+    let state_root = root.unwrap_or(Path::new(exec::state::DEFAULT_ROOT));
+    if let Err(why) = exec::state::check_root(state_root) {
+        unmet.push(exec::UnmetNeed {
+            need: format!("the state file under {} ({why})", state_root.display()),
+            from: match root {
+                Some(_) => crate::vocab::Origin::Cli("--root".into()),
+                None => crate::vocab::Origin::Default,
+            },
+            fix: "give a --root DIR where this user can make files (on a filesystem with O_TMPFILE: tmpfs, ext4, xfs, btrfs)".into(),
+        });
+    }
     if unmet.is_empty() {
         println!(
             "ok: this host meets every need of plan {} ({} steps)",

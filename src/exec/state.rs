@@ -141,6 +141,33 @@ impl fmt::Display for LaunchId {
     }
 }
 
+/// Checks, changing nothing, that `apply` can make its state file under
+/// `root`: an unnamed file (`O_TMPFILE`, as the `state_file` step makes)
+/// opened and closed in `root`, or, when `root` does not exist yet, in its
+/// nearest existing ancestor (where `apply` would make it). `Err` says why
+/// not.
+pub fn check_root(root: &Path) -> Result<(), String> {
+    let dir = root
+        .ancestors()
+        .find(|p| p.exists())
+        .ok_or_else(|| format!("{} has no existing ancestor", root.display()))?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("{} contains a NUL byte", dir.display()))?;
+    // SAFETY: `c` is a valid C string; the fd is closed below.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!(
+            "cannot make a file in {}: {}",
+            dir.display(),
+            super::error::error_text(&e)
+        ));
+    }
+    // SAFETY: closing the fd just opened; the unnamed file goes with it.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
 /// The record written when the state file is made: the id and every cgroup
 /// directory of the plan, resolved (the supervisor's pid follows after the
 /// clone, [`supervisor_line`]).
