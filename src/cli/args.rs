@@ -18,9 +18,9 @@ pub struct Cli {
     /// Print no warnings (the plan still lists every clamp).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
-    /// Where long-lived sandboxes keep their state: one directory per id.
-    #[arg(long, global = true, default_value = crate::exec::control::state::DEFAULT_ROOT)]
-    pub root: PathBuf,
+    /// Where sandboxes' state files live (default /run/sandboxctl).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -76,6 +76,16 @@ pub enum Command {
         /// Print to stderr when each step begins: milliseconds since sandboxctl started, the process, the step.
         #[arg(long, conflicts_with = "dry_run")]
         timings: bool,
+        /// Sandbox id (names its state file and cgroup; replaces {id} in the plan's paths). Default: sbx- and 16 random hex digits, unique per launch.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Remove what dead launches left under --root (state files, their cgroups and any process still in them).
+    /// A launch is dead when no launcher holds its state file's lock; a live sandbox is never touched.
+    Gc {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Run only the preflight: compare the plan's needs with this host and name every unmet one.
     Doctor {
@@ -189,9 +199,6 @@ pub struct PlanInputs {
     /// Host facts file (from `sandboxctl host`); default: detect this machine.
     #[arg(long)]
     pub host: Option<PathBuf>,
-    /// Sandbox id (default: derived from the inputs).
-    #[arg(long)]
-    pub id: Option<String>,
     /// Unix socket to send a pty master to; the pty becomes the sandbox's stdio and controlling tty.
     #[arg(long)]
     pub console_socket: Option<PathBuf>,

@@ -9,7 +9,7 @@ mod sandbox;
 mod start;
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use args::{CheckFormat, Cli, Command, DiffFormat, ListFormat, PlanInputs};
 pub use start::{c_args, process_start, started};
@@ -108,6 +108,7 @@ pub fn eprint_diag(d: &dyn miette::Diagnostic) {
 /// share this one frame, tens of KiB of stack that every launch faults in.
 pub fn run(cli: Cli) -> i32 {
     let _ = VERBOSITY.set(Verbosity::from_flags(cli.verbose, cli.quiet));
+    let state_root = long_lived_root(&cli);
     let result = match cli.command {
         Command::Plan { inputs, format, output } => cmd_plan(&inputs, format, output.as_deref()),
         Command::Validate { policies } => cmd_validate(&policies),
@@ -119,8 +120,20 @@ pub fn run(cli: Cli) -> i32 {
             expect_hash,
             dry_run,
             timings,
-        } => run::apply(&inputs, plan_file.as_deref(), expect_hash.as_deref(), dry_run, timings),
-        Command::Doctor { inputs, plan_file } => run::doctor(&inputs, plan_file.as_deref()),
+            id,
+        } => run::apply(
+            &inputs,
+            plan_file.as_deref(),
+            expect_hash.as_deref(),
+            run::Launch {
+                dry_run,
+                timings,
+                id: id.as_deref(),
+                root: cli.root.as_deref(),
+            },
+        ),
+        Command::Gc { dry_run } => run::gc(cli.root.as_deref(), dry_run),
+        Command::Doctor { inputs, plan_file } => run::doctor(&inputs, plan_file.as_deref(), cli.root.as_deref()),
         Command::Diff {
             old,
             new,
@@ -128,8 +141,8 @@ pub fn run(cli: Cli) -> i32 {
             inputs,
         } => review::diff(&old, new.as_deref(), format, &inputs),
         Command::Check { dir, update, format } => review::check(&dir, update, format),
-        Command::State { id, plan, format } => sandbox::state(&cli.root, &id, plan.then_some(format)),
-        Command::List { format } => sandbox::list(&cli.root, format),
+        Command::State { id, plan, format } => sandbox::state(&state_root, &id, plan.then_some(format)),
+        Command::List { format } => sandbox::list(&state_root, format),
         Command::Features => sandbox::features(),
     };
     match result {
@@ -282,7 +295,6 @@ pub fn compile_quietly(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Lo
         (None, None, None) => None,
     };
     let opts = CompileOptions {
-        id: inputs.id.clone(),
         // A host path: absolute from where it was given, as every path in a plan.
         console_socket: match &inputs.console_socket {
             Some(c) => Some(policy::normalize(&absolute_base(base)?.join(c))),
@@ -372,4 +384,12 @@ fn cmd_host() -> Result<i32, Failure> {
     let facts = load_host(None)?;
     print!("{}", toml::to_string(&facts).expect("host facts always serialise"));
     Ok(0)
+}
+
+/// `--root`, or the default state directory: where long-lived sandboxes keep
+/// one directory per id (beside apply's `<id>.state` files).
+fn long_lived_root(cli: &Cli) -> PathBuf {
+    cli.root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::exec::state::DEFAULT_ROOT))
 }

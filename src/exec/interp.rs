@@ -18,26 +18,23 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::backend::{
-    Backend, CapSetKind, FdRef, FdTag, Forked, Op, Outcome, PreparedExec, PreparedFilter, ProcRef, Who,
+    Backend, CapSetKind, FdRef, FdTag, Forked, Op, Outcome, ParentLink, PreparedExec, PreparedFilter, ProcRef, Who,
 };
 use super::error::{ApplyError, StepFailure};
+use super::state::{self, LaunchId};
 use crate::plan::{
     Actor, CapSets, CgroupDirRole, Credentials, DeviceHow, FdEntry, FdSource, LaunchPlan, MountFlag, Namespace,
     NetworkMode, NsKind, OpenMode, Platform, RootChange, Session, SetGroups, Stdio, Step,
 };
 use crate::vocab::{Cap, Origin};
 
-/// The state file of a sandbox: its supervisor's pid, while it runs.
-pub fn state_file(id: &str) -> PathBuf {
-    Path::new(STATE_ROOT).join(format!("{id}.pid"))
-}
-
-/// Where state files live (made if missing, shared, never removed).
-pub const STATE_ROOT: &str = "/run/sandboxctl";
-
 /// Where a root of `/` is assembled (on a tmpfs over `/tmp`, inside the
 /// sandbox's own mount namespace only).
 pub const STAGED_ROOT: &str = "/tmp/root";
+
+/// The rule a foreground launch's sandbox dies with its launcher by
+/// (docs/apply.md, "Dying with the launcher").
+const DIES_WITH_LAUNCHER: &str = "foreground-sandbox-dies-with-launcher";
 
 /// Lowest fd number used when moving fds out of the way of planned numbers.
 const HIGH_FD: i32 = 1000;
@@ -177,6 +174,13 @@ pub struct Interp<'a, B: Backend> {
     /// place: pivot_root into the caller's own root (`/`) is impossible, so it
     /// is bind-mounted at [`STAGED_ROOT`] on a private tmpfs first.
     staged_root: Option<PathBuf>,
+    /// Supervisor: its own pid, when the workload shares its PID namespace
+    /// with it and so checks that it is still its parent.
+    supervisor_pid: Option<i32>,
+    /// This launch's sandbox id: replaces `{id}` in the plan's paths.
+    id: LaunchId,
+    /// Where the state file goes (made if missing, shared, never removed).
+    state_root: PathBuf,
 }
 
 type R<T> = Result<T, StepFailure>;
@@ -214,7 +218,18 @@ impl<'a, B: Backend> Interp<'a, B> {
             plan_memfd: None,
             launcher_done: None,
             staged_root: None,
+            supervisor_pid: None,
+            id: LaunchId::placeholder(),
+            state_root: state::DEFAULT_ROOT.into(),
         }
+    }
+
+    /// Runs as sandbox `id`, with the state file under `root` (default: the
+    /// id placeholder itself, as a dry run prints it, and
+    /// [`state::DEFAULT_ROOT`]).
+    pub fn launch_as(&mut self, id: LaunchId, root: PathBuf) {
+        self.id = id;
+        self.state_root = root;
     }
 
     /// Makes entering `step` fail (the fault-injection hook).
@@ -365,7 +380,9 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::IdMaps => self.write_id_maps(),
             Step::CgroupJoin => self.join_cgroup(),
             Step::SupervisorIds => self.take_supervisor_ids(),
-            Step::SupervisorFds => self.arrange_supervisor_fds(),
+            Step::SupervisorFds => self
+                .arrange_supervisor_fds()
+                .and_then(|()| self.die_with_launcher_again()),
             Step::Hostname => self.set_hostname(),
             Step::Network => self.set_up_network(),
             Step::MountPropagation => self.make_mounts_private(),
@@ -387,10 +404,14 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::Rlimits => self.set_rlimits(),
             Step::Credentials => self.set_workload_credentials(),
             Step::Capabilities => self.set_workload_capabilities(),
-            Step::NoNewPrivs => self.set_no_new_privs(),
+            Step::NoNewPrivs => self
+                .workload_dies_with_supervisor()
+                .and_then(|()| self.set_no_new_privs()),
             Step::Seccomp => self.load_seccomp(),
             Step::Exec => self.exec_workload(),
-            Step::SupervisorCredentials => self.drop_supervisor_privileges(),
+            Step::SupervisorCredentials => self
+                .drop_supervisor_privileges()
+                .and_then(|()| self.die_with_launcher_again()),
             Step::Wait => self.supervise(),
             Step::Teardown => self.teardown(),
         }
@@ -398,18 +419,26 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     // ----- launcher, before the clone -------------------------------------
 
-    /// Claims the id: the state file is created exclusively, so a second
-    /// apply with the same id fails here, before anything else is made.
+    /// Claims the id: the state file appears complete and locked, or not
+    /// at all when the id is taken, so a second apply with the same id fails
+    /// here, before anything else is made. The launcher holds its lock until
+    /// the end: the file is unlinked first, closed last (see
+    /// [`super::state`]).
     fn make_state_file(&mut self) -> R<()> {
-        self.origin = self.plan.id.from.clone();
-        let file = state_file(&self.plan.id.value);
+        self.origin = self.id.origin().clone();
+        let file = self.id.state_file(&self.state_root);
         self.op(Op::MkdirAll {
-            path: STATE_ROOT.into(),
+            path: self.state_root.clone(),
         })?;
         let tag = FdTag::Internal("state file");
-        let fd = self.open(file.clone(), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600, tag)?;
-        self.undo.push(Undo::StateFile(file));
+        let op = Op::CreateState {
+            path: file.clone(),
+            record: state::record(self.plan, &self.id),
+            tag,
+        };
+        let fd = self.op_fd(op, tag)?;
         self.undo.push(Undo::Close(fd));
+        self.undo.push(Undo::StateFile(file));
         self.state = Some(fd);
         Ok(())
     }
@@ -419,32 +448,58 @@ impl<'a, B: Backend> Interp<'a, B> {
             return Ok(());
         };
         self.origin = cg.path.from.clone();
-        for d in &cg.dirs {
+        let dirs: Vec<(PathBuf, bool)> = cg
+            .dirs
+            .iter()
+            .map(|d| (self.id.resolve(&d.path), d.role == CgroupDirRole::Sandbox))
+            .collect();
+        for (i, (path, leaf)) in dirs.iter().enumerate() {
             // A parent (`sandboxctl/`) may exist already and another sandbox
             // may still use it at teardown: made only if missing, undone only
-            // if made here, and then only if empty.
-            let leaf = d.role == CgroupDirRole::Sandbox;
-            match self.op(Op::Mkdir {
-                path: d.path.clone(),
-                mode: 0o755,
-            }) {
-                Ok(_) => self.undo.push(Undo::CgroupDir {
-                    path: d.path.clone(),
-                    leaf,
-                }),
-                Err(f) if !leaf && f.errno == Some(libc::EEXIST) => {}
-                Err(f) => return Err(f),
+            // if made here, and then only if empty. Another launch's teardown
+            // may remove it between its mkdir here and the sandbox's own
+            // (ENOENT): the parents on the way are made again, a few times.
+            let mut tries = 0;
+            loop {
+                match self.make_cgroup_dir(path, *leaf) {
+                    Err(f) if *leaf && f.errno == Some(libc::ENOENT) && tries < 8 => {
+                        tries += 1;
+                        for (parent, _) in dirs[..i].iter().filter(|(p, l)| !l && path.starts_with(p)) {
+                            self.make_cgroup_dir(parent, false)?;
+                        }
+                    }
+                    r => break r?,
+                }
             }
         }
         // Opened now, with the launcher's credentials (which the kernel checks
         // at the write), for the supervisor to join itself after the clone.
         for file in &cg.join {
             let tag = FdTag::Internal("cgroup join");
-            let fd = self.open(file.clone(), libc::O_WRONLY, 0, tag)?;
+            let fd = self.open(self.id.resolve(file), libc::O_WRONLY, 0, tag)?;
             self.undo.push(Undo::Close(fd));
             self.cgroup_join.push(fd);
         }
         Ok(())
+    }
+
+    /// mkdir of one cgroup directory, pushed on the undo stack when made
+    /// here; a parent that exists already is not an error.
+    fn make_cgroup_dir(&mut self, path: &Path, leaf: bool) -> R<()> {
+        match self.op(Op::Mkdir {
+            path: path.to_path_buf(),
+            mode: 0o755,
+        }) {
+            Ok(_) => {
+                self.undo.push(Undo::CgroupDir {
+                    path: path.to_path_buf(),
+                    leaf,
+                });
+                Ok(())
+            }
+            Err(f) if !leaf && f.errno == Some(libc::EEXIST) => Ok(()),
+            Err(f) => Err(f),
+        }
     }
 
     fn write_cgroup_limits(&mut self) -> R<()> {
@@ -454,7 +509,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         for w in &cg.writes {
             self.origin = w.from.clone();
             self.op(Op::WriteFile {
-                path: w.file.clone(),
+                path: self.id.resolve(&w.file),
                 data: w.value.clone(),
             })?;
         }
@@ -482,7 +537,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                     };
                     let fd = self.op_fd(
                         Op::Open {
-                            path: path.clone(),
+                            path: self.id.resolve(path),
                             flags,
                             mode: *mode,
                             tag,
@@ -689,6 +744,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                 self.undo.clear();
                 self.report = control_child;
                 self.close_sync_write_end()?;
+                self.die_with_launcher(r)?;
                 // A failure here is reported after the release, when the
                 // launcher is waiting for reports (it may still be writing
                 // the maps now, and would fail on a child that is gone).
@@ -704,10 +760,9 @@ impl<'a, B: Backend> Interp<'a, B> {
                 self.supervisor = Some(sup);
                 self.undo.push(Undo::Child(sup));
                 tracing::info!("supervisor cloned: pid {pid} on the host");
-                if let Some(fd) = self.state.take() {
+                // The state file stays open: its lock says the launch lives.
+                if let Some(fd) = self.state {
                     self.op(Op::WritePid { fd, proc: sup })?;
-                    self.undo.retain(|x| !matches!(x, Undo::Close(f) if f.raw == fd.raw));
-                    self.op(Op::Close { fd })?;
                 }
                 // Back to the launcher's own namespaces, and drop the
                 // fds that now belong to the child.
@@ -747,6 +802,54 @@ impl<'a, B: Backend> Interp<'a, B> {
             }
             o => Err(self.odd(o)),
         }
+    }
+
+    // ----- the sandbox dies with its launcher --------------------------------
+
+    /// The supervisor of a foreground launch dies with its launcher (as
+    /// bubblewrap's `--die-with-parent`): `PR_SET_PDEATHSIG` with SIGKILL,
+    /// first thing after the clone, then the check that the launcher had not
+    /// exited before it (the sync pipe hung up unreleased; getppid says 0 in a
+    /// new PID namespace either way). As pid 1 of its PID namespace, its
+    /// death takes the workload with it.
+    fn die_with_launcher(&mut self, sync_read: FdRef) -> R<()> {
+        self.origin = Origin::rule(DIES_WITH_LAUNCHER);
+        self.op(Op::DieWithParent {
+            link: ParentLink::SyncPipe(sync_read),
+        })
+        .map(drop)
+    }
+
+    /// The kernel clears the parent-death signal when a credential change
+    /// alters the euid, egid, fsuid or fsgid or grows the capabilities
+    /// (`commit_creds`): the supervisor's uid/gid and raised effective set at
+    /// `supervisor_ids`, its capability changes at `supervisor_credentials`.
+    /// So it is set again after `supervisor_fds` (the first step after that
+    /// change at which the supervisor holds no copy of the launcher's end of
+    /// the control socket, so a hang-up there means the launcher is gone)
+    /// and after `supervisor_credentials`.
+    fn die_with_launcher_again(&mut self) -> R<()> {
+        self.origin = Origin::rule(DIES_WITH_LAUNCHER);
+        let link = self
+            .planned_control()
+            .map(ParentLink::HangsUp)
+            .ok_or_else(|| self.unsupported("dying with the launcher without a control socket"))?;
+        self.op(Op::DieWithParent { link }).map(drop)
+    }
+
+    /// A workload in the supervisor's own PID namespace (the host's) does not
+    /// die with it by the kernel's PID namespace teardown: it takes the same
+    /// parent-death signal, after its own credential changes and before
+    /// no_new_privs and seccomp, checked against the supervisor's pid.
+    fn workload_dies_with_supervisor(&mut self) -> R<()> {
+        let Some(pid) = self.supervisor_pid else {
+            return Ok(());
+        };
+        self.origin = Origin::rule(DIES_WITH_LAUNCHER);
+        self.op(Op::DieWithParent {
+            link: ParentLink::Pid(pid),
+        })
+        .map(drop)
     }
 
     // ----- launcher, while the child waits ---------------------------------
@@ -844,7 +947,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         for (i, fd) in self.cgroup_join.clone().into_iter().enumerate() {
             self.op(Op::JoinCgroup {
                 fd,
-                file: cg.join[i].clone(),
+                file: self.id.resolve(&cg.join[i]),
             })?;
             self.op(Op::Close { fd })?;
         }
@@ -875,6 +978,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             self.act(Actor::Supervisor);
             self.sync = Some((r, w));
             self.close_sync_write_end()?;
+            self.die_with_launcher(r)?;
             let early = self.unshare_early();
             self.await_release()?;
             early?;
@@ -1001,10 +1105,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             super::log::hold();
         }
         self.launcher_done = self.arrange_fds(&entries, &sources, keep)?;
-        self.report = entries
-            .iter()
-            .find(|e| e.source == FdSource::ControlSocket)
-            .map(|e| FdRef::num(e.fd.0));
+        self.report = self.planned_control();
         if self.real {
             for e in &entries {
                 if let Some(kind) = super::log::LogKind::of_role(e.role) {
@@ -1013,6 +1114,16 @@ impl<'a, B: Backend> Interp<'a, B> {
             }
         }
         Ok(())
+    }
+
+    /// The supervisor's end of the control socket at its planned number.
+    fn planned_control(&self) -> Option<FdRef> {
+        self.plan
+            .supervisor
+            .fds
+            .iter()
+            .find(|e| e.source == FdSource::ControlSocket)
+            .map(|e| FdRef::num(e.fd.0))
     }
 
     fn set_hostname(&mut self) -> R<()> {
@@ -1331,6 +1442,12 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn spawn_workload(&mut self) -> R<()> {
         self.origin = self.plan.workload.args.from.clone();
         self.await_launcher()?;
+        if self.plan.namespaces.pid.value != Namespace::New {
+            match self.op(Op::GetPid)? {
+                Outcome::Pid(pid) => self.supervisor_pid = Some(pid),
+                o => return Err(self.odd(o)),
+            }
+        }
         let (r, w) = match self.op(Op::Pipe { tag: "exec report" })? {
             Outcome::Pair(r, w) => (
                 FdRef {
@@ -1629,19 +1746,19 @@ impl<'a, B: Backend> Interp<'a, B> {
             self.undo.push(Undo::RestoreTty(stdin, saved));
         }
         self.op(Op::CopyWinsize { master })?;
-        self.origin = self.plan.id.from.clone();
+        self.origin = self.id.origin().clone();
         Ok(())
     }
 
     fn teardown(&mut self) -> R<()> {
-        self.origin = self.plan.id.from.clone();
+        self.origin = self.id.origin().clone();
         if let Some(sup) = self.supervisor {
             self.start_relay()?;
             self.status = self.wait_for(sup, sup)?;
             if let Some(master) = self.pty_master {
                 self.origin = self.plan.stdio.from.clone();
                 self.op(Op::DrainPty { master })?;
-                self.origin = self.plan.id.from.clone();
+                self.origin = self.id.origin().clone();
             }
             tracing::info!("the supervisor exited with status {}", self.status);
             self.undo.retain(|u| !matches!(u, Undo::Child(_)));
@@ -1661,7 +1778,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         }
         tracing::info!(
             "tearing down sandbox {}; apply exits with status {}",
-            self.plan.id.value,
+            self.id.as_str(),
             self.status
         );
         let left = self.rollback();

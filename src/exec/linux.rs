@@ -469,8 +469,9 @@ impl Backend for LinuxBackend {
                 let mut f = fs::OpenOptions::new().write(true).open(path)?;
                 f.write_all(data.as_bytes()).and(done)
             }
+            CreateState { path, record, .. } => create_state(path, record).map(Outcome::Fd),
             WritePid { fd, proc } => {
-                let text = proc.pid.to_string();
+                let text = crate::exec::state::supervisor_line(proc.pid);
                 // SAFETY: writes `text`'s bytes, which live across the call, to an fd.
                 let n = check(unsafe { libc::write(fd.raw, text.as_ptr().cast(), text.len()) })?;
                 if n as usize == text.len() {
@@ -859,6 +860,9 @@ impl Backend for LinuxBackend {
                 // SAFETY: TIOCSCTTY takes an int argument.
                 check(unsafe { libc::ioctl(fd.raw, libc::TIOCSCTTY, 0) }).and(done)
             }
+            DieWithParent { link } => die_with_parent(*link).and(done),
+            // SAFETY: getpid has no arguments and cannot fail.
+            GetPid => Ok(Outcome::Pid(unsafe { libc::getpid() })),
             NonDumpable => {
                 // SAFETY: prctl with integer arguments.
                 check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).and(done)
@@ -943,6 +947,74 @@ impl Backend for LinuxBackend {
             Exec { prepared } => Err(exec(prepared)),
         }
     }
+}
+
+/// [`Op::CreateState`]: an unnamed file in the state directory, locked and
+/// filled, then linked to its name; the fd (close-on-exec) holds the lock.
+fn create_state(path: &Path, record: &str) -> io::Result<i32> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c = cpath(dir)?;
+    // SAFETY: `c` is a valid C string.
+    let fd = check(unsafe { libc::open(c.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) })?;
+    let linked = (|| {
+        // SAFETY: flock on the fd just opened.
+        check(unsafe { libc::flock(fd, libc::LOCK_EX) })?;
+        write_all(fd, record.as_bytes())?;
+        let from = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a number");
+        let to = cpath(path)?;
+        // SAFETY: valid C strings; AT_SYMLINK_FOLLOW links the file the
+        // /proc link names (an O_TMPFILE file may be linked once).
+        check(unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        })
+    })();
+    match linked {
+        Ok(_) => Ok(fd),
+        Err(e) => {
+            // SAFETY: closing the fd opened above.
+            unsafe { libc::close(fd) };
+            Err(e)
+        }
+    }
+}
+
+/// [`Op::DieWithParent`]: SIGKILL on the parent's exit, then the check that
+/// the parent had not exited already (ESRCH if it had).
+fn die_with_parent(link: super::backend::ParentLink) -> io::Result<()> {
+    use super::backend::ParentLink;
+    // SAFETY: prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) })?;
+    let revents = |fd: super::backend::FdRef| -> io::Result<i16> {
+        let mut p = libc::pollfd {
+            fd: fd.raw,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a zero timeout only looks.
+        check(unsafe { libc::poll(&mut p, 1, 0) })?;
+        Ok(p.revents)
+    };
+    let gone = match link {
+        ParentLink::SyncPipe(fd) => {
+            let r = revents(fd)?;
+            r & libc::POLLHUP != 0 && r & libc::POLLIN == 0
+        }
+        ParentLink::HangsUp(fd) => revents(fd)? & (libc::POLLHUP | libc::POLLERR) != 0,
+        // SAFETY: getppid has no arguments and cannot fail.
+        ParentLink::Pid(pid) => (unsafe { libc::getppid() }) != pid,
+    };
+    if gone {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
 }
 
 /// The type glibc and musl give `setrlimit`'s resource argument.

@@ -158,6 +158,22 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
             "plan a new mount namespace",
         );
     }
+    for m in &plan.mounts {
+        if let Some((host_path, rule)) = crate::plan::compile::host_bind_instead(&m.fstype, ns, host) {
+            need(
+                &mut v,
+                format!(
+                    "a fresh {} mount at {}, which the kernel refuses in this sandbox's namespaces on this host",
+                    m.fstype,
+                    m.target.display()
+                ),
+                &m.from,
+                format!(
+                    "recompile the plan: the compiler binds the host's {host_path} read-only instead (rule:{rule})"
+                ),
+            );
+        }
+    }
     for d in &plan.devices {
         if d.how == DeviceHow::Mknod {
             if new_user {

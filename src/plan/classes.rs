@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PrivilegeClass {
-    /// Plan format, sandbox id, input names.
+    /// Plan format, input names.
     Identity,
     /// The platform.
     Platform,
@@ -123,7 +123,7 @@ pub const CLASSES: &[ClassRule] = &[
     ClassRule {
         class: PrivilegeClass::Identity,
         name: "identity",
-        fields: &["format", "id", "inputs.*"],
+        fields: &["format", "inputs.*"],
         widens: None,
         narrows: None,
     },

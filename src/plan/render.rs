@@ -113,15 +113,35 @@ pub fn load(text: &str) -> Result<LaunchPlan, LoadError> {
     if text.trim_start().starts_with(TEXT_HEADER) {
         return Err(LoadError::TextRendering);
     }
-    let plan: LaunchPlan = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text)?
+    let json = text.trim_start().starts_with('{');
+    let parsed: Result<LaunchPlan, LoadError> = if json {
+        serde_json::from_str(text).map_err(LoadError::from)
     } else {
-        toml::from_str(text)?
+        toml::from_str(text).map_err(LoadError::from)
     };
+    // A plan of another format fails to parse here (format 1 had an `id`):
+    // say which format it is rather than which field is unknown.
+    let plan = parsed.map_err(|e| match format_of(text, json) {
+        Some(found) if found != PLAN_FORMAT => LoadError::Format { found },
+        _ => e,
+    })?;
     if plan.format != PLAN_FORMAT {
         return Err(LoadError::Format { found: plan.format });
     }
     Ok(plan)
+}
+
+/// The `format` field of a plan text, whatever else it holds.
+fn format_of(text: &str, json: bool) -> Option<u32> {
+    #[derive(serde::Deserialize)]
+    struct Format {
+        format: u32,
+    }
+    if json {
+        serde_json::from_str::<Format>(text).ok().map(|f| f.format)
+    } else {
+        toml::from_str::<Format>(text).ok().map(|f| f.format)
+    }
 }
 
 /// Short form of a value's origin for the right-hand column.
@@ -194,7 +214,7 @@ fn fd_str(e: &FdEntry) -> String {
 /// The text rendering.
 pub fn text(p: &LaunchPlan) -> String {
     let mut w = Out { s: String::new() };
-    let _ = writeln!(w.s, "plan {}  id {}", hash(p), p.id.value);
+    let _ = writeln!(w.s, "plan {}", hash(p));
     let _ = writeln!(
         w.s,
         "policy {}  spec {}  host {}",
@@ -497,4 +517,23 @@ pub fn text(p: &LaunchPlan) -> String {
         w.line(if first { "steps" } else { "" }, line.trim_end());
     }
     w.s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A format-1 plan (it had an `id`) is refused by its format, not by the
+    /// field this format no longer knows.
+    #[test]
+    fn a_plan_of_another_format_is_named_by_its_format() {
+        let plan = crate::plan::sample::sample_plan();
+        let old = to_toml(&plan).replace("format = 2", "format = 1") + "\n[id]\nvalue = \"x\"\nfrom = \"default\"\n";
+        assert!(
+            matches!(load(&old), Err(LoadError::Format { found: 1 })),
+            "{:?}",
+            load(&old)
+        );
+        assert_eq!(load(&to_toml(&plan)).unwrap(), plan);
+    }
 }

@@ -13,8 +13,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::vocab::{Bytes, Cap, Fd, Gid, Origin, RlimitKind, Uid};
 
-/// The version of the plan format this build writes and reads.
-pub const PLAN_FORMAT: u32 = 1;
+/// The version of the plan format this build writes and reads (2: no `id`;
+/// paths that name the sandbox hold [`ID_PLACEHOLDER`]).
+pub const PLAN_FORMAT: u32 = 2;
+
+/// Stands for the sandbox id in the plan's paths (its cgroup directories and
+/// files, log files): the id is chosen per launch by `apply` (random, or the
+/// caller's `--id`), so it is no part of the reviewed plan, its hash or its
+/// diff, and one plan can run any number of times at once.
+pub const ID_PLACEHOLDER: &str = "{id}";
 
 /// A value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -39,8 +46,6 @@ impl<T> Sourced<T> {
 pub struct LaunchPlan {
     /// Plan format version ([`PLAN_FORMAT`]).
     pub format: u32,
-    /// The sandbox id: names its cgroup (`sandboxctl/<id>`) and state file (`/run/sandboxctl/<id>.pid`).
-    pub id: Sourced<String>,
     /// The inputs the plan was compiled from (for the reader; not used by apply).
     pub inputs: Inputs,
     /// The platform and what it implies.
@@ -459,7 +464,7 @@ pub enum DeviceHow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CgroupPlan {
-    /// Path relative to each hierarchy's root (`sandboxctl/<id>`).
+    /// Path relative to each hierarchy's root (`sandboxctl/{id}`).
     pub path: Sourced<String>,
     /// The limits, as requested and granted.
     pub limits: CgroupLimits,

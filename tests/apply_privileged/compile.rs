@@ -118,13 +118,13 @@ fn status_mask(out: &str, field: &str) -> u64 {
 /// prints against the plan's sets. None when apply failed with `skip_on`
 /// in its error (reported by the caller).
 fn caps_as_planned(dir: &Path, id: &str, args: &[&str], skip_on: Option<&str>) -> Option<LaunchPlan> {
-    let mut plan_args = vec!["plan", "--format", "toml", "--id", id];
+    let mut plan_args = vec!["plan", "--format", "toml"];
     plan_args.extend_from_slice(args);
     let p = sbx(dir, &plan_args);
     assert!(p.status.success(), "plan {args:?}: {}", text(&p));
     let plan = render::load(&String::from_utf8_lossy(&p.stdout)).unwrap();
     // doctor and apply agree: doctor finds every need met, and apply runs.
-    let mut doctor_args = vec!["doctor", "--quiet", "--id", id];
+    let mut doctor_args = vec!["doctor", "--quiet"];
     doctor_args.extend_from_slice(args);
     let d = sbx(dir, &doctor_args);
     assert!(d.status.success(), "doctor {args:?}: {}", text(&d));
@@ -238,12 +238,12 @@ pub fn case_policy_md_example(_root: &Path, id: &str) {
     fs::write(dir.join("build.toml"), &example).unwrap();
     let script = "cg=$(grep :memory: /proc/self/cgroup | cut -d: -f3); cd /sys/fs/cgroup/memory$cg && cat memory.limit_in_bytes memory.memsw.limit_in_bytes";
     runc_bundle(&dir.join("bundle"), script, |_| {});
-    let args = ["--policy", "build.toml", "--bundle", "bundle", "--id", id];
+    let args = ["--policy", "build.toml", "--bundle", "bundle"];
     let v = sbx(&dir, &["validate", "build.toml"]);
     assert!(v.status.success(), "{}", text(&v));
     let d = sbx(&dir, &[&["doctor", "-q"][..], &args].concat());
     assert!(d.status.success(), "doctor: {}", text(&d));
-    let o = sbx(&dir, &[&["apply", "-q"][..], &args].concat());
+    let o = sbx(&dir, &[&["apply", "-q", "--id", id][..], &args].concat());
     assert!(leftovers(id).is_empty(), "left behind: {:?}", leftovers(id));
     assert!(o.status.success(), "apply: {}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
@@ -263,12 +263,15 @@ pub fn case_plan_applies_from_anywhere(_root: &Path, id: &str) {
     fs::create_dir_all(dir.join("elsewhere")).unwrap();
     let o = sbx(
         &dir.join("work"),
-        &["plan", "-q", "--bundle", "./mybundle", "--id", id, "-o", "plan.toml"],
+        &["plan", "-q", "--bundle", "./mybundle", "-o", "plan.toml"],
     );
     assert!(o.status.success(), "{}", text(&o));
     let d = sbx(&dir.join("elsewhere"), &["doctor", "--plan", "../work/plan.toml"]);
     assert!(d.status.success(), "doctor: {}", text(&d));
-    let a = sbx(&dir.join("elsewhere"), &["apply", "--plan", "../work/plan.toml"]);
+    let a = sbx(
+        &dir.join("elsewhere"),
+        &["apply", "--id", id, "--plan", "../work/plan.toml"],
+    );
     assert!(leftovers(id).is_empty(), "left behind: {:?}", leftovers(id));
     assert!(a.status.success(), "apply from another directory: {}", text(&a));
     assert_eq!(String::from_utf8_lossy(&a.stdout), "inside\n/bin/busybox\n");
@@ -281,7 +284,7 @@ pub fn case_plan_applies_from_anywhere(_root: &Path, id: &str) {
     );
     assert_eq!(d.status.code(), Some(1), "{}", text(&d));
     assert!(String::from_utf8_lossy(&d.stdout).contains(&missing), "{}", text(&d));
-    let a = sbx(&dir, &["apply", "--plan", "work/plan.toml"]);
+    let a = sbx(&dir, &["apply", "--id", id, "--plan", "work/plan.toml"]);
     assert_eq!(a.status.code(), Some(125), "{}", text(&a));
     assert!(
         String::from_utf8_lossy(&a.stderr)
@@ -327,7 +330,7 @@ pub fn case_ci_review_pinned_plan(_root: &Path, id: &str) {
     let h = sbx(&repo_dir, &["host"]);
     assert!(h.status.success(), "{}", text(&h));
     fs::write(sb.join("hosts/prod.toml"), &h.stdout).unwrap();
-    fs::write(sb.join("cases/web/cmd"), format!("{cmd_line} --id {id}\n")).unwrap();
+    fs::write(sb.join("cases/web/cmd"), format!("{cmd_line}\n")).unwrap();
     let c = sbx(&repo_dir, &["check", "sandbox/cases", "--update"]);
     assert!(c.status.success(), "check --update: {}", text(&c));
     let c = sbx(&repo_dir, &["check", "sandbox/cases"]);
@@ -349,7 +352,10 @@ pub fn case_ci_review_pinned_plan(_root: &Path, id: &str) {
         } else {
             plan.display().to_string()
         };
-        let a = sbx(from, &["apply", "--plan", &plan_arg, "--expect-hash", &hash]);
+        let a = sbx(
+            from,
+            &["apply", "--id", id, "--plan", &plan_arg, "--expect-hash", &hash],
+        );
         assert!(leftovers(id).is_empty(), "left behind: {:?}", leftovers(id));
         assert!(a.status.success(), "apply from {}: {}", from.display(), text(&a));
         assert_eq!(String::from_utf8_lossy(&a.stdout), "web\n");

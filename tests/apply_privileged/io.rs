@@ -51,7 +51,7 @@ fn leftovers(id: &str) -> Vec<String> {
     ["memory", "pids", "unified"]
         .iter()
         .map(|c| format!("/sys/fs/cgroup/{c}/sandboxctl/{id}"))
-        .chain([format!("/run/sandboxctl/{id}.pid")])
+        .chain([format!("/run/sandboxctl/{id}.state")])
         .filter(|p| Path::new(p).exists())
         .collect()
 }
@@ -78,8 +78,11 @@ pub fn case_logs(_root: &Path, id: &str) {
     )
     .unwrap();
     let policy = policy.display().to_string();
-    let args = |id: &str, cmd: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = ["--policy", &policy, "--id", id, "--"]
+    let args = |sub: &str, id: &str, cmd: &[&str]| -> Vec<String> {
+        // Only apply takes an id (plans have none).
+        let id_args: &[&str] = if sub == "apply" { &["--id", id] } else { &[] };
+        let mut v: Vec<String> = [&["--policy", &policy][..], id_args, &["--"]]
+            .concat()
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -88,7 +91,7 @@ pub fn case_logs(_root: &Path, id: &str) {
     };
     let run = |sub: &str, id: &str, cmd: &[&str]| -> Output {
         let mut c = sandboxctl();
-        c.arg(sub).args(args(id, cmd)).stdin(Stdio::null());
+        c.arg(sub).args(args(sub, id, cmd)).stdin(Stdio::null());
         // SAFETY: umask in the forked child before exec; no allocation.
         unsafe {
             c.pre_exec(|| {
@@ -101,7 +104,7 @@ pub fn case_logs(_root: &Path, id: &str) {
 
     // The plan shows the directory it makes; doctor has nothing to report.
     let plan = sandboxctl()
-        .args(["plan", "--policy", &policy, "--id", id, "--", "/bin/true"])
+        .args(["plan", "--policy", &policy, "--", "/bin/true"])
         .output()
         .unwrap();
     let plan_text = String::from_utf8_lossy(&plan.stdout).into_owned();
@@ -446,11 +449,11 @@ pub fn case_logs_doctor_agrees(_root: &Path, id: &str) {
     .unwrap();
     let policy = policy.display().to_string();
     let need = format!(
-        "log directory for {f}/sub/{id}.log: {f} is not a directory (needed by policy:{policy}:3)",
+        "log directory for {f}/sub/{{id}}.log: {f} is not a directory (needed by policy:{policy}:3)",
         f = file.display()
     );
     let doctor = sandboxctl()
-        .args(["doctor", "--policy", &policy, "--id", id, "--", "/bin/true"])
+        .args(["doctor", "--policy", &policy, "--", "/bin/true"])
         .output()
         .unwrap();
     assert_eq!(doctor.status.code(), Some(1), "doctor: {}", text(&doctor));

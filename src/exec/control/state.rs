@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::proto::{ExitStatus, Status};
 
 /// The default `--root` (where `apply` keeps its pid files too).
-pub const DEFAULT_ROOT: &str = crate::exec::interp::STATE_ROOT;
+pub const DEFAULT_ROOT: &str = crate::exec::state::DEFAULT_ROOT;
 /// The longest id, in bytes (podman's and containerd's ids are 64).
 pub const MAX_ID_LEN: usize = 128;
 /// The sandbox's record, in its directory.

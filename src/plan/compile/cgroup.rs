@@ -126,7 +126,7 @@ fn swap_at_least_memory(
 }
 
 /// The limits, then the directories and writes.
-pub(crate) fn cgroup(cx: &mut Cx, id: &str) -> Result<Option<CgroupPlan>, CompileError> {
+pub(crate) fn cgroup(cx: &mut Cx) -> Result<Option<CgroupPlan>, CompileError> {
     let res = cx.linux().and_then(|l| l.resources().clone());
     let mem = res.as_ref().and_then(|r| *r.memory());
     let cpu = res.as_ref().and_then(|r| r.cpu().clone());
@@ -240,7 +240,10 @@ pub(crate) fn cgroup(cx: &mut Cx, id: &str) -> Result<Option<CgroupPlan>, Compil
             }
             Sourced::new(s.trim_start_matches('/').to_string(), Origin::spec("linux.cgroupsPath"))
         }
-        None => Sourced::new(format!("sandboxctl/{id}"), Origin::rule("cgroup-under-sandboxctl")),
+        None => Sourced::new(
+            format!("sandboxctl/{ID_PLACEHOLDER}"),
+            Origin::rule("cgroup-under-sandboxctl"),
+        ),
     };
     layout(cx, path, limits)
 }

@@ -61,9 +61,10 @@ pub(crate) fn log_dirs(fds: &[FdEntry]) -> Vec<LogDir> {
     dirs
 }
 
-/// A log file, `{id}` replaced by the sandbox id.
-fn log_file(s: &Setting<std::path::PathBuf>, mode: u32, id: &str) -> FdSource {
-    let path = s.value.display().to_string().replace("{id}", id);
+/// A log file; `{id}` in its path stays, for apply to replace with the
+/// launch's id ([`ID_PLACEHOLDER`]).
+fn log_file(s: &Setting<std::path::PathBuf>, mode: u32) -> FdSource {
+    let path = s.value.display().to_string();
     FdSource::File {
         path: Path::new(&path).to_path_buf(),
         open: OpenMode::AppendCreate,
@@ -72,7 +73,7 @@ fn log_file(s: &Setting<std::path::PathBuf>, mode: u32, id: &str) -> FdSource {
 }
 
 /// The supervisor's table, in the seed's order.
-pub(crate) fn supervisor_fds(cx: &Cx, id: &str, platform: &Sourced<Platform>, stdio: &Sourced<Stdio>) -> Vec<FdEntry> {
+pub(crate) fn supervisor_fds(cx: &Cx, platform: &Sourced<Platform>, stdio: &Sourced<Stdio>) -> Vec<FdEntry> {
     let console = !matches!(stdio.value, Stdio::Inherit);
     let stdio_source = |fd: i32| {
         if console {
@@ -101,10 +102,10 @@ pub(crate) fn supervisor_fds(cx: &Cx, id: &str, platform: &Sourced<Platform>, st
         next += 1;
     };
     if let Some(s) = &cx.policy.log {
-        push(&mut fds, FdRole::Log, log_file(s, 0o644, id), cx.at(&s.at));
+        push(&mut fds, FdRole::Log, log_file(s, 0o644), cx.at(&s.at));
     }
     if let Some(s) = &cx.policy.debug_log {
-        push(&mut fds, FdRole::DebugLog, log_file(s, 0o644, id), cx.at(&s.at));
+        push(&mut fds, FdRole::DebugLog, log_file(s, 0o644), cx.at(&s.at));
     }
     push(
         &mut fds,
@@ -136,7 +137,7 @@ pub(crate) fn supervisor_fds(cx: &Cx, id: &str, platform: &Sourced<Platform>, st
         push(&mut fds, role, stdio_source(i as i32), stdio.from.clone());
     }
     if let Some(s) = &cx.policy.user_log {
-        push(&mut fds, FdRole::UserLog, log_file(s, 0o664, id), cx.at(&s.at));
+        push(&mut fds, FdRole::UserLog, log_file(s, 0o664), cx.at(&s.at));
     }
     fds
 }

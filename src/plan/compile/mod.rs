@@ -17,9 +17,8 @@ mod seccomp;
 
 use std::path::PathBuf;
 
-use sha2::{Digest, Sha256};
-
 pub use error::{Anchor, CompileError, CompileErrorKind, Warning};
+pub use fs::host_bind_instead;
 
 use super::types::*;
 use crate::host::HostFacts;
@@ -30,8 +29,6 @@ use crate::vocab::Origin;
 /// What the command line adds to policy, spec and host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompileOptions {
-    /// `--id`: the sandbox id (default: derived from the inputs' hash).
-    pub id: Option<String>,
     /// `--console-socket`: a pty's master is sent over this socket.
     pub console_socket: Option<PathBuf>,
     /// `--io-fd`: caller fds donated to the supervisor as I/O fds.
@@ -67,7 +64,6 @@ pub fn compile(
         clamps: Vec::new(),
         warnings: Vec::new(),
     };
-    let id = sandbox_id(&cx);
     let platform = ns::platform(&mut cx)?;
     let network = ns::network(&mut cx)?;
     let userns = ns::user(&mut cx, &network)?;
@@ -77,9 +73,9 @@ pub fn compile(
     let (masked_paths, readonly_paths) = fs::masked_and_readonly(&cx);
     let devices = fs::devices(&mut cx, &platform, &namespaces)?;
     let hostname = fs::hostname(&cx);
-    let cgroup = cgroup::cgroup(&mut cx, &id.value)?;
+    let cgroup = cgroup::cgroup(&mut cx)?;
     let stdio = fds::stdio(&cx);
-    let supervisor_fds = fds::supervisor_fds(&cx, &id.value, &platform, &stdio);
+    let supervisor_fds = fds::supervisor_fds(&cx, &platform, &stdio);
     let workload_fds = fds::workload_fds(&cx, &supervisor_fds)?;
     let log_dirs = fds::log_dirs(&supervisor_fds);
     let workload = process::workload(&mut cx, &userns, workload_fds)?;
@@ -107,7 +103,6 @@ pub fn compile(
     };
     let plan = LaunchPlan {
         format: PLAN_FORMAT,
-        id,
         inputs,
         platform,
         network,
@@ -227,22 +222,6 @@ impl Cx<'_> {
     }
 }
 
-/// `--id`, or `sbx-` and 12 hex digits of the inputs' hash: stable for the same
-/// inputs, different for different ones.
-fn sandbox_id(cx: &Cx) -> Sourced<String> {
-    if let Some(id) = &cx.opts.id {
-        return Sourced::new(id.clone(), Origin::Cli("--id".into()));
-    }
-    let mut h = Sha256::new();
-    for s in &cx.policy.sources {
-        h.update(s.name.as_bytes());
-        h.update(s.text.as_bytes());
-    }
-    h.update(cx.spec.text.as_bytes());
-    let hex = hex(&h.finalize());
-    Sourced::new(format!("sbx-{}", &hex[..12]), Origin::rule("id-from-inputs-hash"))
-}
-
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -352,7 +331,7 @@ mod tests {
         assert_eq!(a.plan, b.plan);
         assert_eq!(crate::plan::render::hash(&a.plan), crate::plan::render::hash(&b.plan));
         let c = plan("extends = \"default\"", "hybrid-root.toml", &CompileOptions::default()).unwrap();
-        assert_ne!(a.plan.id, c.plan.id, "different inputs, different ids");
+        assert_ne!(a.plan, c.plan);
     }
 
     #[test]
@@ -404,6 +383,70 @@ mod tests {
         assert_eq!(p.namespaces.net.value, Namespace::Host);
         assert!(p.id_maps.uid.is_empty());
         assert_eq!(p.supervisor.capabilities, p.workload.capabilities.value);
+    }
+
+    /// The mount that replaced the spec's one of `fstype` at `target`.
+    fn mount_at<'p>(p: &'p LaunchPlan, target: &str) -> &'p Mount {
+        p.mounts
+            .iter()
+            .find(|m| m.target == Path::new(target))
+            .unwrap_or_else(|| panic!("no mount at {target}: {:?}", p.mounts))
+    }
+
+    /// Item 6 of issue 11: in the host's network namespace a fresh sysfs is
+    /// the host's own superblock (EBUSY over the host's /sys, EPERM from an
+    /// unowned user namespace), and a v1 `cgroup` mount without controllers
+    /// is refused on a host whose controllers are mounted one by one (EBUSY):
+    /// both become read-only recursive binds of the host's tree, with the
+    /// rule; where the kernel would take them they stay as asked.
+    #[test]
+    fn kernel_filesystems_refused_here_become_ro_binds_of_the_host() {
+        let runc = crate::spec::load_file(
+            Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/golden/inputs/runc-spec.json"
+            )),
+            Path::new("."),
+        )
+        .unwrap();
+        let host_net_on = |facts: &str| {
+            compile(
+                &policy("extends = \"network-host\""),
+                &runc,
+                &host(facts),
+                &Default::default(),
+            )
+            .unwrap()
+            .plan
+        };
+        let host_net = host_net_on("hybrid-root.toml");
+        let sys = mount_at(&host_net, "/sys");
+        assert_eq!((sys.fstype.as_str(), sys.source.as_str()), ("bind", "/sys"));
+        assert!(sys.flags.contains(&MountFlag::Rbind) && sys.flags.contains(&MountFlag::Ro));
+        assert_eq!(sys.from, Origin::rule("sysfs-in-host-netns-is-ro-bind"));
+        let cg = mount_at(&host_net, "/sys/fs/cgroup");
+        assert_eq!((cg.fstype.as_str(), cg.source.as_str()), ("bind", "/sys/fs/cgroup"));
+        assert_eq!(cg.from, Origin::rule("cgroup-v1-mount-is-ro-bind"));
+        // v2 only: the cgroup mount is left as the spec asks.
+        let v2 = host_net_on("v2-root.toml");
+        assert_eq!(mount_at(&v2, "/sys/fs/cgroup").fstype, "cgroup");
+        // A new network namespace gets a sysfs of its own.
+        let own = plan("extends = \"default\"", "hybrid-root.toml", &Default::default())
+            .unwrap()
+            .plan;
+        assert_eq!(mount_at(&own, "/sys").fstype, "sysfs");
+        // Preflight names such a mount in a plan file compiled elsewhere.
+        let mut stale = host_net.clone();
+        stale.mounts = own.mounts.clone();
+        let unmet = crate::exec::preflight(&stale, &host("hybrid-root.toml"));
+        assert!(
+            unmet
+                .iter()
+                .any(|u| u.need.contains("fresh sysfs mount at /sys")
+                    && u.fix.contains("sysfs-in-host-netns-is-ro-bind")),
+            "{unmet:?}"
+        );
+        assert!(crate::exec::preflight(&host_net, &host("hybrid-root.toml")).is_empty());
     }
 
     #[test]

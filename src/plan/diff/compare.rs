@@ -285,7 +285,6 @@ fn identity(cx: &mut Cx, old: &LaunchPlan, new: &LaunchPlan) {
         u32::to_string,
         |_, _| ChangeKind::Neutral,
     );
-    cx.sourced("id", &old.id, &new.id, String::clone, |_, _| ChangeKind::Neutral);
     let neutral = |_: Option<&String>, _: Option<&String>| ChangeKind::Neutral;
     cx.value(
         "inputs.policies",
@@ -916,6 +915,29 @@ fn cpuset_dir(o: Option<&String>, n: Option<&String>) -> ChangeKind {
     }
 }
 
+/// The new origins of the limits that differ between two plans.
+fn changed_limit_origins<'a>(o: &'a CgroupLimits, n: &'a CgroupLimits) -> Vec<&'a Origin> {
+    fn changed<'a, T: PartialEq>(o: &Option<Sourced<T>>, n: &'a Option<Sourced<T>>) -> Option<&'a Origin> {
+        match (o, n) {
+            (Some(o), Some(n)) if o.value != n.value => Some(&n.from),
+            _ => None,
+        }
+    }
+    [
+        changed(&o.memory, &n.memory),
+        changed(&o.memory_swap, &n.memory_swap),
+        changed(&o.cpu_shares, &n.cpu_shares),
+        changed(&o.cpu_quota, &n.cpu_quota),
+        changed(&o.cpu_period, &n.cpu_period),
+        changed(&o.cpuset_cpus, &n.cpuset_cpus),
+        changed(&o.cpuset_mems, &n.cpuset_mems),
+        changed(&o.pids, &n.pids),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 fn cgroup(cx: &mut Cx, old: Option<&CgroupPlan>, new: Option<&CgroupPlan>) {
     let (o, n) = match (old, new) {
         (Some(o), Some(n)) => (o, n),
@@ -1023,7 +1045,16 @@ fn cgroup(cx: &mut Cx, old: Option<&CgroupPlan>, new: Option<&CgroupPlan>) {
         o.writes.iter().map(|w| (w.file.clone(), w)),
         n.writes.iter().map(|w| (w.file.clone(), w)),
     );
+    // A write whose value changed along with the limit it carries (same
+    // origin as a limit that changed) is that limit's change, reported once
+    // above; a write that appears, disappears or changes on its own is shown.
+    let changed_limits = changed_limit_origins(ol, nl);
     for (file, (ow, nw)) in writes {
+        if let (Some(ow), Some(nw)) = (ow, nw) {
+            if ow.value != nw.value && changed_limits.contains(&&nw.from) {
+                continue;
+            }
+        }
         cx.value(
             format!("cgroup.writes[{}]", file.display()),
             ow.map(|w| &w.value),

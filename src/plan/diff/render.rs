@@ -14,7 +14,6 @@ use crate::plan::classes::PrivilegeClass;
 /// The plan's sections, in printed order; changes are grouped by these.
 pub const SECTIONS: &[&str] = &[
     "format",
-    "id",
     "inputs",
     "platform",
     "network",

@@ -70,9 +70,9 @@ fn cases() -> Vec<Case> {
     vec![
         // identity
         case(
-            "id renamed",
-            |p| p.id.value = "web-2".into(),
-            "id",
+            "spec renamed",
+            |p| p.inputs.spec = "other/config.json".into(),
+            "inputs.spec",
             Z,
             C::Identity,
             false,
@@ -508,7 +508,7 @@ fn cases() -> Vec<Case> {
         case(
             "cgroup write",
             |p| p.cgroup.as_mut().unwrap().writes[1].value = "129".into(),
-            "cgroup.writes[/sys/fs/cgroup/pids/sandboxctl/web-1/pids.max]",
+            "cgroup.writes[/sys/fs/cgroup/pids/sandboxctl/{id}/pids.max]",
             Z,
             C::CgroupLayout,
             false,
