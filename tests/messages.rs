@@ -4,35 +4,19 @@
 //! reading or compiling its inputs.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_sandboxctl")
-}
+mod common;
 
 fn golden(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(rel)
 }
 
-struct Run {
-    code: i32,
-    stderr: String,
-    stdout: String,
-}
-
-fn run(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(bin())
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        // The diagnostic's message without miette's line wrapping.
-        stderr: String::from_utf8(out.stderr).unwrap().replace("\n  │ ", " "),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-    }
+/// Runs the binary; its stderr without miette's line wrapping, so a message
+/// can be searched for whole.
+fn run(dir: &Path, args: &[&str]) -> common::Run {
+    let mut r = common::run(dir, args);
+    r.stderr = r.stderr.replace("\n  │ ", " ");
+    r
 }
 
 /// A scratch directory, removed on drop.
