@@ -19,24 +19,6 @@ fn run(dir: &Path, args: &[&str]) -> common::Run {
     r
 }
 
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!("sandboxctl-messages-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn no_command_suggests_adding_one_to_the_command_being_run() {
     let host = golden("hosts/hybrid-root.toml");
@@ -57,7 +39,7 @@ fn no_command_suggests_adding_one_to_the_command_being_run() {
 
 #[test]
 fn a_config_json_given_as_the_bundle_suggests_its_directory() {
-    let s = Scratch::new("bundle");
+    let s = common::Scratch::new("messages-bundle");
     std::fs::create_dir_all(s.0.join("mybundle")).unwrap();
     std::fs::copy(golden("inputs/runc-spec.json"), s.0.join("mybundle/config.json")).unwrap();
     std::fs::copy(golden("inputs/runc-spec.json"), s.0.join("other.json")).unwrap();
@@ -92,7 +74,7 @@ fn a_config_json_given_as_the_bundle_suggests_its_directory() {
 
 #[test]
 fn pass_fds_without_its_log_reads_as_a_sentence() {
-    let s = Scratch::new("pass-fds");
+    let s = common::Scratch::new("messages-pass-fds");
     for (key, role) in [("log", "log"), ("user_log", "user_log")] {
         std::fs::write(
             s.0.join("p.toml"),

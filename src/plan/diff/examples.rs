@@ -97,6 +97,7 @@ pub fn render_examples() -> Vec<(&'static str, String)> {
     };
     vec![
         ("check-text", report.render_text(false)),
+        ("check-markdown", report.render_markdown()),
         ("diff-text", render::text(&d, false)),
         ("diff-markdown", render::markdown(&d, "runc-untrusted → inheritance")),
         ("diff-json", small_json),
