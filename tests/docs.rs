@@ -502,3 +502,86 @@ fn every_repository_path_the_docs_name_exists() {
         "the docs name files that are not in the repository: {missing:#?}"
     );
 }
+
+/// Runs of whitespace as one space, and miette's wrapped message lines joined.
+fn one_line(text: &str) -> String {
+    text.replace("\n  │ ", " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The messages docs/policy.md quotes under "Validation errors", each with a
+/// policy that gets it from `sandboxctl validate`.
+const VALIDATION_QUOTES: &[(&str, &str)] = &[
+    (
+        "description = \"x\n",
+        "parsing policy: invalid basic string, expected `\"`",
+    ),
+    (
+        "[network]\nmdoe = \"none\"\n",
+        "unknown key `mdoe` in policy (did you mean \"mode\"?)",
+    ),
+    (
+        "[network]\nmdoe = \"none\"\n",
+        "accepted keys here: mode, allow_join, on_excess",
+    ),
+    (
+        "[limits]\npids = \"many\"\n",
+        "parsing policy: invalid type: string \"many\", expected i64",
+    ),
+    (
+        "[limits]\nmemory = \"512MB\"\n",
+        "unit \"MB\" is not accepted: sizes use binary units KiB, MiB, GiB, TiB (did you mean \"512MiB\"?)",
+    ),
+    (
+        "[limits]\nmemory = \"4KiB\"\n",
+        "memory limits below 1MiB cannot run anything",
+    ),
+    (
+        "[rlimits]\nRLIMIT_NOFILE = { soft = 10, hard = 5 }\n",
+        "RLIMIT_NOFILE: soft limit 10 is above the hard limit 5",
+    ),
+    (
+        "[mounts]\nallowed_host_paths = [\"data/volumes\"]\n",
+        "mounts.allowed_host_paths must be an absolute path, got \"data/volumes\"",
+    ),
+    (
+        "[capabilities]\nallow = [\"CAP_NET_ADMN\"]\n",
+        "unknown capability \"CAP_NET_ADMN\" (did you mean \"CAP_NET_ADMIN\"?)",
+    ),
+    (
+        "[seccomp]\ndeny = [\"wirte\"]\n",
+        "unknown system call \"wirte\" on x86_64 (did you mean \"write\"?)",
+    ),
+    (
+        "extends = \"untrustd\"\n",
+        "unknown built-in policy \"untrustd\" (did you mean \"untrusted\"?)",
+    ),
+];
+
+#[test]
+fn the_quoted_validation_errors_are_the_programs() {
+    let doc = one_line(&read("docs/policy.md"));
+    let s = common::Scratch::new("docs-validation");
+    for (policy, quote) in VALIDATION_QUOTES {
+        assert!(doc.contains(quote), "docs/policy.md no longer quotes `{quote}`");
+        std::fs::write(s.0.join("p.toml"), policy).unwrap();
+        let r = common::run(&s.0, &["validate", "p.toml"]);
+        assert_eq!(r.code, 2, "{policy}: {}", r.stderr);
+        assert!(
+            one_line(&r.stderr).contains(quote),
+            "docs/policy.md quotes `{quote}`, but validate prints:\n{}",
+            r.stderr
+        );
+    }
+    // Two that need more than one policy file, or host facts.
+    std::fs::write(s.0.join("a.toml"), "extends = \"b.toml\"\n").unwrap();
+    std::fs::write(s.0.join("b.toml"), "extends = \"a.toml\"\n").unwrap();
+    let cycle = "`extends` cycle: a.toml → b.toml → a.toml";
+    assert!(doc.contains(cycle));
+    assert!(one_line(&common::run(&s.0, &["validate", "a.toml"]).stderr).contains(cycle));
+    let kvm = "platform kvm needs /dev/kvm, and the host facts show none";
+    assert!(doc.contains(kvm));
+    assert!(one_line(&read("tests/golden/cases/bad-kvm-missing/stderr")).contains(kvm));
+}
