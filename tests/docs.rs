@@ -585,3 +585,52 @@ fn the_quoted_validation_errors_are_the_programs() {
     assert!(doc.contains(kvm));
     assert!(one_line(&read("tests/golden/cases/bad-kvm-missing/stderr")).contains(kvm));
 }
+
+#[test]
+fn the_shipped_policy_figures_are_the_policies() {
+    use sandboxctl::policy::{self, Policy, PolicyRef};
+    let doc = one_line(&read("docs/policy.md"));
+    let load = |name: &str| -> Policy { policy::load(&[PolicyRef::Builtin(name.into())], &root()).unwrap() };
+    let default = load("default");
+    let caps: Vec<String> = default
+        .cap_allow
+        .value
+        .keys()
+        .map(|c| c.to_string().trim_start_matches("CAP_").to_string())
+        .collect();
+    let mut sorted = caps.clone();
+    sorted.sort();
+    let quote = format!(
+        "a capability ceiling of the {} capabilities container engines grant by default (`{}`)",
+        caps.len(),
+        sorted.join(" ")
+    );
+    assert!(doc.contains(&quote), "docs/policy.md should say: {quote}");
+    let untrusted = load("untrusted");
+    let size = |s: &Option<sandboxctl::policy::Setting<sandboxctl::vocab::Bytes>>| {
+        s.as_ref().map(|s| s.value.to_string()).unwrap_or_default()
+    };
+    let spaced = |s: String| s.replace("MiB", " MiB").replace("GiB", " GiB");
+    assert_eq!(
+        size(&untrusted.memory),
+        size(&untrusted.memory_swap),
+        "docs/policy.md describes memory and memory+swap as one figure"
+    );
+    let quote = format!(
+        "memory and memory+swap {}, {} pids, CPU quota {} µs per {} µs",
+        spaced(size(&untrusted.memory)),
+        untrusted.pids.as_ref().unwrap().value,
+        untrusted.cpu_quota.as_ref().unwrap().value,
+        untrusted.cpu_period.as_ref().unwrap().value
+    );
+    assert!(doc.contains(&quote), "docs/policy.md should say: {quote}");
+    let quote = format!("an allow list of {} syscalls", untrusted.seccomp_allow.value.len());
+    assert!(doc.contains(&quote), "docs/policy.md should say: {quote}");
+    let kvm = load("kvm");
+    let quote = format!(
+        "{} memory and {} pids (deny above)",
+        spaced(size(&kvm.memory)),
+        kvm.pids.as_ref().unwrap().value
+    );
+    assert!(doc.contains(&quote), "docs/policy.md should say: {quote}");
+}
