@@ -11,6 +11,9 @@ use crate::plan::render::Format;
 #[derive(Debug, Parser)]
 #[command(name = "sandboxctl", version, about, long_about = None)]
 pub struct Cli {
+    /// Where long-lived sandboxes keep their state: one directory per id.
+    #[arg(long, global = true, default_value = crate::exec::control::state::DEFAULT_ROOT)]
+    pub root: PathBuf,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -91,6 +94,26 @@ pub enum Command {
         #[command(flatten)]
         inputs: PlanInputs,
     },
+    /// Print a sandbox's OCI state (ociVersion, id, status, pid, bundle, annotations) from its
+    /// record under --root; a sandbox whose supervisor is gone is `stopped`. Exit 1 for an unknown id.
+    State {
+        /// The sandbox id.
+        id: String,
+        /// Print the plan the sandbox was created from instead.
+        #[arg(long)]
+        plan: bool,
+        /// The plan's format (with --plan).
+        #[arg(long, value_enum, default_value = "text", requires = "plan")]
+        format: Format,
+    },
+    /// List every sandbox under --root with its status (runc's columns).
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Print the OCI runtime features document: what this build of sandboxctl supports.
+    Features,
     /// Recompile every case under DIR (a `cmd` file and a committed `plan.toml` each) and fail when
     /// a plan differs; print the semantic diff. Exit 0 all equal, 1 some differ, 2 errors.
     Check {
@@ -114,6 +137,15 @@ pub enum DiffFormat {
     Json,
     /// A pull-request comment.
     Markdown,
+}
+
+/// Formats of `list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns, for people.
+    Table,
+    /// A JSON array, for tools.
+    Json,
 }
 
 /// Formats of `check`.

@@ -5,12 +5,13 @@
 mod args;
 mod review;
 mod run;
+mod sandbox;
 mod start;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-pub use args::{CheckFormat, Cli, Command, DiffFormat, PlanInputs};
+pub use args::{CheckFormat, Cli, Command, DiffFormat, ListFormat, PlanInputs};
 pub use start::{c_args, process_start, started};
 
 use crate::diag::{render_plain, SourceDiag};
@@ -93,6 +94,9 @@ pub fn run(cli: Cli) -> i32 {
             inputs,
         } => review::diff(&old, new.as_deref(), format, &inputs),
         Command::Check { dir, update, format } => review::check(&dir, update, format),
+        Command::State { id, plan, format } => sandbox::state(&cli.root, &id, plan.then_some(format)),
+        Command::List { format } => sandbox::list(&cli.root, format),
+        Command::Features => sandbox::features(),
     };
     match result {
         Ok(code) => code,

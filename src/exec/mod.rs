@@ -7,6 +7,7 @@
 //! See docs/apply.md for the step order and why.
 
 pub mod backend;
+pub mod control;
 pub mod detect;
 pub mod error;
 pub mod interp;
