@@ -9,11 +9,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_sandboxctl")
-}
+mod common;
+use common::run;
 
 fn cases() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/cases");
@@ -29,26 +27,6 @@ fn cases() -> Vec<PathBuf> {
 /// The arguments of a case, parsed as `sandboxctl check` parses them.
 pub fn case_args(dir: &Path) -> Vec<String> {
     sandboxctl::plan::check::parse_cmd(&fs::read_to_string(dir.join("cmd")).unwrap()).unwrap()
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(dir: &Path, args: &[String]) -> Run {
-    let out = Command::new(bin())
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
 }
 
 /// Compares `actual` with the file, or rewrites it under UPDATE_GOLDEN. An

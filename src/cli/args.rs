@@ -98,16 +98,17 @@ pub enum Command {
     },
     /// Compare two plans field by field and classify each change: widens, narrows, neutral.
     /// Exit 0 no change, 1 changed but nothing widened, 3 something widened, 2 bad input.
-    /// With one plan file, the other side is compiled from the plan inputs.
+    /// With only OLD, the new side is compiled now from the command-line options below (--policy,
+    /// --bundle or --spec, --host, ...), as `sandboxctl plan` compiles them.
     Diff {
         /// The old plan file.
         old: PathBuf,
-        /// The new plan file (default: compile the inputs below).
+        /// The new plan file (default: compile the plan the command-line options below describe).
         new: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: DiffFormat,
-        /// The inputs of the new side when NEW is not given.
+        /// The options the new side is compiled from when NEW is not given.
         #[command(flatten)]
         inputs: PlanInputs,
     },

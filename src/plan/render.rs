@@ -149,19 +149,109 @@ fn o(origin: &Origin) -> String {
     origin.to_string()
 }
 
+/// Width of the label column of the text rendering.
+const LABEL_WIDTH: usize = 12;
+/// Width of the value column; the origin column starts one space after it.
+const VALUE_WIDTH: usize = 58;
+/// How much deeper a value's continuation lines are indented.
+const CONTINUATION_INDENT: usize = 2;
+
 struct Out {
     s: String,
 }
 
 impl Out {
-    /// A line: label column, value, provenance.
+    /// A line: label column, value, provenance. A value wider than its column
+    /// is wrapped ([`wrap`]): the origin stays on the first line, in its
+    /// column, and the continuation lines are indented under the value.
     fn row(&mut self, label: &str, value: impl AsRef<str>, from: &Origin) {
         let value = value.as_ref();
-        let _ = writeln!(self.s, "{label:<12}{value:<58} {}", o(from));
+        if value.chars().count() <= VALUE_WIDTH {
+            let _ = writeln!(self.s, "{label:<LABEL_WIDTH$}{value:<VALUE_WIDTH$} {}", o(from));
+            return;
+        }
+        // A value's own indent (a rule under the seccomp line) stays, and its
+        // continuation lines go deeper still.
+        let body = value.trim_start_matches(' ');
+        let indent = value.len() - body.len();
+        let width = VALUE_WIDTH - indent;
+        let mut lines = wrap(body, width, width - CONTINUATION_INDENT).into_iter();
+        let first = format!("{:indent$}{}", "", lines.next().unwrap_or_default());
+        let _ = writeln!(self.s, "{label:<LABEL_WIDTH$}{first:<VALUE_WIDTH$} {}", o(from));
+        for l in lines {
+            let _ = writeln!(self.s, "{:w$}{l}", "", w = LABEL_WIDTH + indent + CONTINUATION_INDENT);
+        }
     }
     /// A line without provenance.
     fn line(&mut self, label: &str, value: impl AsRef<str>) {
-        let _ = writeln!(self.s, "{label:<12}{}", value.as_ref());
+        let _ = writeln!(self.s, "{label:<LABEL_WIDTH$}{}", value.as_ref());
+    }
+}
+
+/// Splits `text` into lines of at most `first` characters (the first line)
+/// and `rest` (the others). Lines break at spaces; a word wider than a line is
+/// broken after a `/` or a `,` (a path, a flag list), and where it has none,
+/// anywhere. Nothing is dropped: the lines joined back (with a space where a
+/// space was broken at) are the text.
+fn wrap(text: &str, first: usize, rest: usize) -> Vec<String> {
+    let len = |s: &str| s.chars().count();
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        let width = if lines.is_empty() { first } else { rest };
+        let glue = usize::from(!cur.is_empty());
+        if len(&cur) + glue + len(word) <= width {
+            if glue == 1 {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+            continue;
+        }
+        if len(word) <= rest && !cur.is_empty() {
+            // It fits on a line of its own: start one.
+            lines.push(std::mem::take(&mut cur));
+            cur.push_str(word);
+            continue;
+        }
+        // Wider than a line: break it after `/` or `,`, else anywhere.
+        if glue == 1 {
+            cur.push(' ');
+        }
+        let mut piece = String::new();
+        for c in word.chars() {
+            piece.push(c);
+            if matches!(c, '/' | ',') {
+                push_piece(&mut lines, &mut cur, std::mem::take(&mut piece), first, rest);
+            }
+        }
+        push_piece(&mut lines, &mut cur, piece, first, rest);
+    }
+    if !cur.is_empty() || lines.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+/// Appends a piece of a word to the current line of [`wrap`], starting a new
+/// line when it does not fit, and cutting the piece where it is wider than a
+/// whole line.
+fn push_piece(lines: &mut Vec<String>, cur: &mut String, mut piece: String, first: usize, rest: usize) {
+    let len = |s: &str| s.chars().count();
+    loop {
+        let width = if lines.is_empty() { first } else { rest };
+        let room = width.saturating_sub(len(cur));
+        if len(&piece) <= room {
+            cur.push_str(&piece);
+            return;
+        }
+        if cur.trim_end().is_empty() {
+            let cut = piece.char_indices().nth(room.max(1)).map_or(piece.len(), |(i, _)| i);
+            let tail = piece.split_off(cut);
+            cur.push_str(&piece);
+            piece = tail;
+        }
+        let done = std::mem::take(cur);
+        lines.push(done.trim_end().to_string());
     }
 }
 
@@ -209,6 +299,70 @@ fn fd_str(e: &FdEntry) -> String {
         FdSource::Supervisor { fd } => format!("supervisor fd {}", fd.0),
     };
     format!("{:>2} {:<10} {}", e.fd.0, serde_name(&e.role), src)
+}
+
+/// Whether an action lets the call through (`allow`, and `log`, which allows
+/// and logs).
+fn permits(a: SeccompAction) -> bool {
+    matches!(a, SeccompAction::Allow | SeccompAction::Log)
+}
+
+/// What a seccomp filter does, in one line: an **allow-list** (the default
+/// refuses: the syscalls the rules let through are counted, and what the
+/// default does with every other one is named) or a **deny-list** (the
+/// default lets calls through: the syscalls the rules refuse are counted).
+/// Syscalls are counted once however many rules name them; a syscall whose
+/// rule has argument conditions is counted as conditional. The rules that
+/// refuse are listed by [`text`] under this line.
+fn seccomp_summary(sc: &Seccomp) -> String {
+    use std::collections::BTreeSet;
+    let names = |pick: &dyn Fn(&SeccompRule) -> bool| -> BTreeSet<&str> {
+        sc.rules
+            .iter()
+            .filter(|r| pick(r))
+            .flat_map(|r| r.syscalls.iter().map(String::as_str))
+            .collect()
+    };
+    let default = sc.default_action.value;
+    let arch = sc.architectures.join(",");
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if permits(default) {
+        let refused = names(&|r| !permits(r.action));
+        let conditional = names(&|r| !permits(r.action) && !r.args.is_empty()).len();
+        let cond = if conditional > 0 {
+            format!(" ({conditional} only under argument conditions)")
+        } else {
+            String::new()
+        };
+        let allowed = if default == SeccompAction::Log {
+            "allowed (and logged)"
+        } else {
+            "allowed"
+        };
+        if refused.is_empty() {
+            return format!("seccomp: every syscall {allowed}, none refused · arch {arch}");
+        }
+        format!(
+            "seccomp deny-list: every syscall {allowed} but {}, refused by the rule{} below{cond} · arch {arch}",
+            refused.len(),
+            plural(sc.rules.iter().filter(|r| !permits(r.action)).count())
+        )
+    } else {
+        let unconditional = names(&|r| permits(r.action) && r.args.is_empty());
+        let conditional = names(&|r| permits(r.action) && !r.args.is_empty());
+        let only_if = conditional.difference(&unconditional).count();
+        let cond = if only_if > 0 {
+            format!(" ({only_if} only under argument conditions)")
+        } else {
+            String::new()
+        };
+        let allowed = unconditional.len() + only_if;
+        format!(
+            "seccomp allow-list: {allowed} syscall{} allowed{cond}, any other {} · arch {arch}",
+            plural(allowed),
+            action_str(&default)
+        )
+    }
 }
 
 /// The text rendering.
@@ -448,23 +602,7 @@ pub fn text(p: &LaunchPlan) -> String {
         w.row("", format!("rlimit {} {}/{}", k, v(r.soft), v(r.hard)), &r.from);
     }
     if let Some(sc) = &wl.seccomp {
-        let allowed: usize = sc
-            .rules
-            .iter()
-            .filter(|r| r.action == SeccompAction::Allow)
-            .map(|r| r.syscalls.len())
-            .sum();
-        w.row(
-            "",
-            format!(
-                "seccomp default {} · {} rules · {} syscalls allowed · arch {}",
-                action_str(&sc.default_action.value),
-                sc.rules.len(),
-                allowed,
-                sc.architectures.join(",")
-            ),
-            &sc.default_action.from,
-        );
+        w.row("", seccomp_summary(sc), &sc.default_action.from);
         for r in sc.rules.iter().filter(|r| r.action != SeccompAction::Allow) {
             let mut names = r.syscalls.iter().take(6).cloned().collect::<Vec<_>>().join(" ");
             if r.syscalls.len() > 6 {
@@ -535,5 +673,208 @@ mod tests {
             load(&old)
         );
         assert_eq!(load(&to_toml(&plan)).unwrap(), plan);
+    }
+
+    use crate::plan::sample::sample_plan;
+
+    fn pol(line: u32) -> Origin {
+        Origin::Policy {
+            file: "policies/long.toml".into(),
+            line,
+        }
+    }
+
+    /// The column the origin starts in: label, value, one space.
+    const ORIGIN_COLUMN: usize = LABEL_WIDTH + VALUE_WIDTH + 1;
+
+    #[test]
+    fn wrap_breaks_at_spaces_then_after_slashes_and_loses_nothing() {
+        let cases: [(&str, usize, &[&str]); 2] = [
+            (
+                "3  devpts /dev/pts nosuid,noexec newinstance,ptmxmode=0666,mode=0620",
+                40,
+                &[
+                    "3  devpts /dev/pts nosuid,noexec",
+                    "newinstance,ptmxmode=0666,mode=0620",
+                ],
+            ),
+            (
+                "/sys/fs/cgroup/memory/sandboxctl/sbx-660e967f9a8c/memory.memsw.limit_in_bytes = 268435456",
+                58,
+                &[
+                    "/sys/fs/cgroup/memory/sandboxctl/sbx-660e967f9a8c/",
+                    "memory.memsw.limit_in_bytes = 268435456",
+                ],
+            ),
+        ];
+        for (text, width, want) in cases {
+            assert_eq!(wrap(text, width, width - 2), want);
+        }
+        let word = "x".repeat(130);
+        let lines = wrap(&word, 58, 56);
+        assert_eq!(
+            lines.iter().map(|l| l.chars().count()).collect::<Vec<_>>(),
+            [58, 56, 16]
+        );
+        assert_eq!(lines.concat(), word);
+        assert_eq!(wrap("short", 58, 56), ["short"]);
+        assert_eq!(wrap("", 58, 56), [""]);
+    }
+
+    #[test]
+    fn long_rows_keep_the_origin_column() {
+        let mut p = sample_plan();
+        let long = format!("/srv/volumes/{}/data", "0123456789abcdef".repeat(5));
+        p.mounts.push(Mount {
+            target: "/data/with/a/rather/long/target".into(),
+            fstype: "bind".into(),
+            source: long.clone(),
+            flags: [MountFlag::Bind, MountFlag::Ro, MountFlag::Nosuid, MountFlag::Nodev].into(),
+            data: String::new(),
+            from: pol(71),
+        });
+        let cg = p.cgroup.as_mut().unwrap();
+        cg.writes.push(CgroupWrite {
+            file: "/sys/fs/cgroup/memory/sandboxctl/{id}/memory.memsw.limit_in_bytes".into(),
+            value: "268435456".into(),
+            from: pol(72),
+        });
+        p.clamps.push(Clamp {
+            field: "workload.capabilities.bounding".into(),
+            requested: "CAP_NET_BIND_SERVICE".into(),
+            requested_by: Origin::spec("process.capabilities.bounding"),
+            granted: "(dropped)".into(),
+            ceiling: pol(73),
+        });
+        let text = text(&p);
+        for line in [71, 72, 73] {
+            let origin = pol(line).to_string();
+            let row = text
+                .lines()
+                .find(|l| l.ends_with(&origin))
+                .unwrap_or_else(|| panic!("no row ends with {origin}:\n{text}"));
+            assert_eq!(
+                row.chars().count() - origin.chars().count(),
+                ORIGIN_COLUMN,
+                "{origin} is out of its column in {row:?}:\n{text}"
+            );
+        }
+        // Every row with an origin has it in the column (rows hold a value no
+        // wider than the column; continuation lines hold no origin). Without
+        // the origins, nothing of the long source was dropped.
+        let mut values = String::new();
+        for row in text.lines() {
+            let chars: Vec<char> = row.chars().collect();
+            let tail: String = chars.iter().skip(ORIGIN_COLUMN).collect();
+            if !tail.is_empty() && !tail.contains(' ') && tail.parse::<Origin>().is_ok() {
+                assert_eq!(chars[ORIGIN_COLUMN - 1], ' ', "{row:?}");
+                values.extend(&chars[..ORIGIN_COLUMN]);
+            } else {
+                values.push_str(row);
+            }
+            values.push('\n');
+        }
+        let joined: String = values.split_whitespace().collect();
+        assert!(joined.contains(&long), "{text}");
+        assert!(text.contains("(asked by spec:process.capabilities.bounding)"), "{text}");
+    }
+
+    fn filter(default: SeccompAction, rules: Vec<(SeccompAction, &[&str], bool)>) -> Seccomp {
+        Seccomp {
+            default_action: Sourced::new(default, pol(1)),
+            architectures: vec!["x86_64".into()],
+            rules: rules
+                .into_iter()
+                .map(|(action, names, conditional)| SeccompRule {
+                    action,
+                    syscalls: names.iter().map(|s| s.to_string()).collect(),
+                    args: if conditional {
+                        vec![ArgCond {
+                            index: 0,
+                            op: CmpOp::Eq,
+                            value: 0,
+                            value_two: None,
+                        }]
+                    } else {
+                        vec![]
+                    },
+                    from: pol(2),
+                })
+                .collect(),
+            unknown_syscalls: vec![],
+        }
+    }
+
+    #[test]
+    fn a_deny_list_says_what_it_refuses() {
+        let deny: &[&str] = &[
+            "kexec_load",
+            "kexec_file_load",
+            "init_module",
+            "finit_module",
+            "delete_module",
+        ];
+        let sc = filter(SeccompAction::Allow, vec![(SeccompAction::Errno(1), deny, false)]);
+        assert_eq!(
+            seccomp_summary(&sc),
+            "seccomp deny-list: every syscall allowed but 5, refused by the rule below · arch x86_64"
+        );
+        let sc = filter(
+            SeccompAction::Log,
+            vec![
+                (SeccompAction::Errno(1), deny, false),
+                (SeccompAction::KillProcess, &["ptrace", "kexec_load"], false),
+                (SeccompAction::Errno(22), &["socket"], true),
+            ],
+        );
+        assert_eq!(
+            seccomp_summary(&sc),
+            "seccomp deny-list: every syscall allowed (and logged) but 7, refused by the rules below \
+             (1 only under argument conditions) · arch x86_64"
+        );
+        let sc = filter(SeccompAction::Allow, vec![]);
+        assert_eq!(
+            seccomp_summary(&sc),
+            "seccomp: every syscall allowed, none refused · arch x86_64"
+        );
+    }
+
+    #[test]
+    fn an_allow_list_says_what_it_allows_and_what_happens_to_the_rest() {
+        let sc = filter(
+            SeccompAction::Errno(1),
+            vec![
+                (SeccompAction::Allow, &["read", "write", "exit_group"], false),
+                (SeccompAction::Allow, &["write", "personality"], true),
+                (SeccompAction::Errno(1), &["ptrace"], false),
+            ],
+        );
+        assert_eq!(
+            seccomp_summary(&sc),
+            "seccomp allow-list: 4 syscalls allowed (1 only under argument conditions), any other errno(EPERM) · arch x86_64"
+        );
+        let sc = filter(
+            SeccompAction::KillProcess,
+            vec![(SeccompAction::Allow, &["read"], false)],
+        );
+        assert_eq!(
+            seccomp_summary(&sc),
+            "seccomp allow-list: 1 syscall allowed, any other kill_process · arch x86_64"
+        );
+    }
+
+    #[test]
+    fn the_default_policy_filter_does_not_read_as_an_allow_list() {
+        // The issue: `default allow · 1 rules · 0 syscalls allowed`.
+        let deny: &[&str] = &["kexec_load"];
+        let line = seccomp_summary(&filter(
+            SeccompAction::Allow,
+            vec![(SeccompAction::Errno(1), deny, false)],
+        ));
+        assert!(!line.contains("0 syscalls allowed"), "{line}");
+        assert!(
+            line.contains("deny-list") && line.contains("every syscall allowed but 1"),
+            "{line}"
+        );
     }
 }

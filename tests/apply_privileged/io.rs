@@ -109,7 +109,7 @@ pub fn case_logs(_root: &Path, id: &str) {
         .unwrap();
     let plan_text = String::from_utf8_lossy(&plan.stdout).into_owned();
     assert!(
-        plan_text.contains(&format!("log dir     {} 0o755 (made if missing)", dir.display())),
+        plan_text.contains(&format!("log dir     {} 0o755 (made", dir.display())),
         "{}",
         text(&plan)
     );

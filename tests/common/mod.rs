@@ -1,5 +1,6 @@
-//! Support shared by the privileged test programs: finding (or fetching) a
-//! static busybox to build test root filesystems from.
+//! Support shared by the test programs: running the sandboxctl binary, scratch
+//! directories, and finding (or fetching) a static busybox to build test root
+//! filesystems from.
 //!
 //! The tests never download images. Their root filesystems are made from
 //! Debian's `busybox-static`: the binary named by `SANDBOXCTL_BUSYBOX`, else
@@ -11,6 +12,7 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -120,5 +122,54 @@ fn fetch() -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("dpkg-deb -x {} failed; {HINT}", deb.display()))
+    }
+}
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sandboxctl")
+}
+
+/// What a run of the binary gave.
+pub struct Run {
+    /// Exit status (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error (diagnostics are plain: NO_COLOR is set).
+    pub stderr: String,
+}
+
+/// Runs the binary in `dir` with `args`, without colour.
+pub fn run<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Run {
+    let out = Command::new(bin())
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// A scratch directory under the system's temporary directory, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// Makes (or empties) `sandboxctl-NAME-PID`.
+    pub fn new(name: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("sandboxctl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -21,7 +21,9 @@ pub(crate) fn workload(cx: &mut Cx, user: &UserNs, fds: Vec<FdEntry>) -> Result<
     let args = p.args().clone().unwrap_or_default();
     if args.is_empty() {
         let help = if cx.spec.builtin {
-            "give the command after --, e.g. sandboxctl plan -- /bin/sh -c 'id'"
+            // Any subcommand that compiles gets here (plan, apply, doctor, diff):
+            // the example shows only what to add to it.
+            "give the command at the end, after --, e.g. `-- /bin/sh -c 'id'`"
         } else {
             "set process.args in config.json"
         };

@@ -1761,12 +1761,33 @@ fn show_clamp(c: &Clamp) -> String {
     )
 }
 
+/// Compares the clamps. A field can hold several clamps (one per capability
+/// dropped from a set), so clamps are matched by field and request first, then
+/// what is left by field alone, in order (a scalar clamp whose request moved);
+/// every clamp that is left was added or removed. Each clamp is its own change.
 fn clamps(cx: &mut Cx, old: &[Clamp], new: &[Clamp]) {
-    for (f, (o, n)) in pair_up(
-        old.iter().map(|c| (c.field.clone(), c)),
-        new.iter().map(|c| (c.field.clone(), c)),
-    ) {
-        cx.value(format!("clamps[{f}]"), o, n, None, None, show_clamp, |_, _| {
+    let mut left_new: Vec<&Clamp> = new.iter().collect();
+    let mut left_old: Vec<&Clamp> = Vec::new();
+    let mut pairs: Vec<(Option<&Clamp>, Option<&Clamp>)> = Vec::new();
+    for o in old {
+        match left_new
+            .iter()
+            .position(|n| n.field == o.field && n.requested == o.requested)
+        {
+            Some(i) => pairs.push((Some(o), Some(left_new.remove(i)))),
+            None => left_old.push(o),
+        }
+    }
+    for o in left_old {
+        match left_new.iter().position(|n| n.field == o.field) {
+            Some(i) => pairs.push((Some(o), Some(left_new.remove(i)))),
+            None => pairs.push((Some(o), None)),
+        }
+    }
+    pairs.extend(left_new.into_iter().map(|n| (None, Some(n))));
+    for (o, n) in pairs {
+        let field = o.or(n).map(|c| c.field.as_str()).unwrap_or_default();
+        cx.value(format!("clamps[{field}]"), o, n, None, None, show_clamp, |_, _| {
             ChangeKind::Neutral
         });
     }
