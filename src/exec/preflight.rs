@@ -42,6 +42,20 @@ fn missing_caps(host: &HostFacts, caps: &[C]) -> Vec<String> {
         .collect()
 }
 
+/// The first kernel with every call the mounts and devices steps make
+/// (openat2 5.6, open_tree/move_mount 5.2, mount_setattr 5.12).
+pub const MOUNT_API_KERNEL: (u32, u32) = (5, 12);
+
+/// Whether a kernel release (`6.18.44-fc`) is older than `want`; an
+/// unreadable release counts as new enough (apply then names the call).
+fn kernel_below(release: &str, want: (u32, u32)) -> bool {
+    let mut it = release.split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u32>().ok());
+    match (it.next().flatten(), it.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) < want,
+        _ => false,
+    }
+}
+
 /// Lists every need of `plan` that `host` does not meet (empty: go).
 pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
     let mut v = Vec::new();
@@ -99,6 +113,20 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
             "making / private needs a new mount namespace (it would change the host's mounts)",
             &ns.mount.from,
             "plan a new mount namespace",
+        );
+    }
+    if (plan.steps.contains(&Step::Mounts) || plan.steps.contains(&Step::Devices))
+        && kernel_below(&host.kernel, MOUNT_API_KERNEL)
+    {
+        need(
+            &mut v,
+            format!(
+                "Linux {}.{} or later: destinations are resolved inside the root with openat2, binds made with \
+                 open_tree/move_mount and read-only on every submount with mount_setattr (host kernel {})",
+                MOUNT_API_KERNEL.0, MOUNT_API_KERNEL.1, host.kernel
+            ),
+            &plan.root.path.from,
+            "run on a newer kernel",
         );
     }
     for d in &plan.devices {

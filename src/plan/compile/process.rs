@@ -32,7 +32,8 @@ pub(crate) fn workload(cx: &mut Cx, user: &UserNs, fds: Vec<FdEntry>) -> Result<
         .help(help));
     }
     super::ns::check_abs(p.cwd(), "process.cwd")?;
-    let capabilities = capabilities(cx, p)?;
+    let requested = capabilities(cx, p)?;
+    let capabilities = super::fs::chroot_mode_caps(cx, user, requested);
     let seccomp = super::seccomp::seccomp(cx)?;
     let spec_nnp = p.no_new_privileges().unwrap_or(false);
     let no_new_privs = if seccomp.is_some() && !spec_nnp {
