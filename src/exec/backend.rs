@@ -717,6 +717,7 @@ const ACCMODE: i32 = 0o3;
 
 fn open_flags_text(flags: i32) -> String {
     let mut v = vec![match flags & ACCMODE {
+        _ if flags & libc::O_PATH != 0 => "path",
         libc::O_RDONLY => "rdonly",
         libc::O_WRONLY => "wronly",
         _ => "rdwr",
@@ -726,6 +727,7 @@ fn open_flags_text(flags: i32) -> String {
         (libc::O_EXCL, "excl"),
         (libc::O_APPEND, "append"),
         (libc::O_TRUNC, "trunc"),
+        (libc::O_DIRECTORY, "directory"),
     ] {
         if flags & b != 0 {
             v.push(n);

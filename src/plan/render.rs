@@ -231,7 +231,7 @@ pub fn text(p: &LaunchPlan) -> String {
     w.row(
         "",
         if p.root.readonly.value {
-            "read-only"
+            "read-only (every submount too)"
         } else {
             "read-write"
         },
@@ -244,21 +244,27 @@ pub fn text(p: &LaunchPlan) -> String {
         } else {
             format!(" {}", m.data)
         };
-        let src = if m.is_bind() {
-            format!(" from {}", m.source)
+        let src = match (&m.source_within, m.is_bind()) {
+            (Some(w), _) => format!(" from {} (must resolve under {})", m.source, w.value.display()),
+            (None, true) => format!(" from {}", m.source),
+            _ => String::new(),
+        };
+        let recursive = if m.is_bind() && m.flags.contains(&crate::plan::MountFlag::Ro) {
+            " (ro on every submount)"
         } else {
-            String::new()
+            ""
         };
         w.row(
             if i == 0 { "mounts" } else { "" },
             format!(
-                "{:<2} {:<7}{}{} {}{}",
+                "{:<2} {:<7}{}{} {}{}{}",
                 i + 1,
                 m.fstype,
                 m.target.display(),
                 src,
                 flags,
-                data
+                data,
+                recursive
             ),
             &m.from,
         );
@@ -276,14 +282,26 @@ pub fn text(p: &LaunchPlan) -> String {
         w.row(
             if i == 0 { "devices" } else { "" },
             format!(
-                "{} {}:{} {:04o} ({})",
+                "{} {} {}:{} {:04o} {} (ceiling {})",
                 d.path.display(),
+                kind_letter(d.kind),
                 d.major,
                 d.minor,
                 d.mode,
-                serde_name(&d.how)
+                match &d.source {
+                    Some(s) => format!("bind {}", s.display()),
+                    None => serde_name(&d.how),
+                },
+                d.allowed_by
             ),
             &d.from,
+        );
+    }
+    for (i, r) in p.device_ceiling.iter().enumerate() {
+        w.row(
+            if i == 0 { "dev ceiling" } else { "" },
+            format!("{} {}:{} {}", kind_letter(r.kind), r.major, r.minor, r.host_path.display()),
+            &r.from,
         );
     }
     if let Some(h) = &p.hostname {
@@ -456,4 +474,12 @@ pub fn text(p: &LaunchPlan) -> String {
         w.line(if first { "steps" } else { "" }, line.trim_end());
     }
     w.s
+}
+
+/// `c` or `b`.
+fn kind_letter(k: crate::plan::DeviceKind) -> char {
+    match k {
+        crate::plan::DeviceKind::Char => 'c',
+        crate::plan::DeviceKind::Block => 'b',
+    }
 }
