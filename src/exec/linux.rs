@@ -385,10 +385,38 @@ fn split_last(p: &Path) -> io::Result<(&Path, CString)> {
 fn open_in_root(root: i32, path: &Path, make: super::backend::Make) -> io::Result<i32> {
     use super::backend::Make;
     let c = rel_in_root(path)?;
+    let dir = |fd: i32| -> io::Result<bool> {
+        // SAFETY: fstat into a zeroed stat of our own.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd and out pointer.
+        check(unsafe { libc::fstat(fd, &mut st) })?;
+        Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    };
     if !matches!(make, Make::Node { .. }) {
         match openat2_in_root(root, &c, libc::O_PATH) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) && make != Make::Nothing => {}
-            other => return other,
+            Ok(fd) => {
+                let fd = Owned(fd);
+                if let Make::Like(src) = make {
+                    let (is, want) = (dir(fd.0)?, dir(src.raw)?);
+                    if is != want {
+                        let kind = |d: bool| if d { "a directory" } else { "not a directory" };
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!(
+                                "{} inside the root is {}, the source is {} (EINVAL)",
+                                path.display(),
+                                kind(is),
+                                kind(want)
+                            ),
+                        ));
+                    }
+                }
+                let raw = fd.0;
+                std::mem::forget(fd);
+                return Ok(raw);
+            }
+            Err(e) => return Err(e),
         }
     }
     let (parent, name) = split_last(path)?;
@@ -399,13 +427,6 @@ fn open_in_root(root: i32, path: &Path, make: super::backend::Make) -> io::Resul
         } else {
             Ok(())
         }
-    };
-    let dir = |fd: i32| -> io::Result<bool> {
-        // SAFETY: fstat into a zeroed stat of our own.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid fd and out pointer.
-        check(unsafe { libc::fstat(fd, &mut st) })?;
-        Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
     };
     match make {
         Make::Nothing => return Err(io::Error::from_raw_os_error(libc::ENOENT)),
