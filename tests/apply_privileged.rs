@@ -884,7 +884,10 @@ fn tmpfs_at(target: &str) -> sandboxctl::plan::Mount {
 /// checked to be c 1:3, not of the host's /etc; a device outside the ceiling
 /// (the host's disk) is refused before anything is made.
 fn case_spec_device_is_the_node(root: &Path, id: &str) {
-    let spec_path = std::env::temp_dir().join(format!("sbx-spec-{id}.json"));
+    let spec_dir = std::env::temp_dir().join(format!("sbx-spec-{id}"));
+    let _cleanup = HostMounts { mounts: vec![], dirs: vec![spec_dir.clone()] };
+    fs::create_dir_all(&spec_dir).unwrap();
+    let spec_path = spec_dir.join("config.json");
     let write_spec = |devices: serde_json::Value| {
         let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/runc-spec.json")).unwrap();
         let mut spec: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -935,7 +938,6 @@ fn case_spec_device_is_the_node(root: &Path, id: &str) {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "a block device outside the ceiling was allowed: {err}");
     assert!(err.contains("device ceiling"), "{err}");
-    let _ = fs::remove_file(&spec_path);
     assert!(!Path::new(&format!("/run/sandboxctl/{id}.pid")).exists());
 }
 
