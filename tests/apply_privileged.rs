@@ -805,7 +805,6 @@ fn case_rollback(root: &Path, id0: &str) {
     }
 }
 
-
 // ----- issue 10: the filesystem side of the policy ceiling ----------------
 
 /// Host mounts a case made, unmounted (lazily) and removed on drop, with
@@ -842,7 +841,13 @@ fn host_tmpfs(at: &Path) {
             c"size=64k".as_ptr().cast(),
         )
     };
-    assert_eq!(rc, 0, "mount tmpfs at {}: {}", at.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "mount tmpfs at {}: {}",
+        at.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Whether anything is mounted at or under `path` in the test's (the host's) namespace.
@@ -855,7 +860,12 @@ fn host_mounted_under(path: &Path) -> bool {
         .any(|m| m == p || m.starts_with(&format!("{p}/")))
 }
 
-fn bind(target: &str, source: &Path, flags: &[sandboxctl::plan::MountFlag], within: Option<&Path>) -> sandboxctl::plan::Mount {
+fn bind(
+    target: &str,
+    source: &Path,
+    flags: &[sandboxctl::plan::MountFlag],
+    within: Option<&Path>,
+) -> sandboxctl::plan::Mount {
     sandboxctl::plan::Mount {
         target: target.into(),
         fstype: "bind".into(),
@@ -885,11 +895,18 @@ fn tmpfs_at(target: &str) -> sandboxctl::plan::Mount {
 /// (the host's disk) is refused before anything is made.
 fn case_spec_device_is_the_node(root: &Path, id: &str) {
     let spec_dir = std::env::temp_dir().join(format!("sbx-spec-{id}"));
-    let _cleanup = HostMounts { mounts: vec![], dirs: vec![spec_dir.clone()] };
+    let _cleanup = HostMounts {
+        mounts: vec![],
+        dirs: vec![spec_dir.clone()],
+    };
     fs::create_dir_all(&spec_dir).unwrap();
     let spec_path = spec_dir.join("config.json");
     let write_spec = |devices: serde_json::Value| {
-        let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/runc-spec.json")).unwrap();
+        let text = fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/inputs/runc-spec.json"
+        ))
+        .unwrap();
         let mut spec: serde_json::Value = serde_json::from_str(&text).unwrap();
         spec["root"]["path"] = root.display().to_string().into();
         spec["process"]["args"] = serde_json::json!([
@@ -917,7 +934,11 @@ fn case_spec_device_is_the_node(root: &Path, id: &str) {
     ]));
     let out = apply();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "the host's /etc was bound: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "the host's /etc was bound: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(
         err.contains("/etc inside the root is a directory, the source is not a directory"),
         "{err}"
@@ -928,15 +949,27 @@ fn case_spec_device_is_the_node(root: &Path, id: &str) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{text}{err}");
-    assert!(text.contains("etc-is-a-char-device"), "not the null device:\n{text}\n{err}");
-    assert!(!text.contains("passwd") && !text.contains("hostname"), "the host's /etc is visible:\n{text}");
+    assert!(
+        text.contains("etc-is-a-char-device"),
+        "not the null device:\n{text}\n{err}"
+    );
+    assert!(
+        !text.contains("passwd") && !text.contains("hostname"),
+        "the host's /etc is visible:\n{text}"
+    );
     let mi = line(&text, "mi ");
-    assert!(mi.contains("nosuid") && mi.contains("noexec"), "device bind without nosuid,noexec: {mi}");
+    assert!(
+        mi.contains("nosuid") && mi.contains("noexec"),
+        "device bind without nosuid,noexec: {mi}"
+    );
 
     write_spec(serde_json::json!([{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0, "fileMode": 438}]));
     let out = apply();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "a block device outside the ceiling was allowed: {err}");
+    assert!(
+        !out.status.success(),
+        "a block device outside the ceiling was allowed: {err}"
+    );
     assert!(err.contains("device ceiling"), "{err}");
     assert!(!Path::new(&format!("/run/sandboxctl/{id}.pid")).exists());
 }
@@ -963,14 +996,19 @@ fn case_device_source_checked(root: &Path, id: &str) {
 /// host's /etc or /tmp.
 fn case_destinations_stay_in_root(_root: &Path, id: &str) {
     let root = build_rootfs_named("-dest");
-    let _cleanup = HostMounts { mounts: vec![], dirs: vec![root.clone()] };
+    let _cleanup = HostMounts {
+        mounts: vec![],
+        dirs: vec![root.clone()],
+    };
     symlink("/etc", root.join("escape")).unwrap();
     let probe = format!("sbx-probe-{id}");
     let dotdot = format!("sbx-dotdot-{id}");
     let mut p = sample_plan(
         &root,
         id,
-        &format!("ls -d /etc/{probe} /etc/{probe}-null /tmp/{dotdot} 2>&1; test -c /etc/{probe}-null && echo node-inside"),
+        &format!(
+            "ls -d /etc/{probe} /etc/{probe}-null /tmp/{dotdot} 2>&1; test -c /etc/{probe}-null && echo node-inside"
+        ),
     );
     // The host's user namespace (as network-host): the supervisor holds
     // every capability of the host, and nodes are made with mknod.
@@ -990,7 +1028,11 @@ fn case_destinations_stay_in_root(_root: &Path, id: &str) {
     let r = run(&p, None);
     assert_eq!(r.status, 0, "{}\n{}", r.err, r.out);
     assert!(r.out.contains("node-inside"), "{}", r.out);
-    for host in [format!("/etc/{probe}"), format!("/etc/{probe}-null"), format!("/tmp/{dotdot}")] {
+    for host in [
+        format!("/etc/{probe}"),
+        format!("/etc/{probe}-null"),
+        format!("/tmp/{dotdot}"),
+    ] {
         assert!(!Path::new(&host).exists(), "{host} was made on the host");
         assert!(!host_mounted_under(Path::new(&host)), "{host} is mounted on the host");
     }
@@ -1005,13 +1047,17 @@ fn case_destinations_stay_in_root(_root: &Path, id: &str) {
 fn case_bind_source_resolved(root: &Path, id: &str) {
     use sandboxctl::plan::MountFlag::{Rbind, Ro};
     let allowed = std::env::temp_dir().join(format!("sbx-allowed-{id}"));
-    let _cleanup = HostMounts { mounts: vec![], dirs: vec![allowed.clone()] };
+    let _cleanup = HostMounts {
+        mounts: vec![],
+        dirs: vec![allowed.clone()],
+    };
     fs::create_dir_all(allowed.join("sub")).unwrap();
     fs::write(allowed.join("sub/inside"), "inside\n").unwrap();
     symlink("/etc", allowed.join("link")).unwrap();
     symlink("sub", allowed.join("ok")).unwrap();
     let mut p = sample_plan(root, id, "ls /tmp/b");
-    p.mounts.push(bind("/tmp/b", &allowed.join("link"), &[Rbind, Ro], Some(&allowed)));
+    p.mounts
+        .push(bind("/tmp/b", &allowed.join("link"), &[Rbind, Ro], Some(&allowed)));
     let r = run(&p, None);
     assert_eq!(r.status, 250, "the link to /etc was bound: {}", r.out);
     assert!(
@@ -1023,7 +1069,8 @@ fn case_bind_source_resolved(root: &Path, id: &str) {
     assert_nothing_left(&r, "bind source");
 
     let mut p = sample_plan(root, id, "cat /tmp/b/inside");
-    p.mounts.push(bind("/tmp/b", &allowed.join("ok"), &[Rbind, Ro], Some(&allowed)));
+    p.mounts
+        .push(bind("/tmp/b", &allowed.join("ok"), &[Rbind, Ro], Some(&allowed)));
     let r = run(&p, None);
     assert_eq!(r.status, 0, "{}", r.err);
     assert_eq!(r.out.trim(), "inside");
@@ -1038,7 +1085,10 @@ fn case_readonly_recursive(_root: &Path, id: &str) {
     let root = build_rootfs_named("-ro");
     fs::create_dir_all(root.join("c")).unwrap();
     let src = std::env::temp_dir().join(format!("sbx-robind-{id}"));
-    let mut cleanup = HostMounts { mounts: vec![], dirs: vec![] };
+    let mut cleanup = HostMounts {
+        mounts: vec![],
+        dirs: vec![],
+    };
     host_tmpfs(&src.join("sub"));
     cleanup.mounts.push(src.join("sub"));
     host_tmpfs(&root.join("mnt"));
@@ -1053,13 +1103,19 @@ fn case_readonly_recursive(_root: &Path, id: &str) {
     );
     p.workload.seccomp = None; // mkdir must reach the kernel
     p.mounts.push(bind("/c", &src, &[Rbind, Ro], None));
-    p.mounts
-        .push(bind("/sys/fs/cgroup", Path::new("/sys/fs/cgroup"), &[Rbind, Ro, Nosuid, Nodev, Noexec], None));
+    p.mounts.push(bind(
+        "/sys/fs/cgroup",
+        Path::new("/sys/fs/cgroup"),
+        &[Rbind, Ro, Nosuid, Nodev, Noexec],
+        None,
+    ));
     let r = run(&p, None);
     assert_eq!(r.status, 0, "{}\n{}", r.err, r.out);
     for what in ["bindsub", "rootsub", "cgroup"] {
         assert!(
-            r.out.lines().any(|l| l.starts_with(what) && l.contains("Read-only file system")),
+            r.out
+                .lines()
+                .any(|l| l.starts_with(what) && l.contains("Read-only file system")),
             "{what} writable:\n{}",
             r.out
         );
@@ -1073,8 +1129,11 @@ fn case_readonly_recursive(_root: &Path, id: &str) {
             "a cgroup mount is not ro,nosuid,noexec: {l}"
         );
     }
-    assert!(!src.join("sub/x").exists() && !root.join("mnt/x").exists(), "written on the host");
-    assert!(!Path::new(&format!("/sys/fs/cgroup/memory/sbx-x")).exists());
+    assert!(
+        !src.join("sub/x").exists() && !root.join("mnt/x").exists(),
+        "written on the host"
+    );
+    assert!(!Path::new("/sys/fs/cgroup/memory/sbx-x").exists());
     assert_nothing_left(&r, "read-only recursion");
 }
 
@@ -1088,7 +1147,10 @@ fn case_chroot_escape(_root: &Path, id: &str) {
     use sandboxctl::vocab::Cap;
     let root = build_rootfs_named("-chroot");
     let marker = std::env::temp_dir().join(format!("sbx-chroot-marker-{id}"));
-    let _cleanup = HostMounts { mounts: vec![], dirs: vec![root.clone()] };
+    let _cleanup = HostMounts {
+        mounts: vec![],
+        dirs: vec![root.clone()],
+    };
     fs::write(&marker, "host secret\n").unwrap();
     fs::create_dir_all(root.join("esc")).unwrap();
     fs::copy(std::env::current_exe().unwrap(), root.join("bin/escape")).unwrap();
@@ -1113,7 +1175,11 @@ fn case_chroot_escape(_root: &Path, id: &str) {
     let r = run(&p, None);
     let _ = fs::remove_file(&marker);
     assert_eq!(r.status, 0, "{}\n{}", r.err, r.out);
-    assert!(r.out.contains("chroot-ok"), "the helper's chroot did not run: {}", r.out);
+    assert!(
+        r.out.contains("chroot-ok"),
+        "the helper's chroot did not run: {}",
+        r.out
+    );
     assert!(!r.out.contains("host secret"), "escaped the chroot: {}", r.out);
     assert!(r.out.contains("CONTAINED"), "{}", r.out);
     assert!(r.out.contains("root-write: Read-only file system"), "{}", r.out);
@@ -1129,7 +1195,10 @@ fn chroot_escape_helper(marker: &str) -> ! {
     unsafe {
         let fd = libc::open(c("/rootwrite").as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644);
         if fd < 0 {
-            println!("root-write: {}", std::io::Error::last_os_error().to_string().split(" (").next().unwrap());
+            println!(
+                "root-write: {}",
+                std::io::Error::last_os_error().to_string().split(" (").next().unwrap()
+            );
         }
         if libc::chroot(c("/esc").as_ptr()) == 0 {
             println!("chroot-ok");

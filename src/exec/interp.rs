@@ -1078,7 +1078,12 @@ impl<'a, B: Backend> Interp<'a, B> {
             })?;
         }
         self.origin = self.plan.root.path.from.clone();
-        let fd = self.open(dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0, FdTag::Internal("root"))?;
+        let fd = self.open(
+            dir,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+            FdTag::Internal("root"),
+        )?;
         self.root_fd = Some(fd);
         Ok(())
     }

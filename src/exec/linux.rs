@@ -362,8 +362,7 @@ fn dir_in_root(root: i32, dir: &Path) -> io::Result<Owned> {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
             let (parent, name) = split_last(dir)?;
             let pfd = dir_in_root(root, parent)?;
-            // SAFETY: valid C string; a single name under an fd inside the root.
-            let rc = unsafe { libc::mkdirat(pfd.0, name.as_ptr(), 0o755) };
+            let rc = mkdir_at(&pfd, &name);
             if rc != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
                 return Err(io::Error::last_os_error());
             }
@@ -371,6 +370,12 @@ fn dir_in_root(root: i32, dir: &Path) -> io::Result<Owned> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// mkdirat(2) of a single name (0755) under a directory already inside the root.
+fn mkdir_at(parent: &Owned, name: &std::ffi::CStr) -> i32 {
+    // SAFETY: a valid fd and C string; mkdirat never follows a link at the name.
+    unsafe { libc::mkdirat(parent.0, name.as_ptr(), 0o755) }
 }
 
 /// The parent of `p` and its last name, which must be a plain name.
@@ -430,13 +435,12 @@ fn open_in_root(root: i32, path: &Path, make: super::backend::Make) -> io::Resul
     };
     match make {
         Make::Nothing => return Err(io::Error::from_raw_os_error(libc::ENOENT)),
-        // SAFETY (all three): a single name under an fd inside the root;
-        // O_EXCL|O_NOFOLLOW and mkdirat/mknodat never follow a link there.
-        Make::Dir => tolerate(unsafe { libc::mkdirat(pfd.0, name.as_ptr(), 0o755) })?,
-        Make::Like(src) if dir(src.raw)? => tolerate(unsafe { libc::mkdirat(pfd.0, name.as_ptr(), 0o755) })?,
+        Make::Dir => tolerate(mkdir_at(&pfd, &name))?,
+        Make::Like(src) if dir(src.raw)? => tolerate(mkdir_at(&pfd, &name))?,
         Make::Like(_) => {
             let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-            // SAFETY: as above.
+            // SAFETY: a valid fd and C string: a single name under a
+            // directory inside the root; O_EXCL|O_NOFOLLOW never follow a link.
             let fd = unsafe { libc::openat(pfd.0, name.as_ptr(), flags, 0o644) };
             tolerate(fd)?;
             if fd >= 0 {
@@ -455,7 +459,9 @@ fn open_in_root(root: i32, path: &Path, make: super::backend::Make) -> io::Resul
                 libc::S_IFBLK
             };
             let dev = libc::makedev(major as u32, minor as u32);
-            // SAFETY: as above; an existing entry is an error (EEXIST).
+            // SAFETY: a valid fd and C string: a single name under a
+            // directory inside the root; mknodat never follows a link, and an
+            // existing entry is an error (EEXIST).
             check(unsafe { libc::mknodat(pfd.0, name.as_ptr(), t | mode, dev) })?;
         }
     }
@@ -471,11 +477,15 @@ fn fd_path(fd: i32) -> io::Result<std::path::PathBuf> {
 fn open_bind_source(path: &Path, within: Option<&Path>) -> io::Result<i32> {
     let c = cpath(path)?;
     // SAFETY: valid C string.
-    let fd = Owned(check(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?);
+    let fd = Owned(check(unsafe {
+        libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC)
+    })?);
     if let Some(within) = within {
         let w = cpath(within)?;
         // SAFETY: valid C string.
-        let wfd = Owned(check(unsafe { libc::open(w.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?);
+        let wfd = Owned(check(unsafe {
+            libc::open(w.as_ptr(), libc::O_PATH | libc::O_CLOEXEC)
+        })?);
         let (real, allowed) = (fd_path(fd.0)?, fd_path(wfd.0)?);
         if !real.starts_with(&allowed) {
             return Err(io::Error::new(
@@ -498,7 +508,9 @@ fn open_bind_source(path: &Path, within: Option<&Path>) -> io::Result<i32> {
 fn open_device(path: &Path, kind: crate::plan::DeviceKind, major: u64, minor: u64) -> io::Result<i32> {
     let c = cpath(path)?;
     // SAFETY: valid C string.
-    let fd = Owned(check(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?);
+    let fd = Owned(check(unsafe {
+        libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC)
+    })?);
     // SAFETY: fstat into a zeroed stat of our own.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: valid fd and out pointer.

@@ -305,7 +305,10 @@ mod tests {
         h.kernel = "5.10.0-21-amd64".into();
         let text: Vec<String> = preflight(&plan(), &h).iter().map(|u| u.to_string()).collect();
         assert_eq!(text.len(), 1, "{text:#?}");
-        assert!(text[0].contains("Linux 5.12 or later") && text[0].contains("mount_setattr"), "{text:#?}");
+        assert!(
+            text[0].contains("Linux 5.12 or later") && text[0].contains("mount_setattr"),
+            "{text:#?}"
+        );
         h.kernel = "5.12.0".into();
         assert!(preflight(&plan(), &h).is_empty());
         let mut p = plan();

@@ -49,7 +49,9 @@ pub const MOUNT_API_KERNEL: (u32, u32) = (5, 12);
 /// Whether a kernel release (`6.18.44-fc`) is older than `want`; an
 /// unreadable release counts as new enough (apply then names the call).
 fn kernel_below(release: &str, want: (u32, u32)) -> bool {
-    let mut it = release.split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u32>().ok());
+    let mut it = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().ok());
     match (it.next().flatten(), it.next().flatten()) {
         (Some(major), Some(minor)) => (major, minor) < want,
         _ => false,

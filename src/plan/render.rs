@@ -300,7 +300,13 @@ pub fn text(p: &LaunchPlan) -> String {
     for (i, r) in p.device_ceiling.iter().enumerate() {
         w.row(
             if i == 0 { "dev ceiling" } else { "" },
-            format!("{} {}:{} {}", kind_letter(r.kind), r.major, r.minor, r.host_path.display()),
+            format!(
+                "{} {}:{} {}",
+                kind_letter(r.kind),
+                r.major,
+                r.minor,
+                r.host_path.display()
+            ),
             &r.from,
         );
     }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{PolicyError, PolicyErrorKind};
 pub use raw::{
-    AllowedDevice, DeviceType, IdRange, NetworkName, NsChoice, OnExcess, PassFd, PlatformName, RawPolicy, RootChangeName,
-    SeccompSource, UserMode,
+    AllowedDevice, DeviceType, IdRange, NetworkName, NsChoice, OnExcess, PassFd, PlatformName, RawPolicy,
+    RootChangeName, SeccompSource, UserMode,
 };
 pub use resolve::load;
 

@@ -78,7 +78,9 @@ pub enum CompileErrorKind {
         target: String,
     },
     /// A device number outside the policy's device ceiling.
-    #[error("the spec asks for device {path} ({kind} {major}:{minor}), which the policy's device ceiling does not allow")]
+    #[error(
+        "the spec asks for device {path} ({kind} {major}:{minor}), which the policy's device ceiling does not allow"
+    )]
     DeviceNotAllowed {
         /// Path inside the sandbox.
         path: String,

@@ -251,7 +251,10 @@ pub(super) fn compare(old: &LaunchPlan, new: &LaunchPlan) -> Vec<Change> {
     devices(&mut cx, &old.devices, &new.devices);
     let rule = |r: &DeviceRule| {
         let kind = if r.kind == DeviceKind::Char { 'c' } else { 'b' };
-        (format!("{kind} {}:{} {}", r.major, r.minor, r.host_path.display()), r.from.clone())
+        (
+            format!("{kind} {}:{} {}", r.major, r.minor, r.host_path.display()),
+            r.from.clone(),
+        )
     };
     cx.set(
         "device_ceiling",
