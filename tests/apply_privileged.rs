@@ -1137,6 +1137,26 @@ fn case_readonly_recursive(_root: &Path, id: &str) {
     assert_nothing_left(&r, "read-only recursion");
 }
 
+/// Item 4 with the embedded spec (the host's root, read-only, through the
+/// binary): a host tmpfs under the root is read-only inside too.
+fn case_embedded_root_submounts_readonly(_root: &Path, id: &str) {
+    let dir = PathBuf::from(format!("/var/tmp/sbx-ro-{id}"));
+    let mut cleanup = HostMounts { mounts: vec![], dirs: vec![] };
+    host_tmpfs(&dir);
+    cleanup.mounts.push(dir.clone());
+    cleanup.dirs.push(dir.clone());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["apply", "--policy", "policies/default.toml", "--id", id, "--", "/bin/sh", "-c"])
+        .arg(format!("touch {}/x 2>&1; echo done", dir.display()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Read-only file system"), "host tmpfs writable inside: {text}");
+    assert!(!dir.join("x").exists(), "written on the host");
+}
+
 /// Item 9: chroot mode. The workload is given CAP_SYS_CHROOT here (the
 /// compiler would drop it) and runs the classic chroot-and-climb; the root
 /// moved over `/` keeps it inside, so a host file outside the root stays
@@ -1223,12 +1243,12 @@ fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
-        println!("apply_privileged: 0 passed, 0 failed, 23 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 24 skipped");
         return;
     }
     if !Path::new("/bin/busybox").exists() {
         println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 23 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 24 skipped");
         return;
     }
     let root = build_rootfs();
@@ -1256,6 +1276,7 @@ fn main() {
         ("bind_source_resolved", case_bind_source_resolved),
         ("readonly_recursive", case_readonly_recursive),
         ("chroot_escape", case_chroot_escape),
+        ("embedded_root_submounts_readonly", case_embedded_root_submounts_readonly),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut failed = Vec::new();
