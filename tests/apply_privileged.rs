@@ -4,13 +4,15 @@
 //! A plain `main` (harness = false): the launcher clones, so it must run in a
 //! single-threaded process; each case forks a fresh launcher whose stdout and
 //! stderr go to files the test reads. Every case cleans up through a guard,
-//! even when it fails. Skipped (with the reason) when not root or when
-//! /bin/busybox is missing.
+//! even when it fails. Skipped (with the reason) when not root, or when no
+//! static busybox can be found or fetched (`tests/common`).
 
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use sandboxctl::exec::testsupport::{sample_host, sample_plan};
 use sandboxctl::exec::{apply, ApplyOptions, Timings};
@@ -183,17 +185,17 @@ impl Launcher {
     }
 }
 
-fn build_rootfs() -> PathBuf {
-    build_rootfs_named("")
+fn build_rootfs(busybox: &Path) -> PathBuf {
+    build_rootfs_named(busybox, "")
 }
 
 /// A rootfs of its own for a case that changes it (`tag` names it).
-fn build_rootfs_named(tag: &str) -> PathBuf {
+fn build_rootfs_named(busybox: &Path, tag: &str) -> PathBuf {
     let root = std::env::temp_dir().join(format!("sbx-rootfs-{}{tag}", std::process::id()));
     for d in ["bin", "proc", "dev", "sys", "tmp", "etc"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
-    fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
     for a in APPLETS {
         symlink("busybox", root.join("bin").join(a)).unwrap();
     }
@@ -994,8 +996,8 @@ fn case_device_source_checked(root: &Path, id: &str) {
 /// content) holds `escape -> /etc`; a mount and a device under `/escape/`
 /// and a mount at `/../../../../tmp/...` land inside the root, never in the
 /// host's /etc or /tmp.
-fn case_destinations_stay_in_root(_root: &Path, id: &str) {
-    let root = build_rootfs_named("-dest");
+fn case_destinations_stay_in_root(shared: &Path, id: &str) {
+    let root = build_rootfs_named(&shared.join("bin/busybox"), "-dest");
     let _cleanup = HostMounts {
         mounts: vec![],
         dirs: vec![root.clone()],
@@ -1080,9 +1082,9 @@ fn case_bind_source_resolved(root: &Path, id: &str) {
 /// tmpfs under its source), of the cgroup bind (each v1 hierarchy), and of
 /// a read-only root (a tmpfs mounted inside the rootfs). Writes fail with
 /// EROFS from inside; nothing appears on the host.
-fn case_readonly_recursive(_root: &Path, id: &str) {
+fn case_readonly_recursive(shared: &Path, id: &str) {
     use sandboxctl::plan::MountFlag::{Nodev, Noexec, Nosuid, Rbind, Ro};
-    let root = build_rootfs_named("-ro");
+    let root = build_rootfs_named(&shared.join("bin/busybox"), "-ro");
     fs::create_dir_all(root.join("c")).unwrap();
     let src = std::env::temp_dir().join(format!("sbx-robind-{id}"));
     let mut cleanup = HostMounts {
@@ -1162,10 +1164,10 @@ fn case_embedded_root_submounts_readonly(_root: &Path, id: &str) {
 /// moved over `/` keeps it inside, so a host file outside the root stays
 /// unreadable. The root is read-only (the bundle root that used to fail
 /// with `remount / bind,ro: EINVAL`).
-fn case_chroot_escape(_root: &Path, id: &str) {
+fn case_chroot_escape(shared: &Path, id: &str) {
     use sandboxctl::plan::{CapSets, RootChange};
     use sandboxctl::vocab::Cap;
-    let root = build_rootfs_named("-chroot");
+    let root = build_rootfs_named(&shared.join("bin/busybox"), "-chroot");
     let marker = std::env::temp_dir().join(format!("sbx-chroot-marker-{id}"));
     let _cleanup = HostMounts {
         mounts: vec![],
@@ -1246,12 +1248,15 @@ fn main() {
         println!("apply_privileged: 0 passed, 0 failed, 24 skipped");
         return;
     }
-    if !Path::new("/bin/busybox").exists() {
-        println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 24 skipped");
-        return;
-    }
-    let root = build_rootfs();
+    let busybox = match common::busybox() {
+        Ok(b) => b,
+        Err(why) => {
+            println!("apply_privileged: skipped: {why}");
+            println!("apply_privileged: 0 passed, 0 failed, 24 skipped");
+            return;
+        }
+    };
+    let root = build_rootfs(&busybox);
     let cases: &[(&str, Case)] = &[
         ("inside", case_inside),
         ("fds", case_fds),
