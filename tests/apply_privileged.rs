@@ -1143,19 +1143,34 @@ fn case_readonly_recursive(shared: &Path, id: &str) {
 /// binary): a host tmpfs under the root is read-only inside too.
 fn case_embedded_root_submounts_readonly(_root: &Path, id: &str) {
     let dir = PathBuf::from(format!("/var/tmp/sbx-ro-{id}"));
-    let mut cleanup = HostMounts { mounts: vec![], dirs: vec![] };
+    let mut cleanup = HostMounts {
+        mounts: vec![],
+        dirs: vec![],
+    };
     host_tmpfs(&dir);
     cleanup.mounts.push(dir.clone());
     cleanup.dirs.push(dir.clone());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["apply", "--policy", "policies/default.toml", "--id", id, "--", "/bin/sh", "-c"])
+        .args([
+            "apply",
+            "--policy",
+            "policies/default.toml",
+            "--id",
+            id,
+            "--",
+            "/bin/sh",
+            "-c",
+        ])
         .arg(format!("touch {}/x 2>&1; echo done", dir.display()))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("Read-only file system"), "host tmpfs writable inside: {text}");
+    assert!(
+        text.contains("Read-only file system"),
+        "host tmpfs writable inside: {text}"
+    );
     assert!(!dir.join("x").exists(), "written on the host");
 }
 
@@ -1281,7 +1296,10 @@ fn main() {
         ("bind_source_resolved", case_bind_source_resolved),
         ("readonly_recursive", case_readonly_recursive),
         ("chroot_escape", case_chroot_escape),
-        ("embedded_root_submounts_readonly", case_embedded_root_submounts_readonly),
+        (
+            "embedded_root_submounts_readonly",
+            case_embedded_root_submounts_readonly,
+        ),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut failed = Vec::new();

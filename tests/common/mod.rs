@@ -66,7 +66,10 @@ pub fn busybox() -> Result<PathBuf, String> {
     if is_static_elf(&cached) {
         Ok(cached)
     } else {
-        Err(format!("unpacked busybox-static, but {} is not a static executable", cached.display()))
+        Err(format!(
+            "unpacked busybox-static, but {} is not a static executable",
+            cached.display()
+        ))
     }
 }
 
@@ -95,7 +98,9 @@ fn fetch() -> Result<(), String> {
             .status()
             .is_ok_and(|s| s.success());
         if !updated || !download() {
-            return Err(format!("no static busybox here and `apt-get download busybox-static` failed; {HINT}"));
+            return Err(format!(
+                "no static busybox here and `apt-get download busybox-static` failed; {HINT}"
+            ));
         }
     }
     let deb = fs::read_dir(&dl)
