@@ -37,7 +37,11 @@ pub fn device_needs(plan: &LaunchPlan) -> Vec<UnmetNeed> {
         .filter_map(|d| {
             let src = d.source.as_ref()?;
             let e = linux::check_device(src, d.kind, d.major, d.minor).err()?;
-            let kind = if d.kind == crate::plan::DeviceKind::Char { 'c' } else { 'b' };
+            let kind = if d.kind == crate::plan::DeviceKind::Char {
+                'c'
+            } else {
+                'b'
+            };
             Some(UnmetNeed {
                 need: format!(
                     "host node {} for device {} ({kind} {}:{}): {}",
