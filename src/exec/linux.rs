@@ -73,6 +73,12 @@ fn signal_set() -> libc::sigset_t {
 const ST_RELATIME: libc::c_ulong = 0x1000;
 
 fn locked_flags(path: &Path) -> io::Result<u64> {
+    mount_flags(path).map(|(locked, _)| locked)
+}
+
+/// The flags of the mount at `path` that a user namespace locks (see
+/// [`locked_flags`]), and whether it is read-only.
+fn mount_flags(path: &Path) -> io::Result<(u64, bool)> {
     let c = cpath(path)?;
     // SAFETY: statvfs is plain data filled by the kernel.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -91,7 +97,7 @@ fn locked_flags(path: &Path) -> io::Result<u64> {
             flags |= ms;
         }
     }
-    Ok(flags)
+    Ok((flags, st.f_flag & libc::ST_RDONLY != 0))
 }
 
 fn mount(source: Option<&str>, target: &Path, fstype: Option<&str>, flags: u64, data: Option<&str>) -> io::Result<()> {
@@ -604,11 +610,24 @@ fn mount_attrs(set: u64, clear: u64) -> (u64, u64) {
     (s, c)
 }
 
+/// Whether an error is the kernel lacking a call (before Linux 5.12 for
+/// mount_setattr).
+fn is_enosys(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENOSYS)
+}
+
 /// mount_setattr(2) of `MS_*`-named attributes on the mount at `dirfd`/`path`.
+/// Fault-injection builds can make it fail with ENOSYS
+/// (`SANDBOXCTL_NO_MOUNT_SETATTR`), as on a kernel without it, to test the
+/// fallback ([`remount_tree`]).
 fn mount_setattr(dirfd: i32, path: &std::ffi::CStr, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
     let (attr_set, attr_clr) = mount_attrs(set, clear);
     if attr_set == 0 && attr_clr == 0 {
         return Ok(());
+    }
+    #[cfg(feature = "fault-injection")]
+    if std::env::var_os("SANDBOXCTL_NO_MOUNT_SETATTR").is_some() {
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
     }
     let attr = MountAttr {
         attr_set,
@@ -644,7 +663,10 @@ fn bind_at(source: i32, target: i32, recursive: bool, flags: u64) -> io::Result<
     // SAFETY: an fd and the empty string.
     let tree = Owned(check(unsafe { libc::syscall(libc::SYS_open_tree, source, empty.as_ptr(), how) })? as i32);
     // Every mount of the copy, before it is attached anywhere.
-    mount_setattr(tree.0, empty, flags, 0, true)?;
+    let fallback = match mount_setattr(tree.0, empty, flags, 0, true) {
+        Err(e) if is_enosys(&e) => true,
+        other => other.map(|()| false)?,
+    };
     // SAFETY: two fds and empty strings.
     check(unsafe {
         libc::syscall(
@@ -655,8 +677,81 @@ fn bind_at(source: i32, target: i32, recursive: bool, flags: u64) -> io::Result<
             empty.as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
         )
-    })
-    .map(drop)
+    })?;
+    if fallback {
+        // Attached without its flags until this walk, before the workload exists.
+        remount_tree(&fd_path(target)?, flags, 0, true)?;
+    }
+    Ok(())
+}
+
+/// Sets `MS_*`-named attributes on every mount at (and, when `recursive`,
+/// under) the mount at `path`, or falls back to [`remount_tree`] on a
+/// kernel without mount_setattr.
+fn set_mount_attr(path: &Path, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
+    let c = cpath(path)?;
+    match mount_setattr(libc::AT_FDCWD, &c, set, clear, recursive) {
+        Err(e) if is_enosys(&e) => remount_tree(path, set, clear, recursive),
+        other => other,
+    }
+}
+
+/// The fallback for mount_setattr: a bind remount of the mount at `path`
+/// and, when `recursive`, of every mount under it listed in
+/// /proc/self/mountinfo, each keeping the flags a user namespace locks
+/// (and its read-only state, unless `set` or `clear` changes it).
+fn remount_tree(path: &Path, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
+    let base = if path.is_absolute() {
+        crate::policy::normalize(path)
+    } else {
+        crate::policy::normalize(&std::env::current_dir()?.join(path))
+    };
+    let info = fs::read_to_string("/proc/self/mountinfo")?;
+    let mut points: Vec<std::path::PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|p| *p == base || (recursive && p.starts_with(&base)))
+        .collect();
+    points.dedup();
+    let atime = libc::MS_NOATIME | libc::MS_RELATIME | libc::MS_STRICTATIME;
+    let attrs = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_NODIRATIME | atime;
+    for p in points {
+        let (mut keep, ro) = mount_flags(&p)?;
+        if set & atime != 0 {
+            keep &= !atime;
+        }
+        let mut flags = (keep | (set & attrs)) & !clear;
+        if ro && clear & libc::MS_RDONLY == 0 {
+            flags |= libc::MS_RDONLY;
+        }
+        mount(None, &p, None, libc::MS_BIND | libc::MS_REMOUNT | flags, None)?;
+    }
+    Ok(())
+}
+
+/// A mount point as /proc/self/mountinfo writes it (`\040` for a space).
+fn unescape_mountinfo(field: &str) -> std::path::PathBuf {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct {
+            Some(d) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    let s: std::ffi::OsString = std::os::unix::ffi::OsStringExt::from_vec(out);
+    std::path::PathBuf::from(s)
 }
 
 fn mask_path(path: &Path) -> io::Result<()> {
@@ -1091,8 +1186,7 @@ impl Backend for LinuxBackend {
                 Ok(_) => {
                     mount(path.to_str(), path, None, libc::MS_BIND | libc::MS_REC, None)?;
                     // Read-only on every submount the bind brought along.
-                    let c = cpath(path)?;
-                    mount_setattr(libc::AT_FDCWD, &c, libc::MS_RDONLY, 0, true).and(done)
+                    set_mount_attr(path, libc::MS_RDONLY, 0, true).and(done)
                 }
             },
             RemountReadonly { target } => {
@@ -1146,10 +1240,7 @@ impl Backend for LinuxBackend {
                 set,
                 clear,
                 recursive,
-            } => {
-                let c = cpath(target)?;
-                mount_setattr(libc::AT_FDCWD, &c, *set, *clear, *recursive).and(done)
-            }
+            } => set_mount_attr(target, *set, *clear, *recursive).and(done),
             SetSid => {
                 // SAFETY: no arguments.
                 check(unsafe { libc::setsid() }).and(done)
@@ -1269,5 +1360,30 @@ fn rlimit_resource(kind: crate::vocab::RlimitKind) -> Resource {
         Nice => libc::RLIMIT_NICE,
         Rtprio => libc::RLIMIT_RTPRIO,
         Rttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo("/a\\040b/c"), Path::new("/a b/c"));
+        assert_eq!(unescape_mountinfo("/plain"), Path::new("/plain"));
+        assert_eq!(unescape_mountinfo("/x\\9"), Path::new("/x\\9"));
+    }
+
+    #[test]
+    fn atime_modes_clear_the_others() {
+        assert_eq!(
+            mount_attrs(libc::MS_RDONLY | libc::MS_NOSUID, 0),
+            (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)
+        );
+        assert_eq!(mount_attrs(0, libc::MS_RDONLY), (0, MOUNT_ATTR_RDONLY));
+        assert_eq!(
+            mount_attrs(libc::MS_NOATIME, 0),
+            (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME)
+        );
     }
 }

@@ -42,9 +42,10 @@ fn missing_caps(host: &HostFacts, caps: &[C]) -> Vec<String> {
         .collect()
 }
 
-/// The first kernel with every call the mounts and devices steps make
-/// (openat2 5.6, open_tree/move_mount 5.2, mount_setattr 5.12).
-pub const MOUNT_API_KERNEL: (u32, u32) = (5, 12);
+/// The first kernel with every call the mounts and devices steps need
+/// (openat2 5.6, open_tree/move_mount 5.2; without mount_setattr, 5.12, a
+/// remount walk of /proc/self/mountinfo does its work).
+pub const MOUNT_API_KERNEL: (u32, u32) = (5, 6);
 
 /// Whether a kernel release (`6.18.44-fc`) is older than `want`; an
 /// unreadable release counts as new enough (apply then names the call).
@@ -123,8 +124,8 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
         need(
             &mut v,
             format!(
-                "Linux {}.{} or later: destinations are resolved inside the root with openat2, binds made with \
-                 open_tree/move_mount and read-only on every submount with mount_setattr (host kernel {})",
+                "Linux {}.{} or later: destinations are resolved inside the root with openat2 and binds made \
+                 with open_tree/move_mount (host kernel {})",
                 MOUNT_API_KERNEL.0, MOUNT_API_KERNEL.1, host.kernel
             ),
             &plan.root.path.from,
