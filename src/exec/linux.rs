@@ -511,7 +511,7 @@ fn open_bind_source(path: &Path, within: Option<&Path>) -> io::Result<i32> {
 }
 
 /// Whether `path` is the host node of `kind major:minor`, by the same check
-/// [`Op::OpenDevice`](super::backend::Op::OpenDevice) makes at apply (for
+/// [`Op::OpenDevice`] makes at apply (for
 /// `sandboxctl doctor`).
 pub fn check_device(path: &Path, kind: crate::plan::DeviceKind, major: u64, minor: u64) -> io::Result<()> {
     open_device(path, kind, major, minor).map(|fd| drop(Owned(fd)))
