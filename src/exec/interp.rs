@@ -153,6 +153,8 @@ pub struct Interp<'a, B: Backend> {
     status: i32,
     /// Test hook: fail on entering this step.
     fail_at: Option<Step>,
+    /// Test hook: the launcher kills itself (SIGKILL) right after the release.
+    die_after_release: bool,
     /// `apply --timings`: print when each step begins.
     timings: Option<super::Timings>,
     /// O_PATH handles on the host paths that bind mounts and device binds
@@ -200,6 +202,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             exec_report: None,
             status: 0,
             fail_at: None,
+            die_after_release: false,
             timings: None,
             bind_sources: Vec::new(),
             cursor: 0,
@@ -212,6 +215,12 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// Makes entering `step` fail (the fault-injection hook).
     pub fn fail_at(&mut self, step: Option<Step>) {
         self.fail_at = step;
+    }
+
+    /// Makes the launcher kill itself right after the release (the
+    /// fault-injection hook for a launcher that dies mid-handover).
+    pub fn die_after_release(&mut self, on: bool) {
+        self.die_after_release = on;
     }
 
     /// Prints when each step begins, in the process that performs it.
@@ -650,6 +659,13 @@ impl<'a, B: Backend> Interp<'a, B> {
             Outcome::Forked(Forked::Child) => {
                 // The supervisor: its report channel is the control socket.
                 self.me = Actor::Supervisor;
+                // First of all, before any other call: non-dumpable, so no
+                // process of the sandbox can ever ptrace it or read its
+                // memory (under a host user namespace the workload has the
+                // supervisor's uid, and only this flag and the capability
+                // check stand between them). The flag belongs to the memory
+                // map, which the spawned workload shares until its exec.
+                self.become_non_dumpable()?;
                 self.undo.clear();
                 self.report = control_child;
                 self.close_sync_write_end()?;
@@ -716,12 +732,19 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// 0.1 ms (syscall lookups, the search trees, seccompiler for argument
     /// conditions), which the supervisor would otherwise wait for before the
     /// clone; [`prepare`] has checked the argument conditions already.
+    ///
+    /// Sent even when the plan has no filter (an empty set): it is the
+    /// launcher's last message, after the plan memfd is sealed, and the
+    /// supervisor refuses to start the workload without it (a launcher that
+    /// died after the release closes the pipe with nothing on it).
     fn send_filters(&mut self, fd: FdRef) -> R<()> {
-        let Some(s) = &self.plan.workload.seccomp else {
-            return Ok(());
+        let filters = match &self.plan.workload.seccomp {
+            Some(s) => {
+                self.origin = s.default_action.from.clone();
+                super::seccomp::prepare(s).map_err(|m| self.failure("build the seccomp programs", m))?
+            }
+            None => Vec::new(),
         };
-        self.origin = s.default_action.from.clone();
-        let filters = super::seccomp::prepare(s).map_err(|m| self.failure("build the seccomp programs", m))?;
         let data = Rc::new(super::seccomp::encode(&filters));
         let count = filters.len();
         // Recording: one process plays every part, so the workload's step
@@ -826,12 +849,19 @@ impl<'a, B: Backend> Interp<'a, B> {
         // other CPU. Without this the supervisor waited about 0.25 ms for the
         // work below (`perf sched timehist`: its scheduling delay).
         self.op(Op::Yield)?;
+        if self.die_after_release && self.real {
+            // Test hook: the launcher is killed between the release and its
+            // last messages (SIGKILL: nothing of it runs after this).
+            // SAFETY: kill has no memory arguments.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
         self.fill_plan_memfd()?;
         self.send_filters(w)?;
         self.op(Op::Close { fd: w })?;
         self.undo.retain(|u| !matches!(u, Undo::Close(f) if f.raw == w.raw));
         if !self.real {
             self.act(Actor::Supervisor);
+            self.become_non_dumpable()?;
             self.sync = Some((r, w));
             self.close_sync_write_end()?;
             let early = self.unshare_early();
@@ -885,7 +915,8 @@ impl<'a, B: Backend> Interp<'a, B> {
         };
         let b = self.read_and_close(Op::AwaitEof { fd }, fd)?;
         if self.real {
-            self.prep.filters = super::seccomp::decode(&b)
+            let expected = self.plan.workload.seccomp.is_some();
+            self.prep.filters = super::seccomp::decode(&b, expected)
                 .map_err(|m| self.failure("read the seccomp programs from the launcher", m))?;
         }
         Ok(())
@@ -1488,11 +1519,18 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     fn drop_supervisor_privileges(&mut self) -> R<()> {
         let s = &self.plan.supervisor;
-        self.set_capabilities(&s.capabilities, &s.credentials.from)?;
-        if s.non_dumpable {
-            self.op(Op::NonDumpable)?;
+        self.set_capabilities(&s.capabilities, &s.credentials.from)
+    }
+
+    /// `supervisor.non_dumpable`: the supervisor's first act after the clone.
+    fn become_non_dumpable(&mut self) -> R<()> {
+        if !self.plan.supervisor.non_dumpable {
+            return Ok(());
         }
-        Ok(())
+        let origin = std::mem::replace(&mut self.origin, self.plan.supervisor.credentials.from.clone());
+        let r = self.op(Op::NonDumpable);
+        self.origin = origin;
+        r.map(drop)
     }
 
     /// Reaps children, forwards INT/TERM/HUP to the workload, and exits with

@@ -189,11 +189,28 @@ pub fn check(s: &Seccomp) -> Result<(), String> {
     Ok(())
 }
 
-/// The programs as bytes, for the sync pipe: per program, the description's
-/// length (u32) and UTF-8 bytes, the instruction count (u32), then each
-/// instruction as code (u16), jt, jf (u8), k (u32), little-endian.
+/// The start of an encoded set of programs (see [`encode`]).
+const MAGIC: &[u8; 8] = b"SBXSECC1";
+
+/// FNV-1a, 64 bits: the digest that closes an encoded set of programs. Not a
+/// defence against a hostile writer (the writer is the launcher, the same
+/// binary), a check that what arrived is whole and unaltered.
+fn digest(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The programs as bytes, for the sync pipe: [`MAGIC`], the number of
+/// programs (u32), then per program the description's length (u32) and UTF-8
+/// bytes, the instruction count (u32), each instruction as code (u16), jt,
+/// jf (u8), k (u32); last the [`digest`] (u64) of everything before it. All
+/// little-endian. A stream cut anywhere (a launcher that died while sending,
+/// or before) does not decode: see [`decode`].
 pub fn encode(filters: &[Rc<PreparedFilter>]) -> Vec<u8> {
     let mut out = Vec::new();
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(filters.len() as u32).to_le_bytes());
     for f in filters {
         out.extend_from_slice(&(f.describe.len() as u32).to_le_bytes());
         out.extend_from_slice(f.describe.as_bytes());
@@ -204,11 +221,39 @@ pub fn encode(filters: &[Rc<PreparedFilter>]) -> Vec<u8> {
             out.extend_from_slice(&i.k.to_le_bytes());
         }
     }
+    let d = digest(&out);
+    out.extend_from_slice(&d.to_le_bytes());
     out
 }
 
-/// The inverse of [`encode`].
-pub fn decode(mut b: &[u8]) -> Result<Vec<Rc<PreparedFilter>>, String> {
+/// The inverse of [`encode`], failing closed. The supervisor calls it with
+/// whatever the sync pipe held at the launcher's EOF: the launcher always
+/// sends one encoded set, empty when the plan has no filter, and only after
+/// it has filled and sealed the plan memfd, so the set is also its "done".
+/// An empty stream (the launcher died after the release), a cut or altered
+/// one, bytes after the digest, or a number of programs that does not match
+/// the plan (none for a plan with a filter, some for a plan without) are
+/// errors, never "no filter".
+pub fn decode(b: &[u8], plan_has_filter: bool) -> Result<Vec<Rc<PreparedFilter>>, String> {
+    if b.is_empty() {
+        return Err(
+            "the launcher closed the sync pipe without sending its last message (the seccomp \
+                    programs): it died after the release; the workload is not started"
+                .into(),
+        );
+    }
+    if b.len() < MAGIC.len() + 4 + 8 || &b[..MAGIC.len()] != MAGIC {
+        return Err(format!("seccomp programs cut short or malformed ({} bytes)", b.len()));
+    }
+    let (body, tail) = b.split_at(b.len() - 8);
+    let want = u64::from_le_bytes(tail.try_into().expect("8 bytes"));
+    if digest(body) != want {
+        return Err(format!(
+            "seccomp programs cut short or altered ({} bytes, digest mismatch)",
+            b.len()
+        ));
+    }
+    let mut b = &body[MAGIC.len()..];
     fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
         if b.len() < n {
             return Err(format!(
@@ -224,13 +269,20 @@ pub fn decode(mut b: &[u8]) -> Result<Vec<Rc<PreparedFilter>>, String> {
         let v = take(b, 4)?;
         Ok(u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
     };
+    let programs = u32_at(&mut b)? as usize;
+    if (programs > 0) != plan_has_filter {
+        return Err(format!(
+            "the launcher sent {programs} seccomp programs for a plan {} a filter",
+            if plan_has_filter { "with" } else { "without" }
+        ));
+    }
     let mut out = Vec::new();
-    while !b.is_empty() {
+    for _ in 0..programs {
         let n = u32_at(&mut b)? as usize;
         let describe = String::from_utf8(take(&mut b, n)?.to_vec()).map_err(|e| e.to_string())?;
         let count = u32_at(&mut b)? as usize;
-        if count > MAX_INSNS {
-            return Err(format!("seccomp program of {count} instructions (at most {MAX_INSNS})"));
+        if count == 0 || count > MAX_INSNS {
+            return Err(format!("seccomp program of {count} instructions (1 to {MAX_INSNS})"));
         }
         let mut program = Vec::with_capacity(count);
         for _ in 0..count {
@@ -243,6 +295,9 @@ pub fn decode(mut b: &[u8]) -> Result<Vec<Rc<PreparedFilter>>, String> {
             ));
         }
         out.push(Rc::new(PreparedFilter { describe, program }));
+    }
+    if !b.is_empty() {
+        return Err(format!("{} bytes after the last seccomp program", b.len()));
     }
     Ok(out)
 }
@@ -401,15 +456,43 @@ mod tests {
     fn programs_survive_the_pipe_encoding() {
         let plan = crate::exec::testsupport::sample_plan(std::path::Path::new("/r"), "x", "true");
         let filters = prepare(plan.workload.seccomp.as_ref().unwrap()).unwrap();
-        let back = decode(&encode(&filters)).unwrap();
+        let back = decode(&encode(&filters), true).unwrap();
         assert_eq!(back.len(), filters.len());
         for (a, b) in filters.iter().zip(&back) {
             assert_eq!(a.describe, b.describe);
             assert_eq!(a.program, b.program);
         }
+        assert!(decode(&encode(&[]), false).unwrap().is_empty());
+    }
+
+    /// Issue 10 item 5: every way the stream can arrive incomplete fails
+    /// closed — empty (the launcher died after the release), cut at any
+    /// byte, one byte altered anywhere, extra bytes, or zero programs.
+    #[test]
+    fn an_incomplete_stream_never_decodes_as_no_filter() {
+        let plan = crate::exec::testsupport::sample_plan(std::path::Path::new("/r"), "x", "true");
+        let filters = prepare(plan.workload.seccomp.as_ref().unwrap()).unwrap();
         let bytes = encode(&filters);
-        assert!(decode(&bytes[..bytes.len() - 1]).is_err(), "a cut program is refused");
-        assert!(decode(&[]).unwrap().is_empty());
+        for has in [true, false] {
+            let err = decode(&[], has).unwrap_err();
+            assert!(err.contains("died after the release"), "{err}");
+        }
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut], true).is_err(), "cut at {cut} decoded");
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            assert!(decode(&b, true).is_err(), "byte {i} altered decoded");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer, true).is_err());
+        assert!(
+            decode(&encode(&[]), true).is_err(),
+            "zero programs for a plan with a filter"
+        );
+        assert!(decode(&bytes, false).is_err(), "programs for a plan without a filter");
     }
     use crate::plan::{SeccompRule as PlanRule, Sourced};
     use crate::vocab::Origin;
