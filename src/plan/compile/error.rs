@@ -168,6 +168,14 @@ pub enum CompileErrorKind {
         /// What.
         what: String,
     },
+    /// A cgroup path that leaves the cgroup hierarchy (or names its root).
+    #[error("linux.cgroupsPath \"{path}\" {why}")]
+    CgroupPathOutside {
+        /// The path as the spec wrote it.
+        path: String,
+        /// Leaves the hierarchy, or is its root.
+        why: &'static str,
+    },
     /// A spec namespace path for a kind that cannot be joined here.
     #[error("conflicting settings: {what}")]
     Conflict {
