@@ -116,8 +116,10 @@ pub struct PreparedFilter {
     pub program: seccompiler::BpfProgram,
 }
 
-/// The workload's exec arguments, converted before the clone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The workload's exec arguments, converted before the clone, down to the
+/// NULL-terminated pointer arrays `execve` takes: the vfork child's exec
+/// allocates nothing.
+#[derive(Debug, PartialEq, Eq)]
 pub struct PreparedExec {
     /// Candidate paths to try in order (one when argv\[0\] holds a slash, else
     /// one per `PATH` entry of the planned environment).
@@ -126,6 +128,46 @@ pub struct PreparedExec {
     pub argv: Vec<std::ffi::CString>,
     /// envp.
     pub envp: Vec<std::ffi::CString>,
+    /// `argv`'s pointers and a NULL (they point into `argv`'s heap buffers,
+    /// which do not move with the struct).
+    argv_ptrs: Vec<*const libc::c_char>,
+    /// `envp`'s pointers and a NULL.
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+impl PreparedExec {
+    /// Builds the pointer arrays for `candidates`, `argv` and `envp`.
+    pub fn new(candidates: Vec<std::ffi::CString>, argv: Vec<std::ffi::CString>, envp: Vec<std::ffi::CString>) -> Self {
+        let ptrs = |v: &[std::ffi::CString]| v.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
+        PreparedExec {
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            candidates,
+            argv,
+            envp,
+        }
+    }
+
+    /// The NULL-terminated argv array.
+    pub fn argv_ptr(&self) -> *const *const libc::c_char {
+        self.argv_ptrs.as_ptr()
+    }
+
+    /// The NULL-terminated envp array.
+    pub fn envp_ptr(&self) -> *const *const libc::c_char {
+        self.envp_ptrs.as_ptr()
+    }
+}
+
+/// What [`Backend::spawn`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spawned {
+    /// The child's pid.
+    pub pid: i32,
+    /// Whether the child got as far as calling `execve` (and it did not
+    /// return). False: it died or exited before exec — with a report on the
+    /// exec pipe if it could write one, killed otherwise.
+    pub reached_exec: bool,
 }
 
 /// What a fork or clone returned.
@@ -353,7 +395,7 @@ pub trait Backend {
     /// never return. An associated function, so no borrow of the backend is
     /// held while the child (which uses the backend too) runs. Backends that
     /// do not fork record [`Op::Spawn`] through `perform` instead.
-    fn spawn(_child: &mut dyn FnMut() -> std::convert::Infallible) -> io::Result<i32>
+    fn spawn(_child: &mut dyn FnMut() -> std::convert::Infallible) -> io::Result<Spawned>
     where
         Self: Sized,
     {

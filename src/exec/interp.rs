@@ -113,7 +113,7 @@ pub fn prepare(plan: &LaunchPlan) -> Result<Prepared, ApplyError> {
         super::seccomp::check(s).map_err(|m| bad("workload.seccomp", m))?;
     }
     Ok(Prepared {
-        exec: Rc::new(PreparedExec { candidates, argv, envp }),
+        exec: Rc::new(PreparedExec::new(candidates, argv, envp)),
         filters: Vec::new(),
     })
 }
@@ -155,6 +155,8 @@ pub struct Interp<'a, B: Backend> {
     fail_at: Option<Step>,
     /// Test hook: the launcher kills itself (SIGKILL) right after the release.
     die_after_release: bool,
+    /// Test hook: the heap's lock is held while the vfork child runs.
+    heap_held_at_spawn: bool,
     /// `apply --timings`: print when each step begins.
     timings: Option<super::Timings>,
     /// O_PATH handles on the host paths that bind mounts and device binds
@@ -203,6 +205,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             status: 0,
             fail_at: None,
             die_after_release: false,
+            heap_held_at_spawn: false,
             timings: None,
             bind_sources: Vec::new(),
             cursor: 0,
@@ -221,6 +224,13 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// fault-injection hook for a launcher that dies mid-handover).
     pub fn die_after_release(&mut self, on: bool) {
         self.die_after_release = on;
+    }
+
+    /// Makes the supervisor hold its allocator's lock while the workload's
+    /// vfork child runs (the fault-injection hook that shows the child never
+    /// reaches the shared heap: if it did, it would spin forever).
+    pub fn heap_held_at_spawn(&mut self, on: bool) {
+        self.heap_held_at_spawn = on;
     }
 
     /// Prints when each step begins, in the process that performs it.
@@ -1311,6 +1321,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn spawn_workload(&mut self) -> R<()> {
         self.origin = self.plan.workload.args.from.clone();
         self.await_launcher()?;
+        self.check_exec_allowed()?;
         let (r, w) = match self.op(Op::Pipe { tag: "exec report" })? {
             Outcome::Pair(r, w) => (
                 FdRef {
@@ -1342,6 +1353,10 @@ impl<'a, B: Backend> Interp<'a, B> {
         let (step, origin, report) = (self.step, self.origin.clone(), self.report);
         let next = self.cursor + 1;
         let this: *mut Self = self;
+        let hold = self.heap_held_at_spawn;
+        if hold {
+            crate::alloc::hold_lock(true);
+        }
         let spawned = B::spawn(&mut || {
             // SAFETY: `B::spawn` runs this in a child that shares this
             // process's memory while this process is suspended (CLONE_VFORK)
@@ -1358,20 +1373,61 @@ impl<'a, B: Backend> Interp<'a, B> {
             };
             child.exit_child_with(&failure)
         });
+        if hold {
+            crate::alloc::hold_lock(false);
+        }
         // The child ran the workload's steps on this memory: put back what
         // they changed of the supervisor's own state.
         self.me = Actor::Supervisor;
         self.step = step;
         self.origin = origin;
         self.report = report;
-        let pid = spawned.map_err(|e| StepFailure::new(self.step, self.origin.clone(), op.to_string(), &e))?;
-        self.workload = Some(ProcRef {
-            pid,
+        let spawned = spawned.map_err(|e| StepFailure::new(self.step, self.origin.clone(), op.to_string(), &e))?;
+        let proc = ProcRef {
+            pid: spawned.pid,
             who: Who::Workload,
-        });
+        };
+        self.workload = Some(proc);
         self.op(Op::Close { fd: w })?;
         self.exec_report = Some(r);
+        if !spawned.reached_exec {
+            // It exited or died before its execve: never a success. Its own
+            // report, when it could write one, says why.
+            self.await_exec()?;
+            let status = match self.op(Op::WaitExit { proc })? {
+                Outcome::Reaped(Some((_, st))) => st,
+                o => return Err(self.odd(o)),
+            };
+            self.workload = None;
+            let how = if status > 128 {
+                format!("killed by signal {}", status - 128)
+            } else {
+                format!("exit status {status}")
+            };
+            return Err(self.failure(
+                "spawn the workload",
+                format!("the workload's process died before its exec ({how}), without a report"),
+            ));
+        }
         Ok(())
+    }
+
+    /// Before the spawn: the seccomp programs must let the workload's
+    /// `execve` through (with the very arguments it will pass); a filter that
+    /// kills it would kill the child after its filter is loaded, where it can
+    /// report nothing.
+    fn check_exec_allowed(&mut self) -> R<()> {
+        let Some(s) = &self.plan.workload.seccomp else {
+            return Ok(());
+        };
+        let e = &self.prep.exec;
+        let first = e.candidates.first().map_or(0, |c| c.as_ptr() as u64);
+        let args = [first, e.argv_ptr() as u64, e.envp_ptr() as u64, 0, 0, 0];
+        let origin = s.default_action.from.clone();
+        super::seccomp::check_execve(&self.prep.filters, &args).map_err(|m| StepFailure {
+            origin,
+            ..self.failure("check the seccomp programs against execve", m)
+        })
     }
 
     /// Supervisor: reads the exec report pipe until EOF — EOF means the
@@ -1556,7 +1612,12 @@ impl<'a, B: Backend> Interp<'a, B> {
     }
 
     /// Waits on `target` (reaping with `reap`), forwarding signals to it.
+    /// The launcher forwards the first INT/TERM/HUP as it is; a second one
+    /// kills the supervisor (SIGKILL, which ends the whole PID namespace): a
+    /// supervisor that does not take its signals (stuck, or spinning) must
+    /// not make the launcher ignore them.
     fn wait_for(&mut self, target: ProcRef, reap: ProcRef) -> R<i32> {
+        let mut forwarded = 0;
         loop {
             match self.op(Op::WaitSignal)? {
                 Outcome::Signal(libc::SIGCHLD) => loop {
@@ -1569,9 +1630,11 @@ impl<'a, B: Backend> Interp<'a, B> {
                     }
                 },
                 Outcome::Signal(sig) => {
+                    forwarded += 1;
+                    let escalate = self.me == Actor::Launcher && forwarded > 1;
                     let _ = self.op(Op::Kill {
                         proc: target,
-                        signal: sig,
+                        signal: if escalate { libc::SIGKILL } else { sig },
                     });
                 }
                 o => return Err(self.odd(o)),

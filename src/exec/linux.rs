@@ -13,9 +13,10 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::backend::{Backend, CapSetKind, Forked, Op, Outcome};
+use super::backend::{Backend, CapSetKind, Forked, Op, Outcome, Spawned};
 use crate::plan::NsKind;
 
 /// Makes the system calls.
@@ -315,14 +316,20 @@ fn mask_path(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Set by the vfork child just before each `execve`, cleared when it
+/// returns: still set when the parent resumes means the child's last act was
+/// the `execve` (the parent, suspended until then, reads it first).
+static AT_EXEC: AtomicBool = AtomicBool::new(false);
+
+/// Allocates nothing: runs in the vfork child after its seccomp filter.
 fn exec(p: &super::backend::PreparedExec) -> io::Error {
-    let argv: Vec<*const libc::c_char> = p.argv.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
-    let envp: Vec<*const libc::c_char> = p.envp.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
     let mut last = io::Error::from_raw_os_error(libc::ENOENT);
     for c in &p.candidates {
+        AT_EXEC.store(true, Ordering::SeqCst);
         // SAFETY: argv and envp are NULL-terminated arrays of valid C strings
         // that live until execve returns (it returns only on failure).
-        unsafe { libc::execve(c.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        unsafe { libc::execve(c.as_ptr(), p.argv_ptr(), p.envp_ptr()) };
+        AT_EXEC.store(false, Ordering::SeqCst);
         last = io::Error::last_os_error();
         if !matches!(last.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) {
             break;
@@ -354,6 +361,9 @@ extern "C" fn spawn_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` points at the `&mut dyn FnMut` on the parent's stack,
     // which stays valid: the parent is suspended (CLONE_VFORK) until this
     // child execs or exits, and this child shares its memory (CLONE_VM).
+    // First of all: this child shares the supervisor's heap, and must never
+    // take its allocator's lock (see `crate::alloc`).
+    crate::alloc::enter_child();
     let child = unsafe { &mut *arg.cast::<&mut dyn FnMut() -> std::convert::Infallible>() };
     match child() {}
 }
@@ -363,7 +373,7 @@ impl Backend for LinuxBackend {
         true
     }
 
-    fn spawn(child: &mut dyn FnMut() -> std::convert::Infallible) -> io::Result<i32> {
+    fn spawn(child: &mut dyn FnMut() -> std::convert::Infallible) -> io::Result<Spawned> {
         let len = SPAWN_STACK + GUARD;
         // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
         let base = unsafe {
@@ -379,6 +389,7 @@ impl Backend for LinuxBackend {
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
+        AT_EXEC.store(false, Ordering::SeqCst);
         // SAFETY: the lowest page of our own mapping becomes the guard.
         let r = check(unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) }).and_then(|_| {
             let mut child = child;
@@ -397,9 +408,13 @@ impl Backend for LinuxBackend {
                 )
             })
         });
+        // Resumed: the child has exec'd or died. Back to our own allocator
+        // before anything else (the child switched it to its arena).
+        crate::alloc::leave_child();
+        let reached_exec = AT_EXEC.load(Ordering::SeqCst);
         // SAFETY: the child has exec'd or exited: the stack is no longer used.
         unsafe { libc::munmap(base, len) };
-        r
+        r.map(|pid| Spawned { pid, reached_exec })
     }
 
     fn perform(&mut self, op: &Op) -> io::Result<Outcome> {

@@ -57,6 +57,9 @@ pub fn apply(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result
     let mut it = interp::Interp::new(plan, &mut backend, prep);
     it.fail_at(fault_injection_step());
     it.die_after_release(fault_injection_kill() == Some("after_release"));
+    it.heap_held_at_spawn(
+        cfg!(feature = "fault-injection") && std::env::var_os("SANDBOXCTL_HOLD_HEAP_AT_SPAWN").is_some(),
+    );
     it.timings(opts.timings);
     let r = it.run();
     if let Some(t) = &opts.timings {

@@ -374,6 +374,69 @@ const MAX_INSNS: usize = 4096;
 
 /// How strict a return value is: the kernel compares `ACTION_ONLY` as a signed
 /// number, smaller is stricter (KILL_PROCESS is 0x80000000).
+/// What a program returns for one system call: a classic-BPF interpreter
+/// for the instructions the programs of this module use (`None` for any
+/// other instruction, or a jump out of the program).
+pub fn verdict(prog: &[seccompiler::sock_filter], arch: u32, nr: u32, args: &[u64; 6]) -> Option<u32> {
+    let (mut pc, mut a) = (0usize, 0u32);
+    loop {
+        let i = prog.get(pc)?;
+        pc += 1;
+        let jump = |cond: bool| usize::from(if cond { i.jt } else { i.jf });
+        match i.code {
+            0x20 => {
+                a = match i.k {
+                    0 => nr,
+                    4 => arch,
+                    k @ 16..=63 => {
+                        let arg = args[(k as usize - 16) / 8];
+                        if k % 8 == 0 {
+                            arg as u32
+                        } else {
+                            (arg >> 32) as u32
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+            0x54 => a &= i.k,
+            0x05 => pc += i.k as usize,
+            0x15 => pc += jump(a == i.k),
+            0x25 => pc += jump(a > i.k),
+            0x35 => pc += jump(a >= i.k),
+            0x45 => pc += jump(a & i.k != 0),
+            0x06 => return Some(i.k),
+            _ => return None,
+        }
+    }
+}
+
+/// Checks, before the spawn, that the programs let the workload's `execve`
+/// through, with the arguments it will pass: a program that kills or traps
+/// it would kill the child at its last step, after its filter is loaded,
+/// where it can report nothing. Programs with instructions [`verdict`] does
+/// not know are not judged here.
+pub fn check_execve(filters: &[Rc<PreparedFilter>], args: &[u64; 6]) -> Result<(), String> {
+    let nr = syscall_number("execve").unwrap_or(59) as u32;
+    for f in filters {
+        let Some(ret) = verdict(&f.program, AUDIT_ARCH_X86_64, nr, args) else {
+            continue;
+        };
+        let action = ret & libc::SECCOMP_RET_ACTION_FULL;
+        let what = match action {
+            libc::SECCOMP_RET_KILL_PROCESS => "kills the process on",
+            libc::SECCOMP_RET_KILL_THREAD => "kills the thread on",
+            libc::SECCOMP_RET_TRAP => "traps (SIGSYS)",
+            _ => continue,
+        };
+        return Err(format!(
+            "the workload's seccomp filter ({}) {what} execve: the workload could never start",
+            f.describe
+        ));
+    }
+    Ok(())
+}
+
 fn strictness(ret: u32) -> i32 {
     (ret & libc::SECCOMP_RET_ACTION_FULL) as i32
 }
@@ -497,44 +560,12 @@ mod tests {
     use crate::plan::{SeccompRule as PlanRule, Sourced};
     use crate::vocab::Origin;
 
-    /// A classic-BPF interpreter for the instructions these programs use.
     fn run(prog: &[seccompiler::sock_filter], arch: u32, nr: u32) -> u32 {
         run_args(prog, arch, nr, &[0; 6])
     }
 
-    /// [`run`] with syscall arguments (`seccomp_data.args` at offset 16).
     fn run_args(prog: &[seccompiler::sock_filter], arch: u32, nr: u32, args: &[u64; 6]) -> u32 {
-        let (mut pc, mut a) = (0usize, 0u32);
-        loop {
-            let i = &prog[pc];
-            pc += 1;
-            let jump = |cond: bool| usize::from(if cond { i.jt } else { i.jf });
-            match i.code {
-                0x20 => {
-                    a = match i.k {
-                        0 => nr,
-                        4 => arch,
-                        k @ 16..=63 => {
-                            let arg = args[(k as usize - 16) / 8];
-                            if k % 8 == 0 {
-                                arg as u32
-                            } else {
-                                (arg >> 32) as u32
-                            }
-                        }
-                        _ => 0,
-                    }
-                }
-                0x54 => a &= i.k,
-                0x05 => pc += i.k as usize,
-                0x15 => pc += jump(a == i.k),
-                0x25 => pc += jump(a > i.k),
-                0x35 => pc += jump(a >= i.k),
-                0x45 => pc += jump(a & i.k != 0),
-                0x06 => return i.k,
-                c => panic!("opcode {c:#x} not emulated"),
-            }
-        }
+        verdict(prog, arch, nr, args).expect("an instruction the interpreter knows")
     }
 
     /// What the kernel returns with every part loaded in order: it runs the
