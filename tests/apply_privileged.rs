@@ -1129,6 +1129,50 @@ fn case_launcher_second_term_kills(root: &Path, id: &str) {
     assert_nothing_left(&r, "second SIGTERM");
 }
 
+/// Issue 10 item 10: a spec's network namespace path that is a FIFO, a
+/// regular file, or a namespace of another kind fails fast with a clear
+/// error, and nothing is left (before the fix the FIFO hung the launcher in
+/// open(2), and a regular file failed in setns with a bare EINVAL).
+fn case_ns_path_checked(root: &Path, id0: &str) {
+    let dir = std::env::temp_dir().join(format!("sbx-ns-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let file = dir.join("file");
+    fs::write(&file, "").unwrap();
+    for (tag, path, want) in [
+        ("fifo", fifo.clone(), "not a namespace file"),
+        ("file", file.clone(), "not a namespace file"),
+        (
+            "ipc",
+            PathBuf::from("/proc/self/ns/ipc"),
+            "a ipc namespace, not a net namespace",
+        ),
+    ] {
+        let id = format!("{id0}{tag}");
+        let mut p = sample_plan(root, &id, "echo started");
+        p.network = Sourced::new(
+            NetworkMode::Join(path.clone()),
+            Origin::spec("linux.namespaces[1].path"),
+        );
+        p.namespaces.net = Sourced::new(Namespace::Join(path.clone()), Origin::spec("linux.namespaces[1].path"));
+        let start = Instant::now();
+        let r = run_within(&p, 10, || {});
+        assert!(start.elapsed() < Duration::from_secs(5), "{tag}: slow");
+        assert_eq!(r.status, 250, "{tag}: out: {}\nerr: {}", r.out, r.err);
+        assert!(
+            r.err.contains("step join_namespaces") && r.err.contains(want),
+            "{tag}: {}",
+            r.err
+        );
+        assert!(!r.out.contains("started"), "{tag}");
+        assert_nothing_left(&r, tag);
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("--probe-ptrace") {
         probe_ptrace();
@@ -1136,12 +1180,12 @@ fn main() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("apply_privileged: skipped: needs root (run as root on this machine)");
-        println!("apply_privileged: 0 passed, 0 failed, 24 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 25 skipped");
         return;
     }
     if !Path::new("/bin/busybox").exists() {
         println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 24 skipped");
+        println!("apply_privileged: 0 passed, 0 failed, 25 skipped");
         return;
     }
     let root = build_rootfs();
@@ -1170,6 +1214,7 @@ fn main() {
         ("seccomp_kills_execve", case_seccomp_kills_execve),
         ("child_dies_before_exec", case_child_dies_before_exec),
         ("launcher_second_term_kills", case_launcher_second_term_kills),
+        ("ns_path_checked", case_ns_path_checked),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut failed = Vec::new();

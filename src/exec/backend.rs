@@ -231,6 +231,12 @@ pub enum Op {
         mode: u32,
         tag: FdTag,
     },
+    /// A namespace file to `setns` into, opened safely: `open(O_PATH)`
+    /// (opens nothing: a FIFO or a device is not opened, so cannot block or
+    /// act), `fstatfs` must show nsfs, then reopened through
+    /// `/proc/self/fd/N` read-only (setns and ioctl refuse O_PATH fds), and
+    /// `ioctl(NS_GET_NSTYPE)` must name `kind`. Close-on-exec.
+    OpenNs { path: PathBuf, kind: NsKind, tag: FdTag },
     /// socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC).
     SocketPair { tag: FdTag },
     /// pipe2(O_CLOEXEC).
@@ -471,6 +477,13 @@ impl fmt::Display for Op {
                     FdRef { raw: 0, tag: *tag }
                 )
             }
+            OpenNs { path, kind, tag } => write!(
+                f,
+                "open {} O_PATH, check nsfs and NS_GET_NSTYPE {}, reopen O_RDONLY -> {}",
+                path.display(),
+                kind.proc_name(),
+                FdRef { raw: 0, tag: *tag }
+            ),
             SocketPair { tag } => write!(
                 f,
                 "socketpair unix seqpacket -> {} <launcher end>",

@@ -600,7 +600,14 @@ impl<'a, B: Backend> Interp<'a, B> {
                 self.undo.push(Undo::RestoreNs(kind, saved));
             }
             let tag = FdTag::Internal("target ns");
-            let fd = self.open(path.clone(), libc::O_RDONLY, 0, tag)?;
+            let fd = self.op_fd(
+                Op::OpenNs {
+                    path: path.clone(),
+                    kind,
+                    tag,
+                },
+                tag,
+            )?;
             let r = self.op(Op::SetNs { fd, kind });
             self.op(Op::Close { fd })?;
             r?;

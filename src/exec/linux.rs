@@ -180,6 +180,57 @@ fn open_kvm(api_version: i32, extensions: &[String]) -> io::Result<i32> {
     check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
 }
 
+/// `statfs.f_type` of nsfs.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+/// `NS_GET_NSTYPE`, `_IO(0xb7, 0x3)`.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// See [`Op::OpenNs`]. The path may be a link (`/proc/PID/ns/net` is one):
+/// following it opens nothing, and only an nsfs file is ever opened.
+fn open_ns(path: &Path, kind: NsKind) -> io::Result<i32> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid C string.
+    let p = check(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
+    let r = (|| {
+        // SAFETY: statfs is plain data filled by the kernel.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `p` is our fd and `st` a valid out pointer.
+        check(unsafe { libc::fstatfs(p, &mut st) })?;
+        if st.f_type as i64 != NSFS_MAGIC {
+            return Err(io::Error::other(format!(
+                "not a namespace file (its filesystem is of type {:#x}, not nsfs)",
+                st.f_type
+            )));
+        }
+        let again = cstr(&format!("/proc/self/fd/{p}"))?;
+        let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK;
+        // SAFETY: `again` is a valid C string.
+        let fd = check(unsafe { libc::open(again.as_ptr(), flags) })?;
+        // SAFETY: NS_GET_NSTYPE takes no argument.
+        let t = unsafe { libc::ioctl(fd, NS_GET_NSTYPE as _) };
+        let e = io::Error::last_os_error();
+        if t != ns_flag(kind) {
+            // SAFETY: closing the fd just opened.
+            unsafe { libc::close(fd) };
+            if t < 0 {
+                return Err(e);
+            }
+            let is = NsKind::ORDER
+                .iter()
+                .find(|k| ns_flag(**k) == t)
+                .map_or("an unknown", |k| k.proc_name());
+            return Err(io::Error::other(format!(
+                "a {is} namespace, not a {} namespace",
+                kind.proc_name()
+            )));
+        }
+        Ok(fd)
+    })();
+    // SAFETY: closing our O_PATH fd.
+    unsafe { libc::close(p) };
+    r
+}
+
 fn memfd(name: &str) -> io::Result<i32> {
     let n = cstr(name)?;
     // SAFETY: `n` is a valid C string.
@@ -470,6 +521,7 @@ impl Backend for LinuxBackend {
                 // SAFETY: `c` is a valid C string.
                 check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, *mode) }).map(Outcome::Fd)
             }
+            OpenNs { path, kind, .. } => open_ns(path, *kind).map(Outcome::Fd),
             SocketPair { .. } => {
                 let mut fds = [0; 2];
                 // SAFETY: `fds` is a valid out array of two ints.

@@ -93,7 +93,9 @@ impl Backend for RecordingBackend {
         let index = self.ops.len();
         let fail = self.fail_at.filter(|(i, _)| *i == index).map(|(_, e)| e);
         let out = match &op {
-            Op::Open { .. } | Op::Memfd { .. } | Op::OpenKvm { .. } | Op::DupHigh { .. } => Outcome::Fd(self.fd()),
+            Op::Open { .. } | Op::OpenNs { .. } | Op::Memfd { .. } | Op::OpenKvm { .. } | Op::DupHigh { .. } => {
+                Outcome::Fd(self.fd())
+            }
             Op::SocketPair { .. } | Op::Pipe { .. } | Op::OpenPty => Outcome::Pair(self.fd(), self.fd()),
             Op::Clone { .. } | Op::Spawn { .. } => {
                 self.clones += 1;
