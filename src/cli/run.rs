@@ -99,7 +99,8 @@ pub(super) fn apply(
 #[inline(never)] // see `super::run`
 pub(super) fn doctor(inputs: &PlanInputs, plan_file: Option<&Path>) -> Result<i32, Failure> {
     let (plan, host) = plan_and_host(inputs, plan_file)?;
-    let unmet = exec::preflight(&plan, &host);
+    let mut unmet = exec::preflight(&plan, &host);
+    unmet.extend(exec::linux::probe_namespace_paths(&plan));
     if unmet.is_empty() {
         println!(
             "ok: this host meets every need of plan {} ({} steps)",

@@ -231,6 +231,36 @@ fn open_ns(path: &Path, kind: NsKind) -> io::Result<i32> {
     r
 }
 
+/// What `doctor` checks of the plan's namespace paths, without joining any:
+/// each `join PATH` must open as [`Op::OpenNs`] would open it at apply.
+pub fn probe_namespace_paths(plan: &crate::plan::LaunchPlan) -> Vec<super::UnmetNeed> {
+    plan.namespaces
+        .iter()
+        .filter_map(|(kind, ns)| match &ns.value {
+            crate::plan::Namespace::Join(path) => Some((kind, path, &ns.from)),
+            _ => None,
+        })
+        .filter_map(|(kind, path, from)| match open_ns(path, kind) {
+            Ok(fd) => {
+                // SAFETY: closing the fd just opened.
+                unsafe { libc::close(fd) };
+                None
+            }
+            Err(e) => Some(super::UnmetNeed {
+                need: format!(
+                    "{} namespace to join at {}: {}",
+                    kind.proc_name(),
+                    path.display(),
+                    super::error::error_text(&e)
+                ),
+                from: from.clone(),
+                fix: "name an existing namespace file of that kind (a bind mount of /proc/PID/ns/KIND, or that link)"
+                    .into(),
+            }),
+        })
+        .collect()
+}
+
 fn memfd(name: &str) -> io::Result<i32> {
     let n = cstr(name)?;
     // SAFETY: `n` is a valid C string.
@@ -976,5 +1006,43 @@ fn rlimit_resource(kind: crate::vocab::RlimitKind) -> Resource {
         Nice => libc::RLIMIT_NICE,
         Rtprio => libc::RLIMIT_RTPRIO,
         Rttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Namespace, Sourced};
+    use crate::vocab::Origin;
+
+    /// Issue 10 item 10: what doctor says of namespace paths agrees with
+    /// apply's join step: a FIFO (answered at once, not opened), a regular
+    /// file and a namespace of another kind are named; a real one passes.
+    #[test]
+    fn doctor_probes_namespace_paths_as_apply_opens_them() {
+        let dir = std::env::temp_dir().join(format!("sbx-nsprobe-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c = cpath(&fifo).unwrap();
+        // SAFETY: valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        fs::write(dir.join("file"), "").unwrap();
+        let probe = |path: &Path| {
+            let mut p = crate::exec::testsupport::sample_plan(Path::new("/r"), "x", "true");
+            p.namespaces.net = Sourced::new(Namespace::Join(path.into()), Origin::spec("linux.namespaces[1].path"));
+            probe_namespace_paths(&p)
+        };
+        for (path, want) in [
+            (fifo.clone(), "not a namespace file"),
+            (dir.join("file"), "not a namespace file"),
+            ("/proc/self/ns/ipc".into(), "a ipc namespace, not a net namespace"),
+            (dir.join("missing"), "ENOENT"),
+        ] {
+            let unmet = probe(&path);
+            assert_eq!(unmet.len(), 1, "{path:?}");
+            assert!(unmet[0].to_string().contains(want), "{}", unmet[0]);
+        }
+        assert!(probe(Path::new("/proc/self/ns/net")).is_empty());
+        let _ = fs::remove_dir_all(&dir);
     }
 }
