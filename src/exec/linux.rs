@@ -439,12 +439,12 @@ const GUARD: usize = 4096;
 /// `_exit` (its `Infallible` result cannot exist).
 #[allow(unreachable_code)]
 extern "C" fn spawn_entry(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` points at the `&mut dyn FnMut` on the parent's stack,
-    // which stays valid: the parent is suspended (CLONE_VFORK) until this
-    // child execs or exits, and this child shares its memory (CLONE_VM).
     // First of all: this child shares the supervisor's heap, and must never
     // take its allocator's lock (see `crate::alloc`).
     crate::alloc::enter_child();
+    // SAFETY: `arg` points at the `&mut dyn FnMut` on the parent's stack,
+    // which stays valid: the parent is suspended (CLONE_VFORK) until this
+    // child execs or exits, and this child shares its memory (CLONE_VM).
     let child = unsafe { &mut *arg.cast::<&mut dyn FnMut() -> std::convert::Infallible>() };
     match child() {}
 }
