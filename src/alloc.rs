@@ -1,4 +1,4 @@
-//! The allocator of musl builds: dlmalloc behind a one-word spin lock.
+//! The launcher's allocator (every target): dlmalloc behind a one-word spin lock.
 //!
 //! musl's own allocator (mallocng) hands memory back to the kernel eagerly:
 //! parsing's many small allocations and frees became mmap/munmap churn and TLB

@@ -4,13 +4,15 @@
 //! A plain `main` (harness = false): the launcher clones, so it must run in a
 //! single-threaded process; each case forks a fresh launcher whose stdout and
 //! stderr go to files the test reads. Every case cleans up through a guard,
-//! even when it fails. Skipped (with the reason) when not root or when
-//! /bin/busybox is missing.
+//! even when it fails. Skipped (with the reason) when not root, or when no
+//! static busybox can be found or fetched (`tests/common`).
 
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use sandboxctl::exec::testsupport::{sample_host, sample_plan};
 use sandboxctl::exec::{apply, ApplyOptions, Timings};
@@ -201,12 +203,12 @@ impl Launcher {
     }
 }
 
-fn build_rootfs() -> PathBuf {
+fn build_rootfs(busybox: &Path) -> PathBuf {
     let root = std::env::temp_dir().join(format!("sbx-rootfs-{}", std::process::id()));
     for d in ["bin", "proc", "dev", "sys", "tmp", "etc"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
-    fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
     for a in APPLETS {
         symlink("busybox", root.join("bin").join(a)).unwrap();
     }
@@ -1183,12 +1185,15 @@ fn main() {
         println!("apply_privileged: 0 passed, 0 failed, 25 skipped");
         return;
     }
-    if !Path::new("/bin/busybox").exists() {
-        println!("apply_privileged: skipped: /bin/busybox missing (apt install busybox-static)");
-        println!("apply_privileged: 0 passed, 0 failed, 25 skipped");
-        return;
-    }
-    let root = build_rootfs();
+    let busybox = match common::busybox() {
+        Ok(b) => b,
+        Err(why) => {
+            println!("apply_privileged: skipped: {why}");
+            println!("apply_privileged: 0 passed, 0 failed, 25 skipped");
+            return;
+        }
+    };
+    let root = build_rootfs(&busybox);
     let cases: &[(&str, Case)] = &[
         ("inside", case_inside),
         ("fds", case_fds),
