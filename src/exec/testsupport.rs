@@ -87,6 +87,7 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
             cgroup: d(Namespace::New),
             time: d(Namespace::Host),
         },
+        namespace_join_ceiling: Sourced::new(vec![NsKind::User, NsKind::Net], Origin::Default),
         id_maps: IdMaps {
             uid: vec![IdMap {
                 inside: 65534,

@@ -24,6 +24,8 @@ pub enum PrivilegeClass {
     Network,
     /// One namespace kind.
     Namespace,
+    /// The policy's ceiling on joining (namespace kinds a spec may join by path).
+    NamespaceJoinCeiling,
     /// uid/gid maps and setgroups.
     IdMap,
     /// The root filesystem.
@@ -149,6 +151,13 @@ pub const CLASSES: &[ClassRule] = &[
         fields: &["namespaces.*"],
         widens: Some("a kind moves from new to joined or host, or from joined to host, or joins a different path"),
         narrows: Some("a kind moves from host to joined or new, or from joined to new"),
+    },
+    ClassRule {
+        class: PrivilegeClass::NamespaceJoinCeiling,
+        name: "namespace-join-ceiling",
+        fields: &["namespace_join_ceiling"],
+        widens: Some("a namespace kind a spec may join by path is added"),
+        narrows: Some("a namespace kind a spec may join by path is removed"),
     },
     ClassRule {
         class: PrivilegeClass::IdMap,
@@ -400,6 +409,7 @@ mod tests {
             PrivilegeClass::Platform,
             PrivilegeClass::Network,
             PrivilegeClass::Namespace,
+            PrivilegeClass::NamespaceJoinCeiling,
             PrivilegeClass::IdMap,
             PrivilegeClass::Root,
             PrivilegeClass::Mount,

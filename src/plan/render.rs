@@ -410,6 +410,17 @@ pub fn text(p: &LaunchPlan) -> String {
             &n.from,
         );
     }
+    let join = &p.namespace_join_ceiling;
+    let kinds: Vec<String> = join.value.iter().map(|k| k.name()).collect();
+    w.row(
+        "may join",
+        if kinds.is_empty() {
+            "none".to_string()
+        } else {
+            kinds.join(", ")
+        },
+        &join.from,
+    );
     let maps = |m: &[IdMap]| {
         m.iter()
             .map(|m| format!("{}→{} ×{}", m.inside, m.host, m.count))

@@ -154,6 +154,7 @@ pub fn sample_plan() -> LaunchPlan {
             cgroup: new_ns(policy(7)),
             time: Sourced::new(Namespace::Host, Origin::Default),
         },
+        namespace_join_ceiling: Sourced::new(vec![NsKind::User, NsKind::Net], Origin::Default),
         id_maps: IdMaps {
             uid: nobody_map.clone(),
             gid: nobody_map,

@@ -54,6 +54,10 @@ pub struct LaunchPlan {
     pub network: Sourced<NetworkMode>,
     /// One entry per namespace kind.
     pub namespaces: Namespaces,
+    /// The policy's ceiling on joining (`namespaces.allow_join`): the kinds of
+    /// namespace a spec may join by path, in [`NsKind::ORDER`], from the
+    /// policy line (or `default`). Shown so `sandboxctl diff` sees it widen.
+    pub namespace_join_ceiling: Sourced<Vec<NsKind>>,
     /// uid/gid maps written for a new user namespace.
     pub id_maps: IdMaps,
     /// The root filesystem and how the sandbox enters it.

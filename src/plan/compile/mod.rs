@@ -68,6 +68,7 @@ pub fn compile(
     let network = ns::network(&mut cx)?;
     let userns = ns::user(&mut cx, &network)?;
     let namespaces = ns::namespaces(&mut cx, &platform, &network, &userns)?;
+    let namespace_join_ceiling = ns::join_ceiling(&cx);
     let root = fs::root(&mut cx, &userns)?;
     let mounts = fs::mounts(&mut cx, &namespaces, &userns.maps)?;
     let (masked_paths, readonly_paths) = fs::masked_and_readonly(&cx);
@@ -108,6 +109,7 @@ pub fn compile(
         platform,
         network,
         namespaces,
+        namespace_join_ceiling,
         id_maps: userns.maps,
         root,
         mounts,

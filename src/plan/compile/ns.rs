@@ -395,6 +395,14 @@ fn not_joined(cx: &mut Cx, kind: &str, i: usize, path: &std::path::Path, why: &s
     });
 }
 
+/// The policy's ceiling on joining, as the plan shows it: the kinds of
+/// `namespaces.allow_join` once each, in [`NsKind::ORDER`].
+pub(crate) fn join_ceiling(cx: &Cx) -> Sourced<Vec<NsKind>> {
+    let allow = &cx.policy.ns_allow_join;
+    let kinds = NsKind::ORDER.into_iter().filter(|k| allow.value.contains(k)).collect();
+    Sourced::new(kinds, cx.at(&allow.at))
+}
+
 /// The policy's ceiling on joining: a spec's path for namespace `kind` (at
 /// `linux.namespaces[i].path`) is joined only when `namespaces.allow_join`
 /// lists the kind.

@@ -229,6 +229,15 @@ pub(super) fn compare(old: &LaunchPlan, new: &LaunchPlan) -> Vec<Change> {
         }
     });
     namespaces(&mut cx, old, new);
+    let join = |c: &Sourced<Vec<NsKind>>| c.value.iter().map(|k| (*k, c.from.clone())).collect::<Vec<_>>();
+    cx.set(
+        "namespace_join_ceiling",
+        join(&old.namespace_join_ceiling),
+        join(&new.namespace_join_ceiling),
+        |k| k.name(),
+        ChangeKind::Widens,
+        ChangeKind::Narrows,
+    );
     id_maps(&mut cx, old, new);
     root(&mut cx, &old.root, &new.root);
     mounts(&mut cx, &old.mounts, &new.mounts);

@@ -141,6 +141,23 @@ fn cases() -> Vec<Case> {
             C::Namespace,
             true,
         ),
+        // namespace join ceiling
+        case(
+            "join ceiling widened to cgroup",
+            |p| p.namespace_join_ceiling.value.push(NsKind::Cgroup),
+            "namespace_join_ceiling",
+            W,
+            C::NamespaceJoinCeiling,
+            true,
+        ),
+        case(
+            "join ceiling loses user",
+            |p| p.namespace_join_ceiling.value.retain(|k| *k != NsKind::User),
+            "namespace_join_ceiling",
+            N,
+            C::NamespaceJoinCeiling,
+            true,
+        ),
         // id maps
         case(
             "uid map reaches host root",
