@@ -629,6 +629,143 @@ mod tests {
         }
     }
 
+    /// The built-in policies' filters, as compiled for the embedded spec and
+    /// prepared for loading, decide the escape attempts of issue 14 as their
+    /// comments say: one BPF program, run here call by call.
+    #[test]
+    fn builtin_policies_refuse_the_escape_calls() {
+        const EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        const ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+        const KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
+        let host: crate::host::HostFacts =
+            toml::from_str(include_str!("../../tests/golden/hosts/hybrid-root.toml")).unwrap();
+        let spec = crate::spec::builtin(&["/bin/sh".to_string()]);
+        let nr = |n: &str| syscall_number(n).unwrap() as u32;
+        let a0 = |v: u64| [v, 0, 0, 0, 0, 0];
+        let a01 = |v: u64, w: u64| [v, w, 0, 0, 0, 0];
+        for policy in ["default", "untrusted"] {
+            let p = crate::policy::load(
+                &[crate::policy::PolicyRef::Builtin(policy.into())],
+                std::path::Path::new("/"),
+            )
+            .unwrap();
+            let plan = crate::plan::compile(&p, &spec, &host, &Default::default())
+                .unwrap()
+                .plan;
+            let prepared = prepare(plan.workload.seccomp.as_ref().expect("a filter")).unwrap();
+            assert_eq!(prepared.len(), 1, "{policy}: one program");
+            let prog = &prepared[0].program;
+            let run = |name: &str, args: [u64; 6]| run_args(prog, AUDIT_ARCH_X86_64, nr(name), &args);
+            let ns_flags = [
+                libc::CLONE_NEWUSER,
+                libc::CLONE_NEWNS,
+                libc::CLONE_NEWNET,
+                libc::CLONE_NEWPID,
+                libc::CLONE_NEWIPC,
+                libc::CLONE_NEWUTS,
+                libc::CLONE_NEWCGROUP,
+                0x80, // CLONE_NEWTIME
+            ];
+            let fork_flags = (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD) as u64;
+            assert_eq!(run("clone", a0(fork_flags)), ALLOW, "{policy}: fork through clone");
+            for f in ns_flags {
+                assert_eq!(run("clone", a0(fork_flags | f as u64)), EPERM, "{policy}: clone {f:#x}");
+                assert_eq!(run("unshare", a0(f as u64)), EPERM, "{policy}: unshare {f:#x}");
+            }
+            assert_eq!(run("clone3", a0(0)), ENOSYS, "{policy}: clone3");
+            for name in [
+                "setns",
+                "mount",
+                "umount2",
+                "fsopen",
+                "open_tree",
+                "move_mount",
+                "keyctl",
+                "add_key",
+                "request_key",
+                "io_uring_setup",
+                "io_uring_enter",
+                "bpf",
+                "perf_event_open",
+                "userfaultfd",
+                "ptrace",
+                "process_vm_readv",
+                "open_by_handle_at",
+                "kexec_load",
+                "init_module",
+                "finit_module",
+                "swapon",
+                "sethostname",
+                "settimeofday",
+                "clock_settime",
+                "pivot_root",
+                "reboot",
+                "syslog",
+                "iopl",
+                "modify_ldt",
+                "adjtimex",
+            ] {
+                assert_eq!(run(name, a0(0)), EPERM, "{policy}: {name}");
+            }
+            // personality: READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE refused everywhere.
+            assert_eq!(run("personality", a0(0x0400000)), EPERM, "{policy}");
+            assert_eq!(run("personality", a0(0x0040000)), EPERM, "{policy}");
+            // socket: vsock, packet, raw, netfilter netlink refused everywhere.
+            let (af_inet, af_netlink, af_packet, af_vsock) = (2, 16, 17, 40);
+            assert_eq!(run("socket", a01(af_vsock, 1)), EPERM, "{policy}: vsock");
+            assert_eq!(run("socket", a01(af_packet, 3)), EPERM, "{policy}: packet");
+            assert_eq!(run("socket", a01(af_inet, 3)), EPERM, "{policy}: raw");
+            assert_eq!(run("socket", a01(af_inet, 10)), EPERM, "{policy}: SOCK_PACKET");
+            assert_eq!(
+                run("socket", [af_netlink, 3, 12, 0, 0, 0]),
+                EPERM,
+                "{policy}: netfilter"
+            );
+            // mknod of a character device (S_IFCHR).
+            assert_eq!(run("mknod", [0, 0o020666, 0x0101, 0, 0, 0]), EPERM, "{policy}");
+            assert_eq!(run("mknodat", [0, 0, 0o020666, 0x0101, 0, 0]), EPERM, "{policy}");
+            // TIOCSTI, also with garbage in the ignored upper half.
+            assert_eq!(run("ioctl", a01(0, 0x5412)), EPERM, "{policy}: TIOCSTI");
+            assert_eq!(run("ioctl", a01(0, 0x1_0000_5412)), EPERM, "{policy}: TIOCSTI high");
+            assert_eq!(run("ioctl", a01(0, 0x541c)), EPERM, "{policy}: TIOCLINUX");
+            assert_eq!(run("ioctl", a01(0, 0x5401)), ALLOW, "{policy}: TCGETS");
+            // Everyday calls pass.
+            for name in ["read", "write", "execve", "wait4", "exit_group", "mmap", "openat"] {
+                assert_eq!(run(name, a0(0)), ALLOW, "{policy}: {name}");
+            }
+            // x32 numbers (bit 30) and other architectures are killed.
+            assert_eq!(
+                run_args(prog, AUDIT_ARCH_X86_64, 0x4000_0000, &a0(0)),
+                KILL,
+                "{policy}: x32 read"
+            );
+            assert_eq!(
+                run_args(prog, AUDIT_ARCH_X86_64, 0x4000_0000 + 56, &a0(0)),
+                KILL,
+                "{policy}: x32 clone"
+            );
+            assert_eq!(run_args(prog, 0x4000_0003, 0, &a0(0)), KILL, "{policy}: i386");
+            // What default allows and untrusted closes.
+            let loose = if policy == "default" { ALLOW } else { EPERM };
+            assert_eq!(
+                run("socket", a01(af_inet, 1 | libc::SOCK_CLOEXEC as u64)),
+                loose,
+                "{policy}: tcp"
+            );
+            assert_eq!(run("socket", a01(1, 1)), loose, "{policy}: unix");
+            assert_eq!(run("socket", [af_netlink, 3, 0, 0, 0, 0]), loose, "{policy}: rtnetlink");
+            assert_eq!(
+                run("personality", a0(0xffff_ffff)),
+                loose,
+                "{policy}: personality query"
+            );
+            assert_eq!(run("mknod", [0, 0o010644, 0, 0, 0, 0]), loose, "{policy}: fifo");
+            assert_eq!(run("chroot", a0(0)), loose, "{policy}: chroot");
+            assert_eq!(run("setuid", a0(0)), loose, "{policy}: setuid");
+        }
+    }
+
     #[test]
     fn parts_that_do_not_fit_one_program_stay_apart() {
         let big = PreparedFilter {
