@@ -567,3 +567,43 @@ mod serde_unknown_tests {
         assert!(serde_unknown("invalid type: string", "field").is_none());
     }
 }
+
+/// The largest input file sandboxctl reads (policy, spec, process, plan, host
+/// facts): 16 MiB, hundreds of times any real one (podman's spec with its
+/// whole seccomp profile is about 30 KiB). A bigger file, or an endless one
+/// such as `/dev/zero` named by `extends` or `--spec`, is refused instead of
+/// read until memory runs out.
+pub const MAX_INPUT: u64 = 16 << 20;
+
+/// Reads a whole input file as UTF-8 text, refusing one above [`MAX_INPUT`].
+pub fn read_input(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(MAX_INPUT + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!(
+                "larger than {} MiB, the most sandboxctl reads from an input file",
+                MAX_INPUT >> 20
+            ),
+        ));
+    }
+    // The error std's read_to_string gives for such text.
+    String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
+}
+
+#[cfg(test)]
+mod read_input_tests {
+    use super::*;
+
+    #[test]
+    fn endless_files_are_refused() {
+        let e = read_input(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("larger than 16 MiB"), "{e}");
+        let dir = std::env::temp_dir().join(format!("sbx-read-input-{}", std::process::id()));
+        std::fs::write(&dir, "a = 1\n").unwrap();
+        assert_eq!(read_input(&dir).unwrap(), "a = 1\n");
+        let _ = std::fs::remove_file(&dir);
+    }
+}

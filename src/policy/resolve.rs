@@ -98,7 +98,7 @@ fn read(r: &PolicyRef, base: &Path, from: Option<(&Source, &Spanned<String>)>) -
             dir: None,
             text: text.clone(),
         }),
-        PolicyRef::File(path) => match std::fs::read_to_string(base.join(path)) {
+        PolicyRef::File(path) => match crate::vocab::read_input(&base.join(path)) {
             Ok(text) => Ok(Source {
                 name: path.display().to_string(),
                 dir: Some(path.parent().map(Path::to_path_buf).unwrap_or_default()),
