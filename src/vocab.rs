@@ -413,10 +413,20 @@ pub fn did_you_mean(s: &Option<String>) -> String {
 /// be a likely typo.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let w = word.to_ascii_lowercase();
+    let w_len = w.chars().count();
     candidates
         .into_iter()
-        .map(|c| (edit_distance(&w, &c.to_ascii_lowercase()), c))
-        .filter(|(d, c)| *d <= (c.len().max(3) / 3).max(2))
+        .filter_map(|c| {
+            let limit = (c.len().max(3) / 3).max(2);
+            // The distance is at least the difference in length: a word far
+            // longer than every candidate (a fuzzer's 100 KiB name) costs
+            // nothing instead of a quadratic comparison with each.
+            if w_len.abs_diff(c.chars().count()) > limit {
+                return None;
+            }
+            let d = edit_distance(&w, &c.to_ascii_lowercase());
+            (d <= limit).then_some((d, c))
+        })
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
@@ -438,6 +448,18 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn closest_is_quick_on_huge_words() {
+        assert_eq!(closest("wirte", ["write", "read"]), Some("write"));
+        let huge = "x".repeat(1 << 20);
+        let t = std::time::Instant::now();
+        assert_eq!(
+            closest(&huge, crate::plan::syscalls_x86_64::SYSCALLS.iter().map(|(n, _)| *n)),
+            None
+        );
+        assert!(t.elapsed() < std::time::Duration::from_millis(100), "{:?}", t.elapsed());
+    }
 
     #[test]
     fn bytes_parse_and_print() {
