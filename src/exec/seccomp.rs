@@ -90,8 +90,11 @@ fn add(map: &mut RuleMap, always: &mut Vec<i64>, nr: i64, conds: &[ArgCond]) -> 
 /// when it is loaded (the constant-action cache), so load time grows with
 /// program length times path length.
 fn compile_set(nrs: &[i64], mismatch: SeccompAction, matched: SeccompAction) -> BpfProgram {
-    let ret_in = u32::from(action(matched));
-    let ret_out = u32::from(action(mismatch));
+    compile_set_rets(nrs, u32::from(action(matched)), u32::from(action(mismatch)))
+}
+
+/// [`compile_set`] with the two return values given as raw `SECCOMP_RET_*` words.
+fn compile_set_rets(nrs: &[i64], ret_in: u32, ret_out: u32) -> BpfProgram {
     // Flip points: n is in the set iff an odd number of flips are <= n.
     let mut sorted: Vec<u32> = nrs.iter().filter_map(|n| u32::try_from(*n).ok()).collect();
     sorted.sort_unstable();
@@ -151,13 +154,34 @@ fn search_tree(flips: &[u32], inside: bool, rets: (u32, u32), out: &mut Vec<secc
     search_tree(&flips[mid + 1..], inside ^ (mid % 2 == 0), rets, out);
 }
 
-/// seccompiler for maps with argument conditions, [`compile_set`] otherwise.
+/// [`compile_set`] for the syscalls without argument conditions, seccompiler
+/// for those with: the tree returns `matched` for an unconditional number and
+/// sends every other number on to seccompiler's program for the conditional
+/// ones (which returns `mismatch` for numbers it does not name). A built-in
+/// allow-list of some 280 calls with a handful of conditional ones thus costs
+/// a short tree walk per call, not seccompiler's test per syscall.
 fn compile(map: RuleMap, mismatch: SeccompAction, matched: SeccompAction) -> Result<BpfProgram, String> {
-    if map.values().all(|rules| rules.is_empty()) {
-        let nrs: Vec<i64> = map.keys().copied().collect();
-        return Ok(compile_set(&nrs, mismatch, matched));
+    let always: Vec<i64> = map.iter().filter(|(_, r)| r.is_empty()).map(|(n, _)| *n).collect();
+    if always.len() == map.len() {
+        return Ok(compile_set(&always, mismatch, matched));
     }
-    compile_seccompiler(map, mismatch, matched)
+    if always.is_empty() {
+        return compile_seccompiler(map, mismatch, matched);
+    }
+    let conditional: RuleMap = map.into_iter().filter(|(_, r)| !r.is_empty()).collect();
+    let rest = compile_seccompiler(conditional, mismatch, matched)?;
+    let ret_in = u32::from(action(matched));
+    // A return value the tree uses for "not in the set", replaced by a jump.
+    let next = if ret_in == u32::MAX { u32::MAX - 1 } else { u32::MAX };
+    let mut prog = compile_set_rets(&always, ret_in, next);
+    let len = prog.len();
+    for (pc, i) in prog.iter_mut().enumerate() {
+        if i.code == RET_K && i.k == next {
+            *i = ins(JA, 0, 0, (len - pc - 1) as u32);
+        }
+    }
+    prog.extend(rest);
+    Ok(prog)
 }
 
 fn compile_seccompiler(map: RuleMap, mismatch: SeccompAction, matched: SeccompAction) -> Result<BpfProgram, String> {
@@ -497,6 +521,74 @@ mod tests {
         }
     }
 
+    /// Maps mixing unconditional and conditional entries: the tree plus
+    /// seccompiler's part decide every number and argument as seccompiler
+    /// alone does.
+    #[test]
+    fn mixed_maps_decide_as_seccompiler_does() {
+        let cond = |index: u8, op: CmpOp, value: u64, value_two: Option<u64>| ArgCond {
+            index,
+            op,
+            value,
+            value_two,
+        };
+        let conds: Vec<(i64, Vec<ArgCond>)> = vec![
+            (56, vec![cond(0, CmpOp::MaskedEq, 0x7e02_0080, Some(0))]),
+            (135, vec![cond(0, CmpOp::Eq, 8, None)]),
+            (135, vec![cond(0, CmpOp::Eq, 0xffff_ffff, None)]),
+            (
+                41,
+                vec![cond(0, CmpOp::Eq, 2, None), cond(1, CmpOp::MaskedEq, 0xf, Some(1))],
+            ),
+            (400, vec![cond(2, CmpOp::Gt, 10, None)]),
+        ];
+        let always: Vec<i64> = (0..462)
+            .filter(|n| n % 5 != 1 && ![56, 135, 41, 400].contains(n))
+            .collect();
+        let build = || -> RuleMap {
+            let mut m: RuleMap = always.iter().map(|n| (*n, Vec::new())).collect();
+            for (nr, c) in &conds {
+                m.entry(*nr)
+                    .or_default()
+                    .push(SeccompRule::new(c.iter().map(|c| condition(c).unwrap()).collect()).unwrap());
+            }
+            m
+        };
+        let probes: Vec<[u64; 6]> = vec![
+            [0; 6],
+            [8, 0, 0, 0, 0, 0],
+            [0xffff_ffff, 0, 0, 0, 0, 0],
+            [0x1000_0000 | 17, 0, 0, 0, 0, 0],
+            [2, 1, 0, 0, 0, 0],
+            [2, 3, 0, 0, 0, 0],
+            [0, 0, 11, 0, 0, 0],
+        ];
+        for (miss, hit) in [
+            (SeccompAction::Errno(1), SeccompAction::Allow),
+            (SeccompAction::Allow, SeccompAction::Errno(38)),
+        ] {
+            let ours = compile(build(), miss, hit).unwrap();
+            let theirs = compile_seccompiler(build(), miss, hit).unwrap();
+            assert!(
+                ours.len() < theirs.len(),
+                "{} instructions, seccompiler {}",
+                ours.len(),
+                theirs.len()
+            );
+            for nr in (0..470u32).chain([0x4000_0000, u32::MAX]) {
+                for arch in [AUDIT_ARCH_X86_64, 0x4000_0003] {
+                    for args in &probes {
+                        assert_eq!(
+                            run_args(&ours, arch, nr, args),
+                            run_args(&theirs, arch, nr, args),
+                            "nr {nr} arch {arch:#x} args {args:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     fn rule(action: SeccompAction, syscalls: &[&str], args: Vec<ArgCond>) -> PlanRule {
         PlanRule {
             action,
@@ -656,6 +748,7 @@ mod tests {
             let prepared = prepare(plan.workload.seccomp.as_ref().expect("a filter")).unwrap();
             assert_eq!(prepared.len(), 1, "{policy}: one program");
             let prog = &prepared[0].program;
+            println!("{policy}: {} instructions: {}", prog.len(), prepared[0].describe);
             let run = |name: &str, args: [u64; 6]| run_args(prog, AUDIT_ARCH_X86_64, nr(name), &args);
             let ns_flags = [
                 libc::CLONE_NEWUSER,
