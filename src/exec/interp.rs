@@ -401,11 +401,13 @@ impl<'a, B: Backend> Interp<'a, B> {
             return Ok(());
         };
         self.origin = cg.path.from.clone();
-        for d in &cg.dirs {
+        let (mut i, mut retries) = (0, 0);
+        while let Some(d) = cg.dirs.get(i) {
             // A parent (`sandboxctl/`) may exist already and another sandbox
             // may still use it at teardown: made only if missing, undone only
             // if made here, and then only if empty.
             let leaf = d.role == CgroupDirRole::Sandbox;
+            let parent = i.checked_sub(1).map(|p| &cg.dirs[p]);
             match self.op(Op::Mkdir {
                 path: d.path.clone(),
                 mode: 0o755,
@@ -415,8 +417,22 @@ impl<'a, B: Backend> Interp<'a, B> {
                     leaf,
                 }),
                 Err(f) if !leaf && f.errno == Some(libc::EEXIST) => {}
+                // The parent was there a moment ago, made by a launch whose
+                // teardown has just removed it, empty (the load test's 200
+                // parallel launches hit this): make the parent again, a few
+                // times at most.
+                Err(f)
+                    if f.errno == Some(libc::ENOENT)
+                        && retries < 3
+                        && parent.is_some_and(|p| p.role == CgroupDirRole::Parent && d.path.starts_with(&p.path)) =>
+                {
+                    retries += 1;
+                    i -= 1;
+                    continue;
+                }
                 Err(f) => return Err(f),
             }
+            i += 1;
         }
         // Opened now, with the launcher's credentials (which the kernel checks
         // at the write), for the supervisor to join itself after the clone.
