@@ -9,11 +9,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_sandboxctl")
-}
+mod common;
+use common::run;
 
 fn cases() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/cases");
@@ -29,26 +27,6 @@ fn cases() -> Vec<PathBuf> {
 /// The arguments of a case, parsed as `sandboxctl check` parses them.
 pub fn case_args(dir: &Path) -> Vec<String> {
     sandboxctl::plan::check::parse_cmd(&fs::read_to_string(dir.join("cmd")).unwrap()).unwrap()
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(dir: &Path, args: &[String]) -> Run {
-    let out = Command::new(bin())
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
 }
 
 /// Compares `actual` with the file, or rewrites it under UPDATE_GOLDEN. An
@@ -90,6 +68,16 @@ fn golden_cases() {
         let mut toml_args = vec!["plan".to_string(), "--format".into(), "toml".into()];
         toml_args.extend(args.iter().cloned());
         let r = run(dir, &toml_args);
+        // Plans hold absolute host paths: a case naming a spec must say where
+        // its bundle is (--target-bundle), or its plan would hold this
+        // checkout's path and differ in every other one.
+        if r.stdout.contains(env!("CARGO_MANIFEST_DIR")) {
+            failures.push(format!(
+                "{}: the plan holds this checkout's path {}; add --target-bundle /srv/golden/... to cmd",
+                dir.display(),
+                env!("CARGO_MANIFEST_DIR")
+            ));
+        }
         check(&dir.join("stderr"), &r.stderr, &mut failures);
         check(
             &dir.join("exit"),

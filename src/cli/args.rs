@@ -11,6 +11,16 @@ use crate::plan::render::Format;
 #[derive(Debug, Parser)]
 #[command(name = "sandboxctl", version, about, long_about = None)]
 pub struct Cli {
+    /// Print each warning (clamps, test-only modes) as a full diagnostic with the policy and spec
+    /// lines involved, instead of one line each.
+    #[arg(long, short = 'v', global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print no warnings (the plan still lists every clamp).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// Where sandboxes' state files live (default /run/sandboxctl).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -25,9 +35,10 @@ pub enum Command {
         /// The inputs.
         #[command(flatten)]
         inputs: PlanInputs,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
+        /// Output format. Default: from the extension of --output (`.toml`, `.json`, anything
+        /// else text), text on stdout.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
         /// Write the plan to this file instead of stdout.
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
@@ -65,6 +76,16 @@ pub enum Command {
         /// Print to stderr when each step begins: milliseconds since sandboxctl started, the process, the step.
         #[arg(long, conflicts_with = "dry_run")]
         timings: bool,
+        /// Sandbox id (names its state file and cgroup; replaces {id} in the plan's paths). Default: sbx- and 16 random hex digits, unique per launch.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Remove what dead launches left under --root (state files, their cgroups and any process still in them).
+    /// A launch is dead when no launcher holds its state file's lock; a live sandbox is never touched.
+    Gc {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Run only the preflight: compare the plan's needs with this host and name every unmet one.
     Doctor {
@@ -77,19 +98,40 @@ pub enum Command {
     },
     /// Compare two plans field by field and classify each change: widens, narrows, neutral.
     /// Exit 0 no change, 1 changed but nothing widened, 3 something widened, 2 bad input.
-    /// With one plan file, the other side is compiled from the plan inputs.
+    /// With only OLD, the new side is compiled now from the command-line options below (--policy,
+    /// --bundle or --spec, --host, ...), as `sandboxctl plan` compiles them.
     Diff {
         /// The old plan file.
         old: PathBuf,
-        /// The new plan file (default: compile the inputs below).
+        /// The new plan file (default: compile the plan the command-line options below describe).
         new: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: DiffFormat,
-        /// The inputs of the new side when NEW is not given.
+        /// The options the new side is compiled from when NEW is not given.
         #[command(flatten)]
         inputs: PlanInputs,
     },
+    /// Print a sandbox's OCI state (ociVersion, id, status, pid, bundle, annotations) from its
+    /// record under --root; a sandbox whose supervisor is gone is `stopped`. Exit 1 for an unknown id.
+    State {
+        /// The sandbox id.
+        id: String,
+        /// Print the plan the sandbox was created from instead.
+        #[arg(long)]
+        plan: bool,
+        /// The plan's format (with --plan).
+        #[arg(long, value_enum, default_value = "text", requires = "plan")]
+        format: Format,
+    },
+    /// List every sandbox under --root with its status (runc's columns).
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Print the OCI runtime features document: what this build of sandboxctl supports.
+    Features,
     /// Recompile every case under DIR (a `cmd` file and a committed `plan.toml` each) and fail when
     /// a plan differs; print the semantic diff. Exit 0 all equal, 1 some differ, 2 errors.
     Check {
@@ -115,6 +157,15 @@ pub enum DiffFormat {
     Markdown,
 }
 
+/// Formats of `list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns, for people.
+    Table,
+    /// A JSON array, for tools.
+    Json,
+}
+
 /// Formats of `check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CheckFormat {
@@ -136,15 +187,19 @@ pub struct PlanInputs {
     /// OCI spec file (relative paths in it resolve from its directory).
     #[arg(long)]
     pub spec: Option<PathBuf>,
-    /// A process.json that replaces the spec's process (as `runc exec --process`).
-    #[arg(long)]
+    /// Compile for another machine: the absolute path the bundle (the spec's directory) will have
+    /// there. The spec's relative paths (root.path, bind sources) resolve from it instead of from
+    /// where the bundle is here, and the plan's inputs say so. Without it they resolve from the
+    /// bundle's absolute path here.
+    #[arg(long, value_name = "DIR")]
+    pub target_bundle: Option<PathBuf>,
+    /// A process.json that replaces the spec's process (as `runc exec --process`); it brings
+    /// its own args, so it cannot be combined with a command after `--`.
+    #[arg(long, conflicts_with = "command")]
     pub process: Option<PathBuf>,
     /// Host facts file (from `sandboxctl host`); default: detect this machine.
     #[arg(long)]
     pub host: Option<PathBuf>,
-    /// Sandbox id (default: derived from the inputs).
-    #[arg(long)]
-    pub id: Option<String>,
     /// Unix socket to send a pty master to; the pty becomes the sandbox's stdio and controlling tty.
     #[arg(long)]
     pub console_socket: Option<PathBuf>,

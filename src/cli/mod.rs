@@ -5,12 +5,13 @@
 mod args;
 mod review;
 mod run;
+mod sandbox;
 mod start;
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-pub use args::{CheckFormat, Cli, Command, DiffFormat, PlanInputs};
+pub use args::{CheckFormat, Cli, Command, DiffFormat, ListFormat, PlanInputs};
 pub use start::{c_args, process_start, started};
 
 use crate::diag::{render_plain, SourceDiag};
@@ -19,9 +20,42 @@ use crate::plan::render::{self, Format};
 use crate::plan::{compile, CompileOptions, Compiled, LaunchPlan};
 use crate::policy::{self, Policy, PolicyRef};
 use crate::spec::{self, SpecInput};
+use crate::vocab::Origin;
 
 /// Exit status for bad input.
 pub const EXIT_BAD_INPUT: i32 = 2;
+
+/// How much compile says on stderr about its warnings (`--quiet`, default,
+/// `--verbose`). The plan itself lists every clamp whatever this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verbosity {
+    /// Nothing.
+    Quiet,
+    /// One line per warning: what happened and where it was asked and capped.
+    #[default]
+    Lines,
+    /// Each warning as a full diagnostic with the policy and spec lines.
+    Full,
+}
+
+impl Verbosity {
+    /// From the global flags (clap makes them exclusive).
+    pub fn from_flags(verbose: bool, quiet: bool) -> Self {
+        match (verbose, quiet) {
+            (true, _) => Verbosity::Full,
+            (_, true) => Verbosity::Quiet,
+            _ => Verbosity::Lines,
+        }
+    }
+}
+
+/// The verbosity of this process, set once by [`run`] from the global flags
+/// (one value for the whole command, read where warnings are printed).
+static VERBOSITY: std::sync::OnceLock<Verbosity> = std::sync::OnceLock::new();
+
+fn verbosity() -> Verbosity {
+    VERBOSITY.get().copied().unwrap_or_default()
+}
 
 /// A failure at the edge: a diagnostic and the exit status it maps to.
 #[derive(Debug)]
@@ -73,6 +107,8 @@ pub fn eprint_diag(d: &dyn miette::Diagnostic) {
 /// inlined here, the locals of all of them (plans, specs, host facts) would
 /// share this one frame, tens of KiB of stack that every launch faults in.
 pub fn run(cli: Cli) -> i32 {
+    let _ = VERBOSITY.set(Verbosity::from_flags(cli.verbose, cli.quiet));
+    let state_root = long_lived_root(&cli);
     let result = match cli.command {
         Command::Plan { inputs, format, output } => cmd_plan(&inputs, format, output.as_deref()),
         Command::Validate { policies } => cmd_validate(&policies),
@@ -84,8 +120,20 @@ pub fn run(cli: Cli) -> i32 {
             expect_hash,
             dry_run,
             timings,
-        } => run::apply(&inputs, plan_file.as_deref(), expect_hash.as_deref(), dry_run, timings),
-        Command::Doctor { inputs, plan_file } => run::doctor(&inputs, plan_file.as_deref()),
+            id,
+        } => run::apply(
+            &inputs,
+            plan_file.as_deref(),
+            expect_hash.as_deref(),
+            run::Launch {
+                dry_run,
+                timings,
+                id: id.as_deref(),
+                root: cli.root.as_deref(),
+            },
+        ),
+        Command::Gc { dry_run } => run::gc(cli.root.as_deref(), dry_run),
+        Command::Doctor { inputs, plan_file } => run::doctor(&inputs, plan_file.as_deref(), cli.root.as_deref()),
         Command::Diff {
             old,
             new,
@@ -93,6 +141,9 @@ pub fn run(cli: Cli) -> i32 {
             inputs,
         } => review::diff(&old, new.as_deref(), format, &inputs),
         Command::Check { dir, update, format } => review::check(&dir, update, format),
+        Command::State { id, plan, format } => sandbox::state(&state_root, &id, plan.then_some(format)),
+        Command::List { format } => sandbox::list(&state_root, format),
+        Command::Features => sandbox::features(),
     };
     match result {
         Ok(code) => code,
@@ -117,14 +168,33 @@ pub struct Loaded {
 /// Relative paths are read from `base` (the current directory for the CLI, a
 /// case directory for `check`) and keep the names they were given.
 pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> {
+    let abs_base = absolute_base(base)?;
     let refs: Vec<PolicyRef> = inputs.policy.iter().map(|s| PolicyRef::parse(s)).collect();
     let policy = policy::load(&refs, base).map_err(|e| Failure::input(e.to_diag()))?;
     let mut spec = match (&inputs.bundle, &inputs.spec) {
-        (Some(b), _) => spec::load_bundle(b, base),
-        (None, Some(s)) => spec::load_file(s, base),
+        (Some(b), _) => spec::load_bundle(b, &abs_base),
+        (None, Some(s)) => spec::load_file(s, &abs_base),
         (None, None) => Ok(spec::builtin(&inputs.command)),
     }
     .map_err(|e| Failure::input(e.to_diag()))?;
+    if let Some(t) = &inputs.target_bundle {
+        if spec.builtin {
+            return Err(Failure::input(SourceDiag::plain(
+                "--target-bundle names where a bundle will be, but no bundle or spec is given",
+                Some("add --bundle DIR or --spec FILE, or drop --target-bundle".into()),
+            )));
+        }
+        if !t.is_absolute() {
+            return Err(Failure::input(SourceDiag::plain(
+                format!(
+                    "--target-bundle {}: the bundle's place on the machine the plan is for must be an absolute path",
+                    t.display()
+                ),
+                Some("write the full path from /, e.g. --target-bundle /srv/sandbox/web".into()),
+            )));
+        }
+        spec.dir = Some(policy::normalize(t));
+    }
     if !spec.builtin && !inputs.command.is_empty() {
         return Err(Failure::input(SourceDiag::plain(
             "a command after -- is only used with the embedded default spec",
@@ -147,6 +217,18 @@ pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> 
     });
     let host = load_host(host_path.as_deref())?;
     Ok(Loaded { policy, spec, host })
+}
+
+/// `base` as an absolute, normalised path (the current directory joined in
+/// when it is relative): the one place the command line reads where it runs,
+/// so that every host path in a plan is absolute.
+fn absolute_base(base: &Path) -> Result<std::path::PathBuf, Failure> {
+    if base.is_absolute() {
+        return Ok(policy::normalize(base));
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::other(format!("reading the current directory (to make paths absolute): {e}")))?;
+    Ok(policy::normalize(&cwd.join(base)))
 }
 
 /// Loads host facts from a file, or detects them.
@@ -182,11 +264,23 @@ fn load_host_file(p: &Path) -> Result<HostFacts, Failure> {
     })
 }
 
-/// Compiles the inputs, printing warnings to stderr.
+/// Compiles the inputs, printing warnings to stderr as the global
+/// `--quiet`/`--verbose` flags say.
 pub fn compile_inputs(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Loaded), Failure> {
     let (compiled, loaded) = compile_quietly(inputs, base)?;
-    for w in &compiled.warnings {
-        eprint_diag(&w.to_diag(&loaded.policy, &loaded.spec));
+    match verbosity() {
+        Verbosity::Quiet => {}
+        Verbosity::Lines => {
+            let mut err = std::io::stderr().lock();
+            for w in &compiled.warnings {
+                let _ = writeln!(err, "warning: {}", w.line(&loaded.policy));
+            }
+        }
+        Verbosity::Full => {
+            for w in &compiled.warnings {
+                eprint_diag(&w.to_diag(&loaded.policy, &loaded.spec));
+            }
+        }
     }
     Ok((compiled, loaded))
 }
@@ -194,9 +288,19 @@ pub fn compile_inputs(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Loa
 /// Compiles the inputs; warnings are returned, not printed.
 pub fn compile_quietly(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Loaded), Failure> {
     let loaded = load_inputs(inputs, base)?;
+    let bundle_from = match (&inputs.target_bundle, &inputs.bundle, &inputs.spec) {
+        (Some(_), _, _) => Some(Origin::Cli("--target-bundle".into())),
+        (None, Some(_), _) => Some(Origin::Cli("--bundle".into())),
+        (None, None, Some(_)) => Some(Origin::Cli("--spec".into())),
+        (None, None, None) => None,
+    };
     let opts = CompileOptions {
-        id: inputs.id.clone(),
-        console_socket: inputs.console_socket.clone(),
+        // A host path: absolute from where it was given, as every path in a plan.
+        console_socket: match &inputs.console_socket {
+            Some(c) => Some(policy::normalize(&absolute_base(base)?.join(c))),
+            None => None,
+        },
+        bundle_from,
         io_fds: inputs.io_fd.clone(),
         host_name: inputs
             .host
@@ -225,7 +329,8 @@ pub fn compile_args_in(dir: &Path, args: &[String]) -> Result<LaunchPlan, String
 }
 
 #[inline(never)] // see `run`
-fn cmd_plan(inputs: &PlanInputs, format: Format, output: Option<&Path>) -> Result<i32, Failure> {
+fn cmd_plan(inputs: &PlanInputs, format: Option<Format>, output: Option<&Path>) -> Result<i32, Failure> {
+    let format = format.unwrap_or_else(|| output.map_or(Format::Text, Format::for_path));
     let (compiled, _) = compile_inputs(inputs, Path::new("."))?;
     let text = render::render(&compiled.plan, format);
     let hash = render::hash(&compiled.plan);
@@ -233,11 +338,13 @@ fn cmd_plan(inputs: &PlanInputs, format: Format, output: Option<&Path>) -> Resul
         Some(path) => {
             std::fs::write(path, text)
                 .map_err(|e| Failure::other(format!("writing plan to {}: {e}", path.display())))?;
-            eprintln!("plan {hash} written to {}", path.display());
+            if verbosity() != Verbosity::Quiet {
+                eprintln!("plan {hash} written to {}", path.display());
+            }
         }
         None => {
             print!("{text}");
-            if format == Format::Json {
+            if format == Format::Json && verbosity() != Verbosity::Quiet {
                 eprintln!("plan {hash}");
             }
         }
@@ -277,4 +384,12 @@ fn cmd_host() -> Result<i32, Failure> {
     let facts = load_host(None)?;
     print!("{}", toml::to_string(&facts).expect("host facts always serialise"));
     Ok(0)
+}
+
+/// `--root`, or the default state directory: where long-lived sandboxes keep
+/// one directory per id (beside apply's `<id>.state` files).
+fn long_lived_root(cli: &Cli) -> PathBuf {
+    cli.root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::exec::state::DEFAULT_ROOT))
 }

@@ -20,15 +20,23 @@ pub fn load_plan_file(path: &Path) -> Result<LaunchPlan, Failure> {
         .map_err(|e| Failure::input(SourceDiag::plain(format!("reading plan {}: {e}", path.display()), None)))?;
     render::load(&text).map_err(|e| {
         let span = e.span(&text);
+        let (label, help) = match e {
+            render::LoadError::TextRendering => (
+                "text rendering",
+                "write the plan as TOML or JSON: `sandboxctl plan … -o plan.toml` (the format follows the \
+                 extension) or `--format toml`",
+            ),
+            _ => ("here", "plans are written by `sandboxctl plan --format toml|json`"),
+        };
         Failure::input(SourceDiag::new(
-            format!("loading plan: {e}"),
+            format!("loading plan {}: {e}", path.display()),
             Some(Snippet {
                 name: path.display().to_string(),
                 text: text.clone(),
                 span,
-                label: "here".into(),
+                label: label.into(),
             }),
-            Some("plans are written by `sandboxctl plan --format toml|json`".into()),
+            Some(help.into()),
             vec![],
         ))
     })
@@ -45,14 +53,41 @@ fn plan_and_host(inputs: &PlanInputs, plan_file: Option<&Path>) -> Result<(Launc
     }
 }
 
+/// How `apply` runs the plan: the launch's own options, none of which is
+/// part of the plan.
+pub(super) struct Launch<'a> {
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--timings`.
+    pub timings: bool,
+    /// `--id`.
+    pub id: Option<&'a str>,
+    /// `--root`.
+    pub root: Option<&'a Path>,
+}
+
 #[inline(never)] // see `super::run`
 pub(super) fn apply(
     inputs: &PlanInputs,
     plan_file: Option<&Path>,
     expect_hash: Option<&str>,
-    dry_run: bool,
-    timings: bool,
+    launch: Launch,
 ) -> Result<i32, Failure> {
+    let Launch {
+        dry_run,
+        timings,
+        id,
+        root,
+    } = launch;
+    let id = id
+        .map(|s| exec::LaunchId::given(s, crate::vocab::Origin::Cli("--id".into())))
+        .transpose()
+        .map_err(|e| {
+            Failure::input(SourceDiag::plain(
+                format!("--id: {e}"),
+                Some("leave --id out for a random id, unique per launch".into()),
+            ))
+        })?;
     let timings = timings.then(|| exec::Timings::since(super::started()));
     if let Some(t) = &timings {
         t.mark(crate::plan::Actor::Launcher, "arguments parsed");
@@ -75,18 +110,20 @@ pub(super) fn apply(
             )));
         }
     }
+    let opts = exec::ApplyOptions {
+        timings,
+        id,
+        root: root.map(Path::to_path_buf),
+        ..Default::default()
+    };
     if dry_run {
         let hash = render::hash(&plan);
-        let text = exec::dry_run_text(&plan).map_err(|e| Failure::other(e.to_string()))?;
+        let text = exec::dry_run_text_as(&plan, &opts).map_err(|e| Failure::other(e.to_string()))?;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "# dry run of plan {hash}");
         let _ = out.write_all(text.as_bytes());
         return Ok(0);
     }
-    let opts = exec::ApplyOptions {
-        timings,
-        ..Default::default()
-    };
     match exec::apply(&plan, &host, &opts) {
         Ok(status) => Ok(status),
         Err(e) => Err(Failure {
@@ -97,9 +134,21 @@ pub(super) fn apply(
 }
 
 #[inline(never)] // see `super::run`
-pub(super) fn doctor(inputs: &PlanInputs, plan_file: Option<&Path>) -> Result<i32, Failure> {
+pub(super) fn doctor(inputs: &PlanInputs, plan_file: Option<&Path>, root: Option<&Path>) -> Result<i32, Failure> {
     let (plan, host) = plan_and_host(inputs, plan_file)?;
-    let unmet = exec::preflight(&plan, &host);
+    let mut unmet = exec::preflight::check(&plan, &host);
+    // apply's first effect, the state file, is the host's too.
+    let state_root = root.unwrap_or(Path::new(exec::state::DEFAULT_ROOT));
+    if let Err(why) = exec::state::check_root(state_root) {
+        unmet.push(exec::UnmetNeed {
+            need: format!("the state file under {} ({why})", state_root.display()),
+            from: match root {
+                Some(_) => crate::vocab::Origin::Cli("--root".into()),
+                None => crate::vocab::Origin::Default,
+            },
+            fix: "give a --root DIR where this user can make files (on a filesystem with O_TMPFILE: tmpfs, ext4, xfs, btrfs)".into(),
+        });
+    }
     if unmet.is_empty() {
         println!(
             "ok: this host meets every need of plan {} ({} steps)",
@@ -117,4 +166,48 @@ pub(super) fn doctor(inputs: &PlanInputs, plan_file: Option<&Path>) -> Result<i3
         println!("  - {u}");
     }
     Ok(1)
+}
+
+#[inline(never)] // see `super::run`
+pub(super) fn gc(root: Option<&Path>, dry_run: bool) -> Result<i32, Failure> {
+    use exec::gc::Outcome;
+    let root = root.unwrap_or(Path::new(exec::state::DEFAULT_ROOT));
+    let outcomes =
+        exec::gc::gc(root, dry_run).map_err(|e| Failure::other(format!("gc: reading {}: {e}", root.display())))?;
+    let verb = if dry_run { "would remove" } else { "removed" };
+    let (mut removed, mut live, mut failed) = (0, 0, 0);
+    let mut out = std::io::stdout().lock();
+    for o in &outcomes {
+        match o {
+            Outcome::Removed { id, cgroups, killed } => {
+                removed += 1;
+                let _ = writeln!(
+                    out,
+                    "{verb} {id}: state file, {cgroups} cgroup director{}, {killed} process{}",
+                    if *cgroups == 1 { "y" } else { "ies" },
+                    if *killed == 1 { "" } else { "es" }
+                );
+            }
+            Outcome::Live { .. } => live += 1,
+            Outcome::Skipped { file, why } => {
+                let _ = writeln!(out, "left {}: {why}", file.display());
+            }
+            Outcome::Failed { id, left } => {
+                failed += 1;
+                let _ = writeln!(out, "could not remove all of {id}: {}", left.join("; "));
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "gc: {removed} dead launch{} {verb}, {live} live sandbox{} untouched{}",
+        if removed == 1 { "" } else { "es" },
+        if live == 1 { "" } else { "es" },
+        if failed > 0 {
+            format!(", {failed} not fully removed (run gc again; see above)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(if failed > 0 { 1 } else { 0 })
 }

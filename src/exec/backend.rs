@@ -88,6 +88,17 @@ pub struct ProcRef {
     pub who: Who,
 }
 
+impl ProcRef {
+    /// `supervisor`, `workload`, `child`: for messages.
+    pub fn who_name(&self) -> &'static str {
+        match self.who {
+            Who::Supervisor => "supervisor",
+            Who::Workload => "workload",
+            Who::AnyChild => "child",
+        }
+    }
+}
+
 impl fmt::Display for ProcRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.who {
@@ -128,6 +139,36 @@ pub struct PreparedExec {
     pub envp: Vec<std::ffi::CString>,
 }
 
+/// How a process that asked to die with its parent checks that the parent
+/// was still there when it asked. getppid(2) cannot tell in a new PID
+/// namespace, where it is 0 whether or not the parent lives; an fd whose
+/// other end only the parent holds can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParentLink {
+    /// The sync pipe's read end, once the child closed its copy of the write
+    /// end: a hang-up with nothing left to read means the launcher is gone
+    /// before its release. The launcher closes the pipe itself after the
+    /// release byte, so a hang-up with the byte still there says nothing; a
+    /// launcher that died after its release is caught by the next check.
+    SyncPipe(FdRef),
+    /// A socket whose other end only the parent holds, until after this
+    /// process has exited (the control socket, once the supervisor closed
+    /// the launcher's end): a hang-up means the parent is gone.
+    HangsUp(FdRef),
+    /// The parent's pid in this PID namespace: getppid(2) must still say it.
+    Pid(i32),
+}
+
+impl fmt::Display for ParentLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParentLink::SyncPipe(fd) => write!(f, "launcher gone if {fd} hangs up unreleased"),
+            ParentLink::HangsUp(fd) => write!(f, "launcher gone if {fd} hangs up"),
+            ParentLink::Pid(_) => f.write_str("supervisor gone unless getppid is <supervisor>"),
+        }
+    }
+}
+
 /// What a fork or clone returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forked {
@@ -152,8 +193,13 @@ pub enum Outcome {
     Reaped(Option<(i32, i32)>),
     /// A signal number taken from the pending set.
     Signal(i32),
+    /// A pid ([`Op::GetPid`]).
+    Pid(i32),
     /// Bytes read.
     Bytes(Vec<u8>),
+    /// [`Op::RelayPty`]: the caller's stdin reached its end (the relay goes
+    /// on without it).
+    StdinClosed,
 }
 
 /// One host effect, with its arguments.
@@ -162,12 +208,21 @@ pub enum Outcome {
 pub enum Op {
     /// mkdir -p with mode 0700 for the parts made.
     MkdirAll { path: PathBuf },
+    /// mkdir -p; each directory made gets exactly `mode` (the umask does not
+    /// apply); existing ones are left as they are.
+    MakeDirs { path: PathBuf, mode: u32 },
     /// mkdir(2); EEXIST is an error.
     Mkdir { path: PathBuf, mode: u32 },
     /// Open an existing file write-only and write these bytes.
     WriteFile { path: PathBuf, data: String },
-    /// Write a process's pid (decimal) to a file; `create` makes it 0644.
+    /// Append `supervisor <pid>\n` (the process's pid, decimal) to the
+    /// state file.
     WritePid { fd: FdRef, proc: ProcRef },
+    /// Make the state file `path` (mode 0600) complete and locked before it
+    /// is visible: `open(dir, O_TMPFILE)`, `flock(LOCK_EX)`, `record`
+    /// written, then `linkat` to `path` (EEXIST when it exists). Returns the
+    /// fd, which holds the lock until it is closed.
+    CreateState { path: PathBuf, record: String, tag: FdTag },
     /// Write `0` to an open cgroup `tasks` (v1) or `cgroup.procs` (v2) file:
     /// moves the calling thread (v1) or process (v2) into that cgroup. `file`
     /// names what `fd` was opened on, for the text.
@@ -182,7 +237,8 @@ pub enum Op {
     Rmdir { path: PathBuf },
     /// unlink(2) (the state file).
     Unlink { path: PathBuf },
-    /// open(2), close-on-exec.
+    /// open(2), close-on-exec. A file it creates (`O_CREAT`) gets exactly
+    /// `mode`: the umask does not apply.
     Open {
         path: PathBuf,
         flags: i32,
@@ -205,6 +261,26 @@ pub enum Op {
     /// SCM_RIGHTS (the `--console-socket` protocol of runc and crun), close
     /// the socket.
     SendFd { path: PathBuf, fd: FdRef },
+    /// When `fd` is a terminal: save its mode and make it raw (cfmakeraw);
+    /// returns the saved mode as bytes ([`Outcome::Bytes`]), or
+    /// [`Outcome::Done`] when `fd` is not a terminal.
+    TtyRaw { fd: FdRef },
+    /// Put back a terminal mode saved by [`Op::TtyRaw`].
+    TtyRestore { fd: FdRef, saved: Vec<u8> },
+    /// Copy the caller's window size (stdin's, else stdout's, when one is a
+    /// terminal) to the pty `master` (TIOCGWINSZ, TIOCSWINSZ); nothing when
+    /// neither is a terminal.
+    CopyWinsize { master: FdRef },
+    /// Relay until a signal of the blocked set (INT, TERM, HUP, CHLD)
+    /// arrives, and return it: the caller's stdin (when `stdin`) to the pty
+    /// `master`, the master to the caller's stdout; SIGWINCH (blocked too)
+    /// copies the window size again ([`Op::CopyWinsize`]). At the end of
+    /// stdin it writes the pty's end-of-file character (^D) to the master
+    /// and returns [`Outcome::StdinClosed`].
+    RelayPty { master: FdRef, stdin: bool },
+    /// Copy what is left in the pty `master` to the caller's stdout, until
+    /// every slave is closed (EIO) or nothing came for 200 ms.
+    DrainPty { master: FdRef },
     /// Open /dev/kvm with kvm-ioctls and check its API version and extensions.
     OpenKvm {
         api_version: i32,
@@ -309,6 +385,14 @@ pub enum Op {
     SetControllingTty { fd: FdRef },
     /// prctl(PR_SET_DUMPABLE, 0).
     NonDumpable,
+    /// prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills this process when
+    /// its parent exits. Then the check against the race where the parent
+    /// was gone before the prctl (no signal would ever come): see
+    /// [`ParentLink`]; a parent found gone fails the op with ESRCH.
+    DieWithParent { link: ParentLink },
+    /// getpid(2) (the supervisor's pid, which a workload in the same PID
+    /// namespace checks its parent against).
+    GetPid,
     /// setrlimit(2).
     SetRlimit { kind: RlimitKind, soft: u64, hard: u64 },
     /// setgroups(2).
@@ -413,9 +497,13 @@ impl fmt::Display for Op {
         use Op::*;
         match self {
             MkdirAll { path } => write!(f, "mkdir -p {}", path.display()),
+            MakeDirs { path, mode } => write!(f, "mkdir -p {} {mode:#o} (exactly, for each made)", path.display()),
             Mkdir { path, mode } => write!(f, "mkdir {} {mode:#o}", path.display()),
             WriteFile { path, data } => write!(f, "write {} {data:?}", path.display()),
-            WritePid { fd, proc } => write!(f, "write {fd} {proc}"),
+            WritePid { fd, proc } => write!(f, "write {fd} \"supervisor {proc}\\n\""),
+            CreateState { path, record, .. } => {
+                write!(f, "create {} 0600 locked {record:?}", path.display())
+            }
             JoinCgroup { fd, file } => write!(f, "write {fd} \"0\" (join {})", file.display()),
             WriteProcFile { proc, name, data } => write!(f, "write /proc/{proc}/{name} {data:?}"),
             Rmdir { path } => write!(f, "rmdir {}", path.display()),
@@ -439,6 +527,15 @@ impl fmt::Display for Op {
             FillSealed { fd, data } => write!(f, "write {} bytes to {fd}, seal", data.len()),
             OpenPty => f.write_str("openpt, grantpt, unlockpt, open slave -> <pty master> <pty slave>"),
             SendFd { path, fd } => write!(f, "send {fd} to {} (SCM_RIGHTS)", path.display()),
+            TtyRaw { fd } => write!(f, "if {fd} is a terminal: save its mode, make it raw"),
+            TtyRestore { fd, .. } => write!(f, "restore the terminal mode of {fd}"),
+            CopyWinsize { master } => write!(f, "copy the caller's window size to {master}"),
+            RelayPty { master, stdin } => write!(
+                f,
+                "relay {}{master} -> stdout until a signal (SIGWINCH: window size)",
+                if *stdin { "stdin -> " } else { "" }
+            ),
+            DrainPty { master } => write!(f, "copy the rest of {master} to stdout (until EIO)"),
             OpenKvm {
                 api_version,
                 extensions,
@@ -531,6 +628,8 @@ impl fmt::Display for Op {
             SetSid => f.write_str("setsid"),
             SetControllingTty { fd } => write!(f, "ioctl {fd} TIOCSCTTY"),
             NonDumpable => f.write_str("prctl PR_SET_DUMPABLE 0"),
+            DieWithParent { link } => write!(f, "prctl PR_SET_PDEATHSIG SIGKILL ({link})"),
+            GetPid => f.write_str("getpid"),
             SetRlimit { kind, soft, hard } => {
                 write!(f, "setrlimit {kind} {} {}", lim(*soft), lim(*hard))
             }

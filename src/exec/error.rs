@@ -110,3 +110,36 @@ fn leftovers_text(v: &[String]) -> String {
         format!("\n  rollback could not undo:\n    {}", v.join("\n    "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::backend::Op;
+
+    /// docs/apply.md quotes a failed cgroup write; this is how apply prints one.
+    #[test]
+    fn the_failure_docs_apply_md_quotes_is_printed_so() {
+        let op = Op::WriteFile {
+            path: "/sys/fs/cgroup/memory/sandboxctl/t1/memory.limit_in_bytes".into(),
+            data: "67108864".into(),
+        };
+        let err = ApplyError::Step {
+            failure: StepFailure::new(
+                Step::CgroupLimits,
+                Origin::Policy {
+                    file: "untrusted.toml".into(),
+                    line: 12,
+                },
+                op.to_string(),
+                &io::Error::from_raw_os_error(libc::EBUSY),
+            ),
+            leftovers: vec![],
+        };
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/apply.md")).unwrap();
+        let quoted = format!("\n    {err}\n");
+        assert!(
+            doc.contains(&quoted),
+            "docs/apply.md does not quote the error as printed:{quoted}"
+        );
+    }
+}

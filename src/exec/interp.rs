@@ -18,26 +18,23 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::backend::{
-    Backend, CapSetKind, FdRef, FdTag, Forked, Op, Outcome, PreparedExec, PreparedFilter, ProcRef, Who,
+    Backend, CapSetKind, FdRef, FdTag, Forked, Op, Outcome, ParentLink, PreparedExec, PreparedFilter, ProcRef, Who,
 };
 use super::error::{ApplyError, StepFailure};
+use super::state::{self, LaunchId};
 use crate::plan::{
     Actor, CapSets, CgroupDirRole, Credentials, DeviceHow, FdEntry, FdSource, LaunchPlan, MountFlag, Namespace,
     NetworkMode, NsKind, OpenMode, Platform, RootChange, Session, SetGroups, Stdio, Step,
 };
 use crate::vocab::{Cap, Origin};
 
-/// The state file of a sandbox: its supervisor's pid, while it runs.
-pub fn state_file(id: &str) -> PathBuf {
-    Path::new(STATE_ROOT).join(format!("{id}.pid"))
-}
-
-/// Where state files live (made if missing, shared, never removed).
-pub const STATE_ROOT: &str = "/run/sandboxctl";
-
 /// Where a root of `/` is assembled (on a tmpfs over `/tmp`, inside the
 /// sandbox's own mount namespace only).
 pub const STAGED_ROOT: &str = "/tmp/root";
+
+/// The rule a foreground launch's sandbox dies with its launcher by
+/// (docs/apply.md, "Dying with the launcher").
+const DIES_WITH_LAUNCHER: &str = "foreground-sandbox-dies-with-launcher";
 
 /// Lowest fd number used when moving fds out of the way of planned numbers.
 const HIGH_FD: i32 = 1000;
@@ -49,11 +46,16 @@ const CHILD_FAILED: i32 = 125;
 #[derive(Debug, Clone)]
 enum Undo {
     StateFile(PathBuf),
-    CgroupDir { path: PathBuf, leaf: bool },
+    CgroupDir {
+        path: PathBuf,
+        leaf: bool,
+    },
     Close(FdRef),
     RestoreNs(NsKind, FdRef),
     Signals,
     Child(ProcRef),
+    /// The caller's terminal mode, saved before the pty relay made it raw.
+    RestoreTty(FdRef, Vec<u8>),
 }
 
 /// What the children need, converted from the plan.
@@ -140,6 +142,8 @@ pub struct Interp<'a, B: Backend> {
     cgroup_join: Vec<FdRef>,
     /// The console's pty slave (launcher), once opened.
     pty_slave: Option<FdRef>,
+    /// The pty master the launcher keeps and relays (`stdio = pty`).
+    pty_master: Option<FdRef>,
     /// Sync pipe (read end for the child, write end for the launcher).
     sync: Option<(FdRef, FdRef)>,
     supervisor: Option<ProcRef>,
@@ -170,6 +174,13 @@ pub struct Interp<'a, B: Backend> {
     /// place: pivot_root into the caller's own root (`/`) is impossible, so it
     /// is bind-mounted at [`STAGED_ROOT`] on a private tmpfs first.
     staged_root: Option<PathBuf>,
+    /// Supervisor: its own pid, when the workload shares its PID namespace
+    /// with it and so checks that it is still its parent.
+    supervisor_pid: Option<i32>,
+    /// This launch's sandbox id: replaces `{id}` in the plan's paths.
+    id: LaunchId,
+    /// Where the state file goes (made if missing, shared, never removed).
+    state_root: PathBuf,
 }
 
 type R<T> = Result<T, StepFailure>;
@@ -192,6 +203,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             state: None,
             cgroup_join: Vec::new(),
             pty_slave: None,
+            pty_master: None,
             sync: None,
             supervisor: None,
             released: false,
@@ -206,7 +218,18 @@ impl<'a, B: Backend> Interp<'a, B> {
             plan_memfd: None,
             launcher_done: None,
             staged_root: None,
+            supervisor_pid: None,
+            id: LaunchId::placeholder(),
+            state_root: state::DEFAULT_ROOT.into(),
         }
+    }
+
+    /// Runs as sandbox `id`, with the state file under `root` (default: the
+    /// id placeholder itself, as a dry run prints it, and
+    /// [`state::DEFAULT_ROOT`]).
+    pub fn launch_as(&mut self, id: LaunchId, root: PathBuf) {
+        self.id = id;
+        self.state_root = root;
     }
 
     /// Makes entering `step` fail (the fault-injection hook).
@@ -225,6 +248,9 @@ impl<'a, B: Backend> Interp<'a, B> {
         match self.walk() {
             Ok(()) => Ok(self.status),
             Err(failure) => {
+                if self.me != Actor::Workload {
+                    tracing::error!("{failure}");
+                }
                 if self.real && self.me != Actor::Launcher {
                     self.exit_child_with(&failure);
                 }
@@ -276,6 +302,9 @@ impl<'a, B: Backend> Interp<'a, B> {
             if let Some(t) = &self.timings {
                 t.mark(self.me, &step.name());
             }
+            if self.me != Actor::Workload {
+                tracing::info!("step {}", step.name());
+            }
             if self.fail_at == Some(step) {
                 return Err(StepFailure::new(
                     step,
@@ -291,8 +320,12 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     /// Performs one op; a failure names the step, origin and op.
     fn op(&mut self, op: Op) -> R<Outcome> {
-        // The op's text is made only when it failed: formatting every op
-        // costs allocations on the launch path.
+        // The op's text is made only when it failed, or for the debug log
+        // (tracing formats it only when a debug log is configured):
+        // formatting every op costs allocations on the launch path.
+        if self.me != Actor::Workload {
+            tracing::debug!("{op}");
+        }
         self.b
             .perform(&op)
             .map_err(|e| StepFailure::new(self.step, self.origin.clone(), op.to_string(), &e))
@@ -347,7 +380,9 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::IdMaps => self.write_id_maps(),
             Step::CgroupJoin => self.join_cgroup(),
             Step::SupervisorIds => self.take_supervisor_ids(),
-            Step::SupervisorFds => self.arrange_supervisor_fds(),
+            Step::SupervisorFds => self
+                .arrange_supervisor_fds()
+                .and_then(|()| self.die_with_launcher_again()),
             Step::Hostname => self.set_hostname(),
             Step::Network => self.set_up_network(),
             Step::MountPropagation => self.make_mounts_private(),
@@ -369,10 +404,14 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::Rlimits => self.set_rlimits(),
             Step::Credentials => self.set_workload_credentials(),
             Step::Capabilities => self.set_workload_capabilities(),
-            Step::NoNewPrivs => self.set_no_new_privs(),
+            Step::NoNewPrivs => self
+                .workload_dies_with_supervisor()
+                .and_then(|()| self.set_no_new_privs()),
             Step::Seccomp => self.load_seccomp(),
             Step::Exec => self.exec_workload(),
-            Step::SupervisorCredentials => self.drop_supervisor_privileges(),
+            Step::SupervisorCredentials => self
+                .drop_supervisor_privileges()
+                .and_then(|()| self.die_with_launcher_again()),
             Step::Wait => self.supervise(),
             Step::Teardown => self.teardown(),
         }
@@ -380,18 +419,26 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     // ----- launcher, before the clone -------------------------------------
 
-    /// Claims the id: the state file is created exclusively, so a second
-    /// apply with the same id fails here, before anything else is made.
+    /// Claims the id: the state file appears complete and locked, or not
+    /// at all when the id is taken, so a second apply with the same id fails
+    /// here, before anything else is made. The launcher holds its lock until
+    /// the end: the file is unlinked first, closed last (see
+    /// [`super::state`]).
     fn make_state_file(&mut self) -> R<()> {
-        self.origin = self.plan.id.from.clone();
-        let file = state_file(&self.plan.id.value);
+        self.origin = self.id.origin().clone();
+        let file = self.id.state_file(&self.state_root);
         self.op(Op::MkdirAll {
-            path: STATE_ROOT.into(),
+            path: self.state_root.clone(),
         })?;
         let tag = FdTag::Internal("state file");
-        let fd = self.open(file.clone(), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600, tag)?;
-        self.undo.push(Undo::StateFile(file));
+        let op = Op::CreateState {
+            path: file.clone(),
+            record: state::record(self.plan, &self.id),
+            tag,
+        };
+        let fd = self.op_fd(op, tag)?;
         self.undo.push(Undo::Close(fd));
+        self.undo.push(Undo::StateFile(file));
         self.state = Some(fd);
         Ok(())
     }
@@ -401,48 +448,58 @@ impl<'a, B: Backend> Interp<'a, B> {
             return Ok(());
         };
         self.origin = cg.path.from.clone();
-        let (mut i, mut retries) = (0, 0);
-        while let Some(d) = cg.dirs.get(i) {
+        let dirs: Vec<(PathBuf, bool)> = cg
+            .dirs
+            .iter()
+            .map(|d| (self.id.resolve(&d.path), d.role == CgroupDirRole::Sandbox))
+            .collect();
+        for (i, (path, leaf)) in dirs.iter().enumerate() {
             // A parent (`sandboxctl/`) may exist already and another sandbox
             // may still use it at teardown: made only if missing, undone only
-            // if made here, and then only if empty.
-            let leaf = d.role == CgroupDirRole::Sandbox;
-            let parent = i.checked_sub(1).map(|p| &cg.dirs[p]);
-            match self.op(Op::Mkdir {
-                path: d.path.clone(),
-                mode: 0o755,
-            }) {
-                Ok(_) => self.undo.push(Undo::CgroupDir {
-                    path: d.path.clone(),
-                    leaf,
-                }),
-                Err(f) if !leaf && f.errno == Some(libc::EEXIST) => {}
-                // The parent was there a moment ago, made by a launch whose
-                // teardown has just removed it, empty (the load test's 200
-                // parallel launches hit this): make the parent again, a few
-                // times at most.
-                Err(f)
-                    if f.errno == Some(libc::ENOENT)
-                        && retries < 3
-                        && parent.is_some_and(|p| p.role == CgroupDirRole::Parent && d.path.starts_with(&p.path)) =>
-                {
-                    retries += 1;
-                    i -= 1;
-                    continue;
+            // if made here, and then only if empty. Another launch's teardown
+            // may remove it between its mkdir here and the sandbox's own
+            // (ENOENT): the parents on the way are made again, a few times.
+            let mut tries = 0;
+            loop {
+                match self.make_cgroup_dir(path, *leaf) {
+                    Err(f) if *leaf && f.errno == Some(libc::ENOENT) && tries < 8 => {
+                        tries += 1;
+                        for (parent, _) in dirs[..i].iter().filter(|(p, l)| !l && path.starts_with(p)) {
+                            self.make_cgroup_dir(parent, false)?;
+                        }
+                    }
+                    r => break r?,
                 }
-                Err(f) => return Err(f),
             }
-            i += 1;
         }
         // Opened now, with the launcher's credentials (which the kernel checks
         // at the write), for the supervisor to join itself after the clone.
         for file in &cg.join {
             let tag = FdTag::Internal("cgroup join");
-            let fd = self.open(file.clone(), libc::O_WRONLY, 0, tag)?;
+            let fd = self.open(self.id.resolve(file), libc::O_WRONLY, 0, tag)?;
             self.undo.push(Undo::Close(fd));
             self.cgroup_join.push(fd);
         }
         Ok(())
+    }
+
+    /// mkdir of one cgroup directory, pushed on the undo stack when made
+    /// here; a parent that exists already is not an error.
+    fn make_cgroup_dir(&mut self, path: &Path, leaf: bool) -> R<()> {
+        match self.op(Op::Mkdir {
+            path: path.to_path_buf(),
+            mode: 0o755,
+        }) {
+            Ok(_) => {
+                self.undo.push(Undo::CgroupDir {
+                    path: path.to_path_buf(),
+                    leaf,
+                });
+                Ok(())
+            }
+            Err(f) if !leaf && f.errno == Some(libc::EEXIST) => Ok(()),
+            Err(f) => Err(f),
+        }
     }
 
     fn write_cgroup_limits(&mut self) -> R<()> {
@@ -452,7 +509,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         for w in &cg.writes {
             self.origin = w.from.clone();
             self.op(Op::WriteFile {
-                path: w.file.clone(),
+                path: self.id.resolve(&w.file),
                 data: w.value.clone(),
             })?;
         }
@@ -460,6 +517,13 @@ impl<'a, B: Backend> Interp<'a, B> {
     }
 
     fn open_fds(&mut self) -> R<()> {
+        for d in &self.plan.log_dirs {
+            self.origin = d.from.clone();
+            self.op(Op::MakeDirs {
+                path: d.path.clone(),
+                mode: d.mode,
+            })?;
+        }
         for e in &self.plan.supervisor.fds {
             self.origin = e.from.clone();
             let tag = FdTag::Role(e.role);
@@ -473,7 +537,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                     };
                     let fd = self.op_fd(
                         Op::Open {
-                            path: path.clone(),
+                            path: self.id.resolve(path),
                             flags,
                             mode: *mode,
                             tag,
@@ -481,6 +545,9 @@ impl<'a, B: Backend> Interp<'a, B> {
                         tag,
                     )?;
                     self.undo.push(Undo::Close(fd));
+                    if let (true, Some(kind)) = (self.real, super::log::LogKind::of_role(e.role)) {
+                        super::log::set_fd(kind, fd.raw);
+                    }
                     fd
                 }
                 FdSource::ControlSocket => match self.op(Op::SocketPair { tag })? {
@@ -545,12 +612,15 @@ impl<'a, B: Backend> Interp<'a, B> {
     }
 
     /// The console: a pty pair whose master goes to the planned unix socket
-    /// (and is closed here); the slave is donated at every `PtySlave` number.
+    /// (and is closed here), or stays with the launcher, which relays it at
+    /// teardown (`stdio = pty`); the slave is donated at every `PtySlave`
+    /// number.
     fn open_console(&mut self) -> R<FdRef> {
-        let Stdio::ConsoleSocket(path) = &self.plan.stdio.value else {
-            return Err(self.unsupported("a pty slave without a console socket"));
+        let path = match &self.plan.stdio.value {
+            Stdio::ConsoleSocket(path) => Some(path.clone()),
+            Stdio::Pty => None,
+            Stdio::Inherit => return Err(self.unsupported("a pty slave without a pty")),
         };
-        let path = path.clone();
         self.origin = self.plan.stdio.from.clone();
         let (m, s) = match self.op(Op::OpenPty)? {
             Outcome::Pair(m, s) => (
@@ -567,6 +637,10 @@ impl<'a, B: Backend> Interp<'a, B> {
         };
         self.undo.push(Undo::Close(s));
         self.undo.push(Undo::Close(m));
+        let Some(path) = path else {
+            self.pty_master = Some(m);
+            return Ok(s);
+        };
         self.op(Op::SendFd { path, fd: m })?;
         self.undo.pop();
         self.op(Op::Close { fd: m })?;
@@ -666,9 +740,11 @@ impl<'a, B: Backend> Interp<'a, B> {
             Outcome::Forked(Forked::Child) => {
                 // The supervisor: its report channel is the control socket.
                 self.me = Actor::Supervisor;
+                super::log::set_actor(Actor::Supervisor);
                 self.undo.clear();
                 self.report = control_child;
                 self.close_sync_write_end()?;
+                self.die_with_launcher(r)?;
                 // A failure here is reported after the release, when the
                 // launcher is waiting for reports (it may still be writing
                 // the maps now, and would fail on a child that is gone).
@@ -683,10 +759,10 @@ impl<'a, B: Backend> Interp<'a, B> {
                 };
                 self.supervisor = Some(sup);
                 self.undo.push(Undo::Child(sup));
-                if let Some(fd) = self.state.take() {
+                tracing::info!("supervisor cloned: pid {pid} on the host");
+                // The state file stays open: its lock says the launch lives.
+                if let Some(fd) = self.state {
                     self.op(Op::WritePid { fd, proc: sup })?;
-                    self.undo.retain(|x| !matches!(x, Undo::Close(f) if f.raw == fd.raw));
-                    self.op(Op::Close { fd })?;
                 }
                 // Back to the launcher's own namespaces, and drop the
                 // fds that now belong to the child.
@@ -696,7 +772,11 @@ impl<'a, B: Backend> Interp<'a, B> {
                     .fds
                     .iter()
                     .zip(&self.sup_sources)
-                    .filter(|(e, _)| !matches!(e.source, FdSource::Caller { .. }))
+                    // The launcher keeps its log fds: it logs its own steps
+                    // to the end (closed at teardown).
+                    .filter(|(e, _)| {
+                        !matches!(e.source, FdSource::Caller { .. }) && super::log::LogKind::of_role(e.role).is_none()
+                    })
                     .map(|(_, f)| f.raw)
                     .chain([r.raw])
                     .chain(self.cgroup_join.iter().map(|f| f.raw))
@@ -722,6 +802,54 @@ impl<'a, B: Backend> Interp<'a, B> {
             }
             o => Err(self.odd(o)),
         }
+    }
+
+    // ----- the sandbox dies with its launcher --------------------------------
+
+    /// The supervisor of a foreground launch dies with its launcher (as
+    /// bubblewrap's `--die-with-parent`): `PR_SET_PDEATHSIG` with SIGKILL,
+    /// first thing after the clone, then the check that the launcher had not
+    /// exited before it (the sync pipe hung up unreleased; getppid says 0 in a
+    /// new PID namespace either way). As pid 1 of its PID namespace, its
+    /// death takes the workload with it.
+    fn die_with_launcher(&mut self, sync_read: FdRef) -> R<()> {
+        self.origin = Origin::rule(DIES_WITH_LAUNCHER);
+        self.op(Op::DieWithParent {
+            link: ParentLink::SyncPipe(sync_read),
+        })
+        .map(drop)
+    }
+
+    /// The kernel clears the parent-death signal when a credential change
+    /// alters the euid, egid, fsuid or fsgid or grows the capabilities
+    /// (`commit_creds`): the supervisor's uid/gid and raised effective set at
+    /// `supervisor_ids`, its capability changes at `supervisor_credentials`.
+    /// So it is set again after `supervisor_fds` (the first step after that
+    /// change at which the supervisor holds no copy of the launcher's end of
+    /// the control socket, so a hang-up there means the launcher is gone)
+    /// and after `supervisor_credentials`.
+    fn die_with_launcher_again(&mut self) -> R<()> {
+        self.origin = Origin::rule(DIES_WITH_LAUNCHER);
+        let link = self
+            .planned_control()
+            .map(ParentLink::HangsUp)
+            .ok_or_else(|| self.unsupported("dying with the launcher without a control socket"))?;
+        self.op(Op::DieWithParent { link }).map(drop)
+    }
+
+    /// A workload in the supervisor's own PID namespace (the host's) does not
+    /// die with it by the kernel's PID namespace teardown: it takes the same
+    /// parent-death signal, after its own credential changes and before
+    /// no_new_privs and seccomp, checked against the supervisor's pid.
+    fn workload_dies_with_supervisor(&mut self) -> R<()> {
+        let Some(pid) = self.supervisor_pid else {
+            return Ok(());
+        };
+        self.origin = Origin::rule(DIES_WITH_LAUNCHER);
+        self.op(Op::DieWithParent {
+            link: ParentLink::Pid(pid),
+        })
+        .map(drop)
     }
 
     // ----- launcher, while the child waits ---------------------------------
@@ -819,7 +947,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         for (i, fd) in self.cgroup_join.clone().into_iter().enumerate() {
             self.op(Op::JoinCgroup {
                 fd,
-                file: cg.join[i].clone(),
+                file: self.id.resolve(&cg.join[i]),
             })?;
             self.op(Op::Close { fd })?;
         }
@@ -850,6 +978,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             self.act(Actor::Supervisor);
             self.sync = Some((r, w));
             self.close_sync_write_end()?;
+            self.die_with_launcher(r)?;
             let early = self.unshare_early();
             self.await_release()?;
             early?;
@@ -972,12 +1101,29 @@ impl<'a, B: Backend> Interp<'a, B> {
         let entries = self.plan.supervisor.fds.clone();
         let sources = self.sup_sources.clone();
         let keep = self.launcher_done.take();
+        if self.real {
+            super::log::hold();
+        }
         self.launcher_done = self.arrange_fds(&entries, &sources, keep)?;
-        self.report = entries
+        self.report = self.planned_control();
+        if self.real {
+            for e in &entries {
+                if let Some(kind) = super::log::LogKind::of_role(e.role) {
+                    super::log::set_fd(kind, e.fd.0);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The supervisor's end of the control socket at its planned number.
+    fn planned_control(&self) -> Option<FdRef> {
+        self.plan
+            .supervisor
+            .fds
             .iter()
             .find(|e| e.source == FdSource::ControlSocket)
-            .map(|e| FdRef::num(e.fd.0));
-        Ok(())
+            .map(|e| FdRef::num(e.fd.0))
     }
 
     fn set_hostname(&mut self) -> R<()> {
@@ -1296,6 +1442,12 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn spawn_workload(&mut self) -> R<()> {
         self.origin = self.plan.workload.args.from.clone();
         self.await_launcher()?;
+        if self.plan.namespaces.pid.value != Namespace::New {
+            match self.op(Op::GetPid)? {
+                Outcome::Pid(pid) => self.supervisor_pid = Some(pid),
+                o => return Err(self.odd(o)),
+            }
+        }
         let (r, w) = match self.op(Op::Pipe { tag: "exec report" })? {
             Outcome::Pair(r, w) => (
                 FdRef {
@@ -1336,6 +1488,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             // so it never returns into the supervisor's frames.
             let child = unsafe { &mut *this };
             child.me = Actor::Workload;
+            super::log::mute(true);
             child.report = Some(w);
             let failure = match child.walk_from(next) {
                 Ok(()) => child.unsupported("the workload's steps ended without exec"),
@@ -1346,6 +1499,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         // The child ran the workload's steps on this memory: put back what
         // they changed of the supervisor's own state.
         self.me = Actor::Supervisor;
+        super::log::mute(false);
         self.step = step;
         self.origin = origin;
         self.report = report;
@@ -1369,12 +1523,17 @@ impl<'a, B: Backend> Interp<'a, B> {
         self.origin = self.plan.workload.args.from.clone();
         let b = self.read_and_close(Op::RecvReport { fd: r }, r)?;
         if b.is_empty() {
+            let argv = &self.plan.workload.args.value;
+            tracing::info!(target: super::log::USER, "workload started: {argv:?}");
+            tracing::info!("workload started: {argv:?}");
             return Ok(());
         }
-        Err(serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
+        let failure = serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
             step: Step::Exec,
             ..self.failure("exec report", String::from_utf8_lossy(&b).into_owned())
-        }))
+        });
+        tracing::error!(target: super::log::USER, "workload could not start: {failure}");
+        Err(failure)
     }
 
     // ----- workload ------------------------------------------------------------
@@ -1525,6 +1684,8 @@ impl<'a, B: Backend> Interp<'a, B> {
                 who: Who::AnyChild,
             },
         )?;
+        tracing::info!(target: super::log::USER, "workload exited with status {status}");
+        tracing::info!("workload exited with status {status}; the supervisor exits with it");
         if self.real {
             let _ = self.b.perform(&Op::Exit { code: status });
         } else {
@@ -1534,9 +1695,17 @@ impl<'a, B: Backend> Interp<'a, B> {
     }
 
     /// Waits on `target` (reaping with `reap`), forwarding signals to it.
+    /// The launcher with a relayed pty relays meanwhile.
     fn wait_for(&mut self, target: ProcRef, reap: ProcRef) -> R<i32> {
+        let relay = self.pty_master.filter(|_| self.me == Actor::Launcher);
+        let mut stdin = true;
         loop {
-            match self.op(Op::WaitSignal)? {
+            let wait = match relay {
+                Some(master) => Op::RelayPty { master, stdin },
+                None => Op::WaitSignal,
+            };
+            match self.op(wait)? {
+                Outcome::StdinClosed => stdin = false,
                 Outcome::Signal(libc::SIGCHLD) => loop {
                     match self.op(Op::Reap { proc: reap }) {
                         Ok(Outcome::Reaped(Some((pid, st)))) if pid == target.pid || !self.real => return Ok(st),
@@ -1547,6 +1716,11 @@ impl<'a, B: Backend> Interp<'a, B> {
                     }
                 },
                 Outcome::Signal(sig) => {
+                    let name = super::backend::signal_name(sig);
+                    tracing::info!("forwarding {name} to the {}", target.who_name());
+                    if self.me == Actor::Supervisor {
+                        tracing::info!(target: super::log::USER, "forwarding {name} to the workload");
+                    }
                     let _ = self.op(Op::Kill {
                         proc: target,
                         signal: sig,
@@ -1559,10 +1733,34 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     // ----- launcher, at the end ---------------------------------------------------
 
+    /// With a relayed pty (`stdio = pty`): the caller's terminal, when stdin
+    /// is one, made raw (put back by the undo stack, at the end or on
+    /// failure) and its window size copied to the pty, before the relay.
+    fn start_relay(&mut self) -> R<()> {
+        let Some(master) = self.pty_master else {
+            return Ok(());
+        };
+        self.origin = self.plan.stdio.from.clone();
+        let stdin = FdRef::num(0);
+        if let Outcome::Bytes(saved) = self.op(Op::TtyRaw { fd: stdin })? {
+            self.undo.push(Undo::RestoreTty(stdin, saved));
+        }
+        self.op(Op::CopyWinsize { master })?;
+        self.origin = self.id.origin().clone();
+        Ok(())
+    }
+
     fn teardown(&mut self) -> R<()> {
-        self.origin = self.plan.id.from.clone();
+        self.origin = self.id.origin().clone();
         if let Some(sup) = self.supervisor {
+            self.start_relay()?;
             self.status = self.wait_for(sup, sup)?;
+            if let Some(master) = self.pty_master {
+                self.origin = self.plan.stdio.from.clone();
+                self.op(Op::DrainPty { master })?;
+                self.origin = self.id.origin().clone();
+            }
+            tracing::info!("the supervisor exited with status {}", self.status);
             self.undo.retain(|u| !matches!(u, Undo::Child(_)));
             if let Some(c) = self.control {
                 if let Outcome::Bytes(b) = self.op(Op::RecvReport { fd: c })? {
@@ -1578,6 +1776,11 @@ impl<'a, B: Backend> Interp<'a, B> {
                 }
             }
         }
+        tracing::info!(
+            "tearing down sandbox {}; apply exits with status {}",
+            self.id.as_str(),
+            self.status
+        );
         let left = self.rollback();
         if left.is_empty() {
             Ok(())
@@ -1594,6 +1797,10 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     /// Undoes every launcher effect, newest first. Returns what could not be undone.
     fn rollback(&mut self) -> Vec<String> {
+        if self.real {
+            // The log fds are among what is closed: nothing is written after.
+            super::log::hold();
+        }
         let mut left = Vec::new();
         while let Some(u) = self.undo.pop() {
             let r = match &u {
@@ -1611,6 +1818,13 @@ impl<'a, B: Backend> Interp<'a, B> {
                     r
                 }
                 Undo::Signals => self.b.perform(&Op::UnblockSignals).map(drop),
+                Undo::RestoreTty(fd, saved) => self
+                    .b
+                    .perform(&Op::TtyRestore {
+                        fd: *fd,
+                        saved: saved.clone(),
+                    })
+                    .map(drop),
                 Undo::CgroupDir { path, leaf } => match self.b.perform(&Op::Rmdir { path: path.clone() }) {
                     Err(e)
                         if !leaf && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EBUSY | libc::ENOENT)) =>

@@ -210,6 +210,62 @@ fn fill_sealed(fd: i32, data: &[u8]) -> io::Result<()> {
     check(unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) }).map(drop)
 }
 
+/// open(2), close-on-exec; a file it creates gets exactly `mode` (the umask
+/// would otherwise take bits off: a 0664 log would be made 0644). With
+/// `O_CREAT` and without `O_EXCL`, an exclusive create is tried first, so the
+/// mode is set only on a file made here, never on one that was there.
+fn open_exact(path: &Path, flags: i32, mode: u32) -> io::Result<i32> {
+    let c = cpath(path)?;
+    let flags = flags | libc::O_CLOEXEC;
+    let open = |f: i32| {
+        // SAFETY: `c` is a valid C string.
+        check(unsafe { libc::open(c.as_ptr(), f, mode) })
+    };
+    if flags & libc::O_CREAT == 0 {
+        return open(flags);
+    }
+    let made = match open(flags | libc::O_EXCL) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) && flags & libc::O_EXCL == 0 => {
+            return open(flags & !libc::O_CREAT);
+        }
+        Err(e) => return Err(e),
+    };
+    // SAFETY: fchmod on the fd just made.
+    if let Err(e) = check(unsafe { libc::fchmod(made, mode) }) {
+        // SAFETY: closing the fd just made.
+        unsafe { libc::close(made) };
+        return Err(e);
+    }
+    Ok(made)
+}
+
+/// mkdir -p where each directory made gets exactly `mode` (chmod after the
+/// mkdir: the umask applies to mkdir's mode); existing ones are left alone.
+fn make_dirs(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut missing = Vec::new();
+    let mut p = Some(path);
+    while let Some(d) = p {
+        match fs::metadata(d) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(d),
+            Err(e) => return Err(e),
+        }
+        p = d.parent();
+    }
+    for d in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(mode).create(d) {
+            Ok(()) => fs::set_permissions(d, fs::Permissions::from_mode(mode))?,
+            // Made meanwhile by someone else: theirs, left as it is.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// A pty pair (master, slave), both close-on-exec and neither becoming the
 /// caller's controlling tty.
 fn open_pty() -> io::Result<(i32, i32)> {
@@ -407,13 +463,15 @@ impl Backend for LinuxBackend {
         let done = Ok(Outcome::Done);
         match op {
             MkdirAll { path } => fs::DirBuilder::new().recursive(true).mode(0o700).create(path).and(done),
+            MakeDirs { path, mode } => make_dirs(path, *mode).and(done),
             Mkdir { path, mode } => fs::DirBuilder::new().mode(*mode).create(path).and(done),
             WriteFile { path, data } => {
                 let mut f = fs::OpenOptions::new().write(true).open(path)?;
                 f.write_all(data.as_bytes()).and(done)
             }
+            CreateState { path, record, .. } => create_state(path, record).map(Outcome::Fd),
             WritePid { fd, proc } => {
-                let text = proc.pid.to_string();
+                let text = crate::exec::state::supervisor_line(proc.pid);
                 // SAFETY: writes `text`'s bytes, which live across the call, to an fd.
                 let n = check(unsafe { libc::write(fd.raw, text.as_ptr().cast(), text.len()) })?;
                 if n as usize == text.len() {
@@ -450,11 +508,7 @@ impl Backend for LinuxBackend {
                 }
             }
             Unlink { path } => fs::remove_file(path).and(done),
-            Open { path, flags, mode, .. } => {
-                let c = cpath(path)?;
-                // SAFETY: `c` is a valid C string.
-                check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, *mode) }).map(Outcome::Fd)
-            }
+            Open { path, flags, mode, .. } => open_exact(path, *flags, *mode).map(Outcome::Fd),
             SocketPair { .. } => {
                 let mut fds = [0; 2];
                 // SAFETY: `fds` is a valid out array of two ints.
@@ -477,6 +531,14 @@ impl Backend for LinuxBackend {
             Memfd { name, .. } => memfd(name).map(Outcome::Fd),
             FillSealed { fd, data } => fill_sealed(fd.raw, data).and(done),
             OpenPty => open_pty().map(|(m, s)| Outcome::Pair(m, s)),
+            TtyRaw { fd } => Ok(match super::pty::make_raw(fd.raw)? {
+                Some(saved) => Outcome::Bytes(saved),
+                None => Outcome::Done,
+            }),
+            TtyRestore { fd, saved } => super::pty::restore(fd.raw, saved).and(done),
+            CopyWinsize { master } => super::pty::copy_winsize(master.raw).and(done),
+            RelayPty { master, stdin } => super::pty::relay(master.raw, *stdin),
+            DrainPty { master } => super::pty::drain(master.raw).and(done),
             SendFd { path, fd } => send_fd(path, fd.raw).and(done),
             OpenKvm {
                 api_version,
@@ -798,6 +860,9 @@ impl Backend for LinuxBackend {
                 // SAFETY: TIOCSCTTY takes an int argument.
                 check(unsafe { libc::ioctl(fd.raw, libc::TIOCSCTTY, 0) }).and(done)
             }
+            DieWithParent { link } => die_with_parent(*link).and(done),
+            // SAFETY: getpid has no arguments and cannot fail.
+            GetPid => Ok(Outcome::Pid(unsafe { libc::getpid() })),
             NonDumpable => {
                 // SAFETY: prctl with integer arguments.
                 check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).and(done)
@@ -882,6 +947,74 @@ impl Backend for LinuxBackend {
             Exec { prepared } => Err(exec(prepared)),
         }
     }
+}
+
+/// [`Op::CreateState`]: an unnamed file in the state directory, locked and
+/// filled, then linked to its name; the fd (close-on-exec) holds the lock.
+fn create_state(path: &Path, record: &str) -> io::Result<i32> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c = cpath(dir)?;
+    // SAFETY: `c` is a valid C string.
+    let fd = check(unsafe { libc::open(c.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) })?;
+    let linked = (|| {
+        // SAFETY: flock on the fd just opened.
+        check(unsafe { libc::flock(fd, libc::LOCK_EX) })?;
+        write_all(fd, record.as_bytes())?;
+        let from = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a number");
+        let to = cpath(path)?;
+        // SAFETY: valid C strings; AT_SYMLINK_FOLLOW links the file the
+        // /proc link names (an O_TMPFILE file may be linked once).
+        check(unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        })
+    })();
+    match linked {
+        Ok(_) => Ok(fd),
+        Err(e) => {
+            // SAFETY: closing the fd opened above.
+            unsafe { libc::close(fd) };
+            Err(e)
+        }
+    }
+}
+
+/// [`Op::DieWithParent`]: SIGKILL on the parent's exit, then the check that
+/// the parent had not exited already (ESRCH if it had).
+fn die_with_parent(link: super::backend::ParentLink) -> io::Result<()> {
+    use super::backend::ParentLink;
+    // SAFETY: prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) })?;
+    let revents = |fd: super::backend::FdRef| -> io::Result<i16> {
+        let mut p = libc::pollfd {
+            fd: fd.raw,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a zero timeout only looks.
+        check(unsafe { libc::poll(&mut p, 1, 0) })?;
+        Ok(p.revents)
+    };
+    let gone = match link {
+        ParentLink::SyncPipe(fd) => {
+            let r = revents(fd)?;
+            r & libc::POLLHUP != 0 && r & libc::POLLIN == 0
+        }
+        ParentLink::HangsUp(fd) => revents(fd)? & (libc::POLLHUP | libc::POLLERR) != 0,
+        // SAFETY: getppid has no arguments and cannot fail.
+        ParentLink::Pid(pid) => (unsafe { libc::getppid() }) != pid,
+    };
+    if gone {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
 }
 
 /// The type glibc and musl give `setrlimit`'s resource argument.

@@ -7,13 +7,18 @@
 //! See docs/apply.md for the step order and why.
 
 pub mod backend;
+pub mod control;
 pub mod detect;
 pub mod error;
+pub mod gc;
 pub mod interp;
 pub mod linux;
+pub mod log;
 pub mod preflight;
+pub mod pty;
 pub mod record;
 pub mod seccomp;
+pub mod state;
 #[doc(hidden)]
 pub mod testsupport;
 pub mod timings;
@@ -22,7 +27,10 @@ pub use backend::{Backend, Op};
 pub use error::{ApplyError, StepFailure};
 pub use preflight::{preflight, UnmetNeed};
 pub use record::{Recorded, RecordingBackend};
+pub use state::LaunchId;
 pub use timings::Timings;
+
+use std::path::PathBuf;
 
 use crate::host::HostFacts;
 use crate::plan::LaunchPlan;
@@ -34,6 +42,27 @@ pub struct ApplyOptions {
     pub skip_preflight: bool,
     /// Print when each step begins (`apply --timings`).
     pub timings: Option<Timings>,
+    /// The sandbox id (`apply --id`); `None`: a random one, unique per launch.
+    pub id: Option<LaunchId>,
+    /// Where the state file goes (`--root`); `None`: [`state::DEFAULT_ROOT`].
+    pub root: Option<PathBuf>,
+}
+
+impl ApplyOptions {
+    /// The id to launch as: the given one, or a fresh random one.
+    fn launch_id(&self) -> Result<LaunchId, ApplyError> {
+        match &self.id {
+            Some(id) => Ok(id.clone()),
+            None => LaunchId::random().map_err(|e| ApplyError::Prepare {
+                what: "a sandbox id".into(),
+                message: format!("getrandom: {}", error::error_text(&e)),
+            }),
+        }
+    }
+
+    fn state_root(&self) -> PathBuf {
+        self.root.clone().unwrap_or_else(|| state::DEFAULT_ROOT.into())
+    }
 }
 
 /// Runs `plan` in the foreground: returns the workload's exit status (128+N
@@ -44,17 +73,20 @@ pub struct ApplyOptions {
 /// Call it from a single-threaded process (the launcher clones).
 pub fn apply(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result<i32, ApplyError> {
     if !opts.skip_preflight {
-        let unmet = preflight(plan, host);
+        let unmet = preflight::check(plan, host);
         if !unmet.is_empty() {
             return Err(ApplyError::Preflight(unmet));
         }
     }
     let prep = interp::prepare(plan)?;
+    let id = opts.launch_id()?;
     if let Some(t) = &opts.timings {
         t.mark(crate::plan::Actor::Launcher, "prepared");
     }
+    log::install(plan);
     let mut backend = linux::LinuxBackend;
     let mut it = interp::Interp::new(plan, &mut backend, prep);
+    it.launch_as(id, opts.state_root());
     it.fail_at(fault_injection_step());
     it.timings(opts.timings);
     let r = it.run();
@@ -79,17 +111,31 @@ fn fault_injection_step() -> Option<crate::plan::Step> {
 
 /// The ops `apply` would perform, in order, each with the process that would
 /// perform it. Nothing on the host changes.
+/// The id is printed as the plan's placeholder, `{id}`, and the state file
+/// goes under the default root.
 pub fn dry_run(plan: &LaunchPlan) -> Result<Vec<Recorded>, ApplyError> {
+    dry_run_as(plan, &ApplyOptions::default())
+}
+
+/// [`dry_run`] with the id and state root of `opts` (`apply --dry-run --id
+/// ID --root DIR`); without an id the placeholder stays.
+pub fn dry_run_as(plan: &LaunchPlan, opts: &ApplyOptions) -> Result<Vec<Recorded>, ApplyError> {
     let prep = interp::prepare(plan)?;
     let mut backend = RecordingBackend::new();
-    let it = interp::Interp::new(plan, &mut backend, prep);
+    let mut it = interp::Interp::new(plan, &mut backend, prep);
+    it.launch_as(opts.id.clone().unwrap_or_else(LaunchId::placeholder), opts.state_root());
     it.run()?;
     Ok(backend.ops)
 }
 
 /// [`dry_run`] as text, one op per line (deterministic: a golden file).
 pub fn dry_run_text(plan: &LaunchPlan) -> Result<String, ApplyError> {
-    Ok(dry_run(plan)?.iter().map(|r| format!("{r}\n")).collect())
+    dry_run_text_as(plan, &ApplyOptions::default())
+}
+
+/// [`dry_run_as`] as text.
+pub fn dry_run_text_as(plan: &LaunchPlan, opts: &ApplyOptions) -> Result<String, ApplyError> {
+    Ok(dry_run_as(plan, opts)?.iter().map(|r| format!("{r}\n")).collect())
 }
 
 #[cfg(test)]
@@ -97,12 +143,12 @@ mod tests {
     use super::backend::Op;
     use super::testsupport::{sample_host, sample_plan};
     use super::*;
-    use crate::plan::{Actor, Rlimit, Step};
+    use crate::plan::{Actor, Namespace, Rlimit, Step};
     use crate::vocab::{Origin, RlimitKind};
     use std::path::Path;
 
     fn plan() -> LaunchPlan {
-        sample_plan(Path::new("/tmp/rootfs"), "t1", "true")
+        sample_plan(Path::new("/tmp/rootfs"), "true")
     }
 
     #[test]
@@ -122,8 +168,8 @@ mod tests {
         assert!(pos("memory.limit_in_bytes") < pos("clone new"));
         assert!(pos("uid_map") < pos("release child"));
         assert!(pos("unshare net") < pos("await release"));
-        assert!(pos("release child") < pos("(join /sys/fs/cgroup/memory/sandboxctl/t1/tasks)"));
-        assert!(pos("(join /sys/fs/cgroup/pids/sandboxctl/t1/tasks)") < pos("sethostname"));
+        assert!(pos("release child") < pos("(join /sys/fs/cgroup/memory/sandboxctl/{id}/tasks)"));
+        assert!(pos("(join /sys/fs/cgroup/pids/sandboxctl/{id}/tasks)") < pos("sethostname"));
         assert!(pos("type proc") < pos("pivot_root"));
         let lines: Vec<&str> = a.lines().collect();
         let exec = lines.iter().position(|l| l.contains("execve")).unwrap();
@@ -140,12 +186,46 @@ mod tests {
     /// launcher effect made before it is undone.
     #[test]
     fn failure_at_every_op_is_rolled_back() {
-        let p = plan();
-        let total = dry_run(&p).unwrap().len();
+        for p in [plan(), pty_and_log_plan()] {
+            fail_each_op_and_check_the_rollback(&p);
+        }
+    }
+
+    /// The sample plan with a relayed pty and a user log in a made directory.
+    fn pty_and_log_plan() -> LaunchPlan {
+        use crate::plan::{FdEntry, FdRole, FdSource, LogDir, OpenMode, Session, Stdio};
+        use crate::vocab::Fd;
+        let mut p = plan();
+        p.stdio.value = Stdio::Pty;
+        p.supervisor.session = Session::NewSessionWithControllingTty;
+        for e in p.supervisor.fds.iter_mut().filter(|e| e.fd.0 <= 2) {
+            e.source = FdSource::PtySlave;
+        }
+        p.log_dirs = vec![LogDir {
+            path: "/var/log/sbx".into(),
+            mode: 0o755,
+            from: Origin::rule("log-dir-made-if-missing"),
+        }];
+        let n = p.supervisor.fds.len() as i32;
+        p.supervisor.fds.push(FdEntry {
+            fd: Fd(n),
+            role: FdRole::UserLog,
+            source: FdSource::File {
+                path: "/var/log/sbx/t1.user.log".into(),
+                open: OpenMode::AppendCreate,
+                mode: 0o664,
+            },
+            from: Origin::Default,
+        });
+        p
+    }
+
+    fn fail_each_op_and_check_the_rollback(p: &LaunchPlan) {
+        let total = dry_run(p).unwrap().len();
         for n in 0..total {
-            let prep = interp::prepare(&p).unwrap();
+            let prep = interp::prepare(p).unwrap();
             let mut b = RecordingBackend::failing_at(n, libc::EBUSY);
-            let r = interp::Interp::new(&p, &mut b, prep).run();
+            let r = interp::Interp::new(p, &mut b, prep).run();
             let failed = &b.ops[n];
             // The very last ops are teardown itself: a failure there is reported as leftovers.
             let err = match r {
@@ -182,7 +262,7 @@ mod tests {
                             );
                         }
                     }
-                    Op::Open { path, flags, .. } if flags & libc::O_CREAT != 0 && flags & libc::O_EXCL != 0 => {
+                    Op::CreateState { path, .. } => {
                         let undone = b
                             .ops
                             .iter()
@@ -207,12 +287,98 @@ mod tests {
                         });
                         assert!(reaped, "op {n}: supervisor not reaped");
                     }
+                    Op::OpenPty => assert!(
+                        b.ops.iter().any(|r| matches!(
+                            &r.op,
+                            Op::Close { fd } if fd.tag == backend::FdTag::Internal("pty master")
+                        )),
+                        "op {n}: pty master left open"
+                    ),
                     Op::BlockSignals => assert!(
                         b.ops.iter().any(|r| r.op == Op::UnblockSignals),
                         "op {n}: signals left blocked"
                     ),
                     _ => {}
                 }
+            }
+        }
+    }
+
+    /// Issue 11 item 4: the supervisor asks for SIGKILL on its launcher's
+    /// death first thing after the clone, and again after every credential
+    /// change that may clear that request (the kernel clears it when the
+    /// euid/egid/fsuid/fsgid change or capabilities grow), with a check of
+    /// the launcher each time; a workload in the supervisor's own PID
+    /// namespace asks too, after its credentials and before seccomp.
+    #[test]
+    fn supervisor_dies_with_launcher_after_every_credential_change() {
+        use backend::ParentLink;
+        let clears = |op: &Op| {
+            matches!(
+                op,
+                Op::SetResUid { .. }
+                    | Op::SetResGid { .. }
+                    | Op::RaiseEffective
+                    | Op::CapSet { .. }
+                    | Op::SetAmbient { .. }
+            )
+        };
+        for pid_ns in [Namespace::New, Namespace::Host] {
+            let mut p = plan();
+            p.namespaces.pid.value = pid_ns.clone();
+            let ops = dry_run(&p).unwrap();
+            let sup: Vec<&Op> = ops
+                .iter()
+                .filter(|r| r.actor == Actor::Supervisor)
+                .map(|r| &r.op)
+                .collect();
+            let deaths: Vec<usize> = (0..sup.len())
+                .filter(|i| matches!(sup[*i], Op::DieWithParent { .. }))
+                .collect();
+            assert!(
+                matches!(
+                    sup[deaths[0]],
+                    Op::DieWithParent {
+                        link: ParentLink::SyncPipe(_)
+                    }
+                ),
+                "{:?}",
+                sup[deaths[0]]
+            );
+            assert!(deaths[0] <= 3, "not right after the clone: {:?}", &sup[..deaths[0]]);
+            let last_clear = (0..sup.len()).rev().find(|i| clears(sup[*i])).unwrap();
+            assert!(
+                deaths.iter().any(|d| *d > last_clear),
+                "no parent-death signal after {:?}",
+                sup[last_clear]
+            );
+            for d in &deaths[1..] {
+                assert!(matches!(
+                    sup[*d],
+                    Op::DieWithParent {
+                        link: ParentLink::HangsUp(_)
+                    }
+                ));
+            }
+            let work: Vec<&Op> = ops
+                .iter()
+                .filter(|r| r.actor == Actor::Workload)
+                .map(|r| &r.op)
+                .collect();
+            let w_death = work.iter().position(|o| matches!(o, Op::DieWithParent { .. }));
+            if pid_ns == Namespace::New {
+                assert_eq!(w_death, None, "pid 1's death takes the workload already");
+            } else {
+                let d = w_death.expect("workload in the host PID namespace dies with the supervisor");
+                let last = work.iter().rposition(|o| clears(o)).unwrap();
+                let seccomp = work.iter().position(|o| matches!(o, Op::SeccompLoad { .. })).unwrap();
+                assert!(last < d && d < seccomp, "{:?}", &work[last..=seccomp]);
+                assert!(matches!(
+                    work[d],
+                    Op::DieWithParent {
+                        link: ParentLink::Pid(record::SUPERVISOR_PID)
+                    }
+                ));
             }
         }
     }
@@ -237,6 +403,66 @@ mod tests {
     }
 
     #[test]
+    fn relayed_pty_dry_run_keeps_the_master_and_relays_at_teardown() {
+        use crate::plan::{FdSource, Session, Stdio};
+        let mut p = plan();
+        p.stdio.value = Stdio::Pty;
+        p.supervisor.session = Session::NewSessionWithControllingTty;
+        for e in p.supervisor.fds.iter_mut().filter(|e| e.fd.0 <= 2) {
+            e.source = FdSource::PtySlave;
+        }
+        assert!(preflight(&p, &sample_host()).is_empty());
+        let a = dry_run_text(&p).unwrap();
+        let pos = |s: &str| a.find(s).unwrap_or_else(|| panic!("{s} missing in\n{a}"));
+        assert!(!a.contains("send <pty master>"), "{a}");
+        assert!(pos("openpt") < pos("clone new"));
+        assert!(pos("launcher   close <pty slave>") < pos("release child"));
+        assert!(a.contains("dup2 <pty slave> -> 0") && a.contains("dup2 <pty slave> -> 2"));
+        assert!(pos("setsid") < pos("ioctl 0 TIOCSCTTY"));
+        let relay = pos("launcher   relay stdin -> <pty master> -> stdout");
+        assert!(pos("launcher   if 0 is a terminal") < relay);
+        assert!(pos("launcher   copy the caller's window size to <pty master>") < relay);
+        assert!(relay < pos("launcher   waitpid <supervisor>"));
+        assert!(pos("launcher   waitpid <supervisor>") < pos("launcher   copy the rest of <pty master>"));
+        assert!(pos("launcher   copy the rest of <pty master>") < pos("launcher   close <pty master>"));
+        assert!(!a.contains("launcher   sigwaitinfo"), "{a}");
+    }
+
+    #[test]
+    fn log_dirs_are_made_before_the_log_files_are_opened() {
+        use crate::plan::{FdEntry, FdRole, FdSource, LogDir, OpenMode};
+        use crate::vocab::Fd;
+        let mut p = plan();
+        p.log_dirs = vec![LogDir {
+            path: "/var/log/sbx".into(),
+            mode: 0o755,
+            from: Origin::rule("log-dir-made-if-missing"),
+        }];
+        let n = p.supervisor.fds.len() as i32;
+        p.supervisor.fds.push(FdEntry {
+            fd: Fd(n),
+            role: FdRole::UserLog,
+            source: FdSource::File {
+                path: "/var/log/sbx/t1.user.log".into(),
+                open: OpenMode::AppendCreate,
+                mode: 0o664,
+            },
+            from: Origin::Default,
+        });
+        let a = dry_run_text(&p).unwrap();
+        let pos = |s: &str| a.find(s).unwrap_or_else(|| panic!("{s} missing in\n{a}"));
+        assert!(
+            pos("launcher   mkdir -p /var/log/sbx 0o755")
+                < pos("launcher   open /var/log/sbx/t1.user.log wronly|creat|append mode 0o664 -> <user_log>")
+        );
+        // The launcher keeps its log fd until teardown (it logs its own steps).
+        assert!(
+            pos("launcher   close <user_log>") > pos("launcher   waitpid <supervisor>"),
+            "{a}"
+        );
+    }
+
+    #[test]
     fn failure_names_step_origin_and_errno() {
         let p = plan();
         let ops = dry_run(&p).unwrap();
@@ -249,7 +475,7 @@ mod tests {
         let e = interp::Interp::new(&p, &mut b, prep).run().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "apply: step cgroup_limits (policy:untrusted.toml:12): write /sys/fs/cgroup/memory/sandboxctl/t1/memory.limit_in_bytes \"67108864\": Device or resource busy (EBUSY)"
+            "apply: step cgroup_limits (policy:untrusted.toml:12): write /sys/fs/cgroup/memory/sandboxctl/{id}/memory.limit_in_bytes \"67108864\": Device or resource busy (EBUSY)"
         );
         let rm: Vec<String> = b.ops[n + 1..].iter().map(|r| r.op.to_string()).collect();
         assert_eq!(
@@ -257,12 +483,12 @@ mod tests {
             [
                 "close <cgroup join>",
                 "close <cgroup join>",
-                "rmdir /sys/fs/cgroup/pids/sandboxctl/t1",
+                "rmdir /sys/fs/cgroup/pids/sandboxctl/{id}",
                 "rmdir /sys/fs/cgroup/pids/sandboxctl",
-                "rmdir /sys/fs/cgroup/memory/sandboxctl/t1",
+                "rmdir /sys/fs/cgroup/memory/sandboxctl/{id}",
                 "rmdir /sys/fs/cgroup/memory/sandboxctl",
-                "close <state file>",
-                "unlink /run/sandboxctl/t1.pid"
+                "unlink /run/sandboxctl/{id}.state",
+                "close <state file>"
             ]
         );
         if let ApplyError::Step { failure, .. } = e {
@@ -295,5 +521,19 @@ mod tests {
             "{text:#?}"
         );
         assert!(text.iter().any(|t| t.contains("a new user namespace")));
+    }
+
+    /// In the caller's user namespace the capability step drops bounding
+    /// capabilities, which needs CAP_SETPCAP: named before apply, not EPERM.
+    #[test]
+    fn preflight_names_setpcap_for_the_callers_user_namespace() {
+        let mut p = plan();
+        p.namespaces.user = crate::plan::Sourced::new(crate::plan::Namespace::Host, Origin::rule("test"));
+        let mut h = sample_host();
+        let setpcap = |c: &crate::vocab::Cap| c.0 == caps::Capability::CAP_SETPCAP;
+        let needs = |h: &crate::host::HostFacts| preflight(&p, h).iter().any(|u| u.need.contains("CAP_SETPCAP"));
+        assert!(!needs(&h));
+        h.capabilities.retain(|c| !setpcap(c));
+        assert!(needs(&h));
     }
 }

@@ -42,6 +42,55 @@ fn missing_caps(host: &HostFacts, caps: &[C]) -> Vec<String> {
         .collect()
 }
 
+/// [`preflight`] and [`host_paths`]: every unmet need, as `doctor` prints
+/// them and `apply` refuses on (the one list both use, so they agree).
+pub fn check(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
+    let mut v = preflight(plan, host);
+    v.extend(host_paths(plan));
+    v.extend(super::log::unmet_log_paths(plan));
+    v
+}
+
+/// The plan's host paths that this machine lacks: the root must be an
+/// existing directory, given as an absolute path. Not pure (it stats the
+/// path), unlike [`preflight`]: host facts do not describe arbitrary paths.
+pub fn host_paths(plan: &LaunchPlan) -> Vec<UnmetNeed> {
+    let mut v = Vec::new();
+    let root = &plan.root.path;
+    if !root.value.is_absolute() {
+        need(
+            &mut v,
+            format!("root {} is a relative path", root.value.display()),
+            &root.from,
+            "compile the plan again: plans hold absolute paths (a relative one depends on where apply runs)",
+        );
+    } else {
+        match std::fs::metadata(&root.value) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => need(
+                &mut v,
+                format!("root {} is not a directory", root.value.display()),
+                &root.from,
+                "point root.path at the bundle's root filesystem directory",
+            ),
+            Err(e) => need(
+                &mut v,
+                format!("root {}: {e}", root.value.display()),
+                &root.from,
+                match &plan.inputs.bundle {
+                    Some(b) => format!(
+                        "the plan resolved the spec's root.path from bundle {} ({}); put the bundle there, or compile the plan again where the bundle is",
+                        b.value.display(),
+                        b.from
+                    ),
+                    None => "create the root directory, or fix root.path".to_string(),
+                },
+            ),
+        }
+    }
+    v
+}
+
 /// Lists every need of `plan` that `host` does not meet (empty: go).
 pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
     let mut v = Vec::new();
@@ -93,6 +142,14 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
             );
         }
     }
+    if ns.user.value == Namespace::Host && !missing_caps(host, &[C::CAP_SETPCAP]).is_empty() {
+        need(
+            &mut v,
+            "dropping capabilities from the bounding set in the caller's user namespace needs CAP_SETPCAP",
+            &plan.workload.capabilities.from,
+            "run apply as root, or use a policy with a new user namespace",
+        );
+    }
     if plan.steps.contains(&Step::MountPropagation) && ns.mount.value != Namespace::New {
         need(
             &mut v,
@@ -100,6 +157,22 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
             &ns.mount.from,
             "plan a new mount namespace",
         );
+    }
+    for m in &plan.mounts {
+        if let Some((host_path, rule)) = crate::plan::compile::host_bind_instead(&m.fstype, ns, host) {
+            need(
+                &mut v,
+                format!(
+                    "a fresh {} mount at {}, which the kernel refuses in this sandbox's namespaces on this host",
+                    m.fstype,
+                    m.target.display()
+                ),
+                &m.from,
+                format!(
+                    "recompile the plan: the compiler binds the host's {host_path} read-only instead (rule:{rule})"
+                ),
+            );
+        }
     }
     for d in &plan.devices {
         if d.how == DeviceHow::Mknod {
@@ -206,11 +279,11 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
                 &e.from,
                 "not supported: supervisor fds come from the caller or the launcher",
             ),
-            FdSource::PtySlave if !matches!(plan.stdio.value, Stdio::ConsoleSocket(_)) => need(
+            FdSource::PtySlave if plan.stdio.value == Stdio::Inherit => need(
                 &mut v,
-                format!("supervisor fd {}: a pty slave without a console socket", e.fd.0),
+                format!("supervisor fd {}: a pty slave without a pty", e.fd.0),
                 &e.from,
-                "give a console socket (stdio console_socket), or take the fd from the caller",
+                "give a console socket (stdio console_socket) or a relayed pty (stdio pty), or take the fd from the caller",
             ),
             _ => {}
         }

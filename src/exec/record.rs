@@ -93,7 +93,9 @@ impl Backend for RecordingBackend {
         let index = self.ops.len();
         let fail = self.fail_at.filter(|(i, _)| *i == index).map(|(_, e)| e);
         let out = match &op {
-            Op::Open { .. } | Op::Memfd { .. } | Op::OpenKvm { .. } | Op::DupHigh { .. } => Outcome::Fd(self.fd()),
+            Op::Open { .. } | Op::CreateState { .. } | Op::Memfd { .. } | Op::OpenKvm { .. } | Op::DupHigh { .. } => {
+                Outcome::Fd(self.fd())
+            }
             Op::SocketPair { .. } | Op::Pipe { .. } | Op::OpenPty => Outcome::Pair(self.fd(), self.fd()),
             Op::Clone { .. } | Op::Spawn { .. } => {
                 self.clones += 1;
@@ -105,7 +107,8 @@ impl Backend for RecordingBackend {
             }
             Op::WaitExit { proc } => Outcome::Reaped(Some((proc.pid, 137))),
             Op::Reap { proc } => Outcome::Reaped(Some((if proc.pid > 0 { proc.pid } else { WORKLOAD_PID }, 0))),
-            Op::WaitSignal => Outcome::Signal(libc::SIGCHLD),
+            Op::WaitSignal | Op::RelayPty { .. } => Outcome::Signal(libc::SIGCHLD),
+            Op::GetPid => Outcome::Pid(SUPERVISOR_PID),
             Op::RecvReport { .. } | Op::AwaitEof { .. } => Outcome::Bytes(Vec::new()),
             _ => Outcome::Done,
         };

@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn programs_survive_the_pipe_encoding() {
-        let plan = crate::exec::testsupport::sample_plan(std::path::Path::new("/r"), "x", "true");
+        let plan = crate::exec::testsupport::sample_plan(std::path::Path::new("/r"), "true");
         let filters = prepare(plan.workload.seccomp.as_ref().unwrap()).unwrap();
         let back = decode(&encode(&filters)).unwrap();
         assert_eq!(back.len(), filters.len());

@@ -45,11 +45,12 @@ fn fd(n: i32, role: FdRole, source: FdSource) -> FdEntry {
 /// A full plan: every namespace new, nobody→nobody, pivot_root into `rootfs`,
 /// proc/dev/devpts/sys/tmp mounts, masked and read-only paths, all caps
 /// dropped, a seccomp rule (mkdir/mkdirat → EXDEV), NOFILE 1024, a v1
-/// memory+pids cgroup under `sandboxctl/<id>`, running `sh -c script`.
-pub fn sample_plan(rootfs: &Path, id: &str, script: &str) -> LaunchPlan {
+/// memory+pids cgroup under `sandboxctl/{id}` (the id is the launch's, see
+/// [`super::state::LaunchId`]), running `sh -c script`.
+pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
     use MountFlag::*;
     let cg = |ctrl: &str| PathBuf::from(format!("/sys/fs/cgroup/{ctrl}/sandboxctl"));
-    let leaf = |ctrl: &str| cg(ctrl).join(id);
+    let leaf = |ctrl: &str| cg(ctrl).join(ID_PLACEHOLDER);
     let nobody = |from: Origin| Credentials {
         uid: Uid(65534),
         gid: Gid(65534),
@@ -67,11 +68,11 @@ pub fn sample_plan(rootfs: &Path, id: &str, script: &str) -> LaunchPlan {
     );
     LaunchPlan {
         format: PLAN_FORMAT,
-        id: Sourced::new(id.into(), Origin::Cli("--id".into())),
         inputs: Inputs {
             policies: vec!["untrusted.toml".into()],
             spec: "builtin".into(),
             host: "detected".into(),
+            bundle: None,
         },
         platform: p(Platform::Native, 3),
         network: p(NetworkMode::None, 5),
@@ -139,7 +140,7 @@ pub fn sample_plan(rootfs: &Path, id: &str, script: &str) -> LaunchPlan {
             .collect(),
         hostname: Some(Sourced::new("sandbox".into(), Origin::spec("hostname"))),
         cgroup: Some(CgroupPlan {
-            path: Sourced::new(format!("sandboxctl/{id}"), Origin::rule("cgroup-path")),
+            path: Sourced::new(format!("sandboxctl/{ID_PLACEHOLDER}"), Origin::rule("cgroup-path")),
             limits: CgroupLimits {
                 memory: Some(p(Bytes(64 << 20), 12)),
                 pids: Some(p(64, 14)),
@@ -193,6 +194,7 @@ pub fn sample_plan(rootfs: &Path, id: &str, script: &str) -> LaunchPlan {
             cpus: d(2),
             memory: Some(p(Bytes(64 << 20), 12)),
         }),
+        log_dirs: Vec::new(),
         stdio: d(Stdio::Inherit),
         supervisor: Supervisor {
             credentials: nobody(Origin::rule("user-ns-nobody")),

@@ -89,17 +89,19 @@ impl CheckReport {
         }
     }
 
-    /// One line: `3 cases: 1 unchanged, 1 changed, 0 updated, 0 created, 1 error`.
+    /// One line, ending with the exit status of `check` (not that of any
+    /// case's diff): `3 cases: 1 unchanged, 1 changed, 0 updated, 0 created, 1 errors (exit 2)`.
     pub fn summary_line(&self) -> String {
         let count = |f: fn(&CaseOutcome) -> bool| self.cases.iter().filter(|c| f(&c.outcome)).count();
         format!(
-            "{} cases: {} unchanged, {} changed, {} updated, {} created, {} errors",
+            "{} cases: {} unchanged, {} changed, {} updated, {} created, {} errors (exit {})",
             self.cases.len(),
             count(|o| matches!(o, CaseOutcome::Unchanged)),
             count(|o| matches!(o, CaseOutcome::Changed(_))),
             count(|o| matches!(o, CaseOutcome::Updated(_))),
             count(|o| matches!(o, CaseOutcome::Created)),
             count(|o| matches!(o, CaseOutcome::Error(_))),
+            self.exit_code(),
         )
     }
 
@@ -126,7 +128,7 @@ impl CheckReport {
                         "updated"
                     };
                     let _ = writeln!(out, "{word:<8} {name}  ({})", render::summary_line(&d.summary()));
-                    for line in render::text(d, color).lines() {
+                    for line in render::text_blocks(d, color).lines() {
                         if line.is_empty() {
                             out.push('\n');
                         } else {
@@ -148,7 +150,7 @@ impl CheckReport {
             match &c.outcome {
                 CaseOutcome::Changed(d) | CaseOutcome::Updated(d) => {
                     out.push('\n');
-                    out.push_str(&render::markdown(d, &c.case.display().to_string()));
+                    out.push_str(&render::markdown_case(d, &c.case.display().to_string()));
                 }
                 CaseOutcome::Error(e) => {
                     let _ = write!(out, "\n### Error: {}\n\n```\n{e}\n```\n", c.case.display());
@@ -445,9 +447,15 @@ mod tests {
         );
         assert!(text.contains("        network  none → host  [network]"), "{text}");
         assert!(
-            text.ends_with("3 cases: 2 unchanged, 1 changed, 0 updated, 0 created, 0 errors\n"),
+            text.ends_with("3 cases: 2 unchanged, 1 changed, 0 updated, 0 created, 0 errors (exit 1)\n"),
             "{text}"
         );
+        // The case's diff widens (its own exit would be 3), but the report
+        // states only the status `check` exits with.
+        assert!(!text.contains("(exit 3)"), "{text}");
+        let md = r.render_markdown();
+        assert!(!md.contains("(exit 3)"), "{md}");
+        assert!(md.contains("0 errors (exit 1)"), "{md}");
         // Nothing was written.
         let committed: LaunchPlan =
             toml::from_str(&fs::read_to_string(s.0.join("b-changed").join(PLAN_FILE)).unwrap()).unwrap();

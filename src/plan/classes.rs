@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PrivilegeClass {
-    /// Plan format, sandbox id, input names.
+    /// Plan format, input names.
     Identity,
     /// The platform.
     Platform,
@@ -123,7 +123,7 @@ pub const CLASSES: &[ClassRule] = &[
     ClassRule {
         class: PrivilegeClass::Identity,
         name: "identity",
-        fields: &["format", "id", "inputs.*"],
+        fields: &["format", "inputs.*"],
         widens: None,
         narrows: None,
     },
@@ -212,8 +212,10 @@ pub const CLASSES: &[ClassRule] = &[
         class: PrivilegeClass::Stdio,
         name: "stdio",
         fields: &["stdio"],
-        widens: Some("console pty → the caller's stdio (the workload can reach the caller's terminal)"),
-        narrows: Some("the caller's stdio → console pty"),
+        widens: Some(
+            "console pty → relayed pty → the caller's stdio (the workload can reach the caller's stdio, then its terminal)",
+        ),
+        narrows: Some("the caller's stdio → relayed pty → console pty"),
     },
     ClassRule {
         class: PrivilegeClass::Capability,
@@ -279,6 +281,7 @@ pub const CLASSES: &[ClassRule] = &[
             "workload.umask",
             "hostname",
             "supervisor.session",
+            "log_dirs",
         ],
         widens: None,
         narrows: None,

@@ -21,6 +21,21 @@ pub enum Format {
     Json,
 }
 
+impl Format {
+    /// The format a file name asks for: `.toml` TOML, `.json` JSON, anything
+    /// else text (`plan -o FILE` without `--format`).
+    pub fn for_path(path: &std::path::Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("toml") => Format::Toml,
+            Some(e) if e.eq_ignore_ascii_case("json") => Format::Json,
+            _ => Format::Text,
+        }
+    }
+}
+
+/// The first words of the text rendering (its header line).
+const TEXT_HEADER: &str = "plan sha256:";
+
 /// The canonical form: compact JSON in the type's field order, sets sorted.
 pub fn canonical(plan: &LaunchPlan) -> String {
     serde_json::to_string(plan).expect("a plan always serialises to JSON")
@@ -56,6 +71,9 @@ pub enum LoadError {
     /// JSON.
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    /// The text rendering, which is for people and does not load back.
+    #[error("this is the text rendering of a plan (for people); only the TOML and JSON forms load back")]
+    TextRendering,
     /// A plan of another format version.
     #[error("plan format {found} is not supported by this sandboxctl (it reads format {PLAN_FORMAT})")]
     Format {
@@ -80,6 +98,11 @@ impl LoadError {
                 }
                 None
             }
+            LoadError::TextRendering => {
+                let start = text.len() - text.trim_start().len();
+                let end = text[start..].find('\n').map_or(text.len(), |n| start + n);
+                Some(start..end)
+            }
             LoadError::Format { .. } => None,
         }
     }
@@ -87,15 +110,38 @@ impl LoadError {
 
 /// Loads a plan printed as TOML or JSON (JSON when the text starts with `{`).
 pub fn load(text: &str) -> Result<LaunchPlan, LoadError> {
-    let plan: LaunchPlan = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text)?
+    if text.trim_start().starts_with(TEXT_HEADER) {
+        return Err(LoadError::TextRendering);
+    }
+    let json = text.trim_start().starts_with('{');
+    let parsed: Result<LaunchPlan, LoadError> = if json {
+        serde_json::from_str(text).map_err(LoadError::from)
     } else {
-        toml::from_str(text)?
+        toml::from_str(text).map_err(LoadError::from)
     };
+    // A plan of another format fails to parse here (format 1 had an `id`):
+    // say which format it is rather than which field is unknown.
+    let plan = parsed.map_err(|e| match format_of(text, json) {
+        Some(found) if found != PLAN_FORMAT => LoadError::Format { found },
+        _ => e,
+    })?;
     if plan.format != PLAN_FORMAT {
         return Err(LoadError::Format { found: plan.format });
     }
     Ok(plan)
+}
+
+/// The `format` field of a plan text, whatever else it holds.
+fn format_of(text: &str, json: bool) -> Option<u32> {
+    #[derive(serde::Deserialize)]
+    struct Format {
+        format: u32,
+    }
+    if json {
+        serde_json::from_str::<Format>(text).ok().map(|f| f.format)
+    } else {
+        toml::from_str::<Format>(text).ok().map(|f| f.format)
+    }
 }
 
 /// Short form of a value's origin for the right-hand column.
@@ -103,19 +149,109 @@ fn o(origin: &Origin) -> String {
     origin.to_string()
 }
 
+/// Width of the label column of the text rendering.
+const LABEL_WIDTH: usize = 12;
+/// Width of the value column; the origin column starts one space after it.
+const VALUE_WIDTH: usize = 58;
+/// How much deeper a value's continuation lines are indented.
+const CONTINUATION_INDENT: usize = 2;
+
 struct Out {
     s: String,
 }
 
 impl Out {
-    /// A line: label column, value, provenance.
+    /// A line: label column, value, provenance. A value wider than its column
+    /// is wrapped ([`wrap`]): the origin stays on the first line, in its
+    /// column, and the continuation lines are indented under the value.
     fn row(&mut self, label: &str, value: impl AsRef<str>, from: &Origin) {
         let value = value.as_ref();
-        let _ = writeln!(self.s, "{label:<12}{value:<58} {}", o(from));
+        if value.chars().count() <= VALUE_WIDTH {
+            let _ = writeln!(self.s, "{label:<LABEL_WIDTH$}{value:<VALUE_WIDTH$} {}", o(from));
+            return;
+        }
+        // A value's own indent (a rule under the seccomp line) stays, and its
+        // continuation lines go deeper still.
+        let body = value.trim_start_matches(' ');
+        let indent = value.len() - body.len();
+        let width = VALUE_WIDTH - indent;
+        let mut lines = wrap(body, width, width - CONTINUATION_INDENT).into_iter();
+        let first = format!("{:indent$}{}", "", lines.next().unwrap_or_default());
+        let _ = writeln!(self.s, "{label:<LABEL_WIDTH$}{first:<VALUE_WIDTH$} {}", o(from));
+        for l in lines {
+            let _ = writeln!(self.s, "{:w$}{l}", "", w = LABEL_WIDTH + indent + CONTINUATION_INDENT);
+        }
     }
     /// A line without provenance.
     fn line(&mut self, label: &str, value: impl AsRef<str>) {
-        let _ = writeln!(self.s, "{label:<12}{}", value.as_ref());
+        let _ = writeln!(self.s, "{label:<LABEL_WIDTH$}{}", value.as_ref());
+    }
+}
+
+/// Splits `text` into lines of at most `first` characters (the first line)
+/// and `rest` (the others). Lines break at spaces; a word wider than a line is
+/// broken after a `/` or a `,` (a path, a flag list), and where it has none,
+/// anywhere. Nothing is dropped: the lines joined back (with a space where a
+/// space was broken at) are the text.
+fn wrap(text: &str, first: usize, rest: usize) -> Vec<String> {
+    let len = |s: &str| s.chars().count();
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        let width = if lines.is_empty() { first } else { rest };
+        let glue = usize::from(!cur.is_empty());
+        if len(&cur) + glue + len(word) <= width {
+            if glue == 1 {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+            continue;
+        }
+        if len(word) <= rest && !cur.is_empty() {
+            // It fits on a line of its own: start one.
+            lines.push(std::mem::take(&mut cur));
+            cur.push_str(word);
+            continue;
+        }
+        // Wider than a line: break it after `/` or `,`, else anywhere.
+        if glue == 1 {
+            cur.push(' ');
+        }
+        let mut piece = String::new();
+        for c in word.chars() {
+            piece.push(c);
+            if matches!(c, '/' | ',') {
+                push_piece(&mut lines, &mut cur, std::mem::take(&mut piece), first, rest);
+            }
+        }
+        push_piece(&mut lines, &mut cur, piece, first, rest);
+    }
+    if !cur.is_empty() || lines.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+/// Appends a piece of a word to the current line of [`wrap`], starting a new
+/// line when it does not fit, and cutting the piece where it is wider than a
+/// whole line.
+fn push_piece(lines: &mut Vec<String>, cur: &mut String, mut piece: String, first: usize, rest: usize) {
+    let len = |s: &str| s.chars().count();
+    loop {
+        let width = if lines.is_empty() { first } else { rest };
+        let room = width.saturating_sub(len(cur));
+        if len(&piece) <= room {
+            cur.push_str(&piece);
+            return;
+        }
+        if cur.trim_end().is_empty() {
+            let cut = piece.char_indices().nth(room.max(1)).map_or(piece.len(), |(i, _)| i);
+            let tail = piece.split_off(cut);
+            cur.push_str(&piece);
+            piece = tail;
+        }
+        let done = std::mem::take(cur);
+        lines.push(done.trim_end().to_string());
     }
 }
 
@@ -165,10 +301,74 @@ fn fd_str(e: &FdEntry) -> String {
     format!("{:>2} {:<10} {}", e.fd.0, serde_name(&e.role), src)
 }
 
+/// Whether an action lets the call through (`allow`, and `log`, which allows
+/// and logs).
+fn permits(a: SeccompAction) -> bool {
+    matches!(a, SeccompAction::Allow | SeccompAction::Log)
+}
+
+/// What a seccomp filter does, in one line: an **allow-list** (the default
+/// refuses: the syscalls the rules let through are counted, and what the
+/// default does with every other one is named) or a **deny-list** (the
+/// default lets calls through: the syscalls the rules refuse are counted).
+/// Syscalls are counted once however many rules name them; a syscall whose
+/// rule has argument conditions is counted as conditional. The rules that
+/// refuse are listed by [`text`] under this line.
+fn seccomp_summary(sc: &Seccomp) -> String {
+    use std::collections::BTreeSet;
+    let names = |pick: &dyn Fn(&SeccompRule) -> bool| -> BTreeSet<&str> {
+        sc.rules
+            .iter()
+            .filter(|r| pick(r))
+            .flat_map(|r| r.syscalls.iter().map(String::as_str))
+            .collect()
+    };
+    let default = sc.default_action.value;
+    let arch = sc.architectures.join(",");
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if permits(default) {
+        let refused = names(&|r| !permits(r.action));
+        let conditional = names(&|r| !permits(r.action) && !r.args.is_empty()).len();
+        let cond = if conditional > 0 {
+            format!(" ({conditional} only under argument conditions)")
+        } else {
+            String::new()
+        };
+        let allowed = if default == SeccompAction::Log {
+            "allowed (and logged)"
+        } else {
+            "allowed"
+        };
+        if refused.is_empty() {
+            return format!("seccomp: every syscall {allowed}, none refused · arch {arch}");
+        }
+        format!(
+            "seccomp deny-list: every syscall {allowed} but {}, refused by the rule{} below{cond} · arch {arch}",
+            refused.len(),
+            plural(sc.rules.iter().filter(|r| !permits(r.action)).count())
+        )
+    } else {
+        let unconditional = names(&|r| permits(r.action) && r.args.is_empty());
+        let conditional = names(&|r| permits(r.action) && !r.args.is_empty());
+        let only_if = conditional.difference(&unconditional).count();
+        let cond = if only_if > 0 {
+            format!(" ({only_if} only under argument conditions)")
+        } else {
+            String::new()
+        };
+        let allowed = unconditional.len() + only_if;
+        format!(
+            "seccomp allow-list: {allowed} syscall{} allowed{cond}, any other {} · arch {arch}",
+            plural(allowed),
+            action_str(&default)
+        )
+    }
+}
+
 /// The text rendering.
 pub fn text(p: &LaunchPlan) -> String {
     let mut w = Out { s: String::new() };
-    let _ = writeln!(w.s, "plan {}  id {}", hash(p), p.id.value);
+    let _ = writeln!(w.s, "plan {}", hash(p));
     let _ = writeln!(
         w.s,
         "policy {}  spec {}  host {}",
@@ -176,6 +376,13 @@ pub fn text(p: &LaunchPlan) -> String {
         p.inputs.spec,
         p.inputs.host
     );
+    if let Some(b) = &p.inputs.bundle {
+        let note = match &b.from {
+            Origin::Cli(f) if f == "--target-bundle" => "  (a plan for another machine: the bundle's place there)",
+            _ => "",
+        };
+        let _ = writeln!(w.s, "bundle {}  {}{note}", b.value.display(), b.from);
+    }
     w.s.push('\n');
     w.row("platform", p.platform.value.name(), &p.platform.from);
     if let Platform::Kvm {
@@ -301,9 +508,17 @@ pub fn text(p: &LaunchPlan) -> String {
         }
     }
     w.s.push('\n');
+    for d in &p.log_dirs {
+        w.row(
+            "log dir",
+            format!("{} {:#o} (made if missing)", d.path.display(), d.mode),
+            &d.from,
+        );
+    }
     let stdio = match &p.stdio.value {
         Stdio::Inherit => "caller's stdin/stdout/stderr".to_string(),
         Stdio::ConsoleSocket(s) => format!("pty, master sent to {}", s.display()),
+        Stdio::Pty => "pty, relayed by the launcher to the caller's stdin/stdout".to_string(),
     };
     w.row("stdio", stdio, &p.stdio.from);
     let s = &p.supervisor;
@@ -387,24 +602,8 @@ pub fn text(p: &LaunchPlan) -> String {
         w.row("", format!("rlimit {} {}/{}", k, v(r.soft), v(r.hard)), &r.from);
     }
     if let Some(sc) = &wl.seccomp {
-        let allowed: usize = sc
-            .rules
-            .iter()
-            .filter(|r| r.action == SeccompAction::Allow)
-            .map(|r| r.syscalls.len())
-            .sum();
-        w.row(
-            "",
-            format!(
-                "seccomp default {} · {} rules · {} syscalls allowed · arch {}",
-                action_str(&sc.default_action.value),
-                sc.rules.len(),
-                allowed,
-                sc.architectures.join(",")
-            ),
-            &sc.default_action.from,
-        );
-        // Unconditional allow rules are counted above; every other rule gets a line.
+        w.row("", seccomp_summary(sc), &sc.default_action.from);
+        // Unconditional allow rules are counted in the summary; every other rule gets a line.
         for r in sc
             .rules
             .iter()
@@ -461,4 +660,226 @@ pub fn text(p: &LaunchPlan) -> String {
         w.line(if first { "steps" } else { "" }, line.trim_end());
     }
     w.s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A format-1 plan (it had an `id`) is refused by its format, not by the
+    /// field this format no longer knows.
+    #[test]
+    fn a_plan_of_another_format_is_named_by_its_format() {
+        let plan = crate::plan::sample::sample_plan();
+        let old = to_toml(&plan).replace("format = 2", "format = 1") + "\n[id]\nvalue = \"x\"\nfrom = \"default\"\n";
+        assert!(
+            matches!(load(&old), Err(LoadError::Format { found: 1 })),
+            "{:?}",
+            load(&old)
+        );
+        assert_eq!(load(&to_toml(&plan)).unwrap(), plan);
+    }
+
+    use crate::plan::sample::sample_plan;
+
+    fn pol(line: u32) -> Origin {
+        Origin::Policy {
+            file: "policies/long.toml".into(),
+            line,
+        }
+    }
+
+    /// The column the origin starts in: label, value, one space.
+    const ORIGIN_COLUMN: usize = LABEL_WIDTH + VALUE_WIDTH + 1;
+
+    #[test]
+    fn wrap_breaks_at_spaces_then_after_slashes_and_loses_nothing() {
+        let cases: [(&str, usize, &[&str]); 2] = [
+            (
+                "3  devpts /dev/pts nosuid,noexec newinstance,ptmxmode=0666,mode=0620",
+                40,
+                &[
+                    "3  devpts /dev/pts nosuid,noexec",
+                    "newinstance,ptmxmode=0666,mode=0620",
+                ],
+            ),
+            (
+                "/sys/fs/cgroup/memory/sandboxctl/sbx-660e967f9a8c/memory.memsw.limit_in_bytes = 268435456",
+                58,
+                &[
+                    "/sys/fs/cgroup/memory/sandboxctl/sbx-660e967f9a8c/",
+                    "memory.memsw.limit_in_bytes = 268435456",
+                ],
+            ),
+        ];
+        for (text, width, want) in cases {
+            assert_eq!(wrap(text, width, width - 2), want);
+        }
+        let word = "x".repeat(130);
+        let lines = wrap(&word, 58, 56);
+        assert_eq!(
+            lines.iter().map(|l| l.chars().count()).collect::<Vec<_>>(),
+            [58, 56, 16]
+        );
+        assert_eq!(lines.concat(), word);
+        assert_eq!(wrap("short", 58, 56), ["short"]);
+        assert_eq!(wrap("", 58, 56), [""]);
+    }
+
+    #[test]
+    fn long_rows_keep_the_origin_column() {
+        let mut p = sample_plan();
+        let long = format!("/srv/volumes/{}/data", "0123456789abcdef".repeat(5));
+        p.mounts.push(Mount {
+            target: "/data/with/a/rather/long/target".into(),
+            fstype: "bind".into(),
+            source: long.clone(),
+            flags: [MountFlag::Bind, MountFlag::Ro, MountFlag::Nosuid, MountFlag::Nodev].into(),
+            data: String::new(),
+            from: pol(71),
+        });
+        let cg = p.cgroup.as_mut().unwrap();
+        cg.writes.push(CgroupWrite {
+            file: "/sys/fs/cgroup/memory/sandboxctl/{id}/memory.memsw.limit_in_bytes".into(),
+            value: "268435456".into(),
+            from: pol(72),
+        });
+        p.clamps.push(Clamp {
+            field: "workload.capabilities.bounding".into(),
+            requested: "CAP_NET_BIND_SERVICE".into(),
+            requested_by: Origin::spec("process.capabilities.bounding"),
+            granted: "(dropped)".into(),
+            ceiling: pol(73),
+        });
+        let text = text(&p);
+        for line in [71, 72, 73] {
+            let origin = pol(line).to_string();
+            let row = text
+                .lines()
+                .find(|l| l.ends_with(&origin))
+                .unwrap_or_else(|| panic!("no row ends with {origin}:\n{text}"));
+            assert_eq!(
+                row.chars().count() - origin.chars().count(),
+                ORIGIN_COLUMN,
+                "{origin} is out of its column in {row:?}:\n{text}"
+            );
+        }
+        // Every row with an origin has it in the column (rows hold a value no
+        // wider than the column; continuation lines hold no origin). Without
+        // the origins, nothing of the long source was dropped.
+        let mut values = String::new();
+        for row in text.lines() {
+            let chars: Vec<char> = row.chars().collect();
+            let tail: String = chars.iter().skip(ORIGIN_COLUMN).collect();
+            if !tail.is_empty() && !tail.contains(' ') && tail.parse::<Origin>().is_ok() {
+                assert_eq!(chars[ORIGIN_COLUMN - 1], ' ', "{row:?}");
+                values.extend(&chars[..ORIGIN_COLUMN]);
+            } else {
+                values.push_str(row);
+            }
+            values.push('\n');
+        }
+        let joined: String = values.split_whitespace().collect();
+        assert!(joined.contains(&long), "{text}");
+        assert!(text.contains("(asked by spec:process.capabilities.bounding)"), "{text}");
+    }
+
+    fn filter(default: SeccompAction, rules: Vec<(SeccompAction, &[&str], bool)>) -> Seccomp {
+        Seccomp {
+            default_action: Sourced::new(default, pol(1)),
+            architectures: vec!["x86_64".into()],
+            rules: rules
+                .into_iter()
+                .map(|(action, names, conditional)| SeccompRule {
+                    action,
+                    syscalls: names.iter().map(|s| s.to_string()).collect(),
+                    args: if conditional {
+                        vec![ArgCond {
+                            index: 0,
+                            op: CmpOp::Eq,
+                            value: 0,
+                            value_two: None,
+                        }]
+                    } else {
+                        vec![]
+                    },
+                    from: pol(2),
+                })
+                .collect(),
+            unknown_syscalls: vec![],
+        }
+    }
+
+    #[test]
+    fn a_deny_list_says_what_it_refuses() {
+        let deny: &[&str] = &[
+            "kexec_load",
+            "kexec_file_load",
+            "init_module",
+            "finit_module",
+            "delete_module",
+        ];
+        let sc = filter(SeccompAction::Allow, vec![(SeccompAction::Errno(1), deny, false)]);
+        assert_eq!(
+            seccomp_summary(&sc),
+            "seccomp deny-list: every syscall allowed but 5, refused by the rule below · arch x86_64"
+        );
+        let sc = filter(
+            SeccompAction::Log,
+            vec![
+                (SeccompAction::Errno(1), deny, false),
+                (SeccompAction::KillProcess, &["ptrace", "kexec_load"], false),
+                (SeccompAction::Errno(22), &["socket"], true),
+            ],
+        );
+        assert_eq!(
+            seccomp_summary(&sc),
+            "seccomp deny-list: every syscall allowed (and logged) but 7, refused by the rules below \
+             (1 only under argument conditions) · arch x86_64"
+        );
+        let sc = filter(SeccompAction::Allow, vec![]);
+        assert_eq!(
+            seccomp_summary(&sc),
+            "seccomp: every syscall allowed, none refused · arch x86_64"
+        );
+    }
+
+    #[test]
+    fn an_allow_list_says_what_it_allows_and_what_happens_to_the_rest() {
+        let sc = filter(
+            SeccompAction::Errno(1),
+            vec![
+                (SeccompAction::Allow, &["read", "write", "exit_group"], false),
+                (SeccompAction::Allow, &["write", "personality"], true),
+                (SeccompAction::Errno(1), &["ptrace"], false),
+            ],
+        );
+        assert_eq!(
+            seccomp_summary(&sc),
+            "seccomp allow-list: 4 syscalls allowed (1 only under argument conditions), any other errno(EPERM) · arch x86_64"
+        );
+        let sc = filter(
+            SeccompAction::KillProcess,
+            vec![(SeccompAction::Allow, &["read"], false)],
+        );
+        assert_eq!(
+            seccomp_summary(&sc),
+            "seccomp allow-list: 1 syscall allowed, any other kill_process · arch x86_64"
+        );
+    }
+
+    #[test]
+    fn the_default_policy_filter_does_not_read_as_an_allow_list() {
+        // The issue: `default allow · 1 rules · 0 syscalls allowed`.
+        let deny: &[&str] = &["kexec_load"];
+        let line = seccomp_summary(&filter(
+            SeccompAction::Allow,
+            vec![(SeccompAction::Errno(1), deny, false)],
+        ));
+        assert!(!line.contains("0 syscalls allowed"), "{line}");
+        assert!(
+            line.contains("deny-list") && line.contains("every syscall allowed but 1"),
+            "{line}"
+        );
+    }
 }

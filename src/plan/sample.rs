@@ -135,11 +135,11 @@ pub fn sample_plan() -> LaunchPlan {
     let cg_root = "/sys/fs/cgroup";
     LaunchPlan {
         format: PLAN_FORMAT,
-        id: Sourced::new("web-1".into(), Origin::Cli("--id".into())),
         inputs: Inputs {
             policies: vec!["policies/default.toml".into(), "policies/untrusted.toml".into()],
             spec: "bundle/config.json".into(),
             host: "host.toml".into(),
+            bundle: Some(Sourced::new("/srv/bundle".into(), Origin::Cli("--spec".into()))),
         },
         platform: Sourced::new(Platform::Native, policy(3)),
         network: Sourced::new(NetworkMode::None, policy(5)),
@@ -253,7 +253,7 @@ pub fn sample_plan() -> LaunchPlan {
         ],
         hostname: Some(Sourced::new("web".into(), spec("hostname"))),
         cgroup: Some(CgroupPlan {
-            path: Sourced::new("sandboxctl/web-1".into(), Origin::rule("cgroup-path")),
+            path: Sourced::new("sandboxctl/{id}".into(), Origin::rule("cgroup-path")),
             limits: CgroupLimits {
                 memory: Some(Sourced::new(Bytes(64 << 20), spec("linux.resources.memory.limit"))),
                 memory_swap: None,
@@ -267,7 +267,7 @@ pub fn sample_plan() -> LaunchPlan {
             dirs: ["memory", "cpu", "cpuset", "pids"]
                 .iter()
                 .map(|c| CgroupDir {
-                    path: format!("{cg_root}/{c}/sandboxctl/web-1").into(),
+                    path: format!("{cg_root}/{c}/sandboxctl/{{id}}").into(),
                     version: CgroupVersion::V1,
                     role: CgroupDirRole::Sandbox,
                     controllers: vec![c.to_string()],
@@ -275,23 +275,24 @@ pub fn sample_plan() -> LaunchPlan {
                 .collect(),
             writes: vec![
                 CgroupWrite {
-                    file: format!("{cg_root}/memory/sandboxctl/web-1/memory.limit_in_bytes").into(),
+                    file: format!("{cg_root}/memory/sandboxctl/{{id}}/memory.limit_in_bytes").into(),
                     value: (64u64 << 20).to_string(),
                     from: spec("linux.resources.memory.limit"),
                 },
                 CgroupWrite {
-                    file: format!("{cg_root}/pids/sandboxctl/web-1/pids.max").into(),
+                    file: format!("{cg_root}/pids/sandboxctl/{{id}}/pids.max").into(),
                     value: "128".into(),
                     from: policy(14),
                 },
             ],
             join: ["memory", "cpu", "cpuset", "pids"]
                 .iter()
-                .map(|c| format!("{cg_root}/{c}/sandboxctl/web-1/tasks").into())
+                .map(|c| format!("{cg_root}/{c}/sandboxctl/{{id}}/tasks").into())
                 .collect(),
             cpus: Sourced::new(1, Origin::rule("cpus-from-quota")),
             memory: Some(Sourced::new(Bytes(64 << 20), spec("linux.resources.memory.limit"))),
         }),
+        log_dirs: Vec::new(),
         stdio: Sourced::new(Stdio::Inherit, Origin::Default),
         supervisor: Supervisor {
             credentials: Credentials {
@@ -328,7 +329,7 @@ pub fn sample_plan() -> LaunchPlan {
                     5,
                     FdRole::Log,
                     FdSource::File {
-                        path: "/var/log/sandboxctl/web-1.log".into(),
+                        path: "/var/log/sandboxctl/{{id}}.log".into(),
                         open: OpenMode::AppendCreate,
                         mode: 0o644,
                     },

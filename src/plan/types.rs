@@ -13,8 +13,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::vocab::{Bytes, Cap, Fd, Gid, Origin, RlimitKind, Uid};
 
-/// The version of the plan format this build writes and reads.
-pub const PLAN_FORMAT: u32 = 1;
+/// The version of the plan format this build writes and reads (2: no `id`;
+/// paths that name the sandbox hold [`ID_PLACEHOLDER`]).
+pub const PLAN_FORMAT: u32 = 2;
+
+/// Stands for the sandbox id in the plan's paths (its cgroup directories and
+/// files, log files): the id is chosen per launch by `apply` (random, or the
+/// caller's `--id`), so it is no part of the reviewed plan, its hash or its
+/// diff, and one plan can run any number of times at once.
+pub const ID_PLACEHOLDER: &str = "{id}";
 
 /// A value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -39,8 +46,6 @@ impl<T> Sourced<T> {
 pub struct LaunchPlan {
     /// Plan format version ([`PLAN_FORMAT`]).
     pub format: u32,
-    /// The sandbox id: names its cgroup (`sandboxctl/<id>`) and state file (`/run/sandboxctl/<id>.pid`).
-    pub id: Sourced<String>,
     /// The inputs the plan was compiled from (for the reader; not used by apply).
     pub inputs: Inputs,
     /// The platform and what it implies.
@@ -67,7 +72,13 @@ pub struct LaunchPlan {
     /// The cgroup, when the plan makes one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<CgroupPlan>,
-    /// Stdio of the sandbox: the caller's, or a pty sent over a console socket.
+    /// Directories the launcher makes, when missing, before it opens the log
+    /// files in them (step `open_fds`). Logs and their directories stay after
+    /// the run: they are its record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_dirs: Vec<LogDir>,
+    /// Stdio of the sandbox: the caller's, or a pty (sent over a console
+    /// socket, or relayed by the launcher to the caller's stdio).
     pub stdio: Sourced<Stdio>,
     /// The supervisor: pid 1 of the sandbox, holder of the donated fds.
     pub supervisor: Supervisor,
@@ -91,6 +102,12 @@ pub struct Inputs {
     pub spec: String,
     /// The host facts: a path, or `detected`.
     pub host: String,
+    /// The bundle directory the spec's relative paths resolved from, absolute:
+    /// from `cli:--bundle` or `cli:--spec` (its place on this machine), or
+    /// `cli:--target-bundle` (a plan for another machine). Absent for the
+    /// embedded spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<Sourced<PathBuf>>,
 }
 
 /// The platform the workload runs on.
@@ -291,8 +308,9 @@ pub enum RootChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Root {
-    /// Host path of the root: absolute, or relative to the directory apply
-    /// runs in (a relative `--bundle`/`--spec` gives a relative root).
+    /// Host path of the root: absolute and normalised (a relative root.path
+    /// resolves from the bundle directory, `inputs.bundle`), so the plan means
+    /// the same wherever apply runs.
     pub path: Sourced<PathBuf>,
     /// How the sandbox enters it.
     pub change: Sourced<RootChange>,
@@ -446,7 +464,7 @@ pub enum DeviceHow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CgroupPlan {
-    /// Path relative to each hierarchy's root (`sandboxctl/<id>`).
+    /// Path relative to each hierarchy's root (`sandboxctl/{id}`).
     pub path: Sourced<String>,
     /// The limits, as requested and granted.
     pub limits: CgroupLimits,
@@ -546,6 +564,20 @@ pub struct CgroupLimits {
     pub pids: Option<Sourced<i64>>,
 }
 
+/// A directory made (with its missing parents) before the log files in it
+/// are opened. Each directory made gets exactly `mode` (the umask does not
+/// apply); one that exists is left as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogDir {
+    /// Host path (absolute).
+    pub path: PathBuf,
+    /// Mode of each directory made (octal, e.g. 0o755; decimal in TOML/JSON).
+    pub mode: u32,
+    /// Why it is made.
+    pub from: Origin,
+}
+
 /// Stdio of the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "socket", deny_unknown_fields)]
@@ -555,6 +587,12 @@ pub enum Stdio {
     /// A new pty; its master is sent over this unix socket; the slave is
     /// stdio ×3 and the controlling tty.
     ConsoleSocket(PathBuf),
+    /// A new pty (the spec's `process.terminal`); the slave is stdio ×3 and
+    /// the controlling tty; the launcher keeps the master and relays it to
+    /// and from its own stdin and stdout until the sandbox ends (the caller's
+    /// terminal, when stdin is one, in raw mode meanwhile; its window size
+    /// copied at the start and on SIGWINCH).
+    Pty,
 }
 
 /// Process credentials.
@@ -855,7 +893,8 @@ pub struct Clamp {
     pub requested_by: Origin,
     /// What the plan holds instead.
     pub granted: String,
-    /// The policy line that set the ceiling.
+    /// The policy line that set the ceiling, or the kernel's rule (`rule:NAME`)
+    /// that compile applied so apply cannot fail on it.
     pub ceiling: Origin,
 }
 

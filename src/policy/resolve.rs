@@ -577,7 +577,9 @@ fn check_namespace_assertions(l: &Layers, p: &Policy) -> Result<(), PolicyError>
 
 fn check_pass_fds(l: &Layers, p: &Policy) -> Result<(), PolicyError> {
     let missing = |fd: PassFd| match fd {
-        PassFd::Device if p.platform.value != PlatformName::Kvm => Some("platform has no device fd (only kvm does)"),
+        PassFd::Device if p.platform.value != PlatformName::Kvm => {
+            Some("the platform has no device fd (only kvm does)")
+        }
         PassFd::Log if p.log.is_none() => Some("no logs.log is set"),
         PassFd::UserLog if p.user_log.is_none() => Some("no logs.user_log is set"),
         _ => None,
@@ -586,7 +588,7 @@ fn check_pass_fds(l: &Layers, p: &Policy) -> Result<(), PolicyError> {
         if let Some(why) = missing(*fd) {
             return Err(l.err(
                 K::Conflict {
-                    what: format!("workload.pass_fds names \"{}\" but the {why}", serde_name(fd)),
+                    what: format!("workload.pass_fds names \"{}\" but {why}", serde_name(fd)),
                 },
                 &p.pass_fds.at,
                 "passed here",

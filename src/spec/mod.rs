@@ -24,8 +24,11 @@ pub struct SpecInput {
     /// `SpecInput` is moved through would otherwise hold a copy of it (stack
     /// pages each launch faults in).
     pub spec: Box<Spec>,
-    /// Directory relative paths in the spec (root.path) resolve from; None for
-    /// the built-in spec.
+    /// The bundle directory: relative paths in the spec (root.path, bind
+    /// sources) resolve from it. Absolute and normalised when the loader's
+    /// `base` is absolute (the CLI's always is); `--target-bundle` replaces it
+    /// with the bundle's place on the machine the plan is for. None for the
+    /// built-in spec.
     pub dir: Option<PathBuf>,
     /// Whether this is the embedded default.
     pub builtin: bool,
@@ -58,6 +61,14 @@ pub enum SpecError {
         /// A hint.
         hint: Option<String>,
     },
+    /// `--bundle` named a file (most often the bundle's config.json itself).
+    #[error("--bundle takes the bundle directory, and {path} is a file")]
+    BundleIsFile {
+        /// The path given.
+        path: String,
+        /// What to pass instead.
+        hint: String,
+    },
     /// Not JSON, or not a spec.
     #[error("parsing OCI spec: {message}")]
     Parse {
@@ -76,6 +87,7 @@ impl SpecError {
         use crate::diag::SourceDiag;
         match self {
             SpecError::Read { hint, .. } => SourceDiag::plain(self.to_string(), hint.clone()),
+            SpecError::BundleIsFile { hint, .. } => SourceDiag::plain(self.to_string(), Some(hint.clone())),
             SpecError::Parse { at, suggestion, .. } => {
                 let reference = "see the OCI runtime spec (config.json) reference: https://github.com/opencontainers/runtime-spec/blob/main/config.md";
                 let help = match suggestion {
@@ -88,8 +100,30 @@ impl SpecError {
     }
 }
 
-/// Loads `config.json` from a bundle directory.
+/// Loads `config.json` from a bundle directory. A file given as the bundle is
+/// refused with what to pass instead: its directory when it is a
+/// `config.json`, else `--spec`.
 pub fn load_bundle(dir: &Path, base: &Path) -> Result<SpecInput, SpecError> {
+    if base.join(dir).is_file() {
+        let hint = match (dir.file_name(), dir.parent()) {
+            (Some(name), Some(parent)) if name == "config.json" => {
+                let parent = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+                format!("did you mean --bundle {}?", parent.display())
+            }
+            _ => format!(
+                "a bundle is a directory holding config.json and its rootfs; to read {} as the spec, pass --spec {0}",
+                dir.display()
+            ),
+        };
+        return Err(SpecError::BundleIsFile {
+            path: dir.display().to_string(),
+            hint,
+        });
+    }
     let path = dir.join("config.json");
     let mut s = load_file(&path, base).map_err(|e| match e {
         SpecError::Read { path, error, .. } => SpecError::Read {
@@ -102,7 +136,7 @@ pub fn load_bundle(dir: &Path, base: &Path) -> Result<SpecInput, SpecError> {
         },
         other => other,
     })?;
-    s.dir = Some(dir.to_path_buf());
+    s.dir = Some(crate::policy::normalize(&base.join(dir)));
     Ok(s)
 }
 
@@ -114,7 +148,9 @@ pub fn load_file(path: &Path, base: &Path) -> Result<SpecInput, SpecError> {
         name,
         text,
         spec: Box::new(spec),
-        dir: Some(path.parent().map(Path::to_path_buf).unwrap_or_default()),
+        dir: Some(crate::policy::normalize(
+            &base.join(path).parent().map(Path::to_path_buf).unwrap_or_default(),
+        )),
         builtin: false,
     })
 }

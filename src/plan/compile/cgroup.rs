@@ -60,8 +60,73 @@ fn limit<T: Copy + PartialOrd + Display>(
     }
 }
 
+/// The anchor of a limit's origin: its spec path, or the policy line of
+/// `setting`.
+fn anchor_of(from: &Origin, setting: Option<&Setting<Bytes>>, label: &str) -> Anchor {
+    match (from, setting) {
+        (Origin::Spec(p), _) => Anchor::spec(p.clone(), label),
+        (_, Some(s)) => Anchor::Policy(s.at.clone(), label.into()),
+        _ => Anchor::spec("linux.resources.memory", label),
+    }
+}
+
+/// The relation of memory and memory+swap (`memory_swap` is memory plus swap,
+/// as the OCI spec's `memory.swap` and cgroup v1's memsw are; cgroup v2's
+/// `memory.swap.max` is swap alone, memory_swap − memory). The swap allowed is
+/// memory_swap − memory, never below zero:
+/// - memory+swap without a memory limit is an error (v1 refuses it; the swap
+///   allowed is undefined);
+/// - memory+swap below memory, both from the spec, is the spec's own
+///   contradiction: an error (runc refuses it too);
+/// - memory+swap below memory otherwise (a policy that raises `memory` over
+///   the `memory_swap` it extends, or a ceiling imposed beside a spec's
+///   memory) is raised to the memory limit — no swap — by
+///   `rule:memory-swap-at-least-memory`, recorded as a clamp.
+fn swap_at_least_memory(
+    cx: &mut Cx,
+    memory: Option<&Sourced<Bytes>>,
+    swap: Option<Sourced<Bytes>>,
+) -> Result<Option<Sourced<Bytes>>, CompileError> {
+    let Some(s) = swap else {
+        return Ok(None);
+    };
+    let swap_anchor = anchor_of(&s.from, cx.policy.memory_swap.as_ref(), "memory+swap");
+    let Some(m) = memory else {
+        return Err(CompileError::new(K::SwapWithoutMemory {
+            swap: s.value.to_string(),
+        })
+        .anchor(swap_anchor)
+        .help("set a memory limit too (policy limits.memory or the spec's linux.resources.memory.limit)"));
+    };
+    if s.value >= m.value {
+        return Ok(Some(s));
+    }
+    let mem_anchor = anchor_of(&m.from, cx.policy.memory.as_ref(), "memory");
+    if matches!((&s.from, &m.from), (Origin::Spec(_), Origin::Spec(_))) {
+        return Err(CompileError::new(K::SwapBelowMemory {
+            swap: s.value.to_string(),
+            memory: m.value.to_string(),
+        })
+        .anchor(swap_anchor)
+        .anchor(mem_anchor)
+        .help(format!(
+            "set linux.resources.memory.swap to at least {} (equal to the limit means no swap)",
+            m.value.0
+        )));
+    }
+    cx.rule_clamp(
+        "cgroup.limits.memory_swap",
+        s.value.to_string(),
+        swap_anchor,
+        m.value.to_string(),
+        "memory-swap-at-least-memory",
+        "memory+swap cannot be below the memory limit; raised to it, which allows no swap",
+    );
+    Ok(Some(Sourced::new(m.value, Origin::rule("memory-swap-at-least-memory"))))
+}
+
 /// The limits, then the directories and writes.
-pub(crate) fn cgroup(cx: &mut Cx, id: &str) -> Result<Option<CgroupPlan>, CompileError> {
+pub(crate) fn cgroup(cx: &mut Cx) -> Result<Option<CgroupPlan>, CompileError> {
     let res = cx.linux().and_then(|l| l.resources().clone());
     let mem = res.as_ref().and_then(|r| *r.memory());
     let cpu = res.as_ref().and_then(|r| r.cpu().clone());
@@ -91,6 +156,7 @@ pub(crate) fn cgroup(cx: &mut Cx, id: &str) -> Result<Option<CgroupPlan>, Compil
         bytes_req(mem.as_ref().and_then(|m| m.swap()), "memory.swap"),
         cx.policy.memory_swap.clone(),
     )?;
+    let memory_swap = swap_at_least_memory(cx, memory.as_ref(), memory_swap)?;
     let pids = limit(
         cx,
         "pids",
@@ -174,7 +240,10 @@ pub(crate) fn cgroup(cx: &mut Cx, id: &str) -> Result<Option<CgroupPlan>, Compil
             }
             Sourced::new(s.trim_start_matches('/').to_string(), Origin::spec("linux.cgroupsPath"))
         }
-        None => Sourced::new(format!("sandboxctl/{id}"), Origin::rule("cgroup-under-sandboxctl")),
+        None => Sourced::new(
+            format!("sandboxctl/{ID_PLACEHOLDER}"),
+            Origin::rule("cgroup-under-sandboxctl"),
+        ),
     };
     layout(cx, path, limits)
 }
@@ -200,12 +269,9 @@ fn knobs(l: &CgroupLimits) -> Vec<Knob> {
         });
     }
     if let Some(s) = &l.memory_swap {
-        // v1: memory+swap; v2: swap alone.
-        let swap_only = l
-            .memory
-            .as_ref()
-            .map(|m| s.value.0.saturating_sub(m.value.0))
-            .unwrap_or(s.value.0);
+        // v1: memory+swap; v2: swap alone. compile made sure memory is set
+        // and not above memory+swap (`swap_at_least_memory`).
+        let swap_only = l.memory.as_ref().map_or(0, |m| s.value.0.saturating_sub(m.value.0));
         k.push(Knob {
             controller: "memory",
             what: "memory_swap",

@@ -148,6 +148,24 @@ pub enum CompileErrorKind {
         /// The controller.
         controller: String,
     },
+    /// The spec asks for memory+swap below its own memory limit.
+    #[error(
+        "the spec asks for memory+swap {swap} (linux.resources.memory.swap), below its memory limit {memory}: swap is memory plus swap, so it cannot be less than the memory limit"
+    )]
+    SwapBelowMemory {
+        /// memory+swap asked.
+        swap: String,
+        /// memory asked.
+        memory: String,
+    },
+    /// A memory+swap limit with no memory limit.
+    #[error(
+        "the plan limits memory+swap to {swap} but sets no memory limit: the swap allowed is memory+swap minus memory, which needs a memory limit (cgroup v1 refuses memsw above an unlimited memory limit)"
+    )]
+    SwapWithoutMemory {
+        /// memory+swap.
+        swap: String,
+    },
     /// A required spec field is missing or empty.
     #[error("the spec has no {what}")]
     Missing {
@@ -230,6 +248,24 @@ impl Warning {
     /// Renders against the inputs.
     pub fn to_diag(&self, policy: &Policy, spec: &SpecInput) -> SourceDiag {
         render(self.message.clone(), &self.anchors, None, policy, spec).with_severity(miette::Severity::Warning)
+    }
+
+    /// One line: the message and, in brackets, the origin of each place
+    /// involved (`spec:process.capabilities.bounding; policy:untrusted.toml:18`).
+    pub fn line(&self, policy: &Policy) -> String {
+        let places: Vec<String> = self
+            .anchors
+            .iter()
+            .map(|a| match a {
+                Anchor::Policy(at, _) => policy.origin(at).to_string(),
+                other => other.origin().to_string(),
+            })
+            .collect();
+        if places.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{} [{}]", self.message, places.join("; "))
+        }
     }
 }
 

@@ -11,17 +11,60 @@ use crate::plan::types::*;
 use crate::policy::{PassFd, Setting};
 use crate::vocab::{Fd, Origin};
 
-/// Stdio: the caller's, or a pty whose master goes over `--console-socket`.
+/// Stdio: a pty whose master goes over `--console-socket`; else, when the
+/// spec's `process.terminal` is true, a pty the launcher relays to the
+/// caller's stdio (as `runc run` does in the foreground); else the caller's.
 pub(crate) fn stdio(cx: &Cx) -> Sourced<Stdio> {
-    match &cx.opts.console_socket {
-        Some(p) => Sourced::new(Stdio::ConsoleSocket(p.clone()), Origin::Cli("--console-socket".into())),
-        None => Sourced::new(Stdio::Inherit, Origin::Default),
+    if let Some(p) = &cx.opts.console_socket {
+        return Sourced::new(Stdio::ConsoleSocket(p.clone()), Origin::Cli("--console-socket".into()));
+    }
+    let terminal = cx
+        .spec
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal {
+        Sourced::new(Stdio::Pty, Origin::spec("process.terminal"))
+    } else {
+        Sourced::new(Stdio::Inherit, Origin::Default)
     }
 }
 
-/// A log file, `{id}` replaced by the sandbox id.
-fn log_file(s: &Setting<std::path::PathBuf>, mode: u32, id: &str) -> FdSource {
-    let path = s.value.display().to_string().replace("{id}", id);
+/// The mode of a log directory the launcher makes (`rule:log-dir-made-if-missing`).
+const LOG_DIR_MODE: u32 = 0o755;
+
+/// The directories of the supervisor's log files, each once, in fd order:
+/// made when missing before the files are opened, so a fresh host needs no
+/// `/var/log/sandboxctl` made by hand.
+pub(crate) fn log_dirs(fds: &[FdEntry]) -> Vec<LogDir> {
+    let mut dirs: Vec<LogDir> = Vec::new();
+    for e in fds {
+        if !matches!(e.role, FdRole::Log | FdRole::DebugLog | FdRole::UserLog) {
+            continue;
+        }
+        let FdSource::File { path, .. } = &e.source else {
+            continue;
+        };
+        let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+            continue;
+        };
+        if dirs.iter().all(|d| d.path != dir) {
+            dirs.push(LogDir {
+                path: dir.to_path_buf(),
+                mode: LOG_DIR_MODE,
+                from: Origin::rule("log-dir-made-if-missing"),
+            });
+        }
+    }
+    dirs
+}
+
+/// A log file; `{id}` in its path stays, for apply to replace with the
+/// launch's id ([`ID_PLACEHOLDER`]).
+fn log_file(s: &Setting<std::path::PathBuf>, mode: u32) -> FdSource {
+    let path = s.value.display().to_string();
     FdSource::File {
         path: Path::new(&path).to_path_buf(),
         open: OpenMode::AppendCreate,
@@ -30,8 +73,8 @@ fn log_file(s: &Setting<std::path::PathBuf>, mode: u32, id: &str) -> FdSource {
 }
 
 /// The supervisor's table, in the seed's order.
-pub(crate) fn supervisor_fds(cx: &Cx, id: &str, platform: &Sourced<Platform>, stdio: &Sourced<Stdio>) -> Vec<FdEntry> {
-    let console = matches!(stdio.value, Stdio::ConsoleSocket(_));
+pub(crate) fn supervisor_fds(cx: &Cx, platform: &Sourced<Platform>, stdio: &Sourced<Stdio>) -> Vec<FdEntry> {
+    let console = !matches!(stdio.value, Stdio::Inherit);
     let stdio_source = |fd: i32| {
         if console {
             FdSource::PtySlave
@@ -59,10 +102,10 @@ pub(crate) fn supervisor_fds(cx: &Cx, id: &str, platform: &Sourced<Platform>, st
         next += 1;
     };
     if let Some(s) = &cx.policy.log {
-        push(&mut fds, FdRole::Log, log_file(s, 0o644, id), cx.at(&s.at));
+        push(&mut fds, FdRole::Log, log_file(s, 0o644), cx.at(&s.at));
     }
     if let Some(s) = &cx.policy.debug_log {
-        push(&mut fds, FdRole::DebugLog, log_file(s, 0o644, id), cx.at(&s.at));
+        push(&mut fds, FdRole::DebugLog, log_file(s, 0o644), cx.at(&s.at));
     }
     push(
         &mut fds,
@@ -94,7 +137,7 @@ pub(crate) fn supervisor_fds(cx: &Cx, id: &str, platform: &Sourced<Platform>, st
         push(&mut fds, role, stdio_source(i as i32), stdio.from.clone());
     }
     if let Some(s) = &cx.policy.user_log {
-        push(&mut fds, FdRole::UserLog, log_file(s, 0o664, id), cx.at(&s.at));
+        push(&mut fds, FdRole::UserLog, log_file(s, 0o664), cx.at(&s.at));
     }
     fds
 }

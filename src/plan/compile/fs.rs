@@ -31,6 +31,16 @@ pub(crate) fn root(cx: &mut Cx, user: &UserNs) -> Result<Root, CompileError> {
         } else {
             normalize(&cx.spec.dir.clone().unwrap_or_default().join(p))
         };
+        if !abs.is_absolute() {
+            return Err(CompileError::new(K::Unsupported {
+                what: format!(
+                    "root.path resolves to {}, a relative path: plans hold absolute host paths so they mean the same wherever they are applied",
+                    abs.display()
+                ),
+            })
+            .anchor(Anchor::spec("root.path", "relative, and the bundle directory is too"))
+            .help("load the spec with an absolute base directory (the command line does), or pass --target-bundle"));
+        }
         (abs, Origin::spec("root.path"))
     };
     let change = if user.test_only {
@@ -70,6 +80,42 @@ pub(crate) fn root(cx: &mut Cx, user: &UserNs) -> Result<Root, CompileError> {
     })
 }
 
+/// A kernel filesystem the spec mounts fresh that the kernel would refuse in
+/// this sandbox, and the host path bound (recursively, read-only) in its
+/// place, with the rule that says why; `None` when the mount works as asked.
+///
+/// - `sysfs` in the host's network namespace: a sysfs mount shows the
+///   mounter's network namespace, so it would be the host's own sysfs
+///   superblock, and the kernel refuses to mount a superblock over a mount of
+///   itself (EBUSY, the root `/` case: the host's `/sys` is already there); in
+///   a network namespace the sandbox's new user namespace does not own (one
+///   joined), a fresh sysfs is refused outright (EPERM). runc and crun bind
+///   the host's `/sys` then, as this does.
+/// - `cgroup` (v1) from a new user namespace cannot be mounted at all; and on
+///   a host with v1 hierarchies a `cgroup` mount without controller options
+///   asks for every v1 controller in one hierarchy, which the kernel refuses
+///   (EBUSY) where they are mounted one by one. The host's `/sys/fs/cgroup`
+///   is bound instead.
+///
+/// Shared by the compiler (which makes the substitution) and preflight
+/// (which names such a mount in a plan file as a need this host cannot meet).
+pub fn host_bind_instead(
+    fstype: &str,
+    ns: &Namespaces,
+    host: &crate::host::HostFacts,
+) -> Option<(&'static str, &'static str)> {
+    match fstype {
+        "sysfs" => match (&ns.net.value, &ns.user.value) {
+            (Namespace::Host, _) => Some(("/sys", "sysfs-in-host-netns-is-ro-bind")),
+            (Namespace::Join(_), Namespace::New) => Some(("/sys", "sysfs-of-unowned-netns-is-ro-bind")),
+            _ => None,
+        },
+        "cgroup" if ns.user.value != Namespace::Host => Some(("/sys/fs/cgroup", "cgroup-mount-in-user-ns-is-ro-bind")),
+        "cgroup" if !host.cgroup.v1.is_empty() => Some(("/sys/fs/cgroup", "cgroup-v1-mount-is-ro-bind")),
+        _ => None,
+    }
+}
+
 /// The spec's mounts, in order, checked against the policy.
 pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces, maps: &IdMaps) -> Result<Vec<Mount>, CompileError> {
     let spec_mounts = cx.spec.spec.mounts().clone().unwrap_or_default();
@@ -98,15 +144,13 @@ pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces, maps: &IdMaps) -> Result<Vec<
             flags.insert(MountFlag::Bind);
         }
         let mut from = Origin::spec(&jp);
-        // cgroup (v1) cannot be mounted from a new user namespace: bind the
-        // host's hierarchy read-only instead (rule cgroup-mount-in-user-ns-is-ro-bind).
-        if fstype == "cgroup" && ns.user.value != Namespace::Host {
+        if let Some((host_path, rule)) = host_bind_instead(&fstype, ns, cx.host) {
             fstype = "bind".into();
-            source = "/sys/fs/cgroup".into();
+            source = host_path.into();
             flags.insert(MountFlag::Rbind);
             flags.insert(MountFlag::Ro);
             data.clear();
-            from = Origin::rule("cgroup-mount-in-user-ns-is-ro-bind");
+            from = Origin::rule(rule);
         }
         // devpts' gid= names a group of the sandbox's user namespace; one the
         // maps leave out makes the mount fail (EINVAL), so it is dropped and

@@ -17,9 +17,8 @@ mod seccomp;
 
 use std::path::PathBuf;
 
-use sha2::{Digest, Sha256};
-
 pub use error::{Anchor, CompileError, CompileErrorKind, Warning};
+pub use fs::host_bind_instead;
 
 use super::types::*;
 use crate::host::HostFacts;
@@ -30,14 +29,15 @@ use crate::vocab::Origin;
 /// What the command line adds to policy, spec and host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompileOptions {
-    /// `--id`: the sandbox id (default: derived from the inputs' hash).
-    pub id: Option<String>,
     /// `--console-socket`: a pty's master is sent over this socket.
     pub console_socket: Option<PathBuf>,
     /// `--io-fd`: caller fds donated to the supervisor as I/O fds.
     pub io_fds: Vec<i32>,
     /// How the host facts were obtained (`detected` or a path), for the plan's header.
     pub host_name: String,
+    /// Where the spec's directory (`SpecInput::dir`) came from: `cli:--bundle`
+    /// or `cli:--spec`, or `cli:--target-bundle` for a plan for another machine.
+    pub bundle_from: Option<Origin>,
 }
 
 /// A compiled plan and the warnings made on the way.
@@ -64,7 +64,6 @@ pub fn compile(
         clamps: Vec::new(),
         warnings: Vec::new(),
     };
-    let id = sandbox_id(&cx);
     let platform = ns::platform(&mut cx)?;
     let network = ns::network(&mut cx)?;
     let userns = ns::user(&mut cx, &network)?;
@@ -74,10 +73,11 @@ pub fn compile(
     let (masked_paths, readonly_paths) = fs::masked_and_readonly(&cx);
     let devices = fs::devices(&mut cx, &platform, &namespaces)?;
     let hostname = fs::hostname(&cx);
-    let cgroup = cgroup::cgroup(&mut cx, &id.value)?;
+    let cgroup = cgroup::cgroup(&mut cx)?;
     let stdio = fds::stdio(&cx);
-    let supervisor_fds = fds::supervisor_fds(&cx, &id.value, &platform, &stdio);
+    let supervisor_fds = fds::supervisor_fds(&cx, &platform, &stdio);
     let workload_fds = fds::workload_fds(&cx, &supervisor_fds)?;
+    let log_dirs = fds::log_dirs(&supervisor_fds);
     let workload = process::workload(&mut cx, &userns, workload_fds)?;
     let supervisor = process::supervisor(&userns, &workload, &stdio, supervisor_fds);
     let steps = steps(
@@ -96,10 +96,13 @@ pub fn compile(
         policies: policy.chain(),
         spec: spec.name.clone(),
         host: opts.host_name.clone(),
+        bundle: match (&spec.dir, &opts.bundle_from) {
+            (Some(d), Some(from)) if !spec.builtin => Some(Sourced::new(d.clone(), from.clone())),
+            _ => None,
+        },
     };
     let plan = LaunchPlan {
         format: PLAN_FORMAT,
-        id,
         inputs,
         platform,
         network,
@@ -112,6 +115,7 @@ pub fn compile(
         devices,
         hostname,
         cgroup,
+        log_dirs,
         stdio,
         supervisor,
         workload,
@@ -182,26 +186,40 @@ impl Cx<'_> {
         }
     }
 
+    /// A request the kernel (not the policy) would not grant as asked: always
+    /// recorded as a clamp whose ceiling is the rule, with a warning, never an
+    /// error (the request is legal; what compile decides is what apply can do).
+    #[allow(clippy::too_many_arguments)]
+    pub fn rule_clamp(
+        &mut self,
+        field: &str,
+        requested: String,
+        requested_by: Anchor,
+        granted: String,
+        rule: &str,
+        why: &str,
+    ) {
+        self.warnings.push(Warning {
+            message: format!("{field}: {requested} → {granted} (rule {rule}: {why})"),
+            anchors: vec![requested_by.clone()],
+        });
+        let requested_by = match &requested_by {
+            Anchor::Policy(at, _) => self.at(at),
+            other => other.origin(),
+        };
+        self.clamps.push(Clamp {
+            field: field.to_string(),
+            requested,
+            requested_by,
+            granted,
+            ceiling: Origin::rule(rule),
+        });
+    }
+
     /// The spec's `linux` section, or an empty one.
     pub fn linux(&self) -> Option<&oci_spec::runtime::Linux> {
         self.spec.spec.linux().as_ref()
     }
-}
-
-/// `--id`, or `sbx-` and 12 hex digits of the inputs' hash: stable for the same
-/// inputs, different for different ones.
-fn sandbox_id(cx: &Cx) -> Sourced<String> {
-    if let Some(id) = &cx.opts.id {
-        return Sourced::new(id.clone(), Origin::Cli("--id".into()));
-    }
-    let mut h = Sha256::new();
-    for s in &cx.policy.sources {
-        h.update(s.name.as_bytes());
-        h.update(s.text.as_bytes());
-    }
-    h.update(cx.spec.text.as_bytes());
-    let hex = hex(&h.finalize());
-    Sourced::new(format!("sbx-{}", &hex[..12]), Origin::rule("id-from-inputs-hash"))
 }
 
 /// Lowercase hex.
@@ -313,7 +331,7 @@ mod tests {
         assert_eq!(a.plan, b.plan);
         assert_eq!(crate::plan::render::hash(&a.plan), crate::plan::render::hash(&b.plan));
         let c = plan("extends = \"default\"", "hybrid-root.toml", &CompileOptions::default()).unwrap();
-        assert_ne!(a.plan.id, c.plan.id, "different inputs, different ids");
+        assert_ne!(a.plan, c.plan);
     }
 
     #[test]
@@ -367,6 +385,70 @@ mod tests {
         assert_eq!(p.supervisor.capabilities, p.workload.capabilities.value);
     }
 
+    /// The mount that replaced the spec's one of `fstype` at `target`.
+    fn mount_at<'p>(p: &'p LaunchPlan, target: &str) -> &'p Mount {
+        p.mounts
+            .iter()
+            .find(|m| m.target == Path::new(target))
+            .unwrap_or_else(|| panic!("no mount at {target}: {:?}", p.mounts))
+    }
+
+    /// Item 6 of issue 11: in the host's network namespace a fresh sysfs is
+    /// the host's own superblock (EBUSY over the host's /sys, EPERM from an
+    /// unowned user namespace), and a v1 `cgroup` mount without controllers
+    /// is refused on a host whose controllers are mounted one by one (EBUSY):
+    /// both become read-only recursive binds of the host's tree, with the
+    /// rule; where the kernel would take them they stay as asked.
+    #[test]
+    fn kernel_filesystems_refused_here_become_ro_binds_of_the_host() {
+        let runc = crate::spec::load_file(
+            Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/golden/inputs/runc-spec.json"
+            )),
+            Path::new("."),
+        )
+        .unwrap();
+        let host_net_on = |facts: &str| {
+            compile(
+                &policy("extends = \"network-host\""),
+                &runc,
+                &host(facts),
+                &Default::default(),
+            )
+            .unwrap()
+            .plan
+        };
+        let host_net = host_net_on("hybrid-root.toml");
+        let sys = mount_at(&host_net, "/sys");
+        assert_eq!((sys.fstype.as_str(), sys.source.as_str()), ("bind", "/sys"));
+        assert!(sys.flags.contains(&MountFlag::Rbind) && sys.flags.contains(&MountFlag::Ro));
+        assert_eq!(sys.from, Origin::rule("sysfs-in-host-netns-is-ro-bind"));
+        let cg = mount_at(&host_net, "/sys/fs/cgroup");
+        assert_eq!((cg.fstype.as_str(), cg.source.as_str()), ("bind", "/sys/fs/cgroup"));
+        assert_eq!(cg.from, Origin::rule("cgroup-v1-mount-is-ro-bind"));
+        // v2 only: the cgroup mount is left as the spec asks.
+        let v2 = host_net_on("v2-root.toml");
+        assert_eq!(mount_at(&v2, "/sys/fs/cgroup").fstype, "cgroup");
+        // A new network namespace gets a sysfs of its own.
+        let own = plan("extends = \"default\"", "hybrid-root.toml", &Default::default())
+            .unwrap()
+            .plan;
+        assert_eq!(mount_at(&own, "/sys").fstype, "sysfs");
+        // Preflight names such a mount in a plan file compiled elsewhere.
+        let mut stale = host_net.clone();
+        stale.mounts = own.mounts.clone();
+        let unmet = crate::exec::preflight(&stale, &host("hybrid-root.toml"));
+        assert!(
+            unmet
+                .iter()
+                .any(|u| u.need.contains("fresh sysfs mount at /sys")
+                    && u.fix.contains("sysfs-in-host-netns-is-ro-bind")),
+            "{unmet:?}"
+        );
+        assert!(crate::exec::preflight(&host_net, &host("hybrid-root.toml")).is_empty());
+    }
+
     #[test]
     fn console_socket_puts_the_pty_on_all_stdio() {
         let opts = CompileOptions {
@@ -382,6 +464,64 @@ mod tests {
             .count();
         assert_eq!(ptys, 6, "0-2 and the three stdio fds");
         assert_eq!(p.supervisor.session, Session::NewSessionWithControllingTty);
+    }
+
+    /// The built-in spec with `process.terminal` set.
+    fn terminal_spec() -> SpecInput {
+        let mut spec = sh();
+        let mut process = spec.spec.process().clone().expect("the built-in spec has a process");
+        process.set_terminal(Some(true));
+        spec.spec.set_process(Some(process));
+        spec
+    }
+
+    #[test]
+    fn terminal_gives_a_relayed_pty_unless_a_console_socket_is_given() {
+        let (pol, h) = (policy("extends = \"default\""), host("hybrid-root.toml"));
+        let p = compile(&pol, &terminal_spec(), &h, &Default::default()).unwrap().plan;
+        assert_eq!(p.stdio, Sourced::new(Stdio::Pty, Origin::spec("process.terminal")));
+        assert_eq!(p.supervisor.session, Session::NewSessionWithControllingTty);
+        let ptys: Vec<i32> = p
+            .supervisor
+            .fds
+            .iter()
+            .filter(|e| e.source == FdSource::PtySlave)
+            .map(|e| e.fd.0)
+            .collect();
+        assert_eq!(ptys, [0, 1, 2, 5, 6, 7], "0-2 and the three stdio fds");
+        let opts = CompileOptions {
+            console_socket: Some("/run/c.sock".into()),
+            ..Default::default()
+        };
+        let c = compile(&pol, &terminal_spec(), &h, &opts).unwrap().plan;
+        assert_eq!(c.stdio.value, Stdio::ConsoleSocket("/run/c.sock".into()));
+        let n = compile(&pol, &sh(), &h, &Default::default()).unwrap().plan;
+        assert_eq!(n.stdio.value, Stdio::Inherit, "terminal unset: the caller's stdio");
+        assert_eq!(n.supervisor.session, Session::NewSession);
+    }
+
+    #[test]
+    fn log_dirs_are_the_log_files_directories_once_in_fd_order() {
+        let p = plan(
+            "extends = \"default\"\n[logs]\nlog = \"/var/log/sbx/{id}.log\"\ndebug_log = \"/var/log/sbx/{id}.debug\"\nuser_log = \"/var/log/user/{id}.log\"\n",
+            "hybrid-root.toml",
+            &Default::default(),
+        )
+        .unwrap()
+        .plan;
+        let dirs: Vec<(&Path, u32)> = p.log_dirs.iter().map(|d| (d.path.as_path(), d.mode)).collect();
+        assert_eq!(
+            dirs,
+            [(Path::new("/var/log/sbx"), 0o755), (Path::new("/var/log/user"), 0o755)]
+        );
+        assert!(p
+            .log_dirs
+            .iter()
+            .all(|d| d.from == Origin::rule("log-dir-made-if-missing")));
+        let none = plan("extends = \"default\"", "hybrid-root.toml", &Default::default())
+            .unwrap()
+            .plan;
+        assert!(none.log_dirs.is_empty());
     }
 
     #[test]
@@ -447,7 +587,209 @@ mod tests {
         let bounding = &clamp.plan.workload.capabilities.value.bounding;
         assert!(bounding.contains(&Cap(caps::Capability::CAP_KILL)));
         assert!(!bounding.contains(&Cap(caps::Capability::CAP_SYS_ADMIN)));
-        assert_eq!(clamp.plan.clamps.len(), 1);
-        assert_eq!(clamp.warnings.len(), 1);
+        let by_policy = |c: &&Clamp| matches!(c.ceiling, Origin::Policy { .. });
+        assert_eq!(clamp.plan.clamps.iter().filter(by_policy).count(), 1);
+        assert_eq!(clamp.warnings.len(), clamp.plan.clamps.len());
+    }
+
+    fn runc_spec(edit: impl FnOnce(&mut serde_json::Value)) -> SpecInput {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/inputs/runc-spec.json");
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut v);
+        let mut s = crate::spec::load_file(&path, Path::new("/")).unwrap();
+        s.spec = Box::new(serde_json::from_value(v).unwrap());
+        s
+    }
+
+    fn caps_of(names: &[&str]) -> std::collections::BTreeSet<Cap> {
+        names.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    fn clamped(c: &Compiled, rule: &str) -> Vec<(String, String)> {
+        c.plan
+            .clamps
+            .iter()
+            .filter(|k| k.ceiling == Origin::rule(rule))
+            .map(|k| (k.field.clone(), k.requested.clone()))
+            .collect()
+    }
+
+    const RUNC_CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+
+    /// runc's spec lists ambient capabilities but no inheritable ones: under
+    /// the default policy (nobody, not root) the workload holds nothing but
+    /// its bounding set, and the plan says why, rule by rule, with no error.
+    #[test]
+    fn runc_spec_ambient_without_inheritable_is_dropped_by_rule_not_refused() {
+        for policy_name in ["default", "kvm"] {
+            let c = compile(
+                &policy(&format!("extends = \"{policy_name}\"")),
+                &runc_spec(|_| {}),
+                &host("hybrid-root.toml"),
+                &Default::default(),
+            )
+            .unwrap();
+            let w = &c.plan.workload.capabilities;
+            assert_eq!(w.value.bounding, caps_of(&RUNC_CAPS));
+            assert!(w.value.ambient.is_empty() && w.value.effective.is_empty() && w.value.permitted.is_empty());
+            assert_eq!(w.from, Origin::rule("cap-kernel-rules"));
+            let amb = clamped(&c, "cap-ambient-needs-permitted-and-inheritable");
+            assert_eq!(amb.len(), 3, "{amb:?}");
+            assert!(amb.iter().all(|(f, _)| f == "workload.capabilities.ambient"));
+            let exec = clamped(&c, "cap-exec-non-root-keeps-ambient");
+            assert_eq!(exec.len(), 6, "effective and permitted, 3 each: {exec:?}");
+            assert_eq!(c.warnings.len(), c.plan.clamps.len());
+        }
+    }
+
+    /// With an inheritable set the ambient capabilities are raised, and a
+    /// non-root workload holds exactly them after exec.
+    #[test]
+    fn ambient_with_inheritable_is_what_a_non_root_workload_holds() {
+        let spec = runc_spec(|v| {
+            v["process"]["capabilities"]["inheritable"] = serde_json::json!(["CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"]);
+            v["process"]["capabilities"]["ambient"] = serde_json::json!(["CAP_NET_BIND_SERVICE"]);
+        });
+        let c = compile(
+            &policy("extends = \"default\"\n[capabilities]\non_excess = \"clamp\""),
+            &spec,
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap();
+        let w = &c.plan.workload.capabilities.value;
+        let nbs = caps_of(&["CAP_NET_BIND_SERVICE"]);
+        assert_eq!(
+            (&w.ambient, &w.inheritable, &w.effective, &w.permitted),
+            (&nbs, &nbs, &nbs, &nbs)
+        );
+        // CAP_SYS_ADMIN: above the policy's ceiling (a policy clamp), not a rule.
+        assert!(c
+            .plan
+            .clamps
+            .iter()
+            .any(|k| k.requested == "CAP_SYS_ADMIN" && matches!(k.ceiling, Origin::Policy { .. })));
+    }
+
+    /// Inheritable outside bounding and effective outside permitted are what
+    /// capset refuses: dropped at compile time, never an EPERM at apply.
+    #[test]
+    fn capset_rules_are_applied_at_compile_time() {
+        let spec = runc_spec(|v| {
+            let c = &mut v["process"]["capabilities"];
+            c["bounding"] = serde_json::json!(["CAP_KILL"]);
+            c["inheritable"] = serde_json::json!(["CAP_KILL", "CAP_CHOWN"]);
+            c["permitted"] = serde_json::json!(["CAP_KILL"]);
+            c["effective"] = serde_json::json!(["CAP_KILL", "CAP_CHOWN"]);
+            c["ambient"] = serde_json::json!([]);
+        });
+        let c = compile(
+            &policy("extends = \"default\""),
+            &spec,
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            clamped(&c, "cap-inheritable-within-bounding"),
+            vec![("workload.capabilities.inheritable".to_string(), "CAP_CHOWN".to_string())]
+        );
+        assert_eq!(
+            clamped(&c, "cap-effective-within-permitted"),
+            vec![("workload.capabilities.effective".to_string(), "CAP_CHOWN".to_string())]
+        );
+    }
+
+    /// Root in its user namespace (host networking keeps the spec's uid 0):
+    /// execve makes permitted and effective the bounding set; what the spec
+    /// left out of them is recorded as granted by that rule; and in the
+    /// caller's user namespace nothing the caller lacks is planned.
+    #[test]
+    fn root_workload_holds_its_bounding_set() {
+        let spec = runc_spec(|v| {
+            let c = &mut v["process"]["capabilities"];
+            c["bounding"] = serde_json::json!(["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_RESOURCE"]);
+            c["effective"] = serde_json::json!(["CAP_KILL"]);
+        });
+        let c = compile(
+            &policy("extends = \"network-host\"\n[capabilities]\nallow = [\"CAP_KILL\", \"CAP_NET_BIND_SERVICE\", \"CAP_AUDIT_WRITE\", \"CAP_SYS_RESOURCE\"]"),
+            &spec,
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap();
+        let w = &c.plan.workload.capabilities.value;
+        let two = caps_of(&["CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+        assert_eq!((&w.bounding, &w.effective, &w.permitted), (&two, &two, &two));
+        assert_eq!(
+            clamped(&c, "cap-exec-root-gains-bounding"),
+            vec![(
+                "workload.capabilities.effective".to_string(),
+                "(not requested)".to_string()
+            )]
+        );
+        assert!(clamped(&c, "cap-held-by-caller")
+            .iter()
+            .any(|(f, r)| f == "workload.capabilities.bounding" && r == "CAP_SYS_RESOURCE"));
+        assert_eq!(c.plan.supervisor.capabilities, *w);
+    }
+
+    fn write_of(p: &LaunchPlan, file: &str) -> Option<String> {
+        let c = p.cgroup.as_ref()?;
+        c.writes
+            .iter()
+            .find(|w| w.file.ends_with(file))
+            .map(|w| w.value.clone())
+    }
+
+    /// memory_swap is memory plus swap (v1 memsw); v2's swap.max is swap alone.
+    #[test]
+    fn memory_and_swap_keep_their_relation() {
+        // docs/policy.md's first example: untrusted's 256MiB memory+swap under
+        // a raised 1GiB memory is raised to it (no swap), by rule and recorded.
+        for (h, file, value) in [
+            ("v1-root.toml", "memory.memsw.limit_in_bytes", "1073741824"),
+            ("v2-root.toml", "memory.swap.max", "0"),
+        ] {
+            let c = plan(
+                "extends = \"untrusted\"\n[limits]\nmemory = \"1GiB\"",
+                h,
+                &Default::default(),
+            )
+            .unwrap();
+            let l = &c.plan.cgroup.as_ref().unwrap().limits;
+            let swap = l.memory_swap.as_ref().unwrap();
+            assert_eq!(
+                (swap.value.0, &swap.from),
+                (1 << 30, &Origin::rule("memory-swap-at-least-memory"))
+            );
+            assert_eq!(write_of(&c.plan, file).as_deref(), Some(value), "{h}");
+            let k = c
+                .plan
+                .clamps
+                .iter()
+                .find(|k| k.field == "cgroup.limits.memory_swap")
+                .unwrap();
+            assert_eq!((k.requested.as_str(), k.granted.as_str()), ("256MiB", "1GiB"));
+            assert!(matches!(&k.requested_by, Origin::Policy { file, .. } if file.contains("untrusted")));
+        }
+        // Swap above memory: v1 writes the sum, v2 the difference.
+        let p = "extends = \"default\"\n[limits]\nmemory = \"1GiB\"\nmemory_swap = \"1536MiB\"";
+        let v1 = plan(p, "v1-root.toml", &Default::default()).unwrap().plan;
+        assert_eq!(
+            write_of(&v1, "memory.memsw.limit_in_bytes").as_deref(),
+            Some("1610612736")
+        );
+        let v2 = plan(p, "v2-root.toml", &Default::default()).unwrap().plan;
+        assert_eq!(write_of(&v2, "memory.swap.max").as_deref(), Some("536870912"));
+        assert!(v2.clamps.is_empty());
+        // memory+swap without memory: refused at compile time, not EINVAL at apply.
+        let e = plan(
+            "extends = \"default\"\n[limits]\nmemory_swap = \"1GiB\"",
+            "v1-root.toml",
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e.kind, CompileErrorKind::SwapWithoutMemory { .. }), "{e}");
     }
 }

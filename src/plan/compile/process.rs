@@ -21,7 +21,9 @@ pub(crate) fn workload(cx: &mut Cx, user: &UserNs, fds: Vec<FdEntry>) -> Result<
     let args = p.args().clone().unwrap_or_default();
     if args.is_empty() {
         let help = if cx.spec.builtin {
-            "give the command after --, e.g. sandboxctl plan -- /bin/sh -c 'id'"
+            // Any subcommand that compiles gets here (plan, apply, doctor, diff):
+            // the example shows only what to add to it.
+            "give the command at the end, after --, e.g. `-- /bin/sh -c 'id'`"
         } else {
             "set process.args in config.json"
         };
@@ -32,7 +34,8 @@ pub(crate) fn workload(cx: &mut Cx, user: &UserNs, fds: Vec<FdEntry>) -> Result<
         .help(help));
     }
     super::ns::check_abs(p.cwd(), "process.cwd")?;
-    let capabilities = capabilities(cx, p)?;
+    let requested = capabilities(cx, p)?;
+    let capabilities = held_capabilities(cx, user, requested);
     let seccomp = super::seccomp::seccomp(cx)?;
     let spec_nnp = p.no_new_privileges().unwrap_or(false);
     let no_new_privs = if seccomp.is_some() && !spec_nnp {
@@ -128,6 +131,168 @@ fn capabilities(cx: &mut Cx, p: &oci_spec::runtime::Process) -> Result<Sourced<C
     Ok(Sourced::new(sets, from))
 }
 
+/// The kernel's rules that decide which capabilities a workload can hold.
+/// Each is a rule name in the plan (docs/plan.md, "Rules").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CapRule {
+    /// In the caller's user namespace, a set can hold only what the caller
+    /// holds (capset refuses more permitted; the bounding set only shrinks).
+    HeldByCaller,
+    /// capset refuses an inheritable capability outside the bounding set.
+    InheritableWithinBounding,
+    /// capset refuses an effective capability that is not permitted.
+    EffectiveWithinPermitted,
+    /// PR_CAP_AMBIENT_RAISE refuses a capability that is not both permitted
+    /// and inheritable (EPERM): runc and crun ignore that error and go on
+    /// without it; the plan drops it and says so.
+    AmbientNeedsPermittedAndInheritable,
+    /// execve by a uid that is not root in its user namespace, of a file
+    /// without file capabilities: permitted and effective become the ambient
+    /// set.
+    ExecNonRootKeepsAmbient,
+    /// execve by root in its user namespace: permitted and effective become
+    /// the bounding set (with the inheritable and ambient sets, both inside it).
+    ExecRootGainsBounding,
+}
+
+impl CapRule {
+    fn name(self) -> &'static str {
+        match self {
+            CapRule::HeldByCaller => "cap-held-by-caller",
+            CapRule::InheritableWithinBounding => "cap-inheritable-within-bounding",
+            CapRule::EffectiveWithinPermitted => "cap-effective-within-permitted",
+            CapRule::AmbientNeedsPermittedAndInheritable => "cap-ambient-needs-permitted-and-inheritable",
+            CapRule::ExecNonRootKeepsAmbient => "cap-exec-non-root-keeps-ambient",
+            CapRule::ExecRootGainsBounding => "cap-exec-root-gains-bounding",
+        }
+    }
+
+    fn why(self) -> &'static str {
+        match self {
+            CapRule::HeldByCaller => {
+                "the caller does not hold it, and the workload stays in the caller's user namespace"
+            }
+            CapRule::InheritableWithinBounding => "capset refuses an inheritable capability outside the bounding set",
+            CapRule::EffectiveWithinPermitted => "capset refuses an effective capability that is not permitted",
+            CapRule::AmbientNeedsPermittedAndInheritable => {
+                "the kernel raises an ambient capability only when it is permitted and inheritable"
+            }
+            CapRule::ExecNonRootKeepsAmbient => {
+                "the workload is not root in its user namespace, so execve leaves it only its ambient set"
+            }
+            CapRule::ExecRootGainsBounding => {
+                "the workload is root in its user namespace, so execve gives it the bounding set"
+            }
+        }
+    }
+}
+
+/// What the workload really holds once it runs: the requested sets (already
+/// cut to the policy's ceiling) put through the kernel's rules, in the order
+/// apply sets them (credentials first, with keep-caps, so the uid change
+/// clears nothing; then bounding, inheritable, effective, permitted,
+/// ambient; then execve). Whatever a rule takes away is a clamp whose
+/// ceiling is the rule, with a warning; these are never errors, since the
+/// request is legal and runc and crun run it (see docs/policy.md,
+/// "Capabilities under the kernel's rules"). The plan's sets are both what
+/// apply sets before execve and what the workload holds after it.
+fn held_capabilities(cx: &mut Cx, user: &UserNs, requested: Sourced<CapSets>) -> Sourced<CapSets> {
+    let Sourced { value: mut sets, from } = requested;
+    let mut decided = false;
+    let mut drop = |cx: &mut Cx, set: &str, keep: &dyn Fn(&Cap) -> bool, have: &BTreeSet<Cap>, rule: CapRule| {
+        let (kept, lost): (BTreeSet<Cap>, BTreeSet<Cap>) = have.iter().partition(|c| keep(c));
+        for cap in lost {
+            decided = true;
+            cx.rule_clamp(
+                &format!("workload.capabilities.{set}"),
+                cap.to_string(),
+                Anchor::Spec {
+                    path: format!("process.capabilities.{set}"),
+                    needle: Some(cap.to_string()),
+                    label: "requested".into(),
+                },
+                "(dropped)".into(),
+                rule.name(),
+                rule.why(),
+            );
+        }
+        kept
+    };
+    if user.ns.value == Namespace::Host {
+        let host = cx.host;
+        let held = |c: &Cap| host.capabilities.contains(c) && host.bounding.contains(c);
+        for (set, s) in [
+            ("bounding", &mut sets.bounding),
+            ("effective", &mut sets.effective),
+            ("inheritable", &mut sets.inheritable),
+            ("permitted", &mut sets.permitted),
+            ("ambient", &mut sets.ambient),
+        ] {
+            *s = drop(cx, set, &held, s, CapRule::HeldByCaller);
+        }
+    }
+    let bounding = sets.bounding.clone();
+    sets.inheritable = drop(
+        cx,
+        "inheritable",
+        &|c| bounding.contains(c),
+        &sets.inheritable,
+        CapRule::InheritableWithinBounding,
+    );
+    let permitted = sets.permitted.clone();
+    sets.effective = drop(
+        cx,
+        "effective",
+        &|c| permitted.contains(c),
+        &sets.effective,
+        CapRule::EffectiveWithinPermitted,
+    );
+    let inheritable = sets.inheritable.clone();
+    sets.ambient = drop(
+        cx,
+        "ambient",
+        &|c| permitted.contains(c) && inheritable.contains(c),
+        &sets.ambient,
+        CapRule::AmbientNeedsPermittedAndInheritable,
+    );
+    if user.creds.uid.0 == 0 {
+        // Root: execve's permitted is bounding ∪ inheritable ∪ ambient, which
+        // is the bounding set here; effective follows. What the spec did not
+        // ask for is recorded as granted by the rule.
+        let rule = CapRule::ExecRootGainsBounding;
+        for (set, have) in [("effective", &sets.effective), ("permitted", &sets.permitted)] {
+            for cap in sets.bounding.difference(have) {
+                decided = true;
+                cx.rule_clamp(
+                    &format!("workload.capabilities.{set}"),
+                    "(not requested)".into(),
+                    Anchor::Spec {
+                        path: "process.capabilities.bounding".into(),
+                        needle: Some(cap.to_string()),
+                        label: "in the bounding set".into(),
+                    },
+                    cap.to_string(),
+                    rule.name(),
+                    rule.why(),
+                );
+            }
+        }
+        sets.permitted = sets.bounding.clone();
+        sets.effective = sets.bounding.clone();
+    } else {
+        let ambient = sets.ambient.clone();
+        let rule = CapRule::ExecNonRootKeepsAmbient;
+        sets.effective = drop(cx, "effective", &|c| ambient.contains(c), &sets.effective, rule);
+        sets.permitted = drop(cx, "permitted", &|c| ambient.contains(c), &sets.permitted, rule);
+    }
+    let from = if decided {
+        Origin::rule("cap-kernel-rules")
+    } else {
+        from
+    };
+    Sourced::new(sets, from)
+}
+
 /// The spec's rlimits, each cut to the policy's, and the policy's imposed where
 /// the spec sets none.
 fn rlimits(cx: &mut Cx, p: &oci_spec::runtime::Process) -> Result<BTreeMap<RlimitKind, Rlimit>, CompileError> {
@@ -194,7 +359,7 @@ pub(crate) fn supervisor(user: &UserNs, w: &Workload, stdio: &Sourced<Stdio>, fd
         capabilities,
         non_dumpable: true,
         session: match stdio.value {
-            Stdio::ConsoleSocket(_) => Session::NewSessionWithControllingTty,
+            Stdio::ConsoleSocket(_) | Stdio::Pty => Session::NewSessionWithControllingTty,
             Stdio::Inherit => Session::NewSession,
         },
         fds,

@@ -257,6 +257,14 @@ pub(super) fn compare(old: &LaunchPlan, new: &LaunchPlan) -> Vec<Change> {
         |_, _| ChangeKind::Neutral,
     );
     cgroup(&mut cx, old.cgroup.as_ref(), new.cgroup.as_ref());
+    cx.set(
+        "log_dirs",
+        old.log_dirs.iter().map(|d| ((d.path.clone(), d.mode), d.from.clone())),
+        new.log_dirs.iter().map(|d| ((d.path.clone(), d.mode), d.from.clone())),
+        |(p, m)| format!("{} {m:#o}", p.display()),
+        ChangeKind::Neutral,
+        ChangeKind::Neutral,
+    );
     cx.sourced("stdio", &old.stdio, &new.stdio, show_stdio, |o, n| {
         ChangeKind::of_ranks(stdio_rank(o), stdio_rank(n))
     });
@@ -277,7 +285,6 @@ fn identity(cx: &mut Cx, old: &LaunchPlan, new: &LaunchPlan) {
         u32::to_string,
         |_, _| ChangeKind::Neutral,
     );
-    cx.sourced("id", &old.id, &new.id, String::clone, |_, _| ChangeKind::Neutral);
     let neutral = |_: Option<&String>, _: Option<&String>| ChangeKind::Neutral;
     cx.value(
         "inputs.policies",
@@ -908,6 +915,29 @@ fn cpuset_dir(o: Option<&String>, n: Option<&String>) -> ChangeKind {
     }
 }
 
+/// The new origins of the limits that differ between two plans.
+fn changed_limit_origins<'a>(o: &'a CgroupLimits, n: &'a CgroupLimits) -> Vec<&'a Origin> {
+    fn changed<'a, T: PartialEq>(o: &Option<Sourced<T>>, n: &'a Option<Sourced<T>>) -> Option<&'a Origin> {
+        match (o, n) {
+            (Some(o), Some(n)) if o.value != n.value => Some(&n.from),
+            _ => None,
+        }
+    }
+    [
+        changed(&o.memory, &n.memory),
+        changed(&o.memory_swap, &n.memory_swap),
+        changed(&o.cpu_shares, &n.cpu_shares),
+        changed(&o.cpu_quota, &n.cpu_quota),
+        changed(&o.cpu_period, &n.cpu_period),
+        changed(&o.cpuset_cpus, &n.cpuset_cpus),
+        changed(&o.cpuset_mems, &n.cpuset_mems),
+        changed(&o.pids, &n.pids),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 fn cgroup(cx: &mut Cx, old: Option<&CgroupPlan>, new: Option<&CgroupPlan>) {
     let (o, n) = match (old, new) {
         (Some(o), Some(n)) => (o, n),
@@ -1015,7 +1045,16 @@ fn cgroup(cx: &mut Cx, old: Option<&CgroupPlan>, new: Option<&CgroupPlan>) {
         o.writes.iter().map(|w| (w.file.clone(), w)),
         n.writes.iter().map(|w| (w.file.clone(), w)),
     );
+    // A write whose value changed along with the limit it carries (same
+    // origin as a limit that changed) is that limit's change, reported once
+    // above; a write that appears, disappears or changes on its own is shown.
+    let changed_limits = changed_limit_origins(ol, nl);
     for (file, (ow, nw)) in writes {
+        if let (Some(ow), Some(nw)) = (ow, nw) {
+            if ow.value != nw.value && changed_limits.contains(&&nw.from) {
+                continue;
+            }
+        }
         cx.value(
             format!("cgroup.writes[{}]", file.display()),
             ow.map(|w| &w.value),
@@ -1066,7 +1105,10 @@ fn show_limits(l: &CgroupLimits) -> String {
 fn stdio_rank(s: &Stdio) -> u8 {
     match s {
         Stdio::ConsoleSocket(_) => 0,
-        Stdio::Inherit => 1,
+        // The workload reaches the caller's stdin and stdout through the
+        // relay, but not the caller's terminal itself (no ioctls on it).
+        Stdio::Pty => 1,
+        Stdio::Inherit => 2,
     }
 }
 
@@ -1074,6 +1116,7 @@ fn show_stdio(s: &Stdio) -> String {
     match s {
         Stdio::Inherit => "the caller's stdio".into(),
         Stdio::ConsoleSocket(p) => format!("pty via console socket {}", p.display()),
+        Stdio::Pty => "pty relayed to the caller's stdio".into(),
     }
 }
 
@@ -1720,12 +1763,33 @@ fn show_clamp(c: &Clamp) -> String {
     )
 }
 
+/// Compares the clamps. A field can hold several clamps (one per capability
+/// dropped from a set), so clamps are matched by field and request first, then
+/// what is left by field alone, in order (a scalar clamp whose request moved);
+/// every clamp that is left was added or removed. Each clamp is its own change.
 fn clamps(cx: &mut Cx, old: &[Clamp], new: &[Clamp]) {
-    for (f, (o, n)) in pair_up(
-        old.iter().map(|c| (c.field.clone(), c)),
-        new.iter().map(|c| (c.field.clone(), c)),
-    ) {
-        cx.value(format!("clamps[{f}]"), o, n, None, None, show_clamp, |_, _| {
+    let mut left_new: Vec<&Clamp> = new.iter().collect();
+    let mut left_old: Vec<&Clamp> = Vec::new();
+    let mut pairs: Vec<(Option<&Clamp>, Option<&Clamp>)> = Vec::new();
+    for o in old {
+        match left_new
+            .iter()
+            .position(|n| n.field == o.field && n.requested == o.requested)
+        {
+            Some(i) => pairs.push((Some(o), Some(left_new.remove(i)))),
+            None => left_old.push(o),
+        }
+    }
+    for o in left_old {
+        match left_new.iter().position(|n| n.field == o.field) {
+            Some(i) => pairs.push((Some(o), Some(left_new.remove(i)))),
+            None => pairs.push((Some(o), None)),
+        }
+    }
+    pairs.extend(left_new.into_iter().map(|n| (None, Some(n))));
+    for (o, n) in pairs {
+        let field = o.or(n).map(|c| c.field.as_str()).unwrap_or_default();
+        cx.value(format!("clamps[{field}]"), o, n, None, None, show_clamp, |_, _| {
             ChangeKind::Neutral
         });
     }

@@ -14,7 +14,6 @@ use crate::plan::check::{CaseOutcome, CaseReport, CheckReport};
 use crate::plan::classes::render_markdown_table;
 use crate::plan::diff::{diff, render, PlanDiff};
 use crate::plan::types::*;
-use crate::vocab::Origin;
 
 /// The change every example shows, between two real compiled plans from the
 /// golden tests: the `runc-untrusted` case, and the `inheritance` case, whose
@@ -32,37 +31,72 @@ fn example_diff() -> PlanDiff {
     diff(&old, &new)
 }
 
+/// The policy of the small example: untrusted with a higher pids ceiling
+/// (`pids` on line 4).
+pub const PIDS_POLICY: &str = "extends = \"untrusted\"\n\n[limits]\npids = 256\n";
+
+/// The small example's two plans, compiled now: runc's default spec
+/// (tests/golden/inputs/runc-spec.json) on the host facts
+/// tests/golden/hosts/hybrid-root.toml, with `--id web`, under `untrusted`
+/// and under [`PIDS_POLICY`] as `pids.toml`.
+pub fn pids_plans() -> (LaunchPlan, LaunchPlan) {
+    use crate::policy::{self, PolicyRef};
+    let spec_text = include_str!("../../../tests/golden/inputs/runc-spec.json");
+    let spec = crate::spec::SpecInput {
+        name: "runc-spec.json".into(),
+        text: spec_text.into(),
+        spec: Box::new(crate::spec::parse_json("runc-spec.json", spec_text).expect("the golden spec parses")),
+        dir: Some(PathBuf::from("/srv/bundle")),
+        builtin: false,
+    };
+    let host: crate::host::HostFacts =
+        toml::from_str(include_str!("../../../tests/golden/hosts/hybrid-root.toml")).expect("golden host facts load");
+    let opts = crate::plan::CompileOptions {
+        host_name: "hybrid-root.toml".into(),
+        ..Default::default()
+    };
+    let compile = |r: PolicyRef| {
+        let policy = policy::load(&[r], std::path::Path::new(".")).expect("the example policies load");
+        crate::plan::compile(&policy, &spec, &host, &opts)
+            .expect("the example plans compile")
+            .plan
+    };
+    (
+        compile(PolicyRef::Builtin("untrusted".into())),
+        compile(PolicyRef::Text {
+            name: "pids.toml".into(),
+            text: PIDS_POLICY.into(),
+        }),
+    )
+}
+
 /// Each example's name and text, in document order. Names end in the fence
 /// language they are shown in (`-text`, `-markdown`, `-json`).
 pub fn render_examples() -> Vec<(&'static str, String)> {
     let d = example_diff();
-    let (old, _) = example_plans();
-    let mut pids = old.clone();
-    if let Some(cg) = pids.cgroup.as_mut() {
-        cg.limits.pids = Some(Sourced::new(
-            256,
-            Origin::Policy {
-                file: "strict.toml".into(),
-                line: 9,
-            },
-        ));
-    }
+    let (old, pids) = pids_plans();
     let small = diff(&old, &pids);
     let small_json = render::json(&small).unwrap_or_else(|e| format!("error: {e}\n"));
+    // `check` on a tree of two cases: runc-untrusted, current, and
+    // inheritance, whose `cmd` was just switched from untrusted to
+    // strict.toml while its plan.toml is still the one untrusted gave (which
+    // is runc-untrusted's: the same inputs). tests/docs.rs runs this check
+    // for real and compares.
     let report = CheckReport {
         cases: vec![
             CaseReport {
-                case: PathBuf::from("batch"),
-                outcome: CaseOutcome::Unchanged,
-            },
-            CaseReport {
                 case: PathBuf::from("inheritance"),
                 outcome: CaseOutcome::Changed(d.clone()),
+            },
+            CaseReport {
+                case: PathBuf::from("runc-untrusted"),
+                outcome: CaseOutcome::Unchanged,
             },
         ],
     };
     vec![
         ("check-text", report.render_text(false)),
+        ("check-markdown", report.render_markdown()),
         ("diff-text", render::text(&d, false)),
         ("diff-markdown", render::markdown(&d, "runc-untrusted → inheritance")),
         ("diff-json", small_json),
@@ -182,6 +216,19 @@ mod tests {
         let doc = std::fs::read_to_string(doc_path()).unwrap();
         let spliced = splice_examples(&doc, &render_examples()).unwrap();
         assert_doc_current(&doc, &spliced, "a worked example");
+    }
+
+    #[test]
+    fn docs_show_the_pids_policy_the_json_example_is_compiled_from() {
+        let doc = std::fs::read_to_string(doc_path()).unwrap();
+        assert!(
+            doc.contains(&format!("```toml\n{PIDS_POLICY}```\n")),
+            "docs/ci-review.md does not show PIDS_POLICY as the json example's policy"
+        );
+        let (old, new) = pids_plans();
+        let d = diff(&old, &new);
+        assert!(d.changes.iter().any(|c| c.field == "cgroup.limits.pids"
+            && c.new_from.as_ref().map(|o| o.to_string()).as_deref() == Some("policy:pids.toml:4")));
     }
 
     #[test]

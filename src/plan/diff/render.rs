@@ -14,7 +14,6 @@ use crate::plan::classes::PrivilegeClass;
 /// The plan's sections, in printed order; changes are grouped by these.
 pub const SECTIONS: &[&str] = &[
     "format",
-    "id",
     "inputs",
     "platform",
     "network",
@@ -94,8 +93,25 @@ const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
 
 /// The diff as text for people. `color` adds ANSI colours (red widens, green
-/// narrows, dim neutral).
+/// narrows, dim neutral). The first line is the summary and `diff`'s exit
+/// status.
 pub fn text(d: &PlanDiff, color: bool) -> String {
+    if d.is_empty() {
+        return "plan diff: no changes\n".to_string();
+    }
+    format!(
+        "plan diff: {} (exit {})\n{}",
+        summary_line(&d.summary()),
+        d.exit_code(),
+        text_blocks(d, color)
+    )
+}
+
+/// The changes of [`text`] without its summary line, each block (widens,
+/// narrows, …) after an empty line; empty when nothing changed. `check` prints
+/// this under a case's own line, which has the summary and no exit status: the
+/// status of `check` is its own.
+pub fn text_blocks(d: &PlanDiff, color: bool) -> String {
     let paint = |code: &str, s: &str| {
         if color {
             format!("{code}{s}{RESET}")
@@ -103,10 +119,7 @@ pub fn text(d: &PlanDiff, color: bool) -> String {
             s.to_string()
         }
     };
-    if d.is_empty() {
-        return "plan diff: no changes\n".to_string();
-    }
-    let mut out = format!("plan diff: {} (exit {})\n", summary_line(&d.summary()), d.exit_code());
+    let mut out = String::new();
     for (title, changes) in blocks(d) {
         if changes.is_empty() {
             continue;
@@ -183,8 +196,18 @@ fn code_cell(s: Option<&str>) -> String {
 /// counts, then a table each of widenings, narrowings and neutral changes
 /// (provenance of both sides in each row), and the provenance-only changes
 /// folded away. `title` names what was compared (a case directory, or
-/// `old.toml → new.toml`).
+/// `old.toml → new.toml`). The summary line ends with `diff`'s exit status.
 pub fn markdown(d: &PlanDiff, title: &str) -> String {
+    markdown_with(d, title, Some(d.exit_code()))
+}
+
+/// [`markdown`] without the exit status, for a case of `check`'s report (whose
+/// status is its own).
+pub fn markdown_case(d: &PlanDiff, title: &str) -> String {
+    markdown_with(d, title, None)
+}
+
+fn markdown_with(d: &PlanDiff, title: &str, exit: Option<u8>) -> String {
     let s = d.summary();
     let mut out = format!("### Plan diff: {}\n\n", cell(title));
     if d.is_empty() {
@@ -201,12 +224,10 @@ pub fn markdown(d: &PlanDiff, title: &str) -> String {
     } else {
         String::new()
     };
+    let exit = exit.map(|e| format!(" (exit {e})")).unwrap_or_default();
     out.push_str(&format!(
-        "**{}** widen · **{}** narrow · **{}** neutral{provenance} — {verdict} (exit {})\n",
-        s.widens,
-        s.narrows,
-        s.neutral,
-        d.exit_code()
+        "**{}** widen · **{}** narrow · **{}** neutral{provenance} — {verdict}{exit}\n",
+        s.widens, s.narrows, s.neutral
     ));
     for (title, changes) in blocks(d) {
         if changes.is_empty() {

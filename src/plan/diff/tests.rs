@@ -70,9 +70,9 @@ fn cases() -> Vec<Case> {
     vec![
         // identity
         case(
-            "id renamed",
-            |p| p.id.value = "web-2".into(),
-            "id",
+            "spec renamed",
+            |p| p.inputs.spec = "other/config.json".into(),
+            "inputs.spec",
             Z,
             C::Identity,
             false,
@@ -508,7 +508,7 @@ fn cases() -> Vec<Case> {
         case(
             "cgroup write",
             |p| p.cgroup.as_mut().unwrap().writes[1].value = "129".into(),
-            "cgroup.writes[/sys/fs/cgroup/pids/sandboxctl/web-1/pids.max]",
+            "cgroup.writes[/sys/fs/cgroup/pids/sandboxctl/{id}/pids.max]",
             Z,
             C::CgroupLayout,
             false,
@@ -1278,4 +1278,67 @@ fn json_round_trips_and_carries_the_exit_code() {
     assert_eq!(v["changes"][1]["kind"], "widens");
     assert_eq!(v["changes"][1]["class"], "network");
     assert_eq!(v["changes"][1]["old_from"], "policy:policies/untrusted.toml:5");
+}
+
+/// Twelve clamps over four fields (three capabilities dropped from each of
+/// four sets, as untrusted does to runc's spec): each is its own change.
+fn capability_clamps() -> Vec<Clamp> {
+    let mut v = Vec::new();
+    for set in ["bounding", "effective", "permitted", "ambient"] {
+        for cap in ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"] {
+            v.push(Clamp {
+                field: format!("workload.capabilities.{set}"),
+                requested: cap.into(),
+                requested_by: Origin::spec(format!("process.capabilities.{set}")),
+                granted: "(dropped)".into(),
+                ceiling: pol(18),
+            });
+        }
+    }
+    v
+}
+
+#[test]
+fn every_clamp_change_is_shown() {
+    let mut old = sample_plan();
+    old.clamps = capability_clamps();
+    let mut new = old.clone();
+    new.clamps.clear();
+    let d = diff(&old, &new);
+    let removed: Vec<&Change> = d.changes.iter().filter(|c| c.class == C::Clamp).collect();
+    assert_eq!(removed.len(), 12, "{removed:#?}");
+    assert!(removed.iter().all(|c| c.kind == Z && c.new.is_none()));
+    for cap in ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"] {
+        let n = removed
+            .iter()
+            .filter(|c| {
+                c.old
+                    .as_deref()
+                    .is_some_and(|o| o.contains(&format!("requested {cap} ")))
+            })
+            .count();
+        assert_eq!(n, 4, "{cap} is dropped from four sets");
+    }
+    // And back: twelve added.
+    let added = diff(&new, &old);
+    assert_eq!(added.changes.iter().filter(|c| c.class == C::Clamp).count(), 12);
+    // One of them gone: one change.
+    let mut one = old.clone();
+    one.clamps.remove(4);
+    let d = diff(&old, &one);
+    assert_eq!(d.changes.len(), 1, "{:#?}", d.changes);
+    assert_eq!(d.changes[0].field, "clamps[workload.capabilities.effective]");
+}
+
+#[test]
+fn a_scalar_clamp_whose_request_moved_is_one_change() {
+    let old = sample_plan();
+    let mut new = old.clone();
+    new.clamps[0].requested = "2048".into();
+    let d = diff(&old, &new);
+    assert_eq!(d.changes.len(), 1, "{:#?}", d.changes);
+    let c = &d.changes[0];
+    assert_eq!(c.field, "clamps[cgroup.limits.pids]");
+    assert!(c.old.as_deref().unwrap().contains("requested 1024"));
+    assert!(c.new.as_deref().unwrap().contains("requested 2048"));
 }
