@@ -26,7 +26,7 @@ mod io;
 
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "grep", "hostname", "touch", "mkdir", "readlink", "sleep", "seq", "tail", "head", "wc",
-    "test", "id", "true", "stty",
+    "test", "id", "true", "stty", "chroot", "mount", "ln",
 ];
 
 /// A plan under test and the sandbox id it launches as (`apply --id`).
@@ -173,6 +173,9 @@ fn launch(
         let opts = ApplyOptions {
             timings,
             id: Some(LaunchId::given(&plan.id, Origin::Cli("--id".into())).unwrap()),
+            // A case that tests a check apply makes at its step (not the
+            // preflight's copy of it) sets this in `setup`.
+            skip_preflight: std::env::var_os("SBX_TEST_SKIP_PREFLIGHT").is_some(),
             ..Default::default()
         };
         let code = match apply(&plan.plan, &sample_host(), &opts) {
@@ -219,7 +222,12 @@ impl Launcher {
 }
 
 fn build_rootfs(busybox: &Path) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("sbx-rootfs-{}", std::process::id()));
+    build_rootfs_named(busybox, "")
+}
+
+/// A rootfs of its own for a case that changes it (`tag` names it).
+fn build_rootfs_named(busybox: &Path, tag: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("sbx-rootfs-{}{tag}", std::process::id()));
     for d in ["bin", "proc", "dev", "sys", "tmp", "etc"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
@@ -840,6 +848,487 @@ fn case_rollback(root: &Path, id0: &str) {
     }
 }
 
+// ----- issue 10: the filesystem side of the policy ceiling ----------------
+
+/// Host mounts a case made, unmounted (lazily) and removed on drop, with
+/// the directories it names.
+struct HostMounts {
+    mounts: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Drop for HostMounts {
+    fn drop(&mut self) {
+        for m in self.mounts.iter().rev() {
+            let c = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: valid C string.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+        for d in &self.dirs {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Mounts a small tmpfs at `at` on the host (the test's own namespace).
+fn host_tmpfs(at: &Path) {
+    fs::create_dir_all(at).unwrap();
+    let c = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: valid C strings.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            c.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            c"size=64k".as_ptr().cast(),
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "mount tmpfs at {}: {}",
+        at.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Whether anything is mounted at or under `path` in the test's (the host's) namespace.
+fn host_mounted_under(path: &Path) -> bool {
+    let p = path.display().to_string();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| m == p || m.starts_with(&format!("{p}/")))
+}
+
+fn bind(
+    target: &str,
+    source: &Path,
+    flags: &[sandboxctl::plan::MountFlag],
+    within: Option<&Path>,
+) -> sandboxctl::plan::Mount {
+    sandboxctl::plan::Mount {
+        target: target.into(),
+        fstype: "bind".into(),
+        source: source.display().to_string(),
+        flags: flags.iter().copied().collect(),
+        data: String::new(),
+        source_within: within.map(|w| Sourced::new(w.to_path_buf(), Origin::Default)),
+        from: Origin::spec("mounts[9]"),
+    }
+}
+
+fn tmpfs_at(target: &str) -> sandboxctl::plan::Mount {
+    sandboxctl::plan::Mount {
+        target: target.into(),
+        fstype: "tmpfs".into(),
+        source: "tmpfs".into(),
+        flags: [sandboxctl::plan::MountFlag::Nosuid].into_iter().collect(),
+        data: "size=64k".into(),
+        source_within: None,
+        from: Origin::spec("mounts[9]"),
+    }
+}
+
+/// Item 1, through the binary and the compiler: a spec device named `/etc`
+/// (number 1:3, in the default ceiling) is a bind of the host's /dev/null,
+/// checked to be c 1:3, not of the host's /etc; a device outside the ceiling
+/// (the host's disk) is refused before anything is made.
+fn case_spec_device_is_the_node(root: &Path, id: &str) {
+    let spec_dir = std::env::temp_dir().join(format!("sbx-spec-{id}"));
+    let _cleanup = HostMounts {
+        mounts: vec![],
+        dirs: vec![spec_dir.clone()],
+    };
+    fs::create_dir_all(&spec_dir).unwrap();
+    let spec_path = spec_dir.join("config.json");
+    let write_spec = |devices: serde_json::Value| {
+        let text = fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/inputs/runc-spec.json"
+        ))
+        .unwrap();
+        let mut spec: serde_json::Value = serde_json::from_str(&text).unwrap();
+        spec["root"]["path"] = root.display().to_string().into();
+        spec["process"]["args"] = serde_json::json!([
+            "/bin/sh",
+            "-c",
+            "test -c /dev/hostetc && echo etc-is-a-char-device; ls /dev/hostetc/ 2>&1 | head -3; cat /proc/self/mountinfo | grep ' /dev/hostetc ' | sed 's/^/mi /'"
+        ]);
+        spec["process"]["terminal"] = false.into();
+        spec["linux"]["devices"] = devices;
+        fs::write(&spec_path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+    };
+    let apply = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
+            .args(["apply", "--policy", "untrusted", "--id", id, "--spec"])
+            .arg(&spec_path)
+            .output()
+            .unwrap()
+    };
+    // The issue's spec: devices named /etc and /tmp. Each is a bind of the
+    // host's /dev/null (1:3), which cannot go over a directory: apply fails,
+    // naming it, and the host's /etc and /tmp were never opened.
+    write_spec(serde_json::json!([
+        {"path": "/etc", "type": "c", "major": 1, "minor": 3, "fileMode": 438},
+        {"path": "/tmp", "type": "c", "major": 1, "minor": 3, "fileMode": 438}
+    ]));
+    let out = apply();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "the host's /etc was bound: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        err.contains("/etc inside the root is a directory, the source is not a directory"),
+        "{err}"
+    );
+    // A device at a fresh path: the null device, nosuid and noexec.
+    write_spec(serde_json::json!([{"path": "/dev/hostetc", "type": "c", "major": 1, "minor": 3, "fileMode": 438}]));
+    let out = apply();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{text}{err}");
+    assert!(
+        text.contains("etc-is-a-char-device"),
+        "not the null device:\n{text}\n{err}"
+    );
+    assert!(
+        !text.contains("passwd") && !text.contains("hostname"),
+        "the host's /etc is visible:\n{text}"
+    );
+    let mi = line(&text, "mi ");
+    assert!(
+        mi.contains("nosuid") && mi.contains("noexec"),
+        "device bind without nosuid,noexec: {mi}"
+    );
+
+    write_spec(serde_json::json!([{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0, "fileMode": 438}]));
+    let out = apply();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "a block device outside the ceiling was allowed: {err}"
+    );
+    assert!(err.contains("device ceiling"), "{err}");
+    assert!(!Path::new(&format!("/run/sandboxctl/{id}.pid")).exists());
+}
+
+/// Item 1, at apply: a plan whose device source is not that device (a
+/// directory, here the host's /etc) fails before any mount, naming what it
+/// found; nothing is left.
+fn case_device_source_checked(root: &Path, id: &str) {
+    let mut p = sample(root, id, "ls /dev");
+    p.devices[0].source = Some("/etc".into());
+    // Preflight (doctor's list) names it first ...
+    let r = run(&p, None);
+    assert_eq!(r.status, 250, "apply did not fail: {}", r.out);
+    assert!(
+        r.err.contains("does not meet") && r.err.contains("/etc is not the device c 1:3 (it is a directory)"),
+        "{}",
+        r.err
+    );
+    assert_nothing_left(&r, "device source (preflight)");
+    // ... and the step's own check holds when the host changed after it.
+    let r = run_guarded(
+        &p.id,
+        || launch(&p, None, "", None, || std::env::set_var("SBX_TEST_SKIP_PREFLIGHT", "1")),
+        |_| {},
+    );
+    assert_eq!(r.status, 250, "apply did not fail: {}", r.out);
+    assert!(
+        r.err.contains("step mounts") && r.err.contains("/etc is not the device c 1:3 (it is a directory)"),
+        "{}",
+        r.err
+    );
+    assert_nothing_left(&r, "device source");
+}
+
+/// Item 2: destinations resolve inside the root. The rootfs (attacker
+/// content) holds `escape -> /etc`; a mount and a device under `/escape/`
+/// and a mount at `/../../../../tmp/...` land inside the root, never in the
+/// host's /etc or /tmp.
+fn case_destinations_stay_in_root(shared: &Path, id: &str) {
+    let root = build_rootfs_named(&shared.join("bin/busybox"), "-dest");
+    let _cleanup = HostMounts {
+        mounts: vec![],
+        dirs: vec![root.clone()],
+    };
+    symlink("/etc", root.join("escape")).unwrap();
+    let probe = format!("sbx-probe-{id}");
+    let dotdot = format!("sbx-dotdot-{id}");
+    let mut p = sample(
+        &root,
+        id,
+        &format!(
+            "ls -d /etc/{probe} /etc/{probe}-null /tmp/{dotdot} 2>&1; test -c /etc/{probe}-null && echo node-inside"
+        ),
+    );
+    // The host's user namespace (as network-host): the supervisor holds
+    // every capability of the host, and nodes are made with mknod.
+    p.namespaces.user = Sourced::new(Namespace::Host, Origin::rule("host-network-keeps-host-user-ns"));
+    p.id_maps.uid.clear();
+    p.id_maps.gid.clear();
+    p.id_maps.setgroups = sandboxctl::plan::SetGroups::Allow;
+    p.mounts.push(tmpfs_at(&format!("/escape/{probe}")));
+    p.mounts.push(tmpfs_at(&format!("/../../../../tmp/{dotdot}")));
+    for d in &mut p.devices {
+        d.how = sandboxctl::plan::DeviceHow::Mknod;
+        d.source = None;
+    }
+    let mut dev = p.devices[0].clone();
+    dev.path = format!("/escape/{probe}-null").into();
+    p.devices.push(dev);
+    let r = run(&p, None);
+    assert_eq!(r.status, 0, "{}\n{}", r.err, r.out);
+    assert!(r.out.contains("node-inside"), "{}", r.out);
+    for host in [
+        format!("/etc/{probe}"),
+        format!("/etc/{probe}-null"),
+        format!("/tmp/{dotdot}"),
+    ] {
+        assert!(!Path::new(&host).exists(), "{host} was made on the host");
+        assert!(!host_mounted_under(Path::new(&host)), "{host} is mounted on the host");
+    }
+    // Made inside the root instead (the rootfs's own /etc).
+    assert!(root.join("etc").join(&probe).is_dir(), "not made inside the root");
+    assert_nothing_left(&r, "destinations");
+}
+
+/// Item 3: the bind source is checked after resolution. Under the allowed
+/// path, `link -> /etc` is refused (the fd resolves to /etc); `ok -> sub`
+/// (inside the allowed path) is bound.
+fn case_bind_source_resolved(root: &Path, id: &str) {
+    use sandboxctl::plan::MountFlag::{Rbind, Ro};
+    let allowed = std::env::temp_dir().join(format!("sbx-allowed-{id}"));
+    let _cleanup = HostMounts {
+        mounts: vec![],
+        dirs: vec![allowed.clone()],
+    };
+    fs::create_dir_all(allowed.join("sub")).unwrap();
+    fs::write(allowed.join("sub/inside"), "inside\n").unwrap();
+    symlink("/etc", allowed.join("link")).unwrap();
+    symlink("sub", allowed.join("ok")).unwrap();
+    let mut p = sample(root, id, "ls /tmp/b");
+    p.mounts
+        .push(bind("/tmp/b", &allowed.join("link"), &[Rbind, Ro], Some(&allowed)));
+    let r = run(&p, None);
+    assert_eq!(r.status, 250, "the link to /etc was bound: {}", r.out);
+    assert!(
+        r.err.contains("resolves to /etc, outside the allowed host path"),
+        "{}",
+        r.err
+    );
+    assert!(!r.out.contains("passwd"), "{}", r.out);
+    assert_nothing_left(&r, "bind source");
+
+    let mut p = sample(root, id, "cat /tmp/b/inside");
+    p.mounts
+        .push(bind("/tmp/b", &allowed.join("ok"), &[Rbind, Ro], Some(&allowed)));
+    let r = run(&p, None);
+    assert_eq!(r.status, 0, "{}", r.err);
+    assert_eq!(r.out.trim(), "inside");
+}
+
+/// Item 4: read-only reaches every submount: of a read-only bind (a host
+/// tmpfs under its source), of the cgroup bind (each v1 hierarchy), and of
+/// a read-only root (a tmpfs mounted inside the rootfs). Writes fail with
+/// EROFS from inside; nothing appears on the host.
+fn case_readonly_recursive(shared: &Path, id: &str) {
+    readonly_recursive(shared, id, false);
+}
+
+/// [`case_readonly_recursive`] as on a kernel without mount_setattr (before
+/// 5.12): the launcher's mount_setattr calls fail with ENOSYS
+/// (`SANDBOXCTL_NO_MOUNT_SETATTR`, fault-injection builds) and the remount
+/// walk of /proc/self/mountinfo does the same work.
+fn case_readonly_recursive_fallback(shared: &Path, id: &str) {
+    if !cfg!(feature = "fault-injection") {
+        println!("    skipped: forcing the fallback needs --features fault-injection");
+        return;
+    }
+    readonly_recursive(shared, id, true);
+}
+
+fn readonly_recursive(shared: &Path, id: &str, no_mount_setattr: bool) {
+    use sandboxctl::plan::MountFlag::{Nodev, Noexec, Nosuid, Rbind, Ro};
+    let tag = if no_mount_setattr { "-ro2" } else { "-ro" };
+    let root = build_rootfs_named(&shared.join("bin/busybox"), tag);
+    fs::create_dir_all(root.join("c")).unwrap();
+    let src = std::env::temp_dir().join(format!("sbx-robind-{id}"));
+    let mut cleanup = HostMounts {
+        mounts: vec![],
+        dirs: vec![],
+    };
+    host_tmpfs(&src.join("sub"));
+    cleanup.mounts.push(src.join("sub"));
+    host_tmpfs(&root.join("mnt"));
+    cleanup.mounts.push(root.join("mnt"));
+    cleanup.dirs.extend([src.clone(), root.clone()]);
+    let mut p = sample(
+        &root,
+        id,
+        "touch /c/sub/x 2>&1 | sed 's/^/bindsub /'; touch /mnt/x 2>&1 | sed 's/^/rootsub /'; \
+         mkdir /sys/fs/cgroup/memory/sbx-x 2>&1 | sed 's/^/cgroup /'; \
+         grep ' /sys/fs/cgroup' /proc/self/mountinfo | sed 's/^/mi /'",
+    );
+    p.workload.seccomp = None; // mkdir must reach the kernel
+    p.mounts.push(bind("/c", &src, &[Rbind, Ro], None));
+    p.mounts.push(bind(
+        "/sys/fs/cgroup",
+        Path::new("/sys/fs/cgroup"),
+        &[Rbind, Ro, Nosuid, Nodev, Noexec],
+        None,
+    ));
+    let setup = move || {
+        if no_mount_setattr {
+            std::env::set_var("SANDBOXCTL_NO_MOUNT_SETATTR", "1");
+        }
+    };
+    let r = run_guarded(id, || launch(&p, None, "", None, setup), |_| {});
+    assert_eq!(r.status, 0, "{}\n{}", r.err, r.out);
+    for what in ["bindsub", "rootsub", "cgroup"] {
+        assert!(
+            r.out
+                .lines()
+                .any(|l| l.starts_with(what) && l.contains("Read-only file system")),
+            "{what} writable:\n{}",
+            r.out
+        );
+    }
+    let mi: Vec<&str> = r.out.lines().filter(|l| l.starts_with("mi ")).collect();
+    assert!(mi.len() > 2, "no cgroup hierarchies seen: {}", r.out);
+    for l in &mi {
+        let opts = l.split(' ').nth(6).unwrap_or("");
+        assert!(
+            opts.split(',').any(|o| o == "ro") && opts.contains("nosuid") && opts.contains("noexec"),
+            "a cgroup mount is not ro,nosuid,noexec: {l}"
+        );
+    }
+    assert!(
+        !src.join("sub/x").exists() && !root.join("mnt/x").exists(),
+        "written on the host"
+    );
+    assert!(!Path::new("/sys/fs/cgroup/memory/sbx-x").exists());
+    assert_nothing_left(&r, "read-only recursion");
+}
+
+/// Item 4 with the embedded spec (the host's root, read-only, through the
+/// binary): a host tmpfs under the root is read-only inside too.
+fn case_embedded_root_submounts_readonly(_root: &Path, id: &str) {
+    let dir = PathBuf::from(format!("/var/tmp/sbx-ro-{id}"));
+    let mut cleanup = HostMounts {
+        mounts: vec![],
+        dirs: vec![],
+    };
+    host_tmpfs(&dir);
+    cleanup.mounts.push(dir.clone());
+    cleanup.dirs.push(dir.clone());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "apply",
+            "--policy",
+            "policies/default.toml",
+            "--id",
+            id,
+            "--",
+            "/bin/sh",
+            "-c",
+        ])
+        .arg(format!("touch {}/x 2>&1; echo done", dir.display()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("Read-only file system"),
+        "host tmpfs writable inside: {text}"
+    );
+    assert!(!dir.join("x").exists(), "written on the host");
+}
+
+/// Item 9: chroot mode. The workload is given CAP_SYS_CHROOT here (the
+/// compiler would drop it) and runs the classic chroot-and-climb; the root
+/// moved over `/` keeps it inside, so a host file outside the root stays
+/// unreadable. The root is read-only (the bundle root that used to fail
+/// with `remount / bind,ro: EINVAL`).
+fn case_chroot_escape(shared: &Path, id: &str) {
+    use sandboxctl::plan::{CapSets, RootChange};
+    use sandboxctl::vocab::Cap;
+    let root = build_rootfs_named(&shared.join("bin/busybox"), "-chroot");
+    let marker = std::env::temp_dir().join(format!("sbx-chroot-marker-{id}"));
+    let _cleanup = HostMounts {
+        mounts: vec![],
+        dirs: vec![root.clone()],
+    };
+    fs::write(&marker, "host secret\n").unwrap();
+    fs::create_dir_all(root.join("esc")).unwrap();
+    fs::copy(std::env::current_exe().unwrap(), root.join("bin/escape")).unwrap();
+    let mut p = sample(&root, id, "");
+    p.workload.args.value = vec![
+        "/bin/escape".into(),
+        "--chroot-escape".into(),
+        marker.display().to_string(),
+    ];
+    p.root.change = Sourced::new(RootChange::Chroot, Origin::Default);
+    p.root.readonly = Sourced::new(true, Origin::spec("root.readonly"));
+    p.workload.seccomp = None;
+    p.workload.no_new_privs.value = false;
+    let chroot: std::collections::BTreeSet<Cap> = [Cap(caps::Capability::CAP_SYS_CHROOT)].into();
+    p.workload.capabilities.value = CapSets {
+        bounding: chroot.clone(),
+        effective: chroot.clone(),
+        inheritable: chroot.clone(),
+        permitted: chroot.clone(),
+        ambient: chroot,
+    };
+    let r = run(&p, None);
+    let _ = fs::remove_file(&marker);
+    assert_eq!(r.status, 0, "{}\n{}", r.err, r.out);
+    assert!(
+        r.out.contains("chroot-ok"),
+        "the helper's chroot did not run: {}",
+        r.out
+    );
+    assert!(!r.out.contains("host secret"), "escaped the chroot: {}", r.out);
+    assert!(r.out.contains("CONTAINED"), "{}", r.out);
+    assert!(r.out.contains("root-write: Read-only file system"), "{}", r.out);
+    assert_nothing_left(&r, "chroot");
+}
+
+/// Inside the chroot-mode sandbox: the classic escape (chroot into a
+/// subdirectory, climb `..` from the cwd left outside it, chroot there),
+/// then try to read `marker`, a host file outside the root.
+fn chroot_escape_helper(marker: &str) -> ! {
+    let c = |s: &str| std::ffi::CString::new(s).unwrap();
+    // SAFETY: valid C strings; this process is single-threaded.
+    unsafe {
+        let fd = libc::open(c("/rootwrite").as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644);
+        if fd < 0 {
+            println!(
+                "root-write: {}",
+                std::io::Error::last_os_error().to_string().split(" (").next().unwrap()
+            );
+        }
+        if libc::chroot(c("/esc").as_ptr()) == 0 {
+            println!("chroot-ok");
+        }
+        for _ in 0..64 {
+            libc::chdir(c("..").as_ptr());
+        }
+        libc::chroot(c(".").as_ptr());
+    }
+    match fs::read_to_string(marker) {
+        Ok(t) => println!("ESCAPED {t}"),
+        Err(_) => println!("CONTAINED"),
+    }
+    std::process::exit(0)
+}
+
 /// The real binary, with `args`, from the crate's directory.
 fn sandboxctl(args: &[&str]) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sandboxctl"));
@@ -1179,6 +1668,10 @@ fn case_network_host(root: &Path, id: &str) {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--chroot-escape") {
+        chroot_escape_helper(&args[2]);
+    }
     let cases: &[(&str, Case)] = &[
         ("inside", case_inside),
         ("fds", case_fds),
@@ -1213,6 +1706,17 @@ fn main() {
         ("concurrent_applies", case_concurrent_applies),
         ("network_host", case_network_host),
         ("state_root_doctor_agrees", case_state_root_doctor_agrees),
+        ("spec_device_is_the_node", case_spec_device_is_the_node),
+        ("device_source_checked", case_device_source_checked),
+        ("destinations_stay_in_root", case_destinations_stay_in_root),
+        ("bind_source_resolved", case_bind_source_resolved),
+        ("readonly_recursive", case_readonly_recursive),
+        ("readonly_recursive_fallback", case_readonly_recursive_fallback),
+        ("chroot_escape", case_chroot_escape),
+        (
+            "embedded_root_submounts_readonly",
+            case_embedded_root_submounts_readonly,
+        ),
     ];
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {

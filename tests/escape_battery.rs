@@ -56,8 +56,10 @@ fn main() {
     // is merged (a pending attempt that passes says so).
     const PENDING: &[(&str, &str)] = &[(
         "rootfs_swapped_for_symlink",
-        "apply follows a rootfs path swapped for a symlink after plan; the fix (the root opened \
-         without following links, inside its planned parent) is engineer fs's (issue 10 item 2)",
+        "apply follows a rootfs path swapped for a symlink after plan, also with engineer fs's \
+         issue 10 work merged (it resolves mount destinations inside the root, not the root \
+         itself); open: the plan should record the resolved root and apply enter it by an fd \
+         opened without following links",
     )];
     let mut pending_failed = Vec::new();
     type HostCase = fn() -> Result<String, String>;

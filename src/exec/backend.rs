@@ -349,8 +349,59 @@ pub enum Op {
     /// a directory; nothing when the path does not exist.
     MaskPath { path: PathBuf },
     /// Make a mount point if missing: an empty file when `like` (a host path,
-    /// for binds) is not a directory, else a directory.
+    /// for binds) is not a directory, else a directory. Only for paths of
+    /// the caller's own mount tree (the staging directory), never inside a
+    /// root: those go through [`Op::OpenInRoot`].
     MountPoint { path: PathBuf, like: Option<PathBuf> },
+    /// Resolves `path` inside the root open at `root` with openat2
+    /// (RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS: `..` and symlinks, absolute or
+    /// not, stay inside the root), makes what `make` says through the
+    /// parent's fd (mkdirat/openat O_EXCL|O_NOFOLLOW/mknodat: a name in a
+    /// directory already inside the root, never a link followed), and
+    /// returns an O_PATH fd of the result, which mounts then target.
+    OpenInRoot {
+        root: FdRef,
+        path: PathBuf,
+        make: Make,
+        tag: FdTag,
+    },
+    /// Opens a bind source once (O_PATH); with `within`, the resolved path
+    /// of that fd (readlink of /proc/self/fd/N) must lie under `within`
+    /// (resolved the same way), else EACCES. Mounts take the fd, so the check
+    /// and the mount see the same object.
+    OpenBindSource {
+        path: PathBuf,
+        within: Option<PathBuf>,
+        tag: FdTag,
+    },
+    /// Opens a host device node (O_PATH) and checks with fstat that it is a
+    /// `kind` node of `major:minor`, else ENODEV.
+    OpenDevice {
+        path: PathBuf,
+        kind: DeviceKind,
+        major: u64,
+        minor: u64,
+        tag: FdTag,
+    },
+    /// Binds `source` onto `target` (both fds): open_tree(OPEN_TREE_CLONE,
+    /// with AT_RECURSIVE when `recursive`), mount_setattr of `flags` (ro,
+    /// nosuid, nodev, noexec, atime) on every mount of the detached copy,
+    /// then move_mount onto `target`. The copy is never visible without its
+    /// flags, and no submount is left without them.
+    BindAt {
+        source: FdRef,
+        target: FdRef,
+        recursive: bool,
+        flags: u64,
+    },
+    /// mount_setattr(2) on the mount at `target`: set and clear `MS_*`-named
+    /// attributes, on every submount too when `recursive`.
+    SetMountAttr {
+        target: PathBuf,
+        set: u64,
+        clear: u64,
+        recursive: bool,
+    },
     /// mount(2).
     Mount {
         source: Option<String>,
@@ -371,14 +422,6 @@ pub enum Op {
     Chroot { path: PathBuf },
     /// chdir(2).
     Chdir { path: PathBuf },
-    /// mknod(2).
-    Mknod {
-        path: PathBuf,
-        kind: DeviceKind,
-        mode: u32,
-        major: u64,
-        minor: u64,
-    },
     /// setsid(2).
     SetSid,
     /// ioctl(fd, TIOCSCTTY).
@@ -422,6 +465,49 @@ pub enum Op {
     Exec { prepared: Rc<PreparedExec> },
 }
 
+/// What [`Op::OpenInRoot`] makes when the path is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Make {
+    /// Nothing: the path must exist.
+    Nothing,
+    /// A directory (0755), and missing parents.
+    Dir,
+    /// A directory when this fd is one, else an empty file (0644); parents.
+    Like(FdRef),
+    /// A device node (mknodat; an existing entry is an error); parents.
+    Node {
+        kind: DeviceKind,
+        mode: u32,
+        major: u64,
+        minor: u64,
+    },
+}
+
+impl fmt::Display for Make {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Make::Nothing => f.write_str("existing"),
+            Make::Dir => f.write_str("make dir"),
+            Make::Like(fd) => write!(f, "make like {fd}"),
+            Make::Node {
+                kind,
+                mode,
+                major,
+                minor,
+            } => write!(f, "mknod {} {major}:{minor} {mode:#o}", kind_letter(*kind)),
+        }
+    }
+}
+
+fn kind_letter(k: DeviceKind) -> &'static str {
+    if k == DeviceKind::Char {
+        "c"
+    } else {
+        "b"
+    }
+}
+
 /// Performs ops.
 pub trait Backend {
     /// Performs one op.
@@ -450,7 +536,7 @@ fn ns_list(kinds: &[NsKind]) -> String {
 }
 
 /// Mount flags by name, for printing.
-const MS_NAMES: [(u64, &str); 17] = [
+const MS_NAMES: [(u64, &str); 18] = [
     (libc::MS_RDONLY, "ro"),
     (libc::MS_NOSUID, "nosuid"),
     (libc::MS_NODEV, "nodev"),
@@ -462,6 +548,7 @@ const MS_NAMES: [(u64, &str); 17] = [
     (libc::MS_NOATIME, "noatime"),
     (libc::MS_NODIRATIME, "nodiratime"),
     (libc::MS_BIND, "bind"),
+    (libc::MS_MOVE, "move"),
     (libc::MS_REC, "rec"),
     (libc::MS_PRIVATE, "private"),
     (libc::MS_SLAVE, "slave"),
@@ -613,17 +700,55 @@ impl fmt::Display for Op {
             }
             Chroot { path } => write!(f, "chroot {}", path.display()),
             Chdir { path } => write!(f, "chdir {}", path.display()),
-            Mknod {
+            OpenInRoot { root, path, make, tag } => write!(
+                f,
+                "resolve {} in root {root} ({make}) -> {}",
+                path.display(),
+                FdRef { raw: 0, tag: *tag }
+            ),
+            OpenBindSource { path, within, tag } => {
+                write!(f, "open {} path", path.display())?;
+                if let Some(w) = within {
+                    write!(f, ", check it resolves under {}", w.display())?;
+                }
+                write!(f, " -> {}", FdRef { raw: 0, tag: *tag })
+            }
+            OpenDevice {
                 path,
                 kind,
-                mode,
                 major,
                 minor,
+                tag,
             } => write!(
                 f,
-                "mknod {} {} {major}:{minor} {mode:#o}",
+                "open {} path, check it is {} {major}:{minor} -> {}",
                 path.display(),
-                if *kind == DeviceKind::Char { "c" } else { "b" }
+                kind_letter(*kind),
+                FdRef { raw: 0, tag: *tag }
+            ),
+            BindAt {
+                source,
+                target,
+                recursive,
+                flags,
+            } => write!(
+                f,
+                "bind {source} onto {target}{} (open_tree, set {} on every mount, move_mount)",
+                if *recursive { " recursive" } else { "" },
+                mount_flags_text(*flags)
+            ),
+            SetMountAttr {
+                target,
+                set,
+                clear,
+                recursive,
+            } => write!(
+                f,
+                "mount_setattr {} set {} clear {}{}",
+                target.display(),
+                mount_flags_text(*set),
+                mount_flags_text(*clear),
+                if *recursive { " recursive" } else { "" }
             ),
             SetSid => f.write_str("setsid"),
             SetControllingTty { fd } => write!(f, "ioctl {fd} TIOCSCTTY"),
@@ -691,6 +816,7 @@ const ACCMODE: i32 = 0o3;
 
 fn open_flags_text(flags: i32) -> String {
     let mut v = vec![match flags & ACCMODE {
+        _ if flags & libc::O_PATH != 0 => "path",
         libc::O_RDONLY => "rdonly",
         libc::O_WRONLY => "wronly",
         _ => "rdwr",
@@ -700,6 +826,7 @@ fn open_flags_text(flags: i32) -> String {
         (libc::O_EXCL, "excl"),
         (libc::O_APPEND, "append"),
         (libc::O_TRUNC, "trunc"),
+        (libc::O_DIRECTORY, "directory"),
     ] {
         if flags & b != 0 {
             v.push(n);

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::backend::{
-    Backend, CapSetKind, FdRef, FdTag, Forked, Op, Outcome, ParentLink, PreparedExec, PreparedFilter, ProcRef, Who,
+    Backend, CapSetKind, FdRef, FdTag, Forked, Make, Op, Outcome, ParentLink, PreparedExec, PreparedFilter, ProcRef,
+    Who,
 };
 use super::error::{ApplyError, StepFailure};
 use super::state::{self, LaunchId};
@@ -163,6 +164,12 @@ pub struct Interp<'a, B: Backend> {
     /// take, opened before the first mount so no planned mount can hide them
     /// (a tmpfs on /dev over the host's /dev/null when the root is `/`).
     bind_sources: Vec<(PathBuf, FdRef)>,
+    /// O_PATH handles on the host device nodes bound, one per `how = bind`
+    /// device in plan order, each checked to be its device.
+    device_sources: Vec<FdRef>,
+    /// O_PATH handle on the root being assembled (steps mounts and devices):
+    /// every destination is resolved inside it.
+    root_fd: Option<FdRef>,
     /// Index of the step being walked.
     cursor: usize,
     /// The plan memfd (launcher, until it is filled after the release) and
@@ -214,6 +221,8 @@ impl<'a, B: Backend> Interp<'a, B> {
             fail_at: None,
             timings: None,
             bind_sources: Vec::new(),
+            device_sources: Vec::new(),
+            root_fd: None,
             cursor: 0,
             plan_memfd: None,
             launcher_done: None,
@@ -388,10 +397,12 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::MountPropagation => self.make_mounts_private(),
             Step::Mounts => self
                 .open_bind_sources()
+                .and_then(|()| self.prepare_root())
                 .and_then(|()| self.mount_all())
                 .and_then(|()| self.close_bind_sources(Step::Mounts)),
             Step::Devices => self
                 .open_bind_sources()
+                .and_then(|()| self.prepare_root_once())
                 .and_then(|()| self.make_devices())
                 .and_then(|()| self.close_bind_sources(Step::Devices)),
             Step::RootChange => self.change_root(),
@@ -1163,17 +1174,17 @@ impl<'a, B: Backend> Interp<'a, B> {
             .unwrap_or_else(|| self.plan.root.path.value.clone())
     }
 
-    fn in_root(&self, p: &Path) -> PathBuf {
-        let rel = p.strip_prefix("/").unwrap_or(p);
-        self.root_dir().join(rel)
-    }
-
-    fn mount_all(&mut self) -> R<()> {
+    /// Makes the root a mount of its own (pivot_root and the chroot mode's
+    /// move both need one; the caller's `/` is staged on a private tmpfs
+    /// first), makes its submounts read-only when the plan's root is, and
+    /// opens it (O_PATH): every destination is resolved inside that fd.
+    fn prepare_root(&mut self) -> R<()> {
         let root = self.plan.root.path.value.clone();
-        if self.plan.root.change.value == RootChange::PivotRoot && root == Path::new("/") {
+        let change = self.plan.root.change.value;
+        self.origin = self.plan.root.path.from.clone();
+        if change != RootChange::None && root == Path::new("/") {
             // The caller's root itself: stage a bind of it on a tmpfs in this
-            // (private) mount namespace, and pivot into that.
-            self.origin = self.plan.root.path.from.clone();
+            // (private) mount namespace, and enter that.
             let staging = Path::new(STAGED_ROOT)
                 .parent()
                 .expect("STAGED_ROOT has a parent")
@@ -1199,9 +1210,8 @@ impl<'a, B: Backend> Interp<'a, B> {
                 data: None,
             })?;
             self.staged_root = Some(STAGED_ROOT.into());
-        } else if self.plan.root.change.value == RootChange::PivotRoot {
-            // pivot_root needs the new root to be a mount point.
-            self.origin = self.plan.root.path.from.clone();
+        } else if change != RootChange::None {
+            // pivot_root and the move need the new root to be a mount point.
             let s = Some(root.display().to_string());
             self.op(Op::Mount {
                 source: s,
@@ -1211,9 +1221,67 @@ impl<'a, B: Backend> Interp<'a, B> {
                 data: None,
             })?;
         }
+        let dir = self.root_dir();
+        if self.plan.root.readonly.value && change != RootChange::None {
+            // Read-only reaches every submount the root brought along (the
+            // host's, for `/`); the root's own mount stays writable until
+            // step root_readonly, so mount points can still be made in it.
+            self.origin = self.plan.root.readonly.from.clone();
+            self.op(Op::SetMountAttr {
+                target: dir.clone(),
+                set: libc::MS_RDONLY,
+                clear: 0,
+                recursive: true,
+            })?;
+            self.op(Op::SetMountAttr {
+                target: dir.clone(),
+                set: 0,
+                clear: libc::MS_RDONLY,
+                recursive: false,
+            })?;
+        }
+        self.origin = self.plan.root.path.from.clone();
+        let fd = self.open(
+            dir,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+            FdTag::Internal("root"),
+        )?;
+        self.root_fd = Some(fd);
+        Ok(())
+    }
+
+    /// [`Self::prepare_root`] unless step mounts already did.
+    fn prepare_root_once(&mut self) -> R<()> {
+        if self.root_fd.is_some() {
+            return Ok(());
+        }
+        self.prepare_root()
+    }
+
+    /// An O_PATH fd of `path` resolved inside the root (see [`Op::OpenInRoot`]).
+    fn in_root(&mut self, path: &Path, make: Make) -> R<FdRef> {
+        let root = self.root_fd.expect("prepare_root opened the root");
+        let tag = FdTag::Internal("in root");
+        self.op_fd(
+            Op::OpenInRoot {
+                root,
+                path: path.to_path_buf(),
+                make,
+                tag,
+            },
+            tag,
+        )
+    }
+
+    /// `/proc/self/fd/N`: the object an fd refers to, as a mount target or source.
+    fn fd_path(fd: FdRef) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", fd.raw))
+    }
+
+    fn mount_all(&mut self) -> R<()> {
         for m in &self.plan.mounts {
             self.origin = m.from.clone();
-            let target = self.in_root(&m.target);
             let mut flags = 0u64;
             let mut propagation = Vec::new();
             for f in &m.flags {
@@ -1244,94 +1312,97 @@ impl<'a, B: Backend> Interp<'a, B> {
             let data = (!m.data.is_empty()).then(|| m.data.clone());
             if m.is_bind() {
                 let source = self.bind_source(Path::new(&m.source));
-                self.op(Op::MountPoint {
-                    path: target.clone(),
-                    like: Some(PathBuf::from(&source)),
+                let target = self.in_root(&m.target, Make::Like(source))?;
+                self.op(Op::BindAt {
+                    source,
+                    target,
+                    recursive: flags & libc::MS_REC != 0,
+                    flags: flags & !(libc::MS_BIND | libc::MS_REC),
                 })?;
-                let bind = flags & (libc::MS_BIND | libc::MS_REC);
-                self.op(Op::Mount {
-                    source: Some(source),
-                    target: target.clone(),
-                    fstype: None,
-                    flags: bind,
-                    data: None,
-                })?;
-                let rest = flags & !(libc::MS_BIND | libc::MS_REC);
-                if rest != 0 {
-                    let flags = libc::MS_REMOUNT | libc::MS_BIND | rest;
-                    self.op(Op::Mount {
-                        source: None,
-                        target: target.clone(),
-                        fstype: None,
-                        flags,
-                        data: None,
-                    })?;
-                }
+                self.op(Op::Close { fd: target })?;
             } else {
-                self.op(Op::MountPoint {
-                    path: target.clone(),
-                    like: None,
-                })?;
+                let target = self.in_root(&m.target, Make::Dir)?;
                 let op = Op::Mount {
                     source: Some(m.source.clone()),
-                    target: target.clone(),
+                    target: Self::fd_path(target),
                     fstype: Some(m.fstype.clone()),
                     flags,
                     data,
                 };
                 self.op(op)?;
+                self.op(Op::Close { fd: target })?;
             }
-            for p in propagation {
-                self.op(Op::Mount {
-                    source: None,
-                    target: target.clone(),
-                    fstype: None,
-                    flags: p,
-                    data: None,
-                })?;
+            if !propagation.is_empty() {
+                // The new mount, resolved again (the fd above names what it covers).
+                let target = self.in_root(&m.target, Make::Nothing)?;
+                for p in propagation {
+                    self.op(Op::Mount {
+                        source: None,
+                        target: Self::fd_path(target),
+                        fstype: None,
+                        flags: p,
+                        data: None,
+                    })?;
+                }
+                self.op(Op::Close { fd: target })?;
             }
         }
         Ok(())
     }
 
-    /// Opens every bind source once (O_PATH), before any planned mount.
+    /// Opens every bind source once (O_PATH), before any planned mount: a
+    /// spec's bind checked to resolve under its allowed host path, a device's
+    /// host node checked to be that device.
     fn open_bind_sources(&mut self) -> R<()> {
         if !self.bind_sources.is_empty() {
             return Ok(());
         }
-        let mounts = self
-            .plan
-            .mounts
-            .iter()
-            .filter(|m| m.is_bind())
-            .map(|m| (PathBuf::from(&m.source), m.from.clone()));
-        let devices = self
-            .plan
-            .devices
-            .iter()
-            .filter(|d| d.how == DeviceHow::Bind)
-            .map(|d| (d.path.clone(), d.from.clone()));
-        let wanted: Vec<(PathBuf, Origin)> = mounts.chain(devices).collect();
-        for (path, from) in wanted {
+        for m in self.plan.mounts.iter().filter(|m| m.is_bind()) {
+            let path = PathBuf::from(&m.source);
             if self.bind_sources.iter().any(|(p, _)| *p == path) {
                 continue;
             }
-            self.origin = from;
-            let fd = self.open(path.clone(), libc::O_PATH | libc::O_CLOEXEC, 0, FdTag::Num)?;
+            self.origin = m.from.clone();
+            let tag = FdTag::Num;
+            let within = m.source_within.as_ref().map(|w| w.value.clone());
+            let op = Op::OpenBindSource {
+                path: path.clone(),
+                within,
+                tag,
+            };
+            let fd = self.op_fd(op, tag)?;
             self.bind_sources.push((path, fd));
+        }
+        for d in self.plan.devices.iter().filter(|d| d.how == DeviceHow::Bind) {
+            let Some(path) = d.source.clone() else {
+                self.origin = d.from.clone();
+                return Err(self.failure("bind device", format!("{}: no host node in the plan", d.path.display())));
+            };
+            self.origin = d.allowed_by.clone();
+            let tag = FdTag::Num;
+            let op = Op::OpenDevice {
+                path,
+                kind: d.kind,
+                major: d.major,
+                minor: d.minor,
+                tag,
+            };
+            let fd = self.op_fd(op, tag)?;
+            self.device_sources.push(fd);
         }
         Ok(())
     }
 
-    /// `/proc/self/fd/N` of a source opened by [`Self::open_bind_sources`].
-    fn bind_source(&self, path: &Path) -> String {
-        match self.bind_sources.iter().find(|(p, _)| p == path) {
-            Some((_, fd)) => format!("/proc/self/fd/{}", fd.raw),
-            None => path.display().to_string(),
-        }
+    /// The fd [`Self::open_bind_sources`] opened for a bind source.
+    fn bind_source(&self, path: &Path) -> FdRef {
+        self.bind_sources
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, fd)| *fd)
+            .expect("open_bind_sources opened every bind source")
     }
 
-    /// Closes the bind sources after the last step that uses them.
+    /// Closes the bind sources and the root after the last step that uses them.
     fn close_bind_sources(&mut self, after: Step) -> R<()> {
         let last = if self.plan.steps.contains(&Step::Devices) {
             Step::Devices
@@ -1339,7 +1410,12 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::Mounts
         };
         if after == last {
-            for (_, fd) in std::mem::take(&mut self.bind_sources) {
+            let fds = std::mem::take(&mut self.bind_sources)
+                .into_iter()
+                .map(|(_, fd)| fd)
+                .chain(std::mem::take(&mut self.device_sources))
+                .chain(self.root_fd.take());
+            for fd in fds.collect::<Vec<_>>() {
                 self.op(Op::Close { fd })?;
             }
         }
@@ -1347,33 +1423,31 @@ impl<'a, B: Backend> Interp<'a, B> {
     }
 
     fn make_devices(&mut self) -> R<()> {
+        let mut sources = self.device_sources.clone().into_iter();
         for d in &self.plan.devices {
             self.origin = d.from.clone();
-            let target = self.in_root(&d.path);
             match d.how {
                 DeviceHow::Bind => {
-                    let source = self.bind_source(&d.path);
-                    self.op(Op::MountPoint {
-                        path: target.clone(),
-                        like: Some(PathBuf::from(&source)),
-                    })?;
-                    let s = Some(source);
-                    self.op(Op::Mount {
-                        source: s,
+                    let source = sources.next().expect("one source per bound device");
+                    let target = self.in_root(&d.path, Make::Like(source))?;
+                    // nosuid and noexec (nodev would defeat the node).
+                    self.op(Op::BindAt {
+                        source,
                         target,
-                        fstype: None,
-                        flags: libc::MS_BIND,
-                        data: None,
+                        recursive: false,
+                        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
                     })?;
+                    self.op(Op::Close { fd: target })?;
                 }
                 DeviceHow::Mknod => {
-                    self.op(Op::Mknod {
-                        path: target,
+                    let make = Make::Node {
                         kind: d.kind,
                         mode: d.mode,
                         major: d.major,
                         minor: d.minor,
-                    })?;
+                    };
+                    let node = self.in_root(&d.path, make)?;
+                    self.op(Op::Close { fd: node })?;
                 }
             }
         }
@@ -1397,7 +1471,19 @@ impl<'a, B: Backend> Interp<'a, B> {
                 self.op(Op::Chdir { path: "/".into() })?;
             }
             RootChange::Chroot => {
+                // The root's mount is moved over `/` before the chroot, so
+                // nothing of the old root stays reachable: `..` at the top
+                // of the moved mount comes back into it, and the workload
+                // never holds CAP_SYS_CHROOT or CAP_SYS_ADMIN in this mode
+                // (compile rule chroot-mode-drops-chroot-and-admin).
                 self.op(Op::Chdir { path: root })?;
+                self.op(Op::Mount {
+                    source: Some(".".into()),
+                    target: "/".into(),
+                    fstype: None,
+                    flags: libc::MS_MOVE,
+                    data: None,
+                })?;
                 self.op(Op::Chroot { path: ".".into() })?;
                 self.op(Op::Chdir { path: "/".into() })?;
             }

@@ -73,6 +73,12 @@ fn signal_set() -> libc::sigset_t {
 const ST_RELATIME: libc::c_ulong = 0x1000;
 
 fn locked_flags(path: &Path) -> io::Result<u64> {
+    mount_flags(path).map(|(locked, _)| locked)
+}
+
+/// The flags of the mount at `path` that a user namespace locks (see
+/// [`locked_flags`]), and whether it is read-only.
+fn mount_flags(path: &Path) -> io::Result<(u64, bool)> {
     let c = cpath(path)?;
     // SAFETY: statvfs is plain data filled by the kernel.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -91,7 +97,7 @@ fn locked_flags(path: &Path) -> io::Result<u64> {
             flags |= ms;
         }
     }
-    Ok(flags)
+    Ok((flags, st.f_flag & libc::ST_RDONLY != 0))
 }
 
 fn mount(source: Option<&str>, target: &Path, fstype: Option<&str>, flags: u64, data: Option<&str>) -> io::Result<()> {
@@ -354,6 +360,454 @@ fn loopback_up() -> io::Result<()> {
     // SAFETY: closing our own socket.
     unsafe { libc::close(s) };
     r.map(drop)
+}
+
+// ----- resolving inside a root, binding from fds, mount attributes ---------
+
+/// `struct open_how` of openat2(2).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// openat2(2): `path` resolved inside `dirfd` (RESOLVE_IN_ROOT: `..`,
+/// absolute links and `/` all stop at `dirfd`; no magic links).
+fn openat2_in_root(dirfd: i32, path: &std::ffi::CStr, flags: i32) -> io::Result<i32> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: valid C string and open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    check(fd).map(|fd| fd as i32)
+}
+
+/// An fd closed on drop (the helpers' own temporaries).
+struct Owned(i32);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: closing an fd this helper opened and nobody else holds.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// `path` relative to the root (leading `/` removed, `.` for the root).
+fn rel_in_root(path: &Path) -> io::Result<CString> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    if rel.as_os_str().is_empty() {
+        return cstr(".");
+    }
+    cpath(rel)
+}
+
+/// The directory `dir` inside the root, made (0755) where missing, one
+/// name at a time in a directory already resolved inside the root.
+fn dir_in_root(root: i32, dir: &Path) -> io::Result<Owned> {
+    let c = rel_in_root(dir)?;
+    match openat2_in_root(root, &c, libc::O_PATH | libc::O_DIRECTORY) {
+        Ok(fd) => Ok(Owned(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            let (parent, name) = split_last(dir)?;
+            let pfd = dir_in_root(root, parent)?;
+            let rc = mkdir_at(&pfd, &name);
+            if rc != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+                return Err(io::Error::last_os_error());
+            }
+            openat2_in_root(root, &c, libc::O_PATH | libc::O_DIRECTORY).map(Owned)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// mkdirat(2) of a single name (0755) under a directory already inside the root.
+fn mkdir_at(parent: &Owned, name: &std::ffi::CStr) -> i32 {
+    // SAFETY: a valid fd and C string; mkdirat never follows a link at the name.
+    unsafe { libc::mkdirat(parent.0, name.as_ptr(), 0o755) }
+}
+
+/// The parent of `p` and its last name, which must be a plain name.
+fn split_last(p: &Path) -> io::Result<(&Path, CString)> {
+    match (p.parent(), p.components().next_back()) {
+        (Some(parent), Some(std::path::Component::Normal(n))) => Ok((parent, cpath(Path::new(n))?)),
+        _ => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    }
+}
+
+/// [`Op::OpenInRoot`](super::backend::Op::OpenInRoot).
+fn open_in_root(root: i32, path: &Path, make: super::backend::Make) -> io::Result<i32> {
+    use super::backend::Make;
+    let c = rel_in_root(path)?;
+    let dir = |fd: i32| -> io::Result<bool> {
+        // SAFETY: fstat into a zeroed stat of our own.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd and out pointer.
+        check(unsafe { libc::fstat(fd, &mut st) })?;
+        Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    };
+    if !matches!(make, Make::Node { .. }) {
+        match openat2_in_root(root, &c, libc::O_PATH) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && make != Make::Nothing => {}
+            Ok(fd) => {
+                let fd = Owned(fd);
+                if let Make::Like(src) = make {
+                    let (is, want) = (dir(fd.0)?, dir(src.raw)?);
+                    if is != want {
+                        let kind = |d: bool| if d { "a directory" } else { "not a directory" };
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!(
+                                "{} inside the root is {}, the source is {} (EINVAL)",
+                                path.display(),
+                                kind(is),
+                                kind(want)
+                            ),
+                        ));
+                    }
+                }
+                let raw = fd.0;
+                std::mem::forget(fd);
+                return Ok(raw);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let (parent, name) = split_last(path)?;
+    let pfd = dir_in_root(root, parent)?;
+    let tolerate = |rc: i32| {
+        if rc < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    match make {
+        Make::Nothing => return Err(io::Error::from_raw_os_error(libc::ENOENT)),
+        Make::Dir => tolerate(mkdir_at(&pfd, &name))?,
+        Make::Like(src) if dir(src.raw)? => tolerate(mkdir_at(&pfd, &name))?,
+        Make::Like(_) => {
+            let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+            // SAFETY: a valid fd and C string: a single name under a
+            // directory inside the root; O_EXCL|O_NOFOLLOW never follow a link.
+            let fd = unsafe { libc::openat(pfd.0, name.as_ptr(), flags, 0o644) };
+            tolerate(fd)?;
+            if fd >= 0 {
+                drop(Owned(fd));
+            }
+        }
+        Make::Node {
+            kind,
+            mode,
+            major,
+            minor,
+        } => {
+            let t = if kind == crate::plan::DeviceKind::Char {
+                libc::S_IFCHR
+            } else {
+                libc::S_IFBLK
+            };
+            let dev = libc::makedev(major as u32, minor as u32);
+            // SAFETY: a valid fd and C string: a single name under a
+            // directory inside the root; mknodat never follows a link, and an
+            // existing entry is an error (EEXIST).
+            check(unsafe { libc::mknodat(pfd.0, name.as_ptr(), t | mode, dev) })?;
+        }
+    }
+    openat2_in_root(root, &c, libc::O_PATH)
+}
+
+/// The path an fd resolves to (readlink of /proc/self/fd/N).
+fn fd_path(fd: i32) -> io::Result<std::path::PathBuf> {
+    fs::read_link(format!("/proc/self/fd/{fd}"))
+}
+
+/// [`Op::OpenBindSource`](super::backend::Op::OpenBindSource).
+fn open_bind_source(path: &Path, within: Option<&Path>) -> io::Result<i32> {
+    let c = cpath(path)?;
+    // SAFETY: valid C string.
+    let fd = Owned(check(unsafe {
+        libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC)
+    })?);
+    if let Some(within) = within {
+        let w = cpath(within)?;
+        // SAFETY: valid C string.
+        let wfd = Owned(check(unsafe {
+            libc::open(w.as_ptr(), libc::O_PATH | libc::O_CLOEXEC)
+        })?);
+        let (real, allowed) = (fd_path(fd.0)?, fd_path(wfd.0)?);
+        if !real.starts_with(&allowed) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} resolves to {}, outside the allowed host path {} (EACCES)",
+                    path.display(),
+                    real.display(),
+                    allowed.display()
+                ),
+            ));
+        }
+    }
+    let raw = fd.0;
+    std::mem::forget(fd);
+    Ok(raw)
+}
+
+/// Whether `path` is the host node of `kind major:minor`, by the same check
+/// [`Op::OpenDevice`] makes at apply (for
+/// `sandboxctl doctor`).
+pub fn check_device(path: &Path, kind: crate::plan::DeviceKind, major: u64, minor: u64) -> io::Result<()> {
+    open_device(path, kind, major, minor).map(|fd| drop(Owned(fd)))
+}
+
+/// [`Op::OpenDevice`](super::backend::Op::OpenDevice).
+fn open_device(path: &Path, kind: crate::plan::DeviceKind, major: u64, minor: u64) -> io::Result<i32> {
+    let c = cpath(path)?;
+    // SAFETY: valid C string.
+    let fd = Owned(check(unsafe {
+        libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC)
+    })?);
+    // SAFETY: fstat into a zeroed stat of our own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and out pointer.
+    check(unsafe { libc::fstat(fd.0, &mut st) })?;
+    let want = if kind == crate::plan::DeviceKind::Char {
+        libc::S_IFCHR
+    } else {
+        libc::S_IFBLK
+    };
+    let (maj, min) = (libc::major(st.st_rdev) as u64, libc::minor(st.st_rdev) as u64);
+    if st.st_mode & libc::S_IFMT != want || (maj, min) != (major, minor) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is not the device {} {major}:{minor} (it is {}) (ENODEV)",
+                path.display(),
+                if want == libc::S_IFCHR { "c" } else { "b" },
+                match st.st_mode & libc::S_IFMT {
+                    libc::S_IFCHR => format!("c {maj}:{min}"),
+                    libc::S_IFBLK => format!("b {maj}:{min}"),
+                    libc::S_IFDIR => "a directory".into(),
+                    libc::S_IFLNK => "a symlink".into(),
+                    _ => "not a device node".into(),
+                }
+            ),
+        ));
+    }
+    let raw = fd.0;
+    std::mem::forget(fd);
+    Ok(raw)
+}
+
+const OPEN_TREE_CLONE: u32 = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x04;
+const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+const MOUNT_ATTR_RDONLY: u64 = 0x01;
+const MOUNT_ATTR_NOSUID: u64 = 0x02;
+const MOUNT_ATTR_NODEV: u64 = 0x04;
+const MOUNT_ATTR_NOEXEC: u64 = 0x08;
+const MOUNT_ATTR__ATIME: u64 = 0x70;
+const MOUNT_ATTR_RELATIME: u64 = 0x00;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `MS_*` flags as mount_setattr attributes (set, clear). An atime mode
+/// clears the others.
+fn mount_attrs(set: u64, clear: u64) -> (u64, u64) {
+    let map = |f: u64| {
+        let mut a = 0;
+        for (ms, attr) in [
+            (libc::MS_RDONLY, MOUNT_ATTR_RDONLY),
+            (libc::MS_NOSUID, MOUNT_ATTR_NOSUID),
+            (libc::MS_NODEV, MOUNT_ATTR_NODEV),
+            (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+            (libc::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
+        ] {
+            if f & ms != 0 {
+                a |= attr;
+            }
+        }
+        a
+    };
+    let (mut s, mut c) = (map(set), map(clear));
+    for (ms, attr) in [
+        (libc::MS_NOATIME, MOUNT_ATTR_NOATIME),
+        (libc::MS_STRICTATIME, MOUNT_ATTR_STRICTATIME),
+        (libc::MS_RELATIME, MOUNT_ATTR_RELATIME),
+    ] {
+        if set & ms != 0 {
+            s |= attr;
+            c |= MOUNT_ATTR__ATIME;
+        }
+    }
+    (s, c)
+}
+
+/// Whether an error is the kernel lacking a call (before Linux 5.12 for
+/// mount_setattr).
+fn is_enosys(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENOSYS)
+}
+
+/// mount_setattr(2) of `MS_*`-named attributes on the mount at `dirfd`/`path`.
+/// Fault-injection builds can make it fail with ENOSYS
+/// (`SANDBOXCTL_NO_MOUNT_SETATTR`), as on a kernel without it, to test the
+/// fallback ([`remount_tree`]).
+fn mount_setattr(dirfd: i32, path: &std::ffi::CStr, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
+    let (attr_set, attr_clr) = mount_attrs(set, clear);
+    if attr_set == 0 && attr_clr == 0 {
+        return Ok(());
+    }
+    #[cfg(feature = "fault-injection")]
+    if std::env::var_os("SANDBOXCTL_NO_MOUNT_SETATTR").is_some() {
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    let attr = MountAttr {
+        attr_set,
+        attr_clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = if path.is_empty() { libc::AT_EMPTY_PATH } else { 0 };
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
+    // SAFETY: valid C string and mount_attr of the size passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// [`Op::BindAt`](super::backend::Op::BindAt).
+fn bind_at(source: i32, target: i32, recursive: bool, flags: u64) -> io::Result<()> {
+    let empty = c"";
+    let mut how = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        how |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: an fd and the empty string.
+    let tree = Owned(check(unsafe { libc::syscall(libc::SYS_open_tree, source, empty.as_ptr(), how) })? as i32);
+    // Every mount of the copy, before it is attached anywhere.
+    let fallback = match mount_setattr(tree.0, empty, flags, 0, true) {
+        Err(e) if is_enosys(&e) => true,
+        other => other.map(|()| false)?,
+    };
+    // SAFETY: two fds and empty strings.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.0,
+            empty.as_ptr(),
+            target,
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })?;
+    if fallback {
+        // Attached without its flags until this walk, before the workload exists.
+        remount_tree(&fd_path(target)?, flags, 0, true)?;
+    }
+    Ok(())
+}
+
+/// Sets `MS_*`-named attributes on every mount at (and, when `recursive`,
+/// under) the mount at `path`, or falls back to [`remount_tree`] on a
+/// kernel without mount_setattr.
+fn set_mount_attr(path: &Path, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
+    let c = cpath(path)?;
+    match mount_setattr(libc::AT_FDCWD, &c, set, clear, recursive) {
+        Err(e) if is_enosys(&e) => remount_tree(path, set, clear, recursive),
+        other => other,
+    }
+}
+
+/// The fallback for mount_setattr: a bind remount of the mount at `path`
+/// and, when `recursive`, of every mount under it listed in
+/// /proc/self/mountinfo, each keeping the flags a user namespace locks
+/// (and its read-only state, unless `set` or `clear` changes it).
+fn remount_tree(path: &Path, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
+    let base = if path.is_absolute() {
+        crate::policy::normalize(path)
+    } else {
+        crate::policy::normalize(&std::env::current_dir()?.join(path))
+    };
+    let info = fs::read_to_string("/proc/self/mountinfo")?;
+    let mut points: Vec<std::path::PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|p| *p == base || (recursive && p.starts_with(&base)))
+        .collect();
+    points.dedup();
+    let atime = libc::MS_NOATIME | libc::MS_RELATIME | libc::MS_STRICTATIME;
+    let attrs = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_NODIRATIME | atime;
+    for p in points {
+        let (mut keep, ro) = mount_flags(&p)?;
+        if set & atime != 0 {
+            keep &= !atime;
+        }
+        let mut flags = (keep | (set & attrs)) & !clear;
+        if ro && clear & libc::MS_RDONLY == 0 {
+            flags |= libc::MS_RDONLY;
+        }
+        mount(None, &p, None, libc::MS_BIND | libc::MS_REMOUNT | flags, None)?;
+    }
+    Ok(())
+}
+
+/// A mount point as /proc/self/mountinfo writes it (`\040` for a space).
+fn unescape_mountinfo(field: &str) -> std::path::PathBuf {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct {
+            Some(d) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    let s: std::ffi::OsString = std::os::unix::ffi::OsStringExt::from_vec(out);
+    std::path::PathBuf::from(s)
 }
 
 fn mask_path(path: &Path) -> io::Result<()> {
@@ -793,15 +1247,8 @@ impl Backend for LinuxBackend {
                 Err(e) => Err(e),
                 Ok(_) => {
                     mount(path.to_str(), path, None, libc::MS_BIND | libc::MS_REC, None)?;
-                    let keep = locked_flags(path)?;
-                    mount(
-                        None,
-                        path,
-                        None,
-                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep,
-                        None,
-                    )
-                    .and(done)
+                    // Read-only on every submount the bind brought along.
+                    set_mount_attr(path, libc::MS_RDONLY, 0, true).and(done)
                 }
             },
             RemountReadonly { target } => {
@@ -835,23 +1282,27 @@ impl Backend for LinuxBackend {
                 // SAFETY: valid C string.
                 check(unsafe { libc::chdir(c.as_ptr()) }).and(done)
             }
-            Mknod {
+            OpenInRoot { root, path, make, .. } => open_in_root(root.raw, path, *make).map(Outcome::Fd),
+            OpenBindSource { path, within, .. } => open_bind_source(path, within.as_deref()).map(Outcome::Fd),
+            OpenDevice {
                 path,
                 kind,
-                mode,
                 major,
                 minor,
-            } => {
-                let c = cpath(path)?;
-                let t = if *kind == crate::plan::DeviceKind::Char {
-                    libc::S_IFCHR
-                } else {
-                    libc::S_IFBLK
-                };
-                let dev = libc::makedev(*major as u32, *minor as u32);
-                // SAFETY: valid C string.
-                check(unsafe { libc::mknod(c.as_ptr(), t | mode, dev) }).and(done)
-            }
+                ..
+            } => open_device(path, *kind, *major, *minor).map(Outcome::Fd),
+            BindAt {
+                source,
+                target,
+                recursive,
+                flags,
+            } => bind_at(source.raw, target.raw, *recursive, *flags).and(done),
+            SetMountAttr {
+                target,
+                set,
+                clear,
+                recursive,
+            } => set_mount_attr(target, *set, *clear, *recursive).and(done),
             SetSid => {
                 // SAFETY: no arguments.
                 check(unsafe { libc::setsid() }).and(done)
@@ -1042,5 +1493,30 @@ fn rlimit_resource(kind: crate::vocab::RlimitKind) -> Resource {
         Nice => libc::RLIMIT_NICE,
         Rtprio => libc::RLIMIT_RTPRIO,
         Rttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo("/a\\040b/c"), Path::new("/a b/c"));
+        assert_eq!(unescape_mountinfo("/plain"), Path::new("/plain"));
+        assert_eq!(unescape_mountinfo("/x\\9"), Path::new("/x\\9"));
+    }
+
+    #[test]
+    fn atime_modes_clear_the_others() {
+        assert_eq!(
+            mount_attrs(libc::MS_RDONLY | libc::MS_NOSUID, 0),
+            (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)
+        );
+        assert_eq!(mount_attrs(0, libc::MS_RDONLY), (0, MOUNT_ATTR_RDONLY));
+        assert_eq!(
+            mount_attrs(libc::MS_NOATIME, 0),
+            (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME)
+        );
     }
 }

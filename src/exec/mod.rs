@@ -35,6 +35,37 @@ use std::path::PathBuf;
 use crate::host::HostFacts;
 use crate::plan::LaunchPlan;
 
+/// The plan's bound device nodes that are not, on this host, the device
+/// the plan says (missing, or another kind or number): the check step
+/// `mounts` makes before binding them, made now for `sandboxctl doctor`.
+/// Unlike [`preflight()`] this looks at the live host.
+pub fn device_needs(plan: &LaunchPlan) -> Vec<UnmetNeed> {
+    plan.devices
+        .iter()
+        .filter_map(|d| {
+            let src = d.source.as_ref()?;
+            let e = linux::check_device(src, d.kind, d.major, d.minor).err()?;
+            let kind = if d.kind == crate::plan::DeviceKind::Char {
+                'c'
+            } else {
+                'b'
+            };
+            Some(UnmetNeed {
+                need: format!(
+                    "host node {} for device {} ({kind} {}:{}): {}",
+                    src.display(),
+                    d.path.display(),
+                    d.major,
+                    d.minor,
+                    error::error_text(&e)
+                ),
+                from: d.allowed_by.clone(),
+                fix: "point the device ceiling's host_path at this host's node for that number".into(),
+            })
+        })
+        .collect()
+}
+
 /// Options of [`apply`].
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
@@ -535,5 +566,40 @@ mod tests {
         assert!(!needs(&h));
         h.capabilities.retain(|c| !setpcap(c));
         assert!(needs(&h));
+    }
+
+    /// Doctor names a device source that apply would refuse (step mounts,
+    /// `OpenDevice`), and nothing for the real nodes.
+    #[test]
+    fn device_needs_names_a_source_that_is_not_the_device() {
+        let mut p = plan();
+        assert!(device_needs(&p).is_empty(), "{:?}", device_needs(&p));
+        p.devices[0].source = Some("/etc".into());
+        let text: Vec<String> = device_needs(&p).iter().map(|u| u.to_string()).collect();
+        assert_eq!(text.len(), 1, "{text:#?}");
+        assert!(
+            text[0].contains("host node /etc for device /dev/null (c 1:3)") && text[0].contains("it is a directory"),
+            "{text:#?}"
+        );
+    }
+
+    /// Doctor and apply agree on the kernel the mounts and devices steps
+    /// need (openat2, open_tree/move_mount; mount_setattr has a fallback).
+    #[test]
+    fn preflight_names_an_old_kernel_for_mounts() {
+        let mut h = sample_host();
+        h.kernel = "5.4.0-150-generic".into();
+        let text: Vec<String> = preflight(&plan(), &h).iter().map(|u| u.to_string()).collect();
+        assert_eq!(text.len(), 1, "{text:#?}");
+        assert!(
+            text[0].contains("Linux 5.6 or later") && text[0].contains("openat2"),
+            "{text:#?}"
+        );
+        h.kernel = "5.10.0".into();
+        assert!(preflight(&plan(), &h).is_empty());
+        let mut p = plan();
+        p.steps.retain(|s| !matches!(s, Step::Mounts | Step::Devices));
+        h.kernel = "4.19.0".into();
+        assert!(preflight(&p, &h).is_empty());
     }
 }

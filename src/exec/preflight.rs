@@ -48,6 +48,7 @@ pub fn check(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
     let mut v = preflight(plan, host);
     v.extend(host_paths(plan));
     v.extend(super::log::unmet_log_paths(plan));
+    v.extend(super::device_needs(plan));
     v
 }
 
@@ -89,6 +90,23 @@ pub fn host_paths(plan: &LaunchPlan) -> Vec<UnmetNeed> {
         }
     }
     v
+}
+
+/// The first kernel with every call the mounts and devices steps need
+/// (openat2 5.6, open_tree/move_mount 5.2; without mount_setattr, 5.12, a
+/// remount walk of /proc/self/mountinfo does its work).
+pub const MOUNT_API_KERNEL: (u32, u32) = (5, 6);
+
+/// Whether a kernel release (`6.18.44-fc`) is older than `want`; an
+/// unreadable release counts as new enough (apply then names the call).
+fn kernel_below(release: &str, want: (u32, u32)) -> bool {
+    let mut it = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().ok());
+    match (it.next().flatten(), it.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) < want,
+        _ => false,
+    }
 }
 
 /// Lists every need of `plan` that `host` does not meet (empty: go).
@@ -173,6 +191,20 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
                 ),
             );
         }
+    }
+    if (plan.steps.contains(&Step::Mounts) || plan.steps.contains(&Step::Devices))
+        && kernel_below(&host.kernel, MOUNT_API_KERNEL)
+    {
+        need(
+            &mut v,
+            format!(
+                "Linux {}.{} or later: destinations are resolved inside the root with openat2 and binds made \
+                 with open_tree/move_mount (host kernel {})",
+                MOUNT_API_KERNEL.0, MOUNT_API_KERNEL.1, host.kernel
+            ),
+            &plan.root.path.from,
+            "run on a newer kernel",
+        );
     }
     for d in &plan.devices {
         if d.how == DeviceHow::Mknod {

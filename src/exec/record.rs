@@ -93,9 +93,14 @@ impl Backend for RecordingBackend {
         let index = self.ops.len();
         let fail = self.fail_at.filter(|(i, _)| *i == index).map(|(_, e)| e);
         let out = match &op {
-            Op::Open { .. } | Op::CreateState { .. } | Op::Memfd { .. } | Op::OpenKvm { .. } | Op::DupHigh { .. } => {
-                Outcome::Fd(self.fd())
-            }
+            Op::Open { .. }
+            | Op::CreateState { .. }
+            | Op::Memfd { .. }
+            | Op::OpenKvm { .. }
+            | Op::DupHigh { .. }
+            | Op::OpenInRoot { .. }
+            | Op::OpenBindSource { .. }
+            | Op::OpenDevice { .. } => Outcome::Fd(self.fd()),
             Op::SocketPair { .. } | Op::Pipe { .. } | Op::OpenPty => Outcome::Pair(self.fd(), self.fd()),
             Op::Clone { .. } | Op::Spawn { .. } => {
                 self.clones += 1;

@@ -29,6 +29,7 @@ fn mount(target: &str, fstype: &str, flags: &[MountFlag], data: &str, i: usize) 
         source: fstype.into(),
         flags: flags.iter().copied().collect(),
         data: data.into(),
+        source_within: None,
         from: Origin::spec(format!("mounts[{i}]")),
     }
 }
@@ -135,9 +136,12 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
                 minor: *minor,
                 mode: 0o666,
                 how: DeviceHow::Bind,
+                source: Some(path.into()),
                 from: Origin::rule("default-devices"),
+                allowed_by: Origin::Default,
             })
             .collect(),
+        device_ceiling: DeviceRule::oci_defaults(),
         hostname: Some(Sourced::new("sandbox".into(), Origin::spec("hostname"))),
         cgroup: Some(CgroupPlan {
             path: Sourced::new(format!("sandboxctl/{ID_PLACEHOLDER}"), Origin::rule("cgroup-path")),

@@ -36,6 +36,8 @@ pub enum PrivilegeClass {
     ReadonlyPath,
     /// A device node.
     Device,
+    /// The policy's device ceiling (device numbers a spec may ask for).
+    DeviceCeiling,
     /// A cgroup limit, or the cgroup as a whole.
     CgroupLimit,
     /// How the cgroup limits are written (paths, files, handed-in values).
@@ -193,6 +195,13 @@ pub const CLASSES: &[ClassRule] = &[
         fields: &["devices[*]", "devices[*].*"],
         widens: Some("a device is added, points at another device number, or gains mode bits"),
         narrows: Some("a device is removed or loses mode bits"),
+    },
+    ClassRule {
+        class: PrivilegeClass::DeviceCeiling,
+        name: "device-ceiling",
+        fields: &["device_ceiling"],
+        widens: Some("a device number is allowed that was not, or its host node changes"),
+        narrows: Some("a device number is no longer allowed"),
     },
     ClassRule {
         class: PrivilegeClass::CgroupLimit,
@@ -397,6 +406,7 @@ mod tests {
             PrivilegeClass::MaskedPath,
             PrivilegeClass::ReadonlyPath,
             PrivilegeClass::Device,
+            PrivilegeClass::DeviceCeiling,
             PrivilegeClass::CgroupLimit,
             PrivilegeClass::CgroupLayout,
             PrivilegeClass::Stdio,

@@ -438,7 +438,7 @@ pub fn text(p: &LaunchPlan) -> String {
     w.row(
         "",
         if p.root.readonly.value {
-            "read-only"
+            "read-only (every submount too)"
         } else {
             "read-write"
         },
@@ -451,21 +451,27 @@ pub fn text(p: &LaunchPlan) -> String {
         } else {
             format!(" {}", m.data)
         };
-        let src = if m.is_bind() {
-            format!(" from {}", m.source)
+        let src = match (&m.source_within, m.is_bind()) {
+            (Some(w), _) => format!(" from {} (must resolve under {})", m.source, w.value.display()),
+            (None, true) => format!(" from {}", m.source),
+            _ => String::new(),
+        };
+        let recursive = if m.is_bind() && m.flags.contains(&crate::plan::MountFlag::Ro) {
+            " (ro on every submount)"
         } else {
-            String::new()
+            ""
         };
         w.row(
             if i == 0 { "mounts" } else { "" },
             format!(
-                "{:<2} {:<7}{}{} {}{}",
+                "{:<2} {:<7}{}{} {}{}{}",
                 i + 1,
                 m.fstype,
                 m.target.display(),
                 src,
                 flags,
-                data
+                data,
+                recursive
             ),
             &m.from,
         );
@@ -483,14 +489,32 @@ pub fn text(p: &LaunchPlan) -> String {
         w.row(
             if i == 0 { "devices" } else { "" },
             format!(
-                "{} {}:{} {:04o} ({})",
+                "{} {} {}:{} {:04o} {} (ceiling {})",
                 d.path.display(),
+                kind_letter(d.kind),
                 d.major,
                 d.minor,
                 d.mode,
-                serde_name(&d.how)
+                match &d.source {
+                    Some(s) => format!("bind {}", s.display()),
+                    None => serde_name(&d.how),
+                },
+                d.allowed_by
             ),
             &d.from,
+        );
+    }
+    for (i, r) in p.device_ceiling.iter().enumerate() {
+        w.row(
+            if i == 0 { "dev ceiling" } else { "" },
+            format!(
+                "{} {}:{} {}",
+                kind_letter(r.kind),
+                r.major,
+                r.minor,
+                r.host_path.display()
+            ),
+            &r.from,
         );
     }
     if let Some(h) = &p.hostname {
@@ -662,6 +686,14 @@ pub fn text(p: &LaunchPlan) -> String {
     w.s
 }
 
+/// `c` or `b`.
+fn kind_letter(k: crate::plan::DeviceKind) -> char {
+    match k {
+        crate::plan::DeviceKind::Char => 'c',
+        crate::plan::DeviceKind::Block => 'b',
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -736,6 +768,7 @@ mod tests {
             source: long.clone(),
             flags: [MountFlag::Bind, MountFlag::Ro, MountFlag::Nosuid, MountFlag::Nodev].into(),
             data: String::new(),
+            source_within: None,
             from: pol(71),
         });
         let cg = p.cgroup.as_mut().unwrap();

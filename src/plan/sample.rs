@@ -31,6 +31,7 @@ fn mount(target: &str, fstype: &str, source: &str, flags: &[MountFlag], data: &s
         source: source.into(),
         flags: flags.iter().copied().collect(),
         data: data.into(),
+        source_within: None,
         from,
     }
 }
@@ -225,6 +226,8 @@ pub fn sample_plan() -> LaunchPlan {
         devices: vec![
             Device {
                 path: "/dev/null".into(),
+                source: Some("/dev/null".into()),
+                allowed_by: Origin::Default,
                 kind: DeviceKind::Char,
                 major: 1,
                 minor: 3,
@@ -234,6 +237,8 @@ pub fn sample_plan() -> LaunchPlan {
             },
             Device {
                 path: "/dev/zero".into(),
+                source: Some("/dev/zero".into()),
+                allowed_by: Origin::Default,
                 kind: DeviceKind::Char,
                 major: 1,
                 minor: 5,
@@ -243,6 +248,8 @@ pub fn sample_plan() -> LaunchPlan {
             },
             Device {
                 path: "/dev/urandom".into(),
+                source: Some("/dev/urandom".into()),
+                allowed_by: Origin::Default,
                 kind: DeviceKind::Char,
                 major: 1,
                 minor: 9,
@@ -251,6 +258,7 @@ pub fn sample_plan() -> LaunchPlan {
                 from: Origin::Default,
             },
         ],
+        device_ceiling: DeviceRule::oci_defaults(),
         hostname: Some(Sourced::new("web".into(), spec("hostname"))),
         cgroup: Some(CgroupPlan {
             path: Sourced::new("sandboxctl/{id}".into(), Origin::rule("cgroup-path")),

@@ -66,6 +66,10 @@ pub struct LaunchPlan {
     pub readonly_paths: Vec<Sourced<PathBuf>>,
     /// Device nodes made available in the sandbox's /dev.
     pub devices: Vec<Device>,
+    /// The policy's device ceiling: the device numbers a spec may ask for,
+    /// each with the host node bound for it (shown so `sandboxctl diff` sees
+    /// the ceiling widen).
+    pub device_ceiling: Vec<DeviceRule>,
     /// Hostname set in the new UTS namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<Sourced<String>>,
@@ -407,6 +411,12 @@ pub struct Mount {
     pub flags: BTreeSet<MountFlag>,
     /// Filesystem data (`mode=755,size=65536k`).
     pub data: String,
+    /// For a spec's bind: the allowed host path (from the policy's
+    /// `mounts.allowed_host_paths`) the source must still lie under once
+    /// resolved. Apply opens the source once (O_PATH), checks the resolved
+    /// path of that fd against this, and mounts from that fd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_within: Option<Sourced<PathBuf>>,
     /// Where the mount came from.
     pub from: Origin,
 }
@@ -433,10 +443,49 @@ pub struct Device {
     /// File mode bits.
     pub mode: u32,
     /// How the node is made: mknod (needs CAP_MKNOD in the init user namespace)
-    /// or a bind mount of the host node (works in a user namespace).
+    /// or a bind mount of the host node (works in a user namespace), made
+    /// nosuid and noexec.
     pub how: DeviceHow,
+    /// For `how = bind`: the host node bound, from the device ceiling (never
+    /// the spec's path); apply checks it is a node of this kind and number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<PathBuf>,
     /// Where it came from.
     pub from: Origin,
+    /// The device ceiling entry (or platform setting) that allows it.
+    pub allowed_by: Origin,
+}
+
+/// One device number the policy allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRule {
+    /// `c` or `b`.
+    pub kind: DeviceKind,
+    /// Major number.
+    pub major: u64,
+    /// Minor number.
+    pub minor: u64,
+    /// The host's node for it.
+    pub host_path: PathBuf,
+    /// The policy line (or `default`: the OCI default set).
+    pub from: Origin,
+}
+
+impl DeviceRule {
+    /// The default ceiling: the OCI default devices, from `default`.
+    pub fn oci_defaults() -> Vec<DeviceRule> {
+        crate::policy::AllowedDevice::oci_defaults()
+            .into_iter()
+            .map(|d| DeviceRule {
+                kind: DeviceKind::Char,
+                major: d.major,
+                minor: d.minor,
+                host_path: d.host_path,
+                from: Origin::Default,
+            })
+            .collect()
+    }
 }
 
 /// Device node kind.

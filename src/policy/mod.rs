@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{PolicyError, PolicyErrorKind};
 pub use raw::{
-    IdRange, NetworkName, NsChoice, OnExcess, PassFd, PlatformName, RawPolicy, RootChangeName, SeccompSource, UserMode,
+    AllowedDevice, DeviceType, IdRange, NetworkName, NsChoice, OnExcess, PassFd, PlatformName, RawPolicy,
+    RootChangeName, SeccompSource, UserMode,
 };
 pub use resolve::load;
 
@@ -139,6 +140,10 @@ pub struct Policy {
     pub mount_writable: Setting<bool>,
     /// Excess handling for mounts.
     pub mount_on_excess: Setting<OnExcess>,
+    /// The device ceiling (default: the OCI default set).
+    pub device_allowed: Setting<Vec<Setting<AllowedDevice>>>,
+    /// Excess handling for devices.
+    pub device_on_excess: Setting<OnExcess>,
     /// Seccomp source.
     pub seccomp_source: Setting<SeccompSource>,
     /// Policy filter default action.

@@ -49,6 +49,9 @@ pub struct RawPolicy {
     /// Which host paths may be mounted.
     #[serde(default)]
     pub mounts: RawMounts,
+    /// Which device nodes a spec may ask for.
+    #[serde(default)]
+    pub devices: RawDevices,
     /// The seccomp filter.
     #[serde(default)]
     pub seccomp: RawSeccomp,
@@ -270,6 +273,71 @@ pub struct RawMounts {
     /// writable bind read-only.
     #[schemars(with = "Option<OnExcess>")]
     pub on_excess: Option<Spanned<OnExcess>>,
+}
+
+/// `[devices]`: the device ceiling.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevices {
+    /// Device nodes a spec's `linux.devices` may ask for, by type and number;
+    /// each names the host node that is bind-mounted for it in a new user
+    /// namespace. Default: the OCI default set (null, zero, full, random,
+    /// urandom, tty).
+    #[schemars(with = "Option<Vec<AllowedDevice>>")]
+    pub allowed: Option<Spanned<Vec<Spanned<AllowedDevice>>>>,
+    /// Deny: refuse a device outside the list. Clamp: drop it (recorded).
+    #[schemars(with = "Option<OnExcess>")]
+    pub on_excess: Option<Spanned<OnExcess>>,
+}
+
+/// One device of the ceiling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedDevice {
+    /// `c` (character) or `b` (block); a spec's `u` is `c`.
+    #[serde(rename = "type")]
+    pub kind: DeviceType,
+    /// Major number.
+    pub major: u64,
+    /// Minor number.
+    pub minor: u64,
+    /// The host's node for this device (absolute): the bind source in a new
+    /// user namespace, checked at apply to be a node of this type and number.
+    pub host_path: PathBuf,
+}
+
+/// Device node types in the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeviceType {
+    /// Character device.
+    #[serde(rename = "c")]
+    Char,
+    /// Block device.
+    #[serde(rename = "b")]
+    Block,
+}
+
+impl AllowedDevice {
+    /// The OCI default devices: what a policy allows when it sets no
+    /// `devices.allowed`.
+    pub fn oci_defaults() -> Vec<AllowedDevice> {
+        [
+            ("/dev/null", 1, 3),
+            ("/dev/zero", 1, 5),
+            ("/dev/full", 1, 7),
+            ("/dev/random", 1, 8),
+            ("/dev/urandom", 1, 9),
+            ("/dev/tty", 5, 0),
+        ]
+        .into_iter()
+        .map(|(p, major, minor)| AllowedDevice {
+            kind: DeviceType::Char,
+            major,
+            minor,
+            host_path: p.into(),
+        })
+        .collect()
+    }
 }
 
 /// `[seccomp]`.

@@ -347,6 +347,15 @@ fn merge(layers: Vec<(Source, RawPolicy)>) -> Result<Policy, PolicyError> {
             .unwrap_or_else(|| Setting::default_value(vec![])),
         mount_writable: l.pick_or(|r| r.mounts.allow_writable_binds.as_ref(), false),
         mount_on_excess: l.pick_or(|r| r.mounts.on_excess.as_ref(), OnExcess::Deny),
+        device_allowed: l.pick_list(|r| r.devices.allowed.as_ref()).unwrap_or_else(|| {
+            Setting::default_value(
+                AllowedDevice::oci_defaults()
+                    .into_iter()
+                    .map(Setting::default_value)
+                    .collect(),
+            )
+        }),
+        device_on_excess: l.pick_or(|r| r.devices.on_excess.as_ref(), OnExcess::Deny),
         seccomp_source: l.pick_or(|r| r.seccomp.source.as_ref(), SeccompSource::Spec),
         seccomp_default,
         seccomp_allow,
@@ -489,6 +498,16 @@ fn check_absolute(l: &Layers, p: &Policy) -> Result<(), PolicyError> {
     paths.extend(p.debug_log.iter().map(|s| ("logs.debug_log", s)));
     paths.extend(p.user_log.iter().map(|s| ("logs.user_log", s)));
     paths.extend(p.mount_allowed.value.iter().map(|s| ("mounts.allowed_host_paths", s)));
+    let device_paths: Vec<Setting<PathBuf>> = p
+        .device_allowed
+        .value
+        .iter()
+        .map(|d| Setting {
+            value: d.value.host_path.clone(),
+            at: d.at.clone(),
+        })
+        .collect();
+    paths.extend(device_paths.iter().map(|s| ("devices.allowed.host_path", s)));
     for (what, s) in paths {
         if !s.value.is_absolute() {
             return Err(l

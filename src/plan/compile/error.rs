@@ -77,6 +77,28 @@ pub enum CompileErrorKind {
         /// Target.
         target: String,
     },
+    /// A device number outside the policy's device ceiling.
+    #[error(
+        "the spec asks for device {path} ({kind} {major}:{minor}), which the policy's device ceiling does not allow"
+    )]
+    DeviceNotAllowed {
+        /// Path inside the sandbox.
+        path: String,
+        /// `c` or `b`.
+        kind: char,
+        /// Major number.
+        major: u64,
+        /// Minor number.
+        minor: u64,
+    },
+    /// A path with a `..` component where the path must stay inside a root.
+    #[error("{what} must not contain \"..\" components, got \"{path}\"")]
+    ParentComponent {
+        /// Which field.
+        what: String,
+        /// The path.
+        path: String,
+    },
     /// A writable bind mount when the policy allows only read-only ones.
     #[error("the spec bind-mounts host path {host_path} writable at {target}; the policy allows read-only binds only")]
     WritableBind {

@@ -8,7 +8,7 @@ use super::error::{Anchor, CompileError, CompileErrorKind as K};
 use super::ns::{check_abs, UserNs};
 use super::Cx;
 use crate::plan::types::*;
-use crate::policy::{normalize, RootChangeName};
+use crate::policy::{normalize, DeviceType, RootChangeName};
 use crate::vocab::Origin;
 
 /// Root path, how it is entered (pivot_root or chroot need CAP_SYS_ADMIN and
@@ -116,13 +116,56 @@ pub fn host_bind_instead(
     }
 }
 
+/// Capabilities that would undo chroot mode (rule
+/// chroot-mode-drops-chroot-and-admin): CAP_SYS_CHROOT climbs out of a
+/// chroot, CAP_SYS_ADMIN could unmount the root moved over the old one.
+/// Removed from every set in that mode, with a warning.
+pub(crate) fn chroot_mode_caps(cx: &mut Cx, user: &UserNs, caps: Sourced<CapSets>) -> Sourced<CapSets> {
+    if user.test_only || cx.policy.root_change.value != RootChangeName::Chroot {
+        return caps;
+    }
+    let gone = [
+        crate::vocab::Cap(caps::Capability::CAP_SYS_CHROOT),
+        crate::vocab::Cap(caps::Capability::CAP_SYS_ADMIN),
+    ];
+    let Sourced { mut value, from } = caps;
+    let mut removed = BTreeSet::new();
+    for set in [
+        &mut value.bounding,
+        &mut value.effective,
+        &mut value.inheritable,
+        &mut value.permitted,
+        &mut value.ambient,
+    ] {
+        for c in &gone {
+            if set.remove(c) {
+                removed.insert(c.to_string());
+            }
+        }
+    }
+    if removed.is_empty() {
+        return Sourced::new(value, from);
+    }
+    cx.warnings.push(super::Warning {
+        message: format!(
+            "root.change = \"chroot\": {} removed from the workload's capabilities (they would undo the chroot)",
+            removed.into_iter().collect::<Vec<_>>().join(" and ")
+        ),
+        anchors: vec![
+            Anchor::spec("process.capabilities", "requested"),
+            Anchor::Policy(cx.policy.root_change.at.clone(), "chroot mode".into()),
+        ],
+    });
+    Sourced::new(value, Origin::rule("chroot-mode-drops-chroot-and-admin"))
+}
+
 /// The spec's mounts, in order, checked against the policy.
 pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces, maps: &IdMaps) -> Result<Vec<Mount>, CompileError> {
     let spec_mounts = cx.spec.spec.mounts().clone().unwrap_or_default();
     let mut out = Vec::with_capacity(spec_mounts.len());
     for (i, m) in spec_mounts.iter().enumerate() {
         let jp = format!("mounts[{i}]");
-        check_abs(m.destination(), &format!("{jp}.destination"))?;
+        check_dest(m.destination(), &format!("{jp}.destination"))?;
         let mut flags = BTreeSet::new();
         let mut data = Vec::new();
         for o in m.options().clone().unwrap_or_default() {
@@ -173,17 +216,21 @@ pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces, maps: &IdMaps) -> Result<Vec<
             source,
             flags,
             data: data.join(","),
+            source_within: None,
             from,
         };
         if mount.is_bind() && mount.from == Origin::spec(&jp) {
             let src = PathBuf::from(&mount.source);
+            // `..` after a symlink is resolved by the kernel from the link's
+            // target, not lexically: refuse it rather than guess.
+            no_parent(&src, &format!("{jp}.source"))?;
             let src = if src.is_absolute() {
                 src
             } else {
                 normalize(&cx.spec.dir.clone().unwrap_or_default().join(src))
             };
             mount.source = src.display().to_string();
-            if !host_path_allowed(cx, &src) {
+            let Some(within) = allowed_host_path(cx, &src) else {
                 let on = cx.policy.mount_on_excess.clone();
                 let ceiling = cx.policy.mount_allowed.at.clone();
                 cx.excess(
@@ -199,7 +246,8 @@ pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces, maps: &IdMaps) -> Result<Vec<
                     },
                 )?;
                 continue;
-            }
+            };
+            mount.source_within = Some(within);
             if !mount.flags.contains(&MountFlag::Ro) && !cx.policy.mount_writable.value {
                 let on = cx.policy.mount_on_excess.clone();
                 let ceiling = cx.policy.mount_writable.at.clone();
@@ -223,11 +271,37 @@ pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces, maps: &IdMaps) -> Result<Vec<
     Ok(out)
 }
 
-/// Whether `p` lies under one of the policy's allowed host paths (by path
-/// components, after lexical normalisation).
-fn host_path_allowed(cx: &Cx, p: &Path) -> bool {
+/// The policy's allowed host path `p` lies under (by path components; `p`
+/// has no `..`), with its policy line. Apply checks the resolved source
+/// against it again.
+fn allowed_host_path(cx: &Cx, p: &Path) -> Option<Sourced<PathBuf>> {
     let p = normalize(p);
-    cx.policy.mount_allowed.value.iter().any(|a| p.starts_with(&a.value))
+    cx.policy
+        .mount_allowed
+        .value
+        .iter()
+        .find(|a| p.starts_with(&a.value))
+        .map(|a| Sourced::new(normalize(&a.value), cx.at(&a.at)))
+}
+
+/// A destination inside the sandbox's root: absolute, and without `..`
+/// (apply resolves it inside the root as well, without following links out).
+fn check_dest(p: &Path, json_path: &str) -> Result<(), CompileError> {
+    check_abs(p, json_path)?;
+    no_parent(p, json_path)
+}
+
+/// Refuses a path with a `..` component, located at `json_path` in the spec.
+fn no_parent(p: &Path, json_path: &str) -> Result<(), CompileError> {
+    if p.components().any(|c| c == std::path::Component::ParentDir) {
+        return Err(CompileError::new(K::ParentComponent {
+            what: json_path.to_string(),
+            path: p.display().to_string(),
+        })
+        .anchor(Anchor::spec(json_path, "\"..\" here"))
+        .help("write the path without \"..\": destinations are resolved inside the root and bind sources under the allowed host paths"));
+    }
+    Ok(())
 }
 
 /// Masked and read-only paths from the spec.
@@ -248,7 +322,8 @@ pub(crate) fn masked_and_readonly(cx: &Cx) -> (Vec<Sourced<PathBuf>>, Vec<Source
     )
 }
 
-/// The OCI default devices every container gets.
+/// The OCI default devices every container gets (as far as the device
+/// ceiling allows them).
 const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
     ("/dev/null", 1, 3),
     ("/dev/zero", 1, 5),
@@ -258,30 +333,68 @@ const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
     ("/dev/tty", 5, 0),
 ];
 
+/// The policy's device ceiling, as the plan shows it.
+pub(crate) fn device_ceiling(cx: &Cx) -> Vec<DeviceRule> {
+    cx.policy
+        .device_allowed
+        .value
+        .iter()
+        .map(|d| DeviceRule {
+            kind: match d.value.kind {
+                DeviceType::Char => DeviceKind::Char,
+                DeviceType::Block => DeviceKind::Block,
+            },
+            major: d.value.major,
+            minor: d.value.minor,
+            host_path: d.value.host_path.clone(),
+            from: cx.at(&d.at),
+        })
+        .collect()
+}
+
 /// Device nodes: the OCI defaults, the spec's, and /dev/kvm on the kvm
-/// platform. Inside a user namespace mknod is not allowed, so nodes are bind
-/// mounts of the host's (`how = bind`); with the host's user namespace, mknod.
-pub(crate) fn devices(cx: &mut Cx, platform: &Sourced<Platform>, ns: &Namespaces) -> Result<Vec<Device>, CompileError> {
+/// platform, each allowed by the device ceiling (or the platform). Inside a
+/// user namespace mknod is not allowed, so nodes are bind mounts of the
+/// host node the ceiling names for that number (`how = bind`, checked at
+/// apply to be that device); with the host's user namespace, mknod.
+pub(crate) fn devices(
+    cx: &mut Cx,
+    platform: &Sourced<Platform>,
+    ns: &Namespaces,
+    ceiling: &[DeviceRule],
+) -> Result<Vec<Device>, CompileError> {
     let how = if ns.user.value == Namespace::Host {
         DeviceHow::Mknod
     } else {
         DeviceHow::Bind
     };
+    let allowed = |kind: DeviceKind, major: u64, minor: u64| {
+        ceiling
+            .iter()
+            .find(|r| r.kind == kind && r.major == major && r.minor == minor)
+    };
+    let source = |r: &DeviceRule| (how == DeviceHow::Bind).then(|| r.host_path.clone());
     let mut out: Vec<Device> = DEFAULT_DEVICES
         .iter()
-        .map(|(p, major, minor)| Device {
-            path: p.into(),
-            kind: DeviceKind::Char,
-            major: *major,
-            minor: *minor,
-            mode: 0o666,
-            how,
-            from: Origin::rule("oci-default-devices"),
+        .filter_map(|(p, major, minor)| {
+            let rule = allowed(DeviceKind::Char, *major, *minor)?;
+            Some(Device {
+                path: p.into(),
+                kind: DeviceKind::Char,
+                major: *major,
+                minor: *minor,
+                mode: 0o666,
+                how,
+                source: source(rule),
+                from: Origin::rule("oci-default-devices"),
+                allowed_by: rule.from.clone(),
+            })
         })
         .collect();
     let spec_devs = cx.linux().and_then(|l| l.devices().clone()).unwrap_or_default();
     for (i, d) in spec_devs.iter().enumerate() {
-        check_abs(d.path(), &format!("linux.devices[{i}].path"))?;
+        let jp = format!("linux.devices[{i}]");
+        check_dest(d.path(), &format!("{jp}.path"))?;
         let kind = match d.typ() {
             oci_spec::runtime::LinuxDeviceType::B => DeviceKind::Block,
             oci_spec::runtime::LinuxDeviceType::C | oci_spec::runtime::LinuxDeviceType::U => DeviceKind::Char,
@@ -289,18 +402,41 @@ pub(crate) fn devices(cx: &mut Cx, platform: &Sourced<Platform>, ns: &Namespaces
                 return Err(CompileError::new(K::Unsupported {
                     what: format!("device type {other:?} is not supported (only c, u and b)"),
                 })
-                .anchor(Anchor::spec(format!("linux.devices[{i}].type"), "device type")))
+                .anchor(Anchor::spec(format!("{jp}.type"), "device type")))
             }
+        };
+        let (major, minor) = (d.major() as u64, d.minor() as u64);
+        let Some(rule) = allowed(kind, major, minor) else {
+            let on = cx.policy.device_on_excess.clone();
+            let at = cx.policy.device_allowed.at.clone();
+            let letter = if kind == DeviceKind::Char { 'c' } else { 'b' };
+            cx.excess(
+                &on,
+                &at,
+                &format!("devices[{}]", d.path().display()),
+                format!("{letter} {major}:{minor}"),
+                Anchor::spec(jp, "device"),
+                "(device dropped)".into(),
+                K::DeviceNotAllowed {
+                    path: d.path().display().to_string(),
+                    kind: letter,
+                    major,
+                    minor,
+                },
+            )?;
+            continue;
         };
         out.retain(|x| x.path != *d.path());
         out.push(Device {
             path: d.path().clone(),
             kind,
-            major: d.major() as u64,
-            minor: d.minor() as u64,
-            mode: d.file_mode().unwrap_or(0o666),
+            major,
+            minor,
+            mode: d.file_mode().unwrap_or(0o666) & 0o777,
             how,
-            from: Origin::spec(format!("linux.devices[{i}]")),
+            source: source(rule),
+            from: Origin::spec(jp),
+            allowed_by: rule.from.clone(),
         });
     }
     if let Platform::Kvm { .. } = platform.value {
@@ -312,7 +448,9 @@ pub(crate) fn devices(cx: &mut Cx, platform: &Sourced<Platform>, ns: &Namespaces
             minor: 232,
             mode: 0o660,
             how,
+            source: (how == DeviceHow::Bind).then(|| "/dev/kvm".into()),
             from: platform.from.clone(),
+            allowed_by: platform.from.clone(),
         });
     }
     Ok(out)

@@ -71,7 +71,8 @@ pub fn compile(
     let root = fs::root(&mut cx, &userns)?;
     let mounts = fs::mounts(&mut cx, &namespaces, &userns.maps)?;
     let (masked_paths, readonly_paths) = fs::masked_and_readonly(&cx);
-    let devices = fs::devices(&mut cx, &platform, &namespaces)?;
+    let device_ceiling = fs::device_ceiling(&cx);
+    let devices = fs::devices(&mut cx, &platform, &namespaces, &device_ceiling)?;
     let hostname = fs::hostname(&cx);
     let cgroup = cgroup::cgroup(&mut cx)?;
     let stdio = fds::stdio(&cx);
@@ -113,6 +114,7 @@ pub fn compile(
         masked_paths,
         readonly_paths,
         devices,
+        device_ceiling,
         hostname,
         cgroup,
         log_dirs,

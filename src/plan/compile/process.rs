@@ -35,7 +35,8 @@ pub(crate) fn workload(cx: &mut Cx, user: &UserNs, fds: Vec<FdEntry>) -> Result<
     }
     super::ns::check_abs(p.cwd(), "process.cwd")?;
     let requested = capabilities(cx, p)?;
-    let capabilities = held_capabilities(cx, user, requested);
+    let capabilities = super::fs::chroot_mode_caps(cx, user, requested);
+    let capabilities = held_capabilities(cx, user, capabilities);
     let seccomp = super::seccomp::seccomp(cx)?;
     let spec_nnp = p.no_new_privileges().unwrap_or(false);
     let no_new_privs = if seccomp.is_some() && !spec_nnp {

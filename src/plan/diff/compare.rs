@@ -249,6 +249,21 @@ pub(super) fn compare(old: &LaunchPlan, new: &LaunchPlan) -> Vec<Change> {
         ChangeKind::Widens,
     );
     devices(&mut cx, &old.devices, &new.devices);
+    let rule = |r: &DeviceRule| {
+        let kind = if r.kind == DeviceKind::Char { 'c' } else { 'b' };
+        (
+            format!("{kind} {}:{} {}", r.major, r.minor, r.host_path.display()),
+            r.from.clone(),
+        )
+    };
+    cx.set(
+        "device_ceiling",
+        old.device_ceiling.iter().map(rule),
+        new.device_ceiling.iter().map(rule),
+        String::clone,
+        ChangeKind::Widens,
+        ChangeKind::Narrows,
+    );
     cx.opt_sourced(
         "hostname",
         old.hostname.as_ref(),
@@ -708,6 +723,19 @@ fn mount_changed(cx: &mut Cx, field: &str, o: &Mount, n: &Mount) {
             } else {
                 ChangeKind::Neutral
             }
+        },
+    );
+    cx.value(
+        format!("{field}.source_within"),
+        o.source_within.as_ref().map(|w| &w.value),
+        n.source_within.as_ref().map(|w| &w.value),
+        o.source_within.as_ref().map(|w| &w.from),
+        n.source_within.as_ref().map(|w| &w.from),
+        |p| p.display().to_string(),
+        |o, n| match (o, n) {
+            (Some(o), Some(n)) if n.starts_with(o) => ChangeKind::Narrows,
+            (None, Some(_)) => ChangeKind::Narrows,
+            _ => ChangeKind::Widens,
         },
     );
     cx.value(

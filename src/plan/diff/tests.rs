@@ -234,6 +234,7 @@ fn cases() -> Vec<Case> {
                     source: "/etc/secrets".into(),
                     flags: [MountFlag::Bind].into_iter().collect(),
                     data: String::new(),
+                    source_within: None,
                     from: pol(9),
                 })
             },
@@ -251,6 +252,7 @@ fn cases() -> Vec<Case> {
                     source: "tmpfs".into(),
                     flags: [MountFlag::Nosuid].into_iter().collect(),
                     data: String::new(),
+                    source_within: None,
                     from: pol(9),
                 })
             },
@@ -383,12 +385,30 @@ fn cases() -> Vec<Case> {
                     minor: 232,
                     mode: 0o660,
                     how: DeviceHow::Bind,
+                    source: Some("/dev/kvm".into()),
                     from: pol(3),
+                    allowed_by: pol(3),
                 })
             },
             "devices[/dev/kvm]",
             W,
             C::Device,
+            true,
+        ),
+        case(
+            "device ceiling widened to a block device",
+            |p| {
+                p.device_ceiling.push(DeviceRule {
+                    kind: DeviceKind::Block,
+                    major: 8,
+                    minor: 0,
+                    host_path: "/dev/sda".into(),
+                    from: pol(20),
+                })
+            },
+            "device_ceiling",
+            W,
+            C::DeviceCeiling,
             true,
         ),
         case(
