@@ -6,9 +6,8 @@
 
 use std::path::Path;
 
-/// The binary's allocator (src/main.rs): musl builds ship with dlmalloc, so
-/// the bench measures with it, not with musl's malloc.
-#[cfg(target_env = "musl")]
+/// The binary's allocator (src/main.rs, dlmalloc on every target), so the
+/// bench measures with it, not with the C library's malloc.
 #[global_allocator]
 static ALLOC: sandboxctl::alloc::Allocator = sandboxctl::alloc::Allocator::new();
 

@@ -1,4 +1,4 @@
-//! The allocator of musl builds: dlmalloc behind a one-word spin lock.
+//! The launcher's allocator (every target): dlmalloc behind a one-word spin lock.
 //!
 //! musl's own allocator (mallocng) hands memory back to the kernel eagerly:
 //! parsing's many small allocations and frees became mmap/munmap churn and TLB
@@ -10,9 +10,86 @@
 //! uncontended atomic exchange. It still is a lock: a thread, if one is ever
 //! started, stays correct.
 
+//!
+//! **The vfork child.** The workload is spawned with `CLONE_VM|CLONE_VFORK`:
+//! it runs in the supervisor's memory, so an allocation there would take this
+//! lock and change the supervisor's heap — and a child killed inside the
+//! allocator (a spec seccomp filter that kills on mmap, brk or munmap) would
+//! leave the lock held, and the supervisor spinning forever. So the child
+//! never reaches dlmalloc: [`enter_child`], its first act, switches every
+//! allocation to a bump arena in this binary's zeroed data (no system call,
+//! no lock: page faults only), frees become no-ops, and the supervisor,
+//! resumed, calls [`leave_child`] before anything else. The exec path itself
+//! allocates nothing (its argument arrays are built before the spawn); the
+//! arena catches the rest of the workload's setup (origins, capability sets,
+//! a failure report).
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Size of the vfork child's arena.
+const ARENA_SIZE: usize = 256 * 1024;
+
+#[repr(C, align(4096))]
+struct Arena(UnsafeCell<[u8; ARENA_SIZE]>);
+
+// SAFETY: the arena is written only by the vfork child, while the one other
+// process that shares it (the supervisor) is suspended.
+unsafe impl Sync for Arena {}
+
+static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_SIZE]));
+/// Set by the vfork child: allocate from [`ARENA`] only.
+static IN_CHILD: AtomicBool = AtomicBool::new(false);
+/// Bytes of [`ARENA`] handed out.
+static ARENA_USED: AtomicUsize = AtomicUsize::new(0);
+
+/// The vfork child's first act: from here every allocation of this process
+/// (of the shared memory) comes from the arena and nothing is freed.
+pub fn enter_child() {
+    IN_CHILD.store(true, Ordering::SeqCst);
+}
+
+/// The supervisor's first act once its vfork child has exec'd or died: back
+/// to dlmalloc. What the child allocated stays in the arena (never reused).
+pub fn leave_child() {
+    IN_CHILD.store(false, Ordering::SeqCst);
+}
+
+/// Bytes the vfork children of this process took from the arena (a test
+/// sees the child's path allocate nothing from dlmalloc through this).
+pub fn arena_used() -> usize {
+    ARENA_USED.load(Ordering::SeqCst)
+}
+
+/// Test hook (`fault-injection`): marks the lock of every [`Allocator`] of
+/// this process held (`true`) or free, as a child killed inside the
+/// allocator would leave it. A spawned child that reached the allocator
+/// while it is held would spin forever.
+pub fn hold_lock(held: bool) {
+    HELD.store(held, Ordering::SeqCst);
+}
+
+/// Set by [`hold_lock`].
+static HELD: AtomicBool = AtomicBool::new(false);
+
+fn in_arena(ptr: *mut u8) -> bool {
+    let base = ARENA.0.get() as usize;
+    (base..base + ARENA_SIZE).contains(&(ptr as usize))
+}
+
+/// A bump allocation from the arena; null when it is exhausted.
+fn arena_alloc(layout: Layout) -> *mut u8 {
+    let base = ARENA.0.get() as usize;
+    let used = ARENA_USED.load(Ordering::Relaxed);
+    let start = (base + used).next_multiple_of(layout.align().max(1));
+    let end = start + layout.size();
+    if end > base + ARENA_SIZE {
+        return std::ptr::null_mut();
+    }
+    ARENA_USED.store(end - base, Ordering::Relaxed);
+    start as *mut u8
+}
 
 /// dlmalloc, locked by a spin lock. Install with `#[global_allocator]`.
 pub struct Allocator {
@@ -33,6 +110,9 @@ impl Allocator {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut dlmalloc::Dlmalloc) -> T) -> T {
+        while HELD.load(Ordering::Relaxed) {
+            std::hint::spin_loop();
+        }
         while self
             .locked
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -54,24 +134,55 @@ impl Default for Allocator {
 }
 
 // SAFETY: each method forwards to dlmalloc's matching call, with the size and
-// alignment GlobalAlloc guarantees, under the lock.
+// alignment GlobalAlloc guarantees, under the lock; in a vfork child (and for
+// pointers the child allocated) the arena is used instead, which dlmalloc
+// never sees.
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if IN_CHILD.load(Ordering::Relaxed) {
+            return arena_alloc(layout);
+        }
         // SAFETY: as for the impl.
         self.with(|h| unsafe { h.malloc(layout.size(), layout.align()) })
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // The child frees nothing (a free of the supervisor's memory would
+        // take the lock); arena memory is never freed.
+        if IN_CHILD.load(Ordering::Relaxed) || in_arena(ptr) {
+            return;
+        }
         // SAFETY: `ptr` came from this allocator with `layout`.
         self.with(|h| unsafe { h.free(ptr, layout.size(), layout.align()) })
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if IN_CHILD.load(Ordering::Relaxed) {
+            let p = arena_alloc(layout);
+            if !p.is_null() {
+                // SAFETY: `p` is `layout.size()` bytes of the arena, just taken.
+                unsafe { p.write_bytes(0, layout.size()) };
+            }
+            return p;
+        }
         // SAFETY: as for the impl.
         self.with(|h| unsafe { h.calloc(layout.size(), layout.align()) })
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if IN_CHILD.load(Ordering::Relaxed) || in_arena(ptr) {
+            // SAFETY: the new layout is valid (GlobalAlloc's contract).
+            let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+            // SAFETY: as for the impl.
+            let q = unsafe { self.alloc(new_layout) };
+            if !q.is_null() {
+                // SAFETY: both blocks hold at least the smaller size.
+                unsafe { std::ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size)) };
+                // SAFETY: `ptr` came from this allocator with `layout`.
+                unsafe { self.dealloc(ptr, layout) };
+            }
+            return q;
+        }
         // SAFETY: `ptr` came from this allocator with `layout`.
         self.with(|h| unsafe { h.realloc(ptr, layout.size(), layout.align(), new_size) })
     }
@@ -80,6 +191,37 @@ unsafe impl GlobalAlloc for Allocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// In child mode nothing reaches dlmalloc: the heap's lock is never
+    /// taken (a child killed there would leave it held), frees are no-ops,
+    /// and memory moves out of the arena again once the parent is back.
+    #[test]
+    fn the_vfork_child_allocates_from_the_arena_only() {
+        let a = Allocator::new();
+        let layout = Layout::from_size_align(40, 8).unwrap();
+        // SAFETY: as in `allocates_frees_and_grows`.
+        unsafe {
+            let parent = a.alloc(layout);
+            a.locked.store(true, Ordering::SeqCst); // as if a dead child held it
+            enter_child();
+            let before = arena_used();
+            let c = a.alloc(layout);
+            assert!(in_arena(c));
+            c.write_bytes(9, 40);
+            a.dealloc(parent, layout); // no-op: would spin on the lock otherwise
+            let c2 = a.realloc(c, layout, 4000);
+            assert!(in_arena(c2) && *c2.add(39) == 9);
+            let z = a.alloc_zeroed(Layout::from_size_align(64, 64).unwrap());
+            assert!(in_arena(z) && z as usize % 64 == 0);
+            assert!(arena_used() > before);
+            leave_child();
+            a.locked.store(false, Ordering::SeqCst);
+            let out = a.realloc(c2, Layout::from_size_align(4000, 8).unwrap(), 8000);
+            assert!(!in_arena(out) && *out.add(39) == 9);
+            a.dealloc(out, Layout::from_size_align(8000, 8).unwrap());
+            a.dealloc(parent, layout);
+        }
+    }
 
     #[test]
     fn allocates_frees_and_grows() {

@@ -12,7 +12,6 @@
 // on a cold path, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
-#[cfg(target_env = "musl")]
 pub mod alloc;
 pub mod cli;
 pub mod diag;

@@ -28,7 +28,10 @@ extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) 
     std::process::exit(sandboxctl::cli::run(cli));
 }
 
-/// musl builds allocate with dlmalloc (see `sandboxctl::alloc`).
-#[cfg(all(not(test), target_env = "musl"))]
+/// Every build allocates with dlmalloc behind `sandboxctl::alloc` (musl's
+/// own allocator is slow here, and on any libc the workload's vfork child
+/// must never take the heap's lock: `sandboxctl::alloc` switches the child
+/// to its own arena, which only this allocator knows about).
+#[cfg(not(test))]
 #[global_allocator]
 static ALLOC: sandboxctl::alloc::Allocator = sandboxctl::alloc::Allocator::new();

@@ -16,13 +16,18 @@ mod common;
 
 use sandboxctl::exec::testsupport::{sample_host, sample_plan};
 use sandboxctl::exec::{apply, ApplyOptions, LaunchId, Timings};
-use sandboxctl::plan::{LaunchPlan, Namespace, NetworkMode, Sourced};
+use sandboxctl::plan::{LaunchPlan, Namespace, NetworkMode, SeccompAction, SeccompRule, Sourced};
 use sandboxctl::vocab::Origin;
 
 #[path = "apply_privileged/compile.rs"]
 mod compile_cases;
 #[path = "apply_privileged/io.rs"]
 mod io;
+
+/// The launcher's own allocator (as `main.rs` installs it), so the
+/// supervisors these tests fork behave as the real binary's.
+#[global_allocator]
+static ALLOC: sandboxctl::alloc::Allocator = sandboxctl::alloc::Allocator::new();
 
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "grep", "hostname", "touch", "mkdir", "readlink", "sleep", "seq", "tail", "head", "wc",
@@ -140,6 +145,8 @@ fn assert_nothing_left(r: &Run, what: &str) {
 struct Launcher {
     pid: i32,
     dir: PathBuf,
+    /// How long [`Launcher::wait`] waits before it calls the launch hung.
+    deadline: Duration,
 }
 
 /// Forks a launcher that applies `plan` (`tag` tells the output files of two
@@ -188,13 +195,23 @@ fn launch(
         // SAFETY: end the forked launcher without running the harness's destructors.
         unsafe { libc::_exit(code) };
     }
-    Launcher { pid, dir }
+    Launcher {
+        pid,
+        dir,
+        deadline: Duration::from_secs(60),
+    }
 }
 
 impl Launcher {
     /// Waits for the launcher (60 s at most) and reads its output.
     fn wait(self) -> Run {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        self.wait_then(|| {})
+    }
+
+    /// [`Self::wait`], calling `then` after the launcher exited and before
+    /// its output is read (its orphans may still write to it).
+    fn wait_then(self, then: impl FnOnce()) -> Run {
+        let deadline = Instant::now() + self.deadline;
         let mut status = 0;
         loop {
             // SAFETY: waitpid of our own child.
@@ -202,7 +219,7 @@ impl Launcher {
             if r == self.pid {
                 break;
             }
-            assert!(Instant::now() < deadline, "launcher timed out");
+            assert!(Instant::now() < deadline, "launcher timed out (hung)");
             std::thread::sleep(Duration::from_millis(5));
         }
         let status = if libc::WIFEXITED(status) {
@@ -210,6 +227,7 @@ impl Launcher {
         } else {
             128 + libc::WTERMSIG(status)
         };
+        then();
         let r = Run {
             status,
             out: fs::read_to_string(self.dir.join("out")).unwrap(),
@@ -846,6 +864,374 @@ fn case_rollback(root: &Path, id0: &str) {
             }
         }
     }
+}
+
+/// Reaps every child of this process (a subreaper) within `secs`: the
+/// orphans of a launcher that died. Returns their statuses.
+fn reap_orphans(secs: u64) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut out = Vec::new();
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid of any child of this process, with a valid pointer.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if r > 0 {
+            out.push(if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            });
+            continue;
+        }
+        if r < 0 || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Issue 10 item 5: the launcher is SIGKILLed right after the release,
+/// before it sends the seccomp programs and fills the plan memfd. The
+/// supervisor must not start the workload (before the fix an empty stream
+/// decoded as "no filter" and the workload ran with `Seccomp: 0`), with and
+/// without a filter in the plan; no process is left. (The cgroup directories
+/// and the state file of a killed launcher are `sandboxctl gc`'s, issue 11.)
+fn case_launcher_dies_after_release(root: &Path, id0: &str) {
+    if !cfg!(feature = "fault-injection") {
+        println!("    skipped: needs --features fault-injection");
+        return;
+    }
+    for with_filter in [true, false] {
+        let id = format!("{id0}{}", if with_filter { "f" } else { "n" });
+        let mut plan = sample(root, &id, "echo RAN; grep Seccomp: /proc/self/status");
+        if !with_filter {
+            plan.workload.seccomp = None;
+        }
+        // SAFETY: prctl with integer arguments; this process becomes the
+        // reaper of the launcher's orphans (its supervisor).
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let mut guard = Guard {
+            id: id.clone(),
+            launcher: None,
+        };
+        let launcher = launch(&plan, None, "", None, || {
+            std::env::set_var("SANDBOXCTL_KILL_LAUNCHER", "after_release")
+        });
+        guard.launcher = Some(launcher.pid);
+        let mut orphans = Vec::new();
+        let r = launcher.wait_then(|| orphans = reap_orphans(10));
+        guard.launcher = None;
+        // SAFETY: as above.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
+        drop(guard);
+        assert_eq!(r.status, 128 + libc::SIGKILL, "the launcher was not killed: {}", r.err);
+        assert!(
+            !r.out.contains("RAN"),
+            "the workload ran (filter {with_filter}):\n{}",
+            r.out
+        );
+        // Two defences, either may act first: the supervisor's parent-death
+        // signal (killed, 137) or its refusal of the missing handover (125).
+        // Never the workload's run.
+        assert!(
+            orphans == [125] || orphans == [128 + libc::SIGKILL],
+            "the supervisor did not fail (filter {with_filter}): {orphans:?}"
+        );
+        assert_eq!(reap_orphans(0), Vec::<i32>::new(), "a process is left");
+    }
+}
+
+/// Issue 10 item 6: under a host user namespace (as network-host plans it)
+/// the workload has the supervisor's uid; it must never be able to ptrace
+/// its supervisor. The probe (this test binary, copied into the root) tries
+/// PTRACE_SEIZE and PTRACE_ATTACH on pid 1 in a loop for 20 ms from its
+/// start, over many launches (`SBX_PTRACE_RUNS`, 150 by default). Before the
+/// fix (the supervisor dropped its capabilities before PR_SET_DUMPABLE 0) it
+/// succeeded in some launches.
+fn case_supervisor_not_ptraceable(root: &Path, id0: &str) {
+    use sandboxctl::plan::{CapSets, Credentials, IdMaps, SetGroups};
+    use sandboxctl::vocab::{Gid, Uid};
+    let probe = root.join("bin/probe");
+    fs::copy(std::env::current_exe().unwrap(), &probe).unwrap();
+    let runs: usize = std::env::var("SBX_PTRACE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150);
+    let mut seized = 0;
+    let mut refused = std::collections::BTreeMap::new();
+    for i in 0..runs {
+        let id = format!("{id0}-{i}");
+        let mut p = sample(root, &id, "");
+        p.workload.args.value = vec!["/bin/probe".into(), "--probe-ptrace".into()];
+        let host = |p: &mut Sourced<Namespace>| *p = Sourced::new(Namespace::Host, Origin::Default);
+        host(&mut p.namespaces.user);
+        host(&mut p.namespaces.net);
+        host(&mut p.namespaces.cgroup);
+        p.network = Sourced::new(NetworkMode::Host, Origin::Default);
+        // A fresh sysfs in the host's network namespace is refused (the
+        // compiler binds the host's /sys there instead): none in this plan.
+        p.mounts.retain(|m| m.fstype != "sysfs");
+        p.id_maps = IdMaps {
+            uid: vec![],
+            gid: vec![],
+            setgroups: SetGroups::Allow,
+            from: Origin::Default,
+        };
+        let root_creds = Credentials {
+            uid: Uid(0),
+            gid: Gid(0),
+            groups: vec![],
+            from: Origin::Default,
+        };
+        p.supervisor.credentials = root_creds.clone();
+        p.supervisor.capabilities = CapSets::default();
+        p.workload.credentials = root_creds;
+        let r = run(&p, None);
+        assert_eq!(r.status, 0, "run {i}: {}\n{}", r.err, r.out);
+        assert_nothing_left(&r, "ptrace probe");
+        match r.out.trim() {
+            "SEIZED" => seized += 1,
+            other => *refused.entry(other.to_string()).or_insert(0) += 1,
+        }
+    }
+    let _ = fs::remove_file(&probe);
+    println!("    {runs} launches: supervisor ptraced in {seized}; refused: {refused:?}");
+    assert_eq!(
+        seized, 0,
+        "the workload ptraced its supervisor in {seized} of {runs} launches"
+    );
+}
+
+/// The workload side of [`case_supervisor_not_ptraceable`]: PTRACE_SEIZE and
+/// PTRACE_ATTACH on pid 1 for 20 ms; prints `SEIZED` or the last errno.
+fn probe_ptrace() -> ! {
+    let start = Instant::now();
+    let mut last = 0;
+    while start.elapsed() < Duration::from_millis(20) {
+        for req in [libc::PTRACE_SEIZE, libc::PTRACE_ATTACH] {
+            // SAFETY: ptrace with integer arguments and null pointers.
+            let r = unsafe {
+                libc::ptrace(
+                    req,
+                    1,
+                    std::ptr::null_mut::<libc::c_void>(),
+                    std::ptr::null_mut::<libc::c_void>(),
+                )
+            };
+            if r == 0 {
+                if req == libc::PTRACE_ATTACH {
+                    // Let the supervisor go on: wait for its stop, detach.
+                    // SAFETY: waitpid/ptrace on the tracee, valid pointers.
+                    unsafe {
+                        libc::waitpid(1, std::ptr::null_mut(), libc::__WALL);
+                        libc::ptrace(
+                            libc::PTRACE_DETACH,
+                            1,
+                            std::ptr::null_mut::<libc::c_void>(),
+                            std::ptr::null_mut::<libc::c_void>(),
+                        );
+                    }
+                }
+                println!("SEIZED");
+                std::process::exit(0);
+            }
+            last = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        }
+    }
+    println!("refused errno {last}");
+    std::process::exit(0);
+}
+
+/// A sample plan whose workload's seccomp filter has one more rule:
+/// `action` on `syscalls`.
+fn plan_with_rule(root: &Path, id: &str, script: &str, action: SeccompAction, syscalls: &[&str]) -> Planned {
+    let mut p = sample(root, id, script);
+    p.workload.seccomp.as_mut().unwrap().rules.push(SeccompRule {
+        action,
+        syscalls: syscalls.iter().map(|s| s.to_string()).collect(),
+        args: vec![],
+        from: Origin::spec("linux.seccomp.syscalls[1]"),
+    });
+    p
+}
+
+/// Runs `plan` with a launcher given `secs` to finish (else: hung).
+fn run_within(plan: &Planned, secs: u64, setup: impl FnOnce()) -> Run {
+    run_guarded(
+        &plan.id,
+        || {
+            let mut l = launch(plan, None, "", None, setup);
+            l.deadline = Duration::from_secs(secs);
+            l
+        },
+        |_| {},
+    )
+}
+
+/// Issue 10 item 7: the vfork child shares the supervisor's heap and must
+/// never take its allocator's lock. With the fault-injection hook the
+/// supervisor holds that lock while the child runs; a child that allocated
+/// from the heap would spin forever (before the fix: every launch hung).
+fn case_vfork_child_never_allocates(root: &Path, id: &str) {
+    if !cfg!(feature = "fault-injection") {
+        println!("    skipped: needs --features fault-injection");
+        return;
+    }
+    let plan = sample(root, id, "echo started");
+    let r = run_within(&plan, 15, || std::env::set_var("SANDBOXCTL_HOLD_HEAP_AT_SPAWN", "1"));
+    assert_eq!((r.status, r.out.trim()), (0, "started"), "{}", r.err);
+    assert_nothing_left(&r, "vfork child allocation");
+}
+
+/// Issue 10 item 7: a spec filter that kills on the memory calls (mmap, brk,
+/// munmap, mprotect, mremap, madvise). The child, after its filter, makes no
+/// call but execve; the workload is killed by its own filter at its first
+/// one (SIGSYS: status 159). No hang, nothing left.
+fn case_seccomp_kills_memory_calls(root: &Path, id: &str) {
+    let calls = ["mmap", "brk", "munmap", "mprotect", "mremap", "madvise"];
+    let plan = plan_with_rule(root, id, "echo started", SeccompAction::KillProcess, &calls);
+    let r = run_within(&plan, 15, || {});
+    assert_eq!(r.status, 128 + libc::SIGSYS, "out: {}\nerr: {}", r.out, r.err);
+    assert_nothing_left(&r, "seccomp kills memory calls");
+}
+
+/// Issue 10 item 7: a spec filter that kills on execve. Apply fails before
+/// the spawn with a clear error (before the fix: the child was killed at its
+/// execve, the empty exec report read as success, and apply returned 159).
+fn case_seccomp_kills_execve(root: &Path, id: &str) {
+    let plan = plan_with_rule(
+        root,
+        id,
+        "echo started",
+        SeccompAction::KillProcess,
+        &["execve", "execveat"],
+    );
+    let r = run_within(&plan, 15, || {});
+    assert_eq!(r.status, 250, "out: {}\nerr: {}", r.out, r.err);
+    assert!(
+        r.err.contains("step spawn_workload") && r.err.contains("kills the process on execve"),
+        "{}",
+        r.err
+    );
+    assert!(!r.out.contains("started"));
+    assert_nothing_left(&r, "seccomp kills execve");
+}
+
+/// Issue 10 item 7: a child that dies before its exec without a report (its
+/// execve fails with EPERM, and writing the report is killed by the filter)
+/// is a failed exec, not a success (before the fix: the empty exec report
+/// read as success and apply returned 159, with no error).
+fn case_child_dies_before_exec(root: &Path, id: &str) {
+    let mut plan = plan_with_rule(
+        root,
+        id,
+        "echo started",
+        SeccompAction::Errno(libc::EPERM as u32),
+        &["execve"],
+    );
+    plan.workload.seccomp.as_mut().unwrap().rules.push(SeccompRule {
+        action: SeccompAction::KillProcess,
+        syscalls: vec!["write".into()],
+        args: vec![],
+        from: Origin::spec("linux.seccomp.syscalls[2]"),
+    });
+    let r = run_within(&plan, 15, || {});
+    assert_eq!(r.status, 250, "out: {}\nerr: {}", r.out, r.err);
+    assert!(
+        r.err.contains("step spawn_workload") && r.err.contains("died before its exec (killed by signal 31)"),
+        "{}",
+        r.err
+    );
+    assert_nothing_left(&r, "child dies before exec");
+}
+
+/// Issue 10 item 7: a supervisor that does not take its signals (stopped
+/// here; spinning in the issue) must not make the launcher ignore SIGTERM:
+/// the first is forwarded, the second kills the supervisor. Before the fix
+/// the launcher forwarded both to the stopped supervisor and waited forever.
+fn case_launcher_second_term_kills(root: &Path, id: &str) {
+    let plan = sample(root, id, "sleep 30");
+    let r = run_guarded(
+        id,
+        || {
+            let mut l = launch(&plan, None, "", None, || {});
+            l.deadline = Duration::from_secs(15);
+            l
+        },
+        |launcher| {
+            // The state record's `supervisor PID` line, written after the clone.
+            let state = format!("/run/sandboxctl/{id}.state");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let sup = loop {
+                if let Some(p) = fs::read_to_string(&state).ok().and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("supervisor ").and_then(|v| v.trim().parse::<i32>().ok()))
+                }) {
+                    break p;
+                }
+                assert!(Instant::now() < deadline, "no supervisor pid");
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            std::thread::sleep(Duration::from_millis(200));
+            // SAFETY: kill has no memory arguments.
+            unsafe {
+                libc::kill(sup, libc::SIGSTOP);
+                libc::kill(launcher, libc::SIGTERM);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            // SAFETY: as above.
+            unsafe { libc::kill(launcher, libc::SIGTERM) };
+        },
+    );
+    assert_eq!(r.status, 128 + libc::SIGKILL, "out: {}\nerr: {}", r.out, r.err);
+    assert_nothing_left(&r, "second SIGTERM");
+}
+
+/// Issue 10 item 10: a spec's network namespace path that is a FIFO, a
+/// regular file, or a namespace of another kind fails fast with a clear
+/// error, and nothing is left (before the fix the FIFO hung the launcher in
+/// open(2), and a regular file failed in setns with a bare EINVAL).
+fn case_ns_path_checked(root: &Path, id0: &str) {
+    let dir = std::env::temp_dir().join(format!("sbx-ns-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let file = dir.join("file");
+    fs::write(&file, "").unwrap();
+    for (tag, path, want) in [
+        ("fifo", fifo.clone(), "not a namespace file"),
+        ("file", file.clone(), "not a namespace file"),
+        (
+            "ipc",
+            PathBuf::from("/proc/self/ns/ipc"),
+            "a ipc namespace, not a net namespace",
+        ),
+    ] {
+        let id = format!("{id0}{tag}");
+        let mut p = sample(root, &id, "echo started");
+        p.network = Sourced::new(
+            NetworkMode::Join(path.clone()),
+            Origin::spec("linux.namespaces[1].path"),
+        );
+        p.namespaces.net = Sourced::new(Namespace::Join(path.clone()), Origin::spec("linux.namespaces[1].path"));
+        p.mounts.retain(|m| m.fstype != "sysfs");
+        // Preflight names the path first (doctor's list); the join step's
+        // own check is the one under test here.
+        let start = Instant::now();
+        let r = run_within(&p, 10, || std::env::set_var("SBX_TEST_SKIP_PREFLIGHT", "1"));
+        assert!(start.elapsed() < Duration::from_secs(5), "{tag}: slow");
+        assert_eq!(r.status, 250, "{tag}: out: {}\nerr: {}", r.out, r.err);
+        assert!(
+            r.err.contains("step join_namespaces") && r.err.contains(want),
+            "{tag}: {}",
+            r.err
+        );
+        assert!(!r.out.contains("started"), "{tag}");
+        assert_nothing_left(&r, tag);
+    }
+    let _ = fs::remove_dir_all(&dir);
 }
 
 // ----- issue 10: the filesystem side of the policy ceiling ----------------
@@ -1672,6 +2058,9 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--chroot-escape") {
         chroot_escape_helper(&args[2]);
     }
+    if args.get(1).map(String::as_str) == Some("--probe-ptrace") {
+        probe_ptrace();
+    }
     let cases: &[(&str, Case)] = &[
         ("inside", case_inside),
         ("fds", case_fds),
@@ -1717,6 +2106,14 @@ fn main() {
             "embedded_root_submounts_readonly",
             case_embedded_root_submounts_readonly,
         ),
+        ("launcher_dies_after_release", case_launcher_dies_after_release),
+        ("supervisor_not_ptraceable", case_supervisor_not_ptraceable),
+        ("vfork_child_never_allocates", case_vfork_child_never_allocates),
+        ("seccomp_kills_memory_calls", case_seccomp_kills_memory_calls),
+        ("seccomp_kills_execve", case_seccomp_kills_execve),
+        ("child_dies_before_exec", case_child_dies_before_exec),
+        ("launcher_second_term_kills", case_launcher_second_term_kills),
+        ("ns_path_checked", case_ns_path_checked),
     ];
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {

@@ -85,7 +85,7 @@ fn main() {
                 failed.push(name.to_string());
             }
             (Err(e), Some(why)) => {
-                println!("test {name} ... FAILED, PENDING on another branch: {why}\n{e}");
+                println!("test {name} ... FAILED, KNOWN OPEN (listed in PENDING): {why}\n{e}");
                 pending_failed.push(name.to_string());
             }
         }

@@ -127,8 +127,10 @@ pub struct PreparedFilter {
     pub program: seccompiler::BpfProgram,
 }
 
-/// The workload's exec arguments, converted before the clone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The workload's exec arguments, converted before the clone, down to the
+/// NULL-terminated pointer arrays `execve` takes: the vfork child's exec
+/// allocates nothing.
+#[derive(Debug, PartialEq, Eq)]
 pub struct PreparedExec {
     /// Candidate paths to try in order (one when argv\[0\] holds a slash, else
     /// one per `PATH` entry of the planned environment).
@@ -137,6 +139,46 @@ pub struct PreparedExec {
     pub argv: Vec<std::ffi::CString>,
     /// envp.
     pub envp: Vec<std::ffi::CString>,
+    /// `argv`'s pointers and a NULL (they point into `argv`'s heap buffers,
+    /// which do not move with the struct).
+    argv_ptrs: Vec<*const libc::c_char>,
+    /// `envp`'s pointers and a NULL.
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+impl PreparedExec {
+    /// Builds the pointer arrays for `candidates`, `argv` and `envp`.
+    pub fn new(candidates: Vec<std::ffi::CString>, argv: Vec<std::ffi::CString>, envp: Vec<std::ffi::CString>) -> Self {
+        let ptrs = |v: &[std::ffi::CString]| v.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
+        PreparedExec {
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            candidates,
+            argv,
+            envp,
+        }
+    }
+
+    /// The NULL-terminated argv array.
+    pub fn argv_ptr(&self) -> *const *const libc::c_char {
+        self.argv_ptrs.as_ptr()
+    }
+
+    /// The NULL-terminated envp array.
+    pub fn envp_ptr(&self) -> *const *const libc::c_char {
+        self.envp_ptrs.as_ptr()
+    }
+}
+
+/// What [`Backend::spawn`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spawned {
+    /// The child's pid.
+    pub pid: i32,
+    /// Whether the child got as far as calling `execve` (and it did not
+    /// return). False: it died or exited before exec — with a report on the
+    /// exec pipe if it could write one, killed otherwise.
+    pub reached_exec: bool,
 }
 
 /// How a process that asked to die with its parent checks that the parent
@@ -245,6 +287,12 @@ pub enum Op {
         mode: u32,
         tag: FdTag,
     },
+    /// A namespace file to `setns` into, opened safely: `open(O_PATH)`
+    /// (opens nothing: a FIFO or a device is not opened, so cannot block or
+    /// act), `fstatfs` must show nsfs, then reopened through
+    /// `/proc/self/fd/N` read-only (setns and ioctl refuse O_PATH fds), and
+    /// `ioctl(NS_GET_NSTYPE)` must name `kind`. Close-on-exec.
+    OpenNs { path: PathBuf, kind: NsKind, tag: FdTag },
     /// socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC).
     SocketPair { tag: FdTag },
     /// pipe2(O_CLOEXEC).
@@ -523,7 +571,7 @@ pub trait Backend {
     /// never return. An associated function, so no borrow of the backend is
     /// held while the child (which uses the backend too) runs. Backends that
     /// do not fork record [`Op::Spawn`] through `perform` instead.
-    fn spawn(_child: &mut dyn FnMut() -> std::convert::Infallible) -> io::Result<i32>
+    fn spawn(_child: &mut dyn FnMut() -> std::convert::Infallible) -> io::Result<Spawned>
     where
         Self: Sized,
     {
@@ -604,6 +652,13 @@ impl fmt::Display for Op {
                     FdRef { raw: 0, tag: *tag }
                 )
             }
+            OpenNs { path, kind, tag } => write!(
+                f,
+                "open {} O_PATH, check nsfs and NS_GET_NSTYPE {}, reopen O_RDONLY -> {}",
+                path.display(),
+                kind.proc_name(),
+                FdRef { raw: 0, tag: *tag }
+            ),
             SocketPair { tag } => write!(
                 f,
                 "socketpair unix seqpacket -> {} <launcher end>",

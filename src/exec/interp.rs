@@ -116,7 +116,7 @@ pub fn prepare(plan: &LaunchPlan) -> Result<Prepared, ApplyError> {
         super::seccomp::check(s).map_err(|m| bad("workload.seccomp", m))?;
     }
     Ok(Prepared {
-        exec: Rc::new(PreparedExec { candidates, argv, envp }),
+        exec: Rc::new(PreparedExec::new(candidates, argv, envp)),
         filters: Vec::new(),
     })
 }
@@ -158,6 +158,10 @@ pub struct Interp<'a, B: Backend> {
     status: i32,
     /// Test hook: fail on entering this step.
     fail_at: Option<Step>,
+    /// Test hook: the launcher kills itself (SIGKILL) right after the release.
+    die_after_release: bool,
+    /// Test hook: the heap's lock is held while the vfork child runs.
+    heap_held_at_spawn: bool,
     /// `apply --timings`: print when each step begins.
     timings: Option<super::Timings>,
     /// O_PATH handles on the host paths that bind mounts and device binds
@@ -219,6 +223,8 @@ impl<'a, B: Backend> Interp<'a, B> {
             exec_report: None,
             status: 0,
             fail_at: None,
+            die_after_release: false,
+            heap_held_at_spawn: false,
             timings: None,
             bind_sources: Vec::new(),
             device_sources: Vec::new(),
@@ -244,6 +250,19 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// Makes entering `step` fail (the fault-injection hook).
     pub fn fail_at(&mut self, step: Option<Step>) {
         self.fail_at = step;
+    }
+
+    /// Makes the launcher kill itself right after the release (the
+    /// fault-injection hook for a launcher that dies mid-handover).
+    pub fn die_after_release(&mut self, on: bool) {
+        self.die_after_release = on;
+    }
+
+    /// Makes the supervisor hold its allocator's lock while the workload's
+    /// vfork child runs (the fault-injection hook that shows the child never
+    /// reaches the shared heap: if it did, it would spin forever).
+    pub fn heap_held_at_spawn(&mut self, on: bool) {
+        self.heap_held_at_spawn = on;
     }
 
     /// Prints when each step begins, in the process that performs it.
@@ -682,7 +701,14 @@ impl<'a, B: Backend> Interp<'a, B> {
                 self.undo.push(Undo::RestoreNs(kind, saved));
             }
             let tag = FdTag::Internal("target ns");
-            let fd = self.open(path.clone(), libc::O_RDONLY, 0, tag)?;
+            let fd = self.op_fd(
+                Op::OpenNs {
+                    path: path.clone(),
+                    kind,
+                    tag,
+                },
+                tag,
+            )?;
             let r = self.op(Op::SetNs { fd, kind });
             self.op(Op::Close { fd })?;
             r?;
@@ -751,6 +777,13 @@ impl<'a, B: Backend> Interp<'a, B> {
             Outcome::Forked(Forked::Child) => {
                 // The supervisor: its report channel is the control socket.
                 self.me = Actor::Supervisor;
+                // First of all, before any other call: non-dumpable, so no
+                // process of the sandbox can ever ptrace it or read its
+                // memory (under a host user namespace the workload has the
+                // supervisor's uid, and only this flag and the capability
+                // check stand between them). The flag belongs to the memory
+                // map, which the spawned workload shares until its exec.
+                self.become_non_dumpable()?;
                 super::log::set_actor(Actor::Supervisor);
                 self.undo.clear();
                 self.report = control_child;
@@ -871,12 +904,19 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// 0.1 ms (syscall lookups, the search trees, seccompiler for argument
     /// conditions), which the supervisor would otherwise wait for before the
     /// clone; [`prepare`] has checked the argument conditions already.
+    ///
+    /// Sent even when the plan has no filter (an empty set): it is the
+    /// launcher's last message, after the plan memfd is sealed, and the
+    /// supervisor refuses to start the workload without it (a launcher that
+    /// died after the release closes the pipe with nothing on it).
     fn send_filters(&mut self, fd: FdRef) -> R<()> {
-        let Some(s) = &self.plan.workload.seccomp else {
-            return Ok(());
+        let filters = match &self.plan.workload.seccomp {
+            Some(s) => {
+                self.origin = s.default_action.from.clone();
+                super::seccomp::prepare(s).map_err(|m| self.failure("build the seccomp programs", m))?
+            }
+            None => Vec::new(),
         };
-        self.origin = s.default_action.from.clone();
-        let filters = super::seccomp::prepare(s).map_err(|m| self.failure("build the seccomp programs", m))?;
         let data = Rc::new(super::seccomp::encode(&filters));
         let count = filters.len();
         // Recording: one process plays every part, so the workload's step
@@ -981,12 +1021,19 @@ impl<'a, B: Backend> Interp<'a, B> {
         // other CPU. Without this the supervisor waited about 0.25 ms for the
         // work below (`perf sched timehist`: its scheduling delay).
         self.op(Op::Yield)?;
+        if self.die_after_release && self.real {
+            // Test hook: the launcher is killed between the release and its
+            // last messages (SIGKILL: nothing of it runs after this).
+            // SAFETY: kill has no memory arguments.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
         self.fill_plan_memfd()?;
         self.send_filters(w)?;
         self.op(Op::Close { fd: w })?;
         self.undo.retain(|u| !matches!(u, Undo::Close(f) if f.raw == w.raw));
         if !self.real {
             self.act(Actor::Supervisor);
+            self.become_non_dumpable()?;
             self.sync = Some((r, w));
             self.close_sync_write_end()?;
             self.die_with_launcher(r)?;
@@ -1041,7 +1088,8 @@ impl<'a, B: Backend> Interp<'a, B> {
         };
         let b = self.read_and_close(Op::AwaitEof { fd }, fd)?;
         if self.real {
-            self.prep.filters = super::seccomp::decode(&b)
+            let expected = self.plan.workload.seccomp.is_some();
+            self.prep.filters = super::seccomp::decode(&b, expected)
                 .map_err(|m| self.failure("read the seccomp programs from the launcher", m))?;
         }
         Ok(())
@@ -1528,6 +1576,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn spawn_workload(&mut self) -> R<()> {
         self.origin = self.plan.workload.args.from.clone();
         self.await_launcher()?;
+        self.check_exec_allowed()?;
         if self.plan.namespaces.pid.value != Namespace::New {
             match self.op(Op::GetPid)? {
                 Outcome::Pid(pid) => self.supervisor_pid = Some(pid),
@@ -1565,6 +1614,10 @@ impl<'a, B: Backend> Interp<'a, B> {
         let (step, origin, report) = (self.step, self.origin.clone(), self.report);
         let next = self.cursor + 1;
         let this: *mut Self = self;
+        let hold = self.heap_held_at_spawn;
+        if hold {
+            crate::alloc::hold_lock(true);
+        }
         let spawned = B::spawn(&mut || {
             // SAFETY: `B::spawn` runs this in a child that shares this
             // process's memory while this process is suspended (CLONE_VFORK)
@@ -1582,6 +1635,9 @@ impl<'a, B: Backend> Interp<'a, B> {
             };
             child.exit_child_with(&failure)
         });
+        if hold {
+            crate::alloc::hold_lock(false);
+        }
         // The child ran the workload's steps on this memory: put back what
         // they changed of the supervisor's own state.
         self.me = Actor::Supervisor;
@@ -1589,14 +1645,52 @@ impl<'a, B: Backend> Interp<'a, B> {
         self.step = step;
         self.origin = origin;
         self.report = report;
-        let pid = spawned.map_err(|e| StepFailure::new(self.step, self.origin.clone(), op.to_string(), &e))?;
-        self.workload = Some(ProcRef {
-            pid,
+        let spawned = spawned.map_err(|e| StepFailure::new(self.step, self.origin.clone(), op.to_string(), &e))?;
+        let proc = ProcRef {
+            pid: spawned.pid,
             who: Who::Workload,
-        });
+        };
+        self.workload = Some(proc);
         self.op(Op::Close { fd: w })?;
         self.exec_report = Some(r);
+        if !spawned.reached_exec {
+            // It exited or died before its execve: never a success. Its own
+            // report, when it could write one, says why.
+            self.await_exec()?;
+            let status = match self.op(Op::WaitExit { proc })? {
+                Outcome::Reaped(Some((_, st))) => st,
+                o => return Err(self.odd(o)),
+            };
+            self.workload = None;
+            let how = if status > 128 {
+                format!("killed by signal {}", status - 128)
+            } else {
+                format!("exit status {status}")
+            };
+            return Err(self.failure(
+                "spawn the workload",
+                format!("the workload's process died before its exec ({how}), without a report"),
+            ));
+        }
         Ok(())
+    }
+
+    /// Before the spawn: the seccomp programs must let the workload's
+    /// `execve` through (with the very arguments it will pass); a filter that
+    /// kills it would kill the child after its filter is loaded, where it can
+    /// report nothing.
+    fn check_exec_allowed(&mut self) -> R<()> {
+        let Some(s) = &self.plan.workload.seccomp else {
+            return Ok(());
+        };
+        let e = &self.prep.exec;
+        let first = e.candidates.first().map_or(0, |c| c.as_ptr() as u64);
+        let args = [first, e.argv_ptr() as u64, e.envp_ptr() as u64, 0, 0, 0];
+        let origin = s.default_action.from.clone();
+        super::seccomp::check_execve(&self.prep.filters, &args).map_err(|m| StepFailure {
+            origin,
+            ..self.failure("check the seccomp programs against execve", m)
+        })
     }
 
     /// Supervisor: reads the exec report pipe until EOF — EOF means the
@@ -1749,11 +1843,18 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     fn drop_supervisor_privileges(&mut self) -> R<()> {
         let s = &self.plan.supervisor;
-        self.set_capabilities(&s.capabilities, &s.credentials.from)?;
-        if s.non_dumpable {
-            self.op(Op::NonDumpable)?;
+        self.set_capabilities(&s.capabilities, &s.credentials.from)
+    }
+
+    /// `supervisor.non_dumpable`: the supervisor's first act after the clone.
+    fn become_non_dumpable(&mut self) -> R<()> {
+        if !self.plan.supervisor.non_dumpable {
+            return Ok(());
         }
-        Ok(())
+        let origin = std::mem::replace(&mut self.origin, self.plan.supervisor.credentials.from.clone());
+        let r = self.op(Op::NonDumpable);
+        self.origin = origin;
+        r.map(drop)
     }
 
     /// Reaps children, forwards INT/TERM/HUP to the workload, and exits with
@@ -1781,8 +1882,13 @@ impl<'a, B: Backend> Interp<'a, B> {
     }
 
     /// Waits on `target` (reaping with `reap`), forwarding signals to it.
+    /// The launcher forwards the first INT/TERM/HUP as it is; a second one
+    /// kills the supervisor (SIGKILL, which ends the whole PID namespace): a
+    /// supervisor that does not take its signals (stuck, or spinning) must
+    /// not make the launcher ignore them.
     /// The launcher with a relayed pty relays meanwhile.
     fn wait_for(&mut self, target: ProcRef, reap: ProcRef) -> R<i32> {
+        let mut forwarded = 0;
         let relay = self.pty_master.filter(|_| self.me == Actor::Launcher);
         let mut stdin = true;
         loop {
@@ -1807,9 +1913,11 @@ impl<'a, B: Backend> Interp<'a, B> {
                     if self.me == Actor::Supervisor {
                         tracing::info!(target: super::log::USER, "forwarding {name} to the workload");
                     }
+                    forwarded += 1;
+                    let escalate = self.me == Actor::Launcher && forwarded > 1;
                     let _ = self.op(Op::Kill {
                         proc: target,
-                        signal: sig,
+                        signal: if escalate { libc::SIGKILL } else { sig },
                     });
                 }
                 o => return Err(self.odd(o)),

@@ -13,9 +13,10 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::backend::{Backend, CapSetKind, Forked, Op, Outcome};
+use super::backend::{Backend, CapSetKind, Forked, Op, Outcome, Spawned};
 use crate::plan::NsKind;
 
 /// Makes the system calls.
@@ -183,6 +184,87 @@ fn open_kvm(api_version: i32, extensions: &[String]) -> io::Result<i32> {
     // Keep a close-on-exec copy; `kvm` closes the original.
     // SAFETY: fcntl on an fd we own.
     check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
+}
+
+/// `statfs.f_type` of nsfs.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+/// `NS_GET_NSTYPE`, `_IO(0xb7, 0x3)`.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// See [`Op::OpenNs`]. The path may be a link (`/proc/PID/ns/net` is one):
+/// following it opens nothing, and only an nsfs file is ever opened.
+fn open_ns(path: &Path, kind: NsKind) -> io::Result<i32> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid C string.
+    let p = check(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
+    let r = (|| {
+        // SAFETY: statfs is plain data filled by the kernel.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `p` is our fd and `st` a valid out pointer.
+        check(unsafe { libc::fstatfs(p, &mut st) })?;
+        if st.f_type as i64 != NSFS_MAGIC {
+            return Err(io::Error::other(format!(
+                "not a namespace file (its filesystem is of type {:#x}, not nsfs)",
+                st.f_type
+            )));
+        }
+        let again = cstr(&format!("/proc/self/fd/{p}"))?;
+        let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK;
+        // SAFETY: `again` is a valid C string.
+        let fd = check(unsafe { libc::open(again.as_ptr(), flags) })?;
+        // SAFETY: NS_GET_NSTYPE takes no argument.
+        let t = unsafe { libc::ioctl(fd, NS_GET_NSTYPE as _) };
+        let e = io::Error::last_os_error();
+        if t != ns_flag(kind) {
+            // SAFETY: closing the fd just opened.
+            unsafe { libc::close(fd) };
+            if t < 0 {
+                return Err(e);
+            }
+            let is = NsKind::ORDER
+                .iter()
+                .find(|k| ns_flag(**k) == t)
+                .map_or("an unknown", |k| k.proc_name());
+            return Err(io::Error::other(format!(
+                "a {is} namespace, not a {} namespace",
+                kind.proc_name()
+            )));
+        }
+        Ok(fd)
+    })();
+    // SAFETY: closing our O_PATH fd.
+    unsafe { libc::close(p) };
+    r
+}
+
+/// What `doctor` checks of the plan's namespace paths, without joining any:
+/// each `join PATH` must open as [`Op::OpenNs`] would open it at apply.
+pub fn probe_namespace_paths(plan: &crate::plan::LaunchPlan) -> Vec<super::UnmetNeed> {
+    plan.namespaces
+        .iter()
+        .filter_map(|(kind, ns)| match &ns.value {
+            crate::plan::Namespace::Join(path) => Some((kind, path, &ns.from)),
+            _ => None,
+        })
+        .filter_map(|(kind, path, from)| match open_ns(path, kind) {
+            Ok(fd) => {
+                // SAFETY: closing the fd just opened.
+                unsafe { libc::close(fd) };
+                None
+            }
+            Err(e) => Some(super::UnmetNeed {
+                need: format!(
+                    "{} namespace to join at {}: {}",
+                    kind.proc_name(),
+                    path.display(),
+                    super::error::error_text(&e)
+                ),
+                from: from.clone(),
+                fix: "name an existing namespace file of that kind (a bind mount of /proc/PID/ns/KIND, or that link)"
+                    .into(),
+            }),
+        })
+        .collect()
 }
 
 fn memfd(name: &str) -> io::Result<i32> {
@@ -825,14 +907,20 @@ fn mask_path(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Set by the vfork child just before each `execve`, cleared when it
+/// returns: still set when the parent resumes means the child's last act was
+/// the `execve` (the parent, suspended until then, reads it first).
+static AT_EXEC: AtomicBool = AtomicBool::new(false);
+
+/// Allocates nothing: runs in the vfork child after its seccomp filter.
 fn exec(p: &super::backend::PreparedExec) -> io::Error {
-    let argv: Vec<*const libc::c_char> = p.argv.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
-    let envp: Vec<*const libc::c_char> = p.envp.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
     let mut last = io::Error::from_raw_os_error(libc::ENOENT);
     for c in &p.candidates {
+        AT_EXEC.store(true, Ordering::SeqCst);
         // SAFETY: argv and envp are NULL-terminated arrays of valid C strings
         // that live until execve returns (it returns only on failure).
-        unsafe { libc::execve(c.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        unsafe { libc::execve(c.as_ptr(), p.argv_ptr(), p.envp_ptr()) };
+        AT_EXEC.store(false, Ordering::SeqCst);
         last = io::Error::last_os_error();
         if !matches!(last.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) {
             break;
@@ -861,6 +949,9 @@ const GUARD: usize = 4096;
 /// `_exit` (its `Infallible` result cannot exist).
 #[allow(unreachable_code)]
 extern "C" fn spawn_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // First of all: this child shares the supervisor's heap, and must never
+    // take its allocator's lock (see `crate::alloc`).
+    crate::alloc::enter_child();
     // SAFETY: `arg` points at the `&mut dyn FnMut` on the parent's stack,
     // which stays valid: the parent is suspended (CLONE_VFORK) until this
     // child execs or exits, and this child shares its memory (CLONE_VM).
@@ -873,7 +964,7 @@ impl Backend for LinuxBackend {
         true
     }
 
-    fn spawn(child: &mut dyn FnMut() -> std::convert::Infallible) -> io::Result<i32> {
+    fn spawn(child: &mut dyn FnMut() -> std::convert::Infallible) -> io::Result<Spawned> {
         let len = SPAWN_STACK + GUARD;
         // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
         let base = unsafe {
@@ -889,6 +980,7 @@ impl Backend for LinuxBackend {
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
+        AT_EXEC.store(false, Ordering::SeqCst);
         // SAFETY: the lowest page of our own mapping becomes the guard.
         let r = check(unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) }).and_then(|_| {
             let mut child = child;
@@ -907,9 +999,13 @@ impl Backend for LinuxBackend {
                 )
             })
         });
+        // Resumed: the child has exec'd or died. Back to our own allocator
+        // before anything else (the child switched it to its arena).
+        crate::alloc::leave_child();
+        let reached_exec = AT_EXEC.load(Ordering::SeqCst);
         // SAFETY: the child has exec'd or exited: the stack is no longer used.
         unsafe { libc::munmap(base, len) };
-        r
+        r.map(|pid| Spawned { pid, reached_exec })
     }
 
     fn perform(&mut self, op: &Op) -> io::Result<Outcome> {
@@ -963,6 +1059,7 @@ impl Backend for LinuxBackend {
             }
             Unlink { path } => fs::remove_file(path).and(done),
             Open { path, flags, mode, .. } => open_exact(path, *flags, *mode).map(Outcome::Fd),
+            OpenNs { path, kind, .. } => open_ns(path, *kind).map(Outcome::Fd),
             SocketPair { .. } => {
                 let mut fds = [0; 2];
                 // SAFETY: `fds` is a valid out array of two ints.
@@ -1518,5 +1615,39 @@ mod tests {
             mount_attrs(libc::MS_NOATIME, 0),
             (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME)
         );
+    }
+
+    use crate::plan::{Namespace, Sourced};
+    use crate::vocab::Origin;
+
+    /// Issue 10 item 10: what doctor says of namespace paths agrees with
+    /// apply's join step: a FIFO (answered at once, not opened), a regular
+    /// file and a namespace of another kind are named; a real one passes.
+    #[test]
+    fn doctor_probes_namespace_paths_as_apply_opens_them() {
+        let dir = std::env::temp_dir().join(format!("sbx-nsprobe-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c = cpath(&fifo).unwrap();
+        // SAFETY: valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        fs::write(dir.join("file"), "").unwrap();
+        let probe = |path: &Path| {
+            let mut p = crate::exec::testsupport::sample_plan(Path::new("/r"), "true");
+            p.namespaces.net = Sourced::new(Namespace::Join(path.into()), Origin::spec("linux.namespaces[1].path"));
+            probe_namespace_paths(&p)
+        };
+        for (path, want) in [
+            (fifo.clone(), "not a namespace file"),
+            (dir.join("file"), "not a namespace file"),
+            ("/proc/self/ns/ipc".into(), "a ipc namespace, not a net namespace"),
+            (dir.join("missing"), "ENOENT"),
+        ] {
+            let unmet = probe(&path);
+            assert_eq!(unmet.len(), 1, "{path:?}");
+            assert!(unmet[0].to_string().contains(want), "{}", unmet[0]);
+        }
+        assert!(probe(Path::new("/proc/self/ns/net")).is_empty());
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -119,6 +119,10 @@ pub fn apply(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result
     let mut it = interp::Interp::new(plan, &mut backend, prep);
     it.launch_as(id, opts.state_root());
     it.fail_at(fault_injection_step());
+    it.die_after_release(fault_injection_kill() == Some("after_release"));
+    it.heap_held_at_spawn(
+        cfg!(feature = "fault-injection") && std::env::var_os("SANDBOXCTL_HOLD_HEAP_AT_SPAWN").is_some(),
+    );
     it.timings(opts.timings);
     let r = it.run();
     if let Some(t) = &opts.timings {
@@ -137,6 +141,21 @@ fn fault_injection_step() -> Option<crate::plan::Step> {
 
 #[cfg(not(feature = "fault-injection"))]
 fn fault_injection_step() -> Option<crate::plan::Step> {
+    None
+}
+
+/// Where `SANDBOXCTL_KILL_LAUNCHER` asks the launcher to SIGKILL itself
+/// (`after_release`; only with the `fault-injection` feature).
+#[cfg(feature = "fault-injection")]
+fn fault_injection_kill() -> Option<&'static str> {
+    match std::env::var("SANDBOXCTL_KILL_LAUNCHER").ok()?.as_str() {
+        "after_release" => Some("after_release"),
+        _ => None,
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn fault_injection_kill() -> Option<&'static str> {
     None
 }
 

@@ -49,6 +49,7 @@ pub fn check(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
     v.extend(host_paths(plan));
     v.extend(super::log::unmet_log_paths(plan));
     v.extend(super::device_needs(plan));
+    v.extend(super::linux::probe_namespace_paths(plan));
     v
 }
 

@@ -95,6 +95,7 @@ impl Backend for RecordingBackend {
         let out = match &op {
             Op::Open { .. }
             | Op::CreateState { .. }
+            | Op::OpenNs { .. }
             | Op::Memfd { .. }
             | Op::OpenKvm { .. }
             | Op::DupHigh { .. }

@@ -213,11 +213,28 @@ pub fn check(s: &Seccomp) -> Result<(), String> {
     Ok(())
 }
 
-/// The programs as bytes, for the sync pipe: per program, the description's
-/// length (u32) and UTF-8 bytes, the instruction count (u32), then each
-/// instruction as code (u16), jt, jf (u8), k (u32), little-endian.
+/// The start of an encoded set of programs (see [`encode`]).
+const MAGIC: &[u8; 8] = b"SBXSECC1";
+
+/// FNV-1a, 64 bits: the digest that closes an encoded set of programs. Not a
+/// defence against a hostile writer (the writer is the launcher, the same
+/// binary), a check that what arrived is whole and unaltered.
+fn digest(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The programs as bytes, for the sync pipe: [`MAGIC`], the number of
+/// programs (u32), then per program the description's length (u32) and UTF-8
+/// bytes, the instruction count (u32), each instruction as code (u16), jt,
+/// jf (u8), k (u32); last the [`digest`] (u64) of everything before it. All
+/// little-endian. A stream cut anywhere (a launcher that died while sending,
+/// or before) does not decode: see [`decode`].
 pub fn encode(filters: &[Rc<PreparedFilter>]) -> Vec<u8> {
     let mut out = Vec::new();
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(filters.len() as u32).to_le_bytes());
     for f in filters {
         out.extend_from_slice(&(f.describe.len() as u32).to_le_bytes());
         out.extend_from_slice(f.describe.as_bytes());
@@ -228,11 +245,39 @@ pub fn encode(filters: &[Rc<PreparedFilter>]) -> Vec<u8> {
             out.extend_from_slice(&i.k.to_le_bytes());
         }
     }
+    let d = digest(&out);
+    out.extend_from_slice(&d.to_le_bytes());
     out
 }
 
-/// The inverse of [`encode`].
-pub fn decode(mut b: &[u8]) -> Result<Vec<Rc<PreparedFilter>>, String> {
+/// The inverse of [`encode`], failing closed. The supervisor calls it with
+/// whatever the sync pipe held at the launcher's EOF: the launcher always
+/// sends one encoded set, empty when the plan has no filter, and only after
+/// it has filled and sealed the plan memfd, so the set is also its "done".
+/// An empty stream (the launcher died after the release), a cut or altered
+/// one, bytes after the digest, or a number of programs that does not match
+/// the plan (none for a plan with a filter, some for a plan without) are
+/// errors, never "no filter".
+pub fn decode(b: &[u8], plan_has_filter: bool) -> Result<Vec<Rc<PreparedFilter>>, String> {
+    if b.is_empty() {
+        return Err(
+            "the launcher closed the sync pipe without sending its last message (the seccomp \
+                    programs): it died after the release; the workload is not started"
+                .into(),
+        );
+    }
+    if b.len() < MAGIC.len() + 4 + 8 || &b[..MAGIC.len()] != MAGIC {
+        return Err(format!("seccomp programs cut short or malformed ({} bytes)", b.len()));
+    }
+    let (body, tail) = b.split_at(b.len() - 8);
+    let want = u64::from_le_bytes(tail.try_into().expect("8 bytes"));
+    if digest(body) != want {
+        return Err(format!(
+            "seccomp programs cut short or altered ({} bytes, digest mismatch)",
+            b.len()
+        ));
+    }
+    let mut b = &body[MAGIC.len()..];
     fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
         if b.len() < n {
             return Err(format!(
@@ -248,13 +293,20 @@ pub fn decode(mut b: &[u8]) -> Result<Vec<Rc<PreparedFilter>>, String> {
         let v = take(b, 4)?;
         Ok(u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
     };
+    let programs = u32_at(&mut b)? as usize;
+    if (programs > 0) != plan_has_filter {
+        return Err(format!(
+            "the launcher sent {programs} seccomp programs for a plan {} a filter",
+            if plan_has_filter { "with" } else { "without" }
+        ));
+    }
     let mut out = Vec::new();
-    while !b.is_empty() {
+    for _ in 0..programs {
         let n = u32_at(&mut b)? as usize;
         let describe = String::from_utf8(take(&mut b, n)?.to_vec()).map_err(|e| e.to_string())?;
         let count = u32_at(&mut b)? as usize;
-        if count > MAX_INSNS {
-            return Err(format!("seccomp program of {count} instructions (at most {MAX_INSNS})"));
+        if count == 0 || count > MAX_INSNS {
+            return Err(format!("seccomp program of {count} instructions (1 to {MAX_INSNS})"));
         }
         let mut program = Vec::with_capacity(count);
         for _ in 0..count {
@@ -267,6 +319,9 @@ pub fn decode(mut b: &[u8]) -> Result<Vec<Rc<PreparedFilter>>, String> {
             ));
         }
         out.push(Rc::new(PreparedFilter { describe, program }));
+    }
+    if !b.is_empty() {
+        return Err(format!("{} bytes after the last seccomp program", b.len()));
     }
     Ok(out)
 }
@@ -343,6 +398,69 @@ const MAX_INSNS: usize = 4096;
 
 /// How strict a return value is: the kernel compares `ACTION_ONLY` as a signed
 /// number, smaller is stricter (KILL_PROCESS is 0x80000000).
+/// What a program returns for one system call: a classic-BPF interpreter
+/// for the instructions the programs of this module use (`None` for any
+/// other instruction, or a jump out of the program).
+pub fn verdict(prog: &[seccompiler::sock_filter], arch: u32, nr: u32, args: &[u64; 6]) -> Option<u32> {
+    let (mut pc, mut a) = (0usize, 0u32);
+    loop {
+        let i = prog.get(pc)?;
+        pc += 1;
+        let jump = |cond: bool| usize::from(if cond { i.jt } else { i.jf });
+        match i.code {
+            0x20 => {
+                a = match i.k {
+                    0 => nr,
+                    4 => arch,
+                    k @ 16..=63 => {
+                        let arg = args[(k as usize - 16) / 8];
+                        if k % 8 == 0 {
+                            arg as u32
+                        } else {
+                            (arg >> 32) as u32
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+            0x54 => a &= i.k,
+            0x05 => pc += i.k as usize,
+            0x15 => pc += jump(a == i.k),
+            0x25 => pc += jump(a > i.k),
+            0x35 => pc += jump(a >= i.k),
+            0x45 => pc += jump(a & i.k != 0),
+            0x06 => return Some(i.k),
+            _ => return None,
+        }
+    }
+}
+
+/// Checks, before the spawn, that the programs let the workload's `execve`
+/// through, with the arguments it will pass: a program that kills or traps
+/// it would kill the child at its last step, after its filter is loaded,
+/// where it can report nothing. Programs with instructions [`verdict`] does
+/// not know are not judged here.
+pub fn check_execve(filters: &[Rc<PreparedFilter>], args: &[u64; 6]) -> Result<(), String> {
+    let nr = syscall_number("execve").unwrap_or(59) as u32;
+    for f in filters {
+        let Some(ret) = verdict(&f.program, AUDIT_ARCH_X86_64, nr, args) else {
+            continue;
+        };
+        let action = ret & libc::SECCOMP_RET_ACTION_FULL;
+        let what = match action {
+            libc::SECCOMP_RET_KILL_PROCESS => "kills the process on",
+            libc::SECCOMP_RET_KILL_THREAD => "kills the thread on",
+            libc::SECCOMP_RET_TRAP => "traps (SIGSYS)",
+            _ => continue,
+        };
+        return Err(format!(
+            "the workload's seccomp filter ({}) {what} execve: the workload could never start",
+            f.describe
+        ));
+    }
+    Ok(())
+}
+
 fn strictness(ret: u32) -> i32 {
     (ret & libc::SECCOMP_RET_ACTION_FULL) as i32
 }
@@ -425,57 +543,53 @@ mod tests {
     fn programs_survive_the_pipe_encoding() {
         let plan = crate::exec::testsupport::sample_plan(std::path::Path::new("/r"), "true");
         let filters = prepare(plan.workload.seccomp.as_ref().unwrap()).unwrap();
-        let back = decode(&encode(&filters)).unwrap();
+        let back = decode(&encode(&filters), true).unwrap();
         assert_eq!(back.len(), filters.len());
         for (a, b) in filters.iter().zip(&back) {
             assert_eq!(a.describe, b.describe);
             assert_eq!(a.program, b.program);
         }
+        assert!(decode(&encode(&[]), false).unwrap().is_empty());
+    }
+
+    /// Issue 10 item 5: every way the stream can arrive incomplete fails
+    /// closed — empty (the launcher died after the release), cut at any
+    /// byte, one byte altered anywhere, extra bytes, or zero programs.
+    #[test]
+    fn an_incomplete_stream_never_decodes_as_no_filter() {
+        let plan = crate::exec::testsupport::sample_plan(std::path::Path::new("/r"), "true");
+        let filters = prepare(plan.workload.seccomp.as_ref().unwrap()).unwrap();
         let bytes = encode(&filters);
-        assert!(decode(&bytes[..bytes.len() - 1]).is_err(), "a cut program is refused");
-        assert!(decode(&[]).unwrap().is_empty());
+        for has in [true, false] {
+            let err = decode(&[], has).unwrap_err();
+            assert!(err.contains("died after the release"), "{err}");
+        }
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut], true).is_err(), "cut at {cut} decoded");
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            assert!(decode(&b, true).is_err(), "byte {i} altered decoded");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer, true).is_err());
+        assert!(
+            decode(&encode(&[]), true).is_err(),
+            "zero programs for a plan with a filter"
+        );
+        assert!(decode(&bytes, false).is_err(), "programs for a plan without a filter");
     }
     use crate::plan::{SeccompRule as PlanRule, Sourced};
     use crate::vocab::Origin;
 
-    /// A classic-BPF interpreter for the instructions these programs use.
     fn run(prog: &[seccompiler::sock_filter], arch: u32, nr: u32) -> u32 {
         run_args(prog, arch, nr, &[0; 6])
     }
 
-    /// [`run`] with syscall arguments (`seccomp_data.args` at offset 16).
     fn run_args(prog: &[seccompiler::sock_filter], arch: u32, nr: u32, args: &[u64; 6]) -> u32 {
-        let (mut pc, mut a) = (0usize, 0u32);
-        loop {
-            let i = &prog[pc];
-            pc += 1;
-            let jump = |cond: bool| usize::from(if cond { i.jt } else { i.jf });
-            match i.code {
-                0x20 => {
-                    a = match i.k {
-                        0 => nr,
-                        4 => arch,
-                        k @ 16..=63 => {
-                            let arg = args[(k as usize - 16) / 8];
-                            if k % 8 == 0 {
-                                arg as u32
-                            } else {
-                                (arg >> 32) as u32
-                            }
-                        }
-                        _ => 0,
-                    }
-                }
-                0x54 => a &= i.k,
-                0x05 => pc += i.k as usize,
-                0x15 => pc += jump(a == i.k),
-                0x25 => pc += jump(a > i.k),
-                0x35 => pc += jump(a >= i.k),
-                0x45 => pc += jump(a & i.k != 0),
-                0x06 => return i.k,
-                c => panic!("opcode {c:#x} not emulated"),
-            }
-        }
+        verdict(prog, arch, nr, args).expect("an instruction the interpreter knows")
     }
 
     /// What the kernel returns with every part loaded in order: it runs the

@@ -106,6 +106,8 @@ pub struct Policy {
     /// Asserted namespace outcomes (user, pid, net, ipc, uts, mount) and the
     /// choices for cgroup and time, by OCI kind name.
     pub namespaces: BTreeMap<&'static str, Setting<NsChoice>>,
+    /// The namespace kinds a spec may join by path.
+    pub ns_allow_join: Setting<Vec<crate::plan::NsKind>>,
     /// User mode.
     pub user_mode: Setting<UserMode>,
     /// Host id ranges a spec's maps may use.

@@ -148,6 +148,14 @@ pub struct RawNamespaces {
     /// Time namespace: `new` or `host`.
     #[schemars(with = "Option<NsChoice>")]
     pub time: Option<Spanned<NsChoice>>,
+    /// The namespace kinds a spec may join by path (`linux.namespaces[].path`):
+    /// any of `user`, `net`, `cgroup`, `time` (the sandbox always makes its
+    /// own `pid`, `ipc`, `uts` and `mount`). A path for a kind not listed is a
+    /// compile error. Unset: `["net", "user"]` (a netns is joined only when
+    /// `network.allow_join` allows it too; a user namespace only under the
+    /// host network).
+    #[schemars(with = "Option<Vec<crate::plan::NsKind>>")]
+    pub allow_join: Option<Spanned<Vec<crate::plan::NsKind>>>,
 }
 
 /// New or host.

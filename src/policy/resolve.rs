@@ -328,6 +328,10 @@ fn merge(layers: Vec<(Source, RawPolicy)>) -> Result<Policy, PolicyError> {
         network_allow_join: l.pick_or(|r| r.network.allow_join.as_ref(), true),
         network_on_excess: l.pick_or(|r| r.network.on_excess.as_ref(), OnExcess::Deny),
         namespaces,
+        ns_allow_join: l.pick_or(
+            |r| r.namespaces.allow_join.as_ref(),
+            vec![crate::plan::NsKind::Net, crate::plan::NsKind::User],
+        ),
         user_mode: l.pick_or(|r| r.user.mode.as_ref(), UserMode::Nobody),
         allowed_host_ids: l.pick_or(|r| r.user.allowed_host_ids.as_ref(), Vec::new()),
         root_path: l.pick(|r| r.root.path.as_ref()),

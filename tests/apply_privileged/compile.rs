@@ -170,19 +170,13 @@ pub fn case_runc_spec_caps(_root: &Path, id: &str) {
     runc_bundle(&dir.join("bundle"), SHOW_CAPS, |_| {});
     for policy in ["default", "untrusted", "kvm", "network-host"] {
         let pid = format!("{id}-{}", policy.replace('-', ""));
-        // network-host with runc's cgroup mount hits EBUSY on this host: issue
-        // 11 item 6 (another branch). Its capabilities are still checked below.
-        let skip = (policy == "network-host").then_some("(EBUSY)");
-        match caps_as_planned(&dir, &pid, &["--policy", policy, "--bundle", "bundle"], skip) {
-            Some(plan) => {
-                let bnd = mask(&plan.workload.capabilities.value.bounding);
-                let expect = if policy == "untrusted" { 0 } else { 0x2000_0420 };
-                assert_eq!(bnd, expect, "{policy}: runc's three capabilities in the bounding set");
-            }
-            None => println!(
-                "runc_spec_caps: network-host with runc's full spec skipped: mount cgroup EBUSY here (issue 11 item 6)"
-            ),
-        }
+        // network-host included: its sysfs and cgroup mounts become read-only
+        // binds of the host's (issue 11 item 6), so runc's full spec runs.
+        let plan = caps_as_planned(&dir, &pid, &["--policy", policy, "--bundle", "bundle"], None)
+            .unwrap_or_else(|| panic!("{policy}: runc's spec did not run"));
+        let bnd = mask(&plan.workload.capabilities.value.bounding);
+        let expect = if policy == "untrusted" { 0 } else { 0x2000_0420 };
+        assert_eq!(bnd, expect, "{policy}: runc's three capabilities in the bounding set");
     }
     // network-host without the cgroup mount: root in the caller's user
     // namespace holds its bounding set.

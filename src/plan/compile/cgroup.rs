@@ -226,6 +226,14 @@ pub(crate) fn cgroup(cx: &mut Cx) -> Result<Option<CgroupPlan>, CompileError> {
         pids,
     };
     if limits == CgroupLimits::default() {
+        // No cgroup is made, but a path that leaves the hierarchy is still
+        // refused: the spec is wrong either way.
+        if let Some(p) = cx.linux().and_then(|l| l.cgroups_path().clone()) {
+            let s = p.display().to_string();
+            if !s.contains(':') {
+                normalise_cgroup_path(&s)?;
+            }
+        }
         return Ok(None);
     }
     let path = match cx.linux().and_then(|l| l.cgroups_path().clone()) {
@@ -238,7 +246,7 @@ pub(crate) fn cgroup(cx: &mut Cx) -> Result<Option<CgroupPlan>, CompileError> {
                 .anchor(Anchor::spec("linux.cgroupsPath", "systemd slice:prefix:name form"))
                 .help("use a path like /mygroup/mycontainer, or drop linux.cgroupsPath to get sandboxctl/<id>"));
             }
-            Sourced::new(s.trim_start_matches('/').to_string(), Origin::spec("linux.cgroupsPath"))
+            Sourced::new(normalise_cgroup_path(&s)?, Origin::spec("linux.cgroupsPath"))
         }
         None => Sourced::new(
             format!("sandboxctl/{ID_PLACEHOLDER}"),
@@ -246,6 +254,43 @@ pub(crate) fn cgroup(cx: &mut Cx) -> Result<Option<CgroupPlan>, CompileError> {
         ),
     };
     layout(cx, path, limits)
+}
+
+/// The spec's cgroup path made relative to the hierarchy's root, lexically:
+/// empty and `.` components dropped, `..` taking back the one before it. A
+/// `..` above the root (which would make the launcher, as root, create
+/// directories anywhere on the host: `/../../../../tmp/x`) or a path that
+/// ends at the root itself is refused, here, before anything is done: apply
+/// only ever makes directories under a hierarchy's mount, so its errors say
+/// nothing about host paths.
+pub(crate) fn normalise_cgroup_path(s: &str) -> Result<String, CompileError> {
+    let refuse = |why: &'static str, label: &str| {
+        CompileError::new(K::CgroupPathOutside { path: s.into(), why })
+            .anchor(Anchor::spec("linux.cgroupsPath", label))
+            .help("name a path inside the cgroup hierarchy, like /mygroup/mycontainer, without `..` above its start")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for c in s.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(refuse(
+                        "leaves the cgroup hierarchy (`..` above its root)",
+                        "leaves the hierarchy",
+                    ));
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    if parts.is_empty() {
+        return Err(refuse(
+            "names the root of the cgroup hierarchy, not a cgroup of its own",
+            "the hierarchy's root",
+        ));
+    }
+    Ok(parts.join("/"))
 }
 
 /// One file to write: controller, v1 file, v2 file, value for each.
@@ -520,6 +565,28 @@ fn count_cpuset(s: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 10 item 8: `..` above the hierarchy's root is refused with the
+    /// spec's JSON path; harmless forms are normalised.
+    #[test]
+    fn cgroups_path_is_normalised_and_kept_inside() {
+        for (given, want) in [
+            ("/a/b", "a/b"),
+            ("a//b/./c/", "a/b/c"),
+            ("/a/../b", "b"),
+            ("/a/b/../../c", "c"),
+        ] {
+            assert_eq!(normalise_cgroup_path(given).unwrap(), want, "{given}");
+        }
+        for bad in ["/../../../../tmp/x/leaf", "..", "/a/../../b", "/", "", "/a/..", "./."] {
+            let e = normalise_cgroup_path(bad).unwrap_err();
+            assert!(matches!(e.kind, K::CgroupPathOutside { .. }), "{bad}: {e}");
+            assert!(
+                matches!(&e.anchors[0], Anchor::Spec { path, .. } if path == "linux.cgroupsPath"),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn cpuset_counts() {

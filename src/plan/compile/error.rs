@@ -208,6 +208,22 @@ pub enum CompileErrorKind {
         /// What.
         what: String,
     },
+    /// A spec namespace path of a kind the policy does not let specs join.
+    #[error("the spec asks to join the {kind} namespace {path}, but the policy does not let a spec join {kind} namespaces (namespaces.allow_join)")]
+    NsJoinNotAllowed {
+        /// The kind.
+        kind: String,
+        /// The path.
+        path: String,
+    },
+    /// A cgroup path that leaves the cgroup hierarchy (or names its root).
+    #[error("linux.cgroupsPath \"{path}\" {why}")]
+    CgroupPathOutside {
+        /// The path as the spec wrote it.
+        path: String,
+        /// Leaves the hierarchy, or is its root.
+        why: &'static str,
+    },
     /// A spec namespace path for a kind that cannot be joined here.
     #[error("conflicting settings: {what}")]
     Conflict {

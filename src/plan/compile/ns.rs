@@ -104,6 +104,7 @@ pub(crate) fn network(cx: &mut Cx) -> Result<Sourced<NetworkMode>, CompileError>
             }
             _ if cx.policy.network_allow_join.value => {
                 check_abs(path, &format!("linux.namespaces[{i}].path"))?;
+                check_join_allowed(cx, NsKind::Net, *i, path)?;
                 return Ok(Sourced::new(NetworkMode::Join(path.clone()), path_origin));
             }
             _ => {
@@ -277,6 +278,7 @@ fn user_host_network(cx: &mut Cx, spec_user: Option<(usize, Option<PathBuf>)>) -
     let (ns, maps) = match spec_user {
         Some((i, Some(path))) => {
             check_abs(&path, &format!("linux.namespaces[{i}].path"))?;
+            check_join_allowed(cx, NsKind::User, i, &path)?;
             let from = Origin::spec(format!("linux.namespaces[{i}].path"));
             (
                 Sourced::new(Namespace::Join(path), from.clone()),
@@ -393,6 +395,27 @@ fn not_joined(cx: &mut Cx, kind: &str, i: usize, path: &std::path::Path, why: &s
     });
 }
 
+/// The policy's ceiling on joining: a spec's path for namespace `kind` (at
+/// `linux.namespaces[i].path`) is joined only when `namespaces.allow_join`
+/// lists the kind.
+fn check_join_allowed(cx: &Cx, kind: NsKind, i: usize, path: &std::path::Path) -> Result<(), CompileError> {
+    let allow = &cx.policy.ns_allow_join;
+    if allow.value.contains(&kind) {
+        return Ok(());
+    }
+    Err(CompileError::new(K::NsJoinNotAllowed {
+        kind: kind.proc_name().into(),
+        path: path.display().to_string(),
+    })
+    .anchor(Anchor::spec(format!("linux.namespaces[{i}].path"), "asked to join"))
+    .anchor(Anchor::Policy(allow.at.clone(), "kinds a spec may join".into()))
+    .help(format!(
+        "add \"{}\" to namespaces.allow_join in the policy{} if specs may join such namespaces, or drop the path from the spec",
+        kind.name(),
+        if allow.at == At::Default { " (unset, it is [\"net\", \"user\"])" } else { "" }
+    )))
+}
+
 pub(crate) fn check_abs(p: &std::path::Path, path: &str) -> Result<(), CompileError> {
     if p.is_absolute() {
         Ok(())
@@ -422,14 +445,25 @@ pub(crate) fn namespaces(
         NetworkMode::Join(p) => Sourced::new(Namespace::Join(p.clone()), network.from.clone()),
         NetworkMode::None | NetworkMode::Loopback => Sourced::new(Namespace::New, network.from.clone()),
     };
-    let free = |cx: &Cx, kind: &'static str, oci: LinuxNamespaceType| -> Sourced<Namespace> {
+    let free = |cx: &Cx, kind: &'static str, oci: LinuxNamespaceType| -> Result<Sourced<Namespace>, CompileError> {
         if let Some((i, path)) = spec_ns(cx, oci) {
             return match path {
-                Some(p) => Sourced::new(Namespace::Join(p), Origin::spec(format!("linux.namespaces[{i}].path"))),
-                None => Sourced::new(Namespace::New, Origin::spec(format!("linux.namespaces[{i}]"))),
+                Some(p) => {
+                    check_abs(&p, &format!("linux.namespaces[{i}].path"))?;
+                    let k = if kind == "cgroup" { NsKind::Cgroup } else { NsKind::Time };
+                    check_join_allowed(cx, k, i, &p)?;
+                    Ok(Sourced::new(
+                        Namespace::Join(p),
+                        Origin::spec(format!("linux.namespaces[{i}].path")),
+                    ))
+                }
+                None => Ok(Sourced::new(
+                    Namespace::New,
+                    Origin::spec(format!("linux.namespaces[{i}]")),
+                )),
             };
         }
-        match cx.policy.namespaces.get(kind) {
+        Ok(match cx.policy.namespaces.get(kind) {
             Some(s) => Sourced::new(
                 if s.value == NsChoice::New {
                     Namespace::New
@@ -439,7 +473,7 @@ pub(crate) fn namespaces(
                 cx.at(&s.at),
             ),
             None => Sourced::new(Namespace::Host, Origin::Default),
-        }
+        })
     };
     // Spec paths for kinds the sandbox always makes anew are not joined.
     for (kind, name) in [
@@ -452,8 +486,8 @@ pub(crate) fn namespaces(
             not_joined(cx, name, i, &p, "the sandbox always makes its own", None);
         }
     }
-    let cgroup = free(cx, "cgroup", LinuxNamespaceType::Cgroup);
-    let time = free(cx, "time", LinuxNamespaceType::Time);
+    let cgroup = free(cx, "cgroup", LinuxNamespaceType::Cgroup)?;
+    let time = free(cx, "time", LinuxNamespaceType::Time)?;
     Ok(Namespaces {
         user: user.ns.clone(),
         pid,
