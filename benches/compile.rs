@@ -1,9 +1,15 @@
 //! Compile time of the podman-sized spec (its full default seccomp profile)
 //! under the untrusted policy, and of the runc default spec under the default
 //! policy: inputs loaded once, `compile` measured alone, then compile plus
-//! render to TOML. Run with `cargo bench --bench compile`.
+//! render to TOML. Run with `cargo bench --bench compile`. It allocates as
+//! the binary does (the same `#[global_allocator]`).
 
 use std::path::Path;
+
+/// The binary's allocator (src/main.rs, dlmalloc on every target), so the
+/// bench measures with it, not with the C library's malloc.
+#[global_allocator]
+static ALLOC: sandboxctl::alloc::Allocator = sandboxctl::alloc::Allocator::new();
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use sandboxctl::plan::{compile, render, CompileOptions};

@@ -413,10 +413,20 @@ pub fn did_you_mean(s: &Option<String>) -> String {
 /// be a likely typo.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let w = word.to_ascii_lowercase();
+    let w_len = w.chars().count();
     candidates
         .into_iter()
-        .map(|c| (edit_distance(&w, &c.to_ascii_lowercase()), c))
-        .filter(|(d, c)| *d <= (c.len().max(3) / 3).max(2))
+        .filter_map(|c| {
+            let limit = (c.len().max(3) / 3).max(2);
+            // The distance is at least the difference in length: a word far
+            // longer than every candidate (a fuzzer's 100 KiB name) costs
+            // nothing instead of a quadratic comparison with each.
+            if w_len.abs_diff(c.chars().count()) > limit {
+                return None;
+            }
+            let d = edit_distance(&w, &c.to_ascii_lowercase());
+            (d <= limit).then_some((d, c))
+        })
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
@@ -438,6 +448,18 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn closest_is_quick_on_huge_words() {
+        assert_eq!(closest("wirte", ["write", "read"]), Some("write"));
+        let huge = "x".repeat(1 << 20);
+        let t = std::time::Instant::now();
+        assert_eq!(
+            closest(&huge, crate::plan::syscalls_x86_64::SYSCALLS.iter().map(|(n, _)| *n)),
+            None
+        );
+        assert!(t.elapsed() < std::time::Duration::from_millis(100), "{:?}", t.elapsed());
+    }
 
     #[test]
     fn bytes_parse_and_print() {
@@ -565,5 +587,45 @@ mod serde_unknown_tests {
         assert_eq!(e, vec!["native", "kvm"]);
         assert_eq!(closest(&v, e.iter().map(String::as_str)), Some("kvm"));
         assert!(serde_unknown("invalid type: string", "field").is_none());
+    }
+}
+
+/// The largest input file sandboxctl reads (policy, spec, process, plan, host
+/// facts): 16 MiB, hundreds of times any real one (podman's spec with its
+/// whole seccomp profile is about 30 KiB). A bigger file, or an endless one
+/// such as `/dev/zero` named by `extends` or `--spec`, is refused instead of
+/// read until memory runs out.
+pub const MAX_INPUT: u64 = 16 << 20;
+
+/// Reads a whole input file as UTF-8 text, refusing one above [`MAX_INPUT`].
+pub fn read_input(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(MAX_INPUT + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!(
+                "larger than {} MiB, the most sandboxctl reads from an input file",
+                MAX_INPUT >> 20
+            ),
+        ));
+    }
+    // The error std's read_to_string gives for such text.
+    String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
+}
+
+#[cfg(test)]
+mod read_input_tests {
+    use super::*;
+
+    #[test]
+    fn endless_files_are_refused() {
+        let e = read_input(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("larger than 16 MiB"), "{e}");
+        let dir = std::env::temp_dir().join(format!("sbx-read-input-{}", std::process::id()));
+        std::fs::write(&dir, "a = 1\n").unwrap();
+        assert_eq!(read_input(&dir).unwrap(), "a = 1\n");
+        let _ = std::fs::remove_file(&dir);
     }
 }

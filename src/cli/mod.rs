@@ -243,7 +243,7 @@ pub fn load_host(path: Option<&Path>) -> Result<HostFacts, Failure> {
 /// off the stack of a launch that detects them).
 #[inline(never)]
 fn load_host_file(p: &Path) -> Result<HostFacts, Failure> {
-    let text = std::fs::read_to_string(p).map_err(|e| {
+    let text = crate::vocab::read_input(p).map_err(|e| {
         Failure::input(SourceDiag::plain(
             format!("reading host facts {}: {e}", p.display()),
             Some("`sandboxctl host > host.toml` writes this machine's facts".into()),

@@ -16,7 +16,7 @@ pub const EXIT_APPLY_FAILED: i32 = 125;
 /// Loads a plan file, with a located diagnostic when it is bad.
 #[inline(never)] // its parse's frame stays off the stack of a launch that compiles
 pub fn load_plan_file(path: &Path) -> Result<LaunchPlan, Failure> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::vocab::read_input(path)
         .map_err(|e| Failure::input(SourceDiag::plain(format!("reading plan {}: {e}", path.display()), None)))?;
     render::load(&text).map_err(|e| {
         let span = e.span(&text);

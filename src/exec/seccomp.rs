@@ -90,8 +90,11 @@ fn add(map: &mut RuleMap, always: &mut Vec<i64>, nr: i64, conds: &[ArgCond]) -> 
 /// when it is loaded (the constant-action cache), so load time grows with
 /// program length times path length.
 fn compile_set(nrs: &[i64], mismatch: SeccompAction, matched: SeccompAction) -> BpfProgram {
-    let ret_in = u32::from(action(matched));
-    let ret_out = u32::from(action(mismatch));
+    compile_set_rets(nrs, u32::from(action(matched)), u32::from(action(mismatch)))
+}
+
+/// [`compile_set`] with the two return values given as raw `SECCOMP_RET_*` words.
+fn compile_set_rets(nrs: &[i64], ret_in: u32, ret_out: u32) -> BpfProgram {
     // Flip points: n is in the set iff an odd number of flips are <= n.
     let mut sorted: Vec<u32> = nrs.iter().filter_map(|n| u32::try_from(*n).ok()).collect();
     sorted.sort_unstable();
@@ -151,13 +154,34 @@ fn search_tree(flips: &[u32], inside: bool, rets: (u32, u32), out: &mut Vec<secc
     search_tree(&flips[mid + 1..], inside ^ (mid % 2 == 0), rets, out);
 }
 
-/// seccompiler for maps with argument conditions, [`compile_set`] otherwise.
+/// [`compile_set`] for the syscalls without argument conditions, seccompiler
+/// for those with: the tree returns `matched` for an unconditional number and
+/// sends every other number on to seccompiler's program for the conditional
+/// ones (which returns `mismatch` for numbers it does not name). A built-in
+/// allow-list of some 280 calls with a handful of conditional ones thus costs
+/// a short tree walk per call, not seccompiler's test per syscall.
 fn compile(map: RuleMap, mismatch: SeccompAction, matched: SeccompAction) -> Result<BpfProgram, String> {
-    if map.values().all(|rules| rules.is_empty()) {
-        let nrs: Vec<i64> = map.keys().copied().collect();
-        return Ok(compile_set(&nrs, mismatch, matched));
+    let always: Vec<i64> = map.iter().filter(|(_, r)| r.is_empty()).map(|(n, _)| *n).collect();
+    if always.len() == map.len() {
+        return Ok(compile_set(&always, mismatch, matched));
     }
-    compile_seccompiler(map, mismatch, matched)
+    if always.is_empty() {
+        return compile_seccompiler(map, mismatch, matched);
+    }
+    let conditional: RuleMap = map.into_iter().filter(|(_, r)| !r.is_empty()).collect();
+    let rest = compile_seccompiler(conditional, mismatch, matched)?;
+    let ret_in = u32::from(action(matched));
+    // A return value the tree uses for "not in the set", replaced by a jump.
+    let next = if ret_in == u32::MAX { u32::MAX - 1 } else { u32::MAX };
+    let mut prog = compile_set_rets(&always, ret_in, next);
+    let len = prog.len();
+    for (pc, i) in prog.iter_mut().enumerate() {
+        if i.code == RET_K && i.k == next {
+            *i = ins(JA, 0, 0, (len - pc - 1) as u32);
+        }
+    }
+    prog.extend(rest);
+    Ok(prog)
 }
 
 fn compile_seccompiler(map: RuleMap, mismatch: SeccompAction, matched: SeccompAction) -> Result<BpfProgram, String> {
@@ -611,6 +635,74 @@ mod tests {
         }
     }
 
+    /// Maps mixing unconditional and conditional entries: the tree plus
+    /// seccompiler's part decide every number and argument as seccompiler
+    /// alone does.
+    #[test]
+    fn mixed_maps_decide_as_seccompiler_does() {
+        let cond = |index: u8, op: CmpOp, value: u64, value_two: Option<u64>| ArgCond {
+            index,
+            op,
+            value,
+            value_two,
+        };
+        let conds: Vec<(i64, Vec<ArgCond>)> = vec![
+            (56, vec![cond(0, CmpOp::MaskedEq, 0x7e02_0080, Some(0))]),
+            (135, vec![cond(0, CmpOp::Eq, 8, None)]),
+            (135, vec![cond(0, CmpOp::Eq, 0xffff_ffff, None)]),
+            (
+                41,
+                vec![cond(0, CmpOp::Eq, 2, None), cond(1, CmpOp::MaskedEq, 0xf, Some(1))],
+            ),
+            (400, vec![cond(2, CmpOp::Gt, 10, None)]),
+        ];
+        let always: Vec<i64> = (0..462)
+            .filter(|n| n % 5 != 1 && ![56, 135, 41, 400].contains(n))
+            .collect();
+        let build = || -> RuleMap {
+            let mut m: RuleMap = always.iter().map(|n| (*n, Vec::new())).collect();
+            for (nr, c) in &conds {
+                m.entry(*nr)
+                    .or_default()
+                    .push(SeccompRule::new(c.iter().map(|c| condition(c).unwrap()).collect()).unwrap());
+            }
+            m
+        };
+        let probes: Vec<[u64; 6]> = vec![
+            [0; 6],
+            [8, 0, 0, 0, 0, 0],
+            [0xffff_ffff, 0, 0, 0, 0, 0],
+            [0x1000_0000 | 17, 0, 0, 0, 0, 0],
+            [2, 1, 0, 0, 0, 0],
+            [2, 3, 0, 0, 0, 0],
+            [0, 0, 11, 0, 0, 0],
+        ];
+        for (miss, hit) in [
+            (SeccompAction::Errno(1), SeccompAction::Allow),
+            (SeccompAction::Allow, SeccompAction::Errno(38)),
+        ] {
+            let ours = compile(build(), miss, hit).unwrap();
+            let theirs = compile_seccompiler(build(), miss, hit).unwrap();
+            assert!(
+                ours.len() < theirs.len(),
+                "{} instructions, seccompiler {}",
+                ours.len(),
+                theirs.len()
+            );
+            for nr in (0..470u32).chain([0x4000_0000, u32::MAX]) {
+                for arch in [AUDIT_ARCH_X86_64, 0x4000_0003] {
+                    for args in &probes {
+                        assert_eq!(
+                            run_args(&ours, arch, nr, args),
+                            run_args(&theirs, arch, nr, args),
+                            "nr {nr} arch {arch:#x} args {args:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     fn rule(action: SeccompAction, syscalls: &[&str], args: Vec<ArgCond>) -> PlanRule {
         PlanRule {
             action,
@@ -740,6 +832,144 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The built-in policies' filters, as compiled for the embedded spec and
+    /// prepared for loading, decide the escape attempts of issue 14 as their
+    /// comments say: one BPF program, run here call by call.
+    #[test]
+    fn builtin_policies_refuse_the_escape_calls() {
+        const EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        const ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+        const KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
+        let host: crate::host::HostFacts =
+            toml::from_str(include_str!("../../tests/golden/hosts/hybrid-root.toml")).unwrap();
+        let spec = crate::spec::builtin(&["/bin/sh".to_string()]);
+        let nr = |n: &str| syscall_number(n).unwrap() as u32;
+        let a0 = |v: u64| [v, 0, 0, 0, 0, 0];
+        let a01 = |v: u64, w: u64| [v, w, 0, 0, 0, 0];
+        for policy in ["default", "untrusted"] {
+            let p = crate::policy::load(
+                &[crate::policy::PolicyRef::Builtin(policy.into())],
+                std::path::Path::new("/"),
+            )
+            .unwrap();
+            let plan = crate::plan::compile(&p, &spec, &host, &Default::default())
+                .unwrap()
+                .plan;
+            let prepared = prepare(plan.workload.seccomp.as_ref().expect("a filter")).unwrap();
+            assert_eq!(prepared.len(), 1, "{policy}: one program");
+            let prog = &prepared[0].program;
+            println!("{policy}: {} instructions: {}", prog.len(), prepared[0].describe);
+            let run = |name: &str, args: [u64; 6]| run_args(prog, AUDIT_ARCH_X86_64, nr(name), &args);
+            let ns_flags = [
+                libc::CLONE_NEWUSER,
+                libc::CLONE_NEWNS,
+                libc::CLONE_NEWNET,
+                libc::CLONE_NEWPID,
+                libc::CLONE_NEWIPC,
+                libc::CLONE_NEWUTS,
+                libc::CLONE_NEWCGROUP,
+                0x80, // CLONE_NEWTIME
+            ];
+            let fork_flags = (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD) as u64;
+            assert_eq!(run("clone", a0(fork_flags)), ALLOW, "{policy}: fork through clone");
+            for f in ns_flags {
+                assert_eq!(run("clone", a0(fork_flags | f as u64)), EPERM, "{policy}: clone {f:#x}");
+                assert_eq!(run("unshare", a0(f as u64)), EPERM, "{policy}: unshare {f:#x}");
+            }
+            assert_eq!(run("clone3", a0(0)), ENOSYS, "{policy}: clone3");
+            for name in [
+                "setns",
+                "mount",
+                "umount2",
+                "fsopen",
+                "open_tree",
+                "move_mount",
+                "keyctl",
+                "add_key",
+                "request_key",
+                "io_uring_setup",
+                "io_uring_enter",
+                "bpf",
+                "perf_event_open",
+                "userfaultfd",
+                "ptrace",
+                "process_vm_readv",
+                "open_by_handle_at",
+                "kexec_load",
+                "init_module",
+                "finit_module",
+                "swapon",
+                "sethostname",
+                "settimeofday",
+                "clock_settime",
+                "pivot_root",
+                "reboot",
+                "syslog",
+                "iopl",
+                "modify_ldt",
+                "adjtimex",
+            ] {
+                assert_eq!(run(name, a0(0)), EPERM, "{policy}: {name}");
+            }
+            // personality: READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE refused everywhere.
+            assert_eq!(run("personality", a0(0x0400000)), EPERM, "{policy}");
+            assert_eq!(run("personality", a0(0x0040000)), EPERM, "{policy}");
+            // socket: vsock, packet, raw, netfilter netlink refused everywhere.
+            let (af_inet, af_netlink, af_packet, af_vsock) = (2, 16, 17, 40);
+            assert_eq!(run("socket", a01(af_vsock, 1)), EPERM, "{policy}: vsock");
+            assert_eq!(run("socket", a01(af_packet, 3)), EPERM, "{policy}: packet");
+            assert_eq!(run("socket", a01(af_inet, 3)), EPERM, "{policy}: raw");
+            assert_eq!(run("socket", a01(af_inet, 10)), EPERM, "{policy}: SOCK_PACKET");
+            assert_eq!(
+                run("socket", [af_netlink, 3, 12, 0, 0, 0]),
+                EPERM,
+                "{policy}: netfilter"
+            );
+            // mknod of a character device (S_IFCHR).
+            assert_eq!(run("mknod", [0, 0o020666, 0x0101, 0, 0, 0]), EPERM, "{policy}");
+            assert_eq!(run("mknodat", [0, 0, 0o020666, 0x0101, 0, 0]), EPERM, "{policy}");
+            // TIOCSTI, also with garbage in the ignored upper half.
+            assert_eq!(run("ioctl", a01(0, 0x5412)), EPERM, "{policy}: TIOCSTI");
+            assert_eq!(run("ioctl", a01(0, 0x1_0000_5412)), EPERM, "{policy}: TIOCSTI high");
+            assert_eq!(run("ioctl", a01(0, 0x541c)), EPERM, "{policy}: TIOCLINUX");
+            assert_eq!(run("ioctl", a01(0, 0x5401)), ALLOW, "{policy}: TCGETS");
+            // Everyday calls pass.
+            for name in ["read", "write", "execve", "wait4", "exit_group", "mmap", "openat"] {
+                assert_eq!(run(name, a0(0)), ALLOW, "{policy}: {name}");
+            }
+            // x32 numbers (bit 30) and other architectures are killed.
+            assert_eq!(
+                run_args(prog, AUDIT_ARCH_X86_64, 0x4000_0000, &a0(0)),
+                KILL,
+                "{policy}: x32 read"
+            );
+            assert_eq!(
+                run_args(prog, AUDIT_ARCH_X86_64, 0x4000_0000 + 56, &a0(0)),
+                KILL,
+                "{policy}: x32 clone"
+            );
+            assert_eq!(run_args(prog, 0x4000_0003, 0, &a0(0)), KILL, "{policy}: i386");
+            // What default allows and untrusted closes.
+            let loose = if policy == "default" { ALLOW } else { EPERM };
+            assert_eq!(
+                run("socket", a01(af_inet, 1 | libc::SOCK_CLOEXEC as u64)),
+                loose,
+                "{policy}: tcp"
+            );
+            assert_eq!(run("socket", a01(1, 1)), loose, "{policy}: unix");
+            assert_eq!(run("socket", [af_netlink, 3, 0, 0, 0, 0]), loose, "{policy}: rtnetlink");
+            assert_eq!(
+                run("personality", a0(0xffff_ffff)),
+                loose,
+                "{policy}: personality query"
+            );
+            assert_eq!(run("mknod", [0, 0o010644, 0, 0, 0, 0]), loose, "{policy}: fifo");
+            assert_eq!(run("chroot", a0(0)), loose, "{policy}: chroot");
+            assert_eq!(run("setuid", a0(0)), loose, "{policy}: setuid");
         }
     }
 

@@ -638,7 +638,12 @@ pub fn text(p: &LaunchPlan) -> String {
     }
     if let Some(sc) = &wl.seccomp {
         w.row("", seccomp_summary(sc), &sc.default_action.from);
-        for r in sc.rules.iter().filter(|r| r.action != SeccompAction::Allow) {
+        // Unconditional allow rules are counted in the summary; every other rule gets a line.
+        for r in sc
+            .rules
+            .iter()
+            .filter(|r| r.action != SeccompAction::Allow || !r.args.is_empty())
+        {
             let mut names = r.syscalls.iter().take(6).cloned().collect::<Vec<_>>().join(" ");
             if r.syscalls.len() > 6 {
                 let _ = write!(names, " …+{}", r.syscalls.len() - 6);
@@ -646,7 +651,7 @@ pub fn text(p: &LaunchPlan) -> String {
             let cond = if r.args.is_empty() {
                 String::new()
             } else {
-                format!(" if {} arg conditions", r.args.len())
+                format!(" if {}", super::diff::compare::show_conds(&r.args))
             };
             w.row("", format!("  {} {names}{cond}", action_str(&r.action)), &r.from);
         }

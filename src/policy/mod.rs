@@ -19,7 +19,7 @@ pub use raw::{
 };
 pub use resolve::load;
 
-use crate::plan::SeccompAction;
+use crate::plan::{ArgCond, SeccompAction};
 use crate::vocab::{Bytes, Cap, Origin, RlimitKind};
 
 /// The policies shipped in `policies/`, by name.
@@ -154,6 +154,8 @@ pub struct Policy {
     pub seccomp_allow: Setting<Vec<Setting<String>>>,
     /// Always-denied syscalls.
     pub seccomp_deny: Setting<Vec<Setting<String>>>,
+    /// Policy filter rules with actions and argument conditions, each located.
+    pub seccomp_rules: Setting<Vec<Setting<PolicySeccompRule>>>,
     /// rlimits imposed (ceilings and defaults).
     pub rlimits: BTreeMap<RlimitKind, Setting<(u64, u64)>>,
     /// Log file.
@@ -164,6 +166,19 @@ pub struct Policy {
     pub user_log: Option<Setting<PathBuf>>,
     /// Fds passed on to the workload.
     pub pass_fds: Setting<BTreeSet<PassFd>>,
+}
+
+/// A resolved `[[seccomp.rules]]` entry, checked: known syscalls, a valid
+/// action, argument indexes 0–5, a mask exactly with `masked_eq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySeccompRule {
+    /// Action when matched.
+    pub action: SeccompAction,
+    /// x86_64 syscall names.
+    pub syscalls: Vec<String>,
+    /// Conditions, all of which must hold (as the plan writes them: for
+    /// `masked_eq`, `value` is the mask and `value_two` the expected value).
+    pub args: Vec<ArgCond>,
 }
 
 impl Policy {

@@ -366,6 +366,44 @@ pub struct RawSeccomp {
     /// Syscalls always refused with EPERM, whichever filter is used.
     #[schemars(with = "Option<Vec<String>>")]
     pub deny: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Rules of the policy's filter with an action and argument conditions
+    /// (`[[seccomp.rules]]`), after the `allow` list: a syscall gets the
+    /// strictest action among the rules that match it, else `default_action`.
+    #[schemars(with = "Option<Vec<RawSeccompRule>>")]
+    pub rules: Option<Spanned<Vec<Spanned<RawSeccompRule>>>>,
+}
+
+/// One `[[seccomp.rules]]` entry: these syscalls, when every condition holds,
+/// get this action.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSeccompRule {
+    /// `allow`, `errno:NAME`, `kill_process`, `kill_thread`, `trap` or `log`
+    /// (as `default_action`).
+    #[schemars(with = "String")]
+    pub action: Spanned<String>,
+    /// x86_64 syscall names.
+    #[schemars(with = "Vec<String>")]
+    pub syscalls: Vec<Spanned<String>>,
+    /// Conditions on the arguments, all of which must hold (none: always).
+    #[serde(default)]
+    pub args: Vec<RawArgCond>,
+}
+
+/// A condition on one syscall argument: `arg[index] OP value`, or for
+/// `masked_eq`, `arg[index] & mask == value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawArgCond {
+    /// Argument index, 0–5.
+    pub index: u8,
+    /// `eq`, `ne`, `lt`, `le`, `gt`, `ge` or `masked_eq` (unsigned 64-bit comparisons).
+    pub op: crate::plan::CmpOp,
+    /// The value compared with (after masking, for `masked_eq`).
+    pub value: u64,
+    /// The mask, for `masked_eq` only.
+    #[serde(default)]
+    pub mask: Option<u64>,
 }
 
 /// Where the filter comes from.

@@ -10,9 +10,9 @@ use toml::Spanned;
 
 use super::error::{PolicyError, PolicyErrorKind as K};
 use super::raw::*;
-use super::{At, Loc, Policy, PolicyRef, Setting, Source, BUILTIN};
+use super::{At, Loc, Policy, PolicyRef, PolicySeccompRule, Setting, Source, BUILTIN};
 use crate::plan::syscalls::{errno_by_name, syscall_nr};
-use crate::plan::SeccompAction;
+use crate::plan::{ArgCond, CmpOp, SeccompAction};
 use crate::vocab::{closest, serde_name, Cap, RlimitKind};
 
 /// Loads and resolves the policies named on the command line, in order (later
@@ -98,7 +98,7 @@ fn read(r: &PolicyRef, base: &Path, from: Option<(&Source, &Spanned<String>)>) -
             dir: None,
             text: text.clone(),
         }),
-        PolicyRef::File(path) => match std::fs::read_to_string(base.join(path)) {
+        PolicyRef::File(path) => match crate::vocab::read_input(&base.join(path)) {
             Ok(text) => Ok(Source {
                 name: path.display().to_string(),
                 dir: Some(path.parent().map(Path::to_path_buf).unwrap_or_default()),
@@ -310,19 +310,9 @@ fn merge(layers: Vec<(Source, RawPolicy)>) -> Result<Policy, PolicyError> {
         .pick_list(|r| r.seccomp.deny.as_ref())
         .unwrap_or_else(|| Setting::default_value(vec![]));
     for s in seccomp_allow.value.iter().chain(&seccomp_deny.value) {
-        if syscall_nr(&s.value).is_none() {
-            let suggestion =
-                closest(&s.value, crate::plan::syscalls_x86_64::SYSCALLS.iter().map(|(n, _)| *n)).map(str::to_string);
-            return Err(l.err(
-                K::Syscall {
-                    name: s.value.clone(),
-                    suggestion,
-                },
-                &s.at,
-                "unknown system call",
-            ));
-        }
+        check_syscall(&l, &s.value, &s.at)?;
     }
+    let seccomp_rules = seccomp_rules(&l)?;
 
     let pass_fds = match l.pick_list(|r| r.workload.pass_fds.as_ref()) {
         None => Setting::default_value(BTreeSet::new()),
@@ -374,6 +364,7 @@ fn merge(layers: Vec<(Source, RawPolicy)>) -> Result<Policy, PolicyError> {
         seccomp_default,
         seccomp_allow,
         seccomp_deny,
+        seccomp_rules,
         rlimits,
         log: l.pick(|r| r.logs.log.as_ref()),
         debug_log: l.pick(|r| r.logs.debug_log.as_ref()),
@@ -388,6 +379,97 @@ fn merge(layers: Vec<(Source, RawPolicy)>) -> Result<Policy, PolicyError> {
     };
     validate(&l, &policy)?;
     Ok(policy)
+}
+
+fn check_syscall(l: &Layers, name: &str, at: &At) -> Result<(), PolicyError> {
+    if syscall_nr(name).is_some() {
+        return Ok(());
+    }
+    let suggestion = closest(name, crate::plan::syscalls_x86_64::SYSCALLS.iter().map(|(n, _)| *n)).map(str::to_string);
+    Err(l.err(
+        K::Syscall {
+            name: name.to_string(),
+            suggestion,
+        },
+        at,
+        "unknown system call",
+    ))
+}
+
+/// The most derived `[[seccomp.rules]]` list, each rule checked and located.
+fn seccomp_rules(l: &Layers) -> Result<Setting<Vec<Setting<PolicySeccompRule>>>, PolicyError> {
+    let Some((i, list)) = l
+        .raws
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, raw)| raw.seccomp.rules.as_ref().map(|r| (i, r)))
+    else {
+        return Ok(Setting::default_value(vec![]));
+    };
+    let mut rules = Vec::with_capacity(list.get_ref().len());
+    for rule in list.get_ref() {
+        let at = l.loc(i, rule.span());
+        let raw = rule.get_ref();
+        let action = parse_action(raw.action.get_ref()).ok_or_else(|| {
+            l.err(
+                K::SeccompAction(raw.action.get_ref().clone()),
+                &l.loc(i, raw.action.span()),
+                "bad action",
+            )
+        })?;
+        if raw.syscalls.is_empty() {
+            return Err(l.err(
+                K::Range {
+                    what: "a seccomp rule must name at least one syscall".into(),
+                },
+                &at,
+                "empty `syscalls`",
+            ));
+        }
+        for s in &raw.syscalls {
+            check_syscall(l, s.get_ref(), &l.loc(i, s.span()))?;
+        }
+        let mut args = Vec::with_capacity(raw.args.len());
+        for a in &raw.args {
+            let bad = |what: String| l.err(K::Range { what }, &at, "bad argument condition");
+            if a.index > 5 {
+                return Err(bad(format!(
+                    "seccomp argument index {} (syscalls have 6 arguments, 0–5)",
+                    a.index
+                )));
+            }
+            let (value, value_two) = match (a.op, a.mask) {
+                (CmpOp::MaskedEq, Some(mask)) => (mask, Some(a.value)),
+                (CmpOp::MaskedEq, None) => return Err(bad("op \"masked_eq\" needs a `mask`".into())),
+                (op, Some(_)) => {
+                    return Err(bad(format!(
+                        "`mask` is only for op \"masked_eq\", not \"{}\"",
+                        serde_name(&op)
+                    )))
+                }
+                (_, None) => (a.value, None),
+            };
+            args.push(ArgCond {
+                index: a.index,
+                op: a.op,
+                value,
+                value_two,
+            });
+        }
+        rules.push(Setting {
+            value: PolicySeccompRule {
+                action,
+                syscalls: raw.syscalls.iter().map(|s| s.get_ref().clone()).collect(),
+                args,
+            },
+            at,
+        });
+    }
+    Ok(Setting {
+        value: rules,
+        at: l.loc(i, list.span()),
+    })
 }
 
 /// Parses `allow`, `errno:EPERM`, `errno:1`, `kill_process`, `kill_thread`, `trap`, `log`.
@@ -585,4 +667,63 @@ fn check_limits(l: &Layers, p: &Policy) -> Result<(), PolicyError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Policy, PolicyError> {
+        load(
+            &[PolicyRef::Text {
+                name: "t.toml".into(),
+                text: text.into(),
+            }],
+            Path::new("/"),
+        )
+    }
+
+    #[test]
+    fn seccomp_rules_are_checked_and_located() {
+        let p = load_text(
+            "[seccomp]\nallow = [\"read\"]\n\n[[seccomp.rules]]\naction = \"errno:ENOSYS\"\nsyscalls = [\"clone3\"]\n\n\
+             [[seccomp.rules]]\naction = \"allow\"\nsyscalls = [\"clone\"]\n\
+             args = [{ index = 0, op = \"masked_eq\", mask = 0x7E020080, value = 0 }]\n",
+        )
+        .unwrap();
+        let rules = &p.seccomp_rules.value;
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].value.action, SeccompAction::Errno(38));
+        assert_eq!(
+            p.loc_origin(match &rules[1].at {
+                At::File(l) => l,
+                At::Default => panic!("located"),
+            })
+            .to_string(),
+            "policy:t.toml:8"
+        );
+        assert_eq!(
+            rules[1].value.args,
+            [ArgCond {
+                index: 0,
+                op: CmpOp::MaskedEq,
+                value: 0x7E02_0080,
+                value_two: Some(0)
+            }]
+        );
+        let bad = |body: &str| {
+            load_text(&format!("[[seccomp.rules]]\n{body}\n"))
+                .unwrap_err()
+                .kind
+                .to_string()
+        };
+        assert!(bad("action = \"allow\"\nsyscalls = [\"clonee\"]").contains("did you mean \"clone\""));
+        assert!(bad("action = \"permit\"\nsyscalls = [\"clone\"]").contains("bad seccomp action"));
+        assert!(bad("action = \"allow\"\nsyscalls = []").contains("at least one syscall"));
+        let cond = |c: &str| bad(&format!("action = \"allow\"\nsyscalls = [\"clone\"]\nargs = [{c}]"));
+        assert!(cond("{ index = 6, op = \"eq\", value = 0 }").contains("index 6"));
+        assert!(cond("{ index = 0, op = \"masked_eq\", value = 0 }").contains("needs a `mask`"));
+        assert!(cond("{ index = 0, op = \"eq\", mask = 1, value = 0 }").contains("only for op"));
+        assert!(cond("{ index = 0, op = \"like\", value = 0 }").contains("unknown variant"));
+    }
 }

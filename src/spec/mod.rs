@@ -163,7 +163,7 @@ pub fn load_process(path: &Path, base: &Path) -> Result<(String, String, Process
 /// Reads `base/path` and parses it; returns the name shown (the path as
 /// given), the text and the value.
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, base: &Path) -> Result<(String, String, T), SpecError> {
-    let text = std::fs::read_to_string(base.join(path)).map_err(|error| SpecError::Read {
+    let text = crate::vocab::read_input(&base.join(path)).map_err(|error| SpecError::Read {
         path: path.display().to_string(),
         error,
         hint: None,

@@ -20,7 +20,7 @@ pub(crate) fn seccomp(cx: &mut Cx) -> Result<Option<Seccomp>, CompileError> {
     let mut filter = match (source, spec_filter) {
         (SeccompSource::Spec, Some(f)) => Some(from_spec(f)?),
         // With `source = "spec"`, the policy's filter stands in only when it allows something.
-        (SeccompSource::Spec, None) if !cx.policy.seccomp_allow.value.is_empty() => Some(from_policy(cx)),
+        (SeccompSource::Spec, None) if has_policy_filter(cx) => Some(from_policy(cx)),
         (SeccompSource::Spec, None) => None,
         (SeccompSource::Policy, _) => Some(from_policy(cx)),
         (SeccompSource::None, _) => None,
@@ -60,17 +60,36 @@ fn resolve(mut f: Seccomp) -> Seccomp {
     f
 }
 
+/// The policy has a filter of its own: an allow list or rules.
+fn has_policy_filter(cx: &Cx) -> bool {
+    !cx.policy.seccomp_allow.value.is_empty() || !cx.policy.seccomp_rules.value.is_empty()
+}
+
+/// The policy's filter: its allow list as one rule, then each
+/// `[[seccomp.rules]]` entry as a rule of its own, located at its line.
 fn from_policy(cx: &Cx) -> Seccomp {
     let p = cx.policy;
-    Seccomp {
-        default_action: Sourced::new(p.seccomp_default.value, p.origin(&p.seccomp_default.at)),
-        architectures: vec!["x86_64".into()],
-        rules: vec![SeccompRule {
+    let mut rules = Vec::with_capacity(1 + p.seccomp_rules.value.len());
+    if !p.seccomp_allow.value.is_empty() {
+        rules.push(SeccompRule {
             action: SeccompAction::Allow,
             syscalls: p.seccomp_allow.value.iter().map(|s| s.value.clone()).collect(),
             args: vec![],
             from: p.origin(&p.seccomp_allow.at),
-        }],
+        });
+    }
+    for r in &p.seccomp_rules.value {
+        rules.push(SeccompRule {
+            action: r.value.action,
+            syscalls: r.value.syscalls.clone(),
+            args: r.value.args.clone(),
+            from: p.origin(&r.at),
+        });
+    }
+    Seccomp {
+        default_action: Sourced::new(p.seccomp_default.value, p.origin(&p.seccomp_default.at)),
+        architectures: vec!["x86_64".into()],
+        rules,
         unknown_syscalls: vec![],
     }
 }

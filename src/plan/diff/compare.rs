@@ -1484,7 +1484,9 @@ fn show_action(a: &SeccompAction) -> String {
     }
 }
 
-fn show_conds(conds: &[ArgCond]) -> String {
+/// `arg0 & 0x7e020080 == 0x0 && arg1 == 0x2`: a rule's conditions, as the
+/// diff and the text plan show them.
+pub(crate) fn show_conds(conds: &[ArgCond]) -> String {
     conds
         .iter()
         .map(|c| {

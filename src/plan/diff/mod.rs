@@ -11,7 +11,7 @@
 //! pinned plan hash is not silently invalidated). Renderings live in
 //! [`render`]; the exit status for CI is [`PlanDiff::exit_code`].
 
-mod compare;
+pub(crate) mod compare;
 pub mod examples;
 pub mod render;
 

@@ -1,0 +1,212 @@
+//! Load (issue 14): many launches of the real binary in a row and several at
+//! a time, each through `sandboxctl apply --policy untrusted --id ID --
+//! /bin/true` (the embedded spec: a cgroup with limits, every namespace, the
+//! built-in seccomp filter); every launch must succeed and leave no cgroup
+//! directory, no state file and no process behind.
+//!
+//! A plain `main` (harness = false), privileged: run it under the machine
+//! lock (`flock /tmp/sandboxctl-priv.lock cargo test --features
+//! fault-injection --test load`). Skipped when not root. Counts:
+//! `SANDBOXCTL_LOAD_SERIAL` (default 1000) launches in a row, then
+//! `SANDBOXCTL_LOAD_PARALLEL` (default 200) with `SANDBOXCTL_LOAD_JOBS`
+//! (default 6) at a time. Then a fork bomb (stopped at the pids limit while
+//! another sandbox and the host keep working) and a memory hog (killed in its
+//! cgroup; apply exits 137).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// One launch; Err names what went wrong.
+fn launch(id: &str) -> Result<(), String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
+        .args(["apply", "--policy", "untrusted", "--id", id, "--", "/bin/true"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "{id}: exit {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// What sandboxes whose id starts with `prefix` left on the host.
+fn leftovers(prefix: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    let mut dirs: Vec<String> = ["memory", "pids", "cpu", "cpuset", "unified"]
+        .iter()
+        .map(|c| format!("/sys/fs/cgroup/{c}/sandboxctl"))
+        .collect();
+    dirs.push("/sys/fs/cgroup/sandboxctl".into());
+    dirs.push("/run/sandboxctl".into());
+    for d in dirs {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(prefix) {
+                    left.push(e.path().display().to_string());
+                }
+            }
+        }
+    }
+    left
+}
+
+fn main() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("load: skipped: needs root (run as root on this machine)");
+        return;
+    }
+    if !Path::new("/bin/true").exists() {
+        println!("load: skipped: no /bin/true");
+        return;
+    }
+    let prefix = format!("ld{}-", std::process::id());
+    let (serial, parallel, jobs) = (
+        env("SANDBOXCTL_LOAD_SERIAL", 1000),
+        env("SANDBOXCTL_LOAD_PARALLEL", 200),
+        env("SANDBOXCTL_LOAD_JOBS", 6).max(1),
+    );
+    let mut failed = Vec::new();
+
+    let t = Instant::now();
+    let errors: Vec<String> = (0..serial)
+        .filter_map(|i| launch(&format!("{prefix}s{i}")).err())
+        .collect();
+    let left = leftovers(&prefix);
+    println!(
+        "test serial ({serial} launches in a row) ... {} ({:.1} s, {:.1} ms each)",
+        if errors.is_empty() && left.is_empty() {
+            "ok"
+        } else {
+            "FAILED"
+        },
+        t.elapsed().as_secs_f64(),
+        t.elapsed().as_secs_f64() * 1000.0 / serial.max(1) as f64
+    );
+    if !errors.is_empty() || !left.is_empty() {
+        println!(
+            "  {} failed, first: {:?}; left behind: {:?}",
+            errors.len(),
+            errors.first(),
+            left
+        );
+        failed.push("serial");
+    }
+
+    let t = Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= parallel {
+                    return;
+                }
+                if let Err(e) = launch(&format!("{prefix}p{i}")) {
+                    errors.lock().unwrap().push(e);
+                }
+            });
+        }
+    });
+    let errors = errors.into_inner().unwrap();
+    let left = leftovers(&prefix);
+    println!(
+        "test parallel ({parallel} launches, {jobs} at a time) ... {} ({:.1} s)",
+        if errors.is_empty() && left.is_empty() {
+            "ok"
+        } else {
+            "FAILED"
+        },
+        t.elapsed().as_secs_f64()
+    );
+    if !errors.is_empty() || !left.is_empty() {
+        println!(
+            "  {} failed, first: {:?}; left behind: {:?}",
+            errors.len(),
+            errors.first(),
+            left
+        );
+        failed.push("parallel");
+    }
+
+    // A fork bomb stops at its pids limit (untrusted: 128) while another
+    // sandbox and the host keep working.
+    let bomb_id = format!("{prefix}bomb");
+    let bomb = Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
+        .args([
+            "apply",
+            "--policy",
+            "untrusted",
+            "--id",
+            &bomb_id,
+            "--",
+            "/bin/sh",
+            "-c",
+        ])
+        .arg("i=0; while [ $i -lt 400 ]; do sleep 2 & i=$((i+1)); done; wait")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let other = launch(&format!("{prefix}beside"));
+    let host_ok = Command::new("/bin/true").status().map(|s| s.success()).unwrap_or(false);
+    let out = bomb.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stopped = err.to_lowercase().contains("fork");
+    let left = leftovers(&prefix);
+    let ok = other.is_ok() && host_ok && stopped && left.is_empty();
+    println!("test fork_bomb ... {}", if ok { "ok" } else { "FAILED" });
+    if !ok {
+        println!(
+            "  beside: {other:?}; host fork: {host_ok}; bomb stopped at the limit: {stopped} ({}); left: {left:?}",
+            err.lines().next().unwrap_or("")
+        );
+        failed.push("fork_bomb");
+    }
+
+    // A memory hog is killed inside its cgroup (untrusted: 256 MiB) and
+    // apply says so by its status (128 + SIGKILL).
+    let out = Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
+        .args([
+            "apply",
+            "--policy",
+            "untrusted",
+            "--id",
+            &format!("{prefix}hog"),
+            "--",
+            "/usr/bin/tail",
+            "/dev/zero",
+        ])
+        .output()
+        .unwrap();
+    let left = leftovers(&prefix);
+    let ok = out.status.code() == Some(137) && left.is_empty();
+    println!(
+        "test memory_hog ... {} (exit {:?}{})",
+        if ok { "ok" } else { "FAILED" },
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(|l| format!("; {l}"))
+            .collect::<String>()
+    );
+    if !ok {
+        println!("  left: {left:?}");
+        failed.push("memory_hog");
+    }
+
+    println!("load: {} passed, {} failed", 4 - failed.len(), failed.len());
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+}
