@@ -54,13 +54,8 @@ fn main() {
     // Attempts whose fix is on another engineer's branch: their failure is
     // printed loudly but does not fail the run. Remove an entry once the fix
     // is merged (a pending attempt that passes says so).
-    const PENDING: &[(&str, &str)] = &[(
-        "rootfs_swapped_for_symlink",
-        "apply follows a rootfs path swapped for a symlink after plan, also with engineer fs's \
-         issue 10 work merged (it resolves mount destinations inside the root, not the root \
-         itself); open: the plan should record the resolved root and apply enter it by an fd \
-         opened without following links",
-    )];
+    // Attempts known to succeed, with why (none open).
+    const PENDING: &[(&str, &str)] = &[];
     let mut pending_failed = Vec::new();
     type HostCase = fn() -> Result<String, String>;
     let host_cases: &[(&str, HostCase)] = &[
@@ -262,7 +257,7 @@ fn rootfs_swapped_for_symlink() -> Result<String, String> {
     let p = Command::new(sandboxctl())
         .args(["plan", "--bundle"])
         .arg(&dir)
-        .args(["--id", &id, "--format", "toml", "-o"])
+        .args(["--format", "toml", "-o"])
         .arg(&plan)
         .output()
         .unwrap();
@@ -276,7 +271,7 @@ fn rootfs_swapped_for_symlink() -> Result<String, String> {
     fs::write(evil.join("marker"), "EVIL-TREE\n").map_err(|e| e.to_string())?;
     std::os::unix::fs::symlink(&evil, dir.join("rootfs")).map_err(|e| e.to_string())?;
     let out = Command::new("timeout")
-        .args(["60", sandboxctl(), "apply", "--plan"])
+        .args(["60", sandboxctl(), "apply", "--id", &id, "--plan"])
         .arg(&plan)
         .output()
         .unwrap();

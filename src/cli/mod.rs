@@ -177,6 +177,25 @@ pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> 
         (None, None) => Ok(spec::builtin(&inputs.command)),
     }
     .map_err(|e| Failure::input(e.to_diag()))?;
+    // The bundle's directory as this machine resolves it: apply enters the
+    // root without following any symbolic link (a rootfs swapped for a link
+    // after the plan is refused), so the plan names the real directories.
+    if let Some(real) = spec.dir.as_deref().and_then(|d| std::fs::canonicalize(d).ok()) {
+        // The root too, when it is a link in the bundle (a rootfs that is a
+        // symbolic link to the image's tree is common): the plan names the
+        // tree itself, resolved here, on the machine that will run it.
+        if inputs.target_bundle.is_none() {
+            if let Some(mut root) = spec.spec.root().clone() {
+                let path = real.join(root.path());
+                let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+                if let (true, Ok(resolved)) = (is_link, std::fs::canonicalize(&path)) {
+                    root.set_path(resolved);
+                    spec.spec.set_root(Some(root));
+                }
+            }
+        }
+        spec.dir = Some(real);
+    }
     if let Some(t) = &inputs.target_bundle {
         if spec.builtin {
             return Err(Failure::input(SourceDiag::plain(

@@ -287,6 +287,11 @@ pub enum Op {
         mode: u32,
         tag: FdTag,
     },
+    /// The root directory, opened `O_PATH|O_DIRECTORY` with openat2's
+    /// RESOLVE_NO_SYMLINKS: a path with a symbolic link anywhere in it is
+    /// refused (ELOOP), so a rootfs swapped for a link after the plan was
+    /// made cannot send the sandbox into another tree. Close-on-exec.
+    OpenRootDir { path: PathBuf, tag: FdTag },
     /// A namespace file to `setns` into, opened safely: `open(O_PATH)`
     /// (opens nothing: a FIFO or a device is not opened, so cannot block or
     /// act), `fstatfs` must show nsfs, then reopened through
@@ -643,6 +648,12 @@ impl fmt::Display for Op {
             WriteProcFile { proc, name, data } => write!(f, "write /proc/{proc}/{name} {data:?}"),
             Rmdir { path } => write!(f, "rmdir {}", path.display()),
             Unlink { path } => write!(f, "unlink {}", path.display()),
+            OpenRootDir { path, tag } => write!(
+                f,
+                "open {} O_PATH|O_DIRECTORY, no symlinks (openat2 RESOLVE_NO_SYMLINKS) -> {}",
+                path.display(),
+                FdRef { raw: 0, tag: *tag }
+            ),
             Open { path, flags, mode, tag } => {
                 write!(
                     f,

@@ -1259,15 +1259,27 @@ impl<'a, B: Backend> Interp<'a, B> {
             })?;
             self.staged_root = Some(STAGED_ROOT.into());
         } else if change != RootChange::None {
-            // pivot_root and the move need the new root to be a mount point.
-            let s = Some(root.display().to_string());
+            // The root as the plan names it, with no symbolic link on the
+            // way: a rootfs swapped for a link after the plan was made fails
+            // here (ELOOP) instead of taking the sandbox into another tree.
+            // pivot_root and the move need the new root to be a mount point:
+            // it is bound onto itself through that fd.
+            let fd = self.op_fd(
+                Op::OpenRootDir {
+                    path: root,
+                    tag: FdTag::Internal("root path"),
+                },
+                FdTag::Internal("root path"),
+            )?;
+            let at = PathBuf::from(format!("/proc/self/fd/{}", fd.raw));
             self.op(Op::Mount {
-                source: s,
-                target: root,
+                source: Some(at.display().to_string()),
+                target: at,
                 fstype: None,
                 flags: libc::MS_BIND | libc::MS_REC,
                 data: None,
             })?;
+            self.op(Op::Close { fd })?;
         }
         let dir = self.root_dir();
         if self.plan.root.readonly.value && change != RootChange::None {

@@ -455,6 +455,7 @@ struct OpenHow {
 }
 
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// openat2(2): `path` resolved inside `dirfd` (RESOLVE_IN_ROOT: `..`,
@@ -471,6 +472,28 @@ fn openat2_in_root(dirfd: i32, path: &std::ffi::CStr, flags: i32) -> io::Result<
             libc::SYS_openat2,
             dirfd,
             path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    check(fd).map(|fd| fd as i32)
+}
+
+/// openat2(2) of an absolute `path` with RESOLVE_NO_SYMLINKS: ELOOP when any
+/// component is a symbolic link.
+fn open_no_symlinks(path: &Path, flags: i32) -> io::Result<i32> {
+    let c = cpath(path)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: valid C string and open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c.as_ptr(),
             &how as *const OpenHow,
             std::mem::size_of::<OpenHow>(),
         )
@@ -1059,6 +1082,7 @@ impl Backend for LinuxBackend {
             }
             Unlink { path } => fs::remove_file(path).and(done),
             Open { path, flags, mode, .. } => open_exact(path, *flags, *mode).map(Outcome::Fd),
+            OpenRootDir { path, .. } => open_no_symlinks(path, libc::O_PATH | libc::O_DIRECTORY).map(Outcome::Fd),
             OpenNs { path, kind, .. } => open_ns(path, *kind).map(Outcome::Fd),
             SocketPair { .. } => {
                 let mut fds = [0; 2];

@@ -68,7 +68,26 @@ pub fn host_paths(plan: &LaunchPlan) -> Vec<UnmetNeed> {
         );
     } else {
         match std::fs::metadata(&root.value) {
-            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.is_dir() => {
+                // apply opens the root with RESOLVE_NO_SYMLINKS: name a link
+                // on its path now, as apply would refuse it (ELOOP).
+                if let Some(link) = root
+                    .value
+                    .ancestors()
+                    .find(|a| std::fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink()))
+                {
+                    need(
+                        &mut v,
+                        format!(
+                            "root {}: {} is a symbolic link, and apply enters the root without following any",
+                            root.value.display(),
+                            link.display()
+                        ),
+                        &root.from,
+                        "compile the plan again where the bundle is (plan resolves links in the bundle's path and a linked rootfs), or name the real directory",
+                    );
+                }
+            }
             Ok(_) => need(
                 &mut v,
                 format!("root {} is not a directory", root.value.display()),

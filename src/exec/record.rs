@@ -96,6 +96,7 @@ impl Backend for RecordingBackend {
             Op::Open { .. }
             | Op::CreateState { .. }
             | Op::OpenNs { .. }
+            | Op::OpenRootDir { .. }
             | Op::Memfd { .. }
             | Op::OpenKvm { .. }
             | Op::DupHigh { .. }
