@@ -104,14 +104,34 @@ fn sandboxctl() -> &'static str {
 
 /// Runs the probe under `policy` and checks every attempt was blocked.
 fn battery(policy: &str) -> Result<(), String> {
-    let me = std::env::current_exe().unwrap();
+    // The embedded spec shows the host's root read-only but mounts fresh
+    // tmpfs over /tmp and /run, where a checkout (and so the build) may
+    // live: the probe and the launcher run from copies under /var/tmp, which
+    // the sandbox sees, so the attempts on the launcher's binary are real.
+    let dir = PathBuf::from(format!("/var/tmp/sbx-escape-{}-{policy}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let copy = |from: &Path, name: &str| -> Result<PathBuf, String> {
+        let to = dir.join(name);
+        fs::copy(from, &to).map_err(|e| format!("copying {} to {}: {e}", from.display(), to.display()))?;
+        Ok(to)
+    };
+    let me = copy(&std::env::current_exe().unwrap(), "probe")?;
+    let launcher = copy(Path::new(sandboxctl()), "sandboxctl")?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
     let id = format!("esc{}-{policy}", std::process::id());
     let out = Command::new("timeout")
-        .args(["60", sandboxctl(), "apply", "--policy", policy, "--id", &id, "--"])
+        .arg("60")
+        .arg(&launcher)
+        .args(["apply", "--policy", policy, "--id", &id, "--"])
         .arg(&me)
-        .args(["--probe", sandboxctl(), &std::process::id().to_string()])
+        .arg("--probe")
+        .arg(&launcher)
+        .arg(std::process::id().to_string())
         .output()
         .unwrap();
+    let _ = fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     leftovers(&id)?;
