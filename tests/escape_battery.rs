@@ -20,6 +20,8 @@
 //! lock (`flock /tmp/sandboxctl-priv.lock cargo test --features
 //! fault-injection --test escape_battery`). Skipped when not root.
 
+mod common;
+
 use std::ffi::CString;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -66,8 +68,8 @@ fn main() {
         if filter.as_deref().is_some_and(|flt| !name.contains(flt)) {
             continue;
         }
-        if !Path::new("/bin/busybox").exists() {
-            println!("test {name} ... skipped: /bin/busybox missing (apt install busybox-static)");
+        if let Err(why) = common::busybox() {
+            println!("test {name} ... skipped: {why}");
             continue;
         }
         ran += 1;
@@ -180,10 +182,8 @@ fn bundle(name: &str, script: &str, extra: serde_json::Value) -> Result<PathBuf,
     for d in ["bin", "proc", "dev", "sys", "tmp"] {
         fs::create_dir_all(root.join(d)).map_err(|e| e.to_string())?;
     }
-    if !Path::new("/bin/busybox").exists() {
-        return Err("/bin/busybox missing (apt install busybox-static)".into());
-    }
-    fs::copy("/bin/busybox", root.join("bin/busybox")).map_err(|e| e.to_string())?;
+    let busybox = common::busybox()?;
+    fs::copy(&busybox, root.join("bin/busybox")).map_err(|e| e.to_string())?;
     for a in ["sh", "cat", "ls", "echo", "mountpoint", "grep"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).map_err(|e| e.to_string())?;
     }
