@@ -527,7 +527,22 @@ impl<'a, B: Backend> Interp<'a, B> {
                 });
                 Ok(())
             }
-            Err(f) if !leaf && f.errno == Some(libc::EEXIST) => Ok(()),
+            Err(f) if !leaf && f.errno == Some(libc::EEXIST) => {
+                // The tool's own shared parent (`sandboxctl/`, named so that
+                // what the tool makes is attributable) is removed by whichever
+                // launch leaves it empty last, whoever made it: when two
+                // launches overlap, the one that made it may end first, while
+                // the other still uses it, and it would be left behind. A
+                // parent of any other name (an engine's) existed before and is
+                // never removed.
+                if path.file_name() == Some(std::ffi::OsStr::new("sandboxctl")) {
+                    self.undo.push(Undo::CgroupDir {
+                        path: path.to_path_buf(),
+                        leaf,
+                    });
+                }
+                Ok(())
+            }
             Err(f) => Err(f),
         }
     }
