@@ -458,13 +458,12 @@ const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 const RESOLVE_IN_ROOT: u64 = 0x10;
 
-/// openat2(2): `path` resolved inside `dirfd` (RESOLVE_IN_ROOT: `..`,
-/// absolute links and `/` all stop at `dirfd`; no magic links).
-fn openat2_in_root(dirfd: i32, path: &std::ffi::CStr, flags: i32) -> io::Result<i32> {
+/// openat2(2), close-on-exec, with `resolve` (RESOLVE_* flags).
+fn openat2(dirfd: i32, path: &std::ffi::CStr, flags: i32, resolve: u64) -> io::Result<i32> {
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
         mode: 0,
-        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        resolve,
     };
     // SAFETY: valid C string and open_how of the size passed.
     let fd = unsafe {
@@ -479,26 +478,21 @@ fn openat2_in_root(dirfd: i32, path: &std::ffi::CStr, flags: i32) -> io::Result<
     check(fd).map(|fd| fd as i32)
 }
 
-/// openat2(2) of an absolute `path` with RESOLVE_NO_SYMLINKS: ELOOP when any
+/// `path` resolved inside `dirfd` (RESOLVE_IN_ROOT: `..`, absolute links and
+/// `/` all stop at `dirfd`; no magic links).
+fn openat2_in_root(dirfd: i32, path: &std::ffi::CStr, flags: i32) -> io::Result<i32> {
+    openat2(dirfd, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+}
+
+/// An absolute `path` opened with RESOLVE_NO_SYMLINKS: ELOOP when any
 /// component is a symbolic link.
 fn open_no_symlinks(path: &Path, flags: i32) -> io::Result<i32> {
-    let c = cpath(path)?;
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: valid C string and open_how of the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    check(fd).map(|fd| fd as i32)
+    openat2(
+        libc::AT_FDCWD,
+        &cpath(path)?,
+        flags,
+        RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )
 }
 
 /// An fd closed on drop (the helpers' own temporaries).

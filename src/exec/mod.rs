@@ -243,14 +243,21 @@ mod tests {
 
     /// The sample plan with a relayed pty and a user log in a made directory.
     fn pty_and_log_plan() -> LaunchPlan {
-        use crate::plan::{FdEntry, FdRole, FdSource, LogDir, OpenMode, Session, Stdio};
-        use crate::vocab::Fd;
+        use crate::plan::{FdSource, Session, Stdio};
         let mut p = plan();
         p.stdio.value = Stdio::Pty;
         p.supervisor.session = Session::NewSessionWithControllingTty;
         for e in p.supervisor.fds.iter_mut().filter(|e| e.fd.0 <= 2) {
             e.source = FdSource::PtySlave;
         }
+        add_user_log_in_made_dir(&mut p);
+        p
+    }
+
+    /// A user log `/var/log/sbx/t1.user.log` whose directory the plan makes.
+    fn add_user_log_in_made_dir(p: &mut LaunchPlan) {
+        use crate::plan::{FdEntry, FdRole, FdSource, LogDir, OpenMode};
+        use crate::vocab::Fd;
         p.log_dirs = vec![LogDir {
             path: "/var/log/sbx".into(),
             mode: 0o755,
@@ -267,7 +274,6 @@ mod tests {
             },
             from: Origin::Default,
         });
-        p
     }
 
     fn fail_each_op_and_check_the_rollback(p: &LaunchPlan) {
@@ -480,25 +486,8 @@ mod tests {
 
     #[test]
     fn log_dirs_are_made_before_the_log_files_are_opened() {
-        use crate::plan::{FdEntry, FdRole, FdSource, LogDir, OpenMode};
-        use crate::vocab::Fd;
         let mut p = plan();
-        p.log_dirs = vec![LogDir {
-            path: "/var/log/sbx".into(),
-            mode: 0o755,
-            from: Origin::rule("log-dir-made-if-missing"),
-        }];
-        let n = p.supervisor.fds.len() as i32;
-        p.supervisor.fds.push(FdEntry {
-            fd: Fd(n),
-            role: FdRole::UserLog,
-            source: FdSource::File {
-                path: "/var/log/sbx/t1.user.log".into(),
-                open: OpenMode::AppendCreate,
-                mode: 0o664,
-            },
-            from: Origin::Default,
-        });
+        add_user_log_in_made_dir(&mut p);
         let a = dry_run_text(&p).unwrap();
         let pos = |s: &str| a.find(s).unwrap_or_else(|| panic!("{s} missing in\n{a}"));
         assert!(
