@@ -313,8 +313,9 @@ pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
             status.as_str()
         )));
     }
-    let process = exec_process(&dir, a)?;
+    let mut process = exec_process(&dir, a)?;
     let tty = a.tty || process.terminal().unwrap_or(false);
+    process.set_terminal(Some(tty));
     if tty && a.detach && a.console_socket.is_none() {
         return Err(Failure::input(SourceDiag::plain(
             format!("exec {id}: --tty with --detach needs --console-socket (where the terminal goes)"),
