@@ -86,11 +86,15 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
     {
         inputs.bundle = Some(PathBuf::from("."));
     }
-    let (compiled, loaded) = compile_inputs(&inputs, Path::new("."))?;
-    let plan = compiled.plan;
-    let bundle = match &loaded.spec.dir {
-        Some(d) => d.clone(),
-        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+    let Staged {
+        plan,
+        host,
+        bundle,
+        annotations,
+    } = if args.dry_run {
+        stage(&inputs)?
+    } else {
+        stage_in_child(&inputs)?
     };
     let record = Record {
         format: RECORD_FORMAT,
@@ -101,14 +105,7 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
         owner_uid: unsafe { libc::getuid() },
         created_unix: state::now_unix(),
         supervisor: None,
-        annotations: loaded
-            .spec
-            .spec
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
+        annotations,
         exit: None,
         plan_hash: Some(render::hash(&plan)),
     };
@@ -137,7 +134,7 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
         );
         return Ok((id, 0));
     }
-    match exec::create(&plan, &loaded.host, &opts, creating) {
+    match exec::create(&plan, &host, &opts, creating) {
         Ok(pid) => Ok((id, pid)),
         Err(e) => {
             let text = e.to_string();
@@ -155,6 +152,96 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
             })
         }
     }
+}
+
+/// What `create` needs of the compile.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Staged {
+    plan: LaunchPlan,
+    host: crate::host::HostFacts,
+    bundle: PathBuf,
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// Compiles the inputs.
+fn stage(inputs: &PlanInputs) -> Result<Staged, Failure> {
+    let (compiled, loaded) = compile_inputs(inputs, Path::new("."))?;
+    Ok(Staged {
+        plan: compiled.plan,
+        host: loaded.host,
+        bundle: match &loaded.spec.dir {
+            Some(d) => d.clone(),
+            None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        },
+        annotations: loaded
+            .spec
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// [`stage`] in a child process, which hands the result over as JSON on a
+/// pipe: the compile's garbage (policy and spec parsing, several hundred KiB
+/// of freed heap) stays in the child and never reaches the launcher's heap,
+/// which the supervisor inherits and, once the launcher exits, holds alone
+/// for the sandbox's life. A compile error is printed by the child; this
+/// returns its status.
+fn stage_in_child(inputs: &PlanInputs) -> Result<Staged, Failure> {
+    use std::io::Read;
+    let (r, w) = nix::unistd::pipe().map_err(|e| Failure::other(format!("create: pipe: {e}")))?;
+    // SAFETY: the CLI is single-threaded here; the child only compiles,
+    // writes and exits.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(Failure::other(format!(
+            "create: fork: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    if child == 0 {
+        drop(r);
+        let code = match stage(inputs) {
+            Ok(staged) => {
+                let mut f = std::fs::File::from(w);
+                match serde_json::to_writer(&mut f, &staged) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("create: handing over the plan: {e}");
+                        1
+                    }
+                }
+            }
+            Err(f) => {
+                super::eprint_diag(f.diag.as_ref());
+                f.code
+            }
+        };
+        // SAFETY: _exit in the forked child: no destructors or atexit of the parent's.
+        unsafe { libc::_exit(code) }
+    }
+    drop(w);
+    let mut bytes = Vec::new();
+    let read = std::fs::File::from(r).read_to_end(&mut bytes);
+    let mut raw = 0;
+    // SAFETY: reaping our own child with a valid status pointer.
+    unsafe { libc::waitpid(child, &mut raw, 0) };
+    match ExitStatus::from_raw(raw) {
+        Some(ExitStatus::Exited { code: 0 }) => {}
+        Some(ExitStatus::Exited { code }) => {
+            return Err(Failure {
+                diag: Box::new(SourceDiag::plain(String::new(), None)),
+                code,
+            })
+        }
+        other => return Err(Failure::other(format!("create: the compile ended with {other:?}"))),
+    }
+    read.map_err(|e| Failure::other(format!("create: reading the plan from the compile: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::other(format!("create: reading the plan from the compile: {e}")))
 }
 
 /// Opens `id` with `mode`, and reads its record.

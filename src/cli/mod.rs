@@ -208,7 +208,11 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(f) => {
-            eprint_diag(f.diag.as_ref());
+            // An empty message: the diagnostic was printed already (by a
+            // child process that did the work).
+            if !f.diag.to_string().is_empty() {
+                eprint_diag(f.diag.as_ref());
+            }
             f.code
         }
     }
