@@ -586,10 +586,12 @@ pub fn load_policy_sources(dir: &SandboxDir) -> Result<Option<Vec<PolicySource>>
     let Some(bytes) = dir.read_file(POLICY_FILE)? else {
         return Ok(None);
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| StateError::BadFile {
-        path: dir.path().join(POLICY_FILE),
-        reason: e.to_string(),
-    })
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| StateError::BadFile {
+            path: dir.path().join(POLICY_FILE),
+            reason: e.to_string(),
+        })
 }
 
 /// The bytes of the `exit` file: the status as JSON
@@ -617,10 +619,12 @@ pub fn read_exit(dir: &SandboxDir) -> Result<Option<ExitStatus>, StateError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| StateError::BadFile {
-        path: dir.path().join(EXIT_FILE),
-        reason: e.to_string(),
-    })
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| StateError::BadFile {
+            path: dir.path().join(EXIT_FILE),
+            reason: e.to_string(),
+        })
 }
 
 /// A record's bytes, checked to be this id's and of this format.
