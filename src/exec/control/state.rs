@@ -382,6 +382,15 @@ impl SandboxDir {
         self.mode
     }
 
+    /// Lets go of the lock but keeps the directory open (its socket path may
+    /// go through the fd): `wait` and `events` block for long and take no
+    /// lock meanwhile. Nothing may be written or removed afterwards.
+    pub fn unlock(&mut self) {
+        // SAFETY: flock on a valid fd we own; no memory is passed.
+        unsafe { libc::flock(self.dir.as_raw_fd(), libc::LOCK_UN) };
+        self.mode = LockMode::Shared;
+    }
+
     /// Replaces file `name` in the directory atomically: a temporary file
     /// (mode 0600) is written, then renamed over it. Needs the exclusive lock.
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {

@@ -269,12 +269,13 @@ fn limits(cx: &mut Cx) -> Result<CgroupLimits, CompileError> {
 /// carries the request as `linux.resources` (and the sandbox's
 /// `linux.cgroupsPath` when it had one), cut to `policy`'s ceiling exactly as
 /// [`crate::plan::compile`] cuts a spec's (an excess refused or clamped per
-/// `on_excess`), and laid out on `host` as at creation. Pure.
+/// `on_excess`, the clamps returned), and laid out on `host` as at creation.
+/// Pure.
 pub fn recompile_cgroup(
     policy: &crate::policy::Policy,
     spec: &crate::spec::SpecInput,
     host: &crate::host::HostFacts,
-) -> Result<(Option<CgroupPlan>, Vec<super::Warning>), CompileError> {
+) -> Result<(Option<CgroupPlan>, Vec<Clamp>, Vec<super::Warning>), CompileError> {
     let opts = super::CompileOptions::default();
     let mut cx = Cx {
         policy,
@@ -285,7 +286,7 @@ pub fn recompile_cgroup(
         warnings: Vec::new(),
     };
     let plan = cgroup(&mut cx)?;
-    Ok((plan, cx.warnings))
+    Ok((plan, cx.clamps, cx.warnings))
 }
 
 /// The spec's cgroup path made relative to the hierarchy's root, lexically:
