@@ -157,7 +157,7 @@ pub(super) fn kill(root: &Path, id: &str, signal: Option<&str>, target: KillTarg
     let from_host = matches!(target, KillTarget::All) || (sig == libc::SIGKILL && target == KillTarget::Workload);
     if !from_host {
         return Err(Failure::other(format!(
-            "kill: sandbox \"{id}\" cannot be sent SIG{}: {why}; only --all or KILL are sent from the host",
+            "kill: sandbox \"{id}\" cannot be sent {}: {why}; only --all or KILL are sent from the host",
             signal_name(sig)
         )));
     }
@@ -180,7 +180,7 @@ pub(super) fn kill(root: &Path, id: &str, signal: Option<&str>, target: KillTarg
     })?;
     if status == Status::Paused {
         eprintln!(
-            "note: sandbox \"{id}\" is paused: a frozen process handles SIG{} when it is resumed",
+            "note: sandbox \"{id}\" is paused: a frozen process handles {} when it is resumed",
             signal_name(sig)
         );
     }
