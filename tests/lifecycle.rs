@@ -627,11 +627,15 @@ fn privileged_pause_resume_update_and_delete_with_real_cgroups() {
     let id = format!("lc-{}", std::process::id());
     let sb = Sandbox::new("cg", &id);
     let own = into_cgroups(&sb);
-    let freezer = own.iter().find(|p| p.starts_with("/sys/fs/cgroup/freezer")).cloned();
-    let Some(freezer) = freezer else {
+    if !Path::new("/sys/fs/cgroup/freezer/freezer.state").exists() && !Path::new("/sys/fs/cgroup/freezer").is_dir() {
         eprintln!("skipped: no v1 freezer hierarchy on this host");
         return;
-    };
+    }
+    let freezer = own
+        .iter()
+        .find(|p| p.starts_with("/sys/fs/cgroup/freezer"))
+        .cloned()
+        .expect("the plan makes a freezer directory for pause on a host with a v1 freezer");
     // pause: frozen from the host, recorded.
     let out = sb.run(&["pause", &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
