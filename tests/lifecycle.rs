@@ -103,9 +103,10 @@ impl ControlHandler for Fake {
                 });
                 done
             }
-            Request::SignalProcess { pid, .. } | Request::WaitPid { pid } if pid != 7 => Outcome::Reply(
-                Reply::error(ErrorKind::NoSuchProcess, format!("no process {pid} in the sandbox")),
-            ),
+            Request::SignalProcess { pid, .. } | Request::WaitPid { pid } if pid != 7 => Outcome::Reply(Reply::error(
+                ErrorKind::NoSuchProcess,
+                format!("no process {pid} in the sandbox"),
+            )),
             Request::WaitPid { pid } => Outcome::Park(WaitFor::Pid(pid)),
             Request::Wait {} => Outcome::Park(WaitFor::Workload),
             Request::Ps {} => Outcome::Reply(Reply::Processes {
@@ -307,7 +308,10 @@ impl Drop for Sandbox {
         // The fake's cgroups, when a privileged case made them.
         if let Ok(text) = fs::read_to_string(self.dir().join(PLAN_FILE)) {
             if let Ok(plan) = sandboxctl::plan::render::load(&text) {
-                for d in sandboxctl::exec::control::host::resolve_dirs(&plan, &self.id).iter().rev() {
+                for d in sandboxctl::exec::control::host::resolve_dirs(&plan, &self.id)
+                    .iter()
+                    .rev()
+                {
                     if d.role == sandboxctl::plan::CgroupDirRole::Sandbox {
                         let _ = fs::write(d.path.join("freezer.state"), "THAWED");
                         let _ = fs::remove_dir(&d.path);
@@ -382,7 +386,10 @@ fn kill_wait_ps_stacks_through_the_binary() {
     assert!(sb.run(&["kill", "--pid", "7", "web-1", "INT"]).status.success());
     let out = waiter.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
-    assert_eq!(text(&out.stdout), "{\"how\":\"signaled\",\"signal\":2,\"core_dumped\":false}\n");
+    assert_eq!(
+        text(&out.stdout),
+        "{\"how\":\"signaled\",\"signal\":2,\"core_dumped\":false}\n"
+    );
     fails(&sb.run(&["kill", "--pid", "9", "web-1"]), 1, "no process 9");
     fails(&sb.run(&["kill", "web-1", "NOPE"]), 2, "NOPE");
 
@@ -392,7 +399,10 @@ fn kill_wait_ps_stacks_through_the_binary() {
     let out = sb.run(&["wait", "web-1"]);
     assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
     let calls = sb.calls();
-    assert!(calls.contains(&Request::SignalContainer { signal: 15, all: false }), "{calls:?}");
+    assert!(
+        calls.contains(&Request::SignalContainer { signal: 15, all: false }),
+        "{calls:?}"
+    );
     assert!(calls.contains(&Request::SignalProcess {
         pid: 7,
         signal: 2,
@@ -441,7 +451,12 @@ fn events_polls_stats_reports_oom_and_ends_when_the_sandbox_stops() {
     assert!(out.status.success());
     let kinds: Vec<String> = text(&out.stdout)
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["type"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     // The fake's OOM count rises on every sample: an oom before each stats
     // line but the first.
@@ -461,7 +476,10 @@ fn delete_refuses_a_running_sandbox_and_force_destroys_it() {
     assert!(sb.calls().contains(&Request::Destroy {}));
     assert!(!sb.dir().exists(), "state removed");
     fails(&sb.run(&["delete", "d1"]), 1, "no sandbox \"d1\"");
-    assert!(sb.run(&["delete", "--force", "d1"]).status.success(), "gone is fine with --force");
+    assert!(
+        sb.run(&["delete", "--force", "d1"]).status.success(),
+        "gone is fine with --force"
+    );
 }
 
 #[test]
@@ -490,7 +508,11 @@ fn a_killed_supervisor_reads_stopped_and_delete_removes_everything() {
     let out = sb.run(&["delete", "k"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!sb.dir().exists());
-    assert_eq!(fs::read_dir(&sb.root.0).unwrap().count(), 0, "nothing left under the root");
+    assert_eq!(
+        fs::read_dir(&sb.root.0).unwrap().count(),
+        0,
+        "nothing left under the root"
+    );
 }
 
 #[test]
@@ -537,7 +559,12 @@ fn every_command_on_an_unknown_id_is_one_line_and_exit_1() {
     ] {
         let out = bin().arg("--root").arg(&root.0).args(args).output().unwrap();
         fails(&out, 1, "no sandbox \"nope\"");
-        assert_eq!(message(&out.stderr).lines().count(), 1, "{args:?}: {}", text(&out.stderr));
+        assert_eq!(
+            message(&out.stderr).lines().count(),
+            1,
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
     }
     for bad in ["a/b", "..", ".x", "a\nb"] {
         let out = bin().arg("--root").arg(&root.0).args(["delete", bad]).output().unwrap();
@@ -549,7 +576,11 @@ fn every_command_on_an_unknown_id_is_one_line_and_exit_1() {
 fn two_commands_on_one_id_are_serialised() {
     let sb = Sandbox::new("serial", "s");
     let held = StateRoot::new(&sb.root.0)
-        .open(&SandboxId::parse("s").unwrap(), LockMode::Exclusive, Duration::from_secs(1))
+        .open(
+            &SandboxId::parse("s").unwrap(),
+            LockMode::Exclusive,
+            Duration::from_secs(1),
+        )
         .unwrap();
     let mut kill = bin()
         .arg("--root")
@@ -614,7 +645,15 @@ fn into_cgroups(sb: &Sandbox) -> Vec<PathBuf> {
 
 fn proc_state(pid: u32) -> String {
     fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("?").to_string())
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next()
+                .unwrap_or("?")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -639,7 +678,10 @@ fn privileged_pause_resume_update_and_delete_with_real_cgroups() {
     // pause: frozen from the host, recorded.
     let out = sb.run(&["pause", &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(fs::read_to_string(freezer.join("freezer.state")).unwrap().trim(), "FROZEN");
+    assert_eq!(
+        fs::read_to_string(freezer.join("freezer.state")).unwrap().trim(),
+        "FROZEN"
+    );
     assert_eq!(sb.state(), "paused");
     fails(&sb.run(&["pause", &id]), 1, "is paused, not running");
     // ps of a paused sandbox: read from the host (the supervisor is frozen).
@@ -651,7 +693,10 @@ fn privileged_pause_resume_update_and_delete_with_real_cgroups() {
     // resume.
     let out = sb.run(&["resume", &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(fs::read_to_string(freezer.join("freezer.state")).unwrap().trim(), "THAWED");
+    assert_eq!(
+        fs::read_to_string(freezer.join("freezer.state")).unwrap().trim(),
+        "THAWED"
+    );
     assert_eq!(sb.state(), "running");
     assert_ne!(proc_state(sb.sleeper.id()), "D");
 
@@ -662,13 +707,20 @@ fn privileged_pause_resume_update_and_delete_with_real_cgroups() {
     assert_eq!(fs::read_to_string(pids_dir.join("pids.max")).unwrap().trim(), "50");
     let plan = fs::read_to_string(sb.dir().join(PLAN_FILE)).unwrap();
     assert!(plan.contains("\"value\": 50"), "stored");
-    assert!(plan.contains("cli:update linux.resources.pids.limit"), "with its origin");
+    assert!(
+        plan.contains("cli:update linux.resources.pids.limit"),
+        "with its origin"
+    );
     let out = sb.run(&["update", "--pids-limit", "1000", &id]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("test-policy.toml"), "located in the policy: {err}");
     assert!(err.contains("update request"), "and in the request: {err}");
-    assert_eq!(fs::read_to_string(pids_dir.join("pids.max")).unwrap().trim(), "50", "unchanged");
+    assert_eq!(
+        fs::read_to_string(pids_dir.join("pids.max")).unwrap().trim(),
+        "50",
+        "unchanged"
+    );
     let mut r = bin()
         .arg("--root")
         .arg(&sb.root.0)
@@ -708,7 +760,9 @@ fn privileged_pause_without_a_cgroup_says_what_is_missing() {
     let policy = sandboxctl::policy::load(&[], Path::new(".")).unwrap();
     let spec = sandboxctl::spec::builtin(&["/bin/true".into()]);
     let host = sandboxctl::exec::detect::detect().unwrap();
-    let plan = sandboxctl::plan::compile(&policy, &spec, &host, &Default::default()).unwrap().plan;
+    let plan = sandboxctl::plan::compile(&policy, &spec, &host, &Default::default())
+        .unwrap()
+        .plan;
     assert!(plan.cgroup.is_none());
     fs::write(
         sb.dir().join(PLAN_FILE),
