@@ -774,3 +774,217 @@ fn privileged_pause_without_a_cgroup_says_what_is_missing() {
     assert!(message(&out.stderr).contains("a policy or spec that gives it a cgroup"));
     assert_eq!(sb.state(), "running", "unchanged");
 }
+
+// ---- privileged: real sandboxes made by `create` (root, under the lock) ----
+
+/// A real sandbox: `create` + `start` of `/bin/sleep 1000` under POLICY.
+struct Real {
+    root: TempRoot,
+    id: String,
+    policy: PathBuf,
+}
+
+impl Real {
+    fn new(tag: &str) -> Real {
+        let root = TempRoot::new(tag);
+        let id = format!("lcr-{tag}-{}", std::process::id());
+        let policy = root.0.join("policy.toml");
+        fs::write(&policy, POLICY).unwrap();
+        let real = Real { root, id, policy };
+        // The sandbox keeps create's stdio (its workload's): a file, not a
+        // pipe this test would wait on until the sandbox ends.
+        let log = real.root.0.join("create.log");
+        let status = bin()
+            .arg("--root")
+            .arg(&real.root.0)
+            .args([
+                "create",
+                "--policy",
+                real.policy.to_str().unwrap(),
+                &real.id,
+                "--",
+                "/bin/sleep",
+                "1000",
+            ])
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(fs::File::create(&log).unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "create: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        let out = real.run(&["start", &real.id]);
+        assert!(out.status.success(), "start: {}", text(&out.stderr));
+        real
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        bin().arg("--root").arg(&self.root.0).args(args).output().unwrap()
+    }
+
+    fn status(&self) -> String {
+        let out = self.run(&["state", &self.id]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["status"].as_str().unwrap_or("?").to_string()
+    }
+
+    fn supervisor(&self) -> Option<i32> {
+        let out = self.run(&["state", &self.id]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["pid"].as_i64().map(|p| p as i32)
+    }
+
+    /// The cgroup directories this sandbox has on the host.
+    fn cgroups(&self) -> Vec<PathBuf> {
+        fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.ok()?.path().join("sandboxctl").join(&self.id);
+                p.exists().then_some(p)
+            })
+            .collect()
+    }
+
+    /// Nothing of it left: no state, no cgroup.
+    fn assert_gone(&self) {
+        assert!(!self.root.0.join(&self.id).exists(), "state left");
+        assert_eq!(self.cgroups(), Vec::<PathBuf>::new(), "cgroups left");
+    }
+}
+
+impl Drop for Real {
+    fn drop(&mut self) {
+        let _ = self.run(&["delete", "--force", &self.id]);
+    }
+}
+
+#[test]
+fn privileged_real_sandbox_ps_stacks_events_pause_update_kill_wait_delete() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let r = Real::new("life");
+    let id = r.id.as_str();
+    assert_eq!(r.status(), "running");
+    let out = r.run(&["ps", "--format", "json", id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sleep = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["args"][0] == "/bin/sleep")
+        .expect("the workload");
+    assert_eq!(sleep["ppid"], 1, "the supervisor's child");
+    let host_pid = sleep["host_pid"].as_i64().expect("its host pid") as i32;
+    assert!(fs::read_to_string(format!("/proc/{host_pid}/cmdline"))
+        .unwrap()
+        .starts_with("/bin/sleep"));
+    let out = r.run(&["stacks", id]);
+    assert!(
+        text(&out.stdout).starts_with("supervisor: running"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = r.run(&["events", "--stats", id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["data"]["pids"]["limit"], 100, "read from the sandbox's cgroup: {ev}");
+
+    // pause / resume from the host.
+    assert!(r.run(&["pause", id]).status.success());
+    assert_eq!(r.status(), "paused");
+    assert_eq!(proc_state(host_pid as u32), "D", "frozen");
+    fails(&r.run(&["kill", id]), 1, "is paused");
+    let out = r.run(&["ps", id]);
+    assert!(
+        out.status.success() && text(&out.stdout).contains("/bin/sleep"),
+        "read from the host"
+    );
+    assert!(r.run(&["resume", id]).status.success());
+    assert_eq!(r.status(), "running");
+
+    // update (the stored policy is create's; written here if this build's
+    // create does not store it yet).
+    let sid = SandboxId::parse(id).unwrap();
+    {
+        let dir = StateRoot::new(&r.root.0)
+            .open(&sid, LockMode::Exclusive, Duration::from_secs(5))
+            .unwrap();
+        if !dir.path().join("policy.json").exists() {
+            save_policy_sources(&dir, &compiled().1).unwrap();
+        }
+    }
+    let out = r.run(&["update", "--pids-limit", "50", id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pids = r
+        .cgroups()
+        .into_iter()
+        .find(|p| p.starts_with("/sys/fs/cgroup/pids"))
+        .unwrap();
+    assert_eq!(fs::read_to_string(pids.join("pids.max")).unwrap().trim(), "50");
+    let out = r.run(&["state", "--plan", "--format", "json", id]);
+    assert!(text(&out.stdout).contains("cli:update linux.resources.pids.limit"));
+    fails(
+        &r.run(&["update", "--pids-limit", "101", id]),
+        2,
+        "above the policy's ceiling",
+    );
+
+    // kill; wait answers the workload's status; delete removes everything.
+    assert!(r.run(&["kill", id]).status.success());
+    let out = r.run(&["wait", id]);
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
+    let start = Instant::now();
+    while r.status() != "stopped" && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(r.status(), "stopped");
+    let out = r.run(&["delete", id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    r.assert_gone();
+}
+
+#[test]
+fn privileged_real_sandbox_paused_is_deleted_with_force() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let r = Real::new("pauseddel");
+    let id = r.id.as_str();
+    let sup = r.supervisor().unwrap();
+    assert!(r.run(&["pause", id]).status.success());
+    fails(&r.run(&["delete", id]), 1, "is paused");
+    assert_eq!(r.status(), "paused", "unchanged");
+    let out = r.run(&["delete", "--force", id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    r.assert_gone();
+    assert!(!Path::new(&format!("/proc/{sup}")).exists() || proc_state(sup as u32) == "Z");
+}
+
+#[test]
+fn privileged_real_sandbox_whose_supervisor_is_killed_reads_stopped_and_is_deleted() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let r = Real::new("sigkill");
+    let id = r.id.as_str();
+    let sup = r.supervisor().unwrap();
+    // SAFETY: kill(2) of the sandbox's supervisor.
+    unsafe { libc::kill(sup, libc::SIGKILL) };
+    let start = Instant::now();
+    while r.status() != "stopped" && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(r.status(), "stopped");
+    let out = r.run(&["delete", id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    r.assert_gone();
+}

@@ -477,7 +477,9 @@ pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
 /// `events ID`: polls control call `stats` every interval (holding no lock)
 /// and prints runc's event lines (`oom` when the OOM-kill count rises);
 /// `--stats` prints one sample and exits. Ends, exit 0, when the sandbox
-/// stops. A paused sandbox is sampled from the host.
+/// stops. A paused sandbox, or one whose supervisor leaves statistics to the
+/// host (it answers `stats` with an error), is sampled from the host: its
+/// cgroup's files (`exec::control::stats`).
 #[inline(never)] // see `cli::run`
 pub(super) fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<i32, Failure> {
     let interval = parse_duration(interval).map_err(|e| Failure::input(SourceDiag::plain(e, None)))?;
@@ -489,18 +491,25 @@ pub(super) fn events(root: &Path, id: &str, once: bool, interval: &str) -> Resul
     let plan = stored_plan(&dir)?;
     let dirs = cgroup_dirs(&dir, plan.as_ref());
     let mut stream = EventStream::default();
+    let mut from_host = false;
     let current = |dir: &SandboxDir| dir.read_record().map(|r| r.live_status()).unwrap_or(Status::Stopped);
     loop {
         let status = current(&dir);
         if status == Status::Stopped {
             return Ok(0);
         }
-        let sample: Stats = if status == Status::Paused {
+        let sample: Stats = if status == Status::Paused || from_host {
             stats::sample(&dirs)
         } else {
             match call(&dir, &Request::Stats {}, CALL_TIMEOUT) {
                 Ok(Reply::Stats { stats }) => stats,
                 Ok(r) => return Err(unexpected("events", &r)),
+                // A supervisor that leaves statistics to the host (they are
+                // the cgroup's files): read them here from now on.
+                Err(ClientError::Remote { .. }) if !dirs.is_empty() => {
+                    from_host = true;
+                    stats::sample(&dirs)
+                }
                 Err(_) if current(&dir) == Status::Stopped => return Ok(0),
                 Err(e) => return Err(call_failure("events", &dir, e)),
             }
