@@ -823,6 +823,22 @@ mod tests {
             .cgroup
             .unwrap();
         assert!(cg.dirs.iter().all(|d| d.from.is_none()), "{:?}", cg.dirs);
+        // doctor and apply agree: a host without the freezer (a plan made
+        // for another machine) is named before apply would fail at mkdir.
+        let compiled = plan(p, "hybrid-root.toml", &Default::default()).unwrap().plan;
+        let mut h = host("hybrid-root.toml");
+        h.cgroup.v1.remove("freezer");
+        let unmet: Vec<String> = crate::exec::preflight(&compiled, &h)
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
+        assert!(
+            unmet
+                .iter()
+                .any(|u| u.contains("cgroup hierarchy for /sys/fs/cgroup/freezer/sandboxctl")
+                    && u.contains(FREEZER_RULE)),
+            "{unmet:#?}"
+        );
         // No limits (the default policy, the embedded spec): no cgroup at all.
         let c = plan("extends = \"default\"", "hybrid-root.toml", &Default::default()).unwrap();
         assert!(c.plan.cgroup.is_none());
