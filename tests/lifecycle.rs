@@ -786,6 +786,14 @@ struct Real {
 
 impl Real {
     fn new(tag: &str) -> Real {
+        let real = Real::created(tag);
+        let out = real.run(&["start", &real.id]);
+        assert!(out.status.success(), "start: {}", text(&out.stderr));
+        real
+    }
+
+    /// `create` only: the workload not started.
+    fn created(tag: &str) -> Real {
         let root = TempRoot::new(tag);
         let id = format!("lcr-{tag}-{}", std::process::id());
         let policy = root.0.join("policy.toml");
@@ -816,8 +824,6 @@ impl Real {
             "create: {}",
             fs::read_to_string(&log).unwrap_or_default()
         );
-        let out = real.run(&["start", &real.id]);
-        assert!(out.status.success(), "start: {}", text(&out.stderr));
         real
     }
 
@@ -987,4 +993,21 @@ fn privileged_real_sandbox_whose_supervisor_is_killed_reads_stopped_and_is_delet
     let out = r.run(&["delete", id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     r.assert_gone();
+}
+
+#[test]
+fn privileged_real_created_sandbox_is_deleted_without_force_as_runc_does() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let r = Real::created("created");
+    let id = r.id.as_str();
+    assert_eq!(r.status(), "created");
+    let sup = r.supervisor().unwrap();
+    fails(&r.run(&["pause", id]), 1, "is created, not running");
+    let out = r.run(&["delete", id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    r.assert_gone();
+    assert!(!Path::new(&format!("/proc/{sup}")).exists() || proc_state(sup as u32) == "Z");
 }

@@ -659,8 +659,9 @@ pub(super) fn restore(root: &Path, id: &str, image_path: &Path) -> Result<i32, F
     criu_call(root, id, "restore", Status::Created, || Request::Restore { image_path })
 }
 
-/// `delete [--force] ID`: a stopped sandbox's cgroups and state directory
-/// are removed; a running or paused one only with `--force`, which asks the
+/// `delete [--force] ID`: a stopped or created sandbox's cgroups and state
+/// directory are removed (a created one is killed first, as runc does); a
+/// running or paused one only with `--force`, which asks the
 /// supervisor to `destroy` (or SIGKILLs it from the host when it cannot
 /// answer, thawing a paused one so it can die) and waits, bounded, until it
 /// is gone. A directory without a record (a `create` killed half-way) is
@@ -685,7 +686,9 @@ pub(super) fn delete(root: &Path, id: &str, force: bool) -> Result<i32, Failure>
         Ok(record) => {
             let status = record.live_status();
             if status != Status::Stopped {
-                if !force {
+                // runc's rule: a created sandbox (nothing started) is
+                // deleted without --force; a running or paused one is not.
+                if !force && status != Status::Created {
                     return Err(Failure::other(format!(
                         "delete: sandbox \"{id}\" is {status}; stop it first (kill), or use delete --force to kill \
                          it; nothing was changed"
