@@ -991,7 +991,11 @@ pub(super) fn update(root: &Path, id: &str, req: &UpdateRequest) -> Result<i32, 
     };
     let host =
         crate::exec::detect::detect().map_err(|e| Failure::other(format!("update: detecting host facts: {e}")))?;
-    let (new, clamps, warnings) = crate::plan::compile::recompile_cgroup(&policy, &spec, &host)
+    let crate::plan::compile::Recompiled {
+        cgroup: new,
+        clamps,
+        warnings,
+    } = crate::plan::compile::recompile_cgroup(&policy, &spec, &host)
         .map_err(|e| Failure::input(e.to_diag(&policy, &spec)))?;
     let Some(mut new) = new else {
         return Err(Failure::other(format!(

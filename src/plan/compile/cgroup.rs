@@ -265,6 +265,17 @@ fn limits(cx: &mut Cx) -> Result<CgroupLimits, CompileError> {
     })
 }
 
+/// What [`recompile_cgroup`] gives.
+#[derive(Debug, Clone)]
+pub struct Recompiled {
+    /// The cgroup (none when the request leaves no limit at all).
+    pub cgroup: Option<CgroupPlan>,
+    /// The requests cut to the ceiling (`on_excess = "clamp"`).
+    pub clamps: Vec<Clamp>,
+    /// The warnings for them.
+    pub warnings: Vec<super::Warning>,
+}
+
 /// The cgroup a running sandbox's limits become under `update`: `spec`
 /// carries the request as `linux.resources` (and the sandbox's
 /// `linux.cgroupsPath` when it had one), cut to `policy`'s ceiling exactly as
@@ -275,7 +286,7 @@ pub fn recompile_cgroup(
     policy: &crate::policy::Policy,
     spec: &crate::spec::SpecInput,
     host: &crate::host::HostFacts,
-) -> Result<(Option<CgroupPlan>, Vec<Clamp>, Vec<super::Warning>), CompileError> {
+) -> Result<Recompiled, CompileError> {
     let opts = super::CompileOptions::default();
     let mut cx = Cx {
         policy,
@@ -285,8 +296,12 @@ pub fn recompile_cgroup(
         clamps: Vec::new(),
         warnings: Vec::new(),
     };
-    let plan = cgroup(&mut cx)?;
-    Ok((plan, cx.clamps, cx.warnings))
+    let cgroup = cgroup(&mut cx)?;
+    Ok(Recompiled {
+        cgroup,
+        clamps: cx.clamps,
+        warnings: cx.warnings,
+    })
 }
 
 /// The spec's cgroup path made relative to the hierarchy's root, lexically:

@@ -17,7 +17,7 @@ mod seccomp;
 
 use std::path::PathBuf;
 
-pub use cgroup::{recompile_cgroup, FREEZER_RULE};
+pub use cgroup::{recompile_cgroup, Recompiled, FREEZER_RULE};
 pub use error::{Anchor, CompileError, CompileErrorKind, Warning};
 pub use fs::host_bind_instead;
 
@@ -860,7 +860,9 @@ mod tests {
         };
         let h = host("hybrid-root.toml");
         let deny = policy("extends = \"default\"\n[limits]\nmemory = \"1GiB\"\npids = 100\non_excess = \"deny\"");
-        let (cg, _, warnings) = recompile_cgroup(&deny, &spec(r#"{"memory":{"limit":536870912}}"#), &h).unwrap();
+        let Recompiled {
+            cgroup: cg, warnings, ..
+        } = recompile_cgroup(&deny, &spec(r#"{"memory":{"limit":536870912}}"#), &h).unwrap();
         let cg = cg.unwrap();
         assert_eq!(cg.limits.memory.as_ref().unwrap().value.0, 512 << 20);
         assert_eq!(
@@ -872,7 +874,11 @@ mod tests {
         let e = recompile_cgroup(&deny, &spec(r#"{"pids":{"limit":1000}}"#), &h).unwrap_err();
         assert!(matches!(e.kind, CompileErrorKind::LimitAboveCeiling { .. }), "{e}");
         let clamp = policy("extends = \"default\"\n[limits]\npids = 100\non_excess = \"clamp\"");
-        let (cg, clamps, warnings) = recompile_cgroup(&clamp, &spec(r#"{"pids":{"limit":1000}}"#), &h).unwrap();
+        let Recompiled {
+            cgroup: cg,
+            clamps,
+            warnings,
+        } = recompile_cgroup(&clamp, &spec(r#"{"pids":{"limit":1000}}"#), &h).unwrap();
         assert_eq!(cg.unwrap().limits.pids.unwrap().value, 100);
         assert_eq!((warnings.len(), clamps.len()), (1, 1));
     }
