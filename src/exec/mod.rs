@@ -158,6 +158,7 @@ pub fn create(
     it.launch_as(id, opts.state_root());
     it.create_as(creating);
     it.fail_at(fault_injection_step());
+    it.die_after_release(fault_injection_kill() == Some("after_release"));
     it.timings(opts.timings);
     it.run()
 }

@@ -194,6 +194,11 @@ mod tests {
             .cwd("/")
             .user(UserBuilder::default().uid(uid).gid(uid).build().unwrap())
             .build()
+            .map(|mut p| {
+                p.set_capabilities(None);
+                p.set_env(None);
+                p
+            })
             .unwrap()
     }
 
