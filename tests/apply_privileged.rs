@@ -414,6 +414,7 @@ fn case_cgroup_v2_join(root: &Path, id: &str) {
             version: CgroupVersion::V2,
             role,
             controllers: vec![],
+            from: None,
         });
     }
     cg.join.push(leaf.join("cgroup.procs"));

@@ -130,6 +130,125 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: ListFormat,
     },
+    /// Send a signal to a sandbox's workload (default TERM; a name or a number); with --all to
+    /// every process of the sandbox; with --pid to one process (by its pid inside the sandbox).
+    Kill {
+        /// Every process of the sandbox, not just the workload.
+        #[arg(long, short = 'a', conflicts_with = "pid")]
+        all: bool,
+        /// One process, by its pid inside the sandbox.
+        #[arg(long)]
+        pid: Option<i32>,
+        /// With --pid: the foreground process group of that process's terminal.
+        #[arg(long, requires = "pid")]
+        foreground: bool,
+        /// The sandbox id.
+        id: String,
+        /// The signal: TERM, SIGTERM, 15, ...
+        signal: Option<String>,
+    },
+    /// Wait until the workload (or process --pid N) ends; print its status and exit with it
+    /// (the code, or 128+N for signal N).
+    Wait {
+        /// The sandbox id.
+        id: String,
+        /// A process started by `exec`, by its pid inside the sandbox.
+        #[arg(long)]
+        pid: Option<i32>,
+    },
+    /// List the sandbox's processes (pid inside the sandbox and on the host).
+    Ps {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// The sandbox id.
+        id: String,
+    },
+    /// Print runc's events (JSON lines: `stats` every --interval, `oom` when an OOM kill
+    /// happens) until the sandbox stops; --stats prints one sample and exits.
+    Events {
+        /// One stats sample, then exit.
+        #[arg(long)]
+        stats: bool,
+        /// Time between samples (`5s`, `500ms`, `1m`).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        /// The sandbox id.
+        id: String,
+    },
+    /// Freeze every process of a running sandbox (its cgroup's freezer).
+    Pause {
+        /// The sandbox id.
+        id: String,
+    },
+    /// Thaw a paused sandbox.
+    Resume {
+        /// The sandbox id.
+        id: String,
+    },
+    /// Change a running sandbox's cgroup limits, cut to its policy's ceiling as at compile
+    /// time; the stored plan records them. Fields not given stay as they are.
+    Update {
+        /// A JSON file of OCI LinuxResources (`-` for stdin); the flags override it.
+        #[arg(long, short = 'r', value_name = "FILE")]
+        resources: Option<PathBuf>,
+        /// Memory limit (bytes, or with k, m, g suffix).
+        #[arg(long)]
+        memory: Option<String>,
+        /// Memory plus swap limit (bytes, or with k, m, g suffix; -1 unlimited).
+        #[arg(long)]
+        memory_swap: Option<String>,
+        /// Maximum number of tasks.
+        #[arg(long)]
+        pids_limit: Option<i64>,
+        /// CPU CFS quota in microseconds per period.
+        #[arg(long)]
+        cpu_quota: Option<i64>,
+        /// CPU CFS period in microseconds.
+        #[arg(long)]
+        cpu_period: Option<u64>,
+        /// CPU shares (relative weight).
+        #[arg(long)]
+        cpu_shares: Option<u64>,
+        /// The sandbox id.
+        id: String,
+    },
+    /// Every process's state, wait channel and kernel stack, and the supervisor's own state.
+    Stacks {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: StacksFormat,
+        /// The sandbox id.
+        id: String,
+    },
+    /// Checkpoint a running sandbox with CRIU (checked first with `criu check`).
+    Checkpoint {
+        /// Where the images go.
+        #[arg(long, default_value = "checkpoint")]
+        image_path: PathBuf,
+        /// Keep the sandbox running afterwards.
+        #[arg(long)]
+        leave_running: bool,
+        /// The sandbox id.
+        id: String,
+    },
+    /// Restore a checkpoint into a created sandbox with CRIU (checked first with `criu check`).
+    Restore {
+        /// Where the images are.
+        #[arg(long, default_value = "checkpoint")]
+        image_path: PathBuf,
+        /// The sandbox id.
+        id: String,
+    },
+    /// Remove a stopped sandbox (its cgroups and state); a running one only with --force, which
+    /// kills it first. With --force an unknown id is not an error.
+    Delete {
+        /// Kill a running or paused sandbox first; succeed when the id is gone already.
+        #[arg(long, short = 'f')]
+        force: bool,
+        /// The sandbox id.
+        id: String,
+    },
     /// Create a long-lived sandbox: compile as apply does, set it up up to the workload's start, record
     /// it under --root (with the plan it got), and exit 0 once its supervisor answers on its control
     /// socket. The bundle defaults to the current directory when it holds config.json.
@@ -236,6 +355,15 @@ pub enum ListFormat {
     /// Aligned columns, for people.
     Table,
     /// A JSON array, for tools.
+    Json,
+}
+
+/// Formats of `stacks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StacksFormat {
+    /// For people.
+    Text,
+    /// For tools.
     Json,
 }
 

@@ -4,6 +4,7 @@
 
 mod args;
 mod create;
+mod lifecycle;
 mod review;
 mod run;
 mod sandbox;
@@ -12,7 +13,7 @@ mod start;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-pub use args::{CheckFormat, Cli, Command, DiffFormat, ListFormat, PlanInputs};
+pub use args::{CheckFormat, Cli, Command, DiffFormat, ListFormat, PlanInputs, StacksFormat};
 pub use start::{c_args, process_start, started};
 
 use crate::diag::{render_plain, SourceDiag};
@@ -145,6 +146,53 @@ pub fn run(cli: Cli) -> i32 {
         Command::State { id, plan, format } => sandbox::state(&state_root, &id, plan.then_some(format)),
         Command::List { format } => sandbox::list(&state_root, format),
         Command::Features => sandbox::features(),
+        Command::Kill {
+            all,
+            pid,
+            foreground,
+            id,
+            signal,
+        } => lifecycle::kill(
+            &state_root,
+            &id,
+            signal.as_deref(),
+            lifecycle::KillTarget::from_flags(all, pid, foreground),
+        ),
+        Command::Wait { id, pid } => lifecycle::wait(&state_root, &id, pid),
+        Command::Ps { format, id } => lifecycle::ps(&state_root, &id, format),
+        Command::Events { stats, interval, id } => lifecycle::events(&state_root, &id, stats, &interval),
+        Command::Pause { id } => lifecycle::pause(&state_root, &id),
+        Command::Resume { id } => lifecycle::resume(&state_root, &id),
+        Command::Update {
+            resources,
+            memory,
+            memory_swap,
+            pids_limit,
+            cpu_quota,
+            cpu_period,
+            cpu_shares,
+            id,
+        } => lifecycle::update(
+            &state_root,
+            &id,
+            &lifecycle::UpdateRequest {
+                resources,
+                memory,
+                memory_swap,
+                pids_limit,
+                cpu_quota,
+                cpu_period,
+                cpu_shares,
+            },
+        ),
+        Command::Stacks { format, id } => lifecycle::stacks(&state_root, &id, format),
+        Command::Checkpoint {
+            image_path,
+            leave_running,
+            id,
+        } => lifecycle::checkpoint(&state_root, &id, &image_path, leave_running),
+        Command::Restore { image_path, id } => lifecycle::restore(&state_root, &id, &image_path),
+        Command::Delete { force, id } => lifecycle::delete(&state_root, &id, force),
         Command::Create {
             inputs,
             pid_file,

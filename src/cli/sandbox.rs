@@ -15,11 +15,11 @@ use serde::Serialize;
 
 /// How long a reader waits for an id's lock: longer than `create` holds it
 /// (its readiness wait is 10 s).
-const READ_LOCK_WAIT: Duration = Duration::from_secs(15);
+pub(super) const READ_LOCK_WAIT: Duration = Duration::from_secs(15);
 
 /// A state failure at the edge: an invalid id is bad input (exit 2), the rest
 /// exit 1, all in one line.
-fn failure(e: StateError) -> Failure {
+pub(super) fn failure(e: StateError) -> Failure {
     match e {
         StateError::InvalidId(_) => Failure {
             diag: Box::new(SourceDiag::plain(e.to_string(), None)),

@@ -262,7 +262,7 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
                 need(
                     &mut v,
                     format!("cgroup hierarchy for {}", d.path.display()),
-                    &cg.path.from,
+                    d.from.as_ref().unwrap_or(&cg.path.from),
                     format!(
                         "mount the {} controller(s), or compile the plan against these host facts",
                         d.controllers.join(",")

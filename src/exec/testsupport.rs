@@ -157,24 +157,28 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
                     version: CgroupVersion::V1,
                     role: CgroupDirRole::Parent,
                     controllers: vec!["memory".into()],
+                    from: None,
                 },
                 CgroupDir {
                     path: leaf("memory"),
                     version: CgroupVersion::V1,
                     role: CgroupDirRole::Sandbox,
                     controllers: vec!["memory".into()],
+                    from: None,
                 },
                 CgroupDir {
                     path: cg("pids"),
                     version: CgroupVersion::V1,
                     role: CgroupDirRole::Parent,
                     controllers: vec!["pids".into()],
+                    from: None,
                 },
                 CgroupDir {
                     path: leaf("pids"),
                     version: CgroupVersion::V1,
                     role: CgroupDirRole::Sandbox,
                     controllers: vec!["pids".into()],
+                    from: None,
                 },
             ],
             writes: vec![

@@ -534,6 +534,15 @@ pub fn text(p: &LaunchPlan) -> String {
     if let Some(c) = &p.cgroup {
         w.s.push('\n');
         w.row("cgroup", &c.path.value, &c.path.from);
+        for d in &c.dirs {
+            if let (Some(from), CgroupDirRole::Sandbox) = (&d.from, d.role) {
+                w.row(
+                    "",
+                    format!("{}/ made for {}", d.path.display(), d.controllers.join(", ")),
+                    from,
+                );
+            }
+        }
         for wr in &c.writes {
             w.row("", format!("{} = {}", wr.file.display(), wr.value), &wr.from);
         }

@@ -280,6 +280,7 @@ pub fn sample_plan() -> LaunchPlan {
                     version: CgroupVersion::V1,
                     role: CgroupDirRole::Sandbox,
                     controllers: vec![c.to_string()],
+                    from: None,
                 })
                 .collect(),
             writes: vec![

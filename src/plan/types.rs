@@ -554,6 +554,11 @@ pub struct CgroupDir {
     pub role: CgroupDirRole,
     /// Controllers this directory is made for.
     pub controllers: Vec<String>,
+    /// Why the directory is made when no limit asks for it (the v1 `freezer`
+    /// directory `pause` needs: `rule:cgroup-freezer-for-pause`); absent for
+    /// the directories of the limits, whose writes carry their origins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Origin>,
 }
 
 /// What a cgroup directory is to the plan.

@@ -17,7 +17,7 @@ pub use raw::{
     AllowedDevice, DeviceType, IdRange, NetworkName, NsChoice, OnExcess, PassFd, PlatformName, RawPolicy,
     RootChangeName, SeccompSource, UserMode,
 };
-pub use resolve::load;
+pub use resolve::{load, load_resolved};
 
 use crate::plan::{ArgCond, SeccompAction};
 use crate::vocab::{Bytes, Cap, Origin, RlimitKind};

@@ -28,6 +28,20 @@ pub fn load(refs: &[PolicyRef], base: &Path) -> Result<Policy, PolicyError> {
     merge(layers)
 }
 
+/// Resolves a chain that was loaded before and stored whole (a long-lived
+/// sandbox's `policy.json`): `sources` are every layer, base first, as
+/// [`Policy::sources`] held them. Their `extends` were already followed when
+/// the chain was first loaded, so they are not read again: the result is the
+/// policy of then, whatever the files say now. Pure: nothing is read.
+pub fn load_resolved(sources: Vec<Source>) -> Result<Policy, PolicyError> {
+    let mut layers = Vec::with_capacity(sources.len());
+    for source in sources {
+        let raw = parse(&source)?;
+        layers.push((source, raw));
+    }
+    merge(layers)
+}
+
 /// Loads `r` and, first, what it extends; appends base-first to `layers`.
 fn load_chain(
     r: &PolicyRef,

@@ -14,6 +14,9 @@
 //! - [`stats`]: one sample of a sandbox cgroup's statistics, and [`events`]:
 //!   those samples as runc's `events` lines;
 //! - [`signals`]: signal names and numbers as `kill` takes them;
+//! - [`host`]: what the CLI does from the host: the freezer (`pause`),
+//!   signals and process lists when the supervisor cannot answer, removing
+//!   cgroups at `delete`, `criu check`;
 //! - [`children`]: the supervisor's bookkeeping of its children for `wait`,
 //!   `wait_pid` and `signal_process`.
 //!
@@ -24,6 +27,7 @@ pub mod children;
 pub mod client;
 pub mod events;
 pub mod features;
+pub mod host;
 pub mod procfs;
 pub mod proto;
 pub mod server;

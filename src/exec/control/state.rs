@@ -39,6 +39,8 @@ pub const CONTROL_SOCKET: &str = "control.sock";
 /// How the workload ended ([`ExitStatus`] as JSON), written by the
 /// supervisor through an fd the launcher opened; empty until then.
 pub const EXIT_FILE: &str = "exit";
+/// The policy sources the sandbox was compiled from (`update`'s ceiling).
+pub const POLICY_FILE: &str = "policy.json";
 /// The format of [`Record`] (its `format` field).
 pub const RECORD_FORMAT: u32 = 1;
 /// The largest state or plan file read back.
@@ -381,6 +383,15 @@ impl SandboxDir {
         self.mode
     }
 
+    /// Lets go of the lock but keeps the directory open (its socket path may
+    /// go through the fd): `wait` and `events` block for long and take no
+    /// lock meanwhile. Nothing may be written or removed afterwards.
+    pub fn unlock(&mut self) {
+        // SAFETY: flock on a valid fd we own; no memory is passed.
+        unsafe { libc::flock(self.dir.as_raw_fd(), libc::LOCK_UN) };
+        self.mode = LockMode::Shared;
+    }
+
     /// Replaces file `name` in the directory atomically: a temporary file
     /// (mode 0600) is written, then renamed over it. Needs the exclusive lock.
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
@@ -578,6 +589,84 @@ impl AsFd for SandboxDir {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.dir.as_fd()
     }
+}
+
+/// One policy file the sandbox was compiled from: its name (as the plan's
+/// origins cite it) and its full text. `create` stores the whole resolved
+/// chain, base first, so `update` recompiles the same ceiling without
+/// reading any file again (the files may have changed since).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySource {
+    /// The name shown in origins (`builtin:default.toml`, a path as given).
+    pub name: String,
+    /// The TOML text.
+    pub text: String,
+}
+
+impl From<&crate::policy::Source> for PolicySource {
+    fn from(s: &crate::policy::Source) -> Self {
+        PolicySource {
+            name: s.name.clone(),
+            text: s.text.clone(),
+        }
+    }
+}
+
+/// Stores the policy chain the sandbox was compiled from (`policy.json`, a
+/// JSON array of `{name, text}`, base first). `create` calls this under its
+/// exclusive lock.
+pub fn save_policy_sources(dir: &SandboxDir, sources: &[PolicySource]) -> Result<(), StateError> {
+    let mut bytes = serde_json::to_vec_pretty(sources).expect("policy sources always serialise");
+    bytes.push(b'\n');
+    dir.write_file(POLICY_FILE, &bytes)
+}
+
+/// Reads the stored policy chain; `None` when the sandbox has none (made by
+/// a build that did not store it).
+pub fn load_policy_sources(dir: &SandboxDir) -> Result<Option<Vec<PolicySource>>, StateError> {
+    let Some(bytes) = dir.read_file(POLICY_FILE)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| StateError::BadFile {
+            path: dir.path().join(POLICY_FILE),
+            reason: e.to_string(),
+        })
+}
+
+/// The bytes of the `exit` file: the status as JSON
+/// (`{"how":"exited","code":0}`) and a newline. The supervisor writes these
+/// through an fd the launcher opened (no allocation needed there beyond this
+/// call's, made when the workload has ended).
+pub fn encode_exit(status: &ExitStatus) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(status).expect("an exit status always serialises");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Writes the `exit` file atomically (needs the exclusive lock).
+pub fn write_exit(dir: &SandboxDir, status: &ExitStatus) -> Result<(), StateError> {
+    dir.write_file(EXIT_FILE, &encode_exit(status))
+}
+
+/// The workload's exit status as the supervisor recorded it; `None` when it
+/// has not (yet) written one. An empty file (the supervisor was killed while
+/// writing, or the launcher made it and nothing ended yet) is `None` too.
+pub fn read_exit(dir: &SandboxDir) -> Result<Option<ExitStatus>, StateError> {
+    let Some(bytes) = dir.read_file(EXIT_FILE)? else {
+        return Ok(None);
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| StateError::BadFile {
+            path: dir.path().join(EXIT_FILE),
+            reason: e.to_string(),
+        })
 }
 
 /// A record's bytes, checked to be this id's and of this format.
@@ -1018,6 +1107,47 @@ mod tests {
         if let Some(r) = r {
             assert!(!r.is_alive());
         }
+    }
+
+    #[test]
+    fn exit_and_policy_files_round_trip() {
+        let t = TempDir::new("exitpol");
+        let d = root(&t).create(&id("x")).unwrap();
+        assert_eq!(read_exit(&d).unwrap(), None, "no file yet");
+        d.write_file(EXIT_FILE, b"").unwrap();
+        assert_eq!(read_exit(&d).unwrap(), None, "an empty file is no status");
+        for st in [
+            ExitStatus::Exited { code: 3 },
+            ExitStatus::Signaled {
+                signal: 9,
+                core_dumped: false,
+            },
+        ] {
+            write_exit(&d, &st).unwrap();
+            assert_eq!(read_exit(&d).unwrap(), Some(st));
+        }
+        assert_eq!(
+            encode_exit(&ExitStatus::Exited { code: 0 }),
+            b"{\"how\":\"exited\",\"code\":0}\n".to_vec()
+        );
+        d.write_file(EXIT_FILE, b"{\"how\":\"exploded\"}").unwrap();
+        assert!(matches!(read_exit(&d), Err(StateError::BadFile { .. })));
+
+        assert_eq!(load_policy_sources(&d).unwrap(), None);
+        let srcs = vec![
+            PolicySource {
+                name: "builtin:default.toml".into(),
+                text: "[limits]\nmemory = \"1G\"\n".into(),
+            },
+            PolicySource {
+                name: "/etc/p.toml".into(),
+                text: "extends = \"default\"\n".into(),
+            },
+        ];
+        save_policy_sources(&d, &srcs).unwrap();
+        assert_eq!(load_policy_sources(&d).unwrap(), Some(srcs));
+        d.write_file(POLICY_FILE, b"[{\"name\":1}]").unwrap();
+        assert!(matches!(load_policy_sources(&d), Err(StateError::BadFile { .. })));
     }
 
     #[test]

@@ -181,6 +181,7 @@ mod tests {
             version,
             role,
             controllers: vec![],
+            from: None,
         }
     }
 

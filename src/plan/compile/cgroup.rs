@@ -17,6 +17,9 @@ use crate::vocab::{Bytes, Origin};
 /// At or above this a memory limit means "unset" (the seed's threshold).
 pub const MEMORY_UNSET: u64 = 0x7fff_ffff_ffff_f000;
 
+/// The rule that makes a v1 `freezer` directory for `pause`.
+pub const FREEZER_RULE: &str = "cgroup-freezer-for-pause";
+
 /// A requested limit.
 enum Req<T> {
     Value(T),
@@ -127,6 +130,41 @@ fn swap_at_least_memory(
 
 /// The limits, then the directories and writes.
 pub(crate) fn cgroup(cx: &mut Cx) -> Result<Option<CgroupPlan>, CompileError> {
+    let limits = limits(cx)?;
+    if limits == CgroupLimits::default() {
+        // No cgroup is made, but a path that leaves the hierarchy is still
+        // refused: the spec is wrong either way.
+        if let Some(p) = cx.linux().and_then(|l| l.cgroups_path().clone()) {
+            let s = p.display().to_string();
+            if !s.contains(':') {
+                normalise_cgroup_path(&s)?;
+            }
+        }
+        return Ok(None);
+    }
+    let path = match cx.linux().and_then(|l| l.cgroups_path().clone()) {
+        Some(p) => {
+            let s = p.display().to_string();
+            if s.contains(':') {
+                return Err(CompileError::new(K::Unsupported {
+                    what: format!("systemd cgroup path \"{s}\" is not supported: sandboxctl manages cgroupfs directly"),
+                })
+                .anchor(Anchor::spec("linux.cgroupsPath", "systemd slice:prefix:name form"))
+                .help("use a path like /mygroup/mycontainer, or drop linux.cgroupsPath to get sandboxctl/<id>"));
+            }
+            Sourced::new(normalise_cgroup_path(&s)?, Origin::spec("linux.cgroupsPath"))
+        }
+        None => Sourced::new(
+            format!("sandboxctl/{ID_PLACEHOLDER}"),
+            Origin::rule("cgroup-under-sandboxctl"),
+        ),
+    };
+    layout(cx, path, limits)
+}
+
+/// The spec's `linux.resources` cut to the policy's ceilings (the ceilings
+/// imposed where the spec asks nothing).
+fn limits(cx: &mut Cx) -> Result<CgroupLimits, CompileError> {
     let res = cx.linux().and_then(|l| l.resources().clone());
     let mem = res.as_ref().and_then(|r| *r.memory());
     let cpu = res.as_ref().and_then(|r| r.cpu().clone());
@@ -215,7 +253,7 @@ pub(crate) fn cgroup(cx: &mut Cx) -> Result<Option<CgroupPlan>, CompileError> {
         v.filter(|s| !s.is_empty())
             .map(|s| Sourced::new(s, Origin::spec(format!("{base}.{p}"))))
     };
-    let limits = CgroupLimits {
+    Ok(CgroupLimits {
         memory,
         memory_swap,
         cpu_shares,
@@ -224,36 +262,46 @@ pub(crate) fn cgroup(cx: &mut Cx) -> Result<Option<CgroupPlan>, CompileError> {
         cpuset_cpus: string(cpu.as_ref().and_then(|c| c.cpus().clone()), "cpu.cpus"),
         cpuset_mems: string(cpu.as_ref().and_then(|c| c.mems().clone()), "cpu.mems"),
         pids,
+    })
+}
+
+/// What [`recompile_cgroup`] gives.
+#[derive(Debug, Clone)]
+pub struct Recompiled {
+    /// The cgroup (none when the request leaves no limit at all).
+    pub cgroup: Option<CgroupPlan>,
+    /// The requests cut to the ceiling (`on_excess = "clamp"`).
+    pub clamps: Vec<Clamp>,
+    /// The warnings for them.
+    pub warnings: Vec<super::Warning>,
+}
+
+/// The cgroup a running sandbox's limits become under `update`: `spec`
+/// carries the request as `linux.resources` (and the sandbox's
+/// `linux.cgroupsPath` when it had one), cut to `policy`'s ceiling exactly as
+/// [`crate::plan::compile`] cuts a spec's (an excess refused or clamped per
+/// `on_excess`, the clamps returned), and laid out on `host` as at creation.
+/// Pure.
+pub fn recompile_cgroup(
+    policy: &crate::policy::Policy,
+    spec: &crate::spec::SpecInput,
+    host: &crate::host::HostFacts,
+) -> Result<Recompiled, CompileError> {
+    let opts = super::CompileOptions::default();
+    let mut cx = Cx {
+        policy,
+        spec,
+        host,
+        opts: &opts,
+        clamps: Vec::new(),
+        warnings: Vec::new(),
     };
-    if limits == CgroupLimits::default() {
-        // No cgroup is made, but a path that leaves the hierarchy is still
-        // refused: the spec is wrong either way.
-        if let Some(p) = cx.linux().and_then(|l| l.cgroups_path().clone()) {
-            let s = p.display().to_string();
-            if !s.contains(':') {
-                normalise_cgroup_path(&s)?;
-            }
-        }
-        return Ok(None);
-    }
-    let path = match cx.linux().and_then(|l| l.cgroups_path().clone()) {
-        Some(p) => {
-            let s = p.display().to_string();
-            if s.contains(':') {
-                return Err(CompileError::new(K::Unsupported {
-                    what: format!("systemd cgroup path \"{s}\" is not supported: sandboxctl manages cgroupfs directly"),
-                })
-                .anchor(Anchor::spec("linux.cgroupsPath", "systemd slice:prefix:name form"))
-                .help("use a path like /mygroup/mycontainer, or drop linux.cgroupsPath to get sandboxctl/<id>"));
-            }
-            Sourced::new(normalise_cgroup_path(&s)?, Origin::spec("linux.cgroupsPath"))
-        }
-        None => Sourced::new(
-            format!("sandboxctl/{ID_PLACEHOLDER}"),
-            Origin::rule("cgroup-under-sandboxctl"),
-        ),
-    };
-    layout(cx, path, limits)
+    let cgroup = cgroup(&mut cx)?;
+    Ok(Recompiled {
+        cgroup,
+        clamps: cx.clamps,
+        warnings: cx.warnings,
+    })
 }
 
 /// The spec's cgroup path made relative to the hierarchy's root, lexically:
@@ -459,7 +507,30 @@ fn layout(cx: &mut Cx, path: Sourced<String>, limits: CgroupLimits) -> Result<Op
                 version,
                 role,
                 controllers: vec![k.controller.to_string()],
+                from: None,
             });
+        }
+    }
+    // `pause` freezes the sandbox from the host. On a v2 hierarchy every
+    // cgroup has `cgroup.freeze`; on v1 the freezer is a controller of its
+    // own, which no limit asks for: its directory is made for pause.
+    if let Some(CgroupHierarchy::V1(mount)) = cx.host.cgroup_hierarchy("freezer") {
+        if !seen_mounts.contains(&mount) && !dirs.iter().any(|d| d.version == CgroupVersion::V2) {
+            let mut p = mount;
+            for (i, part) in rel.iter().enumerate() {
+                p.push(part);
+                dirs.push(CgroupDir {
+                    path: p.clone(),
+                    version: CgroupVersion::V1,
+                    role: if i + 1 == rel.len() {
+                        CgroupDirRole::Sandbox
+                    } else {
+                        CgroupDirRole::Parent
+                    },
+                    controllers: vec!["freezer".into()],
+                    from: Some(Origin::rule(FREEZER_RULE)),
+                });
+            }
         }
     }
     // v2: enable the controllers down the chain before writing limits.

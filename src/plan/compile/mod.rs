@@ -17,6 +17,7 @@ mod seccomp;
 
 use std::path::PathBuf;
 
+pub use cgroup::{recompile_cgroup, Recompiled, FREEZER_RULE};
 pub use error::{Anchor, CompileError, CompileErrorKind, Warning};
 pub use fs::host_bind_instead;
 
@@ -795,5 +796,90 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e.kind, CompileErrorKind::SwapWithoutMemory { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_v1_freezer_directory_is_made_for_pause() {
+        let p = "extends = \"default\"\n[limits]\nmemory = \"1GiB\"";
+        for h in ["hybrid-root.toml", "v1-root.toml"] {
+            let cg = plan(p, h, &Default::default()).unwrap().plan.cgroup.unwrap();
+            let freezer: Vec<_> = cg.dirs.iter().filter(|d| d.controllers == ["freezer"]).collect();
+            assert_eq!(freezer.len(), 2, "{h}: the parent and the sandbox's own: {:?}", cg.dirs);
+            let own = freezer[1];
+            assert_eq!(own.path, Path::new("/sys/fs/cgroup/freezer/sandboxctl/{id}"));
+            assert_eq!((own.role, own.version), (CgroupDirRole::Sandbox, CgroupVersion::V1));
+            assert_eq!(own.from, Some(Origin::rule(FREEZER_RULE)));
+            assert!(cg.join.contains(&own.path.join("tasks")), "the supervisor joins it");
+            let text = crate::plan::render::render(
+                &plan(p, h, &Default::default()).unwrap().plan,
+                crate::plan::render::Format::Text,
+            );
+            assert!(text.contains("freezer/sandboxctl/{id}/ made for freezer"), "{text}");
+        }
+        // v2: every cgroup has cgroup.freeze; nothing extra.
+        let cg = plan(p, "v2-root.toml", &Default::default())
+            .unwrap()
+            .plan
+            .cgroup
+            .unwrap();
+        assert!(cg.dirs.iter().all(|d| d.from.is_none()), "{:?}", cg.dirs);
+        // doctor and apply agree: a host without the freezer (a plan made
+        // for another machine) is named before apply would fail at mkdir.
+        let compiled = plan(p, "hybrid-root.toml", &Default::default()).unwrap().plan;
+        let mut h = host("hybrid-root.toml");
+        h.cgroup.v1.remove("freezer");
+        let unmet: Vec<String> = crate::exec::preflight(&compiled, &h)
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
+        assert!(
+            unmet
+                .iter()
+                .any(|u| u.contains("cgroup hierarchy for /sys/fs/cgroup/freezer/sandboxctl")
+                    && u.contains(FREEZER_RULE)),
+            "{unmet:#?}"
+        );
+        // No limits (the default policy, the embedded spec): no cgroup at all.
+        let c = plan("extends = \"default\"", "hybrid-root.toml", &Default::default()).unwrap();
+        assert!(c.plan.cgroup.is_none());
+    }
+
+    #[test]
+    fn recompiling_the_cgroup_cuts_a_request_to_the_ceiling_as_compile_does() {
+        let spec = |res: &str| SpecInput {
+            name: "update request".into(),
+            text: format!("{{\"ociVersion\":\"1.0.2\",\"linux\":{{\"resources\":{res}}}}}"),
+            spec: Box::new(
+                serde_json::from_str(&format!(
+                    "{{\"ociVersion\":\"1.0.2\",\"linux\":{{\"resources\":{res}}}}}"
+                ))
+                .unwrap(),
+            ),
+            dir: None,
+            builtin: false,
+        };
+        let h = host("hybrid-root.toml");
+        let deny = policy("extends = \"default\"\n[limits]\nmemory = \"1GiB\"\npids = 100\non_excess = \"deny\"");
+        let Recompiled {
+            cgroup: cg, warnings, ..
+        } = recompile_cgroup(&deny, &spec(r#"{"memory":{"limit":536870912}}"#), &h).unwrap();
+        let cg = cg.unwrap();
+        assert_eq!(cg.limits.memory.as_ref().unwrap().value.0, 512 << 20);
+        assert_eq!(
+            cg.limits.pids.as_ref().unwrap().value,
+            100,
+            "the ceiling where nothing is asked"
+        );
+        assert!(warnings.is_empty());
+        let e = recompile_cgroup(&deny, &spec(r#"{"pids":{"limit":1000}}"#), &h).unwrap_err();
+        assert!(matches!(e.kind, CompileErrorKind::LimitAboveCeiling { .. }), "{e}");
+        let clamp = policy("extends = \"default\"\n[limits]\npids = 100\non_excess = \"clamp\"");
+        let Recompiled {
+            cgroup: cg,
+            clamps,
+            warnings,
+        } = recompile_cgroup(&clamp, &spec(r#"{"pids":{"limit":1000}}"#), &h).unwrap();
+        assert_eq!(cg.unwrap().limits.pids.unwrap().value, 100);
+        assert_eq!((warnings.len(), clamps.len()), (1, 1));
     }
 }
