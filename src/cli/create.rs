@@ -88,6 +88,7 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
     }
     let Staged {
         plan,
+        policies,
         host,
         bundle,
         annotations,
@@ -116,7 +117,13 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
     let creating = exec::interp::Creating {
         record,
         pid_file,
-        files: vec![(PLAN_FILE, Rc::new(render::render(&plan, Format::Json).into_bytes()))],
+        files: vec![
+            (PLAN_FILE, Rc::new(render::render(&plan, Format::Json).into_bytes())),
+            (
+                state::POLICY_FILE,
+                Rc::new(serde_json::to_vec_pretty(&policies).map_err(|e| Failure::other(format!("create: {e}")))?),
+            ),
+        ],
     };
     let opts = exec::ApplyOptions {
         id: Some(
@@ -158,6 +165,8 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Staged {
     plan: LaunchPlan,
+    /// The resolved policy's files, base first (`policy.json`, for `update`).
+    policies: Vec<state::PolicySource>,
     host: crate::host::HostFacts,
     bundle: PathBuf,
     annotations: std::collections::BTreeMap<String, String>,
@@ -168,6 +177,7 @@ fn stage(inputs: &PlanInputs) -> Result<Staged, Failure> {
     let (compiled, loaded) = compile_inputs(inputs, Path::new("."))?;
     Ok(Staged {
         plan: compiled.plan,
+        policies: loaded.policy.sources.iter().map(state::PolicySource::from).collect(),
         host: loaded.host,
         bundle: match &loaded.spec.dir {
             Some(d) => d.clone(),
@@ -281,14 +291,14 @@ pub(super) fn run(root: &Path, inputs: &PlanInputs, args: &CreateArgs, detach: b
         return Ok(0);
     }
     if let Err(f) = start(root, id.as_str()) {
-        let _ = remove_stopped(root, &id, true);
+        let _ = super::lifecycle::delete(root, id.as_str(), true);
         return Err(f);
     }
     if detach {
         return Ok(0);
     }
     let status = wait_foreground(root, &id, supervisor, None);
-    let _ = remove_stopped(root, &id, true);
+    let _ = super::lifecycle::delete(root, id.as_str(), true);
     Ok(status)
 }
 
@@ -367,48 +377,8 @@ fn blocked_signals() -> libc::sigset_t {
 
 /// The workload's exit status as the supervisor recorded it.
 fn read_exit(root: &Path, id: &SandboxId) -> Option<ExitStatus> {
-    let bytes = std::fs::read(root.join(id.as_str()).join(state::EXIT_FILE)).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// Removes a sandbox whose supervisor is gone (with `force`, after
-/// killing it): its cgroup directories (the stored plan's) and its state
-/// directory.
-fn remove_stopped(root: &Path, id: &SandboxId, force: bool) -> Result<(), Failure> {
-    let (dir, record) = open(root, id, LockMode::Exclusive)?;
-    if let Some(sup) = record.supervisor.as_ref().filter(|s| s.is_alive()) {
-        if !force {
-            return Err(Failure::other(format!("{id} is running")));
-        }
-        // SAFETY: kill has no memory arguments.
-        unsafe { libc::kill(sup.pid, libc::SIGKILL) };
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while sup.is_alive() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-    if let Ok(plan) = load_plan_file(&dir.path().join(PLAN_FILE)) {
-        remove_cgroups(&plan, id);
-    }
-    dir.remove().map_err(state_failure)
-}
-
-/// Removes the plan's cgroup directories for sandbox `id`, leaves first (the
-/// tool's own shared parent too, when empty).
-fn remove_cgroups(plan: &LaunchPlan, id: &SandboxId) {
-    let Some(cg) = &plan.cgroup else {
-        return;
-    };
-    let lid = LaunchId::given(id.as_str(), Origin::Default).ok();
-    for d in cg.dirs.iter().rev() {
-        let path = lid.as_ref().map_or(d.path.clone(), |l| l.resolve(&d.path));
-        for _ in 0..50 {
-            match std::fs::remove_dir(&path) {
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(Duration::from_millis(2)),
-                _ => break,
-            }
-        }
-    }
+    let dir = StateRoot::new(root).open(id, LockMode::Shared, WAIT).ok()?;
+    state::read_exit(&dir).ok().flatten()
 }
 
 /// What `exec` takes.
