@@ -124,8 +124,13 @@ pub(super) fn apply(
         let _ = out.write_all(text.as_bytes());
         return Ok(0);
     }
-    match exec::apply(&plan, &host, &opts) {
-        Ok(status) => Ok(status),
+    match exec::apply_to_end(&plan, &host, &opts) {
+        Ok(ended) => {
+            if let Some(oom) = &ended.oom_kill {
+                eprintln!("error: {oom}");
+            }
+            Ok(ended.status)
+        }
         Err(e) => Err(Failure {
             diag: Box::new(SourceDiag::plain(e.to_string(), None)),
             code: EXIT_APPLY_FAILED,

@@ -279,6 +279,9 @@ pub enum Op {
     Rmdir { path: PathBuf },
     /// unlink(2) (the state file).
     Unlink { path: PathBuf },
+    /// Read a small file whole (a cgroup's counters, at teardown); returns
+    /// its bytes ([`Outcome::Bytes`]).
+    ReadFile { path: PathBuf },
     /// open(2), close-on-exec. A file it creates (`O_CREAT`) gets exactly
     /// `mode`: the umask does not apply.
     Open {
@@ -648,6 +651,7 @@ impl fmt::Display for Op {
             WriteProcFile { proc, name, data } => write!(f, "write /proc/{proc}/{name} {data:?}"),
             Rmdir { path } => write!(f, "rmdir {}", path.display()),
             Unlink { path } => write!(f, "unlink {}", path.display()),
+            ReadFile { path } => write!(f, "read {}", path.display()),
             OpenRootDir { path, tag } => write!(
                 f,
                 "open {} O_PATH|O_DIRECTORY, no symlinks (openat2 RESOLVE_NO_SYMLINKS) -> {}",

@@ -1075,6 +1075,7 @@ impl Backend for LinuxBackend {
                 }
             }
             Unlink { path } => fs::remove_file(path).and(done),
+            ReadFile { path } => fs::read(path).map(Outcome::Bytes),
             Open { path, flags, mode, .. } => open_exact(path, *flags, *mode).map(Outcome::Fd),
             OpenRootDir { path, .. } => open_no_symlinks(path, libc::O_PATH | libc::O_DIRECTORY).map(Outcome::Fd),
             OpenNs { path, kind, .. } => open_ns(path, *kind).map(Outcome::Fd),
