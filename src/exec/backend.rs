@@ -239,6 +239,8 @@ pub enum Outcome {
     Pid(i32),
     /// Bytes read.
     Bytes(Vec<u8>),
+    /// Directories made ([`Op::MkdirAll`]), outermost first.
+    Made(Vec<PathBuf>),
     /// [`Op::RelayPty`]: the caller's stdin reached its end (the relay goes
     /// on without it).
     StdinClosed,
@@ -248,7 +250,9 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum Op {
-    /// mkdir -p with mode 0700 for the parts made.
+    /// mkdir -p with mode 0700 for the parts made; returns them, outermost
+    /// first ([`Outcome::Made`]), so a launch that fails right after can
+    /// remove them again. A failure part-way removes what it made.
     MkdirAll { path: PathBuf },
     /// mkdir -p; each directory made gets exactly `mode` (the umask does not
     /// apply); existing ones are left as they are.

@@ -470,16 +470,30 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn make_state_file(&mut self) -> R<()> {
         self.origin = self.id.origin().clone();
         let file = self.id.state_file(&self.state_root);
-        self.op(Op::MkdirAll {
+        let made = match self.op(Op::MkdirAll {
             path: self.state_root.clone(),
-        })?;
+        })? {
+            Outcome::Made(dirs) => dirs,
+            _ => Vec::new(),
+        };
         let tag = FdTag::Internal("state file");
         let op = Op::CreateState {
             path: file.clone(),
             record: state::record(self.plan, &self.id),
             tag,
         };
-        let fd = self.op_fd(op, tag)?;
+        let fd = match self.op_fd(op, tag) {
+            Ok(fd) => fd,
+            Err(f) => {
+                // A root made here (on a full disk, say) goes again: a failed
+                // launch leaves nothing. One another launch filled meanwhile
+                // stays (ENOTEMPTY).
+                for dir in made.into_iter().rev() {
+                    let _ = self.b.perform(&Op::Rmdir { path: dir });
+                }
+                return Err(f);
+            }
+        };
         self.undo.push(Undo::Close(fd));
         self.undo.push(Undo::StateFile(file));
         self.state = Some(fd);

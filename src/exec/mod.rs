@@ -165,11 +165,38 @@ pub fn apply_to_end(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) ->
         cfg!(feature = "fault-injection") && std::env::var_os("SANDBOXCTL_HOLD_HEAP_AT_SPAWN").is_some(),
     );
     it.timings(opts.timings);
-    let r = it.run_to_end();
+    let r = it.run_to_end().map_err(|e| state_root_error(e, opts));
     if let Some(t) = &opts.timings {
         t.mark(crate::plan::Actor::Launcher, "done");
     }
     r
+}
+
+/// A failure to make the state file on a read-only or full filesystem (or
+/// without access) says so in one line, with the root, where it came from
+/// and what to do; any other error stays as it is.
+fn state_root_error(e: ApplyError, opts: &ApplyOptions) -> ApplyError {
+    match e {
+        ApplyError::Step { failure, leftovers }
+            if failure.step == crate::plan::Step::StateFile
+                && matches!(
+                    failure.errno,
+                    Some(libc::EROFS | libc::ENOSPC | libc::EDQUOT | libc::EACCES | libc::EPERM)
+                ) =>
+        {
+            ApplyError::StateRoot {
+                root: opts.state_root(),
+                from: match opts.root {
+                    Some(_) => crate::vocab::Origin::Cli("--root".into()),
+                    None => crate::vocab::Origin::Default,
+                },
+                message: failure.message,
+                fix: state::root_fix(failure.errno),
+                leftovers,
+            }
+        }
+        e => e,
+    }
 }
 
 /// The step named by `SANDBOXCTL_FAIL_AT_STEP` (only with the
