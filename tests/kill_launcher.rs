@@ -22,28 +22,17 @@
 //! runs another launcher (the release build of `scripts/build-release`,
 //! whose launch is shorter) instead of the test build's.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::frames::Rng;
+
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
-
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 /// The launcher under test.
@@ -226,10 +215,10 @@ fn main() {
     for i in 0..runs {
         // Half the kills inside the launch, half up to twice its length.
         let delay = Duration::from_micros(if i % 2 == 0 {
-            rng.below(span)
+            rng.below(span as usize)
         } else {
-            rng.below(2 * span)
-        });
+            rng.below(2 * span as usize)
+        } as u64);
         delays.push(delay);
         let id = format!("{prefix}{i}");
         let mut child = apply(&sleep_plan, &root, &id).spawn().unwrap();
