@@ -1970,6 +1970,104 @@ fn case_state_root_doctor_agrees(_root: &Path, id: &str) {
     let _ = fs::remove_dir_all(good.parent().unwrap());
 }
 
+/// Issue 14: the state root on a read-only filesystem, and on a full one
+/// (a tiny tmpfs, filled): doctor names it (exit 1) and apply fails at its
+/// first step (exit 125), each in one line naming the root, the reason
+/// (EROFS, ENOSPC) and what to do (`--root DIR`); nothing is left on either
+/// filesystem (apply makes the missing `run/` and removes it again) nor in
+/// any cgroup hierarchy. The two mounts are made in a private mount
+/// namespace (`unshare -m`), so they go with it whatever happens.
+fn case_state_root_read_only_or_full(_root: &Path, id: &str) {
+    let base = std::env::temp_dir().join(format!("sbx-stateroot-{id}"));
+    let (ro, full) = (base.join("ro"), base.join("full"));
+    fs::create_dir_all(&ro).unwrap();
+    fs::create_dir_all(&full).unwrap();
+    let script = r#"
+B=$1; RO=$2; FULL=$3; ID=$4
+mount -t tmpfs -o ro,size=64k tmpfs "$RO" || exit 90
+mount -t tmpfs -o size=16k tmpfs "$FULL" || exit 91
+dd if=/dev/zero of="$FULL/fill" bs=4k count=100 2>/dev/null
+for r in "$RO/run" "$FULL/run"; do
+  echo "== doctor $r"; "$B" --root "$r" doctor -- /bin/true 2>&1; echo "== rc $?"
+  echo "== apply $r"; "$B" --root "$r" apply --id "$ID" -- /bin/true 2>&1; echo "== rc $?"
+  echo "== left $r"; ls -A "$(dirname "$r")"
+done
+echo "== end"
+"#;
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(env!("CARGO_BIN_EXE_sandboxctl"))
+        .arg(&ro)
+        .arg(&full)
+        .arg(id)
+        .output()
+        .unwrap();
+    let _ = fs::remove_dir_all(&base);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("== end"),
+        "{}{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // miette wraps long lines (`\n  │ `, at spaces or hyphens): sections
+    // and expected texts are compared without any white space.
+    let squeeze = |t: &str| -> String { t.chars().filter(|c| !c.is_whitespace() && *c != '│').collect() };
+    let mut sections = std::collections::BTreeMap::new();
+    let mut name = String::new();
+    for line in text.lines() {
+        match line.strip_prefix("== ") {
+            Some(n) if !n.starts_with("rc ") => name = n.to_string(),
+            _ => sections
+                .entry(name.clone())
+                .or_insert_with(String::new)
+                .push_str(&squeeze(line)),
+        }
+    }
+    for (r, errno, reason) in [
+        (
+            ro.join("run"),
+            "EROFS",
+            "its filesystem is read-only: give --root DIR on a writable filesystem",
+        ),
+        (
+            full.join("run"),
+            "ENOSPC",
+            "its filesystem is full: free space there, or give --root DIR on another filesystem",
+        ),
+    ] {
+        let r = r.display();
+        let doctor = &sections[&format!("doctor {r}")];
+        assert!(
+            doctor.contains(&squeeze(&format!("the state file under {r} (cannot make a file in ")))
+                && doctor.contains(&format!("({errno})"))
+                && doctor.contains(&squeeze(reason)),
+            "doctor: {doctor}"
+        );
+        let apply = &sections[&format!("apply {r}")];
+        assert!(
+            apply.contains(&squeeze(&format!(
+                "apply: cannot make the sandbox's state file under {r} (cli:--root): "
+            ))) && apply.contains(&squeeze(&format!("({errno}); {reason}"))),
+            "apply: {apply}"
+        );
+    }
+    // Exit codes: doctor 1, apply 125, twice.
+    let codes: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("== rc ")).collect();
+    assert_eq!(codes, ["1", "125", "1", "125"], "{text}");
+    let left = |r: PathBuf| {
+        sections
+            .get(&format!("left {}", r.display()))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(left(ro.join("run")), "", "left on the read-only fs");
+    assert_eq!(left(full.join("run")), "fill", "left on the full fs");
+    for h in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let d = h.path().join("sandboxctl").join(id);
+        assert!(!d.exists(), "{} left", d.display());
+    }
+}
+
 /// Issue 11 item 6: `network-host` on this host, with the embedded spec and
 /// with a runc-style bundle: doctor and apply agree (both succeed), /sys is
 /// the host's, read-only, and /sys/fs/cgroup is there; a plan file with a
@@ -2096,6 +2194,7 @@ fn main() {
         ("concurrent_applies", case_concurrent_applies),
         ("network_host", case_network_host),
         ("state_root_doctor_agrees", case_state_root_doctor_agrees),
+        ("state_root_read_only_or_full", case_state_root_read_only_or_full),
         ("spec_device_is_the_node", case_spec_device_is_the_node),
         ("device_source_checked", case_device_source_checked),
         ("destinations_stay_in_root", case_destinations_stay_in_root),

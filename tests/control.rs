@@ -3,6 +3,8 @@
 //! handler in place of the interpreter. Tests that count this process's
 //! open fds hold one lock, so no other test of this file opens fds meanwhile.
 
+mod common;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -12,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::frames::{mutate_frame, Rng};
 use sandboxctl::exec::control::client::{self, Client, ClientError};
 use sandboxctl::exec::control::proto::{
     self, encode_request, ErrorKind, ExecStdio, ExitStatus, ProcessInfo, Reply, Request, Stats, Status,
@@ -1107,22 +1110,9 @@ fn every_call_reply_and_error_kind_is_documented() {
     assert!(missing.is_empty(), "docs/control.md does not mention {missing:?}");
 }
 
-/// A small deterministic generator (xorshift64*): failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// 300 connections, each a handshake and then a mutated frame (bytes
-/// flipped, inserted, removed, cut; a length rewritten), then a half-close:
+/// 300 connections, each a handshake and then a mutated frame
+/// ([`common::frames::mutate_frame`]: bytes flipped, inserted, removed, cut;
+/// a length rewritten), then a half-close:
 /// every answer is a well-formed reply, every connection ends, the server
 /// keeps serving, and no fd is left behind.
 #[test]
@@ -1157,27 +1147,7 @@ fn mutated_frames_on_the_socket_never_stop_the_server() {
     let mut replies = 0;
     for round in 0..300 {
         let mut f = seeds[rng.below(seeds.len())].clone();
-        for _ in 0..1 + rng.below(3) {
-            match rng.below(5) {
-                0 if !f.is_empty() => {
-                    let i = rng.below(f.len());
-                    f[i] ^= 1 << rng.below(8);
-                }
-                1 => {
-                    let i = rng.below(f.len() + 1);
-                    f.insert(i, b"{}[]\":,\\\x00\xff"[rng.below(10)]);
-                }
-                2 if !f.is_empty() => {
-                    f.remove(rng.below(f.len()));
-                }
-                3 => f.truncate(rng.below(f.len() + 1)),
-                _ if f.len() >= HEADER_LEN => {
-                    let len = (f.len() - HEADER_LEN) as u32;
-                    f[4..8].copy_from_slice(&len.to_be_bytes());
-                }
-                _ => {}
-            }
-        }
+        mutate_frame(&mut f, &mut rng);
         let mut s = raw(&dir);
         s.write_all(&hello()).unwrap();
         assert!(matches!(read_reply(&mut s), Some(Reply::Hello { .. })), "round {round}");

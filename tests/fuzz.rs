@@ -25,6 +25,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::frames::{self, Rng};
+use sandboxctl::exec::control::proto::{self, Reply, Request, HEADER_LEN, MAX_FDS, MAX_REQUEST};
 use sandboxctl::host::HostFacts;
 use sandboxctl::plan::{compile, render, CompileOptions};
 use sandboxctl::policy::{self, PolicyRef};
@@ -114,28 +118,6 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// xorshift64*: small, seedable, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-}
-
 /// Tokens worth inserting: syntax, keys, and values that probe limits.
 const DICT: &[&str] = &[
     "\"",
@@ -187,6 +169,14 @@ const DICT: &[&str] = &[
     "\"options\": [\"ro\"]",
     "\"size\": 4294967296",
     "{\"index\": 9, \"op\": \"SCMP_CMP_EQ\"}",
+    "\"call\":\"exec\"",
+    "\"call\":\"hello\"",
+    "\"stdio\":\"attached\"",
+    "\"stdio\":\"pty\"",
+    "\"terminal\":true",
+    "\"pid\":-1",
+    "\"signal\":65",
+    "\"image_path\":\"rel\"",
 ];
 
 /// Extreme values for value-level mutation.
@@ -255,7 +245,7 @@ fn mutate_value(node: &mut serde_json::Value, rng: &mut Rng, depth: usize) {
 
 /// One mutation of `input`; `seeds` for splicing; `json` picks the value
 /// format for value-level mutation (else TOML).
-fn mutate(input: &str, seeds: &[String], json: bool, rng: &mut Rng) -> String {
+fn mutate(input: &str, seeds: &[Vec<u8>], json: bool, rng: &mut Rng) -> String {
     if rng.chance(2) && input.len() < (256 << 10) {
         let value: Option<serde_json::Value> = if json {
             serde_json::from_str(input).ok()
@@ -308,7 +298,7 @@ fn mutate(input: &str, seeds: &[String], json: bool, rng: &mut Rng) -> String {
                 b.splice(at..at, copy);
             }
             4 if !seeds.is_empty() => {
-                let other = seeds[rng.below(seeds.len())].as_bytes();
+                let other = &seeds[rng.below(seeds.len())];
                 if !other.is_empty() {
                     let i = rng.below(other.len());
                     let n = rng.below((other.len() - i).min(512) + 1);
@@ -357,10 +347,27 @@ fn host() -> HostFacts {
     toml::from_str(&std::fs::read_to_string(root().join("tests/golden/hosts/hybrid-root.toml")).unwrap()).unwrap()
 }
 
-/// Runs `target` on mutations of `seeds` for the time budget; returns the
+/// [`fuzz`] of a text input: seeds and mutations are UTF-8 ([`mutate`]);
+/// `json` picks the value format for value-level mutation (else TOML).
+fn fuzz_text(name: &str, seeds: Vec<String>, json: bool, target: impl Fn(&str)) -> usize {
+    fuzz(
+        name,
+        seeds.into_iter().map(String::into_bytes).collect(),
+        |input, seeds, rng| mutate(&String::from_utf8_lossy(input), seeds, json, rng).into_bytes(),
+        |input| target(&String::from_utf8_lossy(input)),
+    )
+}
+
+/// Runs `target` on mutations (by `mutator`, given the input, the pool for
+/// splicing and the generator) of `seeds` for the time budget; returns the
 /// number of inputs tried. Panics (after the budget) listing every failing
 /// input, each also written to target/fuzz-failures/NAME-N.
-fn fuzz(name: &str, mut seeds: Vec<String>, json: bool, target: impl Fn(&str)) -> usize {
+fn fuzz(
+    name: &str,
+    mut seeds: Vec<Vec<u8>>,
+    mutator: impl Fn(&[u8], &[Vec<u8>], &mut Rng) -> Vec<u8>,
+    target: impl Fn(&[u8]),
+) -> usize {
     let secs: u64 = std::env::var("SANDBOXCTL_FUZZ_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -379,13 +386,13 @@ fn fuzz(name: &str, mut seeds: Vec<String>, json: bool, target: impl Fn(&str)) -
     assert!(!seeds.is_empty(), "{name}: no seeds");
     let mut rng = Rng(seed ^ name.len() as u64);
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut failures: Vec<(String, String)> = Vec::new();
+    let mut failures: Vec<(String, Vec<u8>)> = Vec::new();
     let mut n = 0;
     // The seeds themselves first, then mutations; inputs that parse join the
     // pool now and then, so mutations stack.
-    let mut queue: Vec<String> = seeds.clone();
+    let mut queue: Vec<Vec<u8>> = seeds.clone();
     // The watchdog: the input under test and when it started.
-    let running = std::sync::Arc::new(std::sync::Mutex::new((Instant::now(), String::new(), false)));
+    let running = std::sync::Arc::new(std::sync::Mutex::new((Instant::now(), Vec::new(), false)));
     let watch = running.clone();
     let tag = name.to_string();
     let watchdog = std::thread::spawn(move || loop {
@@ -398,7 +405,7 @@ fn fuzz(name: &str, mut seeds: Vec<String>, json: bool, target: impl Fn(&str)) -
             eprintln!(
                 "\nfuzz {tag}: an input has run for {:?} (a hang); it follows:\n{}",
                 g.0.elapsed(),
-                g.1
+                String::from_utf8_lossy(&g.1)
             );
             std::process::abort();
         }
@@ -408,7 +415,7 @@ fn fuzz(name: &str, mut seeds: Vec<String>, json: bool, target: impl Fn(&str)) -
             Some(s) => s,
             None => {
                 let base = &seeds[rng.below(seeds.len())];
-                mutate(base, &seeds, json, &mut rng)
+                mutator(base, &seeds, &mut rng)
             }
         };
         if input.len() > MAX_TRY {
@@ -474,7 +481,7 @@ fn fuzz_policy() {
     let host = host();
     let spec = sandboxctl::spec::builtin(&["/bin/true".to_string()]);
     let opts = CompileOptions::default();
-    fuzz("policy", seeds, false, |text| {
+    fuzz_text("policy", seeds, false, |text| {
         let r = PolicyRef::Text {
             name: "fuzz.toml".into(),
             text: text.into(),
@@ -508,7 +515,7 @@ fn fuzz_spec() {
         .iter()
         .map(|n| policy::load(&[PolicyRef::Builtin(n.to_string())], root()).unwrap())
         .collect();
-    fuzz("spec", seeds, true, |text| {
+    fuzz_text("spec", seeds, true, |text| {
         match sandboxctl::spec::parse_json::<oci_spec::runtime::Spec>("fuzz.json", text) {
             Ok(spec) => {
                 let input = sandboxctl::spec::SpecInput {
@@ -551,7 +558,7 @@ fn plan_target(text: &str) {
 #[test]
 fn fuzz_plan_toml() {
     let seeds = read_all(&["tests/golden/cases/*plan.toml", "tests/fuzz/*.plan.toml"]);
-    fuzz("plan_toml", seeds, false, plan_target);
+    fuzz_text("plan_toml", seeds, false, plan_target);
 }
 
 /// Plan files in JSON (the golden plans rendered as JSON).
@@ -563,5 +570,138 @@ fn fuzz_plan_json() {
         .map(|p| render::render(&p, render::Format::Json))
         .chain(read_all(&["tests/fuzz/*.plan.json"]))
         .collect();
-    fuzz("plan_json", seeds, true, plan_target);
+    fuzz_text("plan_json", seeds, true, plan_target);
+}
+
+/// The control protocol's seed corpus: one frame per file
+/// (tests/fuzz/control/NAME.frame), valid requests of every call.
+fn control_seeds() -> Vec<Vec<u8>> {
+    let mut files = Vec::new();
+    collect(&root().join("tests/fuzz/control"), ".frame", &mut files);
+    files.sort();
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+/// One request frame as the supervisor's server meets it: [`proto::decode`]
+/// must return (never panic, never read past the frame) and agree with the
+/// server's own way (the header checked as it arrives, then the body). A
+/// request it accepts passes its own checks, names a known call, asks for at
+/// most [`MAX_FDS`] fds (what the server's SCM_RIGHTS buffer takes; any
+/// other count is refused by that number), and encodes and decodes to
+/// itself; a refusal becomes an error reply a client can read.
+fn control_target(frame: &[u8]) {
+    let decoded = proto::decode(frame);
+    if let Some(header) = frame.first_chunk::<HEADER_LEN>() {
+        let server = proto::parse_header(header, MAX_REQUEST).and_then(|len| {
+            if frame.len() == HEADER_LEN + len {
+                proto::decode_request_body(&frame[HEADER_LEN..]).map(Some)
+            } else {
+                Ok(None) // The server would wait for more, or read the rest as the next frame.
+            }
+        });
+        match (&server, &decoded) {
+            (Ok(Some(s)), Ok(d)) => assert_eq!(s, d, "decode and the server disagree"),
+            (Ok(Some(s)), Err(e)) => panic!("the server takes {s:?}, decode refuses it: {e}"),
+            (Err(s), Ok(d)) => panic!("decode takes {d:?}, the server refuses it: {s}"),
+            _ => {}
+        }
+    }
+    match decoded {
+        Ok(req) => {
+            assert!(Request::CALLS.contains(&req.name()), "{}", req.name());
+            assert_eq!(req.validate(), Ok(()));
+            assert!(req.fds_expected() <= MAX_FDS, "{} fds", req.fds_expected());
+            let mut again = Vec::new();
+            // A body near the limit may grow when re-encoded (defaults made
+            // explicit): refused then, which is fine; taken, it must match.
+            if proto::encode_request(&req, &mut again).is_ok() {
+                assert_eq!(proto::decode(&again), Ok(req), "a decoded request re-encodes to itself");
+            }
+        }
+        Err(e) => {
+            let mut out = Vec::new();
+            proto::encode_reply(&e.to_reply(), &mut out);
+            assert!(
+                matches!(proto::decode_reply(&out), Ok(Reply::Error { .. })),
+                "the refusal of {e} is not an error reply"
+            );
+        }
+    }
+}
+
+/// A control frame mutated: half the time by the shared frame mutator
+/// (header, length and body bytes), else its JSON body at the value level
+/// or as text (dictionary tokens, splices), the header's length then set to
+/// the new body so the mutation reaches the decoder.
+fn mutate_control(frame: &[u8], seeds: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    if rng.chance(2) || f.len() < HEADER_LEN {
+        frames::mutate_frame(&mut f, rng);
+        return f;
+    }
+    let body = f.split_off(HEADER_LEN);
+    let value = if rng.chance(2) {
+        serde_json::from_slice::<serde_json::Value>(&body).ok()
+    } else {
+        None
+    };
+    match value {
+        Some(mut v) => {
+            for _ in 0..=rng.below(3) {
+                mutate_value(&mut v, rng, 0);
+            }
+            serde_json::to_writer(&mut f, &v).unwrap();
+        }
+        None => f.extend_from_slice(mutate(&String::from_utf8_lossy(&body), seeds, false, rng).as_bytes()),
+    }
+    frames::fix_length(&mut f);
+    f
+}
+
+/// Control protocol request frames (issue 14): the seed corpus of every call
+/// type, mutated in the header, the length and the JSON body.
+#[test]
+fn fuzz_control() {
+    fuzz("control", control_seeds(), mutate_control, control_target);
+}
+
+/// The corpus holds a valid frame of every call (and of each `exec` stdio),
+/// each decoding as it is: a seed that no longer decodes (the protocol
+/// changed) fails here, not silently in the fuzzer.
+#[test]
+fn control_corpus_has_every_call() {
+    let mut names = std::collections::BTreeSet::new();
+    let mut stdio = std::collections::BTreeSet::new();
+    for f in control_seeds() {
+        let req = proto::decode(&f).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&f)));
+        if let Request::Exec { stdio: s, .. } = &req {
+            stdio.insert(format!("{s:?}"));
+        }
+        names.insert(req.name());
+    }
+    let all: std::collections::BTreeSet<&str> = Request::CALLS.into_iter().collect();
+    assert_eq!(names, all, "calls without a seed in tests/fuzz/control");
+    assert_eq!(stdio.len(), 3, "exec seeds for attached, null and pty: {stdio:?}");
+}
+
+/// Deterministic and quick (no time budget): 20,000 frames from the corpus,
+/// each through the shared frame mutator, through [`control_target`]; some
+/// must still decode, or the mutator is too destructive to test acceptance.
+#[test]
+fn control_frames_mutated_never_panic() {
+    let seeds = control_seeds();
+    let mut rng = Rng(0x5eed_c0de_1234_5678);
+    let mut ok = 0;
+    for _ in 0..20_000 {
+        let mut f = seeds[rng.below(seeds.len())].clone();
+        frames::mutate_frame(&mut f, &mut rng);
+        if proto::decode(&f).is_ok() {
+            ok += 1;
+        }
+        control_target(&f);
+    }
+    assert!(
+        ok > 0,
+        "no mutation decoded: the generator is too destructive to test acceptance"
+    );
 }

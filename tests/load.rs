@@ -11,7 +11,8 @@
 //! `SANDBOXCTL_LOAD_PARALLEL` (default 200) with `SANDBOXCTL_LOAD_JOBS`
 //! (default 6) at a time. Then a fork bomb (stopped at the pids limit while
 //! another sandbox and the host keep working) and a memory hog (killed in its
-//! cgroup; apply exits 137).
+//! 64 MiB cgroup; apply exits 137 and names the OOM kill and the limit on
+//! stderr).
 
 use std::path::Path;
 use std::process::Command;
@@ -174,34 +175,41 @@ fn main() {
         failed.push("fork_bomb");
     }
 
-    // A memory hog is killed inside its cgroup (untrusted: 256 MiB) and
-    // apply says so by its status (128 + SIGKILL).
+    // A memory hog is killed inside its cgroup (64 MiB, a policy on top of
+    // untrusted), apply exits 128 + SIGKILL and says why on stderr, with the
+    // limit and where it came from; the host still forks.
+    let dir = std::env::temp_dir().join(format!("sandboxctl-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("hog.toml");
+    std::fs::write(
+        &policy,
+        "extends = \"untrusted\"\n[limits]\nmemory = \"64MiB\"\nmemory_swap = \"64MiB\"\non_excess = \"clamp\"\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
-        .args([
-            "apply",
-            "--policy",
-            "untrusted",
-            "--id",
-            &format!("{prefix}hog"),
-            "--",
-            "/usr/bin/tail",
-            "/dev/zero",
-        ])
+        .arg("apply")
+        .arg("--policy")
+        .arg(&policy)
+        .args(["--id", &format!("{prefix}hog"), "--", "/usr/bin/tail", "/dev/zero"])
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     let left = leftovers(&prefix);
-    let ok = out.status.code() == Some(137) && left.is_empty();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let said = err.lines().any(|l| {
+        l.starts_with("error: the workload was killed by the kernel's OOM killer: memory limit 64MiB (policy:")
+            && l.contains("hog.toml:")
+    });
+    let host_ok = Command::new("/bin/true").status().map(|s| s.success()).unwrap_or(false);
+    let ok = out.status.code() == Some(137) && said && host_ok && left.is_empty();
     println!(
         "test memory_hog ... {} (exit {:?}{})",
         if ok { "ok" } else { "FAILED" },
         out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .map(|l| format!("; {l}"))
-            .collect::<String>()
+        err.lines().map(|l| format!("; {l}")).collect::<String>()
     );
     if !ok {
-        println!("  left: {left:?}");
+        println!("  reported: {said}; host fork: {host_ok}; left: {left:?}");
         failed.push("memory_hog");
     }
 

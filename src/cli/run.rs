@@ -124,8 +124,13 @@ pub(super) fn apply(
         let _ = out.write_all(text.as_bytes());
         return Ok(0);
     }
-    match exec::apply(&plan, &host, &opts) {
-        Ok(status) => Ok(status),
+    match exec::apply_to_end(&plan, &host, &opts) {
+        Ok(ended) => {
+            if let Some(oom) = &ended.oom_kill {
+                eprintln!("error: {oom}");
+            }
+            Ok(ended.status)
+        }
         Err(e) => Err(Failure {
             diag: Box::new(SourceDiag::plain(e.to_string(), None)),
             code: EXIT_APPLY_FAILED,
@@ -140,13 +145,14 @@ pub(super) fn doctor(inputs: &PlanInputs, plan_file: Option<&Path>, root: Option
     // apply's first effect, the state file, is the host's too.
     let state_root = root.unwrap_or(Path::new(exec::state::DEFAULT_ROOT));
     if let Err(why) = exec::state::check_root(state_root) {
+        let fix = why.fix();
         unmet.push(exec::UnmetNeed {
             need: format!("the state file under {} ({why})", state_root.display()),
             from: match root {
                 Some(_) => crate::vocab::Origin::Cli("--root".into()),
                 None => crate::vocab::Origin::Default,
             },
-            fix: "give a --root DIR where this user can make files (on a filesystem with O_TMPFILE: tmpfs, ext4, xfs, btrfs)".into(),
+            fix: fix.into(),
         });
     }
     if unmet.is_empty() {

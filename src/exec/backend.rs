@@ -241,6 +241,8 @@ pub enum Outcome {
     Bytes(Vec<u8>),
     /// [`Op::ReapRaw`]: a reaped child and its raw wait status, or none yet.
     ReapedRaw(Option<(i32, i32)>),
+    /// Directories made ([`Op::MkdirAll`]), outermost first.
+    Made(Vec<PathBuf>),
     /// [`Op::RelayPty`]: the caller's stdin reached its end (the relay goes
     /// on without it).
     StdinClosed,
@@ -250,7 +252,9 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum Op {
-    /// mkdir -p with mode 0700 for the parts made.
+    /// mkdir -p with mode 0700 for the parts made; returns them, outermost
+    /// first ([`Outcome::Made`]), so a launch that fails right after can
+    /// remove them again. A failure part-way removes what it made.
     MkdirAll { path: PathBuf },
     /// mkdir -p; each directory made gets exactly `mode` (the umask does not
     /// apply); existing ones are left as they are.
@@ -281,6 +285,9 @@ pub enum Op {
     Rmdir { path: PathBuf },
     /// unlink(2) (the state file).
     Unlink { path: PathBuf },
+    /// Read a small file whole (a cgroup's counters, at teardown); returns
+    /// its bytes ([`Outcome::Bytes`]).
+    ReadFile { path: PathBuf },
     /// open(2), close-on-exec. A file it creates (`O_CREAT`) gets exactly
     /// `mode`: the umask does not apply.
     Open {
@@ -720,6 +727,7 @@ impl fmt::Display for Op {
             WriteProcFile { proc, name, data } => write!(f, "write /proc/{proc}/{name} {data:?}"),
             Rmdir { path } => write!(f, "rmdir {}", path.display()),
             Unlink { path } => write!(f, "unlink {}", path.display()),
+            ReadFile { path } => write!(f, "read {}", path.display()),
             OpenRootDir { path, tag } => write!(
                 f,
                 "open {} O_PATH|O_DIRECTORY, no symlinks (openat2 RESOLVE_NO_SYMLINKS) -> {}",

@@ -85,6 +85,22 @@ pub enum ApplyError {
         /// What rollback could not undo (empty when clean).
         leftovers: Vec<String>,
     },
+    /// No state file could be made under the state root (read-only or full
+    /// filesystem, no access): the launch's first effect failed, and what
+    /// it made (a missing root) was removed again.
+    #[error("apply: cannot make the sandbox's state file under {} ({from}): {message}; {fix}{}", root.display(), leftovers_text(.leftovers))]
+    StateRoot {
+        /// The state root (`--root`, or the default).
+        root: std::path::PathBuf,
+        /// `cli:--root` or `default`.
+        from: Origin,
+        /// The OS error (`Read-only file system (EROFS)`).
+        message: String,
+        /// What to do.
+        fix: &'static str,
+        /// What rollback could not undo (empty when clean).
+        leftovers: Vec<String>,
+    },
     /// The workload ran but teardown left something behind.
     #[error("apply: teardown left{}", leftovers_text(.leftovers))]
     Teardown {

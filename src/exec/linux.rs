@@ -12,7 +12,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -1029,7 +1029,7 @@ impl Backend for LinuxBackend {
         use Op::*;
         let done = Ok(Outcome::Done);
         match op {
-            MkdirAll { path } => fs::DirBuilder::new().recursive(true).mode(0o700).create(path).and(done),
+            MkdirAll { path } => mkdir_all(path).map(Outcome::Made),
             MakeDirs { path, mode } => make_dirs(path, *mode).and(done),
             Mkdir { path, mode } => fs::DirBuilder::new().mode(*mode).create(path).and(done),
             WriteFile { path, data } => {
@@ -1075,6 +1075,7 @@ impl Backend for LinuxBackend {
                 }
             }
             Unlink { path } => fs::remove_file(path).and(done),
+            ReadFile { path } => fs::read(path).map(Outcome::Bytes),
             Open { path, flags, mode, .. } => open_exact(path, *flags, *mode).map(Outcome::Fd),
             OpenRootDir { path, .. } => open_no_symlinks(path, libc::O_PATH | libc::O_DIRECTORY).map(Outcome::Fd),
             OpenNs { path, kind, .. } => open_ns(path, *kind).map(Outcome::Fd),
@@ -1627,6 +1628,41 @@ fn create_state(path: &Path, record: &str) -> io::Result<i32> {
 
 /// [`Op::DieWithParent`]: SIGKILL on the parent's exit, then the check that
 /// the parent had not exited already (ESRCH if it had).
+/// mkdir -p, mode 0700 for each part made (the umask applies); returns the
+/// parts made, outermost first. The common case, `path` already there, is
+/// one mkdir(2). A failure part-way removes what this call made.
+fn mkdir_all(path: &Path) -> io::Result<Vec<PathBuf>> {
+    let mkdir = |p: &Path| match fs::DirBuilder::new().mode(0o700).create(p) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => Ok(false),
+        Err(e) => Err(e),
+    };
+    match mkdir(path) {
+        Ok(made) => return Ok(if made { vec![path.to_path_buf()] } else { Vec::new() }),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    let mut missing: Vec<&Path> = path
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .collect();
+    missing.reverse();
+    let mut made = Vec::new();
+    for p in missing {
+        match mkdir(p) {
+            Ok(true) => made.push(p.to_path_buf()),
+            Ok(false) => {}
+            Err(e) => {
+                for d in made.iter().rev() {
+                    let _ = fs::remove_dir(d);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(made)
+}
+
 fn die_with_parent(link: super::backend::ParentLink) -> io::Result<()> {
     use super::backend::ParentLink;
     // SAFETY: prctl with integer arguments.

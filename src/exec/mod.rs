@@ -96,6 +96,41 @@ impl ApplyOptions {
     }
 }
 
+/// How a foreground launch ended ([`apply_to_end`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// The workload's exit status (128+N when killed by signal N).
+    pub status: i32,
+    /// Set when the workload was killed by the kernel's OOM killer in the
+    /// sandbox's memory cgroup.
+    pub oom_kill: Option<OomKill>,
+}
+
+/// The workload ended by SIGKILL and the sandbox's memory cgroup counted an
+/// OOM kill: what the launcher read at teardown, and the limit's origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OomKill {
+    /// The plan's memory limit.
+    pub limit: crate::vocab::Bytes,
+    /// Where the limit came from.
+    pub from: crate::vocab::Origin,
+    /// The cgroup's OOM-kill count (`oom_kill`).
+    pub kills: u64,
+}
+
+impl std::fmt::Display for OomKill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the workload was killed by the kernel's OOM killer: memory limit {} ({}); {} OOM kill{} in its cgroup",
+            self.limit,
+            self.from,
+            self.kills,
+            if self.kills == 1 { "" } else { "s" }
+        )
+    }
+}
+
 /// Runs `plan` in the foreground: returns the workload's exit status (128+N
 /// when killed by signal N) after everything is torn down. On failure,
 /// everything done is undone and the error names the step, the plan field's
@@ -103,6 +138,12 @@ impl ApplyOptions {
 ///
 /// Call it from a single-threaded process (the launcher clones).
 pub fn apply(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result<i32, ApplyError> {
+    apply_to_end(plan, host, opts).map(|e| e.status)
+}
+
+/// [`apply`], with what the launcher learnt of how the workload ended (an
+/// OOM kill in its memory cgroup, which the caller reports).
+pub fn apply_to_end(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result<Ended, ApplyError> {
     if !opts.skip_preflight {
         let unmet = preflight::check(plan, host);
         if !unmet.is_empty() {
@@ -124,7 +165,7 @@ pub fn apply(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result
         cfg!(feature = "fault-injection") && std::env::var_os("SANDBOXCTL_HOLD_HEAP_AT_SPAWN").is_some(),
     );
     it.timings(opts.timings);
-    let r = it.run();
+    let r = it.run_to_end().map_err(|e| state_root_error(e, opts));
     if let Some(t) = &opts.timings {
         t.mark(crate::plan::Actor::Launcher, "done");
     }
@@ -176,6 +217,33 @@ pub fn dry_run_create_text(
     it.create_as(creating);
     it.run()?;
     Ok(backend.ops.iter().map(|r| format!("{r}\n")).collect())
+}
+
+/// A failure to make the state file on a read-only or full filesystem (or
+/// without access) says so in one line, with the root, where it came from
+/// and what to do; any other error stays as it is.
+fn state_root_error(e: ApplyError, opts: &ApplyOptions) -> ApplyError {
+    match e {
+        ApplyError::Step { failure, leftovers }
+            if failure.step == crate::plan::Step::StateFile
+                && matches!(
+                    failure.errno,
+                    Some(libc::EROFS | libc::ENOSPC | libc::EDQUOT | libc::EACCES | libc::EPERM)
+                ) =>
+        {
+            ApplyError::StateRoot {
+                root: opts.state_root(),
+                from: match opts.root {
+                    Some(_) => crate::vocab::Origin::Cli("--root".into()),
+                    None => crate::vocab::Origin::Default,
+                },
+                message: failure.message,
+                fix: state::root_fix(failure.errno),
+                leftovers,
+            }
+        }
+        e => e,
+    }
 }
 
 /// The step named by `SANDBOXCTL_FAIL_AT_STEP` (only with the
@@ -484,6 +552,85 @@ mod tests {
                 ));
             }
         }
+    }
+
+    /// A recording backend whose processes all end by SIGKILL (status 137)
+    /// and whose files read `text` (the memory cgroup's counters).
+    struct KilledBackend {
+        inner: RecordingBackend,
+        text: &'static str,
+    }
+
+    impl backend::Backend for KilledBackend {
+        fn perform(&mut self, op: &Op) -> std::io::Result<backend::Outcome> {
+            use backend::Outcome;
+            Ok(match (op, self.inner.perform(op)?) {
+                (Op::Reap { .. }, Outcome::Reaped(Some((pid, _)))) => Outcome::Reaped(Some((pid, 137))),
+                (Op::ReadFile { .. }, _) => Outcome::Bytes(self.text.into()),
+                (_, out) => out,
+            })
+        }
+        fn forks(&self) -> bool {
+            false
+        }
+        fn set_actor(&mut self, actor: Actor) {
+            self.inner.set_actor(actor);
+        }
+    }
+
+    /// The launcher's teardown after a workload killed by SIGKILL: it reads
+    /// the sandbox's memory cgroup's OOM-kill counter and reports a kill
+    /// with the plan's memory limit and its origin; a zero count (a plain
+    /// SIGKILL) reports nothing, and a workload that exits reads nothing.
+    #[test]
+    fn oom_kill_is_read_at_teardown_and_reported_with_the_limit() {
+        let p = plan();
+        let limit = p.cgroup.as_ref().unwrap().limits.memory.clone().unwrap();
+        let run = |text: &'static str| {
+            let mut b = KilledBackend {
+                inner: RecordingBackend::new(),
+                text,
+            };
+            let ended = interp::Interp::new(&p, &mut b, interp::prepare(&p).unwrap())
+                .run_to_end()
+                .unwrap();
+            (ended, b.inner.ops)
+        };
+        let (ended, ops) = run("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n");
+        assert_eq!(ended.status, 137);
+        let oom = ended.oom_kill.expect("an OOM kill reported");
+        assert_eq!((oom.limit, &oom.from, oom.kills), (limit.value, &limit.from, 1));
+        let line = oom.to_string();
+        assert!(
+            line.starts_with("the workload was killed by the kernel's OOM killer: memory limit ")
+                && line.contains(&limit.from.to_string()),
+            "{line}"
+        );
+        let read: Vec<String> = ops
+            .iter()
+            .filter(|r| matches!(r.op, Op::ReadFile { .. }))
+            .map(|r| format!("{r}"))
+            .collect();
+        assert_eq!(read.len(), 1, "{read:?}");
+        assert!(
+            read[0].contains("launcher") && read[0].ends_with("memory/sandboxctl/{id}/memory.oom_control"),
+            "{read:?}"
+        );
+        // The read comes before the cgroup directories are removed.
+        let at = |f: &dyn Fn(&Op) -> bool| ops.iter().position(|r| f(&r.op)).unwrap();
+        assert!(at(&|o| matches!(o, Op::ReadFile { .. })) < at(&|o| matches!(o, Op::Rmdir { .. })));
+
+        let (ended, _) = run("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");
+        assert_eq!((ended.status, ended.oom_kill), (137, None));
+        // v2's memory.events has the same key.
+        let (ended, _) = run("low 0\nhigh 0\nmax 4\noom 1\noom_kill 2\n");
+        assert_eq!(ended.oom_kill.map(|o| o.kills), Some(2));
+
+        let ops = dry_run(&p).unwrap();
+        assert!(
+            !ops.iter().any(|r| matches!(r.op, Op::ReadFile { .. })),
+            "read without a kill"
+        );
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl Backend for RecordingBackend {
             Op::Reap { proc } => Outcome::Reaped(Some((if proc.pid > 0 { proc.pid } else { WORKLOAD_PID }, 0))),
             Op::WaitSignal | Op::RelayPty { .. } => Outcome::Signal(libc::SIGCHLD),
             Op::GetPid => Outcome::Pid(SUPERVISOR_PID),
-            Op::RecvReport { .. } | Op::AwaitEof { .. } => Outcome::Bytes(Vec::new()),
+            Op::RecvReport { .. } | Op::AwaitEof { .. } | Op::ReadFile { .. } => Outcome::Bytes(Vec::new()),
             _ => Outcome::Done,
         };
         self.ops.push(Recorded {

@@ -141,31 +141,82 @@ impl fmt::Display for LaunchId {
     }
 }
 
+/// What to do when no state file can be made under the state root, for an
+/// OS error `errno` (EROFS, ENOSPC, EDQUOT get their own advice). `doctor`
+/// and `apply` say the same.
+pub fn root_fix(errno: Option<i32>) -> &'static str {
+    match errno {
+        Some(libc::EROFS) => "its filesystem is read-only: give --root DIR on a writable filesystem",
+        Some(libc::ENOSPC | libc::EDQUOT) => {
+            "its filesystem is full: free space there, or give --root DIR on another filesystem"
+        }
+        _ => {
+            "give a --root DIR where this user can make files (on a filesystem with O_TMPFILE: tmpfs, ext4, xfs, btrfs)"
+        }
+    }
+}
+
+/// Why no state file can be made under a root ([`check_root`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootUnfit {
+    /// What failed, on which directory (`cannot make a file in /run: …`).
+    pub text: String,
+    /// The OS error, when there is one.
+    pub errno: Option<i32>,
+}
+
+impl RootUnfit {
+    /// What to do ([`root_fix`]).
+    pub fn fix(&self) -> &'static str {
+        root_fix(self.errno)
+    }
+}
+
+impl fmt::Display for RootUnfit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// Checks, changing nothing, that `apply` can make its state file under
 /// `root`: an unnamed file (`O_TMPFILE`, as the `state_file` step makes)
-/// opened and closed in `root`, or, when `root` does not exist yet, in its
-/// nearest existing ancestor (where `apply` would make it). `Err` says why
-/// not.
-pub fn check_root(root: &Path) -> Result<(), String> {
-    let dir = root
-        .ancestors()
-        .find(|p| p.exists())
-        .ok_or_else(|| format!("{} has no existing ancestor", root.display()))?;
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|_| format!("{} contains a NUL byte", dir.display()))?;
-    // SAFETY: `c` is a valid C string; the fd is closed below.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(format!(
+/// opened in `root`, or, when `root` does not exist yet, in its nearest
+/// existing ancestor (where `apply` would make it), and a record's worth of
+/// bytes written to it (a full filesystem still makes an empty file), then
+/// closed. `Err` says why not.
+pub fn check_root(root: &Path) -> Result<(), RootUnfit> {
+    let dir = root.ancestors().find(|p| p.exists()).ok_or_else(|| RootUnfit {
+        text: format!("{} has no existing ancestor", root.display()),
+        errno: None,
+    })?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| RootUnfit {
+        text: format!("{} contains a NUL byte", dir.display()),
+        errno: None,
+    })?;
+    let unfit = |e: std::io::Error| RootUnfit {
+        text: format!(
             "cannot make a file in {}: {}",
             dir.display(),
             super::error::error_text(&e)
-        ));
+        ),
+        errno: e.raw_os_error(),
+    };
+    // SAFETY: `c` is a valid C string; the fd is closed below.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) };
+    if fd < 0 {
+        return Err(unfit(std::io::Error::last_os_error()));
     }
+    let record = [b'\n'; 512];
+    // SAFETY: writes `record`, which lives across the call, to the fd just opened.
+    let n = unsafe { libc::write(fd, record.as_ptr().cast(), record.len()) };
+    let written = if n < 0 {
+        Err(unfit(std::io::Error::last_os_error()))
+    } else {
+        Ok(())
+    };
     // SAFETY: closing the fd just opened; the unnamed file goes with it.
     unsafe { libc::close(fd) };
-    Ok(())
+    written
 }
 
 /// The record written when the state file is made: the id and every cgroup

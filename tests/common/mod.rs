@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+pub mod frames;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;

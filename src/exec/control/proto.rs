@@ -1127,73 +1127,7 @@ mod tests {
         }
     }
 
-    /// A small deterministic generator (xorshift64*), so the test needs no
-    /// crate and every failure is reproducible from its seed.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    /// Bounded randomized test: 20,000 mutations of valid frames (bytes
-    /// flipped, set to interesting values, inserted, removed, the frame cut,
-    /// the header's length rewritten). decode must return, never panic; an
-    /// Ok must be a request that re-encodes and decodes to itself.
-    #[test]
-    fn mutated_frames_never_panic() {
-        let seeds: Vec<Vec<u8>> = every_request().iter().map(encoded).collect();
-        let interesting = [
-            0u8, 0xff, b'"', b'{', b'}', b'[', b']', b':', b',', b'\\', b'0', b'-', b'e', 0x80,
-        ];
-        let mut rng = Rng(0x5eed_c0de_1234_5678);
-        let mut ok = 0;
-        for round in 0..20_000 {
-            let mut f = seeds[rng.below(seeds.len())].clone();
-            for _ in 0..1 + rng.below(4) {
-                match rng.below(6) {
-                    0 if !f.is_empty() => {
-                        let i = rng.below(f.len());
-                        f[i] ^= 1 << rng.below(8);
-                    }
-                    1 if !f.is_empty() => {
-                        let i = rng.below(f.len());
-                        f[i] = interesting[rng.below(interesting.len())];
-                    }
-                    2 => {
-                        let i = rng.below(f.len() + 1);
-                        f.insert(i, interesting[rng.below(interesting.len())]);
-                    }
-                    3 if !f.is_empty() => {
-                        f.remove(rng.below(f.len()));
-                    }
-                    4 => f.truncate(rng.below(f.len() + 1)),
-                    _ if f.len() >= HEADER_LEN => {
-                        let len = (f.len() - HEADER_LEN) as u32;
-                        f[4..8].copy_from_slice(&len.to_be_bytes());
-                    }
-                    _ => {}
-                }
-            }
-            match decode(&f) {
-                Ok(r) => {
-                    ok += 1;
-                    assert_eq!(decode(&encoded(&r)).as_ref(), Ok(&r), "round {round}");
-                }
-                Err(e) => {
-                    let _ = e.to_reply();
-                }
-            }
-        }
-        assert!(
-            ok > 0,
-            "no mutation decoded: the generator is too destructive to test acceptance"
-        );
-    }
+    // Mutated frames: tests/fuzz.rs (`fuzz_control` and
+    // `control_frames_mutated_never_panic`, with the mutator shared in
+    // tests/common/frames.rs).
 }

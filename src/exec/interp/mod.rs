@@ -195,6 +195,9 @@ pub struct Interp<'a, B: Backend> {
     /// supervisor drops its privileges while the workload sets itself up).
     exec_report: Option<FdRef>,
     status: i32,
+    /// Launcher: set when the workload ended by SIGKILL and the sandbox's
+    /// memory cgroup counted an OOM kill (read at teardown).
+    oom_kill: Option<super::OomKill>,
     /// Test hook: fail on entering this step.
     fail_at: Option<Step>,
     /// Test hook: the launcher kills itself (SIGKILL) right after the release.
@@ -275,6 +278,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             workload: None,
             exec_report: None,
             status: 0,
+            oom_kill: None,
             fail_at: None,
             die_after_release: false,
             heap_held_at_spawn: false,
@@ -340,9 +344,18 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     /// Walks the plan. Returns the workload's exit status (128+N when killed
     /// by signal N). On failure everything done is undone first.
-    pub fn run(mut self) -> Result<i32, ApplyError> {
+    pub fn run(self) -> Result<i32, ApplyError> {
+        self.run_to_end().map(|e| e.status)
+    }
+
+    /// [`Interp::run`], with what the launcher learnt of how the workload
+    /// ended (an OOM kill in its memory cgroup).
+    pub fn run_to_end(mut self) -> Result<super::Ended, ApplyError> {
         match self.walk() {
-            Ok(()) => Ok(self.status),
+            Ok(()) => Ok(super::Ended {
+                status: self.status,
+                oom_kill: self.oom_kill.take(),
+            }),
             Err(failure) => {
                 if self.me != Actor::Workload {
                     tracing::error!("{failure}");
@@ -545,16 +558,30 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn make_state_file(&mut self) -> R<()> {
         self.origin = self.id.origin().clone();
         let file = self.id.state_file(&self.state_root);
-        self.op(Op::MkdirAll {
+        let made = match self.op(Op::MkdirAll {
             path: self.state_root.clone(),
-        })?;
+        })? {
+            Outcome::Made(dirs) => dirs,
+            _ => Vec::new(),
+        };
         let tag = FdTag::Internal("state file");
         let op = Op::CreateState {
             path: file.clone(),
             record: state::record(self.plan, &self.id),
             tag,
         };
-        let fd = self.op_fd(op, tag)?;
+        let fd = match self.op_fd(op, tag) {
+            Ok(fd) => fd,
+            Err(f) => {
+                // A root made here (on a full disk, say) goes again: a failed
+                // launch leaves nothing. One another launch filled meanwhile
+                // stays (ENOTEMPTY).
+                for dir in made.into_iter().rev() {
+                    let _ = self.b.perform(&Op::Rmdir { path: dir });
+                }
+                return Err(f);
+            }
+        };
         self.undo.push(Undo::Close(fd));
         self.undo.push(Undo::StateFile(file));
         self.state = Some(fd);
@@ -2128,6 +2155,9 @@ impl<'a, B: Backend> Interp<'a, B> {
                 self.origin = self.id.origin().clone();
             }
             tracing::info!("the supervisor exited with status {}", self.status);
+            if self.status == 128 + libc::SIGKILL {
+                self.read_oom_kills();
+            }
             self.undo.retain(|u| !matches!(u, Undo::Child(_)));
             if let Some(c) = self.control {
                 if let Outcome::Bytes(b) = self.op(Op::RecvReport { fd: c })? {
@@ -2159,6 +2189,48 @@ impl<'a, B: Backend> Interp<'a, B> {
                 errno: None,
                 message: left.join("; "),
             })
+        }
+    }
+
+    /// After the workload ended by SIGKILL: reads the OOM-kill counter of
+    /// the sandbox's memory cgroup (v1 `memory.oom_control`, v2
+    /// `memory.events`: `oom_kill N`) and, when it counted one, says so at
+    /// error level (the user log too) and keeps it for the caller. A counter
+    /// that cannot be read says nothing: the status stands on its own.
+    fn read_oom_kills(&mut self) {
+        let Some(cg) = &self.plan.cgroup else { return };
+        let Some(limit) = cg.limits.memory.clone() else { return };
+        let Some(dir) = cg
+            .dirs
+            .iter()
+            .find(|d| d.role == CgroupDirRole::Sandbox && d.controllers.iter().any(|c| c == "memory"))
+        else {
+            return;
+        };
+        let file = match dir.version {
+            crate::plan::CgroupVersion::V1 => "memory.oom_control",
+            crate::plan::CgroupVersion::V2 => "memory.events",
+        };
+        let path = self.id.resolve(&dir.path).join(file);
+        let teardown = std::mem::replace(&mut self.origin, limit.from.clone());
+        let read = self.op(Op::ReadFile { path });
+        self.origin = teardown;
+        let Ok(Outcome::Bytes(text)) = read else {
+            return;
+        };
+        let kills = String::from_utf8_lossy(&text)
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if kills > 0 {
+            let oom = super::OomKill {
+                limit: limit.value,
+                from: limit.from,
+                kills,
+            };
+            tracing::error!("{oom}");
+            tracing::error!(target: super::log::USER, "{oom}");
+            self.oom_kill = Some(oom);
         }
     }
 
