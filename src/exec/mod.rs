@@ -60,7 +60,15 @@ pub fn device_needs(plan: &LaunchPlan) -> Vec<UnmetNeed> {
                     error::error_text(&e)
                 ),
                 from: d.allowed_by.clone(),
-                fix: "point the device ceiling's host_path at this host's node for that number".into(),
+                fix: match (d.kind, d.major, d.minor) {
+                    (crate::plan::DeviceKind::Char, 10, 200) => {
+                        "load the tun module (modprobe tun), which makes /dev/net/tun (c 10:200), or drop [kvm] tun from the policy".into()
+                    }
+                    (crate::plan::DeviceKind::Char, 10, 232) => {
+                        "load the kvm module (modprobe kvm_intel or kvm_amd), which makes /dev/kvm (c 10:232)".into()
+                    }
+                    _ => "point the device ceiling's host_path at this host's node for that number".into(),
+                },
             })
         })
         .collect()

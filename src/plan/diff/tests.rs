@@ -84,6 +84,7 @@ fn cases() -> Vec<Case> {
                 p.platform.value = Platform::Kvm {
                     api_version: 12,
                     extensions: Default::default(),
+                    extensions_from: Origin::Default,
                 }
             },
             "platform",
