@@ -92,7 +92,10 @@ impl Bundle {
         std::os::unix::fs::symlink("busybox", root.join("bin/sh")).map_err(|e| e.to_string())?;
         let me = std::env::current_exe().unwrap();
         if !common::is_static_elf(&me) {
-            return Err(format!("{} is not static: it cannot run inside a busybox rootfs", me.display()));
+            return Err(format!(
+                "{} is not static: it cannot run inside a busybox rootfs",
+                me.display()
+            ));
         }
         fs::copy(&me, root.join("vmm")).map_err(|e| e.to_string())?;
         let mut namespaces = serde_json::json!([
@@ -118,7 +121,8 @@ impl Bundle {
             ],
             "linux": { "namespaces": namespaces, "devices": devices }
         });
-        fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap()).map_err(|e| e.to_string())?;
+        fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap())
+            .map_err(|e| e.to_string())?;
         Ok(Bundle(dir))
     }
 
@@ -256,7 +260,11 @@ fn vmm_runs_a_guest() -> Result<String, String> {
 /// `vmm` with `workload.daemonize`: nothing reaches the caller's stdout,
 /// the report still comes (stdio is /dev/null, the guest still runs).
 fn vmm_daemonized() -> Result<String, String> {
-    let b = Bundle::new("daemon", serde_json::json!([{ "type": "network" }]), serde_json::json!([]))?;
+    let b = Bundle::new(
+        "daemon",
+        serde_json::json!([{ "type": "network" }]),
+        serde_json::json!([]),
+    )?;
     let policy = b.0.join("daemon.toml");
     fs::write(
         &policy,
@@ -275,7 +283,9 @@ fn vmm_daemonized() -> Result<String, String> {
         return Err(format!("a daemonized sandbox wrote to the caller's stdout: {out:?}"));
     }
     match (field(&report, "guest"), field(&report, "stdout")) {
-        (Some("hello from a real-mode guest"), Some("/dev/null")) => Ok("stdout empty, stdio /dev/null, guest ran".into()),
+        (Some("hello from a real-mode guest"), Some("/dev/null")) => {
+            Ok("stdout empty, stdio /dev/null, guest ran".into())
+        }
         _ => Err(format!("report:\n{report}")),
     }
 }
@@ -283,7 +293,11 @@ fn vmm_daemonized() -> Result<String, String> {
 /// Under `default` the same program has no kvm fd and no node: open fails
 /// with ENOENT; a spec asking for the node is refused at compile time.
 fn default_cannot_open_kvm() -> Result<String, String> {
-    let b = Bundle::new("default", serde_json::json!([{ "type": "network" }]), serde_json::json!([]))?;
+    let b = Bundle::new(
+        "default",
+        serde_json::json!([{ "type": "network" }]),
+        serde_json::json!([]),
+    )?;
     let id = format!("kvmn{}", std::process::id());
     let bundle = b.0.display().to_string();
     let (code, out, err) = run(&["apply", "--policy", "default", "--id", &id, "--bundle", &bundle]);
@@ -291,7 +305,9 @@ fn default_cannot_open_kvm() -> Result<String, String> {
     let report = b.report();
     // The VMM exits 1 when it cannot drive KVM.
     if code != 1 {
-        return Err(format!("apply --policy default exited {code} (want 1)\n{out}{err}\n{report}"));
+        return Err(format!(
+            "apply --policy default exited {code} (want 1)\n{out}{err}\n{report}"
+        ));
     }
     if field(&report, "fd3") != Some("EBADF") || field(&report, "open_dev_kvm") != Some("ENOENT") {
         return Err(format!("under default: want fd3=EBADF, open_dev_kvm=ENOENT\n{report}"));
@@ -307,7 +323,9 @@ fn default_cannot_open_kvm() -> Result<String, String> {
     let asks_dir = asks.0.display().to_string();
     let (code, out, err) = run(&["plan", "--policy", "default", "--bundle", &asks_dir]);
     if code == 0 || !err.contains("c 10:232") {
-        return Err(format!("a spec asking for /dev/kvm under default: exit {code}\n{out}{err}"));
+        return Err(format!(
+            "a spec asking for /dev/kvm under default: exit {code}\n{out}{err}"
+        ));
     }
     Ok("fd 3 EBADF, open(/dev/kvm) ENOENT; a spec's /dev/kvm refused by the device ceiling".into())
 }
@@ -328,8 +346,11 @@ fn missing_extension_agree() -> Result<String, String> {
     };
     let b = Bundle::new("ext", serde_json::json!([{ "type": "network" }]), serde_json::json!([]))?;
     let policy = b.0.join("ext.toml");
-    fs::write(&policy, format!("extends = \"vmm\"\n[kvm]\nextensions = [\"{}\"]\n", missing.name()))
-        .map_err(|e| e.to_string())?;
+    fs::write(
+        &policy,
+        format!("extends = \"vmm\"\n[kvm]\nextensions = [\"{}\"]\n", missing.name()),
+    )
+    .map_err(|e| e.to_string())?;
     let (p, bundle) = (policy.display().to_string(), b.0.display().to_string());
     let need = format!("KVM extension {}", missing.name());
     let (dcode, dout, derr) = run(&["doctor", "--policy", &p, "--bundle", &bundle]);
@@ -341,7 +362,9 @@ fn missing_extension_agree() -> Result<String, String> {
         return Err(format!("doctor exit {dcode}, want it to name {need:?}:\n{d}"));
     }
     if acode == 0 || !a.contains(&need) || !b.report().is_empty() {
-        return Err(format!("apply exit {acode}, want it to refuse naming {need:?} before launching:\n{a}"));
+        return Err(format!(
+            "apply exit {acode}, want it to refuse naming {need:?} before launching:\n{a}"
+        ));
     }
     Ok(format!("{} named by doctor and apply", missing.name()))
 }
@@ -369,13 +392,20 @@ mod vmm {
         let msg = b"hello from a real-mode guest\n\0";
         let start = LOAD as u16 + 15;
         let mut c = vec![
-            0xbe, (start & 0xff) as u8, (start >> 8) as u8, // mov si, msg
-            0xba, 0xf8, 0x03, // mov dx, 0x3f8
+            0xbe,
+            (start & 0xff) as u8,
+            (start >> 8) as u8, // mov si, msg
+            0xba,
+            0xf8,
+            0x03, // mov dx, 0x3f8
             0xac, // loop: lodsb
-            0x84, 0xc0, // test al, al
-            0x74, 0x03, // jz done
+            0x84,
+            0xc0, // test al, al
+            0x74,
+            0x03, // jz done
             0xee, // out dx, al
-            0xeb, 0xf8, // jmp loop
+            0xeb,
+            0xf8, // jmp loop
             0xf4, // done: hlt
         ];
         assert_eq!(c.len(), 15);
@@ -402,7 +432,11 @@ mod vmm {
         if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
             return errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
         }
-        let kind = if st.st_mode & libc::S_IFMT == libc::S_IFCHR { 'c' } else { '?' };
+        let kind = if st.st_mode & libc::S_IFMT == libc::S_IFCHR {
+            'c'
+        } else {
+            '?'
+        };
         format!(
             "{kind} {}:{} {:o}",
             libc::major(st.st_rdev),
@@ -412,7 +446,10 @@ mod vmm {
     }
 
     fn rlimit(r: libc::__rlimit_resource_t) -> String {
-        let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: `l` is a valid out-parameter.
         unsafe { libc::getrlimit(r, &mut l) };
         format!("{}/{}", l.rlim_cur, l.rlim_max)
@@ -500,7 +537,9 @@ mod vmm {
         let _ = writeln!(
             r,
             "netns={}",
-            std::fs::read_link("/proc/self/ns/net").map(|p| p.display().to_string()).unwrap_or_else(|e| e.to_string())
+            std::fs::read_link("/proc/self/ns/net")
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|e| e.to_string())
         );
         let cg = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let _ = writeln!(r, "cgroup={}", cg.lines().collect::<Vec<_>>().join(" "));
@@ -511,7 +550,9 @@ mod vmm {
         let _ = writeln!(
             r,
             "stdout={}",
-            std::fs::read_link("/proc/self/fd/1").map(|p| p.display().to_string()).unwrap_or_default()
+            std::fs::read_link("/proc/self/fd/1")
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
         );
         let c = CString::new("/dev/kvm").unwrap();
         // SAFETY: `c` is a valid C string; the fd is closed right away.

@@ -304,7 +304,9 @@ mod tests {
         host.kvm.as_mut().unwrap().extensions.insert("Xsave".into());
         assert!(!preflight(&p, &host).iter().any(|n| n.need.contains("KVM")));
         host.kvm.as_mut().unwrap().api_version = 11;
-        assert!(preflight(&p, &host).iter().any(|n| n.need.contains("KVM API version 12 (host has 11)")));
+        assert!(preflight(&p, &host)
+            .iter()
+            .any(|n| n.need.contains("KVM API version 12 (host has 11)")));
         host.kvm = None;
         assert!(preflight(&p, &host).iter().any(|n| n.need == "/dev/kvm"));
     }
@@ -326,8 +328,14 @@ mod tests {
             allowed_by: Origin::Default,
         });
         let needs = device_needs(&p);
-        let tun = needs.iter().find(|n| n.need.contains("/dev/net/tun")).expect("tun named");
-        assert!(tun.need.contains("c 10:200") && tun.fix.contains("modprobe tun"), "{tun}");
+        let tun = needs
+            .iter()
+            .find(|n| n.need.contains("/dev/net/tun"))
+            .expect("tun named");
+        assert!(
+            tun.need.contains("c 10:200") && tun.fix.contains("modprobe tun"),
+            "{tun}"
+        );
     }
 
     /// The sample plan with a relayed pty and a user log in a made directory.

@@ -768,7 +768,10 @@ mod tests {
         assert!(p.kvm_tun.value);
         assert!(matches!(p.kvm_extensions.at, At::File(_)));
         let d = load_text("platform = \"kvm\"").unwrap();
-        assert_eq!(d.kvm_extensions.value, super::super::DEFAULT_KVM_EXTENSIONS.into_iter().collect());
+        assert_eq!(
+            d.kvm_extensions.value,
+            super::super::DEFAULT_KVM_EXTENSIONS.into_iter().collect()
+        );
         assert!(!d.kvm_tun.value && d.kvm_tun.at == At::Default);
         let e = load_text("platform = \"kvm\"\n[kvm]\nextensions = [\"Irqchipp\"]\n").unwrap_err();
         assert!(e.to_string().contains("unknown variant"), "{e}");

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use super::error::{Anchor, CompileError, CompileErrorKind as K};
 use super::error::Warning;
+use super::error::{Anchor, CompileError, CompileErrorKind as K};
 use super::Cx;
 use crate::plan::types::*;
 use crate::policy::{PassFd, Setting};
@@ -37,7 +37,8 @@ pub(crate) fn stdio(cx: &mut Cx) -> Result<Sourced<Stdio>, CompileError> {
         if terminal {
             let from = cx.at(&daemonize.at);
             cx.warnings.push(Warning {
-                message: "stdio: the spec asks for a terminal; the policy detaches the sandbox (stdio /dev/null)".into(),
+                message: "stdio: the spec asks for a terminal; the policy detaches the sandbox (stdio /dev/null)"
+                    .into(),
                 anchors: vec![
                     Anchor::spec("process.terminal", "terminal asked"),
                     Anchor::Policy(daemonize.at.clone(), "daemonize".into()),
@@ -54,7 +55,10 @@ pub(crate) fn stdio(cx: &mut Cx) -> Result<Sourced<Stdio>, CompileError> {
         return Ok(Sourced::new(Stdio::Null, cx.at(&daemonize.at)));
     }
     if let Some(p) = &cx.opts.console_socket {
-        return Ok(Sourced::new(Stdio::ConsoleSocket(p.clone()), Origin::Cli("--console-socket".into())));
+        return Ok(Sourced::new(
+            Stdio::ConsoleSocket(p.clone()),
+            Origin::Cli("--console-socket".into()),
+        ));
     }
     Ok(if terminal {
         Sourced::new(Stdio::Pty, Origin::spec("process.terminal"))

@@ -571,13 +571,20 @@ mod tests {
             panic!("vmm is on the kvm platform: {:?}", p.platform)
         };
         assert!(extensions.contains("Irqfd") && extensions.contains("Ioeventfd") && extensions.len() == 14);
-        assert!(extensions_from.to_string().starts_with("policy:builtin:vmm.toml:"), "{extensions_from}");
+        assert!(
+            extensions_from.to_string().starts_with("policy:builtin:vmm.toml:"),
+            "{extensions_from}"
+        );
         assert_eq!(p.root.change.value, RootChange::Chroot);
         assert_eq!(p.namespaces.pid.value, Namespace::New);
         assert_eq!(p.network.value, NetworkMode::Loopback);
         let tun = p.devices.iter().find(|d| d.path == Path::new("/dev/net/tun")).unwrap();
         assert_eq!((tun.major, tun.minor, tun.how), (10, 200, DeviceHow::Bind));
-        assert!(tun.from.to_string().starts_with("policy:builtin:vmm.toml:"), "{}", tun.from);
+        assert!(
+            tun.from.to_string().starts_with("policy:builtin:vmm.toml:"),
+            "{}",
+            tun.from
+        );
         let nofile = &p.workload.rlimits[&crate::vocab::RlimitKind::Nofile];
         assert_eq!((nofile.soft, nofile.hard), (2048, 2048));
         assert!(p.workload.rlimits.contains_key(&crate::vocab::RlimitKind::Fsize));
@@ -588,7 +595,9 @@ mod tests {
             .unwrap()
             .plan;
         assert!(!k.devices.iter().any(|d| d.path == Path::new("/dev/net/tun")));
-        assert!(matches!(&k.platform.value, Platform::Kvm { extensions_from: Origin::Default, extensions, .. } if extensions.len() == 3));
+        assert!(
+            matches!(&k.platform.value, Platform::Kvm { extensions_from: Origin::Default, extensions, .. } if extensions.len() == 3)
+        );
     }
 
     /// `workload.daemonize`: stdio is /dev/null from the policy line; a
@@ -616,7 +625,13 @@ mod tests {
             );
         }
         assert_eq!(p.supervisor.session, Session::NewSession);
-        let c = compile(&policy(text), &runc_spec(|_| {}), &host("hybrid-root.toml"), &Default::default()).unwrap();
+        let c = compile(
+            &policy(text),
+            &runc_spec(|_| {}),
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(c.plan.stdio.value, Stdio::Null);
         let k = c.plan.clamps.iter().find(|k| k.field == "stdio").unwrap();
         assert_eq!((k.requested.as_str(), k.granted.as_str()), ("pty", "/dev/null"));
