@@ -445,14 +445,11 @@ mod vmm {
         )
     }
 
-    fn rlimit(r: libc::__rlimit_resource_t) -> String {
-        let mut l = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: `l` is a valid out-parameter.
-        unsafe { libc::getrlimit(r, &mut l) };
-        format!("{}/{}", l.rlim_cur, l.rlim_max)
+    fn rlimit(r: nix::sys::resource::Resource) -> String {
+        match nix::sys::resource::getrlimit(r) {
+            Ok((soft, hard)) => format!("{soft}/{hard}"),
+            Err(e) => e.to_string(),
+        }
     }
 
     /// Whether fd 3 is open and `/dev/kvm` (char 10:232).
@@ -543,8 +540,8 @@ mod vmm {
         );
         let cg = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let _ = writeln!(r, "cgroup={}", cg.lines().collect::<Vec<_>>().join(" "));
-        let _ = writeln!(r, "nofile={}", rlimit(libc::RLIMIT_NOFILE));
-        let _ = writeln!(r, "fsize={}", rlimit(libc::RLIMIT_FSIZE));
+        let _ = writeln!(r, "nofile={}", rlimit(nix::sys::resource::Resource::RLIMIT_NOFILE));
+        let _ = writeln!(r, "fsize={}", rlimit(nix::sys::resource::Resource::RLIMIT_FSIZE));
         let _ = writeln!(r, "dev_kvm={}", node("/dev/kvm"));
         let _ = writeln!(r, "dev_net_tun={}", node("/dev/net/tun"));
         let _ = writeln!(
