@@ -195,6 +195,11 @@ mod tests {
             .cwd("/")
             .user(UserBuilder::default().uid(uid).gid(uid).build().unwrap())
             .build()
+            .map(|mut p| {
+                p.set_capabilities(None);
+                p.set_env(None);
+                p
+            })
             .unwrap()
     }
 
