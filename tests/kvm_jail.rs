@@ -47,6 +47,7 @@ fn main() {
     let cases: &[(&str, Case)] = &[
         ("vmm_runs_a_guest_through_the_donated_fd", vmm_runs_a_guest),
         ("vmm_daemonized_stdio_is_dev_null", vmm_daemonized),
+        ("vmm_daemonized_run_detach_returns_at_once", vmm_run_detach),
         ("default_policy_cannot_open_dev_kvm", default_cannot_open_kvm),
         ("missing_kvm_extension_doctor_and_apply_agree", missing_extension_agree),
     ];
@@ -288,6 +289,82 @@ fn vmm_daemonized() -> Result<String, String> {
         }
         _ => Err(format!("report:\n{report}")),
     }
+}
+
+/// The jailer's `--daemonize` whole: `run --detach` with a daemonized
+/// `vmm` returns once the sandbox is created and started, with nothing on
+/// the caller's stdout; the guest runs on its own. The sandbox is then
+/// removed by hand (supervisor killed, cgroups and state root removed).
+fn vmm_run_detach() -> Result<String, String> {
+    let b = Bundle::new(
+        "detach",
+        serde_json::json!([{ "type": "network" }]),
+        serde_json::json!([]),
+    )?;
+    let policy = b.0.join("daemon.toml");
+    fs::write(
+        &policy,
+        "extends = \"vmm\"\n[workload]\npass_fds = [\"device\"]\ndaemonize = true\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let root = b.0.join("state");
+    let id = format!("kvmr{}", std::process::id());
+    let (p, bundle, r) = (
+        policy.display().to_string(),
+        b.0.display().to_string(),
+        root.display().to_string(),
+    );
+    let t = Instant::now();
+    let (code, out, err) = run(&[
+        "--root", &r, "run", "--detach", "--policy", &p, "--bundle", &bundle, &id,
+    ]);
+    let returned = t.elapsed();
+    let end = Instant::now() + std::time::Duration::from_secs(10);
+    while field(&b.report(), "guest").is_none() && Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let report = b.report();
+    let state = run(&["--root", &r, "state", &id]).1;
+    remove_detached(&root, &id);
+    leftovers(&id)?;
+    if code != 0 || !out.is_empty() {
+        return Err(format!("run --detach exited {code}, stdout {out:?}\n{err}"));
+    }
+    if field(&report, "guest") != Some("hello from a real-mode guest") || field(&report, "stdout") != Some("/dev/null")
+    {
+        return Err(format!("report:\n{report}\nstate:\n{state}"));
+    }
+    if !state.contains(&format!("\"id\": \"{id}\"")) {
+        return Err(format!("state of the detached sandbox:\n{state}"));
+    }
+    Ok(format!(
+        "run --detach returned in {} ms; the guest ran detached",
+        returned.as_millis()
+    ))
+}
+
+/// Kills a detached sandbox's supervisor (from its state.json) and removes
+/// its cgroups and its state root (no `delete` command here yet).
+fn remove_detached(root: &Path, id: &str) {
+    let text = fs::read_to_string(root.join(id).join("state.json")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    if let Some(pid) = v["supervisor"]["pid"].as_i64() {
+        // SAFETY: kill has no memory arguments.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let end = Instant::now() + std::time::Duration::from_secs(5);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    for c in ["memory", "pids", "unified", ""] {
+        let d = format!("/sys/fs/cgroup/{c}/sandboxctl/{id}").replace("//", "/");
+        let end = Instant::now() + std::time::Duration::from_secs(3);
+        while Path::new(&d).exists() && fs::remove_dir(&d).is_err() && Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = fs::remove_dir(format!("/sys/fs/cgroup/{c}/sandboxctl").replace("//", "/"));
+    }
+    let _ = fs::remove_dir_all(root);
 }
 
 /// Under `default` the same program has no kvm fd and no node: open fails
