@@ -354,11 +354,11 @@ fn show_platform(p: &Platform) -> String {
         Platform::Kvm {
             api_version,
             extensions,
-            ..
+            extensions_from,
         } => {
             let ext: Vec<&str> = extensions.iter().map(String::as_str).collect();
             format!(
-                "kvm (api {api_version}; extensions {})",
+                "kvm (api {api_version}; extensions {}, from {extensions_from})",
                 if ext.is_empty() { "none".into() } else { ext.join(", ") }
             )
         }
