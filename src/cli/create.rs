@@ -48,6 +48,8 @@ pub(super) struct CreateArgs<'a> {
     pub pid_file: Option<&'a Path>,
     /// Print the ops instead.
     pub dry_run: bool,
+    /// `--sandbox`: the sandbox whose namespaces this one joins.
+    pub sandbox: Option<&'a str>,
 }
 
 /// `create ID`: compile as `apply` does, run up to the workload's spawn,
@@ -60,8 +62,27 @@ pub(super) fn create(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Res
 fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result<(SandboxId, i32), Failure> {
     let id = SandboxId::parse(args.id).map_err(|e| state_failure(e.into()))?;
     let mut inputs = inputs.clone();
+    if let Some(other) = args.sandbox {
+        let other = SandboxId::parse(other).map_err(|e| state_failure(e.into()))?;
+        let (_, record) = open(root, &other, LockMode::Shared)?;
+        match record
+            .supervisor
+            .as_ref()
+            .filter(|_| record.live_status() != Status::Stopped)
+        {
+            Some(s) => inputs.join_sandbox = Some(s.pid),
+            None => {
+                return Err(Failure::other(format!(
+                    "create {id} --sandbox {other}: that sandbox is stopped; its namespaces are gone"
+                )))
+            }
+        }
+    }
     // runc's default bundle is the current directory.
-    if inputs.bundle.is_none() && inputs.spec.is_none() && inputs.command.is_empty() && Path::new("config.json").exists()
+    if inputs.bundle.is_none()
+        && inputs.spec.is_none()
+        && inputs.command.is_empty()
+        && Path::new("config.json").exists()
     {
         inputs.bundle = Some(PathBuf::from("."));
     }
@@ -80,7 +101,14 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
         owner_uid: unsafe { libc::getuid() },
         created_unix: state::now_unix(),
         supervisor: None,
-        annotations: loaded.spec.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        annotations: loaded
+            .spec
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
         exit: None,
         plan_hash: Some(render::hash(&plan)),
     };
@@ -103,7 +131,10 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
     };
     if args.dry_run {
         let text = exec::dry_run_create_text(&plan, &opts, creating).map_err(|e| Failure::other(e.to_string()))?;
-        print!("# dry run of create (then start) for plan {}\n{text}", render::hash(&plan));
+        print!(
+            "# dry run of create (then start) for plan {}\n{text}",
+            render::hash(&plan)
+        );
         return Ok((id, 0));
     }
     match exec::create(&plan, &loaded.host, &opts, creating) {
@@ -111,7 +142,10 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
         Err(e) => {
             let text = e.to_string();
             let text = if text.contains("File exists") || text.contains("EEXIST") {
-                format!("create {id}: a sandbox with this id exists under {} (nothing was changed)", root.display())
+                format!(
+                    "create {id}: a sandbox with this id exists under {} (nothing was changed)",
+                    root.display()
+                )
             } else {
                 format!("create {id}: {text}")
             };
@@ -210,7 +244,10 @@ fn wait_foreground(root: &Path, id: &SandboxId, supervisor: i32, pid: Option<i32
                         signal: sig,
                         foreground: false,
                     },
-                    None => Request::SignalContainer { signal: sig, all: false },
+                    None => Request::SignalContainer {
+                        signal: sig,
+                        all: false,
+                    },
                 };
                 let _ = Client::connect(&socket, WAIT).and_then(|mut c| c.call(&req));
             }
@@ -313,8 +350,9 @@ pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
             status.as_str()
         )));
     }
-    let process = exec_process(&dir, a)?;
+    let mut process = exec_process(&dir, a)?;
     let tty = a.tty || process.terminal().unwrap_or(false);
+    process.set_terminal(Some(tty));
     if tty && a.detach && a.console_socket.is_none() {
         return Err(Failure::input(SourceDiag::plain(
             format!("exec {id}: --tty with --detach needs --console-socket (where the terminal goes)"),
@@ -333,7 +371,9 @@ pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
         process: Box::new(process),
         stdio,
     };
-    let (reply, master) = c.call_with_fds(&req, &fds).map_err(|e| client_failure(&id, "exec", e))?;
+    let (reply, master) = c
+        .call_with_fds(&req, &fds)
+        .map_err(|e| client_failure(&id, "exec", e))?;
     let Reply::Exec { pid } = reply else {
         return Err(Failure::other(format!("exec {id}: unexpected reply {}", reply.name())));
     };
@@ -343,11 +383,16 @@ pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
             .supervisor
             .as_ref()
             .and_then(|s| host_pid(s.pid, pid))
-            .ok_or_else(|| Failure::other(format!("exec {id}: process {pid} is gone before its pid file was written")))?;
+            .ok_or_else(|| {
+                Failure::other(format!(
+                    "exec {id}: process {pid} is gone before its pid file was written"
+                ))
+            })?;
         state::write_pid_file(p, host).map_err(state_failure)?;
     }
     if let (Some(sock), Some(m)) = (a.console_socket, master.as_ref()) {
-        send_console(sock, m).map_err(|e| Failure::other(format!("exec {id}: --console-socket {}: {e}", sock.display())))?;
+        send_console(sock, m)
+            .map_err(|e| Failure::other(format!("exec {id}: --console-socket {}: {e}", sock.display())))?;
     }
     if a.detach {
         return Ok(0);
@@ -457,9 +502,15 @@ fn send_console(path: &Path, master: &OwnedFd) -> std::io::Result<()> {
     let fds = [master.as_raw_fd()];
     let cmsg = nix::sys::socket::ControlMessage::ScmRights(&fds);
     let iov = [std::io::IoSlice::new(b"/dev/pts/ptmx")];
-    nix::sys::socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &[cmsg], nix::sys::socket::MsgFlags::empty(), None)
-        .map(drop)
-        .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
+    nix::sys::socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[cmsg],
+        nix::sys::socket::MsgFlags::empty(),
+        None,
+    )
+    .map(drop)
+    .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
 }
 
 /// `exec --tty` in the foreground: relays the pty to this terminal until

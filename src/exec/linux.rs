@@ -1319,7 +1319,9 @@ impl Backend for LinuxBackend {
                 // SAFETY: one-byte write from a valid buffer.
                 check(unsafe { libc::write(fd.raw, std::ptr::from_ref(mark).cast(), 1) }).and(done)
             }
-            AwaitMark { fd, proc, timeout_ms } => lifecycle::await_mark(fd.raw, proc.pid, *timeout_ms).map(Outcome::Bytes),
+            AwaitMark { fd, proc, timeout_ms } => {
+                lifecycle::await_mark(fd.raw, proc.pid, *timeout_ms).map(Outcome::Bytes)
+            }
             AwaitCommit { fd } => lifecycle::await_commit(fd.raw).and(done),
             AwaitServing { path, proc, timeout_ms } => lifecycle::await_serving(path, proc.pid, *timeout_ms).and(done),
             ClearDeathSignal => {
@@ -1341,8 +1343,10 @@ impl Backend for LinuxBackend {
                 let m = check(unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
                 let unlock: libc::c_int = 0;
                 // SAFETY: TIOCSPTLCK takes a pointer to an int; TIOCGPTPEER an open flag.
-                let sl = check(unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) })
-                    .and_then(|_| check(unsafe { libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) }));
+                let sl = check(unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) }).and_then(|_| {
+                    // SAFETY: TIOCGPTPEER takes open flags and returns a new fd.
+                    check(unsafe { libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })
+                });
                 match sl {
                     Ok(sl) => Ok(Outcome::Pair(m, sl)),
                     Err(e) => {
@@ -1351,6 +1355,11 @@ impl Backend for LinuxBackend {
                         Err(e)
                     }
                 }
+            }
+            ShedMemory => {
+                crate::alloc::trim();
+                shed_stack();
+                done
             }
             RemoveSandboxDir { path } => fs::remove_dir_all(path).and(done),
             ReapRaw => {
@@ -1821,8 +1830,7 @@ mod lifecycle {
                     return Err(e);
                 }
             }
-            let mut status = 0;
-            // SAFETY: WNOHANG|WNOWAIT only looks; valid status pointer.
+            // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
             // SAFETY: waitid with a valid siginfo pointer; WNOWAIT leaves
             // the child to be reaped by the caller's rollback.
@@ -1838,7 +1846,6 @@ mod lifecycle {
             if r == 0 && unsafe { info.si_pid() } == pid {
                 return Ok(Vec::new());
             }
-            let _ = &mut status;
             if Instant::now() >= end {
                 return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT));
             }
@@ -1864,6 +1871,7 @@ mod lifecycle {
     /// [`super::Op::AwaitServing`].
     pub fn await_serving(path: &Path, pid: i32, timeout_ms: u64) -> io::Result<()> {
         let mut alive = || {
+            // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
             // SAFETY: waitid with a valid siginfo pointer; WNOWAIT only looks.
             let r = unsafe {
@@ -1881,4 +1889,19 @@ mod lifecycle {
             .map(drop)
             .map_err(other)
     }
+}
+
+/// [`Op::ShedMemory`]'s stack part: the pages from 1 MiB below this frame up
+/// to 16 KiB below it (dead frames of the launcher's compile) are dropped;
+/// the kernel skips what is not mapped (ENOMEM, ignored).
+#[inline(never)]
+fn shed_stack() {
+    let marker = 0u8;
+    let sp = std::ptr::addr_of!(marker) as usize;
+    let top = (sp - 16 * 1024) & !4095;
+    let len = 1024 * 1024;
+    // SAFETY: every page in [top - len, top) lies below this frame, in the
+    // stack's dead part (or unmapped): nothing live is there; MADV_DONTNEED
+    // makes touched ones read as zero pages again.
+    unsafe { libc::madvise((top - len) as *mut libc::c_void, len, libc::MADV_DONTNEED) };
 }
