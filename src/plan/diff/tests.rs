@@ -1247,7 +1247,10 @@ fn kvm_extensions_show_where_they_were_asked() {
     let c = &d.changes[0];
     assert_eq!((c.field.as_str(), c.kind), ("platform", Z));
     assert_ne!(c.old, c.new);
-    assert!(c.new.as_deref().unwrap().ends_with(&format!("from {})", pol(40))), "{c:?}");
+    assert!(
+        c.new.as_deref().unwrap().ends_with(&format!("from {})", pol(40))),
+        "{c:?}"
+    );
 }
 
 #[test]
