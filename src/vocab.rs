@@ -629,3 +629,74 @@ mod read_input_tests {
         let _ = std::fs::remove_file(&dir);
     }
 }
+
+/// Defines [`KvmExtension`] and its list from one list of names.
+macro_rules! kvm_extensions {
+    ($($name:ident),* $(,)?) => {
+        /// A KVM capability a plan can require (`KVM_CHECK_EXTENSION`), by its
+        /// kvm-ioctls `Cap` name: the x86_64 capabilities a virtual machine
+        /// monitor asks about. Policies name them (`[kvm] extensions`), plans
+        /// and host facts list them by name, apply checks them on the opened
+        /// `/dev/kvm`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+        pub enum KvmExtension {
+            $(
+                #[doc = concat!("`KVM_CAP_` for kvm-ioctls `Cap::", stringify!($name), "`.")]
+                $name,
+            )*
+        }
+
+        impl KvmExtension {
+            /// Every extension, in declaration order.
+            pub const ALL: &'static [KvmExtension] = &[$(KvmExtension::$name),*];
+
+            /// The kvm-ioctls `Cap` name (`Irqchip`), as plans and host facts write it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(KvmExtension::$name => stringify!($name),)*
+                }
+            }
+
+            /// The extension of a name written by [`KvmExtension::name`].
+            pub fn from_name(name: &str) -> Option<KvmExtension> {
+                Self::ALL.iter().copied().find(|e| e.name() == name)
+            }
+        }
+    };
+}
+
+kvm_extensions!(
+    Irqchip,
+    Hlt,
+    UserMemory,
+    SetTssAddr,
+    ExtCpuid,
+    Clocksource,
+    NrVcpus,
+    NrMemslots,
+    Pit,
+    MpState,
+    CoalescedMmio,
+    SyncMmu,
+    Iommu,
+    UserNmi,
+    IrqRouting,
+    Irqfd,
+    Pit2,
+    PitState2,
+    Ioeventfd,
+    SetIdentityMapAddr,
+    AdjustClock,
+    VcpuEvents,
+    Debugregs,
+    Xsave,
+    Xcrs,
+    TscControl,
+    TscDeadlineTimer,
+    MaxVcpus,
+    MaxVcpuId,
+    ReadonlyMem,
+    SplitIrqchip,
+    ImmediateExit,
+    SyncRegs,
+);

@@ -379,7 +379,7 @@ pub enum CheckFormat {
 /// What a plan is compiled from.
 #[derive(Debug, Clone, Args)]
 pub struct PlanInputs {
-    /// Policy file or built-in name (default, untrusted, network-host, kvm); repeat to layer, later wins. Default: the built-in default.
+    /// Policy file or built-in name (default, untrusted, network-host, kvm, vmm); repeat to layer, later wins. Default: the built-in default.
     #[arg(long = "policy", short = 'p')]
     pub policy: Vec<String>,
     /// OCI bundle directory (config.json + rootfs).

@@ -18,7 +18,7 @@ use nix::errno::Errno;
 use nix::sys::resource::{getrlimit, Resource};
 
 use crate::host::{CgroupFacts, CgroupLayout, CgroupV2Facts, HostFacts, KvmFacts, RlimitPair};
-use crate::vocab::{Bytes, Cap, Gid, RlimitKind, Uid};
+use crate::vocab::{Bytes, Cap, Gid, KvmExtension, RlimitKind, Uid};
 
 /// Where the mount table of the calling process is read from.
 pub const MOUNTINFO: &str = "/proc/self/mountinfo";
@@ -26,17 +26,6 @@ pub const MOUNTINFO: &str = "/proc/self/mountinfo";
 pub const MEMINFO: &str = "/proc/meminfo";
 /// The user-namespace limit; `0` means none may be created.
 pub const MAX_USER_NAMESPACES: &str = "/proc/sys/user/max_user_namespaces";
-
-/// The KVM extensions checked by [`detect`], recorded by their kvm-ioctls
-/// `Cap` variant names when the kernel reports them present.
-pub const KVM_EXTENSIONS: &[kvm_ioctls::Cap] = &[
-    kvm_ioctls::Cap::Irqchip,
-    kvm_ioctls::Cap::UserMemory,
-    kvm_ioctls::Cap::SetTssAddr,
-    kvm_ioctls::Cap::Ioeventfd,
-    kvm_ioctls::Cap::Irqfd,
-    kvm_ioctls::Cap::ImmediateExit,
-];
 
 /// Why host facts could not be detected.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +104,7 @@ impl ParseError {
 /// `/proc/sys/user/max_user_namespaces` and each v2 mount's
 /// `cgroup.controllers`; calls uname, getuid, getgid, capget,
 /// prctl(PR_CAPBSET_READ), sched_getaffinity and getrlimit; opens `/dev/kvm`
-/// (and closes it again) to ask its API version and [`KVM_EXTENSIONS`].
+/// (and closes it again) to ask its API version and extensions.
 /// Changes nothing on the host.
 pub fn detect() -> Result<HostFacts, DetectError> {
     let uts = nix::sys::utsname::uname().map_err(|source| DetectError::Syscall { call: "uname", source })?;
@@ -212,15 +201,16 @@ fn detect_cpus() -> Result<u32, DetectError> {
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
-/// `/dev/kvm`'s API version and which of [`KVM_EXTENSIONS`] it reports;
+/// `/dev/kvm`'s API version and which of every [`KvmExtension`] a plan can
+/// require it reports (by name);
 /// `None` when the device is absent or cannot be opened.
 fn detect_kvm() -> Option<KvmFacts> {
     let kvm = kvm_ioctls::Kvm::new().ok()?;
     let api_version = kvm.get_api_version();
-    let extensions = KVM_EXTENSIONS
+    let extensions = KvmExtension::ALL
         .iter()
-        .filter(|c| kvm.check_extension(**c))
-        .map(|c| format!("{c:?}"))
+        .filter(|e| kvm.check_extension(super::linux::kvm_cap(**e)))
+        .map(|e| e.name().to_string())
         .collect();
     Some(KvmFacts {
         api_version,

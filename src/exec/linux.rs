@@ -127,41 +127,45 @@ fn caps_err(e: caps::errors::CapsError) -> io::Error {
     }
 }
 
-fn kvm_cap(name: &str) -> Option<kvm_ioctls::Cap> {
-    use kvm_ioctls::Cap::*;
-    [
-        Irqchip,
-        Hlt,
-        UserMemory,
-        SetTssAddr,
-        ExtCpuid,
-        Clocksource,
-        NrVcpus,
-        NrMemslots,
-        Pit,
-        MpState,
-        CoalescedMmio,
-        SyncMmu,
-        Iommu,
-        UserNmi,
-        Pit2,
-        SetIdentityMapAddr,
-        Irqfd,
-        Ioeventfd,
-        ImmediateExit,
-        Xsave,
-        Xcrs,
-        TscControl,
-        Debugregs,
-        AdjustClock,
-        SplitIrqchip,
-        MaxVcpus,
-        MaxVcpuId,
-        ReadonlyMem,
-        IrqRouting,
-    ]
-    .into_iter()
-    .find(|c| format!("{c:?}") == name)
+/// The kvm-ioctls capability of an extension the plan names.
+pub(crate) fn kvm_cap(e: crate::vocab::KvmExtension) -> kvm_ioctls::Cap {
+    use crate::vocab::KvmExtension as E;
+    use kvm_ioctls::Cap as C;
+    match e {
+        E::Irqchip => C::Irqchip,
+        E::Hlt => C::Hlt,
+        E::UserMemory => C::UserMemory,
+        E::SetTssAddr => C::SetTssAddr,
+        E::ExtCpuid => C::ExtCpuid,
+        E::Clocksource => C::Clocksource,
+        E::NrVcpus => C::NrVcpus,
+        E::NrMemslots => C::NrMemslots,
+        E::Pit => C::Pit,
+        E::MpState => C::MpState,
+        E::CoalescedMmio => C::CoalescedMmio,
+        E::SyncMmu => C::SyncMmu,
+        E::Iommu => C::Iommu,
+        E::UserNmi => C::UserNmi,
+        E::IrqRouting => C::IrqRouting,
+        E::Irqfd => C::Irqfd,
+        E::Pit2 => C::Pit2,
+        E::PitState2 => C::PitState2,
+        E::Ioeventfd => C::Ioeventfd,
+        E::SetIdentityMapAddr => C::SetIdentityMapAddr,
+        E::AdjustClock => C::AdjustClock,
+        E::VcpuEvents => C::VcpuEvents,
+        E::Debugregs => C::Debugregs,
+        E::Xsave => C::Xsave,
+        E::Xcrs => C::Xcrs,
+        E::TscControl => C::TscControl,
+        E::TscDeadlineTimer => C::TscDeadlineTimer,
+        E::MaxVcpus => C::MaxVcpus,
+        E::MaxVcpuId => C::MaxVcpuId,
+        E::ReadonlyMem => C::ReadonlyMem,
+        E::SplitIrqchip => C::SplitIrqchip,
+        E::ImmediateExit => C::ImmediateExit,
+        E::SyncRegs => C::SyncRegs,
+    }
 }
 
 fn open_kvm(api_version: i32, extensions: &[String]) -> io::Result<i32> {
@@ -176,8 +180,9 @@ fn open_kvm(api_version: i32, extensions: &[String]) -> io::Result<i32> {
         )));
     }
     for e in extensions {
-        let cap = kvm_cap(e).ok_or_else(|| io::Error::other(format!("unknown KVM extension {e}")))?;
-        if !kvm.check_extension(cap) {
+        let ext = crate::vocab::KvmExtension::from_name(e)
+            .ok_or_else(|| io::Error::other(format!("unknown KVM extension {e}")))?;
+        if !kvm.check_extension(kvm_cap(ext)) {
             return Err(io::Error::other(format!("KVM extension {e} is not available")));
         }
     }

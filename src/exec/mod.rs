@@ -60,7 +60,15 @@ pub fn device_needs(plan: &LaunchPlan) -> Vec<UnmetNeed> {
                     error::error_text(&e)
                 ),
                 from: d.allowed_by.clone(),
-                fix: "point the device ceiling's host_path at this host's node for that number".into(),
+                fix: match (d.kind, d.major, d.minor) {
+                    (crate::plan::DeviceKind::Char, 10, 200) => {
+                        "load the tun module (modprobe tun), which makes /dev/net/tun (c 10:200), or drop [kvm] tun from the policy".into()
+                    }
+                    (crate::plan::DeviceKind::Char, 10, 232) => {
+                        "load the kvm module (modprobe kvm_intel or kvm_amd), which makes /dev/kvm (c 10:232)".into()
+                    }
+                    _ => "point the device ceiling's host_path at this host's node for that number".into(),
+                },
             })
         })
         .collect()
@@ -351,9 +359,98 @@ mod tests {
     /// launcher effect made before it is undone.
     #[test]
     fn failure_at_every_op_is_rolled_back() {
-        for p in [plan(), pty_and_log_plan()] {
+        for p in [plan(), pty_and_log_plan(), daemonized_plan()] {
             fail_each_op_and_check_the_rollback(&p);
         }
+    }
+
+    /// The sample plan daemonized (`workload.daemonize`): stdio /dev/null.
+    fn daemonized_plan() -> LaunchPlan {
+        use crate::plan::{FdRole, FdSource, OpenMode, Stdio};
+        let mut p = plan();
+        p.stdio.value = Stdio::Null;
+        for e in p.supervisor.fds.iter_mut().filter(|e| {
+            matches!(
+                e.role,
+                FdRole::Stdin | FdRole::Stdout | FdRole::Stderr | FdRole::StdioIn | FdRole::StdioOut | FdRole::StdioErr
+            )
+        }) {
+            e.source = FdSource::File {
+                path: "/dev/null".into(),
+                open: OpenMode::ReadWrite,
+                mode: 0,
+            };
+        }
+        p
+    }
+
+    /// A daemonized plan opens /dev/null for the supervisor's stdio and
+    /// never touches the caller's fds 0–2 or a pty.
+    #[test]
+    fn daemonized_stdio_is_dev_null_opened_by_the_launcher() {
+        let text = dry_run_text(&daemonized_plan()).unwrap();
+        assert!(text.contains("open /dev/null"), "{text}");
+        assert!(!text.contains("openpty") && !text.contains("pty"), "{text}");
+    }
+
+    /// Preflight names each KVM extension the host lacks with the policy
+    /// line that asked for it, and a wrong API version; nothing when met.
+    #[test]
+    fn preflight_names_missing_kvm_extensions_and_api_version() {
+        use crate::plan::Platform;
+        let mut p = plan();
+        let asked = Origin::Policy {
+            file: "vmm.toml".into(),
+            line: 40,
+        };
+        p.platform.value = Platform::Kvm {
+            api_version: 12,
+            extensions: ["Irqchip".to_string(), "Xsave".to_string()].into(),
+            extensions_from: asked.clone(),
+        };
+        let mut host = sample_host();
+        host.kvm.as_mut().unwrap().extensions = ["Irqchip".to_string()].into();
+        let needs = preflight(&p, &host);
+        let kvm: Vec<_> = needs.iter().filter(|n| n.need.contains("KVM")).collect();
+        assert_eq!(kvm.len(), 1, "{needs:?}");
+        assert!(kvm[0].need.starts_with("KVM extension Xsave"), "{}", kvm[0]);
+        assert_eq!(kvm[0].from, asked);
+        assert!(kvm[0].fix.contains("[kvm] extensions"), "{}", kvm[0].fix);
+        host.kvm.as_mut().unwrap().extensions.insert("Xsave".into());
+        assert!(!preflight(&p, &host).iter().any(|n| n.need.contains("KVM")));
+        host.kvm.as_mut().unwrap().api_version = 11;
+        assert!(preflight(&p, &host)
+            .iter()
+            .any(|n| n.need.contains("KVM API version 12 (host has 11)")));
+        host.kvm = None;
+        assert!(preflight(&p, &host).iter().any(|n| n.need == "/dev/kvm"));
+    }
+
+    /// `[kvm] tun` on a host without the tun node: named, with the module to load.
+    #[test]
+    fn device_needs_name_a_missing_tun_node_with_the_module_to_load() {
+        use crate::plan::{Device, DeviceHow, DeviceKind};
+        let mut p = plan();
+        p.devices.push(Device {
+            path: "/dev/net/tun".into(),
+            kind: DeviceKind::Char,
+            major: 10,
+            minor: 200,
+            mode: 0o666,
+            how: DeviceHow::Bind,
+            source: Some("/nonexistent/net/tun".into()),
+            from: Origin::Default,
+            allowed_by: Origin::Default,
+        });
+        let needs = device_needs(&p);
+        let tun = needs
+            .iter()
+            .find(|n| n.need.contains("/dev/net/tun"))
+            .expect("tun named");
+        assert!(
+            tun.need.contains("c 10:200") && tun.fix.contains("modprobe tun"),
+            "{tun}"
+        );
     }
 
     /// The sample plan with a relayed pty and a user log in a made directory.

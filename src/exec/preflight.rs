@@ -283,6 +283,7 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
     if let Platform::Kvm {
         api_version,
         extensions,
+        extensions_from,
     } = &plan.platform.value
     {
         match &host.kvm {
@@ -298,15 +299,15 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
                         &mut v,
                         format!("KVM API version {api_version} (host has {})", k.api_version),
                         &plan.platform.from,
-                        "use a kernel with this KVM API",
+                        "use a kernel with this KVM API (every kernel since 2.6.22 has 12)",
                     );
                 }
                 for e in extensions.difference(&k.extensions) {
                     need(
                         &mut v,
-                        format!("KVM extension {e}"),
-                        &plan.platform.from,
-                        "use a host whose KVM offers it, or drop it from the policy",
+                        format!("KVM extension {e} (KVM_CHECK_EXTENSION says the host's /dev/kvm lacks it)"),
+                        extensions_from,
+                        "use a host (kernel, CPU, nested virtualization setting) whose KVM offers it, or drop it from the policy's [kvm] extensions",
                     );
                 }
             }

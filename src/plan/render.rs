@@ -388,14 +388,16 @@ pub fn text(p: &LaunchPlan) -> String {
     if let Platform::Kvm {
         api_version,
         extensions,
+        extensions_from,
     } = &p.platform.value
     {
-        w.line(
+        w.row(
             "",
             format!(
                 "/dev/kvm API {api_version}, extensions {}",
                 extensions.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
+            extensions_from,
         );
     }
     let net = match &p.network.value {
@@ -561,6 +563,7 @@ pub fn text(p: &LaunchPlan) -> String {
     }
     let stdio = match &p.stdio.value {
         Stdio::Inherit => "caller's stdin/stdout/stderr".to_string(),
+        Stdio::Null => "/dev/null (daemonized: detached from the caller's stdio)".to_string(),
         Stdio::ConsoleSocket(s) => format!("pty, master sent to {}", s.display()),
         Stdio::Pty => "pty, relayed by the launcher to the caller's stdin/stdout".to_string(),
     };

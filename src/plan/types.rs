@@ -130,8 +130,11 @@ pub enum Platform {
     Kvm {
         /// Required `KVM_GET_API_VERSION`.
         api_version: i32,
-        /// Extensions checked before launch.
+        /// Extensions checked before launch (kvm-ioctls `Cap` names).
         extensions: BTreeSet<String>,
+        /// Where the extension list came from (`[kvm] extensions`, or
+        /// `default`).
+        extensions_from: Origin,
     },
 }
 
@@ -651,6 +654,9 @@ pub enum Stdio {
     /// terminal, when stdin is one, in raw mode meanwhile; its window size
     /// copied at the start and on SIGWINCH).
     Pty,
+    /// `/dev/null` for stdin, stdout and stderr: the sandbox is detached
+    /// from the caller's stdio (`workload.daemonize`).
+    Null,
 }
 
 /// Process credentials.

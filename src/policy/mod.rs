@@ -28,6 +28,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("untrusted", include_str!("../../policies/untrusted.toml")),
     ("network-host", include_str!("../../policies/network-host.toml")),
     ("kvm", include_str!("../../policies/kvm.toml")),
+    ("vmm", include_str!("../../policies/vmm.toml")),
 ];
 
 /// The text of a built-in policy.
@@ -166,7 +167,21 @@ pub struct Policy {
     pub user_log: Option<Setting<PathBuf>>,
     /// Fds passed on to the workload.
     pub pass_fds: Setting<BTreeSet<PassFd>>,
+    /// Stdio is /dev/null (`workload.daemonize`).
+    pub daemonize: Setting<bool>,
+    /// KVM extensions the kvm platform requires.
+    pub kvm_extensions: Setting<BTreeSet<crate::vocab::KvmExtension>>,
+    /// Make /dev/net/tun on the kvm platform.
+    pub kvm_tun: Setting<bool>,
 }
+
+/// The KVM extensions the kvm platform requires when no `[kvm] extensions`
+/// is set: what creating a VM with an in-kernel irqchip and guest memory needs.
+pub const DEFAULT_KVM_EXTENSIONS: [crate::vocab::KvmExtension; 3] = [
+    crate::vocab::KvmExtension::Irqchip,
+    crate::vocab::KvmExtension::UserMemory,
+    crate::vocab::KvmExtension::SetTssAddr,
+];
 
 /// A resolved `[[seccomp.rules]]` entry, checked: known syscalls, a valid
 /// action, argument indexes 0–5, a mask exactly with `masked_eq`.

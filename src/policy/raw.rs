@@ -19,7 +19,7 @@ use crate::vocab::{Bytes, Cap, RlimitKind};
 )]
 pub struct RawPolicy {
     /// The policy this one builds on: a built-in name (`default`, `untrusted`,
-    /// `network-host`, `kvm`) or a path to a `.toml` file, relative to this file.
+    /// `network-host`, `kvm`, `vmm`) or a path to a `.toml` file, relative to this file.
     #[schemars(with = "Option<String>")]
     pub extends: Option<Spanned<String>>,
     /// A one-line description shown in `sandboxctl validate`.
@@ -65,6 +65,24 @@ pub struct RawPolicy {
     /// What the workload inherits beyond stdio.
     #[serde(default)]
     pub workload: RawWorkload,
+    /// The kvm platform: what `/dev/kvm` must offer, `/dev/net/tun`.
+    #[serde(default)]
+    pub kvm: RawKvm,
+}
+
+/// `[kvm]`: what the kvm platform checks and adds (only with `platform = "kvm"`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKvm {
+    /// The KVM extensions `/dev/kvm` must report (`KVM_CHECK_EXTENSION`),
+    /// by kvm-ioctls `Cap` name; checked by preflight and again on the
+    /// opened device. Default: `Irqchip`, `UserMemory`, `SetTssAddr`.
+    #[schemars(with = "Option<Vec<crate::vocab::KvmExtension>>")]
+    pub extensions: Option<Spanned<Vec<crate::vocab::KvmExtension>>>,
+    /// Make `/dev/net/tun` (char 10:200) in the sandbox's `/dev`, as the
+    /// host's node bound (a virtual machine monitor's network devices).
+    #[schemars(with = "Option<bool>")]
+    pub tun: Option<Spanned<bool>>,
 }
 
 /// Platform names.
@@ -456,6 +474,11 @@ pub struct RawWorkload {
     /// e.g. /dev/kvm), `log`, `user_log`.
     #[schemars(with = "Option<Vec<PassFd>>")]
     pub pass_fds: Option<Spanned<Vec<Spanned<PassFd>>>>,
+    /// Detach the sandbox from the caller's stdio: stdin, stdout and stderr
+    /// are `/dev/null` (the supervisor is a session leader in any case), as
+    /// Firecracker's jailer `--daemonize` does.
+    #[schemars(with = "Option<bool>")]
+    pub daemonize: Option<Spanned<bool>>,
 }
 
 /// Fds a policy may pass to the workload.

@@ -384,6 +384,15 @@ fn merge(layers: Vec<(Source, RawPolicy)>) -> Result<Policy, PolicyError> {
         debug_log: l.pick(|r| r.logs.debug_log.as_ref()),
         user_log: l.pick(|r| r.logs.user_log.as_ref()),
         pass_fds,
+        daemonize: l.pick_or(|r| r.workload.daemonize.as_ref(), false),
+        kvm_extensions: match l.pick(|r| r.kvm.extensions.as_ref()) {
+            None => Setting::default_value(super::DEFAULT_KVM_EXTENSIONS.into_iter().collect()),
+            Some(s) => Setting {
+                value: s.value.into_iter().collect(),
+                at: s.at,
+            },
+        },
+        kvm_tun: l.pick_or(|r| r.kvm.tun.as_ref(), false),
         description: l.pick(|r| r.description.as_ref()),
         sources: Vec::new(),
     };
@@ -505,6 +514,7 @@ fn validate(l: &Layers, p: &Policy) -> Result<(), PolicyError> {
     check_absolute(l, p)?;
     check_namespace_assertions(l, p)?;
     check_pass_fds(l, p)?;
+    check_kvm(l, p)?;
     check_limits(l, p)?;
     Ok(())
 }
@@ -635,6 +645,27 @@ fn check_pass_fds(l: &Layers, p: &Policy) -> Result<(), PolicyError> {
     Ok(())
 }
 
+/// `[kvm]` keys set under another platform would do nothing: a conflict.
+fn check_kvm(l: &Layers, p: &Policy) -> Result<(), PolicyError> {
+    if p.platform.value == PlatformName::Kvm {
+        return Ok(());
+    }
+    let set = [("kvm.extensions", &p.kvm_extensions.at), ("kvm.tun", &p.kvm_tun.at)];
+    if let Some((key, at)) = set.into_iter().find(|(_, at)| matches!(at, At::File(_))) {
+        return Err(l.err(
+            K::Conflict {
+                what: format!(
+                    "{key} is set but the platform is {}, and only kvm opens /dev/kvm",
+                    serde_name(&p.platform.value)
+                ),
+            },
+            at,
+            "set here",
+        ));
+    }
+    Ok(())
+}
+
 fn check_limits(l: &Layers, p: &Policy) -> Result<(), PolicyError> {
     if let Some(s) = &p.pids {
         if s.value <= 0 {
@@ -739,5 +770,28 @@ mod tests {
         assert!(cond("{ index = 0, op = \"masked_eq\", value = 0 }").contains("needs a `mask`"));
         assert!(cond("{ index = 0, op = \"eq\", mask = 1, value = 0 }").contains("only for op"));
         assert!(cond("{ index = 0, op = \"like\", value = 0 }").contains("unknown variant"));
+    }
+
+    /// `[kvm]`: extensions by kvm-ioctls name, located; a name that is none
+    /// is refused; the keys under another platform are a conflict.
+    #[test]
+    fn kvm_keys_are_checked_and_need_the_kvm_platform() {
+        let p = load_text("platform = \"kvm\"\n[kvm]\nextensions = [\"Irqfd\", \"Xsave\"]\ntun = true\n").unwrap();
+        let want: BTreeSet<_> = [crate::vocab::KvmExtension::Irqfd, crate::vocab::KvmExtension::Xsave].into();
+        assert_eq!(p.kvm_extensions.value, want);
+        assert!(p.kvm_tun.value);
+        assert!(matches!(p.kvm_extensions.at, At::File(_)));
+        let d = load_text("platform = \"kvm\"").unwrap();
+        assert_eq!(
+            d.kvm_extensions.value,
+            super::super::DEFAULT_KVM_EXTENSIONS.into_iter().collect()
+        );
+        assert!(!d.kvm_tun.value && d.kvm_tun.at == At::Default);
+        let e = load_text("platform = \"kvm\"\n[kvm]\nextensions = [\"Irqchipp\"]\n").unwrap_err();
+        assert!(e.to_string().contains("unknown variant"), "{e}");
+        for body in ["[kvm]\ntun = true", "[kvm]\nextensions = []"] {
+            let e = load_text(body).unwrap_err().kind.to_string();
+            assert!(e.contains("the platform is native, and only kvm opens /dev/kvm"), "{e}");
+        }
     }
 }

@@ -741,6 +741,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                     let Platform::Kvm {
                         api_version,
                         extensions,
+                        ..
                     } = &self.plan.platform.value
                     else {
                         return Err(self.unsupported("kvm fd on a platform other than kvm"));
@@ -808,7 +809,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         let path = match &self.plan.stdio.value {
             Stdio::ConsoleSocket(path) => Some(path.clone()),
             Stdio::Pty => None,
-            Stdio::Inherit => return Err(self.unsupported("a pty slave without a pty")),
+            Stdio::Inherit | Stdio::Null => return Err(self.unsupported("a pty slave without a pty")),
         };
         self.origin = self.plan.stdio.from.clone();
         let (m, s) = match self.op(Op::OpenPty)? {

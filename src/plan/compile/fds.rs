@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::error::Warning;
 use super::error::{Anchor, CompileError, CompileErrorKind as K};
 use super::Cx;
 use crate::plan::types::*;
@@ -14,10 +15,10 @@ use crate::vocab::{Fd, Origin};
 /// Stdio: a pty whose master goes over `--console-socket`; else, when the
 /// spec's `process.terminal` is true, a pty the launcher relays to the
 /// caller's stdio (as `runc run` does in the foreground); else the caller's.
-pub(crate) fn stdio(cx: &Cx) -> Sourced<Stdio> {
-    if let Some(p) = &cx.opts.console_socket {
-        return Sourced::new(Stdio::ConsoleSocket(p.clone()), Origin::Cli("--console-socket".into()));
-    }
+///
+/// `workload.daemonize` comes first: stdio is `/dev/null` (a console socket
+/// with it is a conflict: the caller asked for a terminal the policy detaches).
+pub(crate) fn stdio(cx: &mut Cx) -> Result<Sourced<Stdio>, CompileError> {
     let terminal = cx
         .spec
         .spec
@@ -25,12 +26,49 @@ pub(crate) fn stdio(cx: &Cx) -> Sourced<Stdio> {
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    if terminal {
+    let daemonize = cx.policy.daemonize.clone();
+    if daemonize.value {
+        if cx.opts.console_socket.is_some() {
+            return Err(CompileError::new(K::Conflict {
+                what: "--console-socket asks for a terminal, but the policy detaches the sandbox from any (workload.daemonize)".into(),
+            })
+            .anchor(Anchor::Policy(daemonize.at.clone(), "daemonize set here".into())));
+        }
+        if terminal {
+            let from = cx.at(&daemonize.at);
+            cx.warnings.push(Warning {
+                message: "stdio: the spec asks for a terminal; the policy detaches the sandbox (stdio /dev/null)"
+                    .into(),
+                anchors: vec![
+                    Anchor::spec("process.terminal", "terminal asked"),
+                    Anchor::Policy(daemonize.at.clone(), "daemonize".into()),
+                ],
+            });
+            cx.clamps.push(Clamp {
+                field: "stdio".into(),
+                requested: "pty".into(),
+                requested_by: Origin::spec("process.terminal"),
+                granted: DEV_NULL.into(),
+                ceiling: from,
+            });
+        }
+        return Ok(Sourced::new(Stdio::Null, cx.at(&daemonize.at)));
+    }
+    if let Some(p) = &cx.opts.console_socket {
+        return Ok(Sourced::new(
+            Stdio::ConsoleSocket(p.clone()),
+            Origin::Cli("--console-socket".into()),
+        ));
+    }
+    Ok(if terminal {
         Sourced::new(Stdio::Pty, Origin::spec("process.terminal"))
     } else {
         Sourced::new(Stdio::Inherit, Origin::Default)
-    }
+    })
 }
+
+/// `/dev/null`, read and written: stdio of a daemonized sandbox.
+const DEV_NULL: &str = "/dev/null";
 
 /// The mode of a log directory the launcher makes (`rule:log-dir-made-if-missing`).
 const LOG_DIR_MODE: u32 = 0o755;
@@ -74,13 +112,14 @@ fn log_file(s: &Setting<std::path::PathBuf>, mode: u32) -> FdSource {
 
 /// The supervisor's table, in the seed's order.
 pub(crate) fn supervisor_fds(cx: &Cx, platform: &Sourced<Platform>, stdio: &Sourced<Stdio>) -> Vec<FdEntry> {
-    let console = !matches!(stdio.value, Stdio::Inherit);
-    let stdio_source = |fd: i32| {
-        if console {
-            FdSource::PtySlave
-        } else {
-            FdSource::Caller { fd: Fd(fd) }
-        }
+    let stdio_source = |fd: i32| match stdio.value {
+        Stdio::Inherit => FdSource::Caller { fd: Fd(fd) },
+        Stdio::Null => FdSource::File {
+            path: DEV_NULL.into(),
+            open: OpenMode::ReadWrite,
+            mode: 0,
+        },
+        Stdio::Pty | Stdio::ConsoleSocket(_) => FdSource::PtySlave,
     };
     let mut fds = Vec::new();
     for (i, role) in [FdRole::Stdin, FdRole::Stdout, FdRole::Stderr].into_iter().enumerate() {

@@ -352,8 +352,8 @@ pub(crate) fn device_ceiling(cx: &Cx) -> Vec<DeviceRule> {
         .collect()
 }
 
-/// Device nodes: the OCI defaults, the spec's, and /dev/kvm on the kvm
-/// platform, each allowed by the device ceiling (or the platform). Inside a
+/// Device nodes: the OCI defaults, the spec's, and /dev/kvm (and
+/// /dev/net/tun with `[kvm] tun`) on the kvm platform, each allowed by the device ceiling (or the platform). Inside a
 /// user namespace mknod is not allowed, so nodes are bind mounts of the
 /// host node the ceiling names for that number (`how = bind`, checked at
 /// apply to be that device); with the host's user namespace, mknod.
@@ -440,18 +440,23 @@ pub(crate) fn devices(
         });
     }
     if let Platform::Kvm { .. } = platform.value {
-        out.retain(|x| x.path != Path::new("/dev/kvm"));
-        out.push(Device {
-            path: "/dev/kvm".into(),
-            kind: DeviceKind::Char,
-            major: 10,
-            minor: 232,
-            mode: 0o660,
-            how,
-            source: (how == DeviceHow::Bind).then(|| "/dev/kvm".into()),
-            from: platform.from.clone(),
-            allowed_by: platform.from.clone(),
-        });
+        let tun = &cx.policy.kvm_tun;
+        let tun = tun.value.then(|| ("/dev/net/tun", 200, 0o666, cx.at(&tun.at)));
+        let kvm = Some(("/dev/kvm", 232, 0o660, platform.from.clone()));
+        for (path, minor, mode, from) in kvm.into_iter().chain(tun) {
+            out.retain(|x| x.path != Path::new(path));
+            out.push(Device {
+                path: path.into(),
+                kind: DeviceKind::Char,
+                major: 10,
+                minor,
+                mode,
+                how,
+                source: (how == DeviceHow::Bind).then(|| path.into()),
+                from: from.clone(),
+                allowed_by: from,
+            });
+        }
     }
     Ok(out)
 }

@@ -77,7 +77,7 @@ pub fn compile(
     let devices = fs::devices(&mut cx, &platform, &namespaces, &device_ceiling)?;
     let hostname = fs::hostname(&cx);
     let cgroup = cgroup::cgroup(&mut cx)?;
-    let stdio = fds::stdio(&cx);
+    let stdio = fds::stdio(&mut cx)?;
     let supervisor_fds = fds::supervisor_fds(&cx, &platform, &stdio);
     let workload_fds = fds::workload_fds(&cx, &supervisor_fds)?;
     let log_dirs = fds::log_dirs(&supervisor_fds);
@@ -555,6 +555,93 @@ mod tests {
             .devices
             .iter()
             .any(|d| d.path == Path::new("/dev/kvm") && d.major == 10 && d.minor == 232));
+    }
+
+    /// The `vmm` built-in: the jailer's elements, each from its line.
+    #[test]
+    fn vmm_policy_jails_a_vmm_as_the_jailer_does() {
+        let p = plan("extends = \"vmm\"", "hybrid-root.toml", &Default::default())
+            .unwrap()
+            .plan;
+        let Platform::Kvm {
+            extensions,
+            extensions_from,
+            ..
+        } = &p.platform.value
+        else {
+            panic!("vmm is on the kvm platform: {:?}", p.platform)
+        };
+        assert!(extensions.contains("Irqfd") && extensions.contains("Ioeventfd") && extensions.len() == 14);
+        assert!(
+            extensions_from.to_string().starts_with("policy:builtin:vmm.toml:"),
+            "{extensions_from}"
+        );
+        assert_eq!(p.root.change.value, RootChange::Chroot);
+        assert_eq!(p.namespaces.pid.value, Namespace::New);
+        assert_eq!(p.network.value, NetworkMode::Loopback);
+        let tun = p.devices.iter().find(|d| d.path == Path::new("/dev/net/tun")).unwrap();
+        assert_eq!((tun.major, tun.minor, tun.how), (10, 200, DeviceHow::Bind));
+        assert!(
+            tun.from.to_string().starts_with("policy:builtin:vmm.toml:"),
+            "{}",
+            tun.from
+        );
+        let nofile = &p.workload.rlimits[&crate::vocab::RlimitKind::Nofile];
+        assert_eq!((nofile.soft, nofile.hard), (2048, 2048));
+        assert!(p.workload.rlimits.contains_key(&crate::vocab::RlimitKind::Fsize));
+        assert_eq!(p.stdio.value, Stdio::Inherit);
+        // Without `[kvm] tun` (the kvm built-in) there is no tun node, and the
+        // extension list is the default one.
+        let k = plan("extends = \"kvm\"", "hybrid-root.toml", &Default::default())
+            .unwrap()
+            .plan;
+        assert!(!k.devices.iter().any(|d| d.path == Path::new("/dev/net/tun")));
+        assert!(
+            matches!(&k.platform.value, Platform::Kvm { extensions_from: Origin::Default, extensions, .. } if extensions.len() == 3)
+        );
+    }
+
+    /// `workload.daemonize`: stdio is /dev/null from the policy line; a
+    /// spec's terminal is clamped (recorded), a console socket is refused.
+    #[test]
+    fn daemonize_makes_stdio_dev_null_and_clamps_a_terminal() {
+        let text = "extends = \"vmm\"\n[workload]\npass_fds = [\"device\"]\ndaemonize = true";
+        let p = plan(text, "hybrid-root.toml", &Default::default()).unwrap().plan;
+        assert_eq!(p.stdio.value, Stdio::Null);
+        assert_eq!(p.stdio.from.to_string(), "policy:test.toml:4");
+        for e in p.supervisor.fds.iter().filter(|e| {
+            matches!(
+                e.role,
+                FdRole::Stdin | FdRole::Stdout | FdRole::Stderr | FdRole::StdioIn | FdRole::StdioOut | FdRole::StdioErr
+            )
+        }) {
+            assert_eq!(
+                e.source,
+                FdSource::File {
+                    path: "/dev/null".into(),
+                    open: OpenMode::ReadWrite,
+                    mode: 0
+                },
+                "{e:?}"
+            );
+        }
+        assert_eq!(p.supervisor.session, Session::NewSession);
+        let c = compile(
+            &policy(text),
+            &runc_spec(|_| {}),
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(c.plan.stdio.value, Stdio::Null);
+        let k = c.plan.clamps.iter().find(|k| k.field == "stdio").unwrap();
+        assert_eq!((k.requested.as_str(), k.granted.as_str()), ("pty", "/dev/null"));
+        let opts = CompileOptions {
+            console_socket: Some("/tmp/console.sock".into()),
+            ..Default::default()
+        };
+        let e = plan(text, "hybrid-root.toml", &opts).unwrap_err();
+        assert!(e.to_string().contains("daemonize"), "{e}");
     }
 
     #[test]

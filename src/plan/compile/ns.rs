@@ -13,8 +13,6 @@ use crate::vocab::{serde_name, Cap, Gid, Origin, Uid, NOBODY};
 
 /// KVM API version the kvm platform requires.
 pub const KVM_API_VERSION: i32 = 12;
-/// Extensions the kvm platform checks (kvm-ioctls `Cap` names).
-pub const KVM_EXTENSIONS: [&str; 3] = ["Irqchip", "UserMemory", "SetTssAddr"];
 
 pub(crate) fn platform(cx: &mut Cx) -> Result<Sourced<Platform>, CompileError> {
     let p = &cx.policy.platform;
@@ -32,7 +30,14 @@ pub(crate) fn platform(cx: &mut Cx) -> Result<Sourced<Platform>, CompileError> {
             Sourced::new(
                 Platform::Kvm {
                     api_version: KVM_API_VERSION,
-                    extensions: KVM_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+                    extensions: cx
+                        .policy
+                        .kvm_extensions
+                        .value
+                        .iter()
+                        .map(|e| e.name().to_string())
+                        .collect(),
+                    extensions_from: cx.at(&cx.policy.kvm_extensions.at),
                 },
                 from,
             )

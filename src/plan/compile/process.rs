@@ -361,7 +361,7 @@ pub(crate) fn supervisor(user: &UserNs, w: &Workload, stdio: &Sourced<Stdio>, fd
         non_dumpable: true,
         session: match stdio.value {
             Stdio::ConsoleSocket(_) | Stdio::Pty => Session::NewSessionWithControllingTty,
-            Stdio::Inherit => Session::NewSession,
+            Stdio::Inherit | Stdio::Null => Session::NewSession,
         },
         fds,
     }

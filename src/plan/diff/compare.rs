@@ -354,10 +354,11 @@ fn show_platform(p: &Platform) -> String {
         Platform::Kvm {
             api_version,
             extensions,
+            extensions_from,
         } => {
             let ext: Vec<&str> = extensions.iter().map(String::as_str).collect();
             format!(
-                "kvm (api {api_version}; extensions {})",
+                "kvm (api {api_version}; extensions {}, from {extensions_from})",
                 if ext.is_empty() { "none".into() } else { ext.join(", ") }
             )
         }
@@ -1146,12 +1147,16 @@ fn stdio_rank(s: &Stdio) -> u8 {
         // relay, but not the caller's terminal itself (no ioctls on it).
         Stdio::Pty => 1,
         Stdio::Inherit => 2,
+        // Nothing of the caller's: below a console socket, whose pty the
+        // caller's side drives.
+        Stdio::Null => 0,
     }
 }
 
 fn show_stdio(s: &Stdio) -> String {
     match s {
         Stdio::Inherit => "the caller's stdio".into(),
+        Stdio::Null => "/dev/null (daemonized)".into(),
         Stdio::ConsoleSocket(p) => format!("pty via console socket {}", p.display()),
         Stdio::Pty => "pty relayed to the caller's stdio".into(),
     }

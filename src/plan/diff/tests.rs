@@ -84,6 +84,7 @@ fn cases() -> Vec<Case> {
                 p.platform.value = Platform::Kvm {
                     api_version: 12,
                     extensions: Default::default(),
+                    extensions_from: Origin::Default,
                 }
             },
             "platform",
@@ -1225,6 +1226,31 @@ fn provenance_only_changes_are_neutral_and_count_as_changed() {
     assert_eq!(c.old, c.new);
     assert_eq!(c.new_from, Some(pol(2)));
     assert_eq!(d.exit_code(), EXIT_CHANGED);
+}
+
+/// The KVM extensions' origin is part of what the diff shows: the same
+/// extensions asked by another line are a neutral change naming both lines,
+/// not an entry whose two sides read the same.
+#[test]
+fn kvm_extensions_show_where_they_were_asked() {
+    let kvm = |from: Origin| {
+        let mut p = sample_plan();
+        p.platform.value = Platform::Kvm {
+            api_version: 12,
+            extensions: ["Irqchip".to_string()].into(),
+            extensions_from: from,
+        };
+        p
+    };
+    let d = diff(&kvm(Origin::Default), &kvm(pol(40)));
+    assert_eq!(d.changes.len(), 1, "{:?}", d.changes);
+    let c = &d.changes[0];
+    assert_eq!((c.field.as_str(), c.kind), ("platform", Z));
+    assert_ne!(c.old, c.new);
+    assert!(
+        c.new.as_deref().unwrap().ends_with(&format!("from {})", pol(40))),
+        "{c:?}"
+    );
 }
 
 #[test]
