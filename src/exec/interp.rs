@@ -192,6 +192,9 @@ pub struct Interp<'a, B: Backend> {
     id: LaunchId,
     /// Where the state file goes (made if missing, shared, never removed).
     state_root: PathBuf,
+    /// Supervisor, platform ptrace: the workload's tracer (`super::trace`),
+    /// made at the spawn, driven on each SIGCHLD by the wait loop.
+    tracer: Option<super::trace::Tracer>,
 }
 
 type R<T> = Result<T, StepFailure>;
@@ -236,6 +239,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             supervisor_pid: None,
             id: LaunchId::placeholder(),
             state_root: state::DEFAULT_ROOT.into(),
+            tracer: None,
         }
     }
 
@@ -437,6 +441,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::NoNewPrivs => self
                 .workload_dies_with_supervisor()
                 .and_then(|()| self.set_no_new_privs()),
+            Step::Trace => self.ask_to_be_traced(),
             Step::Seccomp => self.load_seccomp(),
             Step::Exec => self.exec_workload(),
             Step::SupervisorCredentials => self
@@ -1678,6 +1683,10 @@ impl<'a, B: Backend> Interp<'a, B> {
             who: Who::Workload,
         };
         self.workload = Some(proc);
+        if self.plan.platform.value == Platform::Ptrace {
+            let s = self.plan.workload.seccomp.clone();
+            self.tracer = Some(super::trace::Tracer::new(proc.pid, s, self.prep.filters.clone()));
+        }
         self.op(Op::Close { fd: w })?;
         self.exec_report = Some(r);
         if !spawned.reached_exec {
@@ -1847,6 +1856,13 @@ impl<'a, B: Backend> Interp<'a, B> {
         Ok(())
     }
 
+    /// Platform ptrace: the supervisor becomes the workload's tracer; the
+    /// exec that follows stops the workload for it (see `super::trace`).
+    fn ask_to_be_traced(&mut self) -> R<()> {
+        self.origin = self.plan.platform.from.clone();
+        self.op(Op::TraceMe).map(drop)
+    }
+
     fn load_seccomp(&mut self) -> R<()> {
         let Some(s) = &self.plan.workload.seccomp else {
             return Ok(());
@@ -1925,6 +1941,19 @@ impl<'a, B: Backend> Interp<'a, B> {
             };
             match self.op(wait)? {
                 Outcome::StdinClosed => stdin = false,
+                // Platform ptrace: the tracer takes every stop and exit.
+                Outcome::Signal(libc::SIGCHLD) if self.tracer.is_some() => {
+                    let traced = self.tracer.as_mut().map(super::trace::Tracer::on_sigchld);
+                    match traced {
+                        Some(Ok(exits)) => {
+                            if let Some(e) = exits.iter().find(|e| e.pid == target.pid) {
+                                return Ok(e.status);
+                            }
+                        }
+                        Some(Err(e)) => return Err(StepFailure::new(self.step, self.origin.clone(), "trace".into(), &e)),
+                        None => {}
+                    }
+                }
                 Outcome::Signal(libc::SIGCHLD) => loop {
                     match self.op(Op::Reap { proc: reap }) {
                         Ok(Outcome::Reaped(Some((pid, st)))) if pid == target.pid || !self.real => return Ok(st),
