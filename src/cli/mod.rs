@@ -3,6 +3,7 @@
 //! diagnostics here, at the edge; bad input exits 2.
 
 mod args;
+pub mod learn;
 mod review;
 mod run;
 mod sandbox;
@@ -132,6 +133,7 @@ pub fn run(cli: Cli) -> i32 {
                 root: cli.root.as_deref(),
             },
         ),
+        Command::Learn { inputs, output } => learn::learn(&inputs, output.as_deref(), cli.root.as_deref()),
         Command::Gc { dry_run } => run::gc(cli.root.as_deref(), dry_run),
         Command::Doctor { inputs, plan_file } => run::doctor(&inputs, plan_file.as_deref(), cli.root.as_deref()),
         Command::Diff {
