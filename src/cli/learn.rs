@@ -55,8 +55,7 @@ fn learn_in(dir: &Path, inputs: &PlanInputs, output: Option<&Path>, root: Option
          platform = \"ptrace\"\n\n[logs]\nuser_log = \"{}\"\n",
         log.display()
     );
-    std::fs::write(&layer, text)
-        .map_err(|e| Failure::other(format!("learn: writing {}: {e}", layer.display())))?;
+    std::fs::write(&layer, text).map_err(|e| Failure::other(format!("learn: writing {}: {e}", layer.display())))?;
     let mut traced = inputs.clone();
     if traced.policy.is_empty() {
         traced.policy.push("default".into());
@@ -141,7 +140,11 @@ pub fn fragment(plan: &LaunchPlan, seen: &Counts, about: &About) -> Result<Strin
     let unconditional = |name: &str| match filter {
         None => true,
         Some(f) => {
-            let named: Vec<_> = f.rules.iter().filter(|r| r.syscalls.iter().any(|s| s == name)).collect();
+            let named: Vec<_> = f
+                .rules
+                .iter()
+                .filter(|r| r.syscalls.iter().any(|s| s == name))
+                .collect();
             if named.is_empty() {
                 permits(f.default_action.value)
             } else {
@@ -155,14 +158,25 @@ pub fn fragment(plan: &LaunchPlan, seen: &Counts, about: &About) -> Result<Strin
     };
     let mut out = String::new();
     let total: u64 = seen.values().map(|s| s.allowed + s.refused).sum();
-    let _ = writeln!(out, "# Learned by `sandboxctl learn` under the ptrace platform: the system calls");
-    let _ = writeln!(out, "# {} made ({total} calls of {} syscalls),", about.command.join(" "), seen.len());
+    let _ = writeln!(
+        out,
+        "# Learned by `sandboxctl learn` under the ptrace platform: the system calls"
+    );
+    let _ = writeln!(
+        out,
+        "# {} made ({total} calls of {} syscalls),",
+        about.command.join(" "),
+        seen.len()
+    );
     let _ = writeln!(out, "# learned on top of: {}.", about.policies.join(", "));
     let _ = writeln!(out, "# Layer it last to allow exactly these calls:");
     let mut layers: String = about.policies.iter().map(|p| format!("--policy {p} ")).collect();
     layers.push_str("--policy THIS_FILE");
     let _ = writeln!(out, "#   sandboxctl apply {layers} ...");
-    let _ = writeln!(out, "# It sets only [seccomp]; every other key comes from the layers below it.");
+    let _ = writeln!(
+        out,
+        "# It sets only [seccomp]; every other key comes from the layers below it."
+    );
     let _ = writeln!(out);
     let _ = writeln!(out, "[seccomp]");
     let _ = writeln!(out, "source = \"policy\"");
@@ -189,7 +203,10 @@ pub fn fragment(plan: &LaunchPlan, seen: &Counts, about: &About) -> Result<Strin
         }
     }
     for name in unknown {
-        let _ = writeln!(out, "# {name}: a number x86_64 has no name for; left to the default action");
+        let _ = writeln!(
+            out,
+            "# {name}: a number x86_64 has no name for; left to the default action"
+        );
     }
     if let Some(f) = filter {
         for rule in &f.rules {
@@ -272,10 +289,17 @@ mod tests {
     }
 
     fn default_plan() -> LaunchPlan {
-        let args: Vec<String> = ["--policy", "default", "--host", "tests/golden/hosts/hybrid-root.toml", "--", "true"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "--policy",
+            "default",
+            "--host",
+            "tests/golden/hosts/hybrid-root.toml",
+            "--",
+            "true",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         crate::cli::compile_args_in(Path::new(env!("CARGO_MANIFEST_DIR")), &args).unwrap()
     }
 
@@ -313,7 +337,13 @@ mod tests {
         let rules = v["seccomp"]["rules"].as_array().unwrap();
         let clone = rules
             .iter()
-            .find(|r| r["syscalls"].as_array().unwrap().iter().any(|s| s.as_str() == Some("clone")))
+            .find(|r| {
+                r["syscalls"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s.as_str() == Some("clone"))
+            })
             .expect("clone's conditional rule kept");
         assert_eq!(clone["action"].as_str(), Some("allow"));
         assert!(!clone["args"].as_array().unwrap().is_empty());

@@ -1950,7 +1950,9 @@ impl<'a, B: Backend> Interp<'a, B> {
                                 return Ok(e.status);
                             }
                         }
-                        Some(Err(e)) => return Err(StepFailure::new(self.step, self.origin.clone(), "trace".into(), &e)),
+                        Some(Err(e)) => {
+                            return Err(StepFailure::new(self.step, self.origin.clone(), "trace".into(), &e))
+                        }
                         None => {}
                     }
                 }

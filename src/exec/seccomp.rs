@@ -1101,4 +1101,67 @@ mod tests {
         let parts = vec![parts[0].clone(), odd];
         assert_eq!(chain(parts.clone()), parts);
     }
+
+    /// Issue 15: the tracer says which plan entry refused a call from
+    /// `rule_verdict` and whether it was refused from the programs: for the
+    /// built-in default and untrusted filters both agree on every number
+    /// and on the conditional calls' interesting arguments, and the entry
+    /// named is a rule naming the call, or the default action.
+    #[test]
+    fn plan_rules_decide_as_the_loaded_programs() {
+        for policy in ["default", "untrusted"] {
+            let args: Vec<String> = [
+                "--policy",
+                policy,
+                "--host",
+                "tests/golden/hosts/hybrid-root.toml",
+                "--",
+                "true",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let plan = crate::cli::compile_args_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), &args).unwrap();
+            let s = plan.workload.seccomp.as_ref().unwrap();
+            let filters = prepare(s).unwrap();
+            let probes: Vec<[u64; 6]> = vec![
+                [0; 6],
+                [0x7e02_0080, 0, 0, 0, 0, 0],
+                [1, 1, 0, 0, 0, 0],
+                [2, 3, 0, 0, 0, 0],
+                [16, 3, 0, 0, 0, 0],
+                [0, 0x5412, 0, 0, 0, 0],
+                [0, 0x1_0000_5412, 0, 0, 0, 0],
+                [0, 0x541c, 0, 0, 0, 0],
+                [10, 1, 0, 0, 0, 0],
+                [0xffff_ffff, 0, 0, 0, 0, 0],
+            ];
+            for nr in (0..470u64).chain([0x4000_0000, 0x4000_0001]) {
+                for a in &probes {
+                    for arch in [AUDIT_ARCH_X86_64, 0x4000_0003] {
+                        let ret = stacked_verdict(&filters, arch, nr as u32, a).unwrap();
+                        let plan = rule_verdict(s, arch, nr, a);
+                        assert_eq!(
+                            permits(ret),
+                            matches!(plan.action, SeccompAction::Allow | SeccompAction::Log),
+                            "{policy}: nr {nr} arch {arch:#x} args {a:?}: programs {ret:#x}, plan {plan:?}"
+                        );
+                        if !permits(ret) {
+                            assert_eq!(
+                                ret & libc::SECCOMP_RET_ACTION_FULL,
+                                u32::from(action(plan.action)) & libc::SECCOMP_RET_ACTION_FULL
+                            );
+                            if plan.why == Why::Rule {
+                                let name = crate::plan::syscalls::syscall_name(nr).unwrap();
+                                assert!(s
+                                    .rules
+                                    .iter()
+                                    .any(|r| &r.from == plan.from && r.syscalls.iter().any(|n| n == name)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

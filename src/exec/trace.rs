@@ -207,10 +207,7 @@ impl Tracer {
 
     /// What the workload made so far, by syscall name.
     pub fn counts(&self) -> Counts {
-        self.counts
-            .iter()
-            .map(|(nr, seen)| (name_of(*nr), *seen))
-            .collect()
+        self.counts.iter().map(|(nr, seen)| (name_of(*nr), *seen)).collect()
     }
 
     fn on_stop(&mut self, pid: i32, st: libc::c_int) -> io::Result<()> {
@@ -381,12 +378,21 @@ mod tests {
         let mut log = String::from("2026-12-01T00:00:00Z supervisor[1] INFO workload started: [\"sh\"]\n");
         for (name, a, r) in [("read", 12, 0), ("openat", 3, 1), ("nr_999", 1, 0)] {
             let seen = Seen { allowed: a, refused: r };
-            log.push_str(&format!("2026-12-01T00:00:01Z supervisor[1] INFO {}\n", summary_line(name, seen)));
+            log.push_str(&format!(
+                "2026-12-01T00:00:01Z supervisor[1] INFO {}\n",
+                summary_line(name, seen)
+            ));
         }
         log.push_str("garbage syscall seen: x allowed y refused 1\n");
         let c = parse_summary(&log);
         assert_eq!(c.len(), 3);
-        assert_eq!(c["read"], Seen { allowed: 12, refused: 0 });
+        assert_eq!(
+            c["read"],
+            Seen {
+                allowed: 12,
+                refused: 0
+            }
+        );
         assert_eq!(c["openat"], Seen { allowed: 3, refused: 1 });
         assert_eq!(c["nr_999"].allowed, 1);
     }

@@ -13,7 +13,10 @@ pub fn syscall_nr(name: &str) -> Option<i64> {
 
 /// The name of an x86_64 system call, by number.
 pub fn syscall_name(nr: u64) -> Option<&'static str> {
-    SYSCALLS.iter().find(|(_, n)| u64::try_from(*n) == Ok(nr)).map(|(name, _)| *name)
+    SYSCALLS
+        .iter()
+        .find(|(_, n)| u64::try_from(*n) == Ok(nr))
+        .map(|(name, _)| *name)
 }
 
 /// `a.cmp(b)` for short names, compared in line: a launch looks up every name

@@ -79,7 +79,10 @@ pub fn case_ptrace_observes_and_logs(_root: &Path, id: &str) {
     let (code, out, err) =
         super::sandboxctl_out(&["apply", "--policy", policy, "--id", id, "--", "/bin/sh", "-c", &script]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("TracerPid:\t1\n"), "the supervisor traces the workload: {out}");
+    assert!(
+        out.contains("TracerPid:\t1\n"),
+        "the supervisor traces the workload: {out}"
+    );
     let tid: i32 = out
         .lines()
         .find_map(|l| l.strip_prefix("thread "))
@@ -94,7 +97,9 @@ pub fn case_ptrace_observes_and_logs(_root: &Path, id: &str) {
         .unwrap_or_else(|| panic!("no refusal record in the user log:\n{log}"));
     assert!(record.contains(&format!("pid {tid} (")), "the thread's id: {record}");
     assert!(
-        record.contains("-> errno EPERM") && record.contains("default action") && record.contains("policy:builtin:default.toml:"),
+        record.contains("-> errno EPERM")
+            && record.contains("default action")
+            && record.contains("policy:builtin:default.toml:"),
         "{record}"
     );
     assert!(
@@ -122,13 +127,20 @@ pub fn case_ptrace_learn_then_apply(_root: &Path, id: &str) {
     let text = fs::read_to_string(&frag).unwrap();
     assert!(text.contains("\"getdents64\","), "ls's directory read: {text}");
     assert!(!text.contains("\"mkdir\""), "{text}");
-    assert!(text.lines().any(|l| l.contains("\"execve\",") && l.contains("# ")), "counts: {text}");
+    assert!(
+        text.lines().any(|l| l.contains("\"execve\",") && l.contains("# ")),
+        "counts: {text}"
+    );
 
     let id2 = format!("{id}b");
     let (code, out, err) = super::sandboxctl_out(&[
         "apply", "--policy", "default", "--policy", frag_s, "--id", &id2, "--", "/bin/sh", "-c", script,
     ]);
-    assert_eq!((code, out.trim()), (0, "learned-run"), "the learned workload runs: {err}");
+    assert_eq!(
+        (code, out.trim()),
+        (0, "learned-run"),
+        "the learned workload runs: {err}"
+    );
 
     let other = "ls / >/dev/null; mkdir /dev/shm/x && echo made";
     let (code, out, err) = super::sandboxctl_out(&[
@@ -139,7 +151,10 @@ pub fn case_ptrace_learn_then_apply(_root: &Path, id: &str) {
         "apply", "--policy", "default", "--policy", frag_s, "--id", &id2, "--", "/bin/sh", "-c", other,
     ]);
     assert_ne!(code, 0, "{out}");
-    assert!(err.contains("Operation not permitted"), "mkdir refused under the learned policy: {err}");
+    assert!(
+        err.contains("Operation not permitted"),
+        "mkdir refused under the learned policy: {err}"
+    );
 
     let (a, b) = (dir.0.join("a.toml"), dir.0.join("b.toml"));
     let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
