@@ -160,15 +160,15 @@ pub fn fragment(plan: &LaunchPlan, seen: &Counts, about: &About) -> Result<Strin
     let total: u64 = seen.values().map(|s| s.allowed + s.refused).sum();
     let _ = writeln!(
         out,
-        "# Learned by `sandboxctl learn` under the ptrace platform: the system calls"
+        "# Learned by `sandboxctl learn` under the ptrace platform: the system calls of"
     );
+    let _ = writeln!(out, "#   {}", about.command.join(" "));
     let _ = writeln!(
         out,
-        "# {} made ({total} calls of {} syscalls),",
-        about.command.join(" "),
-        seen.len()
+        "# ({total} calls of {} syscalls), learned on top of: {}.",
+        seen.len(),
+        about.policies.join(", ")
     );
-    let _ = writeln!(out, "# learned on top of: {}.", about.policies.join(", "));
     let _ = writeln!(out, "# Layer it last to allow exactly these calls:");
     let mut layers: String = about.policies.iter().map(|p| format!("--policy {p} ")).collect();
     layers.push_str("--policy THIS_FILE");
