@@ -52,8 +52,15 @@ use super::seccomp::{self, Why};
 use crate::plan::syscalls::syscall_name;
 use crate::plan::{Seccomp, SeccompAction};
 
+/// The type of a ptrace request in the C library's prototype (glibc: an
+/// enum, unsigned; musl: int).
+#[cfg(target_env = "musl")]
+type Request = libc::c_int;
+#[cfg(not(target_env = "musl"))]
+type Request = libc::c_uint;
+
 /// `PTRACE_GET_SYSCALL_INFO` (Linux 5.3).
-const PTRACE_GET_SYSCALL_INFO: libc::c_uint = 0x420e;
+const PTRACE_GET_SYSCALL_INFO: Request = 0x420e;
 /// `ptrace_syscall_info.op` at a syscall-entry stop.
 const SYSCALL_INFO_ENTRY: u8 = 1;
 /// `AUDIT_ARCH_X86_64`.
@@ -118,7 +125,7 @@ pub struct Tracer {
 }
 
 /// Calls `ptrace(2)`; -1 becomes the OS error.
-fn ptrace(req: libc::c_uint, pid: i32, addr: usize, data: usize) -> io::Result<libc::c_long> {
+fn ptrace(req: Request, pid: i32, addr: usize, data: usize) -> io::Result<libc::c_long> {
     // SAFETY: every request used here takes integers, or (GET_SYSCALL_INFO,
     // GETSIGINFO) a pointer to a buffer of the size passed, owned by the
     // caller for the duration of the call.
