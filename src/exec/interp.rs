@@ -1683,7 +1683,9 @@ impl<'a, B: Backend> Interp<'a, B> {
             who: Who::Workload,
         };
         self.workload = Some(proc);
-        if self.plan.platform.value == Platform::Ptrace {
+        // The workload asked to be traced (step `trace`, platform ptrace):
+        // its exec stops it, and only a tracer resumes it.
+        if self.plan.steps.contains(&Step::Trace) {
             let s = self.plan.workload.seccomp.clone();
             self.tracer = Some(super::trace::Tracer::new(proc.pid, s, self.prep.filters.clone()));
         }
