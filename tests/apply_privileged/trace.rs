@@ -108,6 +108,36 @@ pub fn case_ptrace_observes_and_logs(_root: &Path, id: &str) {
     );
     // Calls of the grandchildren (grep, cat) are counted too.
     assert!(log.contains("syscall seen: execve allowed "), "{log}");
+
+    // A call refused by a rule: the record names the rule's line.
+    let deny = dir.0.join("deny.toml");
+    fs::write(
+        &deny,
+        format!("extends = \"{policy}\"\n\n[seccomp]\ndeny = [\"mkdir\", \"mkdirat\"]\n"),
+    )
+    .unwrap();
+    let id2 = format!("{id}d");
+    let (code, out, err) = super::sandboxctl_out(&[
+        "apply",
+        "--policy",
+        deny.to_str().unwrap(),
+        "--id",
+        &id2,
+        "--",
+        "/bin/sh",
+        "-c",
+        "mkdir /dev/shm/x || echo refused",
+    ]);
+    assert_eq!((code, out.trim()), (0, "refused"), "{err}");
+    let log = fs::read_to_string(dir.0.join("user.log")).unwrap();
+    let record = log
+        .lines()
+        .find(|l| l.contains("seccomp refused:") && l.contains(" (mkdir) mkdir"))
+        .unwrap_or_else(|| panic!("no mkdir record:\n{log}"));
+    assert!(
+        record.contains(&format!("-> errno EPERM, by the rule at policy:{}:4", deny.display())),
+        "{record}"
+    );
 }
 
 /// `learn` on a shell that lists / and echoes: the fragment allows what it
