@@ -34,9 +34,11 @@
 //! the price of seeing the refusals (docs/plan.md, "Platforms", has the
 //! figures).
 //!
-//! **How a supervisor loop drives it:** [`Tracer::new`] right after the
-//! workload's spawn (nothing to poll: the tracer's events are SIGCHLDs), then
-//! [`Tracer::on_sigchld`] on every SIGCHLD (or readable signalfd for it). It
+//! **How a supervisor loop drives it:** [`Tracer::new`] and [`Tracer::trace`]
+//! right after the workload's spawn, [`Tracer::trace`] after each later
+//! spawn that walks the `trace` step (an `exec`'d process); nothing to poll:
+//! the tracer's events are SIGCHLDs. Then [`Tracer::on_sigchld`] on every
+//! SIGCHLD (or readable signalfd for it). It
 //! owns `waitpid` under ptrace: it takes every stop and every exit waiting
 //! (`waitpid(-1, WNOHANG | __WALL)` until none is left), resumes each stopped
 //! tracee, and returns the exits it reaped, for the loop to find its
@@ -104,14 +106,18 @@ pub struct Exited {
     pub pid: i32,
     /// Its status: the exit code, or 128+N when killed by signal N.
     pub status: i32,
+    /// The wait status as `waitpid` gave it.
+    pub raw: i32,
 }
 
 /// The tracer of one workload (see the module's doc).
 #[derive(Debug)]
 pub struct Tracer {
-    /// The workload's pid: stopped by its exec, not yet set up.
-    root: i32,
-    root_ready: bool,
+    /// The first process traced (the workload): its exit writes the summary.
+    workload: Option<i32>,
+    /// Spawned processes that asked to be traced, not yet stopped by their
+    /// exec (then set up).
+    pending: HashSet<i32>,
     /// The plan's filter (for the refusing line) and the programs loaded
     /// from it (for the decision).
     seccomp: Option<Seccomp>,
@@ -147,23 +153,29 @@ fn exit_status(st: libc::c_int) -> i32 {
 }
 
 impl Tracer {
-    /// The tracer of `workload`, which asked to be traced (`PTRACE_TRACEME`)
-    /// and whose exec will stop it. `seccomp` is the plan's filter and
-    /// `filters` the programs the workload loads from it.
-    pub fn new(workload: i32, seccomp: Option<Seccomp>, filters: Vec<Rc<PreparedFilter>>) -> Self {
-        let mut counts = BTreeMap::new();
-        // The workload's own execve, made under its filter before the tracer
-        // could see it: it succeeded, so it was allowed.
-        if let Ok(nr) = u64::try_from(crate::plan::syscalls::syscall_nr("execve").unwrap_or(59)) {
-            counts.insert(nr, Seen { allowed: 1, refused: 0 });
-        }
+    /// A tracer for processes that load `filters` (the programs made from
+    /// the plan's filter `seccomp`); it traces nothing until [`Self::trace`].
+    pub fn new(seccomp: Option<Seccomp>, filters: Vec<Rc<PreparedFilter>>) -> Self {
         Tracer {
-            root: workload,
-            root_ready: false,
+            workload: None,
+            pending: HashSet::new(),
             seccomp,
             filters,
-            known: HashSet::from([workload]),
-            counts,
+            known: HashSet::new(),
+            counts: BTreeMap::new(),
+        }
+    }
+
+    /// Traces `pid`, a child that asked to be traced (`PTRACE_TRACEME`) and
+    /// whose exec will stop it; the first one is the workload.
+    pub fn trace(&mut self, pid: i32) {
+        self.workload.get_or_insert(pid);
+        self.pending.insert(pid);
+        self.known.insert(pid);
+        // Its own execve, made under its filter before the tracer could see
+        // it: it succeeded, so it was allowed.
+        if let Ok(nr) = u64::try_from(crate::plan::syscalls::syscall_nr("execve").unwrap_or(59)) {
+            self.counts.entry(nr).or_default().allowed += 1;
         }
     }
 
@@ -190,12 +202,14 @@ impl Tracer {
             }
             if libc::WIFEXITED(st) || libc::WIFSIGNALED(st) {
                 self.known.remove(&pid);
-                if pid == self.root {
+                self.pending.remove(&pid);
+                if Some(pid) == self.workload {
                     self.log_summary();
                 }
                 exits.push(Exited {
                     pid,
                     status: exit_status(st),
+                    raw: st,
                 });
                 continue;
             }
@@ -220,9 +234,8 @@ impl Tracer {
     fn on_stop(&mut self, pid: i32, st: libc::c_int) -> io::Result<()> {
         let sig = libc::WSTOPSIG(st);
         let event = (st >> 16) & 0xff;
-        if pid == self.root && !self.root_ready {
+        if self.pending.remove(&pid) {
             // The stop after its exec (SIGTRAP): trace from here on.
-            self.root_ready = true;
             let opts = libc::PTRACE_O_TRACESYSGOOD
                 | libc::PTRACE_O_TRACECLONE
                 | libc::PTRACE_O_TRACEFORK
@@ -230,7 +243,7 @@ impl Tracer {
                 | libc::PTRACE_O_TRACEEXEC
                 | libc::PTRACE_O_EXITKILL;
             ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts as usize)?;
-            tracing::info!("tracing the workload (pid {pid}): every system call observed");
+            tracing::info!("tracing pid {pid}: every system call observed");
             let inject = if sig == libc::SIGTRAP { 0 } else { sig };
             return ptrace(libc::PTRACE_SYSCALL, pid, 0, inject as usize).map(drop);
         }
