@@ -1339,6 +1339,7 @@ impl Backend for LinuxBackend {
                 let unlock: libc::c_int = 0;
                 // SAFETY: TIOCSPTLCK takes a pointer to an int; TIOCGPTPEER an open flag.
                 let sl = check(unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) }).and_then(|_| {
+                    // SAFETY: TIOCGPTPEER takes open flags, no pointer.
                     check(unsafe { libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })
                 });
                 match sl {
@@ -1866,6 +1867,7 @@ mod lifecycle {
     /// [`super::Op::AwaitServing`].
     pub fn await_serving(path: &Path, pid: i32, timeout_ms: u64) -> io::Result<()> {
         let mut alive = || {
+            // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
             // SAFETY: waitid with a valid siginfo pointer; WNOWAIT only looks.
             let r = unsafe {

@@ -426,14 +426,9 @@ impl<'i, 'a, B: Backend> Supervising<'i, 'a, B> {
             }
             return;
         }
-        loop {
-            match self.it.op(Op::ReapRaw) {
-                Ok(Outcome::ReapedRaw(Some((pid, raw)))) => {
-                    if let Reaped::Workload(exit) = self.children.reaped(pid, raw) {
-                        self.record_exit(exit);
-                    }
-                }
-                _ => break,
+        while let Ok(Outcome::ReapedRaw(Some((pid, raw)))) = self.it.op(Op::ReapRaw) {
+            if let Reaped::Workload(exit) = self.children.reaped(pid, raw) {
+                self.record_exit(exit);
             }
         }
     }
