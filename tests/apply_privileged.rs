@@ -23,6 +23,8 @@ use sandboxctl::vocab::Origin;
 mod compile_cases;
 #[path = "apply_privileged/io.rs"]
 mod io;
+#[path = "apply_privileged/trace.rs"]
+mod trace;
 
 /// The launcher's own allocator (as `main.rs` installs it), so the
 /// supervisors these tests fork behave as the real binary's.
@@ -2160,6 +2162,9 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--probe-ptrace") {
         probe_ptrace();
     }
+    if args.get(1).map(String::as_str) == Some("--probe-thread-refused") {
+        trace::probe_thread_refused();
+    }
     let cases: &[(&str, Case)] = &[
         ("inside", case_inside),
         ("fds", case_fds),
@@ -2214,6 +2219,8 @@ fn main() {
         ("child_dies_before_exec", case_child_dies_before_exec),
         ("launcher_second_term_kills", case_launcher_second_term_kills),
         ("ns_path_checked", case_ns_path_checked),
+        ("ptrace_observes_and_logs", trace::case_ptrace_observes_and_logs),
+        ("ptrace_learn_then_apply", trace::case_ptrace_learn_then_apply),
     ];
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {

@@ -382,6 +382,61 @@ fn run_foreground() {
     assert_eq!(st.code(), Some(9), "TERM forwarded to the workload, which exits 9");
 }
 
+/// Issue 15 under `create`: the control server's reap drives the ptrace
+/// platform's tracer. The workload and a process `exec`'d into the sandbox
+/// are both traced (TracerPid 1), a call the filter refuses in the exec'd
+/// one is in the user log, and the summary is written when the workload
+/// exits (before the wiring, the exec'd process stayed stopped at its exec).
+fn ptrace_create_exec() {
+    let root = Root::new("ptrace");
+    let (policy, log) = (
+        root.path().with_extension("ptrace.toml"),
+        root.path().with_extension("user.log"),
+    );
+    let _ = fs::remove_file(&log);
+    fs::write(
+        &policy,
+        format!(
+            "extends = \"default\"\nplatform = \"ptrace\"\n\n[logs]\nuser_log = \"{}\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let p = policy.to_str().unwrap();
+    let o = sbx(
+        &root,
+        &["create", "-p", p, "ct-p", "--", "/bin/sh", "-c", "sleep 1; echo done"],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = sbx(&root, &["start", "ct-p"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = sbx(
+        &root,
+        &[
+            "exec",
+            "ct-p",
+            "/bin/sh",
+            "-c",
+            "grep TracerPid /proc/self/status; unshare -U true",
+        ],
+    );
+    assert!(o.stdout.contains("TracerPid:\t1\n"), "{}{}", o.stdout, o.stderr);
+    let end = Instant::now() + Duration::from_secs(10);
+    while status_of(&root, "ct-p") != "stopped" && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status_of(&root, "ct-p"), "stopped");
+    let text = fs::read_to_string(&log).unwrap();
+    let _ = fs::remove_file(&log);
+    let _ = fs::remove_file(&policy);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("seccomp refused:") && l.contains("unshare(0x10000000,")),
+        "{text}"
+    );
+    assert!(text.contains("syscall seen: unshare allowed 0 refused 1"), "{text}");
+}
+
 /// 200 creates of distinct ids, 8 at a time, all succeed (the untrusted
 /// policy: cgroups too); then every sandbox is killed and removed.
 fn many_creates() {
@@ -437,7 +492,7 @@ fn main() {
         println!("create: skipped (needs root)");
         return;
     }
-    let tests: [(&str, fn()); 7] = [
+    let tests: [(&str, fn()); 8] = [
         ("lifecycle", lifecycle),
         ("failed_create_leaves_nothing", failed_create_leaves_nothing),
         ("id_in_use_and_bad_ids", id_in_use_and_bad_ids),
@@ -445,6 +500,7 @@ fn main() {
         ("launcher_killed_mid_create", launcher_killed_mid_create),
         ("run_foreground", run_foreground),
         ("many_creates", many_creates),
+        ("ptrace_create_exec", ptrace_create_exec),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let mut failed = 0;

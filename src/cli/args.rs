@@ -80,6 +80,18 @@ pub enum Command {
         #[arg(long)]
         id: Option<String>,
     },
+    /// Run a workload under the ptrace platform and write a policy fragment (TOML, commented) whose
+    /// seccomp filter allows exactly the system calls it made, each with how often it made it. Layer
+    /// the fragment last (`--policy BASE --policy FRAGMENT`); `sandboxctl diff` shows what it narrows.
+    /// Exits with the workload's status.
+    Learn {
+        /// The inputs, as `apply` takes them (the workload after `--` with the embedded spec).
+        #[command(flatten)]
+        inputs: PlanInputs,
+        /// Write the fragment to this file instead of stdout.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
     /// Remove what dead launches left under --root (state files, their cgroups and any process still in them).
     /// A launch is dead when no launcher holds its state file's lock; a live sandbox is never touched.
     Gc {

@@ -4,6 +4,7 @@
 
 mod args;
 mod create;
+pub mod learn;
 mod lifecycle;
 mod review;
 mod run;
@@ -134,6 +135,7 @@ pub fn run(cli: Cli) -> i32 {
                 root: cli.root.as_deref(),
             },
         ),
+        Command::Learn { inputs, output } => learn::learn(&inputs, output.as_deref(), cli.root.as_deref()),
         Command::Gc { dry_run } => run::gc(cli.root.as_deref(), dry_run),
         Command::Doctor { inputs, plan_file } => run::doctor(&inputs, plan_file.as_deref(), cli.root.as_deref()),
         Command::Diff {

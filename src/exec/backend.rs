@@ -591,6 +591,10 @@ pub enum Op {
     Umask { mask: u32 },
     /// prctl(PR_SET_NO_NEW_PRIVS, 1).
     NoNewPrivs,
+    /// ptrace(PTRACE_TRACEME): the parent (the supervisor) becomes this
+    /// process's tracer; its next execve stops it for the tracer
+    /// (`super::trace`).
+    TraceMe,
     /// seccomp(SECCOMP_SET_MODE_FILTER) of one program.
     SeccompLoad { filter: Rc<PreparedFilter> },
     /// execve(2); returns only on failure.
@@ -966,6 +970,7 @@ impl fmt::Display for Op {
             SetAmbient { caps } => write!(f, "ambient clear, raise {}", caps_text(caps)),
             Umask { mask } => write!(f, "umask {mask:#05o}"),
             NoNewPrivs => f.write_str("prctl PR_SET_NO_NEW_PRIVS 1"),
+            TraceMe => f.write_str("ptrace PTRACE_TRACEME"),
             SeccompLoad { filter } => {
                 write!(
                     f,

@@ -1568,6 +1568,10 @@ impl Backend for LinuxBackend {
                 unsafe { libc::umask(*mask) };
                 done
             }
+            TraceMe => {
+                // SAFETY: PTRACE_TRACEME takes no pointer arguments.
+                check(unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) }).and(done)
+            }
             NoNewPrivs => {
                 // SAFETY: prctl with integer arguments.
                 check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).and(done)

@@ -22,6 +22,7 @@ pub mod state;
 #[doc(hidden)]
 pub mod testsupport;
 pub mod timings;
+pub mod trace;
 
 pub use backend::{Backend, Op};
 pub use error::{ApplyError, StepFailure};

@@ -50,6 +50,7 @@ pub fn check(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
     v.extend(super::log::unmet_log_paths(plan));
     v.extend(super::device_needs(plan));
     v.extend(super::linux::probe_namespace_paths(plan));
+    v.extend(yama_needs(plan));
     v
 }
 
@@ -116,6 +117,35 @@ pub fn host_paths(plan: &LaunchPlan) -> Vec<UnmetNeed> {
 /// (openat2 5.6, open_tree/move_mount 5.2; without mount_setattr, 5.12, a
 /// remount walk of /proc/self/mountinfo does its work).
 pub const MOUNT_API_KERNEL: (u32, u32) = (5, 6);
+
+/// The oldest kernel the ptrace platform's tracer runs on
+/// (`PTRACE_GET_SYSCALL_INFO`).
+pub const TRACE_KERNEL: (u32, u32) = (5, 3);
+
+/// Platform ptrace: the workload's `PTRACE_TRACEME` fails (EPERM) when Yama
+/// forbids every attach (`kernel.yama.ptrace_scope = 3`). Not pure: host
+/// facts do not hold the setting.
+pub fn yama_needs(plan: &LaunchPlan) -> Vec<UnmetNeed> {
+    yama_needs_at(plan, std::path::Path::new("/proc/sys/kernel/yama/ptrace_scope"))
+}
+
+fn yama_needs_at(plan: &LaunchPlan, file: &std::path::Path) -> Vec<UnmetNeed> {
+    let mut v = Vec::new();
+    if plan.platform.value != Platform::Ptrace {
+        return v;
+    }
+    if let Ok(scope) = std::fs::read_to_string(file) {
+        if scope.trim() == "3" {
+            need(
+                &mut v,
+                "the workload asks the supervisor to trace it (PTRACE_TRACEME), and Yama forbids every ptrace attach (kernel.yama.ptrace_scope = 3)",
+                &plan.platform.from,
+                "use another platform: scope 3 cannot be lowered without a reboot",
+            );
+        }
+    }
+    v
+}
 
 /// Whether a kernel release (`6.18.44-fc`) is older than `want`; an
 /// unreadable release counts as new enough (apply then names the call).
@@ -280,6 +310,18 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
         }
     }
 
+    if plan.platform.value == Platform::Ptrace && kernel_below(&host.kernel, TRACE_KERNEL) {
+        need(
+            &mut v,
+            format!(
+                "the ptrace platform's tracer reads each call with PTRACE_GET_SYSCALL_INFO (Linux {}.{}; host has {})",
+                TRACE_KERNEL.0, TRACE_KERNEL.1, host.kernel
+            ),
+            &plan.platform.from,
+            "use a newer kernel, or another platform",
+        );
+    }
+
     if let Platform::Kvm {
         api_version,
         extensions,
@@ -352,4 +394,39 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::testsupport::{sample_host, sample_plan};
+
+    fn ptrace_plan() -> LaunchPlan {
+        let mut p = sample_plan(std::path::Path::new("/r"), "true");
+        p.platform.value = Platform::Ptrace;
+        p
+    }
+
+    /// Issue 15: doctor names what the tracer needs, as apply would fail on it.
+    #[test]
+    fn ptrace_names_an_old_kernel_and_yama_scope_3() {
+        let mut host = sample_host();
+        host.kernel = "5.2.0".into();
+        let v = preflight(&ptrace_plan(), &host);
+        assert!(v.iter().any(|u| u.need.contains("PTRACE_GET_SYSCALL_INFO")), "{v:?}");
+        host.kernel = "6.1.0".into();
+        assert!(preflight(&ptrace_plan(), &host).is_empty());
+        let dir = std::env::temp_dir().join(format!("sbx-yama-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("ptrace_scope");
+        std::fs::write(&f, "3\n").unwrap();
+        let v = yama_needs_at(&ptrace_plan(), &f);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].need.contains("ptrace_scope = 3"));
+        let native = sample_plan(std::path::Path::new("/r"), "true");
+        assert!(yama_needs_at(&native, &f).is_empty());
+        std::fs::write(&f, "1\n").unwrap();
+        assert!(yama_needs_at(&ptrace_plan(), &f).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -461,6 +461,108 @@ pub fn check_execve(filters: &[Rc<PreparedFilter>], args: &[u64; 6]) -> Result<(
     Ok(())
 }
 
+/// What the plan's filter decides for one call, with the plan entry that
+/// decides it: the strictest action among the rules that match (a rule
+/// matches when it names the call and all its argument conditions hold),
+/// the default action when none does. Another audit architecture or an x32
+/// number is killed by the interpreter's own guard (see the module's doc),
+/// whose origin is the filter's default action. This reads the plan, not the
+/// loaded programs: the tracer uses it to say which line refused a call; the
+/// programs (run with [`verdict`]) say whether it was refused.
+pub fn rule_verdict<'s>(s: &'s Seccomp, arch: u32, nr: u64, args: &[u64; 6]) -> RuleVerdict<'s> {
+    let default = RuleVerdict {
+        action: s.default_action.value,
+        from: &s.default_action.from,
+        why: Why::Default,
+    };
+    if arch != AUDIT_ARCH_X86_64 || nr >= 0x4000_0000 {
+        return RuleVerdict {
+            action: SeccompAction::KillProcess,
+            why: Why::Architecture,
+            ..default
+        };
+    }
+    let Some(name) = crate::plan::syscalls::syscall_name(nr) else {
+        return default;
+    };
+    let holds = |c: &ArgCond| {
+        let a = args[usize::from(c.index.min(5))];
+        match c.op {
+            CmpOp::Eq => a == c.value,
+            CmpOp::Ne => a != c.value,
+            CmpOp::Lt => a < c.value,
+            CmpOp::Le => a <= c.value,
+            CmpOp::Gt => a > c.value,
+            CmpOp::Ge => a >= c.value,
+            CmpOp::MaskedEq => a & c.value == c.value_two.unwrap_or(0),
+        }
+    };
+    let mut best: Option<RuleVerdict> = None;
+    for rule in &s.rules {
+        if !rule.syscalls.iter().any(|n| n == name) || !rule.args.iter().all(holds) {
+            continue;
+        }
+        let stricter = best
+            .as_ref()
+            .is_none_or(|b| strictness(u32::from(action(rule.action))) < strictness(u32::from(action(b.action))));
+        if stricter {
+            best = Some(RuleVerdict {
+                action: rule.action,
+                from: &rule.from,
+                why: Why::Rule,
+            });
+        }
+    }
+    best.unwrap_or(default)
+}
+
+/// Why the plan's filter decides a call as it does (see [`rule_verdict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// A rule names the call (and its conditions hold).
+    Rule,
+    /// No rule matches: the default action.
+    Default,
+    /// Another audit architecture, or an x32 number: always killed.
+    Architecture,
+}
+
+/// The plan's decision on one call (see [`rule_verdict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleVerdict<'s> {
+    /// What the filter does.
+    pub action: SeccompAction,
+    /// The plan entry that decides it: a rule's origin, or the default
+    /// action's.
+    pub from: &'s crate::vocab::Origin,
+    /// Which kind of entry that is.
+    pub why: Why,
+}
+
+/// What the kernel returns for one call with every program loaded: the
+/// strictest of their returns. `None` when a program holds an instruction
+/// [`verdict`] does not know.
+pub fn stacked_verdict(filters: &[Rc<PreparedFilter>], arch: u32, nr: u32, args: &[u64; 6]) -> Option<u32> {
+    let mut ret = libc::SECCOMP_RET_ALLOW;
+    for f in filters {
+        let r = verdict(&f.program, arch, nr, args)?;
+        if strictness(r) < strictness(ret) {
+            ret = r;
+        }
+    }
+    Some(ret)
+}
+
+/// Whether a return value lets the call run (allow, log, trace, user
+/// notification: the last two only with a tracer or listener, which the
+/// plan's filters never ask for).
+pub fn permits(ret: u32) -> bool {
+    matches!(
+        ret & libc::SECCOMP_RET_ACTION_FULL,
+        libc::SECCOMP_RET_ALLOW | libc::SECCOMP_RET_LOG | libc::SECCOMP_RET_TRACE | libc::SECCOMP_RET_USER_NOTIF
+    )
+}
+
 fn strictness(ret: u32) -> i32 {
     (ret & libc::SECCOMP_RET_ACTION_FULL) as i32
 }
@@ -998,5 +1100,68 @@ mod tests {
         };
         let parts = vec![parts[0].clone(), odd];
         assert_eq!(chain(parts.clone()), parts);
+    }
+
+    /// Issue 15: the tracer says which plan entry refused a call from
+    /// `rule_verdict` and whether it was refused from the programs: for the
+    /// built-in default and untrusted filters both agree on every number
+    /// and on the conditional calls' interesting arguments, and the entry
+    /// named is a rule naming the call, or the default action.
+    #[test]
+    fn plan_rules_decide_as_the_loaded_programs() {
+        for policy in ["default", "untrusted"] {
+            let args: Vec<String> = [
+                "--policy",
+                policy,
+                "--host",
+                "tests/golden/hosts/hybrid-root.toml",
+                "--",
+                "true",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let plan = crate::cli::compile_args_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), &args).unwrap();
+            let s = plan.workload.seccomp.as_ref().unwrap();
+            let filters = prepare(s).unwrap();
+            let probes: Vec<[u64; 6]> = vec![
+                [0; 6],
+                [0x7e02_0080, 0, 0, 0, 0, 0],
+                [1, 1, 0, 0, 0, 0],
+                [2, 3, 0, 0, 0, 0],
+                [16, 3, 0, 0, 0, 0],
+                [0, 0x5412, 0, 0, 0, 0],
+                [0, 0x1_0000_5412, 0, 0, 0, 0],
+                [0, 0x541c, 0, 0, 0, 0],
+                [10, 1, 0, 0, 0, 0],
+                [0xffff_ffff, 0, 0, 0, 0, 0],
+            ];
+            for nr in (0..470u64).chain([0x4000_0000, 0x4000_0001]) {
+                for a in &probes {
+                    for arch in [AUDIT_ARCH_X86_64, 0x4000_0003] {
+                        let ret = stacked_verdict(&filters, arch, nr as u32, a).unwrap();
+                        let plan = rule_verdict(s, arch, nr, a);
+                        assert_eq!(
+                            permits(ret),
+                            matches!(plan.action, SeccompAction::Allow | SeccompAction::Log),
+                            "{policy}: nr {nr} arch {arch:#x} args {a:?}: programs {ret:#x}, plan {plan:?}"
+                        );
+                        if !permits(ret) {
+                            assert_eq!(
+                                ret & libc::SECCOMP_RET_ACTION_FULL,
+                                u32::from(action(plan.action)) & libc::SECCOMP_RET_ACTION_FULL
+                            );
+                            if plan.why == Why::Rule {
+                                let name = crate::plan::syscalls::syscall_name(nr).unwrap();
+                                assert!(s
+                                    .rules
+                                    .iter()
+                                    .any(|r| &r.from == plan.from && r.syscalls.iter().any(|n| n == name)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -257,7 +257,8 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
                 .collect(),
         },
         clamps: vec![],
-        steps: Step::ALL.to_vec(),
+        // Platform native: no `trace` step.
+        steps: Step::ALL.iter().copied().filter(|s| *s != Step::Trace).collect(),
     }
 }
 

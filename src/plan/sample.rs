@@ -146,7 +146,7 @@ pub fn sample_plan() -> LaunchPlan {
         network: Sourced::new(NetworkMode::None, policy(5)),
         namespaces: Namespaces {
             user: new_ns(Origin::rule("user-ns-nobody")),
-            pid: new_ns(Origin::rule("pid-ns-unless-ptrace")),
+            pid: new_ns(Origin::rule("pid-ns-always-new")),
             mount: new_ns(Origin::rule("mount-ns-always")),
             net: new_ns(Origin::rule("net-ns-unless-host")),
             ipc: new_ns(Origin::rule("ipc-ns-always")),

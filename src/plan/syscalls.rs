@@ -11,6 +11,14 @@ pub fn syscall_nr(name: &str) -> Option<i64> {
         .map(|i| SYSCALLS[i].1)
 }
 
+/// The name of an x86_64 system call, by number.
+pub fn syscall_name(nr: u64) -> Option<&'static str> {
+    SYSCALLS
+        .iter()
+        .find(|(_, n)| u64::try_from(*n) == Ok(nr))
+        .map(|(name, _)| *name)
+}
+
 /// `a.cmp(b)` for short names, compared in line: a launch looks up every name
 /// of a spec's allow-list several times (about 7 000 comparisons for podman's),
 /// and `str::cmp` calls the C library's `memcmp`, which musl runs a byte at a
@@ -70,6 +78,8 @@ mod tests {
         assert_eq!(syscall_nr("read"), Some(0));
         assert_eq!(syscall_nr("execve"), Some(59));
         assert_eq!(syscall_nr("bdflush"), None);
+        assert_eq!(syscall_name(59), Some("execve"));
+        assert_eq!(syscall_name(100_000), None);
         assert_eq!(errno_by_name("ENOSYS"), Some(38));
         assert_eq!(errno_name(1), Some("EPERM"));
     }

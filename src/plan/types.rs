@@ -124,7 +124,9 @@ pub struct Inputs {
 pub enum Platform {
     /// Host kernel, namespaces, caps, seccomp, rlimits, cgroups.
     Native,
-    /// Under a ptrace supervisor; keeps the host PID namespace (seed rule).
+    /// Under a ptrace supervisor: the supervisor (pid 1 of the sandbox's
+    /// own PID namespace) observes every system call of the workload and of
+    /// everything it starts, and logs the ones the workload's filter refuses.
     Ptrace,
     /// The workload drives KVM: /dev/kvm is opened, checked and donated.
     Kvm {
@@ -1018,7 +1020,19 @@ steps! {
         SpawnWorkload,
     ]
     // between fork and exec
-    Workload: [WorkloadFds, Rlimits, Credentials, Capabilities, NoNewPrivs, Seccomp, Exec]
+    Workload: [
+        WorkloadFds,
+        Rlimits,
+        Credentials,
+        Capabilities,
+        NoNewPrivs,
+        /// Platform ptrace: the workload asks to be traced by the supervisor
+        /// (`PTRACE_TRACEME`), before its filter is loaded (which may refuse
+        /// ptrace) and before its exec (which stops it for the supervisor).
+        Trace,
+        Seccomp,
+        Exec,
+    ]
     // after the workload is started
     Supervisor: [SupervisorCredentials, Wait]
     // after the supervisor exits (or on any failure)

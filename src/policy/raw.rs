@@ -91,7 +91,7 @@ pub struct RawKvm {
 pub enum PlatformName {
     /// Host kernel with namespaces, caps, seccomp, cgroups.
     Native,
-    /// Under a ptrace supervisor (keeps the host PID namespace).
+    /// Under a ptrace supervisor that observes and logs the workload's system calls.
     Ptrace,
     /// The workload drives /dev/kvm, which the launcher opens and donates.
     Kvm,
@@ -145,7 +145,7 @@ pub struct RawNamespaces {
     /// Assert the user namespace outcome.
     #[schemars(with = "Option<NsChoice>")]
     pub user: Option<Spanned<NsChoice>>,
-    /// Assert the PID namespace outcome (`host` only on ptrace).
+    /// Always new (every platform); `host` is a conflict.
     #[schemars(with = "Option<NsChoice>")]
     pub pid: Option<Spanned<NsChoice>>,
     /// Assert the network namespace outcome (`host` only with network host).

@@ -555,18 +555,11 @@ fn check_namespace_assertions(l: &Layers, p: &Policy) -> Result<(), PolicyError>
                 "the sandbox always gets new ipc, uts and mount namespaces".into(),
                 None,
             ),
-            "pid" => match p.platform.value {
-                PlatformName::Ptrace => (
-                    NsChoice::Host,
-                    "platform ptrace keeps the host PID namespace".into(),
-                    Some(&p.platform.at),
-                ),
-                _ => (
-                    NsChoice::New,
-                    format!("platform {} runs in a new PID namespace", serde_name(&p.platform.value)),
-                    Some(&p.platform.at),
-                ),
-            },
+            "pid" => (
+                NsChoice::New,
+                format!("platform {} runs in a new PID namespace", serde_name(&p.platform.value)),
+                Some(&p.platform.at),
+            ),
             "net" => match p.network.value {
                 NetworkName::Host => (
                     NsChoice::Host,

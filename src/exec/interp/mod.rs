@@ -248,6 +248,10 @@ pub struct Interp<'a, B: Backend> {
     /// While an `exec`'d process is spawned: what replaces the workload's
     /// section of the plan.
     exec_override: Option<ExecOverride>,
+    /// Supervisor, platform ptrace: the workload's tracer (`super::trace`),
+    /// made at the first traced spawn, driven on each SIGCHLD by the wait
+    /// loop (foreground) or the control server's reap (`create`).
+    tracer: Option<super::trace::Tracer>,
 }
 
 type R<T> = Result<T, StepFailure>;
@@ -299,6 +303,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             exit_file: None,
             committed: false,
             exec_override: None,
+            tracer: None,
         }
     }
 
@@ -520,6 +525,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::NoNewPrivs => self
                 .workload_dies_with_supervisor()
                 .and_then(|()| self.set_no_new_privs()),
+            Step::Trace => self.ask_to_be_traced(),
             Step::Seccomp => self.load_seccomp(),
             Step::Exec => self.exec_workload(),
             Step::SupervisorCredentials if self.creating.is_some() => self.drop_supervisor_privileges(),
@@ -1842,6 +1848,15 @@ impl<'a, B: Backend> Interp<'a, B> {
             pid: spawned.pid,
             who: Who::Workload,
         };
+        // The child asked to be traced (step `trace`, platform ptrace; an
+        // `exec`'d process too, walking the same steps): its exec stops it,
+        // and only the tracer resumes it.
+        if self.plan.steps.contains(&Step::Trace) {
+            let (s, f) = (&self.plan.workload.seccomp, &self.prep.filters);
+            self.tracer
+                .get_or_insert_with(|| super::trace::Tracer::new(s.clone(), f.clone()))
+                .trace(proc.pid);
+        }
         self.op(Op::Close { fd: w })?;
         self.exec_report = Some(r);
         if !spawned.reached_exec {
@@ -2021,6 +2036,13 @@ impl<'a, B: Backend> Interp<'a, B> {
         Ok(())
     }
 
+    /// Platform ptrace: the supervisor becomes the workload's tracer; the
+    /// exec that follows stops the workload for it (see `super::trace`).
+    fn ask_to_be_traced(&mut self) -> R<()> {
+        self.origin = self.plan.platform.from.clone();
+        self.op(Op::TraceMe).map(drop)
+    }
+
     fn load_seccomp(&mut self) -> R<()> {
         let Some(s) = &self.plan.workload.seccomp else {
             return Ok(());
@@ -2099,6 +2121,21 @@ impl<'a, B: Backend> Interp<'a, B> {
             };
             match self.op(wait)? {
                 Outcome::StdinClosed => stdin = false,
+                // Platform ptrace: the tracer takes every stop and exit.
+                Outcome::Signal(libc::SIGCHLD) if self.tracer.is_some() => {
+                    let traced = self.tracer.as_mut().map(super::trace::Tracer::on_sigchld);
+                    match traced {
+                        Some(Ok(exits)) => {
+                            if let Some(e) = exits.iter().find(|e| e.pid == target.pid) {
+                                return Ok(e.status);
+                            }
+                        }
+                        Some(Err(e)) => {
+                            return Err(StepFailure::new(self.step, self.origin.clone(), "trace".into(), &e))
+                        }
+                        None => {}
+                    }
+                }
                 Outcome::Signal(libc::SIGCHLD) => loop {
                     match self.op(Op::Reap { proc: reap }) {
                         Ok(Outcome::Reaped(Some((pid, st)))) if pid == target.pid || !self.real => return Ok(st),

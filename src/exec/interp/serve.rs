@@ -414,8 +414,23 @@ impl<'i, 'a, B: Backend> Supervising<'i, 'a, B> {
         Reply::Processes { processes }
     }
 
-    /// Reaps every child that ended; records the workload's end.
+    /// Reaps every child that ended; records the workload's end. Under the
+    /// ptrace platform the tracer owns `waitpid` (it takes every stop too,
+    /// and resumes the stopped): the exits it reaped are recorded here.
     fn reap(&mut self) {
+        if let Some(tracer) = self.it.tracer.as_mut() {
+            match tracer.on_sigchld() {
+                Ok(exits) => {
+                    for e in exits {
+                        if let Reaped::Workload(exit) = self.children.reaped(e.pid, e.raw) {
+                            self.record_exit(exit);
+                        }
+                    }
+                }
+                Err(e) => tracing::error!("tracing the sandbox's processes: {e}"),
+            }
+            return;
+        }
         while let Ok(Outcome::ReapedRaw(Some((pid, raw)))) = self.it.op(Op::ReapRaw) {
             if let Reaped::Workload(exit) = self.children.reaped(pid, raw) {
                 self.record_exit(exit);

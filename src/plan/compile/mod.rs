@@ -68,7 +68,7 @@ pub fn compile(
     let platform = ns::platform(&mut cx)?;
     let network = ns::network(&mut cx)?;
     let userns = ns::user(&mut cx, &network)?;
-    let namespaces = ns::namespaces(&mut cx, &platform, &network, &userns)?;
+    let namespaces = ns::namespaces(&mut cx, &network, &userns)?;
     let namespace_join_ceiling = ns::join_ceiling(&cx);
     let root = fs::root(&mut cx, &userns)?;
     let mounts = fs::mounts(&mut cx, &namespaces, &userns.maps)?;
@@ -94,6 +94,7 @@ pub fn compile(
         &hostname,
         &network,
         &workload,
+        &platform,
     );
     let inputs = Inputs {
         policies: policy.chain(),
@@ -251,6 +252,7 @@ fn steps(
     hostname: &Option<Sourced<String>>,
     network: &Sourced<NetworkMode>,
     w: &Workload,
+    platform: &Sourced<Platform>,
 ) -> Vec<Step> {
     use Step::*;
 
@@ -274,6 +276,7 @@ fn steps(
             Rlimits => !w.rlimits.is_empty(),
             NoNewPrivs => w.no_new_privs.value,
             Seccomp => w.seccomp.is_some(),
+            Trace => platform.value == Platform::Ptrace,
             _ => true,
         })
         .collect()
@@ -339,8 +342,11 @@ mod tests {
         assert_ne!(a.plan, c.plan);
     }
 
+    /// Issue 15: under ptrace the supervisor is pid 1 of a new PID namespace
+    /// (the host's made any spec that mounts /proc fail with EPERM), and the
+    /// workload asks to be traced (step `trace`) before its filter loads.
     #[test]
-    fn ptrace_keeps_host_pid_namespace() {
+    fn ptrace_gets_a_new_pid_namespace_and_a_trace_step() {
         let p = plan(
             "extends = \"default\"\nplatform = \"ptrace\"",
             "hybrid-root.toml",
@@ -348,12 +354,16 @@ mod tests {
         )
         .unwrap()
         .plan;
-        assert_eq!(p.namespaces.pid.value, Namespace::Host);
-        assert_eq!(p.namespaces.pid.from, Origin::rule("ptrace-keeps-host-pid-ns"));
+        assert_eq!(p.namespaces.pid.value, Namespace::New);
+        assert_eq!(p.namespaces.pid.from, Origin::rule("pid-ns-always-new"));
+        let at = |s: Step| p.steps.iter().position(|x| *x == s);
+        assert!(at(Step::Trace).is_some());
+        assert!(at(Step::Trace) < at(Step::Seccomp) && at(Step::Trace) > at(Step::Capabilities));
         let n = plan("extends = \"default\"", "hybrid-root.toml", &Default::default())
             .unwrap()
             .plan;
         assert_eq!(n.namespaces.pid.value, Namespace::New);
+        assert!(!n.steps.contains(&Step::Trace));
     }
 
     #[test]

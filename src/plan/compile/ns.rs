@@ -444,15 +444,14 @@ pub(crate) fn check_abs(p: &std::path::Path, path: &str) -> Result<(), CompileEr
 /// The namespace table.
 pub(crate) fn namespaces(
     cx: &mut Cx,
-    platform: &Sourced<Platform>,
     network: &Sourced<NetworkMode>,
     user: &UserNs,
 ) -> Result<Namespaces, CompileError> {
     let new = |rule: &str| Sourced::new(Namespace::New, Origin::rule(rule));
-    let pid = match platform.value {
-        Platform::Ptrace => Sourced::new(Namespace::Host, Origin::rule("ptrace-keeps-host-pid-ns")),
-        _ => new("pid-ns-new-unless-ptrace"),
-    };
+    // Every platform: the supervisor is pid 1 of a new PID namespace (on
+    // ptrace too, where it traces the workload from inside it; the seed kept
+    // the host's, where mounting /proc fails with EPERM).
+    let pid = new("pid-ns-always-new");
     let net = match &network.value {
         NetworkMode::Host => Sourced::new(Namespace::Host, network.from.clone()),
         NetworkMode::Join(p) => Sourced::new(Namespace::Join(p.clone()), network.from.clone()),
