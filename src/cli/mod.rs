@@ -5,6 +5,7 @@
 mod args;
 mod review;
 mod run;
+mod runtime_log;
 mod sandbox;
 mod start;
 
@@ -108,8 +109,17 @@ pub fn eprint_diag(d: &dyn miette::Diagnostic) {
 /// share this one frame, tens of KiB of stack that every launch faults in.
 pub fn run(cli: Cli) -> i32 {
     let _ = VERBOSITY.set(Verbosity::from_flags(cli.verbose, cli.quiet));
+    let _ = OPERATOR_CHOICE.set(operator_choice(&cli.policy));
     let state_root = long_lived_root(&cli);
-    let result = match cli.command {
+    let flags = cli.runtime.clone();
+    if flags.debug {
+        runtime_log::write(
+            &flags,
+            runtime_log::Level::Debug,
+            &format!("command: {:?}", cli.command),
+        );
+    }
+    let result = runtime_log::check(&flags).and_then(|()| match cli.command {
         Command::Plan { inputs, format, output } => cmd_plan(&inputs, format, output.as_deref()),
         Command::Validate { policies } => cmd_validate(&policies),
         Command::Schema { plan } => cmd_schema(plan),
@@ -144,10 +154,11 @@ pub fn run(cli: Cli) -> i32 {
         Command::State { id, plan, format } => sandbox::state(&state_root, &id, plan.then_some(format)),
         Command::List { format } => sandbox::list(&state_root, format),
         Command::Features => sandbox::features(),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(f) => {
+            runtime_log::write(&flags, runtime_log::Level::Error, &f.diag.to_string());
             eprint_diag(f.diag.as_ref());
             f.code
         }
@@ -162,6 +173,8 @@ pub struct Loaded {
     pub spec: SpecInput,
     /// Host facts.
     pub host: HostFacts,
+    /// Where the policy choice came from (flag, environment, host file, default, annotation).
+    pub policy_from: Origin,
 }
 
 /// Loads policy, spec and host facts named by the inputs.
@@ -169,8 +182,6 @@ pub struct Loaded {
 /// case directory for `check`) and keep the names they were given.
 pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> {
     let abs_base = absolute_base(base)?;
-    let refs: Vec<PolicyRef> = inputs.policy.iter().map(|s| PolicyRef::parse(s)).collect();
-    let policy = policy::load(&refs, base).map_err(|e| Failure::input(e.to_diag()))?;
     let mut spec = match (&inputs.bundle, &inputs.spec) {
         (Some(b), _) => spec::load_bundle(b, &abs_base),
         (None, Some(s)) => spec::load_file(s, &abs_base),
@@ -235,7 +246,43 @@ pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> 
         }
     });
     let host = load_host(host_path.as_deref())?;
-    Ok(Loaded { policy, spec, host })
+    let (policy, policy_from) = load_policy(inputs, base, &spec)?;
+    Ok(Loaded {
+        policy,
+        spec,
+        host,
+        policy_from,
+    })
+}
+
+/// The process's policy choice (global `--policy`, SANDBOXCTL_POLICY,
+/// /etc/sandboxctl/policy.toml, default), made once by [`run`].
+static OPERATOR_CHOICE: std::sync::OnceLock<policy::select::Choice> = std::sync::OnceLock::new();
+
+/// Reads what the operator's choice depends on (the flag, the environment, the host file).
+fn operator_choice(flag: &[String]) -> policy::select::Choice {
+    let env = std::env::var(policy::select::ENV).ok();
+    let etc = Path::new(policy::select::ETC_POLICY).exists();
+    policy::select::choose(flag, env.as_deref(), etc)
+}
+
+/// Loads the operator's policy, then the one the spec's annotation picks
+/// among the operator's selectable ones, if any; returns it and where the
+/// choice came from.
+fn load_policy(inputs: &PlanInputs, base: &Path, spec: &SpecInput) -> Result<(Policy, Origin), Failure> {
+    let choice = match &inputs.policy {
+        Some(c) => c.clone(),
+        None => OPERATOR_CHOICE.get().cloned().unwrap_or_else(|| operator_choice(&[])),
+    };
+    let operator = policy::load(&choice.refs, base).map_err(|e| Failure::input(e.to_diag()))?;
+    match policy::select::by_annotation(&operator, spec.spec.annotations().as_ref()) {
+        Ok(None) => Ok((operator, choice.from)),
+        Ok(Some(picked)) => {
+            let p = policy::load(&picked.refs, base).map_err(|e| Failure::input(e.to_diag()))?;
+            Ok((p, picked.from))
+        }
+        Err(e) => Err(Failure::input(e.to_diag(&operator, spec))),
+    }
 }
 
 /// `base` as an absolute, normalised path (the current directory joined in
@@ -320,6 +367,7 @@ pub fn compile_quietly(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Lo
             None => None,
         },
         bundle_from,
+        policy_from: Some(loaded.policy_from.clone()),
         io_fds: inputs.io_fd.clone(),
         host_name: inputs
             .host
@@ -340,9 +388,11 @@ pub fn compile_args_in(dir: &Path, args: &[String]) -> Result<LaunchPlan, String
         .chain(std::iter::once("plan".to_string()))
         .chain(args.iter().cloned());
     let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-    let Command::Plan { inputs, .. } = cli.command else {
+    let Command::Plan { mut inputs, .. } = cli.command else {
         unreachable!("parsed as plan")
     };
+    // A case's own --policy, or the default: never this host's choice.
+    inputs.policy = Some(policy::select::choose(&cli.policy, None, false));
     let (compiled, _) = compile_quietly(&inputs, dir).map_err(|f| render_plain(f.diag.as_ref()))?;
     Ok(compiled.plan)
 }

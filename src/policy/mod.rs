@@ -7,6 +7,7 @@
 pub mod error;
 pub mod raw;
 mod resolve;
+pub mod select;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -28,6 +29,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("untrusted", include_str!("../../policies/untrusted.toml")),
     ("network-host", include_str!("../../policies/network-host.toml")),
     ("kvm", include_str!("../../policies/kvm.toml")),
+    ("container", include_str!("../../policies/container.toml")),
 ];
 
 /// The text of a built-in policy.
@@ -112,6 +114,10 @@ pub struct Policy {
     pub user_mode: Setting<UserMode>,
     /// Host id ranges a spec's maps may use.
     pub allowed_host_ids: Setting<Vec<IdRange>>,
+    /// May a spec's maps use the host's subordinate ranges too.
+    pub allow_subordinate_ids: Setting<bool>,
+    /// Excess handling for a spec that asks for the host's pid, ipc, uts or mount namespace.
+    pub ns_on_excess: Setting<OnExcess>,
     /// Root for specs that name none.
     pub root_path: Option<Setting<PathBuf>>,
     /// Root change method.
@@ -166,6 +172,8 @@ pub struct Policy {
     pub user_log: Option<Setting<PathBuf>>,
     /// Fds passed on to the workload.
     pub pass_fds: Setting<BTreeSet<PassFd>>,
+    /// The policies a spec's annotation may pick instead ([`select::ANNOTATION`]).
+    pub selectable: Setting<Vec<Setting<String>>>,
 }
 
 /// A resolved `[[seccomp.rules]]` entry, checked: known syscalls, a valid

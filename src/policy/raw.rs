@@ -65,6 +65,20 @@ pub struct RawPolicy {
     /// What the workload inherits beyond stdio.
     #[serde(default)]
     pub workload: RawWorkload,
+    /// Which other policies a spec may pick by annotation.
+    #[serde(default)]
+    pub selection: RawSelection,
+}
+
+/// `[selection]`: the policies a spec's `org.sandboxctl.policy` annotation may
+/// pick instead of this one (Kubernetes sets spec annotations from the pod's).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSelection {
+    /// Built-in names or absolute paths of `.toml` files; the annotation's value
+    /// must be one of them, exactly. Unset or empty: the annotation is refused.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub selectable: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// Platform names.
@@ -156,6 +170,11 @@ pub struct RawNamespaces {
     /// host network).
     #[schemars(with = "Option<Vec<crate::plan::NsKind>>")]
     pub allow_join: Option<Spanned<Vec<crate::plan::NsKind>>>,
+    /// A spec without a `pid`, `ipc`, `uts` or `mount` entry asks for the
+    /// host's namespace (`podman --pid=host`...). `clamp` (default): the
+    /// sandbox makes its own anyway. `deny`: refuse, naming this line.
+    #[schemars(with = "Option<OnExcess>")]
+    pub on_excess: Option<Spanned<OnExcess>>,
 }
 
 /// New or host.
@@ -181,6 +200,11 @@ pub struct RawUser {
     #[serde(default)]
     #[schemars(with = "Option<Vec<IdRange>>")]
     pub allowed_host_ids: Option<Spanned<Vec<IdRange>>>,
+    /// `true`: a spec's maps may also use the host's subordinate ranges
+    /// (/etc/subuid for uid maps, /etc/subgid for gid maps), as `podman
+    /// --userns=auto` and `--uidmap` do. Default false.
+    #[schemars(with = "Option<bool>")]
+    pub allow_subordinate_ids: Option<Spanned<bool>>,
 }
 
 /// User modes.
@@ -191,6 +215,10 @@ pub enum UserMode {
     Nobody,
     /// Test-only: the caller's uid, no root change. Printed loudly.
     Current,
+    /// As runc: the spec's user (root unless it says otherwise); the spec's
+    /// user namespace with its maps (checked against the allowed ranges), or
+    /// none, the host's, when the spec lists none. For container engines.
+    Spec,
 }
 
 /// A host id range.

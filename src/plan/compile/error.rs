@@ -51,6 +51,18 @@ impl Anchor {
 /// The broken rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CompileErrorKind {
+    /// The spec asks for one of the host's namespaces the policy refuses.
+    #[error("the spec asks for the host's {kind} namespace (it lists no {kind} namespace), which the policy refuses")]
+    HostNamespace {
+        /// The namespace kind.
+        kind: &'static str,
+    },
+    /// A spec annotation picks a policy the operator did not make selectable.
+    #[error("the spec's annotation org.sandboxctl.policy picks policy \"{name}\", which the operator's policy does not list as selectable")]
+    PolicyNotSelectable {
+        /// The annotation's value.
+        name: String,
+    },
     /// A capability above the ceiling.
     #[error("the spec asks for capability {cap} in the {set} set, which the policy does not allow")]
     CapabilityNotAllowed {

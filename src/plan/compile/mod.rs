@@ -38,6 +38,9 @@ pub struct CompileOptions {
     /// Where the spec's directory (`SpecInput::dir`) came from: `cli:--bundle`
     /// or `cli:--spec`, or `cli:--target-bundle` for a plan for another machine.
     pub bundle_from: Option<Origin>,
+    /// How the policy was chosen (`cli:--policy`, the environment, the host
+    /// file, `default`, or the spec's annotation), for the plan's header.
+    pub policy_from: Option<Origin>,
 }
 
 /// A compiled plan and the warnings made on the way.
@@ -96,6 +99,7 @@ pub fn compile(
     );
     let inputs = Inputs {
         policies: policy.chain(),
+        policy_from: opts.policy_from.clone(),
         spec: spec.name.clone(),
         host: opts.host_name.clone(),
         bundle: match (&spec.dir, &opts.bundle_from) {
@@ -456,6 +460,7 @@ mod tests {
     #[test]
     fn console_socket_puts_the_pty_on_all_stdio() {
         let opts = CompileOptions {
+            policy_from: None,
             console_socket: Some("/run/c.sock".into()),
             ..Default::default()
         };
@@ -494,6 +499,7 @@ mod tests {
             .collect();
         assert_eq!(ptys, [0, 1, 2, 5, 6, 7], "0-2 and the three stdio fds");
         let opts = CompileOptions {
+            policy_from: None,
             console_socket: Some("/run/c.sock".into()),
             ..Default::default()
         };
@@ -531,6 +537,7 @@ mod tests {
     #[test]
     fn kvm_device_is_donated_after_io_fds_and_before_stdio() {
         let opts = CompileOptions {
+            policy_from: None,
             io_fds: vec![9],
             ..Default::default()
         };
