@@ -393,6 +393,154 @@ mod tests {
         assert_eq!(p.supervisor.capabilities, p.workload.capabilities.value);
     }
 
+    /// The container policy: as runc, the spec's user in the host's user
+    /// namespace when the spec lists none; a spec's maps only inside the
+    /// host's subordinate ranges (uid maps in /etc/subuid's, gid maps in
+    /// /etc/subgid's), and only while `user.allow_subordinate_ids` is on.
+    #[test]
+    fn container_policy_runs_the_specs_user_and_maps_only_within_subordinate_ranges() {
+        let podman = || {
+            crate::spec::load_file(
+                Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/podman.json")),
+                Path::new("."),
+            )
+            .unwrap()
+        };
+        let p = compile(
+            &policy("extends = \"container\""),
+            &podman(),
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap()
+        .plan;
+        assert_eq!(p.namespaces.user.value, Namespace::Host);
+        assert!(matches!(&p.namespaces.user.from, Origin::Policy { file, .. } if file == "builtin:container.toml"));
+        assert_eq!((p.workload.credentials.uid.0, p.workload.credentials.gid.0), (0, 0));
+        assert!(matches!(p.namespaces.net.value, Namespace::Join(_)));
+
+        let mut mapped = podman();
+        let mut linux = mapped.spec.linux().clone().unwrap();
+        let mut ns = linux.namespaces().clone().unwrap();
+        ns.push(
+            oci_spec::runtime::LinuxNamespaceBuilder::default()
+                .typ(oci_spec::runtime::LinuxNamespaceType::User)
+                .build()
+                .unwrap(),
+        );
+        linux.set_namespaces(Some(ns));
+        let map = |host_id: u32| {
+            vec![oci_spec::runtime::LinuxIdMappingBuilder::default()
+                .container_id(0u32)
+                .host_id(host_id)
+                .size(65536u32)
+                .build()
+                .unwrap()]
+        };
+        linux.set_uid_mappings(Some(map(100_000)));
+        linux.set_gid_mappings(Some(map(200_000)));
+        mapped.spec.set_linux(Some(linux));
+        let range = |start| crate::policy::IdRange { start, count: 65536 };
+        let mut sub = host("hybrid-root.toml");
+        sub.subordinate.uid = vec![range(100_000)];
+        sub.subordinate.gid = vec![range(200_000)];
+        let ok = compile(&policy("extends = \"container\""), &mapped, &sub, &Default::default())
+            .unwrap()
+            .plan;
+        assert_eq!(ok.namespaces.user.value, Namespace::New);
+        assert_eq!(
+            ok.id_maps.uid,
+            vec![IdMap {
+                inside: 0,
+                host: 100_000,
+                count: 65536
+            }]
+        );
+        assert_eq!(
+            ok.id_maps.gid,
+            vec![IdMap {
+                inside: 0,
+                host: 200_000,
+                count: 65536
+            }]
+        );
+        // The gid range is not in /etc/subuid: a uid map there is refused.
+        let mut swapped = sub.clone();
+        swapped.subordinate.uid = vec![range(200_000)];
+        let e = compile(
+            &policy("extends = \"container\""),
+            &mapped,
+            &swapped,
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e.kind, CompileErrorKind::IdMapNotAllowed { kind: "uid", .. }),
+            "{e}"
+        );
+        // Without subordinate ranges on the host, or with the key off: refused.
+        let e = compile(
+            &policy("extends = \"container\""),
+            &mapped,
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e.kind, CompileErrorKind::IdMapNotAllowed { .. }), "{e}");
+        let off = "extends = \"container\"\n[user]\nallow_subordinate_ids = false\n";
+        let e = compile(&policy(off), &mapped, &sub, &Default::default()).unwrap_err();
+        assert!(matches!(e.kind, CompileErrorKind::IdMapNotAllowed { .. }), "{e}");
+    }
+
+    /// `namespaces.on_excess`: a spec without a pid/ipc/uts/mount namespace
+    /// is refused under `deny` (the container policy), given its own under the
+    /// default `clamp`, as before.
+    #[test]
+    fn host_pid_ipc_uts_namespaces_are_refused_only_under_deny() {
+        for kind in [
+            oci_spec::runtime::LinuxNamespaceType::Pid,
+            oci_spec::runtime::LinuxNamespaceType::Ipc,
+            oci_spec::runtime::LinuxNamespaceType::Uts,
+            oci_spec::runtime::LinuxNamespaceType::Mount,
+        ] {
+            let mut spec = crate::spec::load_file(
+                Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/podman.json")),
+                Path::new("."),
+            )
+            .unwrap();
+            let mut linux = spec.spec.linux().clone().unwrap();
+            let ns: Vec<_> = linux
+                .namespaces()
+                .clone()
+                .unwrap()
+                .into_iter()
+                .filter(|n| n.typ() != kind)
+                .collect();
+            linux.set_namespaces(Some(ns));
+            spec.spec.set_linux(Some(linux));
+            let e = compile(
+                &policy("extends = \"container\""),
+                &spec,
+                &host("hybrid-root.toml"),
+                &Default::default(),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(e.kind, CompileErrorKind::HostNamespace { .. }),
+                "{kind:?}: {e}"
+            );
+            let p = compile(
+                &policy("extends = \"network-host\""),
+                &spec,
+                &host("hybrid-root.toml"),
+                &Default::default(),
+            )
+            .unwrap()
+            .plan;
+            assert_eq!(p.namespaces.pid.value, Namespace::New);
+        }
+    }
+
     /// The mount that replaced the spec's one of `fstype` at `target`.
     fn mount_at<'p>(p: &'p LaunchPlan, target: &str) -> &'p Mount {
         p.mounts
