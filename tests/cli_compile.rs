@@ -376,6 +376,40 @@ fn runtime_global_flags_log_errors_as_runc_does_and_refuse_systemd_cgroup() {
     assert_eq!(v["level"], "error");
     assert!(v["msg"].as_str().unwrap().contains("nosuch"), "{text}");
     assert!(v["time"].as_str().unwrap().ends_with('Z'), "{text}");
+    // A refusal is one line that names the spec field and the policy line, as
+    // podman shows its user the log's last error.
+    let spec = root().join("tests/golden/cases/bad-container-privileged/spec.json");
+    let o = run_env(
+        &dir,
+        &[],
+        &[
+            "--log",
+            &l,
+            "--log-format",
+            "json",
+            "plan",
+            "--policy",
+            "container",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--host",
+            &host(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let last = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let msg = v["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("spec.json:25:9: the spec asks for capability CAP_NET_ADMIN")
+            && msg.contains("builtin:container.toml:"),
+        "{msg}"
+    );
     // --systemd-cgroup: refused before anything runs, saying what to configure.
     let o = run_env(
         &dir,

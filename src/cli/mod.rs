@@ -158,7 +158,7 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(f) => {
-            runtime_log::write(&flags, runtime_log::Level::Error, &f.diag.to_string());
+            runtime_log::write(&flags, runtime_log::Level::Error, &f.diag.one_line());
             eprint_diag(f.diag.as_ref());
             f.code
         }
