@@ -20,7 +20,8 @@
 //! not installed, or this build without the lifecycle commands engines call
 //! (`create`, `start`, `kill`, `delete`: issue 12). With
 //! SANDBOXCTL_ENGINES_REQUIRED=1 a missing prerequisite is a failure instead.
-//! The whole run holds the machine's sandbox lock (/tmp/sandboxctl-priv.lock).
+//! Run it as the other privileged suites, under the machine's sandbox lock:
+//! `flock /tmp/sandboxctl-priv.lock cargo test --features fault-injection --test engines`.
 //!
 //! After every case: no container, state directory, cgroup, mount, network
 //! namespace or process of the test is left (checked, and a failure if not).
@@ -63,13 +64,6 @@ fn main() {
         println!("engines: skipped: {why}");
         return;
     }
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open("/tmp/sandboxctl-priv.lock")
-        .expect("open the sandbox lock");
-    // SAFETY: flock on an fd we own; blocks until the machine's lock is ours.
-    unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
     let mut env = match setup() {
         Ok(e) => e,
         Err(e) => {
