@@ -2,7 +2,9 @@
 //! arguments of `sandboxctl plan`, one line, paths relative to the case) and
 //! the expected results: `plan.toml` and `plan.txt` for a plan that compiles,
 //! `dryrun.txt` for the operations `apply --dry-run` records for it, `stderr`
-//! for its warnings or its diagnostic, `exit` for a non-zero status.
+//! for its warnings or its diagnostic, `exit` for a non-zero status; where a
+//! case holds `create-id`, `create-dryrun.txt` for `create --dry-run` (the
+//! split between create and start).
 //!
 //! Regenerate with `scripts/regen-golden` (sets UPDATE_GOLDEN=1, runs this
 //! test, shows `git diff --stat tests/golden`).
@@ -102,6 +104,18 @@ fn golden_cases() {
                 check(&dir.join("dryrun.txt"), &d.stdout, &mut failures);
             } else {
                 failures.push(format!("{}: apply --dry-run failed:\n{}", dir.display(), d.stderr));
+            }
+            // `create` as a dry run where the case asks for it (a file
+            // `create-id` holding the id): the split between create and start.
+            if let Ok(id) = fs::read_to_string(dir.join("create-id")) {
+                let mut create_args = vec!["create".to_string(), "--dry-run".into(), id.trim().to_string()];
+                create_args.extend(args.iter().cloned());
+                let c = run(dir, &create_args);
+                if c.code == 0 {
+                    check(&dir.join("create-dryrun.txt"), &c.stdout, &mut failures);
+                } else {
+                    failures.push(format!("{}: create --dry-run failed:\n{}", dir.display(), c.stderr));
+                }
             }
         } else {
             bad += 1;

@@ -165,6 +165,75 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: ListFormat,
     },
+    /// Create a long-lived sandbox: compile as apply does, set it up up to the workload's start, record
+    /// it under --root (with the plan it got), and exit 0 once its supervisor answers on its control
+    /// socket. The bundle defaults to the current directory when it holds config.json.
+    Create {
+        /// The sandbox id (1–128 of A–Z a–z 0–9 _ + - ., not starting with '.').
+        id: String,
+        /// The inputs.
+        #[command(flatten)]
+        inputs: PlanInputs,
+        /// Write the supervisor's host pid here (runc's --pid-file).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// Print the ordered operations create (then start) would perform; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Start a created sandbox's workload.
+    Start {
+        /// The sandbox id.
+        id: String,
+    },
+    /// Create and start a sandbox; without --detach wait for its workload in the foreground
+    /// (forwarding INT, TERM, HUP), remove it, and exit with the workload's status.
+    Run {
+        /// The sandbox id.
+        id: String,
+        /// The inputs.
+        #[command(flatten)]
+        inputs: PlanInputs,
+        /// Write the supervisor's host pid here.
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// Return once the workload started.
+        #[arg(long, short = 'd')]
+        detach: bool,
+    },
+    /// Run another process inside a running sandbox, under the sandbox's plan (its user, capability
+    /// ceiling, no_new_privs, seccomp, rlimits); exits with the process's status unless --detach.
+    Exec {
+        /// An OCI process.json to run (instead of CMD).
+        #[arg(long)]
+        process: Option<PathBuf>,
+        /// Give it a terminal.
+        #[arg(long, short = 't')]
+        tty: bool,
+        /// Return once it started.
+        #[arg(long, short = 'd')]
+        detach: bool,
+        /// Write its host pid here.
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// Send the terminal's pty master to this unix socket (with --tty).
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
+        /// Working directory inside the sandbox (default: the workload's).
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        /// Set an environment variable (KEY=VALUE; repeatable) on top of the workload's.
+        #[arg(long, short = 'e')]
+        env: Vec<String>,
+        /// UID[:GID] (default: the workload's).
+        #[arg(long, short = 'u')]
+        user: Option<String>,
+        /// The sandbox id.
+        id: String,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Print the OCI runtime features document: what this build of sandboxctl supports.
     Features,
     /// Recompile every case under DIR (a `cmd` file and a committed `plan.toml` each) and fail when

@@ -3,6 +3,7 @@
 //! diagnostics here, at the edge; bad input exits 2.
 
 mod args;
+mod create;
 mod review;
 mod run;
 mod runtime_log;
@@ -154,6 +155,62 @@ pub fn run(cli: Cli) -> i32 {
         Command::State { id, plan, format } => sandbox::state(&state_root, &id, plan.then_some(format)),
         Command::List { format } => sandbox::list(&state_root, format),
         Command::Features => sandbox::features(),
+        Command::Create {
+            inputs,
+            pid_file,
+            dry_run,
+            id,
+        } => create::create(
+            &state_root,
+            &inputs,
+            &create::CreateArgs {
+                id: &id,
+                pid_file: pid_file.as_deref(),
+                dry_run,
+            },
+        ),
+        Command::Start { id } => create::start(&state_root, &id),
+        Command::Run {
+            inputs,
+            pid_file,
+            detach,
+            id,
+        } => create::run(
+            &state_root,
+            &inputs,
+            &create::CreateArgs {
+                id: &id,
+                pid_file: pid_file.as_deref(),
+                dry_run: false,
+            },
+            detach,
+        ),
+        Command::Exec {
+            process,
+            tty,
+            detach,
+            pid_file,
+            console_socket,
+            cwd,
+            env,
+            user,
+            id,
+            command,
+        } => create::exec(
+            &state_root,
+            &create::ExecArgs {
+                id: &id,
+                process: process.as_deref(),
+                tty,
+                detach,
+                pid_file: pid_file.as_deref(),
+                console_socket: console_socket.as_deref(),
+                cwd: cwd.as_deref(),
+                env: &env,
+                user: user.as_deref(),
+                command: &command,
+            },
+        ),
     });
     match result {
         Ok(code) => code,

@@ -239,6 +239,8 @@ pub enum Outcome {
     Pid(i32),
     /// Bytes read.
     Bytes(Vec<u8>),
+    /// [`Op::ReapRaw`]: a reaped child and its raw wait status, or none yet.
+    ReapedRaw(Option<(i32, i32)>),
     /// [`Op::RelayPty`]: the caller's stdin reached its end (the relay goes
     /// on without it).
     StdinClosed,
@@ -394,6 +396,68 @@ pub enum Op {
     Kill { proc: ProcRef, signal: i32 },
     /// _exit(2) from a child.
     Exit { code: i32 },
+    // ----- long-lived sandboxes (`create`, the supervisor's control half) -----
+    /// Make the sandbox's state directory `<root>/<id>` (mode 0700, the root
+    /// made if missing) with an exclusive `mkdir` (an id in use: EEXIST,
+    /// nothing touched) and hold its lock (`flock` LOCK_EX on the returned
+    /// directory fd) until that fd is closed.
+    CreateSandboxDir { root: PathBuf, id: String, tag: FdTag },
+    /// Bind and listen on `<dir>/control.sock` (mode 0600, non-blocking):
+    /// the listener the supervisor serves.
+    BindControlSocket { dir: FdRef, path: PathBuf, tag: FdTag },
+    /// Replace file `name` in the directory open at `dir` (named `path` in
+    /// messages) atomically: a temporary file, then renameat.
+    WriteStateFile {
+        dir: FdRef,
+        path: PathBuf,
+        name: &'static str,
+        data: Rc<Vec<u8>>,
+    },
+    /// Write `state.json` in `dir`: `record` with its supervisor set to the
+    /// host process `pid` as it is now (pid, start time, boot id).
+    WriteRecord {
+        dir: FdRef,
+        path: PathBuf,
+        record: Rc<crate::exec::control::state::Record>,
+        pid: i32,
+    },
+    /// Write runc's `--pid-file`: the pid in decimal, replaced atomically.
+    WritePidFile { path: PathBuf, pid: i32 },
+    /// Send one byte `mark` on `fd` (the supervisor's "ready" and the
+    /// launcher's "committed" on the control socketpair).
+    SendMark { fd: FdRef, mark: u8 },
+    /// Wait at most `timeout_ms` for the supervisor's word on `fd`: its
+    /// ready mark ([`Outcome::Bytes`] of one byte), a failure report (the
+    /// report's bytes), or its end (empty); `proc` is the supervisor, whose
+    /// exit also ends the wait.
+    AwaitMark { fd: FdRef, proc: ProcRef, timeout_ms: u64 },
+    /// Block until the launcher's commit mark arrives on `fd`; EOF first
+    /// (the launcher died before it recorded the sandbox) is EPIPE.
+    AwaitCommit { fd: FdRef },
+    /// Connect to the control socket at `path` and check that the
+    /// supervisor answers `hello` (bounded; `proc` must stay alive).
+    AwaitServing { path: PathBuf, proc: ProcRef, timeout_ms: u64 },
+    /// prctl(PR_SET_PDEATHSIG, 0): a created sandbox outlives its launcher.
+    ClearDeathSignal,
+    /// signalfd over the blocked set (INT, TERM, HUP, CHLD), non-blocking,
+    /// close-on-exec: the supervisor's event fd in its server loop.
+    SignalFd { tag: FdTag },
+    /// A pty pair from the multiplexer at `ptmx` (the sandbox's own devpts
+    /// instance): open O_RDWR|O_NOCTTY|O_CLOEXEC, unlock, open the slave
+    /// through TIOCGPTPEER. Returns (master, slave).
+    OpenPtyIn { ptmx: PathBuf },
+    /// Remove a created sandbox's state directory and what is in it (rollback
+    /// of a failed `create`).
+    RemoveSandboxDir { path: PathBuf },
+    /// Serve the control socket `listener` (the supervisor's loop; recorded,
+    /// never performed by a backend: the loop is the control half's own).
+    Serve { listener: FdRef },
+    /// waitpid(-1, WNOHANG) for any child; the raw wait status
+    /// ([`Outcome::ReapedRaw`]).
+    ReapRaw,
+    /// Write `data` at offset 0 of the open file `fd` and truncate it there
+    /// (the supervisor's `exit` record).
+    Rewrite { fd: FdRef, data: Vec<u8> },
     /// sethostname(2).
     SetHostname { name: String },
     /// Bring `lo` up (SIOCSIFFLAGS on an AF_INET socket).
@@ -727,6 +791,47 @@ impl fmt::Display for Op {
             WaitExit { proc } => write!(f, "waitpid {proc}"),
             Kill { proc, signal } => write!(f, "kill {proc} {}", signal_name(*signal)),
             Exit { code } => write!(f, "_exit {code}"),
+            CreateSandboxDir { root, id, tag } => write!(
+                f,
+                "mkdir {}/{id} 0700 (exclusive), lock it -> {}",
+                root.display(),
+                FdRef { raw: 0, tag: *tag }
+            ),
+            BindControlSocket { dir, path, tag } => write!(
+                f,
+                "bind, listen {} 0600 (in {dir}) -> {}",
+                path.display(),
+                FdRef { raw: 0, tag: *tag }
+            ),
+            WriteStateFile { path, name, data, .. } => {
+                write!(f, "write {}/{name} ({} bytes, atomically)", path.display(), data.len())
+            }
+            WriteRecord { path, record, pid, .. } => write!(
+                f,
+                "write {}/state.json (status {}, supervisor {pid}, atomically)",
+                path.display(),
+                record.status.as_str()
+            ),
+            WritePidFile { path, pid } => write!(f, "write pid file {} \"{pid}\"", path.display()),
+            SendMark { fd, mark } => write!(f, "send {:?} on {fd}", *mark as char),
+            AwaitMark { fd, proc, timeout_ms } => {
+                write!(f, "await the ready mark or a report on {fd} (<= {timeout_ms} ms, while {proc} lives)")
+            }
+            AwaitCommit { fd } => write!(f, "await the launcher's commit on {fd} (EOF: it died, exit)"),
+            AwaitServing { path, proc, timeout_ms } => {
+                write!(f, "connect {}, hello (<= {timeout_ms} ms, while {proc} lives)", path.display())
+            }
+            ClearDeathSignal => f.write_str("prctl PR_SET_PDEATHSIG 0 (outlive the launcher)"),
+            SignalFd { tag } => write!(
+                f,
+                "signalfd INT,TERM,HUP,CHLD -> {}",
+                FdRef { raw: 0, tag: *tag }
+            ),
+            Serve { listener } => write!(f, "serve control calls on {listener} (create ends here; start goes on)"),
+            ReapRaw => f.write_str("waitpid -1 WNOHANG"),
+            OpenPtyIn { ptmx } => write!(f, "open {}, unlock, TIOCGPTPEER -> <pty master> <pty slave>", ptmx.display()),
+            RemoveSandboxDir { path } => write!(f, "remove {} and its files", path.display()),
+            Rewrite { fd, data } => write!(f, "rewrite {fd} with {} bytes", data.len()),
             SetHostname { name } => write!(f, "sethostname {name:?}"),
             LoopbackUp => f.write_str("ioctl SIOCSIFFLAGS lo up"),
             MaskPath { path } => write!(f, "mask {}", path.display()),

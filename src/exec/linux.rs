@@ -1303,6 +1303,66 @@ impl Backend for LinuxBackend {
                 // destructors or atexit handlers.
                 unsafe { libc::_exit(*code) }
             }
+            CreateSandboxDir { root, id, .. } => lifecycle::create_dir(root, id).map(Outcome::Fd),
+            BindControlSocket { dir, path, .. } => lifecycle::bind(dir.raw, path).map(Outcome::Fd),
+            WriteStateFile { dir, path, name, data } => lifecycle::write(dir.raw, path, name, data).and(done),
+            WriteRecord { dir, path, record, pid } => lifecycle::write_record(dir.raw, path, record, *pid).and(done),
+            WritePidFile { path, pid } => crate::exec::control::state::write_pid_file(path, *pid)
+                .map_err(|e| io::Error::other(e.to_string()))
+                .and(done),
+            SendMark { fd, mark } => {
+                // SAFETY: one-byte write from a valid buffer.
+                check(unsafe { libc::write(fd.raw, std::ptr::from_ref(mark).cast(), 1) }).and(done)
+            }
+            AwaitMark { fd, proc, timeout_ms } => lifecycle::await_mark(fd.raw, proc.pid, *timeout_ms).map(Outcome::Bytes),
+            AwaitCommit { fd } => lifecycle::await_commit(fd.raw).and(done),
+            AwaitServing { path, proc, timeout_ms } => lifecycle::await_serving(path, proc.pid, *timeout_ms).and(done),
+            ClearDeathSignal => {
+                // SAFETY: prctl with integer arguments.
+                check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0 as libc::c_ulong, 0, 0, 0) }).and(done)
+            }
+            SignalFd { .. } => {
+                let set = signal_set();
+                // SAFETY: a valid set; -1 makes a new signalfd.
+                check(unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) }).map(Outcome::Fd)
+            }
+            Serve { .. } => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "serving is the control half's loop, not an op",
+            )),
+            OpenPtyIn { ptmx } => {
+                let c = cpath(ptmx)?;
+                // SAFETY: a valid C string.
+                let m = check(unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+                let unlock: libc::c_int = 0;
+                // SAFETY: TIOCSPTLCK takes a pointer to an int; TIOCGPTPEER an open flag.
+                let sl = check(unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) })
+                    .and_then(|_| check(unsafe { libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) }));
+                match sl {
+                    Ok(sl) => Ok(Outcome::Pair(m, sl)),
+                    Err(e) => {
+                        // SAFETY: closing the master just opened.
+                        unsafe { libc::close(m) };
+                        Err(e)
+                    }
+                }
+            }
+            RemoveSandboxDir { path } => fs::remove_dir_all(path).and(done),
+            ReapRaw => {
+                let mut status = 0;
+                // SAFETY: valid status pointer.
+                let pid = check(unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) })?;
+                Ok(Outcome::ReapedRaw((pid > 0).then_some((pid, status))))
+            }
+            Rewrite { fd, data } => {
+                // SAFETY: pwrite from a valid buffer at offset 0.
+                let n = check(unsafe { libc::pwrite(fd.raw, data.as_ptr().cast(), data.len(), 0) })?;
+                if n as usize != data.len() {
+                    return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
+                }
+                // SAFETY: ftruncate of an fd we hold.
+                check(unsafe { libc::ftruncate(fd.raw, data.len() as libc::off_t) }).and(done)
+            }
             SetHostname { name } => {
                 // SAFETY: pointer and length of a valid buffer.
                 check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).and(done)
@@ -1463,7 +1523,11 @@ impl Backend for LinuxBackend {
                 caps::set(None, caps::CapSet::Effective, &p).map_err(caps_err).and(done)
             }
             DropBounding { caps } => {
-                for c in caps.iter().filter(|c| kernel_knows(c.0)) {
+                // Only what is still there: dropping needs CAP_SETPCAP even for
+                // a capability gone already (an `exec`'d process of a
+                // supervisor that dropped everything has nothing to drop).
+                let held = |c: &&crate::vocab::Cap| caps::has_cap(None, caps::CapSet::Bounding, c.0).unwrap_or(true);
+                for c in caps.iter().filter(|c| kernel_knows(c.0)).filter(held) {
                     caps::drop(None, caps::CapSet::Bounding, c.0).map_err(caps_err)?;
                 }
                 done
@@ -1667,5 +1731,149 @@ mod tests {
         }
         assert!(probe(Path::new("/proc/self/ns/net")).is_empty());
         let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// The ops of long-lived sandboxes (`create`): the state directory, the
+/// control socket, and the launcher's and supervisor's handshake.
+mod lifecycle {
+    use std::io;
+    use std::os::fd::{BorrowedFd, IntoRawFd};
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use crate::exec::control::state::{self, Record, SandboxId, StateRoot};
+
+    fn other(e: impl std::fmt::Display) -> io::Error {
+        io::Error::other(e.to_string())
+    }
+
+    /// [`super::Op::CreateSandboxDir`].
+    pub fn create_dir(root: &Path, id: &str) -> io::Result<i32> {
+        let id = SandboxId::parse(id).map_err(other)?;
+        match StateRoot::new(root).create(&id) {
+            Ok(dir) => Ok(dir.into_fd().into_raw_fd()),
+            Err(state::StateError::InUse { .. }) => Err(io::Error::from_raw_os_error(libc::EEXIST)),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    fn dir(fd: i32) -> BorrowedFd<'static> {
+        // SAFETY: the interpreter holds `fd` open for the whole op.
+        unsafe { BorrowedFd::borrow_raw(fd) }
+    }
+
+    /// [`super::Op::BindControlSocket`].
+    pub fn bind(fd: i32, path: &Path) -> io::Result<i32> {
+        let dir_path = path.parent().unwrap_or(path);
+        state::bind_control_socket_at(dir(fd), dir_path)
+            .map(IntoRawFd::into_raw_fd)
+            .map_err(other)
+    }
+
+    /// [`super::Op::WriteStateFile`].
+    pub fn write(fd: i32, path: &Path, name: &str, data: &[u8]) -> io::Result<()> {
+        state::write_file_at(dir(fd), path, name, data).map_err(other)
+    }
+
+    /// [`super::Op::WriteRecord`].
+    pub fn write_record(fd: i32, path: &Path, record: &Record, pid: i32) -> io::Result<()> {
+        let mut r = record.clone();
+        r.supervisor = Some(state::ProcRef::of(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?);
+        let mut bytes = serde_json::to_vec_pretty(&r).map_err(other)?;
+        bytes.push(b'\n');
+        write(fd, path, state::STATE_FILE, &bytes)
+    }
+
+    /// [`super::Op::AwaitMark`]: polls `fd` in slices of 10 ms so the
+    /// supervisor's death (a zombie: the launcher is its parent and has not
+    /// reaped it) ends the wait too.
+    pub fn await_mark(fd: i32, pid: i32, timeout_ms: u64) -> io::Result<Vec<u8>> {
+        let end = Instant::now() + Duration::from_millis(timeout_ms);
+        loop {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&mut p, 1, 10) };
+            if n > 0 {
+                let mut buf = vec![0u8; 64 * 1024];
+                // SAFETY: recv into a valid buffer of its length.
+                let got = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+                if got >= 0 {
+                    buf.truncate(got as usize);
+                    return Ok(buf);
+                }
+                let e = io::Error::last_os_error();
+                if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) {
+                    return Err(e);
+                }
+            } else if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EINTR) {
+                    return Err(e);
+                }
+            }
+            let mut status = 0;
+            // SAFETY: WNOHANG|WNOWAIT only looks; valid status pointer.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waitid with a valid siginfo pointer; WNOWAIT leaves
+            // the child to be reaped by the caller's rollback.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                )
+            };
+            // SAFETY: si_pid is valid to read after waitid filled it (zero otherwise).
+            if r == 0 && unsafe { info.si_pid() } == pid {
+                return Ok(Vec::new());
+            }
+            let _ = &mut status;
+            if Instant::now() >= end {
+                return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT));
+            }
+        }
+    }
+
+    /// [`super::Op::AwaitCommit`].
+    pub fn await_commit(fd: i32) -> io::Result<()> {
+        let mut b = [0u8; 1];
+        loop {
+            // SAFETY: one-byte read into a valid buffer (blocking).
+            let n = unsafe { libc::recv(fd, b.as_mut_ptr().cast(), 1, 0) };
+            match n {
+                1 if b[0] == super::super::interp::COMMIT_MARK => return Ok(()),
+                1 => return Err(io::Error::from_raw_os_error(libc::EPROTO)),
+                0 => return Err(io::Error::from_raw_os_error(libc::EPIPE)),
+                _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+                _ => return Err(io::Error::last_os_error()),
+            }
+        }
+    }
+
+    /// [`super::Op::AwaitServing`].
+    pub fn await_serving(path: &Path, pid: i32, timeout_ms: u64) -> io::Result<()> {
+        let mut alive = || {
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waitid with a valid siginfo pointer; WNOWAIT only looks.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                )
+            };
+            // SAFETY: si_pid is valid to read after waitid filled it.
+            !(r == 0 && unsafe { info.si_pid() } == pid)
+        };
+        crate::exec::control::client::wait_ready(path, Duration::from_millis(timeout_ms), &mut alive)
+            .map(drop)
+            .map_err(other)
     }
 }

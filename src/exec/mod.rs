@@ -131,6 +131,49 @@ pub fn apply(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result
     r
 }
 
+/// `create`: runs `plan` up to the point where only the workload's spawn
+/// remains, records the sandbox in `<root>/<id>/` (`creating` says with
+/// what) and returns the supervisor's host pid once it answers on its
+/// control socket; the sandbox then waits for `start` (docs/lifecycle.md).
+/// On failure everything is undone, as in [`apply`].
+///
+/// Call it from a single-threaded process (the launcher clones).
+pub fn create(
+    plan: &LaunchPlan,
+    host: &HostFacts,
+    opts: &ApplyOptions,
+    creating: interp::Creating,
+) -> Result<i32, ApplyError> {
+    if !opts.skip_preflight {
+        let unmet = preflight::check(plan, host);
+        if !unmet.is_empty() {
+            return Err(ApplyError::Preflight(unmet));
+        }
+    }
+    let prep = interp::prepare(plan)?;
+    let id = opts.launch_id()?;
+    log::install(plan);
+    let mut backend = linux::LinuxBackend;
+    let mut it = interp::Interp::new(plan, &mut backend, prep);
+    it.launch_as(id, opts.state_root());
+    it.create_as(creating);
+    it.fail_at(fault_injection_step());
+    it.die_after_release(fault_injection_kill() == Some("after_release"));
+    it.timings(opts.timings);
+    it.run()
+}
+
+/// The ops `create` would perform, then `start`'s, as one recorded walk.
+pub fn dry_run_create_text(plan: &LaunchPlan, opts: &ApplyOptions, creating: interp::Creating) -> Result<String, ApplyError> {
+    let prep = interp::prepare(plan)?;
+    let mut backend = RecordingBackend::new();
+    let mut it = interp::Interp::new(plan, &mut backend, prep);
+    it.launch_as(opts.id.clone().unwrap_or_else(LaunchId::placeholder), opts.state_root());
+    it.create_as(creating);
+    it.run()?;
+    Ok(backend.ops.iter().map(|r| format!("{r}\n")).collect())
+}
+
 /// The step named by `SANDBOXCTL_FAIL_AT_STEP` (only with the
 /// `fault-injection` feature; never in release builds).
 #[cfg(feature = "fault-injection")]

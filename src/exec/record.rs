@@ -102,8 +102,15 @@ impl Backend for RecordingBackend {
             | Op::DupHigh { .. }
             | Op::OpenInRoot { .. }
             | Op::OpenBindSource { .. }
-            | Op::OpenDevice { .. } => Outcome::Fd(self.fd()),
-            Op::SocketPair { .. } | Op::Pipe { .. } | Op::OpenPty => Outcome::Pair(self.fd(), self.fd()),
+            | Op::OpenDevice { .. }
+            | Op::CreateSandboxDir { .. }
+            | Op::BindControlSocket { .. }
+            | Op::SignalFd { .. } => Outcome::Fd(self.fd()),
+            Op::SocketPair { .. } | Op::Pipe { .. } | Op::OpenPty | Op::OpenPtyIn { .. } => {
+                Outcome::Pair(self.fd(), self.fd())
+            }
+            Op::AwaitMark { .. } => Outcome::Bytes(vec![crate::exec::interp::READY_MARK]),
+            Op::ReapRaw => Outcome::ReapedRaw(None),
             Op::Clone { .. } | Op::Spawn { .. } => {
                 self.clones += 1;
                 Outcome::Forked(Forked::Parent(if self.clones == 1 {

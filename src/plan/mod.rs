@@ -5,6 +5,7 @@ pub mod check;
 pub mod classes;
 pub mod compile;
 pub mod diff;
+pub mod exec_process;
 pub mod render;
 pub mod sample;
 pub mod syscalls;

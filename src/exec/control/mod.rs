@@ -1,5 +1,5 @@
 //! Long-lived sandboxes: the control half of src/exec, beside the launch path
-//! (interp.rs and friends). A sandbox's supervisor serves calls (start, exec,
+//! (interp/).  A sandbox's supervisor serves calls (start, exec,
 //! signal, wait, ps, stats, pause, resume, stacks, destroy, ...) on a Unix
 //! stream socket in the sandbox's state directory; the CLI is the client.
 //!

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -36,6 +36,9 @@ pub const STATE_FILE: &str = "state.json";
 pub const PLAN_FILE: &str = "plan.json";
 /// The control socket, in its directory.
 pub const CONTROL_SOCKET: &str = "control.sock";
+/// How the workload ended ([`ExitStatus`] as JSON), written by the
+/// supervisor through an fd the launcher opened; empty until then.
+pub const EXIT_FILE: &str = "exit";
 /// The format of [`Record`] (its `format` field).
 pub const RECORD_FORMAT: u32 = 1;
 /// The largest state or plan file read back.
@@ -382,27 +385,7 @@ impl SandboxDir {
     /// (mode 0600) is written, then renamed over it. Needs the exclusive lock.
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
         debug_assert_eq!(self.mode, LockMode::Exclusive, "writing {name} under a shared lock");
-        let tmp = format!("{TMP_PREFIX}{name}");
-        let final_path = self.path.join(name);
-        let fd = self
-            .openat(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o600)
-            .map_err(io_err("writing", &final_path))?;
-        let mut f = fs::File::from(fd);
-        if let Err(e) = f.write_all(bytes) {
-            let _ = self.unlinkat(&tmp, 0);
-            return Err(io_err("writing", &final_path)(e));
-        }
-        drop(f);
-        let (from, to) = (cstr(&tmp), cstr(name));
-        // SAFETY: both names are NUL-terminated and outlive the call; the dir
-        // fd is ours.
-        let r = unsafe { libc::renameat(self.dir.as_raw_fd(), from.as_ptr(), self.dir.as_raw_fd(), to.as_ptr()) };
-        if r != 0 {
-            let e = io::Error::last_os_error();
-            let _ = self.unlinkat(&tmp, 0);
-            return Err(io_err("replacing", &final_path)(e));
-        }
-        Ok(())
+        write_file_at(self.dir.as_fd(), &self.path, name, bytes)
     }
 
     /// Reads file `name` (at most [`MAX_STATE_FILE`] bytes); `None` when it
@@ -463,29 +446,12 @@ impl SandboxDir {
     /// non-blocking), replacing a stale one. The launcher does this and
     /// donates the listener to the supervisor.
     pub fn bind_control_socket(&self) -> Result<OwnedFd, StateError> {
-        use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
-        let real = self.path.join(CONTROL_SOCKET);
-        match self.unlinkat(CONTROL_SOCKET, 0) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("removing the stale socket", &real)(e)),
-        }
-        let fd = socket(
-            AddressFamily::Unix,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )
-        .map_err(errno_err("making the control socket", &real))?;
-        let addr = UnixAddr::new(&self.socket_path()).map_err(errno_err("addressing", &real))?;
-        bind(fd.as_raw_fd(), &addr).map_err(errno_err("binding", &real))?;
-        let name = cstr(CONTROL_SOCKET);
-        // SAFETY: NUL-terminated name that outlives the call; our dir fd.
-        if unsafe { libc::fchmodat(self.dir.as_raw_fd(), name.as_ptr(), 0o600, 0) } != 0 {
-            return Err(io_err("setting the mode of", &real)(io::Error::last_os_error()));
-        }
-        listen(&fd, Backlog::new(64).expect("64 is a valid backlog")).map_err(errno_err("listening on", &real))?;
-        Ok(fd)
+        bind_control_socket_at(self.dir.as_fd(), &self.path)
+    }
+
+    /// Gives up the lock's fd (the caller holds the lock while it keeps it).
+    pub fn into_fd(self) -> OwnedFd {
+        self.dir
     }
 
     /// Removes everything in the directory and the directory itself, holding
@@ -511,32 +477,94 @@ impl SandboxDir {
     }
 
     fn openat(&self, name: &str, flags: i32, mode: libc::mode_t) -> io::Result<OwnedFd> {
-        let c = cstr(name);
-        // SAFETY: NUL-terminated name that outlives the call; our dir fd;
-        // the returned fd is checked before it is owned.
-        let fd = unsafe {
-            libc::openat(
-                self.dir.as_raw_fd(),
-                c.as_ptr(),
-                flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                mode,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: openat just returned it; nothing else owns it.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        openat(self.dir.as_fd(), name, flags, mode)
     }
 
     fn unlinkat(&self, name: &str, flags: i32) -> io::Result<()> {
-        let c = cstr(name);
-        // SAFETY: NUL-terminated name that outlives the call; our dir fd.
-        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), c.as_ptr(), flags) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        unlinkat(self.dir.as_fd(), name, flags)
     }
+}
+
+/// Replaces file `name` in the directory open at `dir` (whose path is
+/// `dir_path`, for messages) atomically: a temporary file (mode 0600) is
+/// written, then renamed over it. The caller holds the exclusive lock.
+pub fn write_file_at(dir: BorrowedFd<'_>, dir_path: &Path, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+    let tmp = format!("{TMP_PREFIX}{name}");
+    let final_path = dir_path.join(name);
+    let fd = openat(dir, &tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o600)
+        .map_err(io_err("writing", &final_path))?;
+    let mut f = fs::File::from(fd);
+    if let Err(e) = f.write_all(bytes) {
+        let _ = unlinkat(dir, &tmp, 0);
+        return Err(io_err("writing", &final_path)(e));
+    }
+    drop(f);
+    let (from, to) = (cstr(&tmp), cstr(name));
+    // SAFETY: both names are NUL-terminated and outlive the call; the dir fd
+    // is borrowed for the call.
+    let r = unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        let _ = unlinkat(dir, &tmp, 0);
+        return Err(io_err("replacing", &final_path)(e));
+    }
+    Ok(())
+}
+
+/// Binds and listens on `control.sock` in the directory open at `dir`
+/// (whose path is `dir_path`): mode 0600, close-on-exec, non-blocking,
+/// replacing a stale socket. The launcher does this and donates the
+/// listener to the supervisor.
+pub fn bind_control_socket_at(dir: BorrowedFd<'_>, dir_path: &Path) -> Result<OwnedFd, StateError> {
+    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    let real = dir_path.join(CONTROL_SOCKET);
+    match unlinkat(dir, CONTROL_SOCKET, 0) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("removing the stale socket", &real)(e)),
+    }
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(errno_err("making the control socket", &real))?;
+    let addr_path = if real.as_os_str().len() < SUN_PATH_LEN {
+        real.clone()
+    } else {
+        PathBuf::from(format!("/proc/self/fd/{}/{CONTROL_SOCKET}", dir.as_raw_fd()))
+    };
+    let addr = UnixAddr::new(&addr_path).map_err(errno_err("addressing", &real))?;
+    bind(fd.as_raw_fd(), &addr).map_err(errno_err("binding", &real))?;
+    let name = cstr(CONTROL_SOCKET);
+    // SAFETY: NUL-terminated name that outlives the call; a borrowed dir fd.
+    if unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), 0o600, 0) } != 0 {
+        return Err(io_err("setting the mode of", &real)(io::Error::last_os_error()));
+    }
+    listen(&fd, Backlog::new(64).expect("64 is a valid backlog")).map_err(errno_err("listening on", &real))?;
+    Ok(fd)
+}
+
+fn openat(dir: BorrowedFd<'_>, name: &str, flags: i32, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    let c = cstr(name);
+    // SAFETY: NUL-terminated name that outlives the call; a borrowed dir fd;
+    // the returned fd is checked before it is owned.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat just returned it; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn unlinkat(dir: BorrowedFd<'_>, name: &str, flags: i32) -> io::Result<()> {
+    let c = cstr(name);
+    // SAFETY: NUL-terminated name that outlives the call; a borrowed dir fd.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl AsFd for SandboxDir {

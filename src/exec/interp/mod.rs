@@ -17,6 +17,9 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+mod create;
+mod serve;
+
 use super::backend::{
     Backend, CapSetKind, FdRef, FdTag, Forked, Make, Op, Outcome, ParentLink, PreparedExec, PreparedFilter, ProcRef,
     Who,
@@ -37,6 +40,46 @@ pub const STAGED_ROOT: &str = "/tmp/root";
 /// (docs/apply.md, "Dying with the launcher").
 const DIES_WITH_LAUNCHER: &str = "foreground-sandbox-dies-with-launcher";
 
+/// The rule a created sandbox's state directory, control socket and exit
+/// record come by (docs/lifecycle.md).
+const CREATE_RULE: &str = "create-records-the-sandbox";
+
+/// The supervisor's word on the control socketpair that it is set up and
+/// about to serve (`create`).
+pub const READY_MARK: u8 = b'R';
+/// The launcher's word that the sandbox is recorded: the supervisor may
+/// outlive it from here.
+pub const COMMIT_MARK: u8 = b'C';
+/// How long `create` waits for the supervisor's readiness, in ms (the seed's 10 s).
+pub const READY_TIMEOUT_MS: u64 = 10_000;
+
+/// What `create` records of a sandbox besides its processes.
+#[derive(Debug, Clone)]
+pub struct Creating {
+    /// The record (`state.json`), status `created`; its supervisor is filled
+    /// in when it is written.
+    pub record: crate::exec::control::state::Record,
+    /// runc's `--pid-file`: the supervisor's host pid goes there.
+    pub pid_file: Option<PathBuf>,
+    /// Other files of the state directory, written before the record
+    /// (`plan.json`, ...).
+    pub files: Vec<(&'static str, Rc<Vec<u8>>)>,
+}
+
+/// What an `exec`'d process gets instead of the workload's section of the
+/// plan (compiled by [`crate::plan::exec_process::compile`]).
+#[derive(Debug, Clone)]
+struct ExecOverride {
+    prepared: Rc<PreparedExec>,
+    /// Its stdin, stdout and stderr, in the supervisor.
+    stdio: [FdRef; 3],
+    /// The pty slave is its stdio: a new session with it as controlling tty.
+    tty: bool,
+    credentials: Credentials,
+    capabilities: CapSets,
+    cwd: PathBuf,
+}
+
 /// Lowest fd number used when moving fds out of the way of planned numbers.
 const HIGH_FD: i32 = 1000;
 
@@ -47,6 +90,8 @@ const CHILD_FAILED: i32 = 125;
 #[derive(Debug, Clone)]
 enum Undo {
     StateFile(PathBuf),
+    /// A created sandbox's state directory (`create`).
+    SandboxDir(PathBuf),
     CgroupDir {
         path: PathBuf,
         leaf: bool,
@@ -74,51 +119,45 @@ pub struct Prepared {
 /// programs and the plan's own JSON are made by the launcher after the
 /// release, off the supervisor's path (see `Interp::release`).
 pub fn prepare(plan: &LaunchPlan) -> Result<Prepared, ApplyError> {
-    use std::ffi::CString;
-    let bad = |what: &str, m: String| ApplyError::Prepare {
-        what: what.into(),
-        message: m,
-    };
-    let cs = |s: &str, what: &str| CString::new(s).map_err(|_| bad(what, format!("{s:?} contains a NUL byte")));
     let w = &plan.workload;
-    let argv0 = w
-        .args
-        .value
-        .first()
-        .ok_or_else(|| bad("workload.args", "argv is empty".into()))?;
+    let exec = prepared_exec(&w.args.value, &w.env.value).map_err(|(what, m)| ApplyError::Prepare {
+        what: format!("workload.{what}"),
+        message: m,
+    })?;
+    if let Some(s) = &w.seccomp {
+        super::seccomp::check(s).map_err(|m| ApplyError::Prepare {
+            what: "workload.seccomp".into(),
+            message: m,
+        })?;
+    }
+    Ok(Prepared {
+        exec: Rc::new(exec),
+        filters: Vec::new(),
+    })
+}
+
+/// argv and envp as `execve` takes them, with the candidate paths of
+/// argv\[0\] (itself when it holds a `/`, else one per entry of the
+/// environment's `PATH`). An error names the field (`args`, `env`) and why.
+fn prepared_exec(args: &[String], env: &[String]) -> Result<PreparedExec, (&'static str, String)> {
+    use std::ffi::CString;
+    let cs = |s: &str, what: &'static str| CString::new(s).map_err(|_| (what, format!("{s:?} contains a NUL byte")));
+    let argv0 = args.first().ok_or(("args", "argv is empty".to_string()))?;
     let candidates = if argv0.contains('/') {
-        vec![cs(argv0, "workload.args")?]
+        vec![cs(argv0, "args")?]
     } else {
-        let path = w
-            .env
-            .value
+        let path = env
             .iter()
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         path.split(':')
             .filter(|d| !d.is_empty())
-            .map(|d| cs(&format!("{d}/{argv0}"), "workload.args"))
+            .map(|d| cs(&format!("{d}/{argv0}"), "args"))
             .collect::<Result<_, _>>()?
     };
-    let argv = w
-        .args
-        .value
-        .iter()
-        .map(|a| cs(a, "workload.args"))
-        .collect::<Result<_, _>>()?;
-    let envp = w
-        .env
-        .value
-        .iter()
-        .map(|a| cs(a, "workload.env"))
-        .collect::<Result<_, _>>()?;
-    if let Some(s) = &w.seccomp {
-        super::seccomp::check(s).map_err(|m| bad("workload.seccomp", m))?;
-    }
-    Ok(Prepared {
-        exec: Rc::new(PreparedExec::new(candidates, argv, envp)),
-        filters: Vec::new(),
-    })
+    let argv = args.iter().map(|a| cs(a, "args")).collect::<Result<_, _>>()?;
+    let envp = env.iter().map(|a| cs(a, "env")).collect::<Result<_, _>>()?;
+    Ok(PreparedExec::new(candidates, argv, envp))
 }
 
 /// Runs a plan on a backend.
@@ -192,6 +231,20 @@ pub struct Interp<'a, B: Backend> {
     id: LaunchId,
     /// Where the state file goes (made if missing, shared, never removed).
     state_root: PathBuf,
+    /// `create`: what the sandbox is recorded with; `None` for a foreground
+    /// launch.
+    creating: Option<Rc<Creating>>,
+    /// `create`: the state directory's fd (holding its lock) and path.
+    sandbox_dir: Option<(FdRef, PathBuf)>,
+    /// `create`: the control socket's listener (launcher, then supervisor).
+    listener: Option<FdRef>,
+    /// `create`: the `exit` record (launcher, then supervisor).
+    exit_file: Option<FdRef>,
+    /// `create`: the sandbox is recorded (the launcher's part is done).
+    committed: bool,
+    /// While an `exec`'d process is spawned: what replaces the workload's
+    /// section of the plan.
+    exec_override: Option<ExecOverride>,
 }
 
 type R<T> = Result<T, StepFailure>;
@@ -236,7 +289,22 @@ impl<'a, B: Backend> Interp<'a, B> {
             supervisor_pid: None,
             id: LaunchId::placeholder(),
             state_root: state::DEFAULT_ROOT.into(),
+            creating: None,
+            sandbox_dir: None,
+            listener: None,
+            exit_file: None,
+            committed: false,
+            exec_override: None,
         }
+    }
+
+    /// Makes this launch `create` a long-lived sandbox: its state directory
+    /// `<root>/<id>/` instead of a state file, a control socket its
+    /// supervisor serves, and a launcher that records the sandbox and
+    /// returns once the supervisor answers, leaving it waiting for `start`.
+    /// [`Self::run`] then returns the supervisor's host pid.
+    pub fn create_as(&mut self, creating: Creating) {
+        self.creating = Some(Rc::new(creating));
     }
 
     /// Runs as sandbox `id`, with the state file under `root` (default: the
@@ -399,6 +467,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn do_step(&mut self, step: Step) -> R<()> {
         match step {
             Step::Preflight => Ok(()), // done by `apply` before the walk (pure)
+            Step::StateFile if self.creating.is_some() => self.make_sandbox_dir(),
             Step::StateFile => self.make_state_file(),
             Step::CgroupCreate => self.create_cgroups(),
             Step::CgroupLimits => self.write_cgroup_limits(),
@@ -429,6 +498,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::ReadonlyPaths => self.make_paths_readonly(),
             Step::RootReadonly => self.make_root_readonly(),
             Step::Session => self.start_session(),
+            Step::SpawnWorkload if self.creating.is_some() => self.serve_created(),
             Step::SpawnWorkload => self.spawn_workload(),
             Step::WorkloadFds => self.arrange_workload_fds(),
             Step::Rlimits => self.set_rlimits(),
@@ -439,10 +509,12 @@ impl<'a, B: Backend> Interp<'a, B> {
                 .and_then(|()| self.set_no_new_privs()),
             Step::Seccomp => self.load_seccomp(),
             Step::Exec => self.exec_workload(),
+            Step::SupervisorCredentials if self.creating.is_some() => self.drop_supervisor_privileges(),
             Step::SupervisorCredentials => self
                 .drop_supervisor_privileges()
                 .and_then(|()| self.die_with_launcher_again()),
             Step::Wait => self.supervise(),
+            Step::Teardown if self.creating.is_some() => self.finish_create(),
             Step::Teardown => self.teardown(),
         }
     }
@@ -454,6 +526,22 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// here, before anything else is made. The launcher holds its lock until
     /// the end: the file is unlinked first, closed last (see
     /// [`super::state`]).
+    fn make_sandbox_dir(&mut self) -> R<()> {
+        self.origin = self.id.origin().clone();
+        let tag = FdTag::Internal("sandbox directory");
+        let op = Op::CreateSandboxDir {
+            root: self.state_root.clone(),
+            id: self.id.as_str().to_string(),
+            tag,
+        };
+        let fd = self.op_fd(op, tag)?;
+        let path = self.state_root.join(self.id.as_str());
+        self.undo.push(Undo::Close(fd));
+        self.undo.push(Undo::SandboxDir(path.clone()));
+        self.sandbox_dir = Some((fd, path));
+        Ok(())
+    }
+
     fn make_state_file(&mut self) -> R<()> {
         self.origin = self.id.origin().clone();
         let file = self.id.state_file(&self.state_root);
@@ -653,6 +741,35 @@ impl<'a, B: Backend> Interp<'a, B> {
             };
             self.sup_sources.push(fd);
         }
+        self.open_create_fds()
+    }
+
+    /// `create`: the control socket's listener and the `exit` record, made
+    /// in the state directory and handed to the supervisor beside its
+    /// planned fds (close-on-exec: the workload never has them).
+    fn open_create_fds(&mut self) -> R<()> {
+        let Some((dir, path)) = self.sandbox_dir.clone() else {
+            return Ok(());
+        };
+        self.origin = Origin::rule(CREATE_RULE);
+        let tag = FdTag::Internal("control listener");
+        let op = Op::BindControlSocket {
+            dir,
+            path: path.join(crate::exec::control::state::CONTROL_SOCKET),
+            tag,
+        };
+        let l = self.op_fd(op, tag)?;
+        self.undo.push(Undo::Close(l));
+        self.listener = Some(l);
+        let exit = path.join(crate::exec::control::state::EXIT_FILE);
+        let e = self.open(
+            exit,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            0o600,
+            FdTag::Internal("exit record"),
+        )?;
+        self.undo.push(Undo::Close(e));
+        self.exit_file = Some(e);
         Ok(())
     }
 
@@ -1126,12 +1243,15 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// Puts each planned fd at its number and closes every other one (but
     /// `extra`, an internal close-on-exec fd). Sources are first moved above
     /// every planned number so no dup2 overwrites a source still needed.
-    fn arrange_fds(&mut self, entries: &[FdEntry], sources: &[FdRef], extra: Option<FdRef>) -> R<Option<FdRef>> {
+    fn arrange_fds(&mut self, entries: &[FdEntry], sources: &[FdRef], extras: &[Option<FdRef>]) -> R<Vec<Option<FdRef>>> {
         let min = entries.iter().map(|e| e.fd.0 + 1).max().unwrap_or(0).max(HIGH_FD);
-        let extra = match extra {
-            Some(fd) => Some(self.op_fd(Op::DupHigh { fd, min }, fd.tag)?),
-            None => None,
-        };
+        let mut moved = Vec::with_capacity(extras.len());
+        for extra in extras {
+            moved.push(match *extra {
+                Some(fd) => Some(self.op_fd(Op::DupHigh { fd, min }, fd.tag)?),
+                None => None,
+            });
+        }
         let mut high = Vec::new();
         for (e, src) in entries.iter().zip(sources) {
             self.origin = e.from.clone();
@@ -1147,10 +1267,10 @@ impl<'a, B: Backend> Interp<'a, B> {
             self.op(Op::Dup2 { from: *h, to: e.fd.0 })?;
         }
         let mut keep: Vec<i32> = entries.iter().map(|e| e.fd.0).collect();
-        keep.extend(extra.map(|f| f.raw));
+        keep.extend(moved.iter().flatten().map(|f| f.raw));
         keep.sort_unstable();
         self.op(Op::CloseAllExcept { keep })?;
-        Ok(extra)
+        Ok(moved)
     }
 
     /// The supervisor's planned uid/gid, taken first: keep-caps holds the
@@ -1174,11 +1294,12 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn arrange_supervisor_fds(&mut self) -> R<()> {
         let entries = self.plan.supervisor.fds.clone();
         let sources = self.sup_sources.clone();
-        let keep = self.launcher_done.take();
+        let keep = [self.launcher_done.take(), self.listener.take(), self.exit_file.take()];
         if self.real {
             super::log::hold();
         }
-        self.launcher_done = self.arrange_fds(&entries, &sources, keep)?;
+        let moved = self.arrange_fds(&entries, &sources, &keep)?;
+        (self.launcher_done, self.listener, self.exit_file) = (moved[0], moved[1], moved[2]);
         self.report = self.planned_control();
         if self.real {
             for e in &entries {
@@ -1603,6 +1724,16 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn spawn_workload(&mut self) -> R<()> {
         self.origin = self.plan.workload.args.from.clone();
         self.await_launcher()?;
+        if let Some(proc) = self.spawn_child()? {
+            self.workload = Some(proc);
+        }
+        Ok(())
+    }
+
+    /// Spawns the workload's steps (or an `exec`'d process's, with
+    /// [`Self::exec_override`] set) in a vfork child. Returns the child, or
+    /// `None` when recording (whose walk plays the child's steps next).
+    fn spawn_child(&mut self) -> R<Option<ProcRef>> {
         self.check_exec_allowed()?;
         if self.plan.namespaces.pid.value != Namespace::New {
             match self.op(Op::GetPid)? {
@@ -1633,7 +1764,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                         who: Who::Workload,
                     });
                     self.report = Some(w);
-                    Ok(())
+                    Ok(None)
                 }
                 o => Err(self.odd(o)),
             };
@@ -1669,6 +1800,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         // they changed of the supervisor's own state.
         self.me = Actor::Supervisor;
         super::log::mute(false);
+        self.cursor = next - 1;
         self.step = step;
         self.origin = origin;
         self.report = report;
@@ -1677,7 +1809,6 @@ impl<'a, B: Backend> Interp<'a, B> {
             pid: spawned.pid,
             who: Who::Workload,
         };
-        self.workload = Some(proc);
         self.op(Op::Close { fd: w })?;
         self.exec_report = Some(r);
         if !spawned.reached_exec {
@@ -1688,7 +1819,6 @@ impl<'a, B: Backend> Interp<'a, B> {
                 Outcome::Reaped(Some((_, st))) => st,
                 o => return Err(self.odd(o)),
             };
-            self.workload = None;
             let how = if status > 128 {
                 format!("killed by signal {}", status - 128)
             } else {
@@ -1699,7 +1829,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                 format!("the workload's process died before its exec ({how}), without a report"),
             ));
         }
-        Ok(())
+        Ok(Some(proc))
     }
 
     /// Before the spawn: the seccomp programs must let the workload's
@@ -1747,6 +1877,9 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     fn arrange_workload_fds(&mut self) -> R<()> {
         self.op(Op::ResetSignals)?;
+        if let Some(ov) = self.exec_override.clone() {
+            return self.arrange_exec_fds(&ov);
+        }
         let entries = self.plan.workload.fds.clone();
         let mut sources = Vec::new();
         for e in &entries {
@@ -1759,7 +1892,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             }
         }
         let report = self.report;
-        self.report = self.arrange_fds(&entries, &sources, report)?;
+        self.report = self.arrange_fds(&entries, &sources, &[report])?[0];
         Ok(())
     }
 
@@ -1824,18 +1957,22 @@ impl<'a, B: Backend> Interp<'a, B> {
             self.origin = u.from.clone();
             self.op(Op::Umask { mask: u.value })?;
         }
-        self.set_credentials(&w.credentials)?;
+        let (creds, cwd, cwd_from) = match &self.exec_override {
+            Some(ov) => (ov.credentials.clone(), ov.cwd.clone(), Origin::Cli("exec process.cwd".into())),
+            None => (w.credentials.clone(), w.cwd.value.clone(), w.cwd.from.clone()),
+        };
+        self.set_credentials(&creds)?;
         // cwd is entered as the workload's user, before seccomp.
-        self.origin = w.cwd.from.clone();
-        self.op(Op::Chdir {
-            path: w.cwd.value.clone(),
-        })
-        .map(drop)
+        self.origin = cwd_from;
+        self.op(Op::Chdir { path: cwd }).map(drop)
     }
 
     fn set_workload_capabilities(&mut self) -> R<()> {
         let c = &self.plan.workload.capabilities;
-        self.set_capabilities(&c.value, &c.from)
+        match self.exec_override.as_ref().map(|ov| ov.capabilities.clone()) {
+            Some(caps) => self.set_capabilities(&caps, &Origin::Cli("exec process.capabilities".into())),
+            None => self.set_capabilities(&c.value, &c.from),
+        }
     }
 
     fn set_no_new_privs(&mut self) -> R<()> {
@@ -2067,6 +2204,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                     r => r.map(drop),
                 },
                 Undo::StateFile(p) => self.b.perform(&Op::Unlink { path: p.clone() }).map(drop),
+                Undo::SandboxDir(p) => self.b.perform(&Op::RemoveSandboxDir { path: p.clone() }).map(drop),
             };
             if let Err(e) = r {
                 left.push(format!("{u:?}: {}", super::error::error_text(&e)));

@@ -1,0 +1,514 @@
+//! `create`, `start`, `run` and `exec`: making a long-lived sandbox, starting
+//! its workload, and starting more processes in it (docs/lifecycle.md). The
+//! rest of the lifecycle's commands read or act on what these leave under
+//! `--root`.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::run::{load_plan_file, EXIT_APPLY_FAILED};
+use super::{compile_inputs, Failure, PlanInputs, EXIT_BAD_INPUT};
+use crate::diag::SourceDiag;
+use crate::exec::control::client::{Client, ClientError};
+use crate::exec::control::proto::{ExecStdio, ExitStatus, Reply, Request, Status};
+use crate::exec::control::state::{
+    self, LockMode, Record, SandboxDir, SandboxId, StateError, StateRoot, PLAN_FILE, RECORD_FORMAT,
+};
+use crate::exec::{self, LaunchId};
+use crate::plan::render::{self, Format};
+use crate::plan::LaunchPlan;
+use crate::vocab::Origin;
+
+/// How long a command waits for an id's lock, and for a control call.
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A state failure at the edge: an invalid id is bad input (exit 2), the
+/// rest exit 1, in one line.
+fn state_failure(e: StateError) -> Failure {
+    match e {
+        StateError::InvalidId(_) => Failure {
+            diag: Box::new(SourceDiag::plain(e.to_string(), None)),
+            code: EXIT_BAD_INPUT,
+        },
+        e => Failure::other(e.to_string()),
+    }
+}
+
+fn client_failure(id: &SandboxId, what: &str, e: ClientError) -> Failure {
+    Failure::other(format!("{what} {id}: {e}"))
+}
+
+/// What `create` and `run` take besides the plan's inputs.
+pub(super) struct CreateArgs<'a> {
+    /// The sandbox id.
+    pub id: &'a str,
+    /// runc's `--pid-file`.
+    pub pid_file: Option<&'a Path>,
+    /// Print the ops instead.
+    pub dry_run: bool,
+}
+
+/// `create ID`: compile as `apply` does, run up to the workload's spawn,
+/// record the sandbox. Returns the id and the supervisor's host pid.
+#[inline(never)] // see `cli::run`
+pub(super) fn create(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result<i32, Failure> {
+    create_sandbox(root, inputs, args).map(|_| 0)
+}
+
+fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result<(SandboxId, i32), Failure> {
+    let id = SandboxId::parse(args.id).map_err(|e| state_failure(e.into()))?;
+    let mut inputs = inputs.clone();
+    // runc's default bundle is the current directory.
+    if inputs.bundle.is_none() && inputs.spec.is_none() && inputs.command.is_empty() && Path::new("config.json").exists()
+    {
+        inputs.bundle = Some(PathBuf::from("."));
+    }
+    let (compiled, loaded) = compile_inputs(&inputs, Path::new("."))?;
+    let plan = compiled.plan;
+    let bundle = match &loaded.spec.dir {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+    };
+    let record = Record {
+        format: RECORD_FORMAT,
+        id: id.as_str().to_string(),
+        status: Status::Created,
+        bundle,
+        // SAFETY: getuid cannot fail and has no arguments.
+        owner_uid: unsafe { libc::getuid() },
+        created_unix: state::now_unix(),
+        supervisor: None,
+        annotations: loaded.spec.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        exit: None,
+        plan_hash: Some(render::hash(&plan)),
+    };
+    let pid_file = match args.pid_file {
+        Some(p) if p.is_relative() => Some(std::env::current_dir().map(|d| d.join(p)).unwrap_or(p.to_path_buf())),
+        p => p.map(Path::to_path_buf),
+    };
+    let creating = exec::interp::Creating {
+        record,
+        pid_file,
+        files: vec![(PLAN_FILE, Rc::new(render::render(&plan, Format::Json).into_bytes()))],
+    };
+    let opts = exec::ApplyOptions {
+        id: Some(
+            LaunchId::given(id.as_str(), Origin::Cli("the sandbox id".into()))
+                .map_err(|e| Failure::input(SourceDiag::plain(e.to_string(), None)))?,
+        ),
+        root: Some(root.to_path_buf()),
+        ..Default::default()
+    };
+    if args.dry_run {
+        let text = exec::dry_run_create_text(&plan, &opts, creating).map_err(|e| Failure::other(e.to_string()))?;
+        print!("# dry run of create (then start) for plan {}\n{text}", render::hash(&plan));
+        return Ok((id, 0));
+    }
+    match exec::create(&plan, &loaded.host, &opts, creating) {
+        Ok(pid) => Ok((id, pid)),
+        Err(e) => {
+            let text = e.to_string();
+            let text = if text.contains("File exists") || text.contains("EEXIST") {
+                format!("create {id}: a sandbox with this id exists under {} (nothing was changed)", root.display())
+            } else {
+                format!("create {id}: {text}")
+            };
+            Err(Failure {
+                diag: Box::new(SourceDiag::plain(text, None)),
+                code: 1,
+            })
+        }
+    }
+}
+
+/// Opens `id` with `mode`, and reads its record.
+fn open(root: &Path, id: &SandboxId, mode: LockMode) -> Result<(SandboxDir, Record), Failure> {
+    let dir = StateRoot::new(root).open(id, mode, WAIT).map_err(state_failure)?;
+    let record = dir.read_record().map_err(state_failure)?;
+    Ok((dir, record))
+}
+
+/// `start ID`: the supervisor spawns the workload.
+#[inline(never)] // see `cli::run`
+pub(super) fn start(root: &Path, id: &str) -> Result<i32, Failure> {
+    let id = SandboxId::parse(id).map_err(|e| state_failure(e.into()))?;
+    let (dir, mut record) = open(root, &id, LockMode::Exclusive)?;
+    let status = record.live_status();
+    if status != Status::Created {
+        return Err(Failure::other(format!(
+            "start {id}: the sandbox is {}, not created",
+            status.as_str()
+        )));
+    }
+    let mut c = Client::connect(&dir.socket_path(), WAIT).map_err(|e| client_failure(&id, "start", e))?;
+    c.call(&Request::Start {})
+        .map_err(|e| client_failure(&id, "start", e))?;
+    record.status = Status::Running;
+    dir.write_record(&record).map_err(state_failure)?;
+    Ok(0)
+}
+
+/// `run ID`: create and start; in the foreground (without `--detach`) wait
+/// for the workload, forwarding INT, TERM and HUP to it, then remove the
+/// sandbox, and exit with the workload's status.
+#[inline(never)] // see `cli::run`
+pub(super) fn run(root: &Path, inputs: &PlanInputs, args: &CreateArgs, detach: bool) -> Result<i32, Failure> {
+    let (id, supervisor) = create_sandbox(root, inputs, args)?;
+    if args.dry_run {
+        return Ok(0);
+    }
+    if let Err(f) = start(root, id.as_str()) {
+        let _ = remove_stopped(root, &id, true);
+        return Err(f);
+    }
+    if detach {
+        return Ok(0);
+    }
+    let status = wait_foreground(root, &id, supervisor, None);
+    let _ = remove_stopped(root, &id, true);
+    Ok(status)
+}
+
+/// Waits in the foreground for the workload (or, with `pid`, an `exec`'d
+/// process): a child process makes the blocking `wait` call and exits with
+/// the status, so that this process can forward the caller's INT, TERM and
+/// HUP meanwhile (their arrival and the child's SIGCHLD are taken with
+/// sigwaitinfo).
+fn wait_foreground(root: &Path, id: &SandboxId, supervisor: i32, pid: Option<i32>) -> i32 {
+    let socket = match StateRoot::new(root).open(id, LockMode::Shared, WAIT) {
+        Ok(dir) => dir.socket_path(),
+        Err(_) => return read_exit(root, id).map_or(EXIT_APPLY_FAILED, ExitStatus::shell_status),
+    };
+    let set = blocked_signals();
+    // SAFETY: a valid set; the old mask is not needed.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    // SAFETY: the CLI has no other threads; the child only calls, then _exits.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let req = match pid {
+            Some(p) => Request::WaitPid { pid: p },
+            None => Request::Wait {},
+        };
+        let code = match Client::connect(&socket, WAIT).and_then(|mut c| c.call(&req)) {
+            Ok(Reply::Exited { exit, .. }) => exit.shell_status(),
+            _ => -1,
+        };
+        // SAFETY: _exit in the forked child.
+        unsafe { libc::_exit(code & 0xff) }
+    }
+    loop {
+        // SAFETY: a valid set; no info wanted.
+        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        match sig {
+            libc::SIGCHLD => break,
+            libc::SIGINT | libc::SIGTERM | libc::SIGHUP => {
+                let req = match pid {
+                    Some(p) => Request::SignalProcess {
+                        pid: p,
+                        signal: sig,
+                        foreground: false,
+                    },
+                    None => Request::SignalContainer { signal: sig, all: false },
+                };
+                let _ = Client::connect(&socket, WAIT).and_then(|mut c| c.call(&req));
+            }
+            _ => {}
+        }
+    }
+    let mut raw = 0;
+    // SAFETY: reaping our own child with a valid status pointer.
+    unsafe { libc::waitpid(child, &mut raw, 0) };
+    let _ = supervisor;
+    match ExitStatus::from_raw(raw) {
+        Some(ExitStatus::Exited { code }) if code != 255 => code,
+        // The call failed (the supervisor went away): the recorded exit.
+        _ => read_exit(root, id).map_or(EXIT_APPLY_FAILED, ExitStatus::shell_status),
+    }
+}
+
+fn blocked_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid set pointer for each call.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD] {
+            libc::sigaddset(&mut set, s);
+        }
+    }
+    set
+}
+
+/// The workload's exit status as the supervisor recorded it.
+fn read_exit(root: &Path, id: &SandboxId) -> Option<ExitStatus> {
+    let bytes = std::fs::read(root.join(id.as_str()).join(state::EXIT_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Removes a sandbox whose supervisor is gone (with `force`, after
+/// killing it): its cgroup directories (the stored plan's) and its state
+/// directory.
+fn remove_stopped(root: &Path, id: &SandboxId, force: bool) -> Result<(), Failure> {
+    let (dir, record) = open(root, id, LockMode::Exclusive)?;
+    if let Some(sup) = record.supervisor.as_ref().filter(|s| s.is_alive()) {
+        if !force {
+            return Err(Failure::other(format!("{id} is running")));
+        }
+        // SAFETY: kill has no memory arguments.
+        unsafe { libc::kill(sup.pid, libc::SIGKILL) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while sup.is_alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    if let Ok(plan) = load_plan_file(&dir.path().join(PLAN_FILE)) {
+        remove_cgroups(&plan, id);
+    }
+    dir.remove().map_err(state_failure)
+}
+
+/// Removes the plan's cgroup directories for sandbox `id`, leaves first (the
+/// tool's own shared parent too, when empty).
+fn remove_cgroups(plan: &LaunchPlan, id: &SandboxId) {
+    let Some(cg) = &plan.cgroup else {
+        return;
+    };
+    let lid = LaunchId::given(id.as_str(), Origin::Default).ok();
+    for d in cg.dirs.iter().rev() {
+        let path = lid.as_ref().map_or(d.path.clone(), |l| l.resolve(&d.path));
+        for _ in 0..50 {
+            match std::fs::remove_dir(&path) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(Duration::from_millis(2)),
+                _ => break,
+            }
+        }
+    }
+}
+
+/// What `exec` takes.
+pub(super) struct ExecArgs<'a> {
+    pub id: &'a str,
+    pub process: Option<&'a Path>,
+    pub tty: bool,
+    pub detach: bool,
+    pub pid_file: Option<&'a Path>,
+    pub console_socket: Option<&'a Path>,
+    pub cwd: Option<&'a Path>,
+    pub env: &'a [String],
+    pub user: Option<&'a str>,
+    pub command: &'a [String],
+}
+
+/// `exec ID CMD...`: a new process in the running sandbox.
+#[inline(never)] // see `cli::run`
+pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
+    let id = SandboxId::parse(a.id).map_err(|e| state_failure(e.into()))?;
+    let (dir, record) = open(root, &id, LockMode::Shared)?;
+    let status = record.live_status();
+    if status != Status::Running {
+        return Err(Failure::other(format!(
+            "exec {id}: the sandbox is {}, not running",
+            status.as_str()
+        )));
+    }
+    let process = exec_process(&dir, a)?;
+    let tty = a.tty || process.terminal().unwrap_or(false);
+    if tty && a.detach && a.console_socket.is_none() {
+        return Err(Failure::input(SourceDiag::plain(
+            format!("exec {id}: --tty with --detach needs --console-socket (where the terminal goes)"),
+            None,
+        )));
+    }
+    let stdio = if tty { ExecStdio::Pty } else { ExecStdio::Attached };
+    let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let fds: Vec<std::os::fd::BorrowedFd> = if tty {
+        Vec::new()
+    } else {
+        vec![i.as_fd(), o.as_fd(), e.as_fd()]
+    };
+    let mut c = Client::connect(&dir.socket_path(), WAIT).map_err(|e| client_failure(&id, "exec", e))?;
+    let req = Request::Exec {
+        process: Box::new(process),
+        stdio,
+    };
+    let (reply, master) = c.call_with_fds(&req, &fds).map_err(|e| client_failure(&id, "exec", e))?;
+    let Reply::Exec { pid } = reply else {
+        return Err(Failure::other(format!("exec {id}: unexpected reply {}", reply.name())));
+    };
+    drop(c);
+    if let Some(p) = a.pid_file {
+        let host = record
+            .supervisor
+            .as_ref()
+            .and_then(|s| host_pid(s.pid, pid))
+            .ok_or_else(|| Failure::other(format!("exec {id}: process {pid} is gone before its pid file was written")))?;
+        state::write_pid_file(p, host).map_err(state_failure)?;
+    }
+    if let (Some(sock), Some(m)) = (a.console_socket, master.as_ref()) {
+        send_console(sock, m).map_err(|e| Failure::other(format!("exec {id}: --console-socket {}: {e}", sock.display())))?;
+    }
+    if a.detach {
+        return Ok(0);
+    }
+    let supervisor = record.supervisor.as_ref().map_or(0, |s| s.pid);
+    drop(dir);
+    match (master, a.console_socket) {
+        (Some(m), None) => Ok(relay_and_wait(root, &id, supervisor, pid, &m)),
+        _ => Ok(wait_foreground(root, &id, supervisor, Some(pid))),
+    }
+}
+
+/// The process `exec` asks for: `--process FILE`, or CMD with the stored
+/// plan's environment (plus `--env`), cwd and user, as runc's exec makes it.
+fn exec_process(dir: &SandboxDir, a: &ExecArgs) -> Result<oci_spec::runtime::Process, Failure> {
+    use oci_spec::runtime::{ProcessBuilder, UserBuilder};
+    if let Some(p) = a.process {
+        let (_, _, process) = crate::spec::load_process(p, Path::new(".")).map_err(|e| Failure::input(e.to_diag()))?;
+        return Ok(process);
+    }
+    if a.command.is_empty() {
+        return Err(Failure::input(SourceDiag::plain(
+            "exec: no command given",
+            Some("give the command after the id, or --process FILE".into()),
+        )));
+    }
+    let plan = load_plan_file(&dir.path().join(PLAN_FILE))?;
+    let w = &plan.workload;
+    let mut env = w.env.value.clone();
+    for e in a.env {
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    let (uid, gid) = match a.user {
+        None => (w.credentials.uid.0, w.credentials.gid.0),
+        Some(u) => {
+            let mut parts = u.splitn(2, ':');
+            let uid = parts.next().and_then(|s| s.parse().ok());
+            let gid = parts.next().map(|s| s.parse().ok());
+            match (uid, gid) {
+                (Some(uid), None) => (uid, uid),
+                (Some(uid), Some(Some(gid))) => (uid, gid),
+                _ => {
+                    return Err(Failure::input(SourceDiag::plain(
+                        format!("exec --user {u:?}: give numeric UID or UID:GID"),
+                        None,
+                    )))
+                }
+            }
+        }
+    };
+    ProcessBuilder::default()
+        .args(a.command.to_vec())
+        .env(env)
+        .cwd(a.cwd.map_or_else(|| w.cwd.value.clone(), Path::to_path_buf))
+        .user(
+            UserBuilder::default()
+                .uid(uid)
+                .gid(gid)
+                .build()
+                .map_err(|e| Failure::other(e.to_string()))?,
+        )
+        .terminal(a.tty)
+        .build()
+        .map(|mut p| {
+            // The workload's capabilities (the supervisor's default), not oci-spec's.
+            p.set_capabilities(None);
+            p
+        })
+        .map_err(|e| Failure::other(format!("exec: {e}")))
+}
+
+/// The host pid of the process whose pid in the sandbox (the PID namespace
+/// of host process `supervisor`) is `inner`.
+fn host_pid(supervisor: i32, inner: i32) -> Option<i32> {
+    let ns = std::fs::read_link(format!("/proc/{supervisor}/ns/pid")).ok()?;
+    if inner == 1 {
+        return Some(supervisor);
+    }
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() != Some(&ns) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let last = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|s| s.parse::<i32>().ok());
+        if last == Some(inner) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// Sends the pty master to the `--console-socket` (SCM_RIGHTS), as runc does.
+fn send_console(path: &Path, master: &OwnedFd) -> std::io::Result<()> {
+    use std::os::unix::net::UnixStream;
+    let sock = UnixStream::connect(path)?;
+    let fds = [master.as_raw_fd()];
+    let cmsg = nix::sys::socket::ControlMessage::ScmRights(&fds);
+    let iov = [std::io::IoSlice::new(b"/dev/pts/ptmx")];
+    nix::sys::socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &[cmsg], nix::sys::socket::MsgFlags::empty(), None)
+        .map(drop)
+        .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
+}
+
+/// `exec --tty` in the foreground: relays the pty to this terminal until
+/// the process ends (a child process's `wait_pid` ends with a SIGCHLD that
+/// stops the relay), then exits with its status.
+fn relay_and_wait(root: &Path, id: &SandboxId, supervisor: i32, pid: i32, master: &OwnedFd) -> i32 {
+    let m = master.as_raw_fd();
+    let saved = exec::pty::make_raw(0).ok().flatten();
+    let _ = exec::pty::copy_winsize(m);
+    let socket = root.join(id.as_str()).join(state::CONTROL_SOCKET);
+    let set = blocked_signals();
+    // SAFETY: a valid set; the old mask is not needed.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    // SAFETY: single-threaded; the child only calls, then _exits.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let code = match Client::connect(&socket, WAIT).and_then(|mut c| c.call(&Request::WaitPid { pid })) {
+            Ok(Reply::Exited { exit, .. }) => exit.shell_status(),
+            _ => -1,
+        };
+        // SAFETY: _exit in the forked child.
+        unsafe { libc::_exit(code & 0xff) }
+    }
+    let mut stdin = true;
+    loop {
+        match exec::pty::relay(m, stdin) {
+            Ok(exec::backend::Outcome::StdinClosed) => stdin = false,
+            Ok(exec::backend::Outcome::Signal(libc::SIGCHLD)) | Err(_) => break,
+            Ok(exec::backend::Outcome::Signal(sig)) => {
+                let req = Request::SignalProcess {
+                    pid,
+                    signal: sig,
+                    foreground: false,
+                };
+                let _ = Client::connect(&socket, WAIT).and_then(|mut c| c.call(&req));
+            }
+            Ok(_) => {}
+        }
+    }
+    let _ = exec::pty::drain(m);
+    if let Some(s) = saved {
+        let _ = exec::pty::restore(0, &s);
+    }
+    let mut raw = 0;
+    // SAFETY: reaping our own child with a valid status pointer.
+    unsafe { libc::waitpid(child, &mut raw, 0) };
+    let _ = supervisor;
+    match ExitStatus::from_raw(raw) {
+        Some(ExitStatus::Exited { code }) if code != 255 => code,
+        _ => EXIT_APPLY_FAILED,
+    }
+}

@@ -1,0 +1,147 @@
+//! `create`'s part of the launch: the launcher's record of a long-lived
+//! sandbox and the handshake that hands the sandbox over to its supervisor.
+//!
+//! The steps are `apply`'s, with three changes. `state_file` makes the
+//! sandbox's directory (`<root>/<id>/`, exclusive, locked) instead of a
+//! state file; `open_fds` also binds the control socket there and opens the
+//! `exit` record, both handed to the supervisor. At `spawn_workload` the
+//! supervisor does not spawn: it sends its ready mark on the control
+//! socketpair, and the launcher (its `teardown`) writes the stored plan, the
+//! record and the pid file, sends its commit mark, checks that the
+//! supervisor answers `hello` on the socket, and returns without tearing
+//! anything down. Until the commit the supervisor still dies with the
+//! launcher; after it, it clears its parent-death signal and serves control
+//! calls (`serve.rs`); `start` runs the rest of the steps.
+
+use std::rc::Rc;
+
+use super::{Interp, Undo, COMMIT_MARK, CREATE_RULE, R, READY_MARK, READY_TIMEOUT_MS};
+use crate::exec::backend::{Backend, Op, Outcome};
+use crate::exec::control::state::CONTROL_SOCKET;
+use crate::exec::error::StepFailure;
+use crate::plan::{Actor, Step};
+use crate::vocab::Origin;
+
+impl<B: Backend> Interp<'_, B> {
+    /// The supervisor at `spawn_workload` under `create`: ready, committed,
+    /// then serving. Does not return when real (the supervisor exits from
+    /// its server loop); when recording, goes on with `start`'s part.
+    pub(super) fn serve_created(&mut self) -> R<()> {
+        self.origin = self.plan.workload.args.from.clone();
+        self.await_launcher()?;
+        self.origin = Origin::rule(CREATE_RULE);
+        let report = self
+            .planned_control()
+            .ok_or_else(|| self.unsupported("create without a control socket"))?;
+        self.op(Op::SendMark {
+            fd: report,
+            mark: READY_MARK,
+        })?;
+        if !self.real {
+            // Recording: the launcher's part comes here in time.
+            self.act(Actor::Launcher);
+            self.finish_create()?;
+            self.act(Actor::Supervisor);
+        }
+        self.op(Op::AwaitCommit { fd: report })?;
+        self.op(Op::ClearDeathSignal)?;
+        let listener = self
+            .listener
+            .ok_or_else(|| self.unsupported("create without a control listener"))?;
+        if !self.real {
+            self.op(Op::Serve { listener })?;
+            // `start`, as the control call performs it.
+            self.step = Step::SpawnWorkload;
+            return self.spawn_workload();
+        }
+        self.serve(listener)
+    }
+
+    /// The launcher's end of `create`: waits (bounded) for the supervisor's
+    /// ready mark, records the sandbox, commits, checks the socket answers,
+    /// and lets go of everything the sandbox keeps (its processes, cgroups
+    /// and directory) while closing its own fds.
+    pub(super) fn finish_create(&mut self) -> R<()> {
+        if self.committed {
+            return Ok(());
+        }
+        self.origin = Origin::rule(CREATE_RULE);
+        let (Some(sup), Some(control), Some((dir, path)), Some(creating)) = (
+            self.supervisor,
+            self.control,
+            self.sandbox_dir.clone(),
+            self.creating.clone(),
+        ) else {
+            return Err(self.unsupported("create without its supervisor, socket or directory"));
+        };
+        let got = self.op(Op::AwaitMark {
+            fd: control,
+            proc: sup,
+            timeout_ms: READY_TIMEOUT_MS,
+        })?;
+        match got {
+            Outcome::Bytes(b) if b == [READY_MARK] => {}
+            Outcome::Bytes(b) if b.is_empty() => {
+                return Err(self.failure(
+                    "await the supervisor's ready mark",
+                    "the supervisor ended before it was ready, without a report".into(),
+                ))
+            }
+            Outcome::Bytes(b) => {
+                return Err(serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
+                    step: Step::Wait,
+                    ..self.failure("supervisor report", String::from_utf8_lossy(&b).into_owned())
+                }))
+            }
+            o => return Err(self.odd(o)),
+        }
+        for (name, data) in &creating.files {
+            self.op(Op::WriteStateFile {
+                dir,
+                path: path.clone(),
+                name,
+                data: Rc::clone(data),
+            })?;
+        }
+        self.op(Op::WriteRecord {
+            dir,
+            path: path.clone(),
+            record: Rc::new(creating.record.clone()),
+            pid: sup.pid,
+        })?;
+        if let Some(p) = &creating.pid_file {
+            self.op(Op::WritePidFile {
+                path: p.clone(),
+                pid: sup.pid,
+            })?;
+        }
+        self.op(Op::SendMark {
+            fd: control,
+            mark: COMMIT_MARK,
+        })?;
+        self.committed = true;
+        self.op(Op::AwaitServing {
+            path: path.join(CONTROL_SOCKET),
+            proc: sup,
+            timeout_ms: READY_TIMEOUT_MS,
+        })?;
+        // The sandbox is recorded and served: what it owns stays (its
+        // processes, cgroup directories, state directory); the launcher's
+        // own fds and joined namespaces are let go, which also releases the
+        // directory's lock.
+        self.undo.retain(|u| {
+            !matches!(
+                u,
+                Undo::Child(_) | Undo::CgroupDir { .. } | Undo::SandboxDir(_) | Undo::StateFile(_)
+            )
+        });
+        let left = self.rollback();
+        self.status = sup.pid;
+        tracing::info!("created sandbox {} (supervisor {})", self.id.as_str(), sup.pid);
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(self.failure("let go of the launcher's fds", left.join("; ")))
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! `exec`: a process started later inside a running sandbox, compiled
+//! against the sandbox's own plan. The plan's workload section is the
+//! ceiling: the new process runs with the workload's rlimits, no_new_privs
+//! and seccomp programs, never more capabilities than the workload's in any
+//! set, and as the workload's user unless the plan's supervisor keeps
+//! CAP_SETUID and CAP_SETGID to change to another. What the request may
+//! choose freely: argv, environment (default: the workload's), cwd (absolute)
+//! and whether it gets a terminal. Pure: no I/O.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use super::types::{CapSets, Credentials, LaunchPlan};
+use crate::vocab::{Cap, Gid, Origin, Uid};
+
+/// A process `exec` may start, as the supervisor will start it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecProcess {
+    /// argv; `args[0]` is looked up in the environment's PATH when it has no `/`.
+    pub args: Vec<String>,
+    /// The environment.
+    pub env: Vec<String>,
+    /// Working directory inside the sandbox.
+    pub cwd: PathBuf,
+    /// uid, gid and groups.
+    pub credentials: Credentials,
+    /// Its capability sets (each within the workload's).
+    pub capabilities: CapSets,
+    /// Whether it asked for a terminal (`process.terminal`).
+    pub terminal: bool,
+}
+
+/// Why an `exec` request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecRefused {
+    /// Nothing to run.
+    #[error("the process has no command (process.args is empty)")]
+    NoArgs,
+    /// A relative cwd.
+    #[error("process.cwd {0:?} is not absolute")]
+    RelativeCwd(PathBuf),
+    /// Another user than the workload's, without the capabilities to switch.
+    #[error(
+        "process.user {uid}:{gid} is not the workload's {wuid}:{wgid}, and this sandbox's supervisor keeps no \
+         CAP_SETUID/CAP_SETGID to change to another (plan: supervisor.capabilities, {from})"
+    )]
+    User {
+        /// Asked uid.
+        uid: u32,
+        /// Asked gid.
+        gid: u32,
+        /// The workload's uid.
+        wuid: u32,
+        /// The workload's gid.
+        wgid: u32,
+        /// Where the supervisor's capabilities come from.
+        from: Origin,
+    },
+    /// A capability above the workload's.
+    #[error(
+        "{cap} in process.capabilities.{set} is above this sandbox's ceiling (the workload's {set} set, {from})"
+    )]
+    Capability {
+        /// The capability.
+        cap: String,
+        /// Which set.
+        set: &'static str,
+        /// Where the workload's capabilities come from.
+        from: Origin,
+    },
+    /// A capability name not known.
+    #[error("process.capabilities.{set}: {message}")]
+    UnknownCapability {
+        /// Which set.
+        set: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Compiles `p` (an OCI process, runc's `exec --process`) against `plan`.
+pub fn compile(plan: &LaunchPlan, p: &oci_spec::runtime::Process) -> Result<ExecProcess, ExecRefused> {
+    let w = &plan.workload;
+    let args = p.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(ExecRefused::NoArgs);
+    }
+    let env = match p.env() {
+        Some(e) if !e.is_empty() => e.clone(),
+        _ => w.env.value.clone(),
+    };
+    let cwd = p.cwd().clone();
+    if !cwd.is_absolute() {
+        return Err(ExecRefused::RelativeCwd(cwd));
+    }
+    let (uid, gid) = (p.user().uid(), p.user().gid());
+    let wc = &w.credentials;
+    let credentials = if uid == wc.uid.0 && gid == wc.gid.0 {
+        let groups = match p.user().additional_gids() {
+            Some(g) if !g.is_empty() => g.iter().map(|g| Gid(*g)).collect(),
+            _ => wc.groups.clone(),
+        };
+        Credentials {
+            uid: wc.uid,
+            gid: wc.gid,
+            groups,
+            from: Origin::Cli("exec process.user".into()),
+        }
+    } else {
+        let sup = &plan.supervisor.capabilities.permitted;
+        let can = [caps::Capability::CAP_SETUID, caps::Capability::CAP_SETGID]
+            .iter()
+            .all(|c| sup.contains(&Cap(*c)));
+        if !can {
+            return Err(ExecRefused::User {
+                uid,
+                gid,
+                wuid: wc.uid.0,
+                wgid: wc.gid.0,
+                from: plan.supervisor.credentials.from.clone(),
+            });
+        }
+        Credentials {
+            uid: Uid(uid),
+            gid: Gid(gid),
+            groups: p
+                .user()
+                .additional_gids()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(Gid)
+                .collect(),
+            from: Origin::Cli("exec process.user".into()),
+        }
+    };
+    let ceiling = &w.capabilities.value;
+    let capabilities = match p.capabilities() {
+        None => ceiling.clone(),
+        Some(c) => {
+            let set = |name: &'static str,
+                       asked: &Option<oci_spec::runtime::Capabilities>,
+                       max: &BTreeSet<Cap>|
+             -> Result<BTreeSet<Cap>, ExecRefused> {
+                let mut out = BTreeSet::new();
+                for c in asked.iter().flatten() {
+                    let cap: Cap = c.to_string().parse().map_err(|e: crate::vocab::CapError| {
+                        ExecRefused::UnknownCapability {
+                            set: name,
+                            message: e.to_string(),
+                        }
+                    })?;
+                    if !max.contains(&cap) {
+                        return Err(ExecRefused::Capability {
+                            cap: cap.to_string(),
+                            set: name,
+                            from: w.capabilities.from.clone(),
+                        });
+                    }
+                    out.insert(cap);
+                }
+                Ok(out)
+            };
+            CapSets {
+                bounding: set("bounding", c.bounding(), &ceiling.bounding)?,
+                effective: set("effective", c.effective(), &ceiling.effective)?,
+                inheritable: set("inheritable", c.inheritable(), &ceiling.inheritable)?,
+                permitted: set("permitted", c.permitted(), &ceiling.permitted)?,
+                ambient: set("ambient", c.ambient(), &ceiling.ambient)?,
+            }
+        }
+    };
+    Ok(ExecProcess {
+        args,
+        env,
+        cwd,
+        credentials,
+        capabilities,
+        terminal: p.terminal().unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder, ProcessBuilder, UserBuilder};
+
+    fn plan() -> LaunchPlan {
+        super::super::sample::sample_plan()
+    }
+
+    fn process(uid: u32) -> oci_spec::runtime::Process {
+        ProcessBuilder::default()
+            .args(vec!["/bin/sh".to_string()])
+            .cwd("/")
+            .user(UserBuilder::default().uid(uid).gid(uid).build().unwrap())
+            .build()
+            .map(|mut p| {
+                p.set_capabilities(None);
+                p.set_env(None);
+                p
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn defaults_come_from_the_workload() {
+        let plan = plan();
+        let w = &plan.workload;
+        let e = compile(&plan, &process(w.credentials.uid.0)).unwrap();
+        assert_eq!(e.env, w.env.value);
+        assert_eq!(e.capabilities, w.capabilities.value);
+        assert_eq!(e.credentials.uid, w.credentials.uid);
+    }
+
+    #[test]
+    fn nothing_above_the_ceiling() {
+        let plan = plan();
+        let uid = plan.workload.credentials.uid.0;
+        let mut p = process(uid);
+        p.set_args(Some(vec![]));
+        assert_eq!(compile(&plan, &p), Err(ExecRefused::NoArgs));
+        let mut p = process(uid);
+        p.set_cwd("tmp".into());
+        assert!(matches!(compile(&plan, &p), Err(ExecRefused::RelativeCwd(_))));
+        let other = if uid == 4242 { 4243 } else { 4242 };
+        if !plan
+            .supervisor
+            .capabilities
+            .permitted
+            .contains(&Cap(caps::Capability::CAP_SETUID))
+        {
+            assert!(matches!(compile(&plan, &process(other)), Err(ExecRefused::User { .. })));
+        }
+        let mut p = process(uid);
+        let all: std::collections::HashSet<Capability> = [Capability::SysAdmin, Capability::SysModule].into();
+        p.set_capabilities(Some(LinuxCapabilitiesBuilder::default().bounding(all).build().unwrap()));
+        let r = compile(&plan, &p);
+        if !plan
+            .workload
+            .capabilities
+            .value
+            .bounding
+            .contains(&Cap(caps::Capability::CAP_SYS_MODULE))
+        {
+            assert!(matches!(r, Err(ExecRefused::Capability { set: "bounding", .. })), "{r:?}");
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! Long-lived sandboxes through the real binary (issue 12): `create`,
+//! `start`, `exec`, `run`, `state` on real sandboxes, and the faults: a
+//! failed create leaves nothing, an id in use is refused untouched, a
+//! supervisor killed from outside reads as stopped, a launcher killed
+//! mid-create leaves an incomplete directory and no process, 200 creates of
+//! distinct ids at 8 at a time all succeed.
+//!
+//! A plain `main` (harness = false), privileged: run it under the machine
+//! lock (`flock /tmp/sandboxctl-priv.lock cargo test --features
+//! fault-injection --test create`). Skipped when not root. Every test's
+//! sandboxes live under a root of its own, removed (processes killed first)
+//! even when the test fails.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sandboxctl")
+}
+
+/// A state root for one test; on drop, every sandbox under it is killed and
+/// the root removed.
+struct Root(PathBuf);
+
+impl Root {
+    fn new(name: &str) -> Root {
+        let p = PathBuf::from(format!("/tmp/sbx-create-test-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        Root(p)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The supervisor pid recorded for `id`.
+    fn supervisor(&self, id: &str) -> Option<i32> {
+        let text = fs::read_to_string(self.0.join(id).join("state.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["supervisor"]["pid"].as_i64().map(|p| p as i32)
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let mut sups = Vec::new();
+        if let Ok(rd) = fs::read_dir(&self.0) {
+            for e in rd.flatten() {
+                if let Some(pid) = self.supervisor(&e.file_name().to_string_lossy()) {
+                    // SAFETY: kill has no memory arguments.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    sups.push(pid);
+                }
+            }
+        }
+        for pid in sups {
+            wait_gone(pid);
+        }
+        // Cgroups of untrusted-policy sandboxes made by these tests (a
+        // memory cgroup stays busy a moment after its last process died).
+        for c in ["memory", "pids", "cpu", "cpuset", "unified", "freezer"] {
+            if let Ok(rd) = fs::read_dir(format!("/sys/fs/cgroup/{c}/sandboxctl")) {
+                for e in rd.flatten() {
+                    if e.file_name().to_string_lossy().starts_with("ct-") {
+                        let end = Instant::now() + Duration::from_secs(3);
+                        while fs::remove_dir(e.path()).is_err() && e.path().exists() && Instant::now() < end {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                    }
+                }
+            }
+            let _ = fs::remove_dir(format!("/sys/fs/cgroup/{c}/sandboxctl"));
+        }
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What a run gave.
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with `--root`, stdout and stderr through files (a
+/// created sandbox's workload inherits them, so pipes would never end).
+fn sbx(root: &Root, args: &[&str]) -> Out {
+    sbx_env(root.path(), args, &[])
+}
+
+fn sbx_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = root.with_extension(format!("out{}", N.fetch_add(1, Ordering::Relaxed)));
+    fs::create_dir_all(&dir).unwrap();
+    let (o, e) = (dir.join("stdout"), dir.join("stderr"));
+    let status = Command::new(bin())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&o).unwrap())
+        .stderr(fs::File::create(&e).unwrap())
+        .status()
+        .unwrap();
+    let out = Out {
+        code: status.code().unwrap_or(-1),
+        stdout: fs::read_to_string(&o).unwrap_or_default(),
+        stderr: fs::read_to_string(&e).unwrap_or_default(),
+    };
+    let _ = fs::remove_dir_all(&dir);
+    out
+}
+
+fn alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s.rsplit(')').next().unwrap_or("").trim_start().chars().next();
+            !matches!(state, Some('Z') | Some('X') | None)
+        })
+        .unwrap_or(false)
+}
+
+fn children_of(pid: i32) -> Vec<i32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+fn wait_gone(pid: i32) -> bool {
+    let end = Instant::now() + Duration::from_secs(5);
+    while alive(pid) {
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+fn status_of(root: &Root, id: &str) -> String {
+    let o = sbx(root, &["state", id]);
+    assert_eq!(o.code, 0, "state {id}: {}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    v["status"].as_str().unwrap().to_string()
+}
+
+/// create → created (no workload yet) → start → running; start again is
+/// refused; exec runs under the plan (exit status, user, no caps,
+/// no_new_privs, seccomp, only stdio fds, inside the sandbox's PID
+/// namespace), refuses a user or capabilities above the ceiling; the
+/// workload's end stops the sandbox with its status recorded.
+fn lifecycle() {
+    let root = Root::new("life");
+    let o = sbx(
+        &root,
+        &["create", "--pid-file", "/tmp/sbx-create-test.pid", "ct-a", "--", "/bin/sh", "-c", "sleep 3; exit 7"],
+    );
+    assert_eq!(o.code, 0, "create: {}", o.stderr);
+    let sup = root.supervisor("ct-a").expect("a supervisor recorded");
+    assert!(alive(sup));
+    assert_eq!(fs::read_to_string("/tmp/sbx-create-test.pid").unwrap(), sup.to_string());
+    let _ = fs::remove_file("/tmp/sbx-create-test.pid");
+    assert_eq!(status_of(&root, "ct-a"), "created");
+    assert!(children_of(sup).is_empty(), "no workload before start");
+    let o = sbx(&root, &["state", "--plan", "--format", "json", "ct-a"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("\"workload\""), "the stored plan");
+    let o = sbx(&root, &["exec", "ct-a", "/bin/true"]);
+    assert_eq!(o.code, 1, "exec before start: {}", o.stderr);
+    assert!(o.stderr.contains("created, not running"), "{}", o.stderr);
+
+    let o = sbx(&root, &["start", "ct-a"]);
+    assert_eq!(o.code, 0, "start: {}", o.stderr);
+    assert_eq!(status_of(&root, "ct-a"), "running");
+    assert_eq!(children_of(sup).len(), 1, "the workload runs");
+    let o = sbx(&root, &["start", "ct-a"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("running, not created"), "{}", o.stderr);
+
+    let o = sbx(&root, &["exec", "ct-a", "/bin/sh", "-c", "echo out; exit 3"]);
+    assert_eq!((o.code, o.stdout.as_str()), (3, "out\n"), "{}", o.stderr);
+    let script = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; id -u; \
+                  ls /proc/self/fd | wc -l; cat /proc/1/comm";
+    let o = sbx(&root, &["exec", "ct-a", "/bin/sh", "-c", script]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for want in [
+        "CapEff:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+        "NoNewPrivs:\t1",
+        "Seccomp:\t2",
+        "65534",
+        "sandboxctl",
+    ] {
+        assert!(o.stdout.contains(want), "{want:?} in {}", o.stdout);
+    }
+    let fds: Vec<&str> = o.stdout.lines().collect();
+    assert!(fds.contains(&"4"), "0, 1, 2 and ls's own: {fds:?}");
+    let o = sbx(&root, &["exec", "--user", "0", "ct-a", "/bin/true"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("CAP_SETUID"), "{}", o.stderr);
+    let pj = root.path().with_extension("process.json");
+    fs::write(
+        &pj,
+        r#"{"args":["/bin/true"],"cwd":"/","user":{"uid":65534,"gid":65534},"capabilities":{"bounding":["CAP_SYS_ADMIN"]}}"#,
+    )
+    .unwrap();
+    let o = sbx(&root, &["exec", "--process", pj.to_str().unwrap(), "ct-a"]);
+    let _ = fs::remove_file(&pj);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("CAP_SYS_ADMIN") && o.stderr.contains("ceiling"), "{}", o.stderr);
+    let o = sbx(&root, &["exec", "-d", "--pid-file", "/tmp/sbx-create-exec.pid", "ct-a", "/bin/sleep", "30"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let epid: i32 = fs::read_to_string("/tmp/sbx-create-exec.pid").unwrap().parse().unwrap();
+    let _ = fs::remove_file("/tmp/sbx-create-exec.pid");
+    assert!(children_of(sup).contains(&epid), "the exec'd process is the supervisor's child");
+
+    // The workload ends (exit 7): stopped, its status recorded, and the
+    // exec'd process ends with the sandbox.
+    assert!(wait_gone(sup), "the supervisor exits when the workload ends");
+    assert!(!alive(epid), "exec'd processes end with the sandbox");
+    assert_eq!(status_of(&root, "ct-a"), "stopped");
+    let exit = fs::read_to_string(root.path().join("ct-a/exit")).unwrap();
+    assert!(exit.contains("\"code\":7"), "{exit}");
+}
+
+/// A failure inside create (any step, the supervisor's last one included)
+/// leaves no directory and no process.
+fn failed_create_leaves_nothing() {
+    let root = Root::new("fail");
+    for step in ["mounts", "session", "spawn_workload"] {
+        let o = sbx_env(
+            root.path(),
+            &["create", "ct-f", "--", "/bin/true"],
+            &[("SANDBOXCTL_FAIL_AT_STEP", step)],
+        );
+        assert_eq!(o.code, 1, "{step}: {}", o.stderr);
+        assert!(o.stderr.contains("injected fault"), "{}", o.stderr);
+        assert!(!root.path().join("ct-f").exists(), "{step}: the directory is removed");
+    }
+}
+
+/// An id in use is refused and the sandbox that has it is untouched; bad
+/// ids are refused before anything is made.
+fn id_in_use_and_bad_ids() {
+    let root = Root::new("inuse");
+    assert_eq!(sbx(&root, &["create", "ct-u", "--", "/bin/true"]).code, 0);
+    let before = fs::read_to_string(root.path().join("ct-u/state.json")).unwrap();
+    let sup = root.supervisor("ct-u").unwrap();
+    let o = sbx(&root, &["create", "ct-u", "--", "/bin/true"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("exists"), "{}", o.stderr);
+    assert_eq!(fs::read_to_string(root.path().join("ct-u/state.json")).unwrap(), before);
+    assert!(alive(sup));
+    for bad in ["../x", "a/b", ".hidden", "x\u{1}y", &"z".repeat(200)] {
+        let o = sbx(&root, &["create", bad, "--", "/bin/true"]);
+        assert_eq!(o.code, 2, "{bad:?}: {}", o.stderr);
+        assert!(o.stderr.contains("invalid sandbox id"), "{}", o.stderr);
+    }
+    let o = sbx(&root, &["start", "ct-nope"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("no sandbox \"ct-nope\""), "{}", o.stderr);
+}
+
+/// A supervisor killed from outside: the sandbox reads as stopped.
+fn supervisor_killed() {
+    let root = Root::new("killed");
+    assert_eq!(sbx(&root, &["create", "ct-k", "--", "/bin/sleep", "100"]).code, 0);
+    assert_eq!(sbx(&root, &["start", "ct-k"]).code, 0);
+    let sup = root.supervisor("ct-k").unwrap();
+    let workload = children_of(sup);
+    // SAFETY: kill has no memory arguments.
+    unsafe { libc::kill(sup, libc::SIGKILL) };
+    assert!(wait_gone(sup));
+    assert!(workload.iter().all(|p| wait_gone(*p)), "the workload dies with its PID namespace");
+    assert_eq!(status_of(&root, "ct-k"), "stopped");
+    let o = sbx(&root, &["exec", "ct-k", "/bin/true"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("stopped, not running"), "{}", o.stderr);
+}
+
+/// The launcher killed after the release, before it recorded the sandbox:
+/// the supervisor dies with it; the directory has no record; no process.
+fn launcher_killed_mid_create() {
+    let root = Root::new("midcreate");
+    let o = sbx_env(
+        root.path(),
+        &["create", "ct-m", "--", "/bin/true"],
+        &[("SANDBOXCTL_KILL_LAUNCHER", "after_release")],
+    );
+    assert_eq!(o.code, -1, "killed: {}", o.stderr);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!root.path().join("ct-m/state.json").exists());
+    let o = sbx(&root, &["state", "ct-m"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let stray = Command::new("pgrep").args(["-f", "sbx-create-test-midcreate"]).output().unwrap();
+    assert!(stray.stdout.is_empty(), "no process left: {}", String::from_utf8_lossy(&stray.stdout));
+}
+
+/// `run` in the foreground: the workload's status, INT/TERM forwarded, the
+/// sandbox removed afterwards.
+fn run_foreground() {
+    let root = Root::new("run");
+    let o = sbx(&root, &["run", "ct-r", "--", "/bin/sh", "-c", "echo ran; exit 5"]);
+    assert_eq!((o.code, o.stdout.as_str()), (5, "ran\n"), "{}", o.stderr);
+    assert!(!root.path().join("ct-r").exists(), "removed after the run");
+    let mut child = Command::new(bin())
+        .arg("--root")
+        .arg(root.path())
+        .args(["run", "ct-r2", "--", "/bin/sh", "-c", "trap 'exit 9' TERM; sleep 10 & wait"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
+    while root.supervisor("ct-r2").is_none_or(|s| children_of(s).is_empty()) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: kill has no memory arguments.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(9), "TERM forwarded to the workload, which exits 9");
+}
+
+/// 200 creates of distinct ids, 8 at a time, all succeed (the untrusted
+/// policy: cgroups too); then every sandbox is killed and removed.
+fn many_creates() {
+    let root = Root::new("many");
+    let n: usize = std::env::var("SANDBOXCTL_CREATE_MANY").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let t = Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let id = format!("ct-many-{i}");
+                let o = sbx_env(root.path(), &["create", "--policy", "untrusted", &id, "--", "/bin/true"], &[]);
+                if o.code != 0 {
+                    failures.lock().unwrap().push(format!("{id}: {}", o.stderr));
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    println!("    {n} creates, 8 at a time: {:?}, {} failed", t.elapsed(), failures.len());
+    assert!(failures.is_empty(), "{failures:?}");
+    let o = sbx(&root, &["list", "--format", "json"]);
+    assert_eq!(o.code, 0);
+    let list: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let created = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "created")
+        .count();
+    assert_eq!(created, n, "every one listed as created");
+}
+
+fn main() {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("create: skipped (needs root)");
+        return;
+    }
+    let tests: [(&str, fn()); 7] = [
+        ("lifecycle", lifecycle),
+        ("failed_create_leaves_nothing", failed_create_leaves_nothing),
+        ("id_in_use_and_bad_ids", id_in_use_and_bad_ids),
+        ("supervisor_killed", supervisor_killed),
+        ("launcher_killed_mid_create", launcher_killed_mid_create),
+        ("run_foreground", run_foreground),
+        ("many_creates", many_creates),
+    ];
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let mut failed = 0;
+    for (name, f) in tests {
+        if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
+            continue;
+        }
+        match std::panic::catch_unwind(f) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("create: {} failed", failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
