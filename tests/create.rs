@@ -160,7 +160,16 @@ fn lifecycle() {
     let root = Root::new("life");
     let o = sbx(
         &root,
-        &["create", "--pid-file", "/tmp/sbx-create-test.pid", "ct-a", "--", "/bin/sh", "-c", "sleep 3; exit 7"],
+        &[
+            "create",
+            "--pid-file",
+            "/tmp/sbx-create-test.pid",
+            "ct-a",
+            "--",
+            "/bin/sh",
+            "-c",
+            "sleep 3; exit 7",
+        ],
     );
     assert_eq!(o.code, 0, "create: {}", o.stderr);
     let sup = root.supervisor("ct-a").expect("a supervisor recorded");
@@ -214,12 +223,30 @@ fn lifecycle() {
     let o = sbx(&root, &["exec", "--process", pj.to_str().unwrap(), "ct-a"]);
     let _ = fs::remove_file(&pj);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("CAP_SYS_ADMIN") && o.stderr.contains("ceiling"), "{}", o.stderr);
-    let o = sbx(&root, &["exec", "-d", "--pid-file", "/tmp/sbx-create-exec.pid", "ct-a", "/bin/sleep", "30"]);
+    assert!(
+        o.stderr.contains("CAP_SYS_ADMIN") && o.stderr.contains("ceiling"),
+        "{}",
+        o.stderr
+    );
+    let o = sbx(
+        &root,
+        &[
+            "exec",
+            "-d",
+            "--pid-file",
+            "/tmp/sbx-create-exec.pid",
+            "ct-a",
+            "/bin/sleep",
+            "30",
+        ],
+    );
     assert_eq!(o.code, 0, "{}", o.stderr);
     let epid: i32 = fs::read_to_string("/tmp/sbx-create-exec.pid").unwrap().parse().unwrap();
     let _ = fs::remove_file("/tmp/sbx-create-exec.pid");
-    assert!(children_of(sup).contains(&epid), "the exec'd process is the supervisor's child");
+    assert!(
+        children_of(sup).contains(&epid),
+        "the exec'd process is the supervisor's child"
+    );
 
     // The workload ends (exit 7): stopped, its status recorded, and the
     // exec'd process ends with the sandbox.
@@ -278,7 +305,10 @@ fn supervisor_killed() {
     // SAFETY: kill has no memory arguments.
     unsafe { libc::kill(sup, libc::SIGKILL) };
     assert!(wait_gone(sup));
-    assert!(workload.iter().all(|p| wait_gone(*p)), "the workload dies with its PID namespace");
+    assert!(
+        workload.iter().all(|p| wait_gone(*p)),
+        "the workload dies with its PID namespace"
+    );
     assert_eq!(status_of(&root, "ct-k"), "stopped");
     let o = sbx(&root, &["exec", "ct-k", "/bin/true"]);
     assert_eq!(o.code, 1);
@@ -299,8 +329,15 @@ fn launcher_killed_mid_create() {
     assert!(!root.path().join("ct-m/state.json").exists());
     let o = sbx(&root, &["state", "ct-m"]);
     assert_eq!(o.code, 1, "{}", o.stderr);
-    let stray = Command::new("pgrep").args(["-f", "sbx-create-test-midcreate"]).output().unwrap();
-    assert!(stray.stdout.is_empty(), "no process left: {}", String::from_utf8_lossy(&stray.stdout));
+    let stray = Command::new("pgrep")
+        .args(["-f", "sbx-create-test-midcreate"])
+        .output()
+        .unwrap();
+    assert!(
+        stray.stdout.is_empty(),
+        "no process left: {}",
+        String::from_utf8_lossy(&stray.stdout)
+    );
 }
 
 /// `run` in the foreground: the workload's status, INT/TERM forwarded, the
@@ -313,7 +350,14 @@ fn run_foreground() {
     let mut child = Command::new(bin())
         .arg("--root")
         .arg(root.path())
-        .args(["run", "ct-r2", "--", "/bin/sh", "-c", "trap 'exit 9' TERM; sleep 10 & wait"])
+        .args([
+            "run",
+            "ct-r2",
+            "--",
+            "/bin/sh",
+            "-c",
+            "trap 'exit 9' TERM; sleep 10 & wait",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -333,7 +377,10 @@ fn run_foreground() {
 /// policy: cgroups too); then every sandbox is killed and removed.
 fn many_creates() {
     let root = Root::new("many");
-    let n: usize = std::env::var("SANDBOXCTL_CREATE_MANY").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let n: usize = std::env::var("SANDBOXCTL_CREATE_MANY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     let t = Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failures = std::sync::Mutex::new(Vec::new());
@@ -345,7 +392,11 @@ fn many_creates() {
                     break;
                 }
                 let id = format!("ct-many-{i}");
-                let o = sbx_env(root.path(), &["create", "--policy", "untrusted", &id, "--", "/bin/true"], &[]);
+                let o = sbx_env(
+                    root.path(),
+                    &["create", "--policy", "untrusted", &id, "--", "/bin/true"],
+                    &[],
+                );
                 if o.code != 0 {
                     failures.lock().unwrap().push(format!("{id}: {}", o.stderr));
                 }
@@ -353,7 +404,11 @@ fn many_creates() {
         }
     });
     let failures = failures.into_inner().unwrap();
-    println!("    {n} creates, 8 at a time: {:?}, {} failed", t.elapsed(), failures.len());
+    println!(
+        "    {n} creates, 8 at a time: {:?}, {} failed",
+        t.elapsed(),
+        failures.len()
+    );
     assert!(failures.is_empty(), "{failures:?}");
     let o = sbx(&root, &["list", "--format", "json"]);
     assert_eq!(o.code, 0);

@@ -14,7 +14,9 @@
 //! containerd runs privately (own config, sockets, root, state; CRI off) and
 //! is stopped at the end. The runtime is this build's binary behind a link
 //! named `runc` (podman passes `--log` only to runtimes it knows by name);
-//! the policy reaches it through SANDBOXCTL_POLICY, as an operator would set it.
+//! the policy reaches it through SANDBOXCTL_POLICY, as an operator would set it
+//! (podman: in containers.conf's `conmon_env_vars`, the only environment conmon
+//! passes on; containerd: the daemon's environment, which its shims inherit).
 //!
 //! Skipped with one line when a prerequisite is missing: not root, an engine
 //! not installed, or this build without the lifecycle commands engines call
@@ -232,10 +234,16 @@ fn setup() -> Result<Env, String> {
     let runtime = dir.join("bin/runc");
     let target = other_runtime().unwrap_or_else(|| common::bin().into());
     symlink(target, &runtime).map_err(|e| e.to_string())?;
+    // conmon (and so the runtime) gets only conmon_env_vars of podman's
+    // environment: the policy choice goes there.
     fs::write(
         dir.join("containers.conf"),
-        "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n\
-         [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+        format!(
+            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n\
+             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+             conmon_env_vars = [\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\", \"SANDBOXCTL_POLICY={}\"]\n",
+            dir.join("policy.toml").display()
+        ),
     )
     .map_err(|e| e.to_string())?;
     // The test's policies: the built-ins, with the test's private engine

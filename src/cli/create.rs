@@ -61,7 +61,10 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
     let id = SandboxId::parse(args.id).map_err(|e| state_failure(e.into()))?;
     let mut inputs = inputs.clone();
     // runc's default bundle is the current directory.
-    if inputs.bundle.is_none() && inputs.spec.is_none() && inputs.command.is_empty() && Path::new("config.json").exists()
+    if inputs.bundle.is_none()
+        && inputs.spec.is_none()
+        && inputs.command.is_empty()
+        && Path::new("config.json").exists()
     {
         inputs.bundle = Some(PathBuf::from("."));
     }
@@ -80,7 +83,14 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
         owner_uid: unsafe { libc::getuid() },
         created_unix: state::now_unix(),
         supervisor: None,
-        annotations: loaded.spec.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        annotations: loaded
+            .spec
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
         exit: None,
         plan_hash: Some(render::hash(&plan)),
     };
@@ -103,7 +113,10 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
     };
     if args.dry_run {
         let text = exec::dry_run_create_text(&plan, &opts, creating).map_err(|e| Failure::other(e.to_string()))?;
-        print!("# dry run of create (then start) for plan {}\n{text}", render::hash(&plan));
+        print!(
+            "# dry run of create (then start) for plan {}\n{text}",
+            render::hash(&plan)
+        );
         return Ok((id, 0));
     }
     match exec::create(&plan, &loaded.host, &opts, creating) {
@@ -111,7 +124,10 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
         Err(e) => {
             let text = e.to_string();
             let text = if text.contains("File exists") || text.contains("EEXIST") {
-                format!("create {id}: a sandbox with this id exists under {} (nothing was changed)", root.display())
+                format!(
+                    "create {id}: a sandbox with this id exists under {} (nothing was changed)",
+                    root.display()
+                )
             } else {
                 format!("create {id}: {text}")
             };
@@ -210,7 +226,10 @@ fn wait_foreground(root: &Path, id: &SandboxId, supervisor: i32, pid: Option<i32
                         signal: sig,
                         foreground: false,
                     },
-                    None => Request::SignalContainer { signal: sig, all: false },
+                    None => Request::SignalContainer {
+                        signal: sig,
+                        all: false,
+                    },
                 };
                 let _ = Client::connect(&socket, WAIT).and_then(|mut c| c.call(&req));
             }
@@ -333,7 +352,9 @@ pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
         process: Box::new(process),
         stdio,
     };
-    let (reply, master) = c.call_with_fds(&req, &fds).map_err(|e| client_failure(&id, "exec", e))?;
+    let (reply, master) = c
+        .call_with_fds(&req, &fds)
+        .map_err(|e| client_failure(&id, "exec", e))?;
     let Reply::Exec { pid } = reply else {
         return Err(Failure::other(format!("exec {id}: unexpected reply {}", reply.name())));
     };
@@ -343,11 +364,16 @@ pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
             .supervisor
             .as_ref()
             .and_then(|s| host_pid(s.pid, pid))
-            .ok_or_else(|| Failure::other(format!("exec {id}: process {pid} is gone before its pid file was written")))?;
+            .ok_or_else(|| {
+                Failure::other(format!(
+                    "exec {id}: process {pid} is gone before its pid file was written"
+                ))
+            })?;
         state::write_pid_file(p, host).map_err(state_failure)?;
     }
     if let (Some(sock), Some(m)) = (a.console_socket, master.as_ref()) {
-        send_console(sock, m).map_err(|e| Failure::other(format!("exec {id}: --console-socket {}: {e}", sock.display())))?;
+        send_console(sock, m)
+            .map_err(|e| Failure::other(format!("exec {id}: --console-socket {}: {e}", sock.display())))?;
     }
     if a.detach {
         return Ok(0);
@@ -457,9 +483,15 @@ fn send_console(path: &Path, master: &OwnedFd) -> std::io::Result<()> {
     let fds = [master.as_raw_fd()];
     let cmsg = nix::sys::socket::ControlMessage::ScmRights(&fds);
     let iov = [std::io::IoSlice::new(b"/dev/pts/ptmx")];
-    nix::sys::socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &[cmsg], nix::sys::socket::MsgFlags::empty(), None)
-        .map(drop)
-        .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
+    nix::sys::socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[cmsg],
+        nix::sys::socket::MsgFlags::empty(),
+        None,
+    )
+    .map(drop)
+    .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
 }
 
 /// `exec --tty` in the foreground: relays the pty to this terminal until

@@ -436,7 +436,11 @@ pub enum Op {
     AwaitCommit { fd: FdRef },
     /// Connect to the control socket at `path` and check that the
     /// supervisor answers `hello` (bounded; `proc` must stay alive).
-    AwaitServing { path: PathBuf, proc: ProcRef, timeout_ms: u64 },
+    AwaitServing {
+        path: PathBuf,
+        proc: ProcRef,
+        timeout_ms: u64,
+    },
     /// prctl(PR_SET_PDEATHSIG, 0): a created sandbox outlives its launcher.
     ClearDeathSignal,
     /// signalfd over the blocked set (INT, TERM, HUP, CHLD), non-blocking,
@@ -815,21 +819,28 @@ impl fmt::Display for Op {
             WritePidFile { path, pid } => write!(f, "write pid file {} \"{pid}\"", path.display()),
             SendMark { fd, mark } => write!(f, "send {:?} on {fd}", *mark as char),
             AwaitMark { fd, proc, timeout_ms } => {
-                write!(f, "await the ready mark or a report on {fd} (<= {timeout_ms} ms, while {proc} lives)")
+                write!(
+                    f,
+                    "await the ready mark or a report on {fd} (<= {timeout_ms} ms, while {proc} lives)"
+                )
             }
             AwaitCommit { fd } => write!(f, "await the launcher's commit on {fd} (EOF: it died, exit)"),
             AwaitServing { path, proc, timeout_ms } => {
-                write!(f, "connect {}, hello (<= {timeout_ms} ms, while {proc} lives)", path.display())
+                write!(
+                    f,
+                    "connect {}, hello (<= {timeout_ms} ms, while {proc} lives)",
+                    path.display()
+                )
             }
             ClearDeathSignal => f.write_str("prctl PR_SET_PDEATHSIG 0 (outlive the launcher)"),
-            SignalFd { tag } => write!(
-                f,
-                "signalfd INT,TERM,HUP,CHLD -> {}",
-                FdRef { raw: 0, tag: *tag }
-            ),
+            SignalFd { tag } => write!(f, "signalfd INT,TERM,HUP,CHLD -> {}", FdRef { raw: 0, tag: *tag }),
             Serve { listener } => write!(f, "serve control calls on {listener} (create ends here; start goes on)"),
             ReapRaw => f.write_str("waitpid -1 WNOHANG"),
-            OpenPtyIn { ptmx } => write!(f, "open {}, unlock, TIOCGPTPEER -> <pty master> <pty slave>", ptmx.display()),
+            OpenPtyIn { ptmx } => write!(
+                f,
+                "open {}, unlock, TIOCGPTPEER -> <pty master> <pty slave>",
+                ptmx.display()
+            ),
             RemoveSandboxDir { path } => write!(f, "remove {} and its files", path.display()),
             Rewrite { fd, data } => write!(f, "rewrite {fd} with {} bytes", data.len()),
             SetHostname { name } => write!(f, "sethostname {name:?}"),

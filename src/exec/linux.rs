@@ -1314,7 +1314,9 @@ impl Backend for LinuxBackend {
                 // SAFETY: one-byte write from a valid buffer.
                 check(unsafe { libc::write(fd.raw, std::ptr::from_ref(mark).cast(), 1) }).and(done)
             }
-            AwaitMark { fd, proc, timeout_ms } => lifecycle::await_mark(fd.raw, proc.pid, *timeout_ms).map(Outcome::Bytes),
+            AwaitMark { fd, proc, timeout_ms } => {
+                lifecycle::await_mark(fd.raw, proc.pid, *timeout_ms).map(Outcome::Bytes)
+            }
             AwaitCommit { fd } => lifecycle::await_commit(fd.raw).and(done),
             AwaitServing { path, proc, timeout_ms } => lifecycle::await_serving(path, proc.pid, *timeout_ms).and(done),
             ClearDeathSignal => {
@@ -1336,8 +1338,9 @@ impl Backend for LinuxBackend {
                 let m = check(unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
                 let unlock: libc::c_int = 0;
                 // SAFETY: TIOCSPTLCK takes a pointer to an int; TIOCGPTPEER an open flag.
-                let sl = check(unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) })
-                    .and_then(|_| check(unsafe { libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) }));
+                let sl = check(unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) }).and_then(|_| {
+                    check(unsafe { libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })
+                });
                 match sl {
                     Ok(sl) => Ok(Outcome::Pair(m, sl)),
                     Err(e) => {

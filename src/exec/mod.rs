@@ -164,7 +164,11 @@ pub fn create(
 }
 
 /// The ops `create` would perform, then `start`'s, as one recorded walk.
-pub fn dry_run_create_text(plan: &LaunchPlan, opts: &ApplyOptions, creating: interp::Creating) -> Result<String, ApplyError> {
+pub fn dry_run_create_text(
+    plan: &LaunchPlan,
+    opts: &ApplyOptions,
+    creating: interp::Creating,
+) -> Result<String, ApplyError> {
     let prep = interp::prepare(plan)?;
     let mut backend = RecordingBackend::new();
     let mut it = interp::Interp::new(plan, &mut backend, prep);

@@ -57,9 +57,7 @@ pub enum ExecRefused {
         from: Origin,
     },
     /// A capability above the workload's.
-    #[error(
-        "{cap} in process.capabilities.{set} is above this sandbox's ceiling (the workload's {set} set, {from})"
-    )]
+    #[error("{cap} in process.capabilities.{set} is above this sandbox's ceiling (the workload's {set} set, {from})")]
     Capability {
         /// The capability.
         cap: String,
@@ -144,12 +142,13 @@ pub fn compile(plan: &LaunchPlan, p: &oci_spec::runtime::Process) -> Result<Exec
              -> Result<BTreeSet<Cap>, ExecRefused> {
                 let mut out = BTreeSet::new();
                 for c in asked.iter().flatten() {
-                    let cap: Cap = c.to_string().parse().map_err(|e: crate::vocab::CapError| {
-                        ExecRefused::UnknownCapability {
-                            set: name,
-                            message: e.to_string(),
-                        }
-                    })?;
+                    let cap: Cap =
+                        c.to_string()
+                            .parse()
+                            .map_err(|e: crate::vocab::CapError| ExecRefused::UnknownCapability {
+                                set: name,
+                                message: e.to_string(),
+                            })?;
                     if !max.contains(&cap) {
                         return Err(ExecRefused::Capability {
                             cap: cap.to_string(),
@@ -243,7 +242,10 @@ mod tests {
             .bounding
             .contains(&Cap(caps::Capability::CAP_SYS_MODULE))
         {
-            assert!(matches!(r, Err(ExecRefused::Capability { set: "bounding", .. })), "{r:?}");
+            assert!(
+                matches!(r, Err(ExecRefused::Capability { set: "bounding", .. })),
+                "{r:?}"
+            );
         }
     }
 }

@@ -550,7 +550,14 @@ fn openat(dir: BorrowedFd<'_>, name: &str, flags: i32, mode: libc::mode_t) -> io
     let c = cstr(name);
     // SAFETY: NUL-terminated name that outlives the call; a borrowed dir fd;
     // the returned fd is checked before it is owned.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode) };
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            mode,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }

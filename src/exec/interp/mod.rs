@@ -1243,7 +1243,12 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// Puts each planned fd at its number and closes every other one (but
     /// `extra`, an internal close-on-exec fd). Sources are first moved above
     /// every planned number so no dup2 overwrites a source still needed.
-    fn arrange_fds(&mut self, entries: &[FdEntry], sources: &[FdRef], extras: &[Option<FdRef>]) -> R<Vec<Option<FdRef>>> {
+    fn arrange_fds(
+        &mut self,
+        entries: &[FdEntry],
+        sources: &[FdRef],
+        extras: &[Option<FdRef>],
+    ) -> R<Vec<Option<FdRef>>> {
         let min = entries.iter().map(|e| e.fd.0 + 1).max().unwrap_or(0).max(HIGH_FD);
         let mut moved = Vec::with_capacity(extras.len());
         for extra in extras {
@@ -1958,7 +1963,11 @@ impl<'a, B: Backend> Interp<'a, B> {
             self.op(Op::Umask { mask: u.value })?;
         }
         let (creds, cwd, cwd_from) = match &self.exec_override {
-            Some(ov) => (ov.credentials.clone(), ov.cwd.clone(), Origin::Cli("exec process.cwd".into())),
+            Some(ov) => (
+                ov.credentials.clone(),
+                ov.cwd.clone(),
+                Origin::Cli("exec process.cwd".into()),
+            ),
             None => (w.credentials.clone(), w.cwd.value.clone(), w.cwd.from.clone()),
         };
         self.set_credentials(&creds)?;

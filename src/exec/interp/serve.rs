@@ -22,11 +22,13 @@ use std::rc::Rc;
 use super::{ExecOverride, Interp, CREATE_RULE, R};
 use crate::exec::backend::{Backend, FdRef, FdTag, Op, Outcome, ProcRef, Who};
 use crate::exec::control::children::{Children, Reaped};
+use crate::exec::control::procfs;
 use crate::exec::control::proto::{
     ErrorKind, ExecStdio, ExitStatus, Reply, Request, SandboxPid, Status, SupervisorState,
 };
-use crate::exec::control::server::{Call, ControlHandler, Outcome as CallOutcome, PeerRule, Server, ServerConfig, WaitFor};
-use crate::exec::control::procfs;
+use crate::exec::control::server::{
+    Call, ControlHandler, Outcome as CallOutcome, PeerRule, Server, ServerConfig, WaitFor,
+};
 use crate::plan::{FdEntry, FdRole, FdSource, Namespace};
 use crate::vocab::{Fd, Origin};
 
@@ -59,8 +61,9 @@ impl<B: Backend> Interp<'_, B> {
         let (listener, events) = unsafe { (OwnedFd::from_raw_fd(listener.raw), OwnedFd::from_raw_fd(events.raw)) };
         self.listener = None;
         let handler = Supervising::new(self, events.as_raw_fd());
-        let mut server = Server::new(listener, Some(events), handler, ServerConfig::new(peers))
-            .map_err(|e| crate::exec::error::StepFailure::new(crate::plan::Step::Wait, Origin::rule(CREATE_RULE), "serve".into(), &e))?;
+        let mut server = Server::new(listener, Some(events), handler, ServerConfig::new(peers)).map_err(|e| {
+            crate::exec::error::StepFailure::new(crate::plan::Step::Wait, Origin::rule(CREATE_RULE), "serve".into(), &e)
+        })?;
         let served = server.run();
         let code = server.handler().exit_code();
         drop(server);
@@ -238,7 +241,12 @@ impl<'i, 'a, B: Backend> Supervising<'i, 'a, B> {
         }
     }
 
-    fn exec(&mut self, process: &oci_spec::runtime::Process, stdio: ExecStdio, fds: &mut [Option<OwnedFd>]) -> CallOutcome {
+    fn exec(
+        &mut self,
+        process: &oci_spec::runtime::Process,
+        stdio: ExecStdio,
+        fds: &mut [Option<OwnedFd>],
+    ) -> CallOutcome {
         if self.status() != Status::Running {
             return CallOutcome::Reply(Reply::error(
                 ErrorKind::WrongState,
@@ -264,7 +272,9 @@ impl<'i, 'a, B: Backend> Supervising<'i, 'a, B> {
                 for f in fds.iter_mut().take(3) {
                     match f.take() {
                         Some(fd) => held.push(fd),
-                        None => return CallOutcome::Reply(Reply::error(ErrorKind::FdMismatch, "three stdio fds expected")),
+                        None => {
+                            return CallOutcome::Reply(Reply::error(ErrorKind::FdMismatch, "three stdio fds expected"))
+                        }
                     }
                 }
                 Ok([0, 1, 2].map(|i| FdRef {
@@ -367,7 +377,10 @@ impl<'i, 'a, B: Backend> Supervising<'i, 'a, B> {
     fn signal_process(&mut self, pid: SandboxPid, signal: i32, foreground: bool) -> Reply {
         let visible = self.own_pid_ns && pid > 1 && procfs::stat(Path::new("/proc"), pid).is_some();
         if !(self.children.is_live(pid) || visible) {
-            return Reply::error(ErrorKind::NoSuchProcess, format!("kill --pid {pid}: no such process in the sandbox"));
+            return Reply::error(
+                ErrorKind::NoSuchProcess,
+                format!("kill --pid {pid}: no such process in the sandbox"),
+            );
         }
         let target = if foreground {
             match foreground_group(pid) {
