@@ -56,6 +56,14 @@ pub fn leave_child() {
     IN_CHILD.store(false, Ordering::SeqCst);
 }
 
+/// Empties the arena for the next vfork child (a serving supervisor spawns
+/// one per `exec`). Only once the last child has exec'd or died, and only
+/// when nothing it allocated is still referenced: the interpreter puts back
+/// every field the child's walk changed before this is called.
+pub fn reset_arena() {
+    ARENA_USED.store(0, Ordering::SeqCst);
+}
+
 /// Bytes the vfork children of this process took from the arena (a test
 /// sees the child's path allocate nothing from dlmalloc through this).
 pub fn arena_used() -> usize {
@@ -125,6 +133,32 @@ impl Allocator {
         self.locked.store(false, Ordering::Release);
         r
     }
+}
+
+/// The process's global [`Allocator`], once registered ([`Allocator::register`]).
+static GLOBAL: std::sync::atomic::AtomicPtr<Allocator> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+impl Allocator {
+    /// Registers this allocator (the `#[global_allocator]` static) so that
+    /// [`trim`] can reach it.
+    pub fn register(&'static self) {
+        GLOBAL.store(std::ptr::from_ref(self).cast_mut(), Ordering::Relaxed);
+    }
+}
+
+/// Gives the free memory at the top of the heap back to the system (a
+/// created sandbox's supervisor, once it outlives its launcher: what the
+/// launcher freed would otherwise stay dirty and private to it). Returns
+/// whether anything was released; nothing when no allocator is registered.
+pub fn trim() -> bool {
+    let g = GLOBAL.load(Ordering::Relaxed);
+    if g.is_null() {
+        return false;
+    }
+    // SAFETY: `g` was registered from a `&'static Allocator`.
+    let a = unsafe { &*g };
+    // SAFETY: trim only releases memory dlmalloc owns and no block uses.
+    a.with(|h| unsafe { h.trim(0) })
 }
 
 impl Default for Allocator {

@@ -21,6 +21,7 @@ use clap::Parser;
 #[no_mangle]
 extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     sandboxctl::cli::process_start();
+    ALLOC.register();
     // SAFETY: argc and argv are what the C runtime passed to main: argc
     // valid, NUL-terminated strings that live as long as the process.
     let args = unsafe { sandboxctl::cli::c_args(argc, argv) };

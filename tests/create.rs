@@ -134,7 +134,11 @@ fn children_of(pid: i32) -> Vec<i32> {
 }
 
 fn wait_gone(pid: i32) -> bool {
-    let end = Instant::now() + Duration::from_secs(5);
+    wait_gone_for(pid, 5)
+}
+
+fn wait_gone_for(pid: i32, secs: u64) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
     while alive(pid) {
         if Instant::now() > end {
             return false;
@@ -168,7 +172,7 @@ fn lifecycle() {
             "--",
             "/bin/sh",
             "-c",
-            "sleep 3; exit 7",
+            "sleep 8; exit 7",
         ],
     );
     assert_eq!(o.code, 0, "create: {}", o.stderr);
@@ -228,6 +232,11 @@ fn lifecycle() {
         "{}",
         o.stderr
     );
+    // Many execs into one sandbox (each vfork child's arena is reused).
+    for i in 0..300 {
+        let o = sbx(&root, &["exec", "ct-a", "/bin/sh", "-c", "exit 4"]);
+        assert_eq!(o.code, 4, "exec {i}: {}", o.stderr);
+    }
     let o = sbx(
         &root,
         &[
@@ -250,7 +259,7 @@ fn lifecycle() {
 
     // The workload ends (exit 7): stopped, its status recorded, and the
     // exec'd process ends with the sandbox.
-    assert!(wait_gone(sup), "the supervisor exits when the workload ends");
+    assert!(wait_gone_for(sup, 30), "the supervisor exits when the workload ends");
     assert!(!alive(epid), "exec'd processes end with the sandbox");
     assert_eq!(status_of(&root, "ct-a"), "stopped");
     let exit = fs::read_to_string(root.path().join("ct-a/exit")).unwrap();

@@ -180,6 +180,10 @@ pub enum Command {
         /// Print the ordered operations create (then start) would perform; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Another container in sandbox SANDBOX (a pod member): join its namespaces, those the policy
+        /// allows joining (namespaces.allow_join); the rest are new.
+        #[arg(long, value_name = "SANDBOX")]
+        sandbox: Option<String>,
     },
     /// Start a created sandbox's workload.
     Start {
@@ -315,4 +319,8 @@ pub struct PlanInputs {
     /// With the embedded default spec: the command to run.
     #[arg(last = true)]
     pub command: Vec<String>,
+    /// `create --sandbox`: the host pid of another sandbox's supervisor, whose
+    /// namespaces this one joins where the policy allows joining.
+    #[arg(skip)]
+    pub join_sandbox: Option<i32>,
 }

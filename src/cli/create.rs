@@ -48,6 +48,8 @@ pub(super) struct CreateArgs<'a> {
     pub pid_file: Option<&'a Path>,
     /// Print the ops instead.
     pub dry_run: bool,
+    /// `--sandbox`: the sandbox whose namespaces this one joins.
+    pub sandbox: Option<&'a str>,
 }
 
 /// `create ID`: compile as `apply` does, run up to the workload's spawn,
@@ -60,6 +62,22 @@ pub(super) fn create(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Res
 fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result<(SandboxId, i32), Failure> {
     let id = SandboxId::parse(args.id).map_err(|e| state_failure(e.into()))?;
     let mut inputs = inputs.clone();
+    if let Some(other) = args.sandbox {
+        let other = SandboxId::parse(other).map_err(|e| state_failure(e.into()))?;
+        let (_, record) = open(root, &other, LockMode::Shared)?;
+        match record
+            .supervisor
+            .as_ref()
+            .filter(|_| record.live_status() != Status::Stopped)
+        {
+            Some(s) => inputs.join_sandbox = Some(s.pid),
+            None => {
+                return Err(Failure::other(format!(
+                    "create {id} --sandbox {other}: that sandbox is stopped; its namespaces are gone"
+                )))
+            }
+        }
+    }
     // runc's default bundle is the current directory.
     if inputs.bundle.is_none()
         && inputs.spec.is_none()
@@ -332,8 +350,9 @@ pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
             status.as_str()
         )));
     }
-    let process = exec_process(&dir, a)?;
+    let mut process = exec_process(&dir, a)?;
     let tty = a.tty || process.terminal().unwrap_or(false);
+    process.set_terminal(Some(tty));
     if tty && a.detach && a.console_socket.is_none() {
         return Err(Failure::input(SourceDiag::plain(
             format!("exec {id}: --tty with --detach needs --console-socket (where the terminal goes)"),

@@ -159,6 +159,7 @@ pub fn run(cli: Cli) -> i32 {
             inputs,
             pid_file,
             dry_run,
+            sandbox,
             id,
         } => create::create(
             &state_root,
@@ -167,6 +168,7 @@ pub fn run(cli: Cli) -> i32 {
                 id: &id,
                 pid_file: pid_file.as_deref(),
                 dry_run,
+                sandbox: sandbox.as_deref(),
             },
         ),
         Command::Start { id } => create::start(&state_root, &id),
@@ -182,6 +184,7 @@ pub fn run(cli: Cli) -> i32 {
                 id: &id,
                 pid_file: pid_file.as_deref(),
                 dry_run: false,
+                sandbox: None,
             },
             detach,
         ),
@@ -294,6 +297,9 @@ pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> 
     if let Some(p) = &inputs.process {
         let (_, _, process) = spec::load_process(p, base).map_err(|e| Failure::input(e.to_diag()))?;
         spec.spec.set_process(Some(process));
+    }
+    if let Some(pid) = inputs.join_sandbox {
+        spec::join_namespaces_of(&mut spec.spec, pid, &policy.ns_allow_join.value);
     }
     let host_path = inputs.host.as_deref().map(|h| {
         if base == Path::new(".") {

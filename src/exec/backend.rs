@@ -450,6 +450,10 @@ pub enum Op {
     /// instance): open O_RDWR|O_NOCTTY|O_CLOEXEC, unlock, open the slave
     /// through TIOCGPTPEER. Returns (master, slave).
     OpenPtyIn { ptmx: PathBuf },
+    /// Give memory the process no longer needs back to the system: the
+    /// heap's free top (dlmalloc trim) and the stack below the current frame
+    /// (MADV_DONTNEED), both dirtied by the launcher before the clone.
+    ShedMemory,
     /// Remove a created sandbox's state directory and what is in it (rollback
     /// of a failed `create`).
     RemoveSandboxDir { path: PathBuf },
@@ -836,6 +840,7 @@ impl fmt::Display for Op {
             SignalFd { tag } => write!(f, "signalfd INT,TERM,HUP,CHLD -> {}", FdRef { raw: 0, tag: *tag }),
             Serve { listener } => write!(f, "serve control calls on {listener} (create ends here; start goes on)"),
             ReapRaw => f.write_str("waitpid -1 WNOHANG"),
+            ShedMemory => f.write_str("trim the heap, madvise DONTNEED the stack below this frame"),
             OpenPtyIn { ptmx } => write!(
                 f,
                 "open {}, unlock, TIOCGPTPEER -> <pty master> <pty slave>",

@@ -1339,6 +1339,7 @@ impl Backend for LinuxBackend {
                 let unlock: libc::c_int = 0;
                 // SAFETY: TIOCSPTLCK takes a pointer to an int; TIOCGPTPEER an open flag.
                 let sl = check(unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) }).and_then(|_| {
+                    // SAFETY: TIOCGPTPEER takes open flags and returns a new fd.
                     check(unsafe { libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })
                 });
                 match sl {
@@ -1349,6 +1350,11 @@ impl Backend for LinuxBackend {
                         Err(e)
                     }
                 }
+            }
+            ShedMemory => {
+                crate::alloc::trim();
+                shed_stack();
+                done
             }
             RemoveSandboxDir { path } => fs::remove_dir_all(path).and(done),
             ReapRaw => {
@@ -1819,8 +1825,7 @@ mod lifecycle {
                     return Err(e);
                 }
             }
-            let mut status = 0;
-            // SAFETY: WNOHANG|WNOWAIT only looks; valid status pointer.
+            // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
             // SAFETY: waitid with a valid siginfo pointer; WNOWAIT leaves
             // the child to be reaped by the caller's rollback.
@@ -1836,7 +1841,6 @@ mod lifecycle {
             if r == 0 && unsafe { info.si_pid() } == pid {
                 return Ok(Vec::new());
             }
-            let _ = &mut status;
             if Instant::now() >= end {
                 return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT));
             }
@@ -1862,6 +1866,7 @@ mod lifecycle {
     /// [`super::Op::AwaitServing`].
     pub fn await_serving(path: &Path, pid: i32, timeout_ms: u64) -> io::Result<()> {
         let mut alive = || {
+            // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
             // SAFETY: waitid with a valid siginfo pointer; WNOWAIT only looks.
             let r = unsafe {
@@ -1879,4 +1884,19 @@ mod lifecycle {
             .map(drop)
             .map_err(other)
     }
+}
+
+/// [`Op::ShedMemory`]'s stack part: the pages from 1 MiB below this frame up
+/// to 16 KiB below it (dead frames of the launcher's compile) are dropped;
+/// the kernel skips what is not mapped (ENOMEM, ignored).
+#[inline(never)]
+fn shed_stack() {
+    let marker = 0u8;
+    let sp = std::ptr::addr_of!(marker) as usize;
+    let top = (sp - 16 * 1024) & !4095;
+    let len = 1024 * 1024;
+    // SAFETY: every page in [top - len, top) lies below this frame, in the
+    // stack's dead part (or unmapped): nothing live is there; MADV_DONTNEED
+    // makes touched ones read as zero pages again.
+    unsafe { libc::madvise((top - len) as *mut libc::c_void, len, libc::MADV_DONTNEED) };
 }

@@ -281,6 +281,39 @@ pub fn builtin(args: &[String]) -> SpecInput {
     }
 }
 
+/// Makes `spec` join the namespaces of the process `pid` (another sandbox's
+/// supervisor: `create --sandbox`) for each kind in `kinds` (the policy's
+/// `namespaces.allow_join`): `/proc/PID/ns/KIND`, replacing what the spec
+/// says of that kind. Other kinds stay as the spec has them.
+pub fn join_namespaces_of(spec: &mut Spec, pid: i32, kinds: &[crate::plan::NsKind]) {
+    use crate::plan::NsKind;
+    use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType as T};
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut nss = linux.namespaces().clone().unwrap_or_default();
+    for kind in kinds {
+        let typ = match kind {
+            NsKind::User => T::User,
+            NsKind::Pid => T::Pid,
+            NsKind::Net => T::Network,
+            NsKind::Ipc => T::Ipc,
+            NsKind::Uts => T::Uts,
+            NsKind::Cgroup => T::Cgroup,
+            NsKind::Time => T::Time,
+            NsKind::Mount => T::Mount,
+        };
+        nss.retain(|n| n.typ() != typ);
+        if let Ok(n) = LinuxNamespaceBuilder::default()
+            .typ(typ)
+            .path(format!("/proc/{pid}/ns/{}", kind.proc_name()))
+            .build()
+        {
+            nss.push(n);
+        }
+    }
+    linux.set_namespaces(Some(nss));
+    spec.set_linux(Some(linux));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,9 @@ impl<B: Backend> Interp<'_, B> {
         }
         self.op(Op::AwaitCommit { fd: report })?;
         self.op(Op::ClearDeathSignal)?;
+        // What the launcher dirtied before the clone is this process's
+        // alone once the launcher exits.
+        self.op(Op::ShedMemory)?;
         let listener = self
             .listener
             .ok_or_else(|| self.unsupported("create without a control listener"))?;

@@ -84,6 +84,10 @@ impl<B: Backend> Interp<'_, B> {
         let spawned = self.spawn_child();
         self.exec_override = None;
         self.prep.exec = saved;
+        // The child's allocations are dead (it exec'd or died, and its
+        // changes to this interpreter are put back): the next exec's child
+        // starts with the whole arena.
+        crate::alloc::reset_arena();
         let proc = spawned?.ok_or_else(|| self.unsupported("exec while recording"))?;
         // Its exec report: EOF is a successful execve.
         if let Some(r) = self.exec_report.take() {
@@ -222,6 +226,7 @@ impl<'i, 'a, B: Backend> Supervising<'i, 'a, B> {
             .spawn_workload()
             .and_then(|()| it.await_exec())
             .and_then(|()| it.drop_supervisor_privileges());
+        crate::alloc::reset_arena();
         match (r, it.workload) {
             (Ok(()), Some(w)) => {
                 self.children.started_workload(w.pid);
@@ -411,14 +416,9 @@ impl<'i, 'a, B: Backend> Supervising<'i, 'a, B> {
 
     /// Reaps every child that ended; records the workload's end.
     fn reap(&mut self) {
-        loop {
-            match self.it.op(Op::ReapRaw) {
-                Ok(Outcome::ReapedRaw(Some((pid, raw)))) => {
-                    if let Reaped::Workload(exit) = self.children.reaped(pid, raw) {
-                        self.record_exit(exit);
-                    }
-                }
-                _ => break,
+        while let Ok(Outcome::ReapedRaw(Some((pid, raw)))) = self.it.op(Op::ReapRaw) {
+            if let Reaped::Workload(exit) = self.children.reaped(pid, raw) {
+                self.record_exit(exit);
             }
         }
     }
