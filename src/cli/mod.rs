@@ -298,9 +298,6 @@ pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> 
         let (_, _, process) = spec::load_process(p, base).map_err(|e| Failure::input(e.to_diag()))?;
         spec.spec.set_process(Some(process));
     }
-    if let Some(pid) = inputs.join_sandbox {
-        spec::join_namespaces_of(&mut spec.spec, pid, &policy.ns_allow_join.value);
-    }
     let host_path = inputs.host.as_deref().map(|h| {
         if base == Path::new(".") {
             h.to_path_buf()
@@ -310,6 +307,11 @@ pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> 
     });
     let host = load_host(host_path.as_deref())?;
     let (policy, policy_from) = load_policy(inputs, base, &spec)?;
+    // A pod member joins the other sandbox's namespaces as the policy (the
+    // one the annotation picked, if any) allows.
+    if let Some(pid) = inputs.join_sandbox {
+        spec::join_namespaces_of(&mut spec.spec, pid, &policy.ns_allow_join.value);
+    }
     Ok(Loaded {
         policy,
         spec,
