@@ -188,7 +188,7 @@ fn prerequisites() -> Result<(), String> {
     if other_runtime().is_some() {
         return Ok(());
     }
-    for cmd in ["create", "start"] {
+    for cmd in ["create", "start", "kill", "delete"] {
         let o = Command::new(common::bin())
             .args([cmd, "--help"])
             .output()
