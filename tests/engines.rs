@@ -356,6 +356,8 @@ fn podman(env: &Env) -> Command {
         .arg(env.dir.join("storage"))
         .arg("--runroot")
         .arg(env.dir.join("runroot"))
+        .arg("--tmpdir")
+        .arg(env.dir.join("tmp"))
         .arg("--runtime")
         .arg(&env.runtime)
         .stdin(Stdio::null());
