@@ -174,6 +174,8 @@ pub struct Policy {
     pub pass_fds: Setting<BTreeSet<PassFd>>,
     /// The policies a spec's annotation may pick instead ([`select::ANNOTATION`]).
     pub selectable: Setting<Vec<Setting<String>>>,
+    /// May a spec's OCI hooks run.
+    pub hooks_allow: Setting<bool>,
 }
 
 /// A resolved `[[seccomp.rules]]` entry, checked: known syscalls, a valid

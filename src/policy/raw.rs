@@ -68,6 +68,21 @@ pub struct RawPolicy {
     /// Which other policies a spec may pick by annotation.
     #[serde(default)]
     pub selection: RawSelection,
+    /// Whether a spec's OCI hooks may run.
+    #[serde(default)]
+    pub hooks: RawHooks,
+}
+
+/// `[hooks]`: OCI hooks (prestart, createRuntime, createContainer,
+/// startContainer, poststart, poststop) run on the host, as the engine's
+/// user, outside the sandbox.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHooks {
+    /// `false` (default): a spec with any hook is refused, naming the hook and
+    /// this line. `true`: allowed (this build cannot run them yet, and says so).
+    #[schemars(with = "Option<bool>")]
+    pub allow: Option<Spanned<bool>>,
 }
 
 /// `[selection]`: the policies a spec's `org.sandboxctl.policy` annotation may

@@ -372,6 +372,7 @@ fn merge(layers: Vec<(Source, RawPolicy)>) -> Result<Policy, PolicyError> {
         debug_log: l.pick(|r| r.logs.debug_log.as_ref()),
         user_log: l.pick(|r| r.logs.user_log.as_ref()),
         pass_fds,
+        hooks_allow: l.pick_or(|r| r.hooks.allow.as_ref(), false),
         selectable: l
             .pick_list(|r| r.selection.selectable.as_ref())
             .unwrap_or_else(|| Setting::default_value(vec![])),

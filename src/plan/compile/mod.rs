@@ -67,6 +67,7 @@ pub fn compile(
         clamps: Vec::new(),
         warnings: Vec::new(),
     };
+    hooks(&cx)?;
     let platform = ns::platform(&mut cx)?;
     let network = ns::network(&mut cx)?;
     let userns = ns::user(&mut cx, &network)?;
@@ -282,6 +283,45 @@ fn steps(
         .collect()
 }
 
+/// A spec's OCI hooks run on the host, as the engine's user: only when the
+/// policy's `hooks.allow` says so, and never silently skipped (this build
+/// cannot run them: an allowed hook is refused too, saying why).
+fn hooks(cx: &Cx) -> Result<(), CompileError> {
+    let Some(h) = cx.spec.spec.hooks() else {
+        return Ok(());
+    };
+    let kinds: Vec<(&str, usize)> = [
+        ("prestart", h.prestart().as_ref().map_or(0, Vec::len)),
+        ("createRuntime", h.create_runtime().as_ref().map_or(0, Vec::len)),
+        ("createContainer", h.create_container().as_ref().map_or(0, Vec::len)),
+        ("startContainer", h.start_container().as_ref().map_or(0, Vec::len)),
+        ("poststart", h.poststart().as_ref().map_or(0, Vec::len)),
+        ("poststop", h.poststop().as_ref().map_or(0, Vec::len)),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .collect();
+    let Some((first, _)) = kinds.first() else {
+        return Ok(());
+    };
+    let count = kinds.iter().map(|(_, n)| n).sum();
+    let names = kinds.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ");
+    let allow = &cx.policy.hooks_allow;
+    let at = Anchor::spec(format!("hooks.{first}[0]"), "a hook");
+    if !allow.value {
+        return Err(CompileError::new(CompileErrorKind::HooksNotAllowed { count, kinds: names })
+            .anchor(at)
+            .anchor(Anchor::Policy(allow.at.clone(), "hooks not allowed".into()))
+            .help("drop the hooks from the spec (podman: no --hooks-dir), or set `[hooks] allow = true` in a policy for trusted specs"));
+    }
+    Err(
+        CompileError::new(CompileErrorKind::HooksUnsupported { count, kinds: names })
+            .anchor(at)
+            .anchor(Anchor::Policy(allow.at.clone(), "hooks allowed".into()))
+            .help("run this spec with runc or crun until sandboxctl runs hooks, or drop its hooks"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -490,6 +530,50 @@ mod tests {
         let off = "extends = \"container\"\n[user]\nallow_subordinate_ids = false\n";
         let e = compile(&policy(off), &mapped, &sub, &Default::default()).unwrap_err();
         assert!(matches!(e.kind, CompileErrorKind::IdMapNotAllowed { .. }), "{e}");
+    }
+
+    /// A spec's hooks are refused unless the policy allows them, and refused
+    /// even then (this build cannot run them), never silently skipped.
+    #[test]
+    fn hooks_are_refused_by_default_and_never_skipped() {
+        let mut spec = crate::spec::load_file(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/podman.json")),
+            Path::new("."),
+        )
+        .unwrap();
+        let hook = oci_spec::runtime::HookBuilder::default()
+            .path("/bin/true")
+            .build()
+            .unwrap();
+        let hooks = oci_spec::runtime::HooksBuilder::default()
+            .poststart(vec![hook.clone()])
+            .create_runtime(vec![hook.clone(), hook])
+            .build()
+            .unwrap();
+        let host = host("hybrid-root.toml");
+        let ok = compile(&policy("extends = \"container\""), &spec, &host, &Default::default());
+        assert!(ok.is_ok(), "no hooks, compiles: {:?}", ok.err());
+        spec.spec.set_hooks(Some(hooks));
+        let e = compile(&policy("extends = \"container\""), &spec, &host, &Default::default()).unwrap_err();
+        assert_eq!(
+            e.kind,
+            CompileErrorKind::HooksNotAllowed {
+                count: 3,
+                kinds: "createRuntime, poststart".into()
+            }
+        );
+        assert_eq!(e.anchors[0].origin(), Origin::spec("hooks.createRuntime[0]"));
+        let e = compile(
+            &policy("extends = \"container\"\n[hooks]\nallow = true\n"),
+            &spec,
+            &host,
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e.kind, CompileErrorKind::HooksUnsupported { count: 3, .. }),
+            "{e}"
+        );
     }
 
     /// `namespaces.on_excess`: a spec without a pid/ipc/uts/mount namespace
