@@ -433,22 +433,24 @@ mod tests {
         assert_eq!(p.supervisor.capabilities, p.workload.capabilities.value);
     }
 
+    /// podman's config.json (tests/golden/inputs/podman.json).
+    fn podman_spec() -> SpecInput {
+        crate::spec::load_file(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/podman.json")),
+            Path::new("."),
+        )
+        .unwrap()
+    }
+
     /// The container policy: as runc, the spec's user in the host's user
     /// namespace when the spec lists none; a spec's maps only inside the
     /// host's subordinate ranges (uid maps in /etc/subuid's, gid maps in
     /// /etc/subgid's), and only while `user.allow_subordinate_ids` is on.
     #[test]
     fn container_policy_runs_the_specs_user_and_maps_only_within_subordinate_ranges() {
-        let podman = || {
-            crate::spec::load_file(
-                Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/podman.json")),
-                Path::new("."),
-            )
-            .unwrap()
-        };
         let p = compile(
             &policy("extends = \"container\""),
-            &podman(),
+            &podman_spec(),
             &host("hybrid-root.toml"),
             &Default::default(),
         )
@@ -459,7 +461,7 @@ mod tests {
         assert_eq!((p.workload.credentials.uid.0, p.workload.credentials.gid.0), (0, 0));
         assert!(matches!(p.namespaces.net.value, Namespace::Join(_)));
 
-        let mut mapped = podman();
+        let mut mapped = podman_spec();
         let mut linux = mapped.spec.linux().clone().unwrap();
         let mut ns = linux.namespaces().clone().unwrap();
         ns.push(
@@ -536,11 +538,7 @@ mod tests {
     /// even then (this build cannot run them), never silently skipped.
     #[test]
     fn hooks_are_refused_by_default_and_never_skipped() {
-        let mut spec = crate::spec::load_file(
-            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/podman.json")),
-            Path::new("."),
-        )
-        .unwrap();
+        let mut spec = podman_spec();
         let hook = oci_spec::runtime::HookBuilder::default()
             .path("/bin/true")
             .build()
@@ -587,11 +585,7 @@ mod tests {
             oci_spec::runtime::LinuxNamespaceType::Uts,
             oci_spec::runtime::LinuxNamespaceType::Mount,
         ] {
-            let mut spec = crate::spec::load_file(
-                Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/podman.json")),
-                Path::new("."),
-            )
-            .unwrap();
+            let mut spec = podman_spec();
             let mut linux = spec.spec.linux().clone().unwrap();
             let ns: Vec<_> = linux
                 .namespaces()
