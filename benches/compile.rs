@@ -20,6 +20,7 @@ fn bench(c: &mut Criterion) {
     let host: sandboxctl::host::HostFacts =
         toml::from_str(&std::fs::read_to_string(root.join("tests/golden/hosts/hybrid-root.toml")).unwrap()).unwrap();
     let opts = CompileOptions {
+        policy_from: None,
         host_name: "hybrid-root.toml".into(),
         ..Default::default()
     };

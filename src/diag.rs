@@ -103,6 +103,22 @@ impl SourceDiag {
         Self::new(at.label.clone(), Some(at), None, Vec::new()).with_severity(miette::Severity::Advice)
     }
 
+    /// The diagnostic on one line, for a log an engine shows its user
+    /// (runc's `--log`): the message (located), each related place as
+    /// `FILE:LINE:COL: label`, then the help.
+    pub fn one_line(&self) -> String {
+        let mut out = self.message.replace('\n', " ");
+        for r in &self.related {
+            out.push_str("; ");
+            out.push_str(&r.message.replace('\n', " "));
+        }
+        if let Some(h) = &self.help {
+            out.push_str("; help: ");
+            out.push_str(&h.replace('\n', " "));
+        }
+        out
+    }
+
     /// A diagnostic with no location.
     pub fn plain(message: impl Into<String>, help: Option<String>) -> Self {
         Self::new(message, None, help, Vec::new())

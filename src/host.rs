@@ -44,6 +44,45 @@ pub struct HostFacts {
     /// The caller's resource limits (soft, hard); `u64::MAX` is unlimited.
     #[serde(default)]
     pub rlimits: BTreeMap<RlimitKind, RlimitPair>,
+    /// The subordinate id ranges of /etc/subuid and /etc/subgid (every
+    /// user's): what `user.allow_subordinate_ids` lets a spec's maps use.
+    #[serde(default, skip_serializing_if = "SubordinateIds::is_empty")]
+    pub subordinate: SubordinateIds,
+}
+
+/// The host's subordinate id ranges (`NAME:START:COUNT` lines).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubordinateIds {
+    /// From /etc/subuid.
+    #[serde(default)]
+    pub uid: Vec<crate::policy::IdRange>,
+    /// From /etc/subgid.
+    #[serde(default)]
+    pub gid: Vec<crate::policy::IdRange>,
+}
+
+impl SubordinateIds {
+    /// No ranges at all.
+    pub fn is_empty(&self) -> bool {
+        self.uid.is_empty() && self.gid.is_empty()
+    }
+
+    /// Parses the text of /etc/subuid or /etc/subgid: `NAME:START:COUNT`
+    /// lines; comments, blank and malformed lines are skipped.
+    pub fn parse(text: &str) -> Vec<crate::policy::IdRange> {
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| {
+                let mut f = l.trim().split(':');
+                let (_name, start, count) = (f.next()?, f.next()?, f.next()?);
+                Some(crate::policy::IdRange {
+                    start: start.parse().ok()?,
+                    count: count.parse().ok()?,
+                })
+            })
+            .collect()
+    }
 }
 
 /// A soft/hard limit pair.

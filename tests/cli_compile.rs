@@ -281,3 +281,164 @@ fn target_bundle_makes_a_plan_for_another_machine_and_says_so() {
     assert!(out.contains("put the bundle there"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn run_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut c = Command::new(bin());
+    c.current_dir(dir).env("NO_COLOR", "1").env_remove("SANDBOXCTL_POLICY");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(args).output().unwrap()
+}
+
+/// The line of a text plan that says how its policy was chosen, and its chain.
+fn chosen(o: &Output) -> (String, String) {
+    assert!(o.status.success(), "{}", stderr(o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = |p: &str| text.lines().find(|l| l.starts_with(p)).unwrap_or_default().to_string();
+    (line("policy chosen by "), line("policy builtin:"))
+}
+
+#[test]
+fn policy_choice_first_match_wins_flag_then_environment_then_host_file_then_default() {
+    let dir = tempdir("choice");
+    let h = host();
+    let plan = ["plan", "--host", &h, "--", "/bin/true"];
+    // The environment names a built-in.
+    let (by, chain) = chosen(&run_env(&dir, &[("SANDBOXCTL_POLICY", "untrusted")], &plan));
+    assert_eq!(by, "policy chosen by host:env:SANDBOXCTL_POLICY");
+    assert!(chain.contains("builtin:untrusted.toml"), "{chain}");
+    // ... or a path.
+    std::fs::write(dir.join("op.toml"), "extends = \"kvm\"\n").unwrap();
+    let op = dir.join("op.toml").display().to_string();
+    let (by, chain) = chosen(&run_env(&dir, &[("SANDBOXCTL_POLICY", &op)], &plan));
+    assert_eq!(by, "policy chosen by host:env:SANDBOXCTL_POLICY");
+    assert!(
+        chain.contains("builtin:kvm.toml") && chain.contains("op.toml"),
+        "{chain}"
+    );
+    // The global flag wins, before the subcommand as engines put it, or after.
+    let mut before = vec!["--policy", "network-host"];
+    before.extend(plan);
+    let (by, chain) = chosen(&run_env(&dir, &[("SANDBOXCTL_POLICY", "untrusted")], &before));
+    assert_eq!(by, "policy chosen by cli:--policy");
+    assert!(
+        chain.contains("network-host") && !chain.contains("untrusted"),
+        "{chain}"
+    );
+    let (by, _) = chosen(&run_env(
+        &dir,
+        &[("SANDBOXCTL_POLICY", "untrusted")],
+        &["plan", "--host", &h, "--policy", "kvm", "--", "/bin/true"],
+    ));
+    assert_eq!(by, "policy chosen by cli:--policy");
+    // Neither: the host file when this machine has one, else the default.
+    let (by, _) = chosen(&run_env(&dir, &[("SANDBOXCTL_POLICY", "")], &plan));
+    if Path::new("/etc/sandboxctl/policy.toml").exists() {
+        assert_eq!(by, "policy chosen by host:/etc/sandboxctl/policy.toml");
+    } else {
+        assert_eq!(by, "policy chosen by default");
+    }
+    // A bad name in the environment is the operator's error, said as such.
+    let o = run_env(&dir, &[("SANDBOXCTL_POLICY", "contaner")], &plan);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("container"),
+        "suggests the closest built-in: {}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn runtime_global_flags_log_errors_as_runc_does_and_refuse_systemd_cgroup() {
+    let dir = tempdir("rtflags");
+    let log = dir.join("log.json");
+    let l = log.display().to_string();
+    // An error (unknown sandbox) goes to --log as one runc JSON line, and to stderr.
+    let o = run_env(
+        &dir,
+        &[],
+        &[
+            "--root",
+            dir.to_str().unwrap(),
+            "--log",
+            &l,
+            "--log-format=json",
+            "state",
+            "nosuch",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nosuch"), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["level"], "error");
+    assert!(v["msg"].as_str().unwrap().contains("nosuch"), "{text}");
+    assert!(v["time"].as_str().unwrap().ends_with('Z'), "{text}");
+    // A refusal is one line that names the spec field and the policy line, as
+    // podman shows its user the log's last error.
+    let spec = root().join("tests/golden/cases/bad-container-privileged/spec.json");
+    let o = run_env(
+        &dir,
+        &[],
+        &[
+            "--log",
+            &l,
+            "--log-format",
+            "json",
+            "plan",
+            "--policy",
+            "container",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--host",
+            &host(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let last = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let msg = v["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("spec.json:25:9: the spec asks for capability CAP_NET_ADMIN")
+            && msg.contains("builtin:container.toml:"),
+        "{msg}"
+    );
+    // --systemd-cgroup: refused before anything runs, saying what to configure.
+    let o = run_env(
+        &dir,
+        &[],
+        &["--systemd-cgroup", "--log", &l, "--log-format", "text", "features"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert!(stderr(&o).contains("cgroupfs"), "{}", stderr(&o));
+    let last = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(
+        last.starts_with("time=\"") && last.contains(" level=error msg=\"--systemd-cgroup"),
+        "{last}"
+    );
+    // --debug adds a debug line; success adds no error.
+    let before = std::fs::read_to_string(&log).unwrap().lines().count();
+    let o = run_env(&dir, &[], &["--debug", "--log", &l, "--log-format=json", "features"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), before + 1, "{lines:?}");
+    assert!(lines.last().unwrap().contains("\"level\":\"debug\""));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

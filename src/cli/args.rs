@@ -21,9 +21,44 @@ pub struct Cli {
     /// Where sandboxes' state files live (default /run/sandboxctl).
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// The operator's policy (file or built-in name; repeat to layer, later wins). First match
+    /// wins: this flag, then SANDBOXCTL_POLICY, then /etc/sandboxctl/policy.toml, then the
+    /// built-in default. See docs/policy.md, "Which policy applies".
+    #[arg(long = "policy", short = 'p', global = true, value_name = "POLICY")]
+    pub policy: Vec<String>,
+    /// The engine-facing flags runc has (podman and containerd pass them before the subcommand).
+    #[command(flatten)]
+    pub runtime: RuntimeFlags,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// runc's global flags, as container engines pass them (see docs/podman.md).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RuntimeFlags {
+    /// Also write errors (and, with --debug, debug lines) to this file, as runc does.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// The format of --log: `text` (logfmt lines) or `json` (runc's `{"level","msg","time"}` lines).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log what each command does, at debug level, to --log (stderr without it).
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Ask for cgroups through systemd. Not supported: refused with an explanation.
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+}
+
+/// Formats of `--log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `time="..." level=error msg="..."`, as runc's text log.
+    #[default]
+    Text,
+    /// `{"level":"error","msg":"...","time":"..."}`, as runc's JSON log.
+    Json,
 }
 
 /// Subcommands.
@@ -391,9 +426,11 @@ pub enum CheckFormat {
 /// What a plan is compiled from.
 #[derive(Debug, Clone, Args)]
 pub struct PlanInputs {
-    /// Policy file or built-in name (default, untrusted, network-host, kvm, vmm); repeat to layer, later wins. Default: the built-in default.
-    #[arg(long = "policy", short = 'p')]
-    pub policy: Vec<String>,
+    /// The operator's policy choice when the caller made it (golden cases, `check`: from their
+    /// own `--policy` only, never the host's); None: the process's choice (global `--policy`,
+    /// SANDBOXCTL_POLICY, /etc/sandboxctl/policy.toml, default), made once by [`crate::cli::run`].
+    #[arg(skip)]
+    pub policy: Option<crate::policy::select::Choice>,
     /// OCI bundle directory (config.json + rootfs).
     #[arg(long, conflicts_with = "spec")]
     pub bundle: Option<PathBuf>,

@@ -57,11 +57,20 @@ fn learn_in(dir: &Path, inputs: &PlanInputs, output: Option<&Path>, root: Option
     );
     std::fs::write(&layer, text).map_err(|e| Failure::other(format!("learn: writing {}: {e}", layer.display())))?;
     let mut traced = inputs.clone();
-    if traced.policy.is_empty() {
-        traced.policy.push("default".into());
-    }
-    let policies = traced.policy.clone();
-    traced.policy.push(layer.display().to_string());
+    let mut choice = traced.policy.clone().unwrap_or_else(super::current_choice);
+    let policies: Vec<String> = choice
+        .refs
+        .iter()
+        .map(|r| match r {
+            crate::policy::PolicyRef::Builtin(n) => n.clone(),
+            crate::policy::PolicyRef::File(p) => p.display().to_string(),
+            crate::policy::PolicyRef::Text { name, .. } => name.clone(),
+        })
+        .collect();
+    choice
+        .refs
+        .push(crate::policy::PolicyRef::parse(&layer.display().to_string()));
+    traced.policy = Some(choice);
     let (compiled, loaded) = compile_inputs(&traced, Path::new("."))?;
     let plan = compiled.plan;
     let opts = exec::ApplyOptions {

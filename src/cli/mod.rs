@@ -8,6 +8,7 @@ pub mod learn;
 mod lifecycle;
 mod review;
 mod run;
+mod runtime_log;
 mod sandbox;
 mod start;
 
@@ -111,8 +112,17 @@ pub fn eprint_diag(d: &dyn miette::Diagnostic) {
 /// share this one frame, tens of KiB of stack that every launch faults in.
 pub fn run(cli: Cli) -> i32 {
     let _ = VERBOSITY.set(Verbosity::from_flags(cli.verbose, cli.quiet));
+    let _ = OPERATOR_CHOICE.set(operator_choice(&cli.policy));
     let state_root = long_lived_root(&cli);
-    let result = match cli.command {
+    let flags = cli.runtime.clone();
+    if flags.debug {
+        runtime_log::write(
+            &flags,
+            runtime_log::Level::Debug,
+            &format!("command: {:?}", cli.command),
+        );
+    }
+    let result = runtime_log::check(&flags).and_then(|()| match cli.command {
         Command::Plan { inputs, format, output } => cmd_plan(&inputs, format, output.as_deref()),
         Command::Validate { policies } => cmd_validate(&policies),
         Command::Schema { plan } => cmd_schema(plan),
@@ -254,10 +264,11 @@ pub fn run(cli: Cli) -> i32 {
                 command: &command,
             },
         ),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(f) => {
+            runtime_log::write(&flags, runtime_log::Level::Error, &f.diag.one_line());
             // An empty message: the diagnostic was printed already (by a
             // child process that did the work).
             if !f.diag.to_string().is_empty() {
@@ -276,6 +287,8 @@ pub struct Loaded {
     pub spec: SpecInput,
     /// Host facts.
     pub host: HostFacts,
+    /// Where the policy choice came from (flag, environment, host file, default, annotation).
+    pub policy_from: Origin,
 }
 
 /// Loads policy, spec and host facts named by the inputs.
@@ -283,8 +296,6 @@ pub struct Loaded {
 /// case directory for `check`) and keep the names they were given.
 pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> {
     let abs_base = absolute_base(base)?;
-    let refs: Vec<PolicyRef> = inputs.policy.iter().map(|s| PolicyRef::parse(s)).collect();
-    let policy = policy::load(&refs, base).map_err(|e| Failure::input(e.to_diag()))?;
     let mut spec = match (&inputs.bundle, &inputs.spec) {
         (Some(b), _) => spec::load_bundle(b, &abs_base),
         (None, Some(s)) => spec::load_file(s, &abs_base),
@@ -341,9 +352,6 @@ pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> 
         let (_, _, process) = spec::load_process(p, base).map_err(|e| Failure::input(e.to_diag()))?;
         spec.spec.set_process(Some(process));
     }
-    if let Some(pid) = inputs.join_sandbox {
-        spec::join_namespaces_of(&mut spec.spec, pid, &policy.ns_allow_join.value);
-    }
     let host_path = inputs.host.as_deref().map(|h| {
         if base == Path::new(".") {
             h.to_path_buf()
@@ -352,7 +360,53 @@ pub fn load_inputs(inputs: &PlanInputs, base: &Path) -> Result<Loaded, Failure> 
         }
     });
     let host = load_host(host_path.as_deref())?;
-    Ok(Loaded { policy, spec, host })
+    let (policy, policy_from) = load_policy(inputs, base, &spec)?;
+    // A pod member joins the other sandbox's namespaces as the policy (the
+    // one the annotation picked, if any) allows.
+    if let Some(pid) = inputs.join_sandbox {
+        spec::join_namespaces_of(&mut spec.spec, pid, &policy.ns_allow_join.value);
+    }
+    Ok(Loaded {
+        policy,
+        spec,
+        host,
+        policy_from,
+    })
+}
+
+/// The process's policy choice (global `--policy`, SANDBOXCTL_POLICY,
+/// /etc/sandboxctl/policy.toml, default), made once by [`run`].
+static OPERATOR_CHOICE: std::sync::OnceLock<policy::select::Choice> = std::sync::OnceLock::new();
+
+/// The operator's policy choice for this process.
+pub(crate) fn current_choice() -> policy::select::Choice {
+    OPERATOR_CHOICE.get().cloned().unwrap_or_else(|| operator_choice(&[]))
+}
+
+/// Reads what the operator's choice depends on (the flag, the environment, the host file).
+fn operator_choice(flag: &[String]) -> policy::select::Choice {
+    let env = std::env::var(policy::select::ENV).ok();
+    let etc = Path::new(policy::select::ETC_POLICY).exists();
+    policy::select::choose(flag, env.as_deref(), etc)
+}
+
+/// Loads the operator's policy, then the one the spec's annotation picks
+/// among the operator's selectable ones, if any; returns it and where the
+/// choice came from.
+fn load_policy(inputs: &PlanInputs, base: &Path, spec: &SpecInput) -> Result<(Policy, Origin), Failure> {
+    let choice = match &inputs.policy {
+        Some(c) => c.clone(),
+        None => OPERATOR_CHOICE.get().cloned().unwrap_or_else(|| operator_choice(&[])),
+    };
+    let operator = policy::load(&choice.refs, base).map_err(|e| Failure::input(e.to_diag()))?;
+    match policy::select::by_annotation(&operator, spec.spec.annotations().as_ref()) {
+        Ok(None) => Ok((operator, choice.from)),
+        Ok(Some(picked)) => {
+            let p = policy::load(&picked.refs, base).map_err(|e| Failure::input(e.to_diag()))?;
+            Ok((p, picked.from))
+        }
+        Err(e) => Err(Failure::input(e.to_diag(&operator, spec))),
+    }
 }
 
 /// `base` as an absolute, normalised path (the current directory joined in
@@ -437,6 +491,7 @@ pub fn compile_quietly(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Lo
             None => None,
         },
         bundle_from,
+        policy_from: Some(loaded.policy_from.clone()),
         io_fds: inputs.io_fd.clone(),
         host_name: inputs
             .host
@@ -457,9 +512,11 @@ pub fn compile_args_in(dir: &Path, args: &[String]) -> Result<LaunchPlan, String
         .chain(std::iter::once("plan".to_string()))
         .chain(args.iter().cloned());
     let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-    let Command::Plan { inputs, .. } = cli.command else {
+    let Command::Plan { mut inputs, .. } = cli.command else {
         unreachable!("parsed as plan")
     };
+    // A case's own --policy, or the default: never this host's choice.
+    inputs.policy = Some(policy::select::choose(&cli.policy, None, false));
     let (compiled, _) = compile_quietly(&inputs, dir).map_err(|f| render_plain(f.diag.as_ref()))?;
     Ok(compiled.plan)
 }

@@ -175,7 +175,7 @@ fn table(rows: &[ListEntry]) -> String {
 
 /// Seconds since the epoch as RFC 3339 UTC (`2026-12-01T17:50:00Z`), by the
 /// civil-from-days algorithm (no time crate for one format).
-fn rfc3339(unix: u64) -> String {
+pub(crate) fn rfc3339(unix: u64) -> String {
     let days = (unix / 86_400) as i64;
     let secs = unix % 86_400;
     let z = days + 719_468;

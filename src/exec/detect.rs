@@ -151,6 +151,11 @@ pub fn detect() -> Result<HostFacts, DetectError> {
         cgroup,
         kvm: detect_kvm(),
         rlimits: detect_rlimits()?,
+        // Absent files (most hosts without rootless users) mean no ranges.
+        subordinate: crate::host::SubordinateIds {
+            uid: crate::host::SubordinateIds::parse(&std::fs::read_to_string("/etc/subuid").unwrap_or_default()),
+            gid: crate::host::SubordinateIds::parse(&std::fs::read_to_string("/etc/subgid").unwrap_or_default()),
+        },
     })
 }
 

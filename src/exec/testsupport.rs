@@ -70,6 +70,7 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
     LaunchPlan {
         format: PLAN_FORMAT,
         inputs: Inputs {
+            policy_from: None,
             policies: vec!["untrusted.toml".into()],
             spec: "builtin".into(),
             host: "detected".into(),
@@ -306,5 +307,6 @@ pub fn sample_host() -> HostFacts {
             extensions: BTreeSet::new(),
         }),
         rlimits,
+        subordinate: Default::default(),
     }
 }

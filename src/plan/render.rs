@@ -376,6 +376,9 @@ pub fn text(p: &LaunchPlan) -> String {
         p.inputs.spec,
         p.inputs.host
     );
+    if let Some(from) = &p.inputs.policy_from {
+        let _ = writeln!(w.s, "policy chosen by {from}");
+    }
     if let Some(b) = &p.inputs.bundle {
         let note = match &b.from {
             Origin::Cli(f) if f == "--target-bundle" => "  (a plan for another machine: the bundle's place there)",

@@ -137,6 +137,7 @@ pub fn sample_plan() -> LaunchPlan {
     LaunchPlan {
         format: PLAN_FORMAT,
         inputs: Inputs {
+            policy_from: None,
             policies: vec!["policies/default.toml".into(), "policies/untrusted.toml".into()],
             spec: "bundle/config.json".into(),
             host: "host.toml".into(),

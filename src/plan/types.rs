@@ -106,6 +106,11 @@ pub struct LaunchPlan {
 pub struct Inputs {
     /// Policy files, base first (the `extends` chain, flattened).
     pub policies: Vec<String>,
+    /// How the policy was chosen: `cli:--policy`, `host:env:SANDBOXCTL_POLICY`,
+    /// `host:/etc/sandboxctl/policy.toml`, `default`, or
+    /// `spec:annotations["org.sandboxctl.policy"]` (a selectable policy the spec picked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_from: Option<Origin>,
     /// The spec: a path, or `builtin` for the embedded default spec.
     pub spec: String,
     /// The host facts: a path, or `detected`.

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod raw;
 mod resolve;
+pub mod select;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -29,6 +30,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("network-host", include_str!("../../policies/network-host.toml")),
     ("kvm", include_str!("../../policies/kvm.toml")),
     ("vmm", include_str!("../../policies/vmm.toml")),
+    ("container", include_str!("../../policies/container.toml")),
 ];
 
 /// The text of a built-in policy.
@@ -113,6 +115,10 @@ pub struct Policy {
     pub user_mode: Setting<UserMode>,
     /// Host id ranges a spec's maps may use.
     pub allowed_host_ids: Setting<Vec<IdRange>>,
+    /// May a spec's maps use the host's subordinate ranges too.
+    pub allow_subordinate_ids: Setting<bool>,
+    /// Excess handling for a spec that asks for the host's pid, ipc, uts or mount namespace.
+    pub ns_on_excess: Setting<OnExcess>,
     /// Root for specs that name none.
     pub root_path: Option<Setting<PathBuf>>,
     /// Root change method.
@@ -173,6 +179,10 @@ pub struct Policy {
     pub kvm_extensions: Setting<BTreeSet<crate::vocab::KvmExtension>>,
     /// Make /dev/net/tun on the kvm platform.
     pub kvm_tun: Setting<bool>,
+    /// The policies a spec's annotation may pick instead ([`select::ANNOTATION`]).
+    pub selectable: Setting<Vec<Setting<String>>>,
+    /// May a spec's OCI hooks run.
+    pub hooks_allow: Setting<bool>,
 }
 
 /// The KVM extensions the kvm platform requires when no `[kvm] extensions`

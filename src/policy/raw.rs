@@ -68,6 +68,12 @@ pub struct RawPolicy {
     /// The kvm platform: what `/dev/kvm` must offer, `/dev/net/tun`.
     #[serde(default)]
     pub kvm: RawKvm,
+    /// Which other policies a spec may pick by annotation.
+    #[serde(default)]
+    pub selection: RawSelection,
+    /// Whether a spec's OCI hooks may run.
+    #[serde(default)]
+    pub hooks: RawHooks,
 }
 
 /// `[kvm]`: what the kvm platform checks and adds (only with `platform = "kvm"`).
@@ -83,6 +89,29 @@ pub struct RawKvm {
     /// host's node bound (a virtual machine monitor's network devices).
     #[schemars(with = "Option<bool>")]
     pub tun: Option<Spanned<bool>>,
+}
+
+/// `[hooks]`: OCI hooks (prestart, createRuntime, createContainer,
+/// startContainer, poststart, poststop) run on the host, as the engine's
+/// user, outside the sandbox.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHooks {
+    /// `false` (default): a spec with any hook is refused, naming the hook and
+    /// this line. `true`: allowed (this build cannot run them yet, and says so).
+    #[schemars(with = "Option<bool>")]
+    pub allow: Option<Spanned<bool>>,
+}
+
+/// `[selection]`: the policies a spec's `org.sandboxctl.policy` annotation may
+/// pick instead of this one (Kubernetes sets spec annotations from the pod's).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSelection {
+    /// Built-in names or absolute paths of `.toml` files; the annotation's value
+    /// must be one of them, exactly. Unset or empty: the annotation is refused.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub selectable: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// Platform names.
@@ -174,6 +203,11 @@ pub struct RawNamespaces {
     /// host network).
     #[schemars(with = "Option<Vec<crate::plan::NsKind>>")]
     pub allow_join: Option<Spanned<Vec<crate::plan::NsKind>>>,
+    /// A spec without a `pid`, `ipc`, `uts` or `mount` entry asks for the
+    /// host's namespace (`podman --pid=host`...). `clamp` (default): the
+    /// sandbox makes its own anyway. `deny`: refuse, naming this line.
+    #[schemars(with = "Option<OnExcess>")]
+    pub on_excess: Option<Spanned<OnExcess>>,
 }
 
 /// New or host.
@@ -199,6 +233,11 @@ pub struct RawUser {
     #[serde(default)]
     #[schemars(with = "Option<Vec<IdRange>>")]
     pub allowed_host_ids: Option<Spanned<Vec<IdRange>>>,
+    /// `true`: a spec's maps may also use the host's subordinate ranges
+    /// (/etc/subuid for uid maps, /etc/subgid for gid maps), as `podman
+    /// --userns=auto` and `--uidmap` do. Default false.
+    #[schemars(with = "Option<bool>")]
+    pub allow_subordinate_ids: Option<Spanned<bool>>,
 }
 
 /// User modes.
@@ -209,6 +248,10 @@ pub enum UserMode {
     Nobody,
     /// Test-only: the caller's uid, no root change. Printed loudly.
     Current,
+    /// As runc: the spec's user (root unless it says otherwise); the spec's
+    /// user namespace with its maps (checked against the allowed ranges), or
+    /// none, the host's, when the spec lists none. For container engines.
+    Spec,
 }
 
 /// A host id range.

@@ -348,6 +348,8 @@ fn merge(layers: Vec<(Source, RawPolicy)>) -> Result<Policy, PolicyError> {
         ),
         user_mode: l.pick_or(|r| r.user.mode.as_ref(), UserMode::Nobody),
         allowed_host_ids: l.pick_or(|r| r.user.allowed_host_ids.as_ref(), Vec::new()),
+        allow_subordinate_ids: l.pick_or(|r| r.user.allow_subordinate_ids.as_ref(), false),
+        ns_on_excess: l.pick_or(|r| r.namespaces.on_excess.as_ref(), OnExcess::Clamp),
         root_path: l.pick(|r| r.root.path.as_ref()),
         root_change: l.pick_or(|r| r.root.change.as_ref(), RootChangeName::PivotRoot),
         root_force_readonly: l.pick_or(|r| r.root.force_readonly.as_ref(), false),
@@ -393,6 +395,10 @@ fn merge(layers: Vec<(Source, RawPolicy)>) -> Result<Policy, PolicyError> {
             },
         },
         kvm_tun: l.pick_or(|r| r.kvm.tun.as_ref(), false),
+        hooks_allow: l.pick_or(|r| r.hooks.allow.as_ref(), false),
+        selectable: l
+            .pick_list(|r| r.selection.selectable.as_ref())
+            .unwrap_or_else(|| Setting::default_value(vec![])),
         description: l.pick(|r| r.description.as_ref()),
         sources: Vec::new(),
     };
@@ -516,6 +522,34 @@ fn validate(l: &Layers, p: &Policy) -> Result<(), PolicyError> {
     check_pass_fds(l, p)?;
     check_kvm(l, p)?;
     check_limits(l, p)?;
+    check_selectable(l, p)?;
+    Ok(())
+}
+
+/// Each `selection.selectable` entry names a built-in or an absolute path: a
+/// spec's annotation must never reach a file relative to wherever an engine runs.
+fn check_selectable(l: &Layers, p: &Policy) -> Result<(), PolicyError> {
+    for s in &p.selectable.value {
+        match PolicyRef::parse(&s.value) {
+            PolicyRef::Builtin(name) if super::builtin(&name).is_none() => {
+                let suggestion = closest(&name, BUILTIN.iter().map(|(n, _)| *n)).map(str::to_string);
+                return Err(l.err(K::UnknownBuiltin { name, suggestion }, &s.at, "not a built-in policy"));
+            }
+            PolicyRef::File(path) if !path.is_absolute() => {
+                return Err(l
+                    .err(
+                        K::RelativePath {
+                            what: "selection.selectable",
+                            path: path.display().to_string(),
+                        },
+                        &s.at,
+                        "relative path",
+                    )
+                    .with_help("write the full path from /, or a built-in name"));
+            }
+            _ => {}
+        }
+    }
     Ok(())
 }
 

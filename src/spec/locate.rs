@@ -14,25 +14,28 @@ pub enum PathSeg {
     Index(usize),
 }
 
-/// Parses `a.b[2].c` into segments.
+/// Parses `a.b[2].c` into segments; `a["b.c"]` is the key `b.c` (annotation
+/// names hold dots).
 pub fn parse_path(path: &str) -> Vec<PathSeg> {
     let mut out = Vec::new();
-    for part in path.split('.').filter(|p| !p.is_empty()) {
-        let mut rest = part;
-        if let Some(i) = rest.find('[') {
-            if i > 0 {
-                out.push(PathSeg::Key(rest[..i].to_string()));
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix("[\"") {
+            let end = quoted.find("\"]").unwrap_or(quoted.len());
+            out.push(PathSeg::Key(quoted[..end].to_string()));
+            rest = quoted.get(end + 2..).unwrap_or("");
+        } else if let Some(index) = rest.strip_prefix('[') {
+            let end = index.find(']').unwrap_or(index.len());
+            if let Ok(n) = index[..end].parse() {
+                out.push(PathSeg::Index(n));
             }
-            rest = &rest[i..];
-            while let Some(stripped) = rest.strip_prefix('[') {
-                let end = stripped.find(']').unwrap_or(stripped.len());
-                if let Ok(n) = stripped[..end].parse() {
-                    out.push(PathSeg::Index(n));
-                }
-                rest = stripped.get(end + 1..).unwrap_or("");
-            }
+            rest = index.get(end + 1..).unwrap_or("");
+        } else if let Some(after) = rest.strip_prefix('.') {
+            rest = after;
         } else {
-            out.push(PathSeg::Key(rest.to_string()));
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            out.push(PathSeg::Key(rest[..end].to_string()));
+            rest = &rest[end..];
         }
     }
     out
@@ -185,6 +188,17 @@ mod tests {
                 PathSeg::Index(3),
                 PathSeg::Key("source".into())
             ]
+        );
+        assert_eq!(
+            parse_path("annotations[\"org.sandboxctl.policy\"]"),
+            vec![
+                PathSeg::Key("annotations".into()),
+                PathSeg::Key("org.sandboxctl.policy".into())
+            ]
+        );
+        assert_eq!(
+            parse_path("a[1][2]"),
+            vec![PathSeg::Key("a".into()), PathSeg::Index(1), PathSeg::Index(2)]
         );
     }
 }

@@ -51,6 +51,34 @@ impl Anchor {
 /// The broken rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CompileErrorKind {
+    /// The spec asks for one of the host's namespaces the policy refuses.
+    #[error("the spec asks for the host's {kind} namespace (it lists no {kind} namespace), which the policy refuses")]
+    HostNamespace {
+        /// The namespace kind.
+        kind: &'static str,
+    },
+    /// The spec has OCI hooks, which the policy does not let run.
+    #[error("the spec has {count} OCI hook(s) ({kinds}); hooks run on the host as the engine's user, and the policy does not allow them")]
+    HooksNotAllowed {
+        /// How many.
+        count: usize,
+        /// Which kinds.
+        kinds: String,
+    },
+    /// The policy allows hooks, but this build cannot run them.
+    #[error("the spec has {count} OCI hook(s) ({kinds}), which the policy allows, but this build of sandboxctl cannot run OCI hooks yet; refused rather than skipped")]
+    HooksUnsupported {
+        /// How many.
+        count: usize,
+        /// Which kinds.
+        kinds: String,
+    },
+    /// A spec annotation picks a policy the operator did not make selectable.
+    #[error("the spec's annotation org.sandboxctl.policy picks policy \"{name}\", which the operator's policy does not list as selectable")]
+    PolicyNotSelectable {
+        /// The annotation's value.
+        name: String,
+    },
     /// A capability above the ceiling.
     #[error("the spec asks for capability {cap} in the {set} set, which the policy does not allow")]
     CapabilityNotAllowed {

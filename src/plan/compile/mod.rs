@@ -39,6 +39,9 @@ pub struct CompileOptions {
     /// Where the spec's directory (`SpecInput::dir`) came from: `cli:--bundle`
     /// or `cli:--spec`, or `cli:--target-bundle` for a plan for another machine.
     pub bundle_from: Option<Origin>,
+    /// How the policy was chosen (`cli:--policy`, the environment, the host
+    /// file, `default`, or the spec's annotation), for the plan's header.
+    pub policy_from: Option<Origin>,
 }
 
 /// A compiled plan and the warnings made on the way.
@@ -65,6 +68,7 @@ pub fn compile(
         clamps: Vec::new(),
         warnings: Vec::new(),
     };
+    hooks(&cx)?;
     let platform = ns::platform(&mut cx)?;
     let network = ns::network(&mut cx)?;
     let userns = ns::user(&mut cx, &network)?;
@@ -98,6 +102,7 @@ pub fn compile(
     );
     let inputs = Inputs {
         policies: policy.chain(),
+        policy_from: opts.policy_from.clone(),
         spec: spec.name.clone(),
         host: opts.host_name.clone(),
         bundle: match (&spec.dir, &opts.bundle_from) {
@@ -282,6 +287,45 @@ fn steps(
         .collect()
 }
 
+/// A spec's OCI hooks run on the host, as the engine's user: only when the
+/// policy's `hooks.allow` says so, and never silently skipped (this build
+/// cannot run them: an allowed hook is refused too, saying why).
+fn hooks(cx: &Cx) -> Result<(), CompileError> {
+    let Some(h) = cx.spec.spec.hooks() else {
+        return Ok(());
+    };
+    let kinds: Vec<(&str, usize)> = [
+        ("prestart", h.prestart().as_ref().map_or(0, Vec::len)),
+        ("createRuntime", h.create_runtime().as_ref().map_or(0, Vec::len)),
+        ("createContainer", h.create_container().as_ref().map_or(0, Vec::len)),
+        ("startContainer", h.start_container().as_ref().map_or(0, Vec::len)),
+        ("poststart", h.poststart().as_ref().map_or(0, Vec::len)),
+        ("poststop", h.poststop().as_ref().map_or(0, Vec::len)),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .collect();
+    let Some((first, _)) = kinds.first() else {
+        return Ok(());
+    };
+    let count = kinds.iter().map(|(_, n)| n).sum();
+    let names = kinds.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ");
+    let allow = &cx.policy.hooks_allow;
+    let at = Anchor::spec(format!("hooks.{first}[0]"), "a hook");
+    if !allow.value {
+        return Err(CompileError::new(CompileErrorKind::HooksNotAllowed { count, kinds: names })
+            .anchor(at)
+            .anchor(Anchor::Policy(allow.at.clone(), "hooks not allowed".into()))
+            .help("drop the hooks from the spec (podman: no --hooks-dir), or set `[hooks] allow = true` in a policy for trusted specs"));
+    }
+    Err(
+        CompileError::new(CompileErrorKind::HooksUnsupported { count, kinds: names })
+            .anchor(at)
+            .anchor(Anchor::Policy(allow.at.clone(), "hooks allowed".into()))
+            .help("run this spec with runc or crun until sandboxctl runs hooks, or drop its hooks"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -400,6 +444,192 @@ mod tests {
         assert_eq!(p.supervisor.capabilities, p.workload.capabilities.value);
     }
 
+    /// podman's config.json (tests/golden/inputs/podman.json).
+    fn podman_spec() -> SpecInput {
+        crate::spec::load_file(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/podman.json")),
+            Path::new("."),
+        )
+        .unwrap()
+    }
+
+    /// The container policy: as runc, the spec's user in the host's user
+    /// namespace when the spec lists none; a spec's maps only inside the
+    /// host's subordinate ranges (uid maps in /etc/subuid's, gid maps in
+    /// /etc/subgid's), and only while `user.allow_subordinate_ids` is on.
+    #[test]
+    fn container_policy_runs_the_specs_user_and_maps_only_within_subordinate_ranges() {
+        let p = compile(
+            &policy("extends = \"container\""),
+            &podman_spec(),
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap()
+        .plan;
+        assert_eq!(p.namespaces.user.value, Namespace::Host);
+        assert!(matches!(&p.namespaces.user.from, Origin::Policy { file, .. } if file == "builtin:container.toml"));
+        assert_eq!((p.workload.credentials.uid.0, p.workload.credentials.gid.0), (0, 0));
+        assert!(matches!(p.namespaces.net.value, Namespace::Join(_)));
+
+        let mut mapped = podman_spec();
+        let mut linux = mapped.spec.linux().clone().unwrap();
+        let mut ns = linux.namespaces().clone().unwrap();
+        ns.push(
+            oci_spec::runtime::LinuxNamespaceBuilder::default()
+                .typ(oci_spec::runtime::LinuxNamespaceType::User)
+                .build()
+                .unwrap(),
+        );
+        linux.set_namespaces(Some(ns));
+        let map = |host_id: u32| {
+            vec![oci_spec::runtime::LinuxIdMappingBuilder::default()
+                .container_id(0u32)
+                .host_id(host_id)
+                .size(65536u32)
+                .build()
+                .unwrap()]
+        };
+        linux.set_uid_mappings(Some(map(100_000)));
+        linux.set_gid_mappings(Some(map(200_000)));
+        mapped.spec.set_linux(Some(linux));
+        let range = |start| crate::policy::IdRange { start, count: 65536 };
+        let mut sub = host("hybrid-root.toml");
+        sub.subordinate.uid = vec![range(100_000)];
+        sub.subordinate.gid = vec![range(200_000)];
+        let ok = compile(&policy("extends = \"container\""), &mapped, &sub, &Default::default())
+            .unwrap()
+            .plan;
+        assert_eq!(ok.namespaces.user.value, Namespace::New);
+        assert_eq!(
+            ok.id_maps.uid,
+            vec![IdMap {
+                inside: 0,
+                host: 100_000,
+                count: 65536
+            }]
+        );
+        assert_eq!(
+            ok.id_maps.gid,
+            vec![IdMap {
+                inside: 0,
+                host: 200_000,
+                count: 65536
+            }]
+        );
+        // The gid range is not in /etc/subuid: a uid map there is refused.
+        let mut swapped = sub.clone();
+        swapped.subordinate.uid = vec![range(200_000)];
+        let e = compile(
+            &policy("extends = \"container\""),
+            &mapped,
+            &swapped,
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e.kind, CompileErrorKind::IdMapNotAllowed { kind: "uid", .. }),
+            "{e}"
+        );
+        // Without subordinate ranges on the host, or with the key off: refused.
+        let e = compile(
+            &policy("extends = \"container\""),
+            &mapped,
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e.kind, CompileErrorKind::IdMapNotAllowed { .. }), "{e}");
+        let off = "extends = \"container\"\n[user]\nallow_subordinate_ids = false\n";
+        let e = compile(&policy(off), &mapped, &sub, &Default::default()).unwrap_err();
+        assert!(matches!(e.kind, CompileErrorKind::IdMapNotAllowed { .. }), "{e}");
+    }
+
+    /// A spec's hooks are refused unless the policy allows them, and refused
+    /// even then (this build cannot run them), never silently skipped.
+    #[test]
+    fn hooks_are_refused_by_default_and_never_skipped() {
+        let mut spec = podman_spec();
+        let hook = oci_spec::runtime::HookBuilder::default()
+            .path("/bin/true")
+            .build()
+            .unwrap();
+        let hooks = oci_spec::runtime::HooksBuilder::default()
+            .poststart(vec![hook.clone()])
+            .create_runtime(vec![hook.clone(), hook])
+            .build()
+            .unwrap();
+        let host = host("hybrid-root.toml");
+        let ok = compile(&policy("extends = \"container\""), &spec, &host, &Default::default());
+        assert!(ok.is_ok(), "no hooks, compiles: {:?}", ok.err());
+        spec.spec.set_hooks(Some(hooks));
+        let e = compile(&policy("extends = \"container\""), &spec, &host, &Default::default()).unwrap_err();
+        assert_eq!(
+            e.kind,
+            CompileErrorKind::HooksNotAllowed {
+                count: 3,
+                kinds: "createRuntime, poststart".into()
+            }
+        );
+        assert_eq!(e.anchors[0].origin(), Origin::spec("hooks.createRuntime[0]"));
+        let e = compile(
+            &policy("extends = \"container\"\n[hooks]\nallow = true\n"),
+            &spec,
+            &host,
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e.kind, CompileErrorKind::HooksUnsupported { count: 3, .. }),
+            "{e}"
+        );
+    }
+
+    /// `namespaces.on_excess`: a spec without a pid/ipc/uts/mount namespace
+    /// is refused under `deny` (the container policy), given its own under the
+    /// default `clamp`, as before.
+    #[test]
+    fn host_pid_ipc_uts_namespaces_are_refused_only_under_deny() {
+        for kind in [
+            oci_spec::runtime::LinuxNamespaceType::Pid,
+            oci_spec::runtime::LinuxNamespaceType::Ipc,
+            oci_spec::runtime::LinuxNamespaceType::Uts,
+            oci_spec::runtime::LinuxNamespaceType::Mount,
+        ] {
+            let mut spec = podman_spec();
+            let mut linux = spec.spec.linux().clone().unwrap();
+            let ns: Vec<_> = linux
+                .namespaces()
+                .clone()
+                .unwrap()
+                .into_iter()
+                .filter(|n| n.typ() != kind)
+                .collect();
+            linux.set_namespaces(Some(ns));
+            spec.spec.set_linux(Some(linux));
+            let e = compile(
+                &policy("extends = \"container\""),
+                &spec,
+                &host("hybrid-root.toml"),
+                &Default::default(),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(e.kind, CompileErrorKind::HostNamespace { .. }),
+                "{kind:?}: {e}"
+            );
+            let p = compile(
+                &policy("extends = \"network-host\""),
+                &spec,
+                &host("hybrid-root.toml"),
+                &Default::default(),
+            )
+            .unwrap()
+            .plan;
+            assert_eq!(p.namespaces.pid.value, Namespace::New);
+        }
+    }
+
     /// The mount that replaced the spec's one of `fstype` at `target`.
     fn mount_at<'p>(p: &'p LaunchPlan, target: &str) -> &'p Mount {
         p.mounts
@@ -467,6 +697,7 @@ mod tests {
     #[test]
     fn console_socket_puts_the_pty_on_all_stdio() {
         let opts = CompileOptions {
+            policy_from: None,
             console_socket: Some("/run/c.sock".into()),
             ..Default::default()
         };
@@ -505,6 +736,7 @@ mod tests {
             .collect();
         assert_eq!(ptys, [0, 1, 2, 5, 6, 7], "0-2 and the three stdio fds");
         let opts = CompileOptions {
+            policy_from: None,
             console_socket: Some("/run/c.sock".into()),
             ..Default::default()
         };
@@ -542,6 +774,7 @@ mod tests {
     #[test]
     fn kvm_device_is_donated_after_io_fds_and_before_stdio() {
         let opts = CompileOptions {
+            policy_from: None,
             io_fds: vec![9],
             ..Default::default()
         };

@@ -157,7 +157,12 @@ pub(crate) fn user(cx: &mut Cx, network: &Sourced<NetworkMode>) -> Result<UserNs
     let host_net = matches!(network.value, NetworkMode::Host)
         || (matches!(network.value, NetworkMode::Join(_)) && cx.policy.network.value == NetworkName::Host);
     if host_net {
-        return user_host_network(cx, spec_user);
+        return user_host_network(cx, spec_user, Origin::rule("host-network-stays-in-caller-user-ns"));
+    }
+    if cx.policy.user_mode.value == UserMode::Spec {
+        // As runc: the spec's user namespace, or the caller's when it lists none.
+        let from = cx.at(&cx.policy.user_mode.at);
+        return user_host_network(cx, spec_user, from);
     }
     if let Some((i, Some(p))) = &spec_user {
         let at = cx.policy.network.at.clone();
@@ -270,9 +275,14 @@ pub(crate) fn user(cx: &mut Cx, network: &Sourced<NetworkMode>) -> Result<UserNs
     })
 }
 
-/// Host networking: join the spec's user namespace (path) or stay in the
-/// caller's; the spec's capabilities apply to the sandbox itself.
-fn user_host_network(cx: &mut Cx, spec_user: Option<(usize, Option<PathBuf>)>) -> Result<UserNs, CompileError> {
+/// Host networking (or `user.mode = "spec"`): join the spec's user namespace
+/// (path) or stay in the caller's (`stay` says why); the spec's capabilities
+/// apply to the sandbox itself.
+fn user_host_network(
+    cx: &mut Cx,
+    spec_user: Option<(usize, Option<PathBuf>)>,
+    stay: Origin,
+) -> Result<UserNs, CompileError> {
     let creds = spec_creds(cx)?;
     let empty_maps = |from: Origin| IdMaps {
         uid: vec![],
@@ -306,10 +316,7 @@ fn user_host_network(cx: &mut Cx, spec_user: Option<(usize, Option<PathBuf>)>) -
                 },
             )
         }
-        None => (
-            Sourced::new(Namespace::Host, Origin::rule("host-network-stays-in-caller-user-ns")),
-            empty_maps(Origin::rule("host-network-stays-in-caller-user-ns")),
-        ),
+        None => (Sourced::new(Namespace::Host, stay.clone()), empty_maps(stay)),
     };
     Ok(UserNs {
         ns,
@@ -351,12 +358,19 @@ fn spec_creds(cx: &Cx) -> Result<Credentials, CompileError> {
 
 fn check_maps(cx: &Cx, kind: &'static str, path: &str, maps: &[LinuxIdMapping]) -> Result<(), CompileError> {
     let allowed = &cx.policy.allowed_host_ids;
+    // The host's subordinate ranges for this kind, when the policy lets maps use them.
+    let subordinate: &[crate::policy::IdRange] = match (cx.policy.allow_subordinate_ids.value, kind) {
+        (false, _) => &[],
+        (true, "uid") => &cx.host.subordinate.uid,
+        (true, _) => &cx.host.subordinate.gid,
+    };
     for (i, m) in maps.iter().enumerate() {
         let (h, n) = (m.host_id() as u64, m.size() as u64);
         let ok = n > 0
             && allowed
                 .value
                 .iter()
+                .chain(subordinate)
                 .any(|r| h >= r.start as u64 && h + n <= r.start as u64 + r.count as u64);
         if !ok {
             return Err(CompileError::new(K::IdMapNotAllowed {
@@ -369,7 +383,12 @@ fn check_maps(cx: &Cx, kind: &'static str, path: &str, maps: &[LinuxIdMapping]) 
             })
             .anchor(Anchor::spec(format!("{path}[{i}]"), "mapping"))
             .anchor(Anchor::Policy(allowed.at.clone(), "allowed host ids".into()))
-            .help("add the host range to user.allowed_host_ids, or drop the spec's user namespace maps to get the nobody mapping"));
+            .anchor(Anchor::Host(format!("subordinate.{kind}")))
+            .help(if cx.policy.allow_subordinate_ids.value {
+                "add the host range to user.allowed_host_ids or to the host's /etc/subuid and /etc/subgid, or drop the spec's user namespace maps"
+            } else {
+                "add the host range to user.allowed_host_ids (or set user.allow_subordinate_ids = true to allow /etc/subuid and /etc/subgid), or drop the spec's user namespace maps"
+            }));
         }
     }
     Ok(())
@@ -427,6 +446,34 @@ fn check_join_allowed(cx: &Cx, kind: NsKind, i: usize, path: &std::path::Path) -
         kind.name(),
         if allow.at == At::Default { " (unset, it is [\"net\", \"user\"])" } else { "" }
     )))
+}
+
+/// A spec without an entry for `pid`, `ipc`, `uts` or `mount` asks for the
+/// host's namespace of that kind (`podman --pid=host`, `--ipc=host`,
+/// `--uts=host`). The sandbox always makes its own; under `namespaces.on_excess
+/// = "deny"` the request is refused instead, naming that policy line.
+fn host_namespace_requests(cx: &Cx) -> Result<(), CompileError> {
+    let on = &cx.policy.ns_on_excess;
+    if cx.spec.builtin || on.value != crate::policy::OnExcess::Deny {
+        return Ok(());
+    }
+    for (kind, name) in [
+        (LinuxNamespaceType::Pid, "pid"),
+        (LinuxNamespaceType::Ipc, "ipc"),
+        (LinuxNamespaceType::Uts, "uts"),
+        (LinuxNamespaceType::Mount, "mount"),
+    ] {
+        if spec_ns(cx, kind).is_none() {
+            return Err(CompileError::new(K::HostNamespace { kind: name })
+                .anchor(Anchor::spec("linux.namespaces", format!("no {name} namespace: the host's")))
+                .anchor(Anchor::Policy(on.at.clone(), "host namespaces refused".into()))
+                .help(format!(
+                    "add {{\"type\": \"{name}\"}} to linux.namespaces (drop --{}=host), or run it under a policy that allows it",
+                    if name == "mount" { "mount" } else { name }
+                )));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn check_abs(p: &std::path::Path, path: &str) -> Result<(), CompileError> {
@@ -487,6 +534,7 @@ pub(crate) fn namespaces(
             None => Sourced::new(Namespace::Host, Origin::Default),
         })
     };
+    host_namespace_requests(cx)?;
     // Spec paths for kinds the sandbox always makes anew are not joined.
     for (kind, name) in [
         (LinuxNamespaceType::Ipc, "ipc"),

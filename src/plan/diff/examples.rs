@@ -52,6 +52,7 @@ pub fn pids_plans() -> (LaunchPlan, LaunchPlan) {
     let host: crate::host::HostFacts =
         toml::from_str(include_str!("../../../tests/golden/hosts/hybrid-root.toml")).expect("golden host facts load");
     let opts = crate::plan::CompileOptions {
+        policy_from: None,
         host_name: "hybrid-root.toml".into(),
         ..Default::default()
     };
