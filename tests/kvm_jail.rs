@@ -343,9 +343,14 @@ fn vmm_run_detach() -> Result<String, String> {
     ))
 }
 
-/// Kills a detached sandbox's supervisor (from its state.json) and removes
-/// its cgroups and its state root (no `delete` command here yet).
+/// Removes a detached sandbox: `sandboxctl delete --force`, then by hand
+/// whatever is left (its supervisor killed, its cgroups, its state root).
 fn remove_detached(root: &Path, id: &str) {
+    let _ = std::process::Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
+        .arg("--root")
+        .arg(root)
+        .args(["delete", "--force", id])
+        .output();
     let text = fs::read_to_string(root.join(id).join("state.json")).unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     if let Some(pid) = v["supervisor"]["pid"].as_i64() {
@@ -356,7 +361,7 @@ fn remove_detached(root: &Path, id: &str) {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
-    for c in ["memory", "pids", "unified", ""] {
+    for c in ["memory", "pids", "freezer", "unified", ""] {
         let d = format!("/sys/fs/cgroup/{c}/sandboxctl/{id}").replace("//", "/");
         let end = Instant::now() + std::time::Duration::from_secs(3);
         while Path::new(&d).exists() && fs::remove_dir(&d).is_err() && Instant::now() < end {

@@ -360,7 +360,7 @@ fn kill_wait_ps_stacks_through_the_binary() {
     let table = text(&out.stdout);
     assert!(table.starts_with("PID"), "{table}");
     assert!(table.contains("sleep 60"), "{table}");
-    let out = sb.run(&["ps", "--format", "json", "web-1"]);
+    let out = sb.run(&["ps", "--format", "detail", "web-1"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[1]["pid"], 2);
     assert_eq!(rows[1]["uid"], 1000);
@@ -685,7 +685,7 @@ fn privileged_pause_resume_update_and_delete_with_real_cgroups() {
     assert_eq!(sb.state(), "paused");
     fails(&sb.run(&["pause", &id]), 1, "is paused, not running");
     // ps of a paused sandbox: read from the host (the supervisor is frozen).
-    let out = sb.run(&["ps", "--format", "json", &id]);
+    let out = sb.run(&["ps", "--format", "detail", &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["host_pid"], sb.sleeper.id());
@@ -876,7 +876,7 @@ fn privileged_real_sandbox_ps_stacks_events_pause_update_kill_wait_delete() {
     let r = Real::new("life");
     let id = r.id.as_str();
     assert_eq!(r.status(), "running");
-    let out = r.run(&["ps", "--format", "json", id]);
+    let out = r.run(&["ps", "--format", "detail", id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let sleep = rows
@@ -887,6 +887,10 @@ fn privileged_real_sandbox_ps_stacks_events_pause_update_kill_wait_delete() {
         .expect("the workload");
     assert_eq!(sleep["ppid"], 1, "the supervisor's child");
     let host_pid = sleep["host_pid"].as_i64().expect("its host pid") as i32;
+    // runc's `ps --format json`, what containerd reads: an array of host pids.
+    let out = r.run(&["ps", "--format", "json", id]);
+    let pids: Vec<i32> = serde_json::from_slice(&out.stdout).expect("an array of pids");
+    assert!(pids.contains(&host_pid), "{pids:?}");
     assert!(fs::read_to_string(format!("/proc/{host_pid}/cmdline"))
         .unwrap()
         .starts_with("/bin/sleep"));

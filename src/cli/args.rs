@@ -205,9 +205,11 @@ pub enum Command {
     },
     /// List the sandbox's processes (pid inside the sandbox and on the host).
     Ps {
-        /// Output format.
+        /// Output format: `table`, `json` (runc's: an array of host pids, what containerd
+        /// reads), `detail` (every process's pid in the sandbox, host pid, parent, uid, state,
+        /// argv, as JSON).
         #[arg(long, value_enum, default_value = "table")]
-        format: ListFormat,
+        format: PsFormat,
         /// The sandbox id.
         id: String,
     },
@@ -394,6 +396,17 @@ pub enum DiffFormat {
     Json,
     /// A pull-request comment.
     Markdown,
+}
+
+/// Formats of `ps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PsFormat {
+    /// Aligned columns, for people.
+    Table,
+    /// runc's: a JSON array of host pids.
+    Json,
+    /// Every process in detail, as JSON.
+    Detail,
 }
 
 /// Formats of `list`.

@@ -92,11 +92,7 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
         host,
         bundle,
         annotations,
-    } = if args.dry_run {
-        stage(&inputs)?
-    } else {
-        stage_in_child(&inputs)?
-    };
+    } = stage(&inputs)?;
     let record = Record {
         format: RECORD_FORMAT,
         id: id.as_str().to_string(),
@@ -162,7 +158,6 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
 }
 
 /// What `create` needs of the compile.
-#[derive(serde::Serialize, serde::Deserialize)]
 struct Staged {
     plan: LaunchPlan,
     /// The resolved policy's files, base first (`policy.json`, for `update`).
@@ -192,66 +187,6 @@ fn stage(inputs: &PlanInputs) -> Result<Staged, Failure> {
             .into_iter()
             .collect(),
     })
-}
-
-/// [`stage`] in a child process, which hands the result over as JSON on a
-/// pipe: the compile's garbage (policy and spec parsing, several hundred KiB
-/// of freed heap) stays in the child and never reaches the launcher's heap,
-/// which the supervisor inherits and, once the launcher exits, holds alone
-/// for the sandbox's life. A compile error is printed by the child; this
-/// returns its status.
-fn stage_in_child(inputs: &PlanInputs) -> Result<Staged, Failure> {
-    use std::io::Read;
-    let (r, w) = nix::unistd::pipe().map_err(|e| Failure::other(format!("create: pipe: {e}")))?;
-    // SAFETY: the CLI is single-threaded here; the child only compiles,
-    // writes and exits.
-    let child = unsafe { libc::fork() };
-    if child < 0 {
-        return Err(Failure::other(format!(
-            "create: fork: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    if child == 0 {
-        drop(r);
-        let code = match stage(inputs) {
-            Ok(staged) => {
-                let mut f = std::fs::File::from(w);
-                match serde_json::to_writer(&mut f, &staged) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        eprintln!("create: handing over the plan: {e}");
-                        1
-                    }
-                }
-            }
-            Err(f) => {
-                super::eprint_diag(f.diag.as_ref());
-                f.code
-            }
-        };
-        // SAFETY: _exit in the forked child: no destructors or atexit of the parent's.
-        unsafe { libc::_exit(code) }
-    }
-    drop(w);
-    let mut bytes = Vec::new();
-    let read = std::fs::File::from(r).read_to_end(&mut bytes);
-    let mut raw = 0;
-    // SAFETY: reaping our own child with a valid status pointer.
-    unsafe { libc::waitpid(child, &mut raw, 0) };
-    match ExitStatus::from_raw(raw) {
-        Some(ExitStatus::Exited { code: 0 }) => {}
-        Some(ExitStatus::Exited { code }) => {
-            return Err(Failure {
-                diag: Box::new(SourceDiag::plain(String::new(), None)),
-                code,
-            })
-        }
-        other => return Err(Failure::other(format!("create: the compile ended with {other:?}"))),
-    }
-    read.map_err(|e| Failure::other(format!("create: reading the plan from the compile: {e}")))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Failure::other(format!("create: reading the plan from the compile: {e}")))
 }
 
 /// Opens `id` with `mode`, and reads its record.
@@ -435,16 +370,22 @@ pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
         return Err(Failure::other(format!("exec {id}: unexpected reply {}", reply.name())));
     };
     drop(c);
-    if let Some(p) = a.pid_file {
-        let host = record
-            .supervisor
-            .as_ref()
-            .and_then(|s| host_pid(s.pid, pid))
-            .ok_or_else(|| {
-                Failure::other(format!(
-                    "exec {id}: process {pid} is gone before its pid file was written"
-                ))
-            })?;
+    let supervisor = record.supervisor.as_ref().map_or(0, |s| s.pid);
+    if let (Some(p), true) = (a.pid_file, a.detach) {
+        // An engine waits for the pid in the pid file as its child (conmon
+        // and containerd's shim are subreapers): the exec'd process is the
+        // supervisor's child, so the pid written is a proxy's, a child of
+        // this process (reparented to the engine when this exits), that
+        // waits for the process through the supervisor, forwards INT, TERM
+        // and HUP to it, and exits with its status.
+        let proxy = exec_proxy(root, &id, supervisor, pid)?;
+        state::write_pid_file(p, proxy).map_err(state_failure)?;
+    } else if let Some(p) = a.pid_file {
+        let host = host_pid(supervisor, pid).ok_or_else(|| {
+            Failure::other(format!(
+                "exec {id}: process {pid} is gone before its pid file was written"
+            ))
+        })?;
         state::write_pid_file(p, host).map_err(state_failure)?;
     }
     if let (Some(sock), Some(m)) = (a.console_socket, master.as_ref()) {
@@ -454,7 +395,6 @@ pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
     if a.detach {
         return Ok(0);
     }
-    let supervisor = record.supervisor.as_ref().map_or(0, |s| s.pid);
     drop(dir);
     match (master, a.console_socket) {
         (Some(m), None) => Ok(relay_and_wait(root, &id, supervisor, pid, &m)),
@@ -523,9 +463,35 @@ fn exec_process(dir: &SandboxDir, a: &ExecArgs) -> Result<oci_spec::runtime::Pro
         .map_err(|e| Failure::other(format!("exec: {e}")))
 }
 
+/// Forks the proxy of `exec --detach --pid-file` (see [`exec`]): its stdio
+/// is `/dev/null` (the engine's pipes stay with the exec'd process alone);
+/// returns its pid.
+fn exec_proxy(root: &Path, id: &SandboxId, supervisor: i32, pid: i32) -> Result<i32, Failure> {
+    // SAFETY: the CLI is single-threaded; the child waits and _exits.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(Failure::other(format!(
+            "exec {id}: fork: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    if child == 0 {
+        if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+            for fd in 0..3 {
+                // SAFETY: dup2 of an fd we hold onto the stdio numbers.
+                unsafe { libc::dup2(null.as_raw_fd(), fd) };
+            }
+        }
+        let status = wait_foreground(root, id, supervisor, Some(pid));
+        // SAFETY: _exit in the forked child.
+        unsafe { libc::_exit(status) }
+    }
+    Ok(child)
+}
+
 /// The host pid of the process whose pid in the sandbox (the PID namespace
 /// of host process `supervisor`) is `inner`.
-fn host_pid(supervisor: i32, inner: i32) -> Option<i32> {
+pub(super) fn host_pid(supervisor: i32, inner: i32) -> Option<i32> {
     let ns = std::fs::read_link(format!("/proc/{supervisor}/ns/pid")).ok()?;
     if inner == 1 {
         return Some(supervisor);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::sandbox::{failure, READ_LOCK_WAIT};
-use super::{Failure, ListFormat, StacksFormat};
+use super::{Failure, StacksFormat};
 use crate::diag::SourceDiag;
 use crate::exec::control::client::{Client, ClientError, CALL_TIMEOUT};
 use crate::exec::control::events::EventStream;
@@ -285,7 +285,7 @@ fn processes_from_host(map: &[(i32, i32)]) -> Vec<ProcessInfo> {
 /// `ps ID`: control call `ps`; a paused sandbox (whose supervisor is frozen)
 /// is read from the host instead.
 #[inline(never)] // see `cli::run`
-pub(super) fn ps(root: &Path, id: &str, format: ListFormat) -> Result<i32, Failure> {
+pub(super) fn ps(root: &Path, id: &str, format: super::PsFormat) -> Result<i32, Failure> {
     let (dir, record) = open(root, id, LockMode::Shared)?;
     let status = record.live_status();
     if status == Status::Stopped {
@@ -316,12 +316,22 @@ pub(super) fn ps(root: &Path, id: &str, format: ListFormat) -> Result<i32, Failu
         })
         .collect();
     let out = match format {
-        ListFormat::Json => {
+        super::PsFormat::Detail => {
             let mut s = serde_json::to_string_pretty(&rows).expect("rows always serialise");
             s.push('\n');
             s
         }
-        ListFormat::Table => ps_table(&rows),
+        super::PsFormat::Json => {
+            let supervisor = record.supervisor.as_ref().map_or(0, |s| s.pid);
+            let pids: Vec<i32> = rows
+                .iter()
+                .filter_map(|r| r.host_pid.or_else(|| super::create::host_pid(supervisor, r.pid)))
+                .collect();
+            let mut s = serde_json::to_string(&pids).expect("pids always serialise");
+            s.push('\n');
+            s
+        }
+        super::PsFormat::Table => ps_table(&rows),
     };
     print!("{out}");
     Ok(0)

@@ -15,7 +15,7 @@ mod start;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-pub use args::{CheckFormat, Cli, Command, DiffFormat, ListFormat, PlanInputs, StacksFormat};
+pub use args::{CheckFormat, Cli, Command, DiffFormat, ListFormat, PlanInputs, PsFormat, StacksFormat};
 pub use start::{c_args, process_start, started};
 
 use crate::diag::{render_plain, SourceDiag};
@@ -269,11 +269,7 @@ pub fn run(cli: Cli) -> i32 {
         Ok(code) => code,
         Err(f) => {
             runtime_log::write(&flags, runtime_log::Level::Error, &f.diag.one_line());
-            // An empty message: the diagnostic was printed already (by a
-            // child process that did the work).
-            if !f.diag.to_string().is_empty() {
-                eprint_diag(f.diag.as_ref());
-            }
+            eprint_diag(f.diag.as_ref());
             f.code
         }
     }

@@ -1072,7 +1072,14 @@ impl Backend for LinuxBackend {
                 loop {
                     match fs::remove_dir(path) {
                         Ok(()) => return done,
-                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < Duration::from_secs(2) => {
+                        // A cgroup whose last tasks are still exiting is busy
+                        // for a moment; one with child cgroups (a shared
+                        // parent another sandbox uses) stays busy: no wait.
+                        Err(e)
+                            if e.raw_os_error() == Some(libc::EBUSY)
+                                && start.elapsed() < Duration::from_secs(2)
+                                && !has_subdirectory(path) =>
+                        {
                             std::thread::sleep(Duration::from_micros(500))
                         }
                         Err(e) => return Err(e),
@@ -1944,4 +1951,9 @@ fn shed_stack() {
     // stack's dead part (or unmapped): nothing live is there; MADV_DONTNEED
     // makes touched ones read as zero pages again.
     unsafe { libc::madvise((top - len) as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+}
+
+/// Whether directory `path` holds a directory (a cgroup with child cgroups).
+fn has_subdirectory(path: &Path) -> bool {
+    fs::read_dir(path).is_ok_and(|rd| rd.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir())))
 }

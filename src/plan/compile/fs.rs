@@ -174,6 +174,18 @@ pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces, maps: &IdMaps) -> Result<Vec<
                     flags.insert(f);
                 }
                 None if o == "rw" || o == "defaults" => {}
+                // runc's and crun's extension (podman sets it on the tmpfs
+                // of `--read-only`): copy the image's directory into the new
+                // tmpfs. Not a kernel option (the kernel refuses it); this
+                // build does not copy, and says so.
+                None if o == "tmpcopyup" => cx.warnings.push(super::Warning {
+                    message: format!(
+                        "{jp}: option \"tmpcopyup\" (copy the image's {} into the tmpfs) is not supported; the \
+                         tmpfs starts empty",
+                        m.destination().display()
+                    ),
+                    anchors: vec![Anchor::spec(&format!("{jp}.options"), "tmpcopyup")],
+                }),
                 None => data.push(o),
             }
         }
