@@ -185,24 +185,8 @@ const PENDING: &[(&str, &str)] = &[
         "update --cpus needs a cpu cgroup the plan makes only for limits the spec sets",
     ),
     (
-        "podman options [container]",
-        "--read-only's tmpfs copy-up (tmpcopyup) is not done; other options untested past it",
-    ),
-    (
-        "podman refusals [container]",
-        "the refusal reaches podman without the policy line",
-    ),
-    (
-        "ctr run, exit code, -t, stdin [container]",
-        "follows a podman case's leftovers when one fails",
-    ),
-    (
         "ctr run, exit code, -t, stdin [default]",
         "the default policy's supervisor (nobody) cannot open containerd's root-only rootfs",
-    ),
-    (
-        "ctr -d, exec, ps, pause, metrics, kill, rm [container]",
-        "ctr's task exec and metrics paths are not complete",
     ),
     (
         "ctr -d, exec, ps, pause, metrics, kill, rm [default]",

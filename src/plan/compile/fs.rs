@@ -184,7 +184,7 @@ pub(crate) fn mounts(cx: &mut Cx, ns: &Namespaces, maps: &IdMaps) -> Result<Vec<
                          tmpfs starts empty",
                         m.destination().display()
                     ),
-                    anchors: vec![Anchor::spec(&format!("{jp}.options"), "tmpcopyup")],
+                    anchors: vec![Anchor::spec(format!("{jp}.options"), "tmpcopyup")],
                 }),
                 None => data.push(o),
             }
