@@ -298,16 +298,7 @@ fn wait_foreground(root: &Path, id: &SandboxId, supervisor: i32, pid: Option<i32
 }
 
 fn blocked_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; sigemptyset initialises it.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: valid set pointer for each call.
-    unsafe {
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD] {
-            libc::sigaddset(&mut set, s);
-        }
-    }
-    set
+    crate::exec::linux::signal_set()
 }
 
 /// The workload's exit status as the supervisor recorded it.

@@ -54,7 +54,9 @@ pub fn ns_flag(kind: NsKind) -> libc::c_int {
     }
 }
 
-fn signal_set() -> libc::sigset_t {
+/// The set the launcher blocks and the supervisor waits for: INT, TERM,
+/// HUP, CHLD (the CLI's foreground waits use it too).
+pub fn signal_set() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a valid, owned sigset_t.
@@ -1877,26 +1879,30 @@ mod lifecycle {
                     return Err(e);
                 }
             }
-            // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // SAFETY: waitid with a valid siginfo pointer; WNOWAIT leaves
-            // the child to be reaped by the caller's rollback.
-            let r = unsafe {
-                libc::waitid(
-                    libc::P_PID,
-                    pid as libc::id_t,
-                    &mut info,
-                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-                )
-            };
-            // SAFETY: si_pid is valid to read after waitid filled it (zero otherwise).
-            if r == 0 && unsafe { info.si_pid() } == pid {
+            if has_exited(pid) {
                 return Ok(Vec::new());
             }
             if Instant::now() >= end {
                 return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT));
             }
         }
+    }
+
+    /// Whether child `pid` has exited (it is left to be reaped: WNOWAIT).
+    fn has_exited(pid: i32) -> bool {
+        // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid with a valid siginfo pointer; WNOWAIT only looks.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: si_pid is valid to read after waitid filled it (zero otherwise).
+        r == 0 && unsafe { info.si_pid() } == pid
     }
 
     /// [`super::Op::AwaitCommit`].
@@ -1917,21 +1923,7 @@ mod lifecycle {
 
     /// [`super::Op::AwaitServing`].
     pub fn await_serving(path: &Path, pid: i32, timeout_ms: u64) -> io::Result<()> {
-        let mut alive = || {
-            // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // SAFETY: waitid with a valid siginfo pointer; WNOWAIT only looks.
-            let r = unsafe {
-                libc::waitid(
-                    libc::P_PID,
-                    pid as libc::id_t,
-                    &mut info,
-                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-                )
-            };
-            // SAFETY: si_pid is valid to read after waitid filled it.
-            !(r == 0 && unsafe { info.si_pid() } == pid)
-        };
+        let mut alive = || !has_exited(pid);
         crate::exec::control::client::wait_ready(path, Duration::from_millis(timeout_ms), &mut alive)
             .map(drop)
             .map_err(other)
