@@ -93,6 +93,18 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
         bundle,
         annotations,
     } = stage(&inputs)?;
+    if plan.stdio.value == crate::plan::Stdio::Pty {
+        // The launcher that would relay the terminal exits after create: its
+        // pty would hang up on the sandbox (SIGHUP) at once.
+        return Err(Failure::input(SourceDiag::plain(
+            format!(
+                "create {id}: the spec asks for a terminal (process.terminal, {}), which a created sandbox gets \
+                 only through --console-socket (the launcher that would relay it exits)",
+                plan.stdio.from
+            ),
+            Some("give --console-socket SOCKET (engines do), or set process.terminal to false".into()),
+        )));
+    }
     let record = Record {
         format: RECORD_FORMAT,
         id: id.as_str().to_string(),

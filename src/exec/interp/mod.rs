@@ -1962,7 +1962,11 @@ impl<'a, B: Backend> Interp<'a, B> {
         self.origin = c.from.clone();
         let denied =
             self.plan.namespaces.user.value == Namespace::New && self.plan.id_maps.setgroups == SetGroups::Deny;
-        if !denied {
+        // An `exec`'d process is spawned by a supervisor that dropped its
+        // capabilities (CAP_SETGID with them): groups it already has are
+        // not set again (setgroups would fail with EPERM, changing nothing).
+        let unchanged = self.exec_override.is_some() && c.groups == self.plan.supervisor.credentials.groups;
+        if !denied && !unchanged {
             self.op(Op::SetGroups {
                 groups: c.groups.clone(),
             })?;
