@@ -11,7 +11,11 @@
 //! sandboxes live under a root of its own, removed (processes killed first)
 //! even when the test fails.
 
+#[allow(dead_code)]
+mod common;
+
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -495,13 +499,82 @@ fn many_creates() {
     assert_eq!(created, n, "every one listed as created");
 }
 
+/// A spec asking for a terminal: without --console-socket a created
+/// sandbox would have its pty hung up when the launcher exits, so create
+/// refuses it in one line and makes nothing.
+fn terminal_needs_console_socket() {
+    let root = Root::new("tty");
+    let bundle = root.path().with_extension("bundle");
+    let _ = fs::remove_dir_all(&bundle);
+    fs::create_dir_all(bundle.join("rootfs")).unwrap();
+    let spec = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/runc-spec.json")).unwrap();
+    assert!(spec.contains("\"terminal\": true"), "runc's default spec asks for a terminal");
+    fs::write(bundle.join("config.json"), spec).unwrap();
+    let o = sbx(&root, &["create", "--bundle", bundle.to_str().unwrap(), "ct-t"]);
+    let _ = fs::remove_dir_all(&bundle);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("--console-socket"), "{}", o.stderr);
+    assert!(!root.path().join("ct-t").exists(), "nothing made");
+}
+
+/// `exec` into a sandbox whose spec brings its own user-namespace maps
+/// (setgroups allowed): the exec'd process runs as the workload's user with
+/// its groups, although the supervisor holds no capability by then.
+fn exec_under_spec_maps() {
+    let root = Root::new("maps");
+    let bundle = root.path().with_extension("mapsbundle");
+    let _ = fs::remove_dir_all(&bundle);
+    let busybox = match common::busybox() {
+        Ok(b) => b,
+        Err(why) => panic!("{why}"),
+    };
+    let made = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-busybox-rootfs"))
+        .env("BUSYBOX", &busybox)
+        .arg(bundle.join("rootfs"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    fs::set_permissions(&bundle, fs::Permissions::from_mode(0o755)).unwrap();
+    let case = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/cases/userns-spec-maps");
+    fs::copy(format!("{case}/policy.toml"), bundle.join("policy.toml")).unwrap();
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(format!("{case}/spec.json")).unwrap()).unwrap();
+    spec["process"]["args"] = serde_json::json!(["/bin/sleep", "30"]);
+    spec["process"]["terminal"] = serde_json::json!(false);
+    let mounts: Vec<serde_json::Value> = spec["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| !matches!(m["destination"].as_str(), Some("/sys/fs/cgroup") | Some("/dev/mqueue")))
+        .cloned()
+        .collect();
+    spec["mounts"] = serde_json::json!(mounts);
+    fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    let chown = Command::new("chown").args(["-R", "100000:100000"]).arg(bundle.join("rootfs")).status().unwrap();
+    assert!(chown.success());
+    let policy = bundle.join("policy.toml");
+    let o = sbx(
+        &root,
+        &["--policy", policy.to_str().unwrap(), "create", "--bundle", bundle.to_str().unwrap(), "ct-m"],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(sbx(&root, &["start", "ct-m"]).code, 0);
+    let o = sbx(&root, &["exec", "ct-m", "/bin/sh", "-c", "id; exit 3"]);
+    let _ = sbx(&root, &["delete", "--force", "ct-m"]);
+    let _ = fs::remove_dir_all(&bundle);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stdout.contains("uid=1000") && o.stdout.contains("groups=10"), "{}", o.stdout);
+}
+
 fn main() {
     // SAFETY: geteuid has no arguments and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("create: skipped (needs root)");
         return;
     }
-    let tests: [(&str, fn()); 8] = [
+    let tests: [(&str, fn()); 10] = [
+        ("terminal_needs_console_socket", terminal_needs_console_socket),
+        ("exec_under_spec_maps", exec_under_spec_maps),
         ("lifecycle", lifecycle),
         ("failed_create_leaves_nothing", failed_create_leaves_nothing),
         ("id_in_use_and_bad_ids", id_in_use_and_bad_ids),
