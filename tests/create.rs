@@ -507,8 +507,15 @@ fn terminal_needs_console_socket() {
     let bundle = root.path().with_extension("bundle");
     let _ = fs::remove_dir_all(&bundle);
     fs::create_dir_all(bundle.join("rootfs")).unwrap();
-    let spec = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs/runc-spec.json")).unwrap();
-    assert!(spec.contains("\"terminal\": true"), "runc's default spec asks for a terminal");
+    let spec = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/inputs/runc-spec.json"
+    ))
+    .unwrap();
+    assert!(
+        spec.contains("\"terminal\": true"),
+        "runc's default spec asks for a terminal"
+    );
     fs::write(bundle.join("config.json"), spec).unwrap();
     let o = sbx(&root, &["create", "--bundle", bundle.to_str().unwrap(), "ct-t"]);
     let _ = fs::remove_dir_all(&bundle);
@@ -550,12 +557,23 @@ fn exec_under_spec_maps() {
         .collect();
     spec["mounts"] = serde_json::json!(mounts);
     fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
-    let chown = Command::new("chown").args(["-R", "100000:100000"]).arg(bundle.join("rootfs")).status().unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(bundle.join("rootfs"))
+        .status()
+        .unwrap();
     assert!(chown.success());
     let policy = bundle.join("policy.toml");
     let o = sbx(
         &root,
-        &["--policy", policy.to_str().unwrap(), "create", "--bundle", bundle.to_str().unwrap(), "ct-m"],
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "create",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "ct-m",
+        ],
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(sbx(&root, &["start", "ct-m"]).code, 0);
@@ -563,7 +581,11 @@ fn exec_under_spec_maps() {
     let _ = sbx(&root, &["delete", "--force", "ct-m"]);
     let _ = fs::remove_dir_all(&bundle);
     assert_eq!(o.code, 3, "{}", o.stderr);
-    assert!(o.stdout.contains("uid=1000") && o.stdout.contains("groups=10"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("uid=1000") && o.stdout.contains("groups=10"),
+        "{}",
+        o.stdout
+    );
 }
 
 fn main() {
