@@ -11,7 +11,6 @@
 //! sandboxes live under a root of its own, removed (processes killed first)
 //! even when the test fails.
 
-#[allow(dead_code)]
 mod common;
 
 use std::fs;
