@@ -232,10 +232,18 @@ fn mutate_value(node: &mut serde_json::Value, rng: &mut Rng, depth: usize) {
             m.remove(&k);
         }
         Value::Array(a) if !a.is_empty() && rng.chance(3) => {
-            // Copies of one element, the array kept below 2000 elements
-            // (copies of copies would otherwise grow without bound).
+            // Copies of one element, the array kept below 2000 elements and
+            // the copies below 256 KiB in all (copies of copies, nested,
+            // would otherwise grow without bound: an element that is itself
+            // a large array copied 300 times, over a few rounds, made a
+            // value of gigabytes and the fuzzer's process was OOM-killed).
             let e = a[rng.below(a.len())].clone();
-            for _ in 0..rng.below(300).min(2000usize.saturating_sub(a.len())) {
+            let size = serde_json::to_vec(&e).map_or(usize::MAX, |v| v.len()).max(1);
+            let copies = rng
+                .below(300)
+                .min(2000usize.saturating_sub(a.len()))
+                .min((256 << 10) / size);
+            for _ in 0..copies {
                 a.push(e.clone());
             }
         }
@@ -422,6 +430,11 @@ fn fuzz(
             continue;
         }
         n += 1;
+        // SANDBOXCTL_FUZZ_LAST=FILE: each input is written there before it
+        // runs, so an abort (an allocation the system refuses) leaves it.
+        if let Some(p) = std::env::var_os("SANDBOXCTL_FUZZ_LAST") {
+            let _ = std::fs::write(p, &input);
+        }
         *running.lock().unwrap() = (Instant::now(), input.clone(), false);
         CURRENT.with(|c| c.set((input.as_ptr(), input.len())));
         let start = Instant::now();
