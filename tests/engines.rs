@@ -181,10 +181,6 @@ const PENDING: &[(&str, &str)] = &[
         "as podman run [default]",
     ),
     (
-        "podman -d, exec, pause, kill, stop, rm [container]",
-        "update --cpus needs a cpu cgroup the plan makes only for limits the spec sets",
-    ),
-    (
         "ctr run, exit code, -t, stdin [default]",
         "the default policy's supervisor (nobody) cannot open containerd's root-only rootfs",
     ),

@@ -19,6 +19,10 @@ pub const MEMORY_UNSET: u64 = 0x7fff_ffff_ffff_f000;
 
 /// The rule that makes a v1 `freezer` directory for `pause`.
 pub const FREEZER_RULE: &str = "cgroup-freezer-for-pause";
+/// The rule an engine's spec (`linux.cgroupsPath`) gets cpu, cpuacct and
+/// blkio directories by on v1: engines read statistics and update the CPU
+/// share there.
+pub const ENGINE_RULE: &str = "cgroup-engine-controllers";
 
 /// A requested limit.
 enum Req<T> {
@@ -513,9 +517,27 @@ fn layout(cx: &mut Cx, path: Sourced<String>, limits: CgroupLimits) -> Result<Op
     }
     // `pause` freezes the sandbox from the host. On a v2 hierarchy every
     // cgroup has `cgroup.freeze`; on v1 the freezer is a controller of its
-    // own, which no limit asks for: its directory is made for pause.
-    if let Some(CgroupHierarchy::V1(mount)) = cx.host.cgroup_hierarchy("freezer") {
-        if !seen_mounts.contains(&mount) && !dirs.iter().any(|d| d.version == CgroupVersion::V2) {
+    // own, which no limit asks for: its directory is made for pause. A
+    // container engine (the spec names `linux.cgroupsPath`) also reads the
+    // sandbox's statistics and updates its CPU share at that path in the
+    // cpu, cpuacct and blkio hierarchies, whether or not a limit asked for
+    // them: on v1 those directories are made too.
+    let from_spec = matches!(path.from, Origin::Spec(_));
+    let extra: [(&str, &str, bool); 4] = [
+        ("freezer", FREEZER_RULE, true),
+        ("cpu", ENGINE_RULE, from_spec),
+        ("cpuacct", ENGINE_RULE, from_spec),
+        ("blkio", ENGINE_RULE, from_spec),
+    ];
+    for (controller, rule, wanted) in extra {
+        if !wanted || dirs.iter().any(|d| d.version == CgroupVersion::V2) {
+            continue;
+        }
+        if let Some(CgroupHierarchy::V1(mount)) = cx.host.cgroup_hierarchy(controller) {
+            if seen_mounts.contains(&mount) {
+                continue;
+            }
+            seen_mounts.push(mount.clone());
             let mut p = mount;
             for (i, part) in rel.iter().enumerate() {
                 p.push(part);
@@ -527,8 +549,8 @@ fn layout(cx: &mut Cx, path: Sourced<String>, limits: CgroupLimits) -> Result<Op
                     } else {
                         CgroupDirRole::Parent
                     },
-                    controllers: vec!["freezer".into()],
-                    from: Some(Origin::rule(FREEZER_RULE)),
+                    controllers: vec![controller.into()],
+                    from: Some(Origin::rule(rule)),
                 });
             }
         }
