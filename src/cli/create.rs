@@ -9,13 +9,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::run::{load_plan_file, EXIT_APPLY_FAILED};
-use super::{compile_inputs, Failure, PlanInputs, EXIT_BAD_INPUT};
+use super::{compile_inputs, Failure, PlanInputs};
 use crate::diag::SourceDiag;
 use crate::exec::control::client::{Client, ClientError};
 use crate::exec::control::proto::{ExecStdio, ExitStatus, Reply, Request, Status};
-use crate::exec::control::state::{
-    self, LockMode, Record, SandboxDir, SandboxId, StateError, StateRoot, PLAN_FILE, RECORD_FORMAT,
-};
+use crate::exec::control::state::{self, LockMode, Record, SandboxDir, SandboxId, StateRoot, PLAN_FILE, RECORD_FORMAT};
 use crate::exec::{self, LaunchId};
 use crate::plan::render::{self, Format};
 use crate::plan::LaunchPlan;
@@ -23,18 +21,6 @@ use crate::vocab::Origin;
 
 /// How long a command waits for an id's lock, and for a control call.
 const WAIT: Duration = Duration::from_secs(15);
-
-/// A state failure at the edge: an invalid id is bad input (exit 2), the
-/// rest exit 1, in one line.
-fn state_failure(e: StateError) -> Failure {
-    match e {
-        StateError::InvalidId(_) => Failure {
-            diag: Box::new(SourceDiag::plain(e.to_string(), None)),
-            code: EXIT_BAD_INPUT,
-        },
-        e => Failure::other(e.to_string()),
-    }
-}
 
 fn client_failure(id: &SandboxId, what: &str, e: ClientError) -> Failure {
     Failure::other(format!("{what} {id}: {e}"))
@@ -53,18 +39,18 @@ pub(super) struct CreateArgs<'a> {
 }
 
 /// `create ID`: compile as `apply` does, run up to the workload's spawn,
-/// record the sandbox. Returns the id and the supervisor's host pid.
+/// record the sandbox.
 #[inline(never)] // see `cli::run`
 pub(super) fn create(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result<i32, Failure> {
     create_sandbox(root, inputs, args).map(|_| 0)
 }
 
-fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result<(SandboxId, i32), Failure> {
-    let id = SandboxId::parse(args.id).map_err(|e| state_failure(e.into()))?;
+fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result<SandboxId, Failure> {
+    let id = SandboxId::parse(args.id).map_err(|e| super::sandbox::failure(e.into()))?;
     let mut inputs = inputs.clone();
     if let Some(other) = args.sandbox {
-        let other = SandboxId::parse(other).map_err(|e| state_failure(e.into()))?;
-        let (_, record) = open(root, &other, LockMode::Shared)?;
+        let other = SandboxId::parse(other).map_err(|e| super::sandbox::failure(e.into()))?;
+        let (_, record) = super::lifecycle::open(root, other.as_str(), LockMode::Shared)?;
         match record
             .supervisor
             .as_ref()
@@ -147,10 +133,10 @@ fn create_sandbox(root: &Path, inputs: &PlanInputs, args: &CreateArgs) -> Result
             "# dry run of create (then start) for plan {}\n{text}",
             render::hash(&plan)
         );
-        return Ok((id, 0));
+        return Ok(id);
     }
     match exec::create(&plan, &host, &opts, creating) {
-        Ok(pid) => Ok((id, pid)),
+        Ok(_supervisor) => Ok(id),
         Err(e) => {
             let text = e.to_string();
             let text = if text.contains("File exists") || text.contains("EEXIST") {
@@ -201,18 +187,11 @@ fn stage(inputs: &PlanInputs) -> Result<Staged, Failure> {
     })
 }
 
-/// Opens `id` with `mode`, and reads its record.
-fn open(root: &Path, id: &SandboxId, mode: LockMode) -> Result<(SandboxDir, Record), Failure> {
-    let dir = StateRoot::new(root).open(id, mode, WAIT).map_err(state_failure)?;
-    let record = dir.read_record().map_err(state_failure)?;
-    Ok((dir, record))
-}
-
 /// `start ID`: the supervisor spawns the workload.
 #[inline(never)] // see `cli::run`
 pub(super) fn start(root: &Path, id: &str) -> Result<i32, Failure> {
-    let id = SandboxId::parse(id).map_err(|e| state_failure(e.into()))?;
-    let (dir, mut record) = open(root, &id, LockMode::Exclusive)?;
+    let id = SandboxId::parse(id).map_err(|e| super::sandbox::failure(e.into()))?;
+    let (dir, mut record) = super::lifecycle::open(root, id.as_str(), LockMode::Exclusive)?;
     let status = record.live_status();
     if status != Status::Created {
         return Err(Failure::other(format!(
@@ -224,7 +203,7 @@ pub(super) fn start(root: &Path, id: &str) -> Result<i32, Failure> {
     c.call(&Request::Start {})
         .map_err(|e| client_failure(&id, "start", e))?;
     record.status = Status::Running;
-    dir.write_record(&record).map_err(state_failure)?;
+    dir.write_record(&record).map_err(super::sandbox::failure)?;
     Ok(0)
 }
 
@@ -233,7 +212,7 @@ pub(super) fn start(root: &Path, id: &str) -> Result<i32, Failure> {
 /// sandbox, and exit with the workload's status.
 #[inline(never)] // see `cli::run`
 pub(super) fn run(root: &Path, inputs: &PlanInputs, args: &CreateArgs, detach: bool) -> Result<i32, Failure> {
-    let (id, supervisor) = create_sandbox(root, inputs, args)?;
+    let id = create_sandbox(root, inputs, args)?;
     if args.dry_run {
         return Ok(0);
     }
@@ -244,7 +223,7 @@ pub(super) fn run(root: &Path, inputs: &PlanInputs, args: &CreateArgs, detach: b
     if detach {
         return Ok(0);
     }
-    let status = wait_foreground(root, &id, supervisor, None);
+    let status = wait_foreground(root, &id, None);
     let _ = super::lifecycle::delete(root, id.as_str(), true);
     Ok(status)
 }
@@ -254,12 +233,35 @@ pub(super) fn run(root: &Path, inputs: &PlanInputs, args: &CreateArgs, detach: b
 /// the status, so that this process can forward the caller's INT, TERM and
 /// HUP meanwhile (their arrival and the child's SIGCHLD are taken with
 /// sigwaitinfo).
-fn wait_foreground(root: &Path, id: &SandboxId, supervisor: i32, pid: Option<i32>) -> i32 {
+fn wait_foreground(root: &Path, id: &SandboxId, pid: Option<i32>) -> i32 {
     let socket = match StateRoot::new(root).open(id, LockMode::Shared, WAIT) {
         Ok(dir) => dir.socket_path(),
         Err(_) => return read_exit(root, id).map_or(EXIT_APPLY_FAILED, ExitStatus::shell_status),
     };
-    let set = blocked_signals();
+    let child = fork_waiter(&socket, pid);
+    let set = crate::exec::linux::signal_set();
+    loop {
+        // SAFETY: a valid set; no info wanted.
+        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        match sig {
+            libc::SIGCHLD => break,
+            libc::SIGINT | libc::SIGTERM | libc::SIGHUP => forward(&socket, pid, sig),
+            _ => {}
+        }
+    }
+    reap_waiter(child)
+        // The call failed (the supervisor went away): the recorded exit.
+        .or_else(|| read_exit(root, id).map(ExitStatus::shell_status))
+        .unwrap_or(EXIT_APPLY_FAILED)
+}
+
+/// Blocks INT, TERM, HUP and CHLD (to be taken with sigwaitinfo or the pty
+/// relay) and forks a child that makes the blocking `wait` (or `wait_pid`)
+/// call on `socket` and exits with the status (255 when the call failed):
+/// its SIGCHLD ends the caller's wait, which meanwhile forwards signals.
+/// Returns the child's pid.
+fn fork_waiter(socket: &Path, pid: Option<i32>) -> i32 {
+    let set = crate::exec::linux::signal_set();
     // SAFETY: a valid set; the old mask is not needed.
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     // SAFETY: the CLI has no other threads; the child only calls, then _exits.
@@ -269,48 +271,39 @@ fn wait_foreground(root: &Path, id: &SandboxId, supervisor: i32, pid: Option<i32
             Some(p) => Request::WaitPid { pid: p },
             None => Request::Wait {},
         };
-        let code = match Client::connect(&socket, WAIT).and_then(|mut c| c.call(&req)) {
+        let code = match Client::connect(socket, WAIT).and_then(|mut c| c.call(&req)) {
             Ok(Reply::Exited { exit, .. }) => exit.shell_status(),
             _ => -1,
         };
         // SAFETY: _exit in the forked child.
         unsafe { libc::_exit(code & 0xff) }
     }
-    loop {
-        // SAFETY: a valid set; no info wanted.
-        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
-        match sig {
-            libc::SIGCHLD => break,
-            libc::SIGINT | libc::SIGTERM | libc::SIGHUP => {
-                let req = match pid {
-                    Some(p) => Request::SignalProcess {
-                        pid: p,
-                        signal: sig,
-                        foreground: false,
-                    },
-                    None => Request::SignalContainer {
-                        signal: sig,
-                        all: false,
-                    },
-                };
-                let _ = Client::connect(&socket, WAIT).and_then(|mut c| c.call(&req));
-            }
-            _ => {}
-        }
-    }
+    child
+}
+
+/// Reaps [`fork_waiter`]'s child: the status it got, or `None` when its
+/// call failed (the supervisor went away).
+fn reap_waiter(child: i32) -> Option<i32> {
     let mut raw = 0;
     // SAFETY: reaping our own child with a valid status pointer.
     unsafe { libc::waitpid(child, &mut raw, 0) };
-    let _ = supervisor;
     match ExitStatus::from_raw(raw) {
-        Some(ExitStatus::Exited { code }) if code != 255 => code,
-        // The call failed (the supervisor went away): the recorded exit.
-        _ => read_exit(root, id).map_or(EXIT_APPLY_FAILED, ExitStatus::shell_status),
+        Some(ExitStatus::Exited { code }) if code != 255 => Some(code),
+        _ => None,
     }
 }
 
-fn blocked_signals() -> libc::sigset_t {
-    crate::exec::linux::signal_set()
+/// Forwards `signal` to the workload (`pid` None) or to process `pid`.
+fn forward(socket: &Path, pid: Option<i32>, signal: i32) {
+    let req = match pid {
+        Some(p) => Request::SignalProcess {
+            pid: p,
+            signal,
+            foreground: false,
+        },
+        None => Request::SignalContainer { signal, all: false },
+    };
+    let _ = Client::connect(socket, WAIT).and_then(|mut c| c.call(&req));
 }
 
 /// The workload's exit status as the supervisor recorded it.
@@ -336,8 +329,8 @@ pub(super) struct ExecArgs<'a> {
 /// `exec ID CMD...`: a new process in the running sandbox.
 #[inline(never)] // see `cli::run`
 pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
-    let id = SandboxId::parse(a.id).map_err(|e| state_failure(e.into()))?;
-    let (dir, record) = open(root, &id, LockMode::Shared)?;
+    let id = SandboxId::parse(a.id).map_err(|e| super::sandbox::failure(e.into()))?;
+    let (dir, record) = super::lifecycle::open(root, id.as_str(), LockMode::Shared)?;
     let status = record.live_status();
     if status != Status::Running {
         return Err(Failure::other(format!(
@@ -381,15 +374,15 @@ pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
         // this process (reparented to the engine when this exits), that
         // waits for the process through the supervisor, forwards INT, TERM
         // and HUP to it, and exits with its status.
-        let proxy = exec_proxy(root, &id, supervisor, pid)?;
-        state::write_pid_file(p, proxy).map_err(state_failure)?;
+        let proxy = exec_proxy(root, &id, pid)?;
+        state::write_pid_file(p, proxy).map_err(super::sandbox::failure)?;
     } else if let Some(p) = a.pid_file {
         let host = host_pid(supervisor, pid).ok_or_else(|| {
             Failure::other(format!(
                 "exec {id}: process {pid} is gone before its pid file was written"
             ))
         })?;
-        state::write_pid_file(p, host).map_err(state_failure)?;
+        state::write_pid_file(p, host).map_err(super::sandbox::failure)?;
     }
     if let (Some(sock), Some(m)) = (a.console_socket, master.as_ref()) {
         send_console(sock, m)
@@ -400,8 +393,8 @@ pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
     }
     drop(dir);
     match (master, a.console_socket) {
-        (Some(m), None) => Ok(relay_and_wait(root, &id, supervisor, pid, &m)),
-        _ => Ok(wait_foreground(root, &id, supervisor, Some(pid))),
+        (Some(m), None) => Ok(relay_and_wait(root, &id, pid, &m)),
+        _ => Ok(wait_foreground(root, &id, Some(pid))),
     }
 }
 
@@ -469,7 +462,7 @@ fn exec_process(dir: &SandboxDir, a: &ExecArgs) -> Result<oci_spec::runtime::Pro
 /// Forks the proxy of `exec --detach --pid-file` (see [`exec`]): its stdio
 /// is `/dev/null` (the engine's pipes stay with the exec'd process alone);
 /// returns its pid.
-fn exec_proxy(root: &Path, id: &SandboxId, supervisor: i32, pid: i32) -> Result<i32, Failure> {
+fn exec_proxy(root: &Path, id: &SandboxId, pid: i32) -> Result<i32, Failure> {
     // SAFETY: the CLI is single-threaded; the child waits and _exits.
     let child = unsafe { libc::fork() };
     if child < 0 {
@@ -485,7 +478,7 @@ fn exec_proxy(root: &Path, id: &SandboxId, supervisor: i32, pid: i32) -> Result<
                 unsafe { libc::dup2(null.as_raw_fd(), fd) };
             }
         }
-        let status = wait_foreground(root, id, supervisor, Some(pid));
+        let status = wait_foreground(root, id, Some(pid));
         // SAFETY: _exit in the forked child.
         unsafe { libc::_exit(status) }
     }
@@ -542,37 +535,18 @@ fn send_console(path: &Path, master: &OwnedFd) -> std::io::Result<()> {
 /// `exec --tty` in the foreground: relays the pty to this terminal until
 /// the process ends (a child process's `wait_pid` ends with a SIGCHLD that
 /// stops the relay), then exits with its status.
-fn relay_and_wait(root: &Path, id: &SandboxId, supervisor: i32, pid: i32, master: &OwnedFd) -> i32 {
+fn relay_and_wait(root: &Path, id: &SandboxId, pid: i32, master: &OwnedFd) -> i32 {
     let m = master.as_raw_fd();
     let saved = exec::pty::make_raw(0).ok().flatten();
     let _ = exec::pty::copy_winsize(m);
     let socket = root.join(id.as_str()).join(state::CONTROL_SOCKET);
-    let set = blocked_signals();
-    // SAFETY: a valid set; the old mask is not needed.
-    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    // SAFETY: single-threaded; the child only calls, then _exits.
-    let child = unsafe { libc::fork() };
-    if child == 0 {
-        let code = match Client::connect(&socket, WAIT).and_then(|mut c| c.call(&Request::WaitPid { pid })) {
-            Ok(Reply::Exited { exit, .. }) => exit.shell_status(),
-            _ => -1,
-        };
-        // SAFETY: _exit in the forked child.
-        unsafe { libc::_exit(code & 0xff) }
-    }
+    let child = fork_waiter(&socket, Some(pid));
     let mut stdin = true;
     loop {
         match exec::pty::relay(m, stdin) {
             Ok(exec::backend::Outcome::StdinClosed) => stdin = false,
             Ok(exec::backend::Outcome::Signal(libc::SIGCHLD)) | Err(_) => break,
-            Ok(exec::backend::Outcome::Signal(sig)) => {
-                let req = Request::SignalProcess {
-                    pid,
-                    signal: sig,
-                    foreground: false,
-                };
-                let _ = Client::connect(&socket, WAIT).and_then(|mut c| c.call(&req));
-            }
+            Ok(exec::backend::Outcome::Signal(sig)) => forward(&socket, Some(pid), sig),
             Ok(_) => {}
         }
     }
@@ -580,12 +554,5 @@ fn relay_and_wait(root: &Path, id: &SandboxId, supervisor: i32, pid: i32, master
     if let Some(s) = saved {
         let _ = exec::pty::restore(0, &s);
     }
-    let mut raw = 0;
-    // SAFETY: reaping our own child with a valid status pointer.
-    unsafe { libc::waitpid(child, &mut raw, 0) };
-    let _ = supervisor;
-    match ExitStatus::from_raw(raw) {
-        Some(ExitStatus::Exited { code }) if code != 255 => code,
-        _ => EXIT_APPLY_FAILED,
-    }
+    reap_waiter(child).unwrap_or(EXIT_APPLY_FAILED)
 }

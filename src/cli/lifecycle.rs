@@ -36,7 +36,7 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 const DESTROY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Opens an id's directory with its lock and reads its record.
-fn open(root: &Path, id: &str, mode: LockMode) -> Result<(SandboxDir, Record), Failure> {
+pub(super) fn open(root: &Path, id: &str, mode: LockMode) -> Result<(SandboxDir, Record), Failure> {
     let id = SandboxId::parse(id).map_err(|e| failure(e.into()))?;
     let dir = StateRoot::new(root).open(&id, mode, READ_LOCK_WAIT).map_err(failure)?;
     let record = dir.read_record().map_err(failure)?;
@@ -349,28 +349,7 @@ fn ps_table(rows: &[PsRow]) -> String {
             r.args.join(" "),
         ]);
     }
-    let mut width = [0usize; 6];
-    for row in &cells {
-        for (w, c) in width.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &cells {
-        let mut line = String::new();
-        for (i, c) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(c);
-            } else if i == 0 || i == 1 || i == 2 || i == 3 {
-                line.push_str(&format!("{c:>w$}   ", w = width[i]));
-            } else {
-                line.push_str(&format!("{c:<w$}   ", w = width[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    super::sandbox::columns(&cells, 4)
 }
 
 /// What `stacks` prints.

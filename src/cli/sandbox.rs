@@ -151,18 +151,26 @@ fn table(rows: &[ListEntry]) -> String {
                 ]
             }))
             .collect();
-    let mut width = [0usize; 6];
-    for row in &cells {
+    columns(&cells, 0)
+}
+
+/// `cells` (a header row first) as aligned columns, three spaces apart, the
+/// last column unpadded; the first `right` columns (numbers) right-aligned.
+pub(super) fn columns<const N: usize>(cells: &[[String; N]], right: usize) -> String {
+    let mut width = [0usize; N];
+    for row in cells {
         for (w, c) in width.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
     }
     let mut out = String::new();
-    for row in &cells {
+    for row in cells {
         let mut line = String::new();
         for (i, c) in row.iter().enumerate() {
             if i + 1 == row.len() {
                 line.push_str(c);
+            } else if i < right {
+                line.push_str(&format!("{c:>w$}   ", w = width[i]));
             } else {
                 line.push_str(&format!("{c:<w$}   ", w = width[i]));
             }
