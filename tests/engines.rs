@@ -464,12 +464,19 @@ fn prun(env: &Env, opts: &[&str], args: &[&str]) -> Result<Output, String> {
 }
 
 /// Runs `cmd` under a pty (util-linux `script`), returns what it printed.
+/// `script` itself is bounded from outside: inside, `cmd` owns the terminal.
 fn under_pty(cmd: &str) -> Result<Output, String> {
-    sh(Command::new("script").args(["-qec", cmd, "/dev/null"]))
+    sh(bounded("script").args(["-qec", cmd, "/dev/null"]))
 }
 
+/// `c` as one shell word list for [`under_pty`]. A `timeout` prefix gets
+/// `--foreground`: without it timeout moves its command into a background
+/// process group, where the engine's first tcsetattr on the terminal stops
+/// it with SIGTTOU (and the case hangs until the timeout kills it).
 fn shell_quote(c: &Command) -> String {
+    let foreground = (c.get_program() == "timeout").then_some(std::ffi::OsStr::new("--foreground"));
     std::iter::once(c.get_program())
+        .chain(foreground)
         .chain(c.get_args())
         .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''")))
         .collect::<Vec<_>>()
