@@ -61,7 +61,16 @@ pub fn leave_child() {
 /// when nothing it allocated is still referenced: the interpreter puts back
 /// every field the child's walk changed before this is called.
 pub fn reset_arena() {
-    ARENA_USED.store(0, Ordering::SeqCst);
+    let used = ARENA_USED.swap(0, Ordering::SeqCst);
+    // The pages the child touched read as zero again and stop counting as
+    // this process's memory (the arena is in zeroed data; its contents are
+    // dead).
+    let len = used.min(ARENA_SIZE).next_multiple_of(4096);
+    if len > 0 {
+        // SAFETY: [ARENA, ARENA + len) lies inside the page-aligned arena,
+        // which nothing references once the child is gone (see above).
+        unsafe { libc::madvise(ARENA.0.get().cast(), len, libc::MADV_DONTNEED) };
+    }
 }
 
 /// Bytes the vfork children of this process took from the arena (a test

@@ -2024,9 +2024,11 @@ mod lifecycle {
 /// [`Op::ShedMemory`]'s stack part: the pages from 1 MiB below this frame up
 /// to 8 KiB below it (dead frames: the launcher's compile, the handover's
 /// decoding) are dropped (8 KiB: ample for this frame's madvise call);
-/// the kernel skips what is not mapped (ENOMEM, ignored).
+/// the kernel skips what is not mapped (ENOMEM, ignored). Only for the
+/// main thread of a single-threaded process (the supervisor): below another
+/// thread's frame could lie a live stack.
 #[inline(never)]
-fn shed_stack() {
+pub(crate) fn shed_stack() {
     let marker = 0u8;
     let sp = std::ptr::addr_of!(marker) as usize;
     let top = (sp - 8 * 1024) & !4095;

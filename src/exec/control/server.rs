@@ -81,6 +81,10 @@ pub trait ControlHandler {
     /// The answer to a parked call, once there is one (called after every
     /// loop turn for each parked call).
     fn poll_wait(&mut self, wait: WaitFor) -> Option<Reply>;
+    /// Called before the loop sleeps in `poll`: a supervisor gives back the
+    /// stack pages its last call dirtied below the loop (see
+    /// `exec::linux::shed_stack`).
+    fn before_wait(&mut self) {}
     /// The event fd is readable: reap children, read the signalfd. Returns
     /// whether to keep watching it (a pidfd stays readable after its exit).
     fn on_event(&mut self) -> bool {
@@ -270,6 +274,7 @@ impl<H: ControlHandler> Server<H> {
         let now = Instant::now();
         self.build_pollfds(now, true);
         let timeout = self.poll_timeout(now, max_wait);
+        self.handler.before_wait();
         // SAFETY: `pollfds` is a live, initialised array of its length.
         let n = unsafe { libc::poll(self.pollfds.as_mut_ptr(), self.pollfds.len() as libc::nfds_t, timeout) };
         if n < 0 {

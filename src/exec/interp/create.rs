@@ -51,7 +51,19 @@ impl<B: Backend> Interp<'_, B> {
         // What the launcher dirtied before the clone is this process's
         // alone once the launcher exits: serve from a fresh address space
         // (reexec.rs); if that fails, from here, with what can be shed.
-        if let Err(f) = self.exec_self(listener) {
+        // Not when it joined another sandbox's user or PID namespace: that
+        // sandbox's processes exist, and could reach it while execve has
+        // made it dumpable (docs/security.md).
+        let ns = &self.plan.namespaces;
+        let joins = [&ns.user.value, &ns.pid.value]
+            .iter()
+            .any(|n| matches!(n, crate::plan::Namespace::Join(_)));
+        let fresh = if joins {
+            Err(self.unsupported("a pod member sharing a user or PID namespace"))
+        } else {
+            self.exec_self(listener)
+        };
+        if let Err(f) = fresh {
             tracing::warn!("the supervisor serves without a fresh address space: {f}");
             self.op(Op::ShedMemory)?;
         }

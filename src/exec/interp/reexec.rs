@@ -141,7 +141,39 @@ pub fn resume(fd: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// The handover, decoded, and what is made of it before serving.
+struct Resumed {
+    handover: Handover,
+    prep: super::Prepared,
+    id: LaunchId,
+}
+
+/// Serves from the handover. Its frame, and those above it, stay on the
+/// stack for the supervisor's life: the decoding happens in [`read`]'s
+/// (dead once it returns, and given back), and what lives is boxed.
+#[inline(never)]
 fn serve_handover(fd: i32) -> Result<std::convert::Infallible, ApplyError> {
+    let r = read(fd)?;
+    let h = &r.handover;
+    let mut backend = crate::exec::linux::LinuxBackend;
+    let mut it = Box::new(Interp::new(&h.plan, &mut backend, r.prep));
+    it.launch_as(r.id, h.state_root.clone());
+    it.fail_at(crate::exec::fault_injection_step());
+    it.resume_serving(h.owner_uid, h.exit_file, h.supervisor_pid)
+        // The decoding's dead stack frames and freed heap top.
+        .and_then(|()| it.op(Op::ShedMemory).map(drop))
+        .and_then(|()| it.serve(FdRef::num(h.listener)))
+        .map_err(|failure| ApplyError::Step {
+            failure,
+            leftovers: Vec::new(),
+        })?;
+    unreachable!("serve returns only when recording")
+}
+
+/// Reads and decodes the handover memfd `fd` (closing it), sets up the
+/// logs, prepares the plan.
+#[inline(never)]
+fn read(fd: i32) -> Result<Box<Resumed>, ApplyError> {
     let bad = |what: &str, m: String| ApplyError::Prepare {
         what: format!("supervisor handover: {what}"),
         message: m,
@@ -177,34 +209,23 @@ fn serve_handover(fd: i32) -> Result<std::convert::Infallible, ApplyError> {
     let decoded = decode(data, &bad);
     // SAFETY: unmapping the mapping made above; `data` is not used again.
     unsafe { libc::munmap(map, len) };
-    let (h, filters) = decoded?;
-    let plan = h.plan;
-    super::super::log::install(&plan);
+    let (handover, filters) = decoded?;
+    let plan = &handover.plan;
+    super::super::log::install(plan);
     super::super::log::set_actor(Actor::Supervisor);
     for e in &plan.supervisor.fds {
         if let Some(kind) = super::super::log::LogKind::of_role(e.role) {
             super::super::log::set_fd(kind, e.fd.0);
         }
     }
-    let mut prep = super::prepare(&plan)?;
+    let mut prep = super::prepare(plan)?;
     prep.filters = filters;
-    let id = LaunchId::given(&h.id, Origin::rule(CREATE_RULE)).map_err(|e| bad("id", e.to_string()))?;
-    let mut backend = crate::exec::linux::LinuxBackend;
-    let mut it = Interp::new(&plan, &mut backend, prep);
-    it.launch_as(id, h.state_root);
-    it.fail_at(crate::exec::fault_injection_step());
-    it.resume_serving(h.owner_uid, h.exit_file, h.supervisor_pid)
-        // The decoding's dead stack frames and freed heap top.
-        .and_then(|()| it.op(Op::ShedMemory).map(drop))
-        .and_then(|()| it.serve(FdRef::num(h.listener)))
-        .map_err(|failure| ApplyError::Step {
-            failure,
-            leftovers: Vec::new(),
-        })?;
-    unreachable!("serve returns only when recording")
+    let id = LaunchId::given(&handover.id, Origin::rule(CREATE_RULE)).map_err(|e| bad("id", e.to_string()))?;
+    Ok(Box::new(Resumed { handover, prep, id }))
 }
 
 /// The handover's JSON line and the seccomp programs after it.
+#[allow(clippy::type_complexity)]
 fn decode(
     data: &[u8],
     bad: &dyn Fn(&str, String) -> ApplyError,

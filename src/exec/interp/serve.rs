@@ -523,6 +523,16 @@ impl<B: Backend> ControlHandler for Supervising<'_, '_, B> {
         CallOutcome::Reply(reply)
     }
 
+    fn before_wait(&mut self) {
+        // The calls' deep frames (the backend's is large) below the loop
+        // are dead while it sleeps: an idle supervisor keeps only the stack
+        // it is using (docs/lifecycle.md, "Supervisor memory").
+        if self.it.real {
+            crate::exec::linux::shed_stack();
+            crate::alloc::trim();
+        }
+    }
+
     fn poll_wait(&mut self, wait: WaitFor) -> Option<Reply> {
         if let Some(r) = self.children.answer(wait) {
             return Some(r);
