@@ -204,7 +204,28 @@ pub(super) fn start(root: &Path, id: &str) -> Result<i32, Failure> {
         .map_err(|e| client_failure(&id, "start", e))?;
     record.status = Status::Running;
     dir.write_record(&record).map_err(super::sandbox::failure)?;
+    poststart(&dir, &record);
     Ok(0)
+}
+
+/// The runtime spec: the poststart hooks run on the host once the workload
+/// is started, before `start` returns; a failure is a warning (runc's rule).
+/// The hooks are the stored plan's (what the sandbox got); a plan without
+/// poststart hooks runs nothing.
+fn poststart(dir: &SandboxDir, record: &Record) {
+    let plan = match super::lifecycle::stored_plan(dir) {
+        Ok(Some(p)) if exec::hooks::has(&p, &[crate::plan::HookPhase::Poststart]) => p,
+        _ => return,
+    };
+    let state = exec::hooks::HookState::of(&record.oci_state());
+    for w in exec::hooks::run_phase(
+        &mut exec::linux::LinuxBackend,
+        &plan,
+        crate::plan::HookPhase::Poststart,
+        &state,
+    ) {
+        eprintln!("warning: start {}: {w}", record.id);
+    }
 }
 
 /// `run ID`: create and start; in the foreground (without `--detach`) wait

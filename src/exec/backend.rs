@@ -599,6 +599,15 @@ pub enum Op {
     SeccompLoad { filter: Rc<PreparedFilter> },
     /// execve(2); returns only on failure.
     Exec { prepared: Rc<PreparedExec> },
+    /// Run one OCI hook of the plan (`super::hooks::run`): a process on the
+    /// host, exec'd with exactly its path, argv and env, `state` (the OCI
+    /// state JSON, status `status`) on its stdin; waited for, and killed
+    /// after its timeout. A non-zero exit, a signal or the timeout fails.
+    RunHook {
+        hook: Rc<crate::plan::Hook>,
+        status: &'static str,
+        state: Rc<Vec<u8>>,
+    },
 }
 
 /// What [`Op::OpenInRoot`] makes when the path is missing.
@@ -851,6 +860,21 @@ impl fmt::Display for Op {
             ClearDeathSignal => f.write_str("prctl PR_SET_PDEATHSIG 0 (outlive the launcher)"),
             SignalFd { tag } => write!(f, "signalfd INT,TERM,HUP,CHLD -> {}", FdRef { raw: 0, tag: *tag }),
             Serve { listener } => write!(f, "serve control calls on {listener} (create ends here; start goes on)"),
+            RunHook { hook, status, .. } => {
+                write!(
+                    f,
+                    "run hook {} ({}): exec {} argv {:?} env {:?}, stdin the OCI state (status {status}), ",
+                    hook.phase.name(),
+                    hook.from,
+                    hook.path.display(),
+                    hook.args,
+                    hook.env,
+                )?;
+                match hook.timeout_s {
+                    Some(t) => write!(f, "killed after {t} s"),
+                    None => f.write_str("no timeout"),
+                }
+            }
             ReapRaw => f.write_str("waitpid -1 WNOHANG"),
             ShedMemory => f.write_str("trim the heap, madvise DONTNEED the stack below this frame"),
             OpenPtyIn { ptmx } => write!(

@@ -11,6 +11,7 @@ pub mod control;
 pub mod detect;
 pub mod error;
 pub mod gc;
+pub mod hooks;
 pub mod interp;
 pub mod linux;
 pub mod log;
@@ -153,6 +154,10 @@ pub fn apply(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result
 /// [`apply`], with what the launcher learnt of how the workload ended (an
 /// OOM kill in its memory cgroup, which the caller reports).
 pub fn apply_to_end(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result<Ended, ApplyError> {
+    let hooks = preflight::foreground_needs(plan);
+    if !hooks.is_empty() {
+        return Err(ApplyError::Preflight(hooks));
+    }
     if !opts.skip_preflight {
         let unmet = preflight::check(plan, host);
         if !unmet.is_empty() {
@@ -223,8 +228,19 @@ pub fn dry_run_create_text(
     let mut backend = RecordingBackend::new();
     let mut it = interp::Interp::new(plan, &mut backend, prep);
     it.launch_as(opts.id.clone().unwrap_or_else(LaunchId::placeholder), opts.state_root());
+    let poststart = hooks::HookState {
+        oci_version: oci_spec::runtime::VERSION.to_string(),
+        id: creating.record.id.clone(),
+        status: "running",
+        pid: Some(record::SUPERVISOR_PID),
+        bundle: creating.record.bundle.clone(),
+        annotations: creating.record.annotations.clone(),
+    };
     it.create_as(creating);
     it.run()?;
+    // `start`'s last part, in the `start` command: the poststart hooks.
+    backend.set_actor(crate::plan::Actor::Launcher);
+    let _ = hooks::run_phase(&mut backend, plan, crate::plan::HookPhase::Poststart, &poststart);
     Ok(backend.ops.iter().map(|r| format!("{r}\n")).collect())
 }
 
@@ -294,6 +310,10 @@ pub fn dry_run(plan: &LaunchPlan) -> Result<Vec<Recorded>, ApplyError> {
 /// [`dry_run`] with the id and state root of `opts` (`apply --dry-run --id
 /// ID --root DIR`); without an id the placeholder stays.
 pub fn dry_run_as(plan: &LaunchPlan, opts: &ApplyOptions) -> Result<Vec<Recorded>, ApplyError> {
+    let hooks = preflight::foreground_needs(plan);
+    if !hooks.is_empty() {
+        return Err(ApplyError::Preflight(hooks));
+    }
     let prep = interp::prepare(plan)?;
     let mut backend = RecordingBackend::new();
     let mut it = interp::Interp::new(plan, &mut backend, prep);

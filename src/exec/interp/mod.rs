@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 mod create;
+mod hooks;
 mod serve;
 
 use super::backend::{
@@ -493,6 +494,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::JoinNamespaces => self.join_namespaces(),
             Step::Clone => self.clone_supervisor(),
             Step::IdMaps => self.write_id_maps(),
+            Step::RuntimeHooks => self.run_runtime_hooks(),
             Step::CgroupJoin => self.join_cgroup(),
             Step::SupervisorIds => self.take_supervisor_ids(),
             Step::SupervisorFds => self

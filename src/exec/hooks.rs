@@ -1,0 +1,171 @@
+//! OCI hooks (runtime-spec config.md, "POSIX-platform Hooks"): the one place
+//! a hook process is made.
+//!
+//! The plan's `hooks` say what runs; this module runs one of them for
+//! [`super::backend::Op::RunHook`]: a new process on the host, as the calling
+//! user, in the caller's namespaces, exec'd with exactly the hook's path,
+//! argv and environment, the sandbox's OCI state JSON on its stdin, its
+//! stdout and stderr on the caller's stderr (an engine's runtime's stdout is
+//! not a place for a hook's chatter), every other fd closed. It is waited
+//! for; past its timeout it is killed (SIGKILL). A non-zero exit, a signal
+//! or the timeout is an error; whether that fails the command is the phase's
+//! rule ([`HookPhase::fatal`]), applied by the caller. Nothing here runs
+//! unless a plan has hooks: the launch path of a plan without hooks makes no
+//! subprocess.
+
+use std::collections::BTreeMap;
+use std::io::{self, Seek, Write};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::backend::{Backend, Op};
+use super::control::state::OciState;
+use crate::plan::{Hook, HookPhase, LaunchPlan};
+
+/// The state a hook reads on its stdin: the OCI state document, with the
+/// status of the moment it runs (`creating` for `prestart` and
+/// `createRuntime`, which `state` never reports).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookState {
+    /// The runtime spec version.
+    pub oci_version: String,
+    /// The sandbox id.
+    pub id: String,
+    /// `creating`, `running` or `stopped`.
+    pub status: &'static str,
+    /// The supervisor's host pid (absent once stopped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// The bundle, absolute.
+    pub bundle: PathBuf,
+    /// The spec's annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl HookState {
+    /// The state `state` reports, as a hook gets it.
+    pub fn of(s: &OciState) -> HookState {
+        HookState {
+            oci_version: s.oci_version.clone(),
+            id: s.id.clone(),
+            status: s.status.as_str(),
+            pid: s.pid,
+            bundle: s.bundle.clone(),
+            annotations: s.annotations.clone(),
+        }
+    }
+
+    /// The JSON written to the hook's stdin.
+    pub fn json(&self) -> Rc<Vec<u8>> {
+        Rc::new(serde_json::to_vec(self).expect("a state always serialises"))
+    }
+}
+
+/// Runs the plan's hooks of `phase`, in order, on `b`. Every hook runs, even
+/// after one failed; the failures are returned, one line each (`poststart`
+/// and `poststop`: warnings, not errors).
+pub fn run_phase<B: Backend>(b: &mut B, plan: &LaunchPlan, phase: HookPhase, state: &HookState) -> Vec<String> {
+    let mut failed = Vec::new();
+    let mut json = None;
+    for h in plan.hooks.iter().filter(|h| h.phase == phase) {
+        let op = Op::RunHook {
+            hook: Rc::new(h.clone()),
+            status: state.status,
+            state: Rc::clone(json.get_or_insert_with(|| state.json())),
+        };
+        if let Err(e) = b.perform(&op) {
+            failed.push(format!(
+                "{} hook {} ({}) failed: {e}",
+                phase.name(),
+                h.path.display(),
+                h.from
+            ));
+        }
+    }
+    failed
+}
+
+/// Runs one hook (the real backend's [`Op::RunHook`]).
+pub fn run(hook: &Hook, state: &[u8]) -> io::Result<()> {
+    let mut cmd = Command::new(&hook.path);
+    if let Some((argv0, rest)) = hook.args.split_first() {
+        cmd.arg0(argv0).args(rest);
+    }
+    cmd.env_clear();
+    for e in &hook.env {
+        // Compile refuses an entry without `=`.
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::from(state_file(state)?))
+        .stdout(Stdio::from(io::stderr().as_fd().try_clone_to_owned()?))
+        .stderr(Stdio::inherit());
+    // SAFETY: close_range is async-signal-safe and touches only the child's
+    // fd table: every fd above stdio is marked close-on-exec (std's own
+    // exec-error pipe already is), so the hook gets none of the launcher's.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let limit = hook.timeout_s.map(|s| Duration::from_secs(u64::from(s)));
+    let started = Instant::now();
+    let mut nap = Duration::from_micros(200);
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if limit.is_some_and(|l| started.elapsed() >= l) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "still running after its timeout of {} s: killed (SIGKILL)",
+                    hook.timeout_s.unwrap_or(0)
+                ),
+            ));
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(10));
+    };
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok(()),
+        (Some(c), _) => Err(io::Error::other(format!("exited with status {c}"))),
+        (_, Some(s)) => Err(io::Error::other(format!("killed by signal {s}"))),
+        _ => Err(io::Error::other(format!("ended with {status}"))),
+    }
+}
+
+/// The state in a sealed-size memfd, at offset 0: the hook's stdin. A file,
+/// not a pipe, so a hook that never reads its stdin blocks nothing and
+/// raises no SIGPIPE here.
+fn state_file(state: &[u8]) -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated name and valid flags; the fd returned is ours.
+    let fd = unsafe { libc::memfd_create(c"oci-state".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    f.write_all(state)?;
+    f.rewind()?;
+    Ok(f.into())
+}
+
+/// The hooks of the phases given, for the caller's check that it has any.
+pub fn has(plan: &LaunchPlan, phases: &[HookPhase]) -> bool {
+    plan.hooks.iter().any(|h| phases.contains(&h.phase))
+}
