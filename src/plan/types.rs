@@ -994,6 +994,13 @@ impl HookPhase {
         snake_name(&self)
     }
 
+    /// Whether this build runs hooks of this phase (on the host). The
+    /// container's phases (`createContainer`, `startContainer`) it cannot
+    /// run where the spec says, so compile refuses them.
+    pub fn runs_here(self) -> bool {
+        !matches!(self, HookPhase::CreateContainer | HookPhase::StartContainer)
+    }
+
     /// Whether a failing hook of this phase fails the command (and `create`
     /// or `start` is rolled back); otherwise it is a warning.
     pub fn fatal(self) -> bool {

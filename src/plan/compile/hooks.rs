@@ -60,7 +60,7 @@ pub(super) fn hooks(cx: &Cx) -> Result<Vec<Hook>, CompileError> {
     let mut out = Vec::with_capacity(asked.len());
     for (phase, i, k) in asked {
         let at = path(phase, i);
-        if matches!(phase, HookPhase::CreateContainer | HookPhase::StartContainer) {
+        if !phase.runs_here() {
             return Err(CompileError::new(CompileErrorKind::HookInContainer { at: at.clone() })
                 .anchor(Anchor::spec(at, "runs in the container's namespaces"))
                 .anchor(Anchor::Policy(allow.at.clone(), "hooks allowed".into()))
