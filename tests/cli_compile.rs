@@ -453,7 +453,16 @@ fn apply_and_doctor_agree_that_hooks_need_create() {
     let policy = root().join("tests/golden/cases/hooks-allowed/hooks.toml");
     let spec = root().join("tests/golden/inputs/podman-hooks.json");
     let (p, s) = (policy.display().to_string(), spec.display().to_string());
-    let common = ["--policy", &p, "--spec", &s, "--target-bundle", "/srv/golden/inputs", "--host", &h];
+    let common = [
+        "--policy",
+        &p,
+        "--spec",
+        &s,
+        "--target-bundle",
+        "/srv/golden/inputs",
+        "--host",
+        &h,
+    ];
     let o = run(&dir, &[&["plan"][..], &common].concat());
     assert!(o.status.success(), "plan: {}", stderr(&o));
     let need = "OCI hook(s) run at create, start and delete, which a foreground apply does not have";
@@ -461,11 +470,17 @@ fn apply_and_doctor_agree_that_hooks_need_create() {
         let o = run(&dir, &[&args[..], &common].concat());
         let e = stderr(&o);
         assert_ne!(o.status.code(), Some(0), "{args:?}: {e}");
-        assert!(e.contains(need) && e.contains("spec:hooks.prestart[0]"), "{args:?}: {e}");
+        assert!(
+            e.contains(need) && e.contains("spec:hooks.prestart[0]"),
+            "{args:?}: {e}"
+        );
     }
     let o = run(&dir, &[&["doctor"][..], &common].concat());
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "doctor: {out}{}", stderr(&o));
-    assert!(out.contains(need) && out.contains("spec:hooks.prestart[0]"), "doctor: {out}");
+    assert!(
+        out.contains(need) && out.contains("spec:hooks.prestart[0]"),
+        "doctor: {out}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

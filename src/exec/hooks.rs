@@ -169,3 +169,86 @@ fn state_file(state: &[u8]) -> io::Result<OwnedFd> {
 pub fn has(plan: &LaunchPlan, phases: &[HookPhase]) -> bool {
     plan.hooks.iter().any(|h| phases.contains(&h.phase))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::Origin;
+
+    fn hook(script: &str, timeout_s: Option<u32>) -> Hook {
+        Hook {
+            phase: HookPhase::Poststop,
+            path: "/bin/sh".into(),
+            args: vec!["argv-zero".into(), "-c".into(), script.into(), "name".into()],
+            env: vec!["ONLY=this".into()],
+            timeout_s,
+            from: Origin::spec("hooks.poststop[0]"),
+            allowed_by: Origin::Default,
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sandboxctl-hooks-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// The hook gets exactly its argv (argv[0] included) and env, the state
+    /// on stdin, and none of the caller's other fds.
+    #[test]
+    fn a_hook_gets_its_argv_env_and_the_state_only() {
+        let d = scratch("exact");
+        // An fd without close-on-exec (a dup) must not reach the hook.
+        let leak = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: dup of a valid fd; the copy is closed below.
+        let raw = unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(&leak)) };
+        assert!(raw > 2);
+        let script = format!(
+            "cat > {0}/stdin; cat /proc/$$/cmdline > {0}/argv; cat /proc/$$/environ > {0}/env; ls /proc/$$/fd > {0}/fds",
+            d.display()
+        );
+        run(&hook(&script, Some(5)), br#"{"status":"stopped"}"#).unwrap();
+        // SAFETY: closing the dup made above.
+        unsafe { libc::close(raw) };
+        let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+        assert_eq!(read("stdin"), r#"{"status":"stopped"}"#);
+        assert_eq!(read("argv"), format!("argv-zero\0-c\0{script}\0name\0"));
+        assert_eq!(read("env"), "ONLY=this\0");
+        let fds: Vec<String> = read("fds").lines().map(str::to_string).collect();
+        assert!(
+            !fds.contains(&raw.to_string()),
+            "the caller's fd {raw} reached the hook: {fds:?}"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A non-zero exit and a signal are errors; a hook past its timeout is
+    /// killed (not waited for) and its error says so.
+    #[test]
+    fn failures_and_the_timeout() {
+        let e = run(&hook("exit 7", None), b"{}").unwrap_err();
+        assert_eq!(e.to_string(), "exited with status 7");
+        let e = run(&hook("kill -9 $$", None), b"{}").unwrap_err();
+        assert_eq!(e.to_string(), "killed by signal 9");
+        let d = scratch("timeout");
+        let t0 = Instant::now();
+        let e = run(
+            &hook(&format!("echo $$ > {}/pid; exec sleep 30", d.display()), Some(1)),
+            b"{}",
+        )
+        .unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("timeout of 1 s"), "{e}");
+        let pid: i32 = std::fs::read_to_string(d.join("pid")).unwrap().trim().parse().unwrap();
+        // SAFETY: signal 0 only checks for the process.
+        assert_ne!(unsafe { libc::kill(pid, 0) }, 0, "the hook was killed and reaped");
+        let _ = std::fs::remove_dir_all(&d);
+        let missing = Hook {
+            path: "/nonexistent/hook".into(),
+            ..hook("", None)
+        };
+        assert_eq!(run(&missing, b"{}").unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+}

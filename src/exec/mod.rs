@@ -378,6 +378,122 @@ mod tests {
 
     /// Fails op N for every N; checks the failure names a step and that every
     /// launcher effect made before it is undone.
+    /// The sample plan with a prestart and a createRuntime hook, and what
+    /// `create` records it with.
+    fn hooks_plan() -> (LaunchPlan, interp::Creating) {
+        use crate::plan::{Hook, HookPhase};
+        let mut p = plan();
+        let hook = |phase, path: &str, n| Hook {
+            phase,
+            path: path.into(),
+            args: vec!["h".into(), n],
+            env: vec!["A=b".into()],
+            timeout_s: Some(3),
+            from: Origin::spec(format!("hooks.{}[0]", phase.name())),
+            allowed_by: Origin::Default,
+        };
+        p.hooks = vec![
+            hook(HookPhase::Prestart, "/hooks/pre", "1".into()),
+            hook(HookPhase::CreateRuntime, "/hooks/cr", "2".into()),
+            hook(HookPhase::Poststart, "/hooks/post", "3".into()),
+        ];
+        let at = p.steps.iter().position(|s| *s == Step::IdMaps).unwrap();
+        p.steps.insert(at + 1, Step::RuntimeHooks);
+        let record = control::state::Record {
+            format: control::state::RECORD_FORMAT,
+            id: "ct-h".into(),
+            status: control::proto::Status::Created,
+            bundle: "/b".into(),
+            owner_uid: 0,
+            created_unix: 0,
+            supervisor: None,
+            annotations: [("k".to_string(), "v".to_string())].into(),
+            exit: None,
+            plan_hash: None,
+        };
+        let creating = interp::Creating {
+            record,
+            pid_file: None,
+            files: vec![],
+        };
+        (p, creating)
+    }
+
+    /// `create`'s dry run runs prestart, then createRuntime, in the launcher
+    /// after the id maps and before the release, each with the state
+    /// (status creating); `start`'s poststart comes last.
+    #[test]
+    fn create_runs_runtime_hooks_before_the_release() {
+        let (p, creating) = hooks_plan();
+        let text = dry_run_create_text(&p, &ApplyOptions::default(), creating).unwrap();
+        let line = |needle: &str| {
+            text.lines()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("{needle:?} in\n{text}"))
+        };
+        let (maps, pre, cr, release, post) = (
+            line("uid_map"),
+            line("run hook prestart (spec:hooks.prestart[0]): exec /hooks/pre argv [\"h\", \"1\"] env [\"A=b\"], stdin the OCI state (status creating), killed after 3 s"),
+            line("run hook createRuntime"),
+            line("release child"),
+            line("run hook poststart"),
+        );
+        assert!(maps < pre && pre < cr && cr < release && release < post, "{text}");
+        assert!(text.lines().nth(pre).unwrap().starts_with("launcher"));
+        assert!(text.contains("(status running)"), "poststart's state: {text}");
+    }
+
+    /// A failing prestart hook fails step runtime_hooks: createRuntime does
+    /// not run, and the rollback kills the supervisor and removes the
+    /// cgroups and the sandbox's directory.
+    #[test]
+    fn a_failing_prestart_hook_rolls_create_back() {
+        let (p, creating) = hooks_plan();
+        let mut all = RecordingBackend::new();
+        let mut it = interp::Interp::new(&p, &mut all, interp::prepare(&p).unwrap());
+        it.create_as(creating.clone());
+        it.run().unwrap();
+        let n = all.ops.iter().position(|r| matches!(r.op, Op::RunHook { .. })).unwrap();
+        let mut b = RecordingBackend::failing_at(n, libc::EIO);
+        let mut it = interp::Interp::new(&p, &mut b, interp::prepare(&p).unwrap());
+        it.create_as(creating);
+        let e = it.run().unwrap_err();
+        let ApplyError::Step { failure, leftovers } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(failure.step, Step::RuntimeHooks);
+        assert_eq!(failure.origin, Origin::spec("hooks.prestart[0]"));
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        let after: Vec<&Op> = b.ops[n + 1..].iter().map(|r| &r.op).collect();
+        assert!(
+            !after.iter().any(|o| matches!(o, Op::RunHook { .. })),
+            "createRuntime does not run"
+        );
+        assert!(
+            after.iter().any(|o| matches!(o, Op::Kill { .. })),
+            "the supervisor is killed"
+        );
+        assert!(
+            after.iter().any(|o| matches!(o, Op::RemoveSandboxDir { .. })),
+            "the directory goes"
+        );
+        let made: Vec<&PathBuf> = b.ops[..n]
+            .iter()
+            .filter_map(|r| match &r.op {
+                Op::Mkdir { path, .. } => Some(path),
+                _ => None,
+            })
+            .collect();
+        assert!(!made.is_empty());
+        for m in made {
+            assert!(
+                after.iter().any(|o| matches!(o, Op::Rmdir { path } if path == m)),
+                "{} removed",
+                m.display()
+            );
+        }
+    }
+
     #[test]
     fn failure_at_every_op_is_rolled_back() {
         for p in [plan(), pty_and_log_plan(), daemonized_plan()] {

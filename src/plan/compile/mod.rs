@@ -594,57 +594,28 @@ mod tests {
         let host = host("hybrid-root.toml");
         let allow = policy("extends = \"container\"\n[hooks]\nallow = true\n");
         let plan = compile(&allow, &spec, &host, &Default::default()).unwrap().plan;
-        let got: Vec<(HookPhase, &str, Vec<&str>, Option<u32>, String)> = plan
+        let got: Vec<String> = plan
             .hooks
             .iter()
             .map(|h| {
-                (
-                    h.phase,
-                    h.path.to_str().unwrap(),
-                    h.args.iter().map(String::as_str).collect(),
+                format!(
+                    "{} {} {:?} {:?} {}",
+                    h.phase.name(),
+                    h.path.display(),
+                    h.args,
                     h.timeout_s,
-                    h.from.to_string(),
+                    h.from
                 )
             })
             .collect();
         assert_eq!(
             got,
-            vec![
-                (
-                    HookPhase::Prestart,
-                    "/usr/bin/pre",
-                    vec!["pre"],
-                    None,
-                    "spec:hooks.prestart[0]".into()
-                ),
-                (
-                    HookPhase::Prestart,
-                    "/usr/bin/pre2",
-                    vec![],
-                    Some(1),
-                    "spec:hooks.prestart[1]".into()
-                ),
-                (
-                    HookPhase::CreateRuntime,
-                    "/usr/bin/cr",
-                    vec!["cr0", "a"],
-                    Some(5),
-                    "spec:hooks.createRuntime[0]".into()
-                ),
-                (
-                    HookPhase::Poststart,
-                    "/usr/bin/post",
-                    vec![],
-                    None,
-                    "spec:hooks.poststart[0]".into()
-                ),
-                (
-                    HookPhase::Poststop,
-                    "/usr/bin/stop",
-                    vec!["stop", "-x"],
-                    Some(3),
-                    "spec:hooks.poststop[0]".into()
-                ),
+            [
+                r#"prestart /usr/bin/pre ["pre"] None spec:hooks.prestart[0]"#,
+                r#"prestart /usr/bin/pre2 [] Some(1) spec:hooks.prestart[1]"#,
+                r#"createRuntime /usr/bin/cr ["cr0", "a"] Some(5) spec:hooks.createRuntime[0]"#,
+                r#"poststart /usr/bin/post [] None spec:hooks.poststart[0]"#,
+                r#"poststop /usr/bin/stop ["stop", "-x"] Some(3) spec:hooks.poststop[0]"#,
             ]
         );
         assert!(plan
