@@ -211,8 +211,18 @@ pub(super) fn start(root: &Path, id: &str) -> Result<i32, Failure> {
 /// The runtime spec: the poststart hooks run on the host once the workload
 /// is started, before `start` returns; a failure is a warning (runc's rule).
 /// The hooks are the stored plan's (what the sandbox got); a plan without
-/// poststart hooks runs nothing.
+/// poststart hooks runs nothing. The stored plan is canonical JSON whose
+/// `hooks` key is absent when it has none: a plan without the key is not
+/// parsed (a plain `start` stays one small read longer than before).
 fn poststart(dir: &SandboxDir, record: &Record) {
+    let has_hooks = dir
+        .read_file(PLAN_FILE)
+        .ok()
+        .flatten()
+        .is_some_and(|b| b.windows(7).any(|w| w == b"\"hooks\""));
+    if !has_hooks {
+        return;
+    }
     let plan = match super::lifecycle::stored_plan(dir) {
         Ok(Some(p)) if exec::hooks::has(&p, &[crate::plan::HookPhase::Poststart]) => p,
         _ => return,
