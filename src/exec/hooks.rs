@@ -121,13 +121,9 @@ pub fn run(hook: &Hook, state: &[u8]) -> io::Result<()> {
     }
     let mut child = cmd.spawn()?;
     let limit = hook.timeout_s.map(|s| Duration::from_secs(u64::from(s)));
-    let started = Instant::now();
-    let mut nap = Duration::from_micros(200);
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        if limit.is_some_and(|l| started.elapsed() >= l) {
+    let status = match wait_until(&mut child, limit)? {
+        Some(st) => st,
+        None => {
             let _ = child.kill();
             let _ = child.wait();
             return Err(io::Error::new(
@@ -138,8 +134,6 @@ pub fn run(hook: &Hook, state: &[u8]) -> io::Result<()> {
                 ),
             ));
         }
-        std::thread::sleep(nap);
-        nap = (nap * 2).min(Duration::from_millis(10));
     };
     match (status.code(), status.signal()) {
         (Some(0), _) => Ok(()),
@@ -149,7 +143,51 @@ pub fn run(hook: &Hook, state: &[u8]) -> io::Result<()> {
     }
 }
 
-/// The state in a sealed-size memfd, at offset 0: the hook's stdin. A file,
+/// Waits for `child` to end, at most `limit`: its status, or `None` when
+/// the limit passed first. Woken by the child's pidfd (poll), so a hook's
+/// end is seen at once; where pidfd_open is missing, polled with growing
+/// naps (≤ 10 ms).
+fn wait_until(
+    child: &mut std::process::Child,
+    limit: Option<Duration>,
+) -> io::Result<Option<std::process::ExitStatus>> {
+    let started = Instant::now();
+    // SAFETY: pidfd_open of our own unreaped child; the fd returned is ours.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
+    // SAFETY: a fd just returned by pidfd_open, owned by nothing else.
+    let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd as i32) });
+    let mut nap = Duration::from_micros(200);
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(Some(st));
+        }
+        let left = match limit {
+            Some(l) => match l.checked_sub(started.elapsed()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Ok(None),
+            },
+            None => None,
+        };
+        match &pidfd {
+            Some(fd) => {
+                let mut p = libc::pollfd {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(fd),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let ms = left.map_or(-1, |d| i32::try_from(d.as_millis().max(1)).unwrap_or(i32::MAX));
+                // SAFETY: one valid pollfd, for the duration of the call.
+                let _ = unsafe { libc::poll(&mut p, 1, ms) };
+            }
+            None => {
+                std::thread::sleep(left.map_or(nap, |l| nap.min(l)));
+                nap = (nap * 2).min(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// The state in a memfd, at offset 0: the hook's stdin. A file,
 /// not a pipe, so a hook that never reads its stdin blocks nothing and
 /// raises no SIGPIPE here.
 fn state_file(state: &[u8]) -> io::Result<OwnedFd> {
