@@ -301,6 +301,10 @@ pub enum Op {
     /// refused (ELOOP), so a rootfs swapped for a link after the plan was
     /// made cannot send the sandbox into another tree. Close-on-exec.
     OpenRootDir { path: PathBuf, tag: FdTag },
+    /// A recursive bind of the directory `fd` names onto itself (a copy of
+    /// its mount tree attached over it: open_tree + move_mount, no path
+    /// walked): -> [`Outcome::Fd`] on the new mount's root.
+    BindOntoItself { fd: FdRef, tag: FdTag },
     /// A namespace file to `setns` into, opened safely: `open(O_PATH)`
     /// (opens nothing: a FIFO or a device is not opened, so cannot block or
     /// act), `fstatfs` must show nsfs, then reopened through
@@ -745,6 +749,11 @@ impl fmt::Display for Op {
                 f,
                 "open {} O_PATH|O_DIRECTORY, no symlinks (openat2 RESOLVE_NO_SYMLINKS) -> {}",
                 path.display(),
+                FdRef { raw: 0, tag: *tag }
+            ),
+            BindOntoItself { fd, tag } => write!(
+                f,
+                "bind {fd} onto itself, recursive (open_tree + move_mount) -> {}",
                 FdRef { raw: 0, tag: *tag }
             ),
             Open { path, flags, mode, tag } => {

@@ -847,12 +847,41 @@ fn bind_at(source: i32, target: i32, recursive: bool, flags: u64) -> io::Result<
     Ok(())
 }
 
+/// [`Op::BindOntoItself`](super::backend::Op::BindOntoItself): a recursive
+/// copy of the mount tree at `fd`, attached over the directory `fd` names;
+/// returns the copy's fd (its root, now attached). No path is walked, so
+/// the caller needs no search permission above the directory.
+fn bind_onto_itself(fd: i32) -> io::Result<i32> {
+    let empty = c"";
+    let how = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32 | libc::AT_RECURSIVE as u32;
+    // SAFETY: an fd and the empty string.
+    let tree = Owned(check(unsafe { libc::syscall(libc::SYS_open_tree, fd, empty.as_ptr(), how) })? as i32);
+    // SAFETY: two fds and empty strings.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.0,
+            empty.as_ptr(),
+            fd,
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })?;
+    let raw = tree.0;
+    std::mem::forget(tree);
+    Ok(raw)
+}
+
 /// Sets `MS_*`-named attributes on every mount at (and, when `recursive`,
 /// under) the mount at `path`, or falls back to [`remount_tree`] on a
 /// kernel without mount_setattr.
 fn set_mount_attr(path: &Path, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
     let c = cpath(path)?;
     match mount_setattr(libc::AT_FDCWD, &c, set, clear, recursive) {
+        // The fallback walks mountinfo by path: an fd's path is its target.
+        Err(e) if is_enosys(&e) && path.starts_with("/proc/self/fd") => {
+            remount_tree(&fs::read_link(path)?, set, clear, recursive)
+        }
         Err(e) if is_enosys(&e) => remount_tree(path, set, clear, recursive),
         other => other,
     }
@@ -1092,6 +1121,7 @@ impl Backend for LinuxBackend {
             ReadFile { path } => fs::read(path).map(Outcome::Bytes),
             Open { path, flags, mode, .. } => open_exact(path, *flags, *mode).map(Outcome::Fd),
             OpenRootDir { path, .. } => open_no_symlinks(path, libc::O_PATH | libc::O_DIRECTORY).map(Outcome::Fd),
+            BindOntoItself { fd, .. } => bind_onto_itself(fd.raw).map(Outcome::Fd),
             OpenNs { path, kind, .. } => open_ns(path, *kind).map(Outcome::Fd),
             SocketPair { .. } => {
                 let mut fds = [0; 2];

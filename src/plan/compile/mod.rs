@@ -13,6 +13,8 @@ mod fds;
 mod fs;
 mod hooks;
 mod ns;
+
+pub use ns::NOBODY_RULE;
 mod process;
 mod seccomp;
 
