@@ -220,7 +220,10 @@ fn lifecycle() {
     assert!(fds.contains(&"4"), "0, 1, 2 and ls's own: {fds:?}");
     // Under the nobody rule every process is nobody: an exec's user gives
     // way to it as the spec's did (engines name the container's root).
-    let o = sbx(&root, &["exec", "--user", "0:0", "ct-a", "/bin/sh", "-c", "id -u; id -g"]);
+    let o = sbx(
+        &root,
+        &["exec", "--user", "0:0", "ct-a", "/bin/sh", "-c", "id -u; id -g"],
+    );
     assert_eq!((o.code, o.stdout.as_str()), (0, "65534\n65534\n"), "{}", o.stderr);
     let pj = root.path().with_extension("process.json");
     fs::write(
