@@ -844,6 +844,33 @@ fn hooks() {
     assert!(!root.path().join("ct-hw").exists() && cgroups_of("ct-hw").is_empty());
     assert_eq!(b.read("order"), "poststart\npoststop\n");
 
+    // `run` in the foreground (create, start, wait, delete): every phase,
+    // in order, and the workload's status.
+    b.spec(serde_json::json!({
+        "prestart": [b.hook("prestart", "", None)],
+        "createRuntime": [b.hook("createRuntime", "", None)],
+        "poststart": [b.hook("poststart", "", None)],
+        "poststop": [b.hook("poststop", "", None)],
+    }));
+    let config = b.dir.join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_str(&fs::read_to_string(&config).unwrap()).unwrap();
+    spec["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "exit 6"]);
+    fs::write(&config, spec.to_string()).unwrap();
+    let o = sbx(
+        &root,
+        &[
+            "--policy",
+            b.policy.to_str().unwrap(),
+            "run",
+            "--bundle",
+            b.dir.to_str().unwrap(),
+            "ct-hrun",
+        ],
+    );
+    assert_eq!(o.code, 6, "run: {}", o.stderr);
+    assert_eq!(b.read("order"), "prestart\ncreateRuntime\npoststart\npoststop\n");
+    assert!(!root.path().join("ct-hrun").exists() && cgroups_of("ct-hrun").is_empty());
+
     // Under the default policy the same spec is refused at compile time,
     // naming the spec's first hook and the policy line; nothing runs.
     // What an engine shows its user: the one `msg` of runc's JSON log line.
@@ -870,11 +897,15 @@ fn hooks() {
         .and_then(|v| v["msg"].as_str().map(str::to_string))
         .unwrap_or_else(|| panic!("an error in the runtime log: {logged:?}"));
     assert!(
-        !msg.contains('\n') && msg.contains("hooks.poststart[0]") && msg.contains("policy:builtin:default.toml:"),
+        !msg.contains('\n') && msg.contains("hooks.prestart[0]") && msg.contains("policy:builtin:default.toml:"),
         "one line naming the spec's hook and the policy line: {msg:?}"
     );
     assert!(!root.path().join("ct-hr").exists());
-    assert_eq!(b.read("order"), "poststart\npoststop\n", "no hook ran");
+    assert_eq!(
+        b.read("order"),
+        "prestart\ncreateRuntime\npoststart\npoststop\n",
+        "no hook ran"
+    );
 }
 
 fn main() {
