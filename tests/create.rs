@@ -632,7 +632,9 @@ impl HookBundle {
         let script = format!(
             "echo \"$1\" >> \"$HOOKDIR/order\"; cat > \"$HOOKDIR/$1.state\"; \
              cat /proc/$$/cmdline > \"$HOOKDIR/$1.cmdline\"; cat /proc/$$/environ > \"$HOOKDIR/$1.environ\"; \
-             readlink /proc/$$/ns/net > \"$HOOKDIR/$1.netns\"; {tail}"
+             readlink /proc/$$/ns/net > \"$HOOKDIR/$1.netns\"; \
+             pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p' \"$HOOKDIR/$1.state\"); \
+             [ -z \"$pid\" ] || cat /proc/$pid/mountinfo > \"$HOOKDIR/$1.mountinfo\"; {tail}"
         );
         let mut h = serde_json::json!({
             "path": "/bin/sh",
@@ -761,6 +763,16 @@ fn hooks() {
             b.read(&format!("{phase}.netns")).trim(),
             host_net.to_str().unwrap(),
             "on the host"
+        );
+        // The sandbox's mounts are made (proc on the root's /proc), its
+        // root not yet changed (the mount points are still host paths).
+        let proc_at = format!(" {}/rootfs/proc ", b.dir.display());
+        assert!(
+            b.read(&format!("{phase}.mountinfo"))
+                .lines()
+                .any(|l| l.contains(&proc_at) && l.contains(" - proc ")),
+            "{phase}: the sandbox's mounts before its root change: {}",
+            b.read(&format!("{phase}.mountinfo"))
         );
     }
     assert_eq!(status_of(&root, "ct-hk"), "created");

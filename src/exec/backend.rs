@@ -437,14 +437,21 @@ pub enum Op {
     /// Send one byte `mark` on `fd` (the supervisor's "ready" and the
     /// launcher's "committed" on the control socketpair).
     SendMark { fd: FdRef, mark: u8 },
-    /// Wait at most `timeout_ms` for the supervisor's word on `fd`: its
-    /// ready mark ([`Outcome::Bytes`] of one byte), a failure report (the
+    /// Wait at most `timeout_ms` for the supervisor's word on `fd`: the
+    /// one-byte `mark` expected (its ready mark, or its mark that the
+    /// runtime hooks may run: [`Outcome::Bytes`]), a failure report (the
     /// report's bytes), or its end (empty); `proc` is the supervisor, whose
     /// exit also ends the wait.
-    AwaitMark { fd: FdRef, proc: ProcRef, timeout_ms: u64 },
-    /// Block until the launcher's commit mark arrives on `fd`; EOF first
-    /// (the launcher died before it recorded the sandbox) is EPIPE.
-    AwaitCommit { fd: FdRef },
+    AwaitMark {
+        fd: FdRef,
+        proc: ProcRef,
+        timeout_ms: u64,
+        mark: u8,
+    },
+    /// Block until the launcher's `mark` arrives on `fd` (its commit, or
+    /// that the runtime hooks ran); EOF first (the launcher died) is EPIPE,
+    /// another byte EPROTO.
+    AwaitCommit { fd: FdRef, mark: u8 },
     /// Connect to the control socket at `path` and check that the
     /// supervisor answers `hello` (bounded; `proc` must stay alive).
     AwaitServing {
@@ -680,6 +687,18 @@ pub trait Backend {
     }
 }
 
+/// How a mark of the control socketpair prints.
+fn mark_name(mark: u8) -> &'static str {
+    use crate::exec::interp::{COMMIT_MARK, HOOKS_DONE_MARK, HOOKS_MARK, READY_MARK};
+    match mark {
+        READY_MARK => "ready",
+        COMMIT_MARK => "commit",
+        HOOKS_MARK => "runtime-hooks",
+        HOOKS_DONE_MARK => "hooks-done",
+        _ => "unknown",
+    }
+}
+
 fn ns_list(kinds: &[NsKind]) -> String {
     kinds.iter().map(|k| k.proc_name()).collect::<Vec<_>>().join(",")
 }
@@ -852,13 +871,23 @@ impl fmt::Display for Op {
             ),
             WritePidFile { path, pid } => write!(f, "write pid file {} \"{pid}\"", path.display()),
             SendMark { fd, mark } => write!(f, "send {:?} on {fd}", *mark as char),
-            AwaitMark { fd, proc, timeout_ms } => {
+            AwaitMark {
+                fd,
+                proc,
+                timeout_ms,
+                mark,
+            } => {
                 write!(
                     f,
-                    "await the ready mark or a report on {fd} (<= {timeout_ms} ms, while {proc} lives)"
+                    "await the {} mark or a report on {fd} (<= {timeout_ms} ms, while {proc} lives)",
+                    mark_name(*mark)
                 )
             }
-            AwaitCommit { fd } => write!(f, "await the launcher's commit on {fd} (EOF: it died, exit)"),
+            AwaitCommit { fd, mark } => write!(
+                f,
+                "await the launcher's {} on {fd} (EOF: it died, exit)",
+                mark_name(*mark)
+            ),
             AwaitServing { path, proc, timeout_ms } => {
                 write!(
                     f,

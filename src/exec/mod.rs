@@ -397,8 +397,8 @@ mod tests {
             hook(HookPhase::CreateRuntime, "/hooks/cr", "2".into()),
             hook(HookPhase::Poststart, "/hooks/post", "3".into()),
         ];
-        let at = p.steps.iter().position(|s| *s == Step::IdMaps).unwrap();
-        p.steps.insert(at + 1, Step::RuntimeHooks);
+        let at = p.steps.iter().position(|s| *s == Step::RootChange).unwrap();
+        p.steps.insert(at, Step::RuntimeHooks);
         let record = control::state::Record {
             format: control::state::RECORD_FORMAT,
             id: "ct-h".into(),
@@ -420,10 +420,11 @@ mod tests {
     }
 
     /// `create`'s dry run runs prestart, then createRuntime, in the launcher
-    /// after the id maps and before the release, each with the state
+    /// once the supervisor has made its mounts and says so, before its root
+    /// change, which waits for the launcher's word; each hook gets the state
     /// (status creating); `start`'s poststart comes last.
     #[test]
-    fn create_runs_runtime_hooks_before_the_release() {
+    fn create_runs_runtime_hooks_after_the_mounts_before_the_root_change() {
         let (p, creating) = hooks_plan();
         let text = dry_run_create_text(&p, &ApplyOptions::default(), creating).unwrap();
         let line = |needle: &str| {
@@ -431,14 +432,35 @@ mod tests {
                 .position(|l| l.contains(needle))
                 .unwrap_or_else(|| panic!("{needle:?} in\n{text}"))
         };
-        let (maps, pre, cr, release, post) = (
-            line("uid_map"),
+        let (release, hand, wait, pre, cr, done, resume, pivot, post) = (
+            line("release child"),
+            line("supervisor send 'H'"),
+            line("await the runtime-hooks mark or a report on <control launcher end>"),
             line("run hook prestart (spec:hooks.prestart[0]): exec /hooks/pre argv [\"h\", \"1\"] env [\"A=b\"], stdin the OCI state (status creating), killed after 3 s"),
             line("run hook createRuntime"),
-            line("release child"),
+            line("launcher   send 'G'"),
+            line("await the launcher's hooks-done"),
+            line("pivot_root"),
             line("run hook poststart"),
         );
-        assert!(maps < pre && pre < cr && cr < release && release < post, "{text}");
+        assert!(
+            release < hand
+                && hand < wait
+                && wait < pre
+                && pre < cr
+                && cr < done
+                && done < resume
+                && resume < pivot
+                && pivot < post,
+            "{text}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[release..hand]
+                .iter()
+                .any(|l| l.starts_with("supervisor") && l.contains(" mount ")),
+            "the supervisor's mounts come before the hooks: {text}"
+        );
         assert!(text.lines().nth(pre).unwrap().starts_with("launcher"));
         assert!(text.contains("(status running)"), "poststart's state: {text}");
     }

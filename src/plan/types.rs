@@ -961,10 +961,12 @@ pub struct Seccomp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum HookPhase {
-    /// At `create`, once the sandbox's namespaces exist (deprecated by the
-    /// spec; runs just before `createRuntime`).
+    /// At `create`, once the sandbox's namespaces and mounts are made,
+    /// before its root change (deprecated by the spec; runs just before
+    /// `createRuntime`).
     Prestart,
-    /// At `create`, once the sandbox's namespaces exist.
+    /// At `create`, once the sandbox's namespaces and mounts are made,
+    /// before its root change.
     CreateRuntime,
     /// In the container's namespaces at `create` (not run by this build:
     /// refused at compile time).
@@ -1083,13 +1085,7 @@ steps! {
     // before the sandbox exists
     Launcher: [Preflight, StateFile, CgroupCreate, CgroupLimits, OpenFds, JoinNamespaces, Clone]
     // while the child waits
-    Launcher: [
-        IdMaps,
-        /// The spec's `prestart` and `createRuntime` hooks, on the host, once
-        /// the sandbox's namespaces exist and before its supervisor is
-        /// released to make its mounts (`plan.hooks`).
-        RuntimeHooks,
-    ]
+    Launcher: [IdMaps]
     // pid 1 of the sandbox
     Supervisor: [
         /// The supervisor joins its cgroup itself, first of all.
@@ -1103,6 +1099,15 @@ steps! {
         MountPropagation,
         Mounts,
         Devices,
+    ]
+    // while the supervisor waits, its mounts made (`create` only)
+    Launcher: [
+        /// The spec's `prestart` and `createRuntime` hooks, on the host, in
+        /// order (`plan.hooks`): the supervisor has made the sandbox's
+        /// namespaces and mounts and waits before its root change.
+        RuntimeHooks,
+    ]
+    Supervisor: [
         RootChange,
         MaskedPaths,
         ReadonlyPaths,
