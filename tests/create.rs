@@ -185,6 +185,20 @@ fn lifecycle() {
     let _ = fs::remove_file("/tmp/sbx-create-test.pid");
     assert_eq!(status_of(&root, "ct-a"), "created");
     assert!(children_of(sup).is_empty(), "no workload before start");
+    // It serves from a fresh address space (exec/interp/reexec.rs): the
+    // binary re-executed, non-dumpable again, under its own name.
+    let cmdline = fs::read(format!("/proc/{sup}/cmdline")).unwrap();
+    assert!(cmdline.starts_with(b"sandboxctl-supervisor\0"), "{cmdline:?}");
+    assert_eq!(fs::read_to_string(format!("/proc/{sup}/comm")).unwrap(), "sandboxctl\n");
+    let status = fs::read_to_string(format!("/proc/{sup}/status")).unwrap();
+    assert!(status.contains("CapAmb:\t0000000000000000"), "{status}");
+    assert_eq!(
+        fs::metadata(format!("/proc/{sup}/mem"))
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .unwrap(),
+        0,
+        "non-dumpable: its /proc files belong to root"
+    );
     let o = sbx(&root, &["state", "--plan", "--format", "json", "ct-a"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stdout.contains("\"workload\""), "the stored plan");

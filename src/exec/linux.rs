@@ -847,6 +847,66 @@ fn bind_at(source: i32, target: i32, recursive: bool, flags: u64) -> io::Result<
     Ok(())
 }
 
+/// [`Op::ExecSelf`](super::backend::Op::ExecSelf): returns only on failure,
+/// with the capability sets as they were.
+fn exec_self(exe: i32, handover: i32, keep: &[i32]) -> io::Error {
+    let permitted = match caps::read(None, caps::CapSet::Permitted) {
+        Ok(p) => p,
+        Err(e) => return caps_err(e),
+    };
+    let inheritable = caps::read(None, caps::CapSet::Inheritable).unwrap_or_default();
+    let restore = |e: io::Error| {
+        let _ = caps::clear(None, caps::CapSet::Ambient);
+        let _ = caps::set(None, caps::CapSet::Inheritable, &inheritable);
+        e
+    };
+    if let Err(e) = caps::set(None, caps::CapSet::Inheritable, &permitted) {
+        return restore(caps_err(e));
+    }
+    for c in &permitted {
+        if let Err(e) = caps::raise(None, caps::CapSet::Ambient, *c) {
+            return restore(caps_err(e));
+        }
+    }
+    for fd in keep {
+        // SAFETY: F_SETFD with an integer argument on an fd of ours.
+        if let Err(e) = check(unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) }) {
+            return restore(e);
+        }
+    }
+    let argv0 = match CString::new(super::interp::SUPERVISOR_ARGV0) {
+        Ok(a) => a,
+        Err(e) => return restore(io::Error::new(io::ErrorKind::InvalidInput, e)),
+    };
+    let arg1 = match CString::new(handover.to_string()) {
+        Ok(a) => a,
+        Err(e) => return restore(io::Error::new(io::ErrorKind::InvalidInput, e)),
+    };
+    let argv = [argv0.as_ptr(), arg1.as_ptr(), std::ptr::null()];
+    let empty = c"";
+    extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    // SAFETY: valid fd, empty path with AT_EMPTY_PATH, NULL-terminated
+    // argv of live C strings, and the process's own environment.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            exe,
+            empty.as_ptr(),
+            argv.as_ptr(),
+            environ,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    let e = io::Error::last_os_error();
+    for fd in keep {
+        // SAFETY: as above.
+        unsafe { libc::fcntl(*fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    restore(e)
+}
+
 /// [`Op::BindOntoItself`](super::backend::Op::BindOntoItself): a recursive
 /// copy of the mount tree at `fd`, attached over the directory `fd` names;
 /// returns the copy's fd (its root, now attached). No path is walked, so
@@ -1122,6 +1182,7 @@ impl Backend for LinuxBackend {
             Open { path, flags, mode, .. } => open_exact(path, *flags, *mode).map(Outcome::Fd),
             OpenRootDir { path, .. } => open_no_symlinks(path, libc::O_PATH | libc::O_DIRECTORY).map(Outcome::Fd),
             BindOntoItself { fd, .. } => bind_onto_itself(fd.raw).map(Outcome::Fd),
+            ExecSelf { exe, handover, keep } => Err(exec_self(exe.raw, handover.raw, keep)),
             OpenNs { path, kind, .. } => open_ns(path, *kind).map(Outcome::Fd),
             SocketPair { .. } => {
                 let mut fds = [0; 2];
@@ -1962,13 +2023,14 @@ mod lifecycle {
 }
 
 /// [`Op::ShedMemory`]'s stack part: the pages from 1 MiB below this frame up
-/// to 16 KiB below it (dead frames of the launcher's compile) are dropped;
+/// to 8 KiB below it (dead frames: the launcher's compile, the handover's
+/// decoding) are dropped (8 KiB: ample for this frame's madvise call);
 /// the kernel skips what is not mapped (ENOMEM, ignored).
 #[inline(never)]
 fn shed_stack() {
     let marker = 0u8;
     let sp = std::ptr::addr_of!(marker) as usize;
-    let top = (sp - 16 * 1024) & !4095;
+    let top = (sp - 8 * 1024) & !4095;
     let len = 1024 * 1024;
     // SAFETY: every page in [top - len, top) lies below this frame, in the
     // stack's dead part (or unmapped): nothing live is there; MADV_DONTNEED

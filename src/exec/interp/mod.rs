@@ -19,6 +19,9 @@ use std::rc::Rc;
 
 mod create;
 mod hooks;
+mod reexec;
+
+pub use reexec::{resume as resume_supervisor, SUPERVISOR_ARGV0};
 mod serve;
 
 use super::backend::{
@@ -228,6 +231,14 @@ pub struct Interp<'a, B: Backend> {
     root_path: Option<FdRef>,
     /// Whether [`Self::open_host_sources`] ran.
     host_sources_open: bool,
+    /// `create`: an O_PATH fd on this binary, opened with the host sources
+    /// (before the root change), for the supervisor's re-exec.
+    self_exe: Option<FdRef>,
+    /// `create`: the seccomp programs as the launcher sent them, handed
+    /// over to the re-executed supervisor.
+    launcher_filters: Option<Rc<Vec<u8>>>,
+    /// `create`: the uid that made the sandbox (who may call it, with root).
+    owner_uid: u32,
     /// Index of the step being walked.
     cursor: usize,
     /// The plan memfd (launcher, until it is filled after the release) and
@@ -304,6 +315,9 @@ impl<'a, B: Backend> Interp<'a, B> {
             root_fd: None,
             root_path: None,
             host_sources_open: false,
+            self_exe: None,
+            launcher_filters: None,
+            owner_uid: 0,
             cursor: 0,
             plan_memfd: None,
             launcher_done: None,
@@ -327,6 +341,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// returns once the supervisor answers, leaving it waiting for `start`.
     /// [`Self::run`] then returns the supervisor's host pid.
     pub fn create_as(&mut self, creating: Creating) {
+        self.owner_uid = creating.record.owner_uid;
         self.creating = Some(Rc::new(creating));
     }
 
@@ -1272,6 +1287,9 @@ impl<'a, B: Backend> Interp<'a, B> {
             let expected = self.plan.workload.seccomp.is_some();
             self.prep.filters = super::seccomp::decode(&b, expected)
                 .map_err(|m| self.failure("read the seccomp programs from the launcher", m))?;
+            if self.creating.is_some() {
+                self.launcher_filters = Some(Rc::new(b));
+            }
         }
         Ok(())
     }
@@ -1349,14 +1367,19 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn arrange_supervisor_fds(&mut self) -> R<()> {
         let entries = self.plan.supervisor.fds.clone();
         let sources = self.sup_sources.clone();
-        let mut keep = vec![self.launcher_done.take(), self.listener.take(), self.exit_file.take()];
+        let mut keep = vec![
+            self.launcher_done.take(),
+            self.listener.take(),
+            self.exit_file.take(),
+            self.self_exe.take(),
+        ];
         keep.extend(self.host_source_fds().map(Some));
         if self.real {
             super::log::hold();
         }
         let moved = self.arrange_fds(&entries, &sources, &keep)?;
-        (self.launcher_done, self.listener, self.exit_file) = (moved[0], moved[1], moved[2]);
-        let mut sources = moved[3..].iter().map(|f| f.expect("every host source was kept"));
+        (self.launcher_done, self.listener, self.exit_file, self.self_exe) = (moved[0], moved[1], moved[2], moved[3]);
+        let mut sources = moved[4..].iter().map(|f| f.expect("every host source was kept"));
         for (_, fd) in &mut self.bind_sources {
             *fd = sources.next().expect("one kept fd per bind source");
         }
@@ -1633,6 +1656,18 @@ impl<'a, B: Backend> Interp<'a, B> {
             return Ok(());
         }
         self.host_sources_open = true;
+        if self.creating.is_some() {
+            // This binary, while its path is still the host's (see reexec.rs).
+            self.origin = Origin::rule(CREATE_RULE);
+            let tag = FdTag::Internal("sandboxctl");
+            let op = Op::Open {
+                path: "/proc/self/exe".into(),
+                flags: libc::O_PATH | libc::O_CLOEXEC,
+                mode: 0,
+                tag,
+            };
+            self.self_exe = Some(self.op_fd(op, tag)?);
+        }
         let uses_root = [Step::Mounts, Step::Devices]
             .iter()
             .any(|s| self.plan.steps.contains(s));
