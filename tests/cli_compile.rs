@@ -442,3 +442,45 @@ fn runtime_global_flags_log_errors_as_runc_does_and_refuse_systemd_cgroup() {
     assert!(lines.last().unwrap().contains("\"level\":\"debug\""));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A plan with OCI hooks: `apply` (and its dry run) refuses it and `doctor`
+/// names the same need, with the hook's spec path (issue 11: doctor and
+/// apply agree); `plan` compiles it.
+#[test]
+fn apply_and_doctor_agree_that_hooks_need_create() {
+    let dir = tempdir("hooks");
+    let h = host();
+    let policy = root().join("tests/golden/cases/hooks-allowed/hooks.toml");
+    let spec = root().join("tests/golden/inputs/podman-hooks.json");
+    let (p, s) = (policy.display().to_string(), spec.display().to_string());
+    let common = [
+        "--policy",
+        &p,
+        "--spec",
+        &s,
+        "--target-bundle",
+        "/srv/golden/inputs",
+        "--host",
+        &h,
+    ];
+    let o = run(&dir, &[&["plan"][..], &common].concat());
+    assert!(o.status.success(), "plan: {}", stderr(&o));
+    let need = "OCI hook(s) run at create, start and delete, which a foreground apply does not have";
+    for args in [vec!["apply"], vec!["apply", "--dry-run"]] {
+        let o = run(&dir, &[&args[..], &common].concat());
+        let e = stderr(&o);
+        assert_ne!(o.status.code(), Some(0), "{args:?}: {e}");
+        assert!(
+            e.contains(need) && e.contains("spec:hooks.prestart[0]"),
+            "{args:?}: {e}"
+        );
+    }
+    let o = run(&dir, &[&["doctor"][..], &common].concat());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "doctor: {out}{}", stderr(&o));
+    assert!(
+        out.contains(need) && out.contains("spec:hooks.prestart[0]"),
+        "doctor: {out}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

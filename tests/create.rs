@@ -610,13 +610,338 @@ fn exec_under_spec_maps() {
     );
 }
 
+/// A bundle (busybox rootfs, runc's spec running `/bin/sleep 30`, a pids
+/// limit so the sandbox has cgroups) whose spec has `hooks`, and a policy
+/// file that allows hooks. Each hook is `/bin/sh -c SCRIPT NAME PHASE`
+/// with argv[0] `hook-argv0` and an environment of its own.
+struct HookBundle {
+    dir: PathBuf,
+    out: PathBuf,
+    policy: PathBuf,
+}
+
+impl HookBundle {
+    fn new(root: &Root) -> HookBundle {
+        let dir = root.path().with_extension("hookbundle");
+        let _ = fs::remove_dir_all(&dir);
+        let busybox = common::busybox().unwrap_or_else(|why| panic!("{why}"));
+        let made = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-busybox-rootfs"))
+            .env("BUSYBOX", &busybox)
+            .arg(dir.join("rootfs"))
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let out = dir.join("out");
+        fs::create_dir_all(&out).unwrap();
+        let policy = dir.join("hooks.toml");
+        fs::write(&policy, "extends = \"default\"\n[hooks]\nallow = true\n").unwrap();
+        HookBundle { dir, out, policy }
+    }
+
+    /// A hook that records its phase (appended to `order`), its stdin, its
+    /// argv and environment as the kernel gave them, and its network
+    /// namespace, then runs `tail` (shell).
+    fn hook(&self, phase: &str, tail: &str, timeout: Option<u32>) -> serde_json::Value {
+        let script = format!(
+            "echo \"$1\" >> \"$HOOKDIR/order\"; cat > \"$HOOKDIR/$1.state\"; \
+             cat /proc/$$/cmdline > \"$HOOKDIR/$1.cmdline\"; cat /proc/$$/environ > \"$HOOKDIR/$1.environ\"; \
+             readlink /proc/$$/ns/net > \"$HOOKDIR/$1.netns\"; \
+             pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p' \"$HOOKDIR/$1.state\"); \
+             [ -z \"$pid\" ] || cat /proc/$pid/mountinfo > \"$HOOKDIR/$1.mountinfo\"; {tail}"
+        );
+        let mut h = serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["hook-argv0", "-c", script, "hook-name", phase],
+            "env": [format!("HOOKDIR={}", self.out.display()), "PATH=/usr/bin:/bin"],
+        });
+        if let Some(t) = timeout {
+            h["timeout"] = serde_json::json!(t);
+        }
+        h
+    }
+
+    /// Writes config.json with these hooks.
+    fn spec(&self, hooks: serde_json::Value) {
+        let mut spec: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/golden/inputs/runc-spec.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        spec["process"]["args"] = serde_json::json!(["/bin/sleep", "30"]);
+        spec["process"]["terminal"] = serde_json::json!(false);
+        spec["linux"]["resources"]["pids"] = serde_json::json!({"limit": 64});
+        spec["annotations"] = serde_json::json!({"org.example.hooks": "yes"});
+        spec["hooks"] = hooks;
+        fs::write(self.dir.join("config.json"), spec.to_string()).unwrap();
+        let _ = fs::remove_dir_all(&self.out);
+        fs::create_dir_all(&self.out).unwrap();
+    }
+
+    fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.out.join(name)).unwrap_or_default()
+    }
+
+    fn state(&self, phase: &str) -> serde_json::Value {
+        serde_json::from_str(&self.read(&format!("{phase}.state"))).unwrap_or_else(|e| {
+            panic!(
+                "{phase}'s stdin is the state JSON: {e}: {:?}",
+                self.read(&format!("{phase}.state"))
+            )
+        })
+    }
+
+    fn create(&self, root: &Root, id: &str) -> Out {
+        sbx(
+            root,
+            &[
+                "--policy",
+                self.policy.to_str().unwrap(),
+                "create",
+                "--bundle",
+                self.dir.to_str().unwrap(),
+                id,
+            ],
+        )
+    }
+}
+
+impl Drop for HookBundle {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The cgroup directories named `id` (under any hierarchy's sandboxctl/).
+fn cgroups_of(id: &str) -> Vec<PathBuf> {
+    fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path().join("sandboxctl").join(id))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// OCI hooks through the real binary: prestart and createRuntime at create
+/// (on the host, in order, the state on stdin, argv and env exactly),
+/// poststart at start, poststop at delete; a failing or timed-out prestart
+/// fails create and leaves nothing (directory, cgroups, processes); a
+/// failing poststart or poststop is a warning.
+fn hooks() {
+    let root = Root::new("hooks");
+    let b = HookBundle::new(&root);
+    let host_net = fs::read_link("/proc/self/ns/net").unwrap();
+    b.spec(serde_json::json!({
+        "prestart": [b.hook("prestart", "", Some(10))],
+        "createRuntime": [b.hook("createRuntime", "", None)],
+        "poststart": [b.hook("poststart", "", Some(10))],
+        "poststop": [b.hook("poststop", "", Some(10))],
+    }));
+    let o = b.create(&root, "ct-hk");
+    assert_eq!(o.code, 0, "create: {}", o.stderr);
+    let sup = root.supervisor("ct-hk").unwrap();
+    assert!(
+        !cgroups_of("ct-hk").is_empty(),
+        "the sandbox has cgroups (so their absence below means something)"
+    );
+    assert_eq!(
+        b.read("order"),
+        "prestart\ncreateRuntime\n",
+        "create runs prestart, then createRuntime"
+    );
+    for phase in ["prestart", "createRuntime"] {
+        let st = b.state(phase);
+        assert_eq!(st["status"], "creating", "{phase}: {st}");
+        assert_eq!(st["id"], "ct-hk");
+        assert_eq!(st["pid"], sup, "{phase}: the supervisor's pid");
+        assert_eq!(st["bundle"], b.dir.to_str().unwrap());
+        assert_eq!(st["annotations"]["org.example.hooks"], "yes");
+        assert!(st["ociVersion"].as_str().is_some_and(|v| v.starts_with("1.")), "{st}");
+        let argv: Vec<String> = b
+            .read(&format!("{phase}.cmdline"))
+            .split('\0')
+            .map(str::to_string)
+            .collect();
+        assert_eq!(argv[0], "hook-argv0", "args[0] is argv[0]: {argv:?}");
+        assert_eq!(argv[3..5], ["hook-name".to_string(), phase.to_string()]);
+        assert_eq!(
+            b.read(&format!("{phase}.environ")),
+            format!("HOOKDIR={}\0PATH=/usr/bin:/bin\0", b.out.display()),
+            "exactly the hook's env"
+        );
+        assert_eq!(
+            b.read(&format!("{phase}.netns")).trim(),
+            host_net.to_str().unwrap(),
+            "on the host"
+        );
+        // The sandbox's mounts are made (proc on the root's /proc), its
+        // root not yet changed (the mount points are still host paths).
+        let proc_at = format!(" {}/rootfs/proc ", b.dir.display());
+        assert!(
+            b.read(&format!("{phase}.mountinfo"))
+                .lines()
+                .any(|l| l.contains(&proc_at) && l.contains(" - proc ")),
+            "{phase}: the sandbox's mounts before its root change: {}",
+            b.read(&format!("{phase}.mountinfo"))
+        );
+    }
+    assert_eq!(status_of(&root, "ct-hk"), "created");
+
+    let o = sbx(&root, &["start", "ct-hk"]);
+    assert_eq!(o.code, 0, "start: {}", o.stderr);
+    assert_eq!(b.read("order"), "prestart\ncreateRuntime\npoststart\n");
+    let st = b.state("poststart");
+    assert_eq!(
+        (st["status"].as_str(), st["pid"].as_i64()),
+        (Some("running"), Some(i64::from(sup))),
+        "{st}"
+    );
+
+    let o = sbx(&root, &["delete", "--force", "ct-hk"]);
+    assert_eq!(o.code, 0, "delete: {}", o.stderr);
+    assert_eq!(b.read("order"), "prestart\ncreateRuntime\npoststart\npoststop\n");
+    let st = b.state("poststop");
+    assert_eq!(st["status"], "stopped", "{st}");
+    assert!(st.get("pid").is_none(), "no pid once stopped: {st}");
+    assert!(wait_gone(sup) && !root.path().join("ct-hk").exists() && cgroups_of("ct-hk").is_empty());
+
+    // A failing prestart: create fails, createRuntime never runs, nothing
+    // is left (the supervisor the hook saw is gone).
+    b.spec(serde_json::json!({
+        "prestart": [b.hook("prestart", "exit 3", None)],
+        "createRuntime": [b.hook("createRuntime", "", None)],
+    }));
+    let o = b.create(&root, "ct-hf");
+    assert_eq!(o.code, 1, "create with a failing prestart: {}", o.stderr);
+    assert!(
+        o.stderr.contains("runtime_hooks") && o.stderr.contains("hooks.prestart[0]") && o.stderr.contains("status 3"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(b.read("order"), "prestart\n");
+    let pid = b.state("prestart")["pid"].as_i64().unwrap() as i32;
+    assert!(wait_gone(pid), "the supervisor is gone");
+    assert!(!root.path().join("ct-hf").exists(), "no state directory");
+    assert!(cgroups_of("ct-hf").is_empty(), "no cgroup: {:?}", cgroups_of("ct-hf"));
+
+    // A prestart past its timeout is killed and fails create, which leaves nothing.
+    b.spec(serde_json::json!({
+        "prestart": [b.hook("prestart", "echo $$ > \"$HOOKDIR/sleeper\"; exec sleep 30", Some(1))],
+    }));
+    let t0 = Instant::now();
+    let o = b.create(&root, "ct-ht");
+    let took = t0.elapsed();
+    assert_eq!(o.code, 1, "create with a hook past its timeout: {}", o.stderr);
+    assert!(o.stderr.contains("timeout of 1 s"), "{}", o.stderr);
+    assert!(
+        took < Duration::from_secs(5),
+        "killed at its timeout, not waited for: {took:?}"
+    );
+    let sleeper: i32 = b.read("sleeper").trim().parse().unwrap();
+    assert!(wait_gone(sleeper), "the hook was killed");
+    let pid = b.state("prestart")["pid"].as_i64().unwrap() as i32;
+    assert!(wait_gone(pid) && !root.path().join("ct-ht").exists() && cgroups_of("ct-ht").is_empty());
+
+    // A failing poststart or poststop: a warning; start and delete succeed.
+    b.spec(serde_json::json!({
+        "poststart": [b.hook("poststart", "exit 4", None)],
+        "poststop": [b.hook("poststop", "exit 5", None)],
+    }));
+    assert_eq!(b.create(&root, "ct-hw").code, 0);
+    let o = sbx(&root, &["start", "ct-hw"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("warning") && o.stderr.contains("status 4"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(status_of(&root, "ct-hw"), "running");
+    let o = sbx(&root, &["delete", "--force", "ct-hw"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("warning") && o.stderr.contains("status 5"),
+        "{}",
+        o.stderr
+    );
+    assert!(!root.path().join("ct-hw").exists() && cgroups_of("ct-hw").is_empty());
+    assert_eq!(b.read("order"), "poststart\npoststop\n");
+
+    // `run` in the foreground (create, start, wait, delete): every phase,
+    // in order, and the workload's status.
+    b.spec(serde_json::json!({
+        "prestart": [b.hook("prestart", "", None)],
+        "createRuntime": [b.hook("createRuntime", "", None)],
+        "poststart": [b.hook("poststart", "", None)],
+        "poststop": [b.hook("poststop", "", None)],
+    }));
+    let config = b.dir.join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_str(&fs::read_to_string(&config).unwrap()).unwrap();
+    spec["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "exit 6"]);
+    fs::write(&config, spec.to_string()).unwrap();
+    let o = sbx(
+        &root,
+        &[
+            "--policy",
+            b.policy.to_str().unwrap(),
+            "run",
+            "--bundle",
+            b.dir.to_str().unwrap(),
+            "ct-hrun",
+        ],
+    );
+    assert_eq!(o.code, 6, "run: {}", o.stderr);
+    assert_eq!(b.read("order"), "prestart\ncreateRuntime\npoststart\npoststop\n");
+    assert!(!root.path().join("ct-hrun").exists() && cgroups_of("ct-hrun").is_empty());
+
+    // Under the default policy the same spec is refused at compile time,
+    // naming the spec's first hook and the policy line; nothing runs.
+    // What an engine shows its user: the one `msg` of runc's JSON log line.
+    let log = b.dir.join("runtime.log");
+    let o = sbx(
+        &root,
+        &[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            b.dir.to_str().unwrap(),
+            "ct-hr",
+        ],
+    );
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    let logged = fs::read_to_string(&log).unwrap_or_default();
+    let msg = logged
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "error")
+        .and_then(|v| v["msg"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("an error in the runtime log: {logged:?}"));
+    assert!(
+        !msg.contains('\n') && msg.contains("hooks.prestart[0]") && msg.contains("policy:builtin:default.toml:"),
+        "one line naming the spec's hook and the policy line: {msg:?}"
+    );
+    assert!(!root.path().join("ct-hr").exists());
+    assert_eq!(
+        b.read("order"),
+        "prestart\ncreateRuntime\npoststart\npoststop\n",
+        "no hook ran"
+    );
+}
+
 fn main() {
     // SAFETY: geteuid has no arguments and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("create: skipped (needs root)");
         return;
     }
-    let tests: [(&str, fn()); 10] = [
+    let tests: [(&str, fn()); 11] = [
+        ("hooks", hooks),
         ("terminal_needs_console_socket", terminal_needs_console_socket),
         ("exec_under_spec_maps", exec_under_spec_maps),
         ("lifecycle", lifecycle),

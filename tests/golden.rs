@@ -4,7 +4,8 @@
 //! `dryrun.txt` for the operations `apply --dry-run` records for it, `stderr`
 //! for its warnings or its diagnostic, `exit` for a non-zero status; where a
 //! case holds `create-id`, `create-dryrun.txt` for `create --dry-run` (the
-//! split between create and start).
+//! split between create and start); where it holds `apply-stderr`, `apply
+//! --dry-run` must refuse the plan with that text (a plan with OCI hooks).
 //!
 //! Regenerate with `scripts/regen-golden` (sets UPDATE_GOLDEN=1, runs this
 //! test, shows `git diff --stat tests/golden`).
@@ -102,6 +103,9 @@ fn golden_cases() {
             let d = run(dir, &dry_args);
             if d.code == 0 {
                 check(&dir.join("dryrun.txt"), &d.stdout, &mut failures);
+            } else if dir.join("apply-stderr").exists() {
+                // A plan apply refuses (OCI hooks: create/start/delete only).
+                check(&dir.join("apply-stderr"), &d.stderr, &mut failures);
             } else {
                 failures.push(format!("{}: apply --dry-run failed:\n{}", dir.display(), d.stderr));
             }

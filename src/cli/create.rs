@@ -204,7 +204,38 @@ pub(super) fn start(root: &Path, id: &str) -> Result<i32, Failure> {
         .map_err(|e| client_failure(&id, "start", e))?;
     record.status = Status::Running;
     dir.write_record(&record).map_err(super::sandbox::failure)?;
+    poststart(&dir, &record);
     Ok(0)
+}
+
+/// The runtime spec: the poststart hooks run on the host once the workload
+/// is started, before `start` returns; a failure is a warning (runc's rule).
+/// The hooks are the stored plan's (what the sandbox got); a plan without
+/// poststart hooks runs nothing. The stored plan is canonical JSON whose
+/// `hooks` key is absent when it has none: a plan without the key is not
+/// parsed (a plain `start` stays one small read longer than before).
+fn poststart(dir: &SandboxDir, record: &Record) {
+    let has_hooks = dir
+        .read_file(PLAN_FILE)
+        .ok()
+        .flatten()
+        .is_some_and(|b| b.windows(7).any(|w| w == b"\"hooks\""));
+    if !has_hooks {
+        return;
+    }
+    let plan = match super::lifecycle::stored_plan(dir) {
+        Ok(Some(p)) if exec::hooks::has(&p, &[crate::plan::HookPhase::Poststart]) => p,
+        _ => return,
+    };
+    let state = exec::hooks::HookState::of(&record.oci_state());
+    for w in exec::hooks::run_phase(
+        &mut exec::linux::LinuxBackend,
+        &plan,
+        crate::plan::HookPhase::Poststart,
+        &state,
+    ) {
+        eprintln!("warning: start {}: {w}", record.id);
+    }
 }
 
 /// `run ID`: create and start; in the foreground (without `--detach`) wait

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::sandbox::{failure, READ_LOCK_WAIT};
 use super::{Failure, StacksFormat};
 use crate::diag::SourceDiag;
+use crate::exec;
 use crate::exec::control::client::{Client, ClientError, CALL_TIMEOUT};
 use crate::exec::control::events::EventStream;
 use crate::exec::control::host::{self, Freezer, FREEZE_TIMEOUT};
@@ -27,7 +28,7 @@ use crate::exec::control::state::{
     read_exit, LockMode, Record, SandboxDir, SandboxId, StateError, StateRoot, PLAN_FILE,
 };
 use crate::exec::control::{procfs, stats};
-use crate::plan::{render, CgroupDir, LaunchPlan};
+use crate::plan::{render, CgroupDir, HookPhase, LaunchPlan};
 
 /// How long `delete --force` waits for the sandbox to die.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -44,7 +45,7 @@ pub(super) fn open(root: &Path, id: &str, mode: LockMode) -> Result<(SandboxDir,
 }
 
 /// The stored plan (`plan.json`), if the sandbox has one.
-fn stored_plan(dir: &SandboxDir) -> Result<Option<LaunchPlan>, Failure> {
+pub(super) fn stored_plan(dir: &SandboxDir) -> Result<Option<LaunchPlan>, Failure> {
     let Some(bytes) = dir.read_file(PLAN_FILE).map_err(failure)? else {
         return Ok(None);
     };
@@ -671,8 +672,19 @@ pub(super) fn delete(root: &Path, id: &str, force: bool) -> Result<i32, Failure>
         Err(f) => return Err(f),
     };
     let dirs = cgroup_dirs(&dir, plan.as_ref());
+    // The state a poststop hook gets: only for a sandbox that was created.
+    let mut stopped_state = None;
     match dir.read_record() {
         Ok(record) => {
+            if plan
+                .as_ref()
+                .is_some_and(|p| exec::hooks::has(p, &[HookPhase::Poststop]))
+            {
+                let mut s = exec::hooks::HookState::of(&record.oci_state());
+                s.status = Status::Stopped.as_str();
+                s.pid = None;
+                stopped_state = Some(s);
+            }
             let status = record.live_status();
             if status != Status::Stopped {
                 // runc's rule: a created sandbox (nothing started) is
@@ -707,6 +719,13 @@ pub(super) fn delete(root: &Path, id: &str, force: bool) -> Result<i32, Failure>
         )));
     }
     dir.remove().map_err(failure)?;
+    // The runtime spec: poststop hooks run once the sandbox is deleted,
+    // before delete returns; a failure is a warning (runc's rule).
+    if let (Some(plan), Some(state)) = (&plan, &stopped_state) {
+        for w in exec::hooks::run_phase(&mut exec::linux::LinuxBackend, plan, HookPhase::Poststop, state) {
+            eprintln!("warning: delete {id}: {w}");
+        }
+    }
     Ok(0)
 }
 

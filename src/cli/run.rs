@@ -141,7 +141,8 @@ pub(super) fn apply(
 #[inline(never)] // see `super::run`
 pub(super) fn doctor(inputs: &PlanInputs, plan_file: Option<&Path>, root: Option<&Path>) -> Result<i32, Failure> {
     let (plan, host) = plan_and_host(inputs, plan_file)?;
-    let mut unmet = exec::preflight::check(&plan, &host);
+    let mut unmet = exec::preflight::foreground_needs(&plan);
+    unmet.extend(exec::preflight::check(&plan, &host));
     // apply's first effect, the state file, is the host's too.
     let state_root = root.unwrap_or(Path::new(exec::state::DEFAULT_ROOT));
     if let Err(why) = exec::state::check_root(state_root) {

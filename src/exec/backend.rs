@@ -447,14 +447,21 @@ pub enum Op {
     /// Send one byte `mark` on `fd` (the supervisor's "ready" and the
     /// launcher's "committed" on the control socketpair).
     SendMark { fd: FdRef, mark: u8 },
-    /// Wait at most `timeout_ms` for the supervisor's word on `fd`: its
-    /// ready mark ([`Outcome::Bytes`] of one byte), a failure report (the
+    /// Wait at most `timeout_ms` for the supervisor's word on `fd`: the
+    /// one-byte `mark` expected (its ready mark, or its mark that the
+    /// runtime hooks may run: [`Outcome::Bytes`]), a failure report (the
     /// report's bytes), or its end (empty); `proc` is the supervisor, whose
     /// exit also ends the wait.
-    AwaitMark { fd: FdRef, proc: ProcRef, timeout_ms: u64 },
-    /// Block until the launcher's commit mark arrives on `fd`; EOF first
-    /// (the launcher died before it recorded the sandbox) is EPIPE.
-    AwaitCommit { fd: FdRef },
+    AwaitMark {
+        fd: FdRef,
+        proc: ProcRef,
+        timeout_ms: u64,
+        mark: u8,
+    },
+    /// Block until the launcher's `mark` arrives on `fd` (its commit, or
+    /// that the runtime hooks ran); EOF first (the launcher died) is EPIPE,
+    /// another byte EPROTO.
+    AwaitCommit { fd: FdRef, mark: u8 },
     /// Connect to the control socket at `path` and check that the
     /// supervisor answers `hello` (bounded; `proc` must stay alive).
     AwaitServing {
@@ -613,6 +620,15 @@ pub enum Op {
     SeccompLoad { filter: Rc<PreparedFilter> },
     /// execve(2); returns only on failure.
     Exec { prepared: Rc<PreparedExec> },
+    /// Run one OCI hook of the plan (`super::hooks::run`): a process on the
+    /// host, exec'd with exactly its path, argv and env, `state` (the OCI
+    /// state JSON, status `status`) on its stdin; waited for, and killed
+    /// after its timeout. A non-zero exit, a signal or the timeout fails.
+    RunHook {
+        hook: Rc<crate::plan::Hook>,
+        status: &'static str,
+        state: Rc<Vec<u8>>,
+    },
 }
 
 /// What [`Op::OpenInRoot`] makes when the path is missing.
@@ -678,6 +694,18 @@ pub trait Backend {
         Self: Sized,
     {
         Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+    }
+}
+
+/// How a mark of the control socketpair prints.
+fn mark_name(mark: u8) -> &'static str {
+    use crate::exec::interp::{COMMIT_MARK, HOOKS_DONE_MARK, HOOKS_MARK, READY_MARK};
+    match mark {
+        READY_MARK => "ready",
+        COMMIT_MARK => "commit",
+        HOOKS_MARK => "runtime-hooks",
+        HOOKS_DONE_MARK => "hooks-done",
+        _ => "unknown",
     }
 }
 
@@ -857,13 +885,23 @@ impl fmt::Display for Op {
             ),
             WritePidFile { path, pid } => write!(f, "write pid file {} \"{pid}\"", path.display()),
             SendMark { fd, mark } => write!(f, "send {:?} on {fd}", *mark as char),
-            AwaitMark { fd, proc, timeout_ms } => {
+            AwaitMark {
+                fd,
+                proc,
+                timeout_ms,
+                mark,
+            } => {
                 write!(
                     f,
-                    "await the ready mark or a report on {fd} (<= {timeout_ms} ms, while {proc} lives)"
+                    "await the {} mark or a report on {fd} (<= {timeout_ms} ms, while {proc} lives)",
+                    mark_name(*mark)
                 )
             }
-            AwaitCommit { fd } => write!(f, "await the launcher's commit on {fd} (EOF: it died, exit)"),
+            AwaitCommit { fd, mark } => write!(
+                f,
+                "await the launcher's {} on {fd} (EOF: it died, exit)",
+                mark_name(*mark)
+            ),
             AwaitServing { path, proc, timeout_ms } => {
                 write!(
                     f,
@@ -874,6 +912,21 @@ impl fmt::Display for Op {
             ClearDeathSignal => f.write_str("prctl PR_SET_PDEATHSIG 0 (outlive the launcher)"),
             SignalFd { tag } => write!(f, "signalfd INT,TERM,HUP,CHLD -> {}", FdRef { raw: 0, tag: *tag }),
             Serve { listener } => write!(f, "serve control calls on {listener} (create ends here; start goes on)"),
+            RunHook { hook, status, .. } => {
+                write!(
+                    f,
+                    "run hook {} ({}): exec {} argv {:?} env {:?}, stdin the OCI state (status {status}), ",
+                    hook.phase.name(),
+                    hook.from,
+                    hook.path.display(),
+                    hook.args,
+                    hook.env,
+                )?;
+                match hook.timeout_s {
+                    Some(t) => write!(f, "killed after {t} s"),
+                    None => f.write_str("no timeout"),
+                }
+            }
             ReapRaw => f.write_str("waitpid -1 WNOHANG"),
             ShedMemory => f.write_str("trim the heap, madvise DONTNEED the stack below this frame"),
             OpenPtyIn { ptmx } => write!(

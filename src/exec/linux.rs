@@ -1420,10 +1420,10 @@ impl Backend for LinuxBackend {
                 // SAFETY: one-byte write from a valid buffer.
                 check(unsafe { libc::write(fd.raw, std::ptr::from_ref(mark).cast(), 1) }).and(done)
             }
-            AwaitMark { fd, proc, timeout_ms } => {
-                lifecycle::await_mark(fd.raw, proc.pid, *timeout_ms).map(Outcome::Bytes)
-            }
-            AwaitCommit { fd } => lifecycle::await_commit(fd.raw).and(done),
+            AwaitMark {
+                fd, proc, timeout_ms, ..
+            } => lifecycle::await_mark(fd.raw, proc.pid, *timeout_ms).map(Outcome::Bytes),
+            AwaitCommit { fd, mark } => lifecycle::await_commit(fd.raw, *mark).and(done),
             AwaitServing { path, proc, timeout_ms } => lifecycle::await_serving(path, proc.pid, *timeout_ms).and(done),
             ClearDeathSignal => {
                 // SAFETY: prctl with integer arguments.
@@ -1434,6 +1434,7 @@ impl Backend for LinuxBackend {
                 // SAFETY: a valid set; -1 makes a new signalfd.
                 check(unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) }).map(Outcome::Fd)
             }
+            RunHook { hook, state, .. } => super::hooks::run(hook, state).and(done),
             Serve { .. } => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "serving is the control half's loop, not an op",
@@ -1997,13 +1998,13 @@ mod lifecycle {
     }
 
     /// [`super::Op::AwaitCommit`].
-    pub fn await_commit(fd: i32) -> io::Result<()> {
+    pub fn await_commit(fd: i32, mark: u8) -> io::Result<()> {
         let mut b = [0u8; 1];
         loop {
             // SAFETY: one-byte read into a valid buffer (blocking).
             let n = unsafe { libc::recv(fd, b.as_mut_ptr().cast(), 1, 0) };
             match n {
-                1 if b[0] == super::super::interp::COMMIT_MARK => return Ok(()),
+                1 if b[0] == mark => return Ok(()),
                 1 => return Err(io::Error::from_raw_os_error(libc::EPROTO)),
                 0 => return Err(io::Error::from_raw_os_error(libc::EPIPE)),
                 _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,

@@ -11,6 +11,7 @@ pub mod control;
 pub mod detect;
 pub mod error;
 pub mod gc;
+pub mod hooks;
 pub mod interp;
 pub mod linux;
 pub mod log;
@@ -153,6 +154,10 @@ pub fn apply(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result
 /// [`apply`], with what the launcher learnt of how the workload ended (an
 /// OOM kill in its memory cgroup, which the caller reports).
 pub fn apply_to_end(plan: &LaunchPlan, host: &HostFacts, opts: &ApplyOptions) -> Result<Ended, ApplyError> {
+    let hooks = preflight::foreground_needs(plan);
+    if !hooks.is_empty() {
+        return Err(ApplyError::Preflight(hooks));
+    }
     if !opts.skip_preflight {
         let unmet = preflight::check(plan, host);
         if !unmet.is_empty() {
@@ -223,8 +228,19 @@ pub fn dry_run_create_text(
     let mut backend = RecordingBackend::new();
     let mut it = interp::Interp::new(plan, &mut backend, prep);
     it.launch_as(opts.id.clone().unwrap_or_else(LaunchId::placeholder), opts.state_root());
+    let poststart = hooks::HookState {
+        oci_version: oci_spec::runtime::VERSION.to_string(),
+        id: creating.record.id.clone(),
+        status: "running",
+        pid: Some(record::SUPERVISOR_PID),
+        bundle: creating.record.bundle.clone(),
+        annotations: creating.record.annotations.clone(),
+    };
     it.create_as(creating);
     it.run()?;
+    // `start`'s last part, in the `start` command: the poststart hooks.
+    backend.set_actor(crate::plan::Actor::Launcher);
+    let _ = hooks::run_phase(&mut backend, plan, crate::plan::HookPhase::Poststart, &poststart);
     Ok(backend.ops.iter().map(|r| format!("{r}\n")).collect())
 }
 
@@ -294,6 +310,10 @@ pub fn dry_run(plan: &LaunchPlan) -> Result<Vec<Recorded>, ApplyError> {
 /// [`dry_run`] with the id and state root of `opts` (`apply --dry-run --id
 /// ID --root DIR`); without an id the placeholder stays.
 pub fn dry_run_as(plan: &LaunchPlan, opts: &ApplyOptions) -> Result<Vec<Recorded>, ApplyError> {
+    let hooks = preflight::foreground_needs(plan);
+    if !hooks.is_empty() {
+        return Err(ApplyError::Preflight(hooks));
+    }
     let prep = interp::prepare(plan)?;
     let mut backend = RecordingBackend::new();
     let mut it = interp::Interp::new(plan, &mut backend, prep);
@@ -358,6 +378,144 @@ mod tests {
 
     /// Fails op N for every N; checks the failure names a step and that every
     /// launcher effect made before it is undone.
+    /// The sample plan with a prestart and a createRuntime hook, and what
+    /// `create` records it with.
+    fn hooks_plan() -> (LaunchPlan, interp::Creating) {
+        use crate::plan::{Hook, HookPhase};
+        let mut p = plan();
+        let hook = |phase, path: &str, n| Hook {
+            phase,
+            path: path.into(),
+            args: vec!["h".into(), n],
+            env: vec!["A=b".into()],
+            timeout_s: Some(3),
+            from: Origin::spec(format!("hooks.{}[0]", phase.name())),
+            allowed_by: Origin::Default,
+        };
+        p.hooks = vec![
+            hook(HookPhase::Prestart, "/hooks/pre", "1".into()),
+            hook(HookPhase::CreateRuntime, "/hooks/cr", "2".into()),
+            hook(HookPhase::Poststart, "/hooks/post", "3".into()),
+        ];
+        let at = p.steps.iter().position(|s| *s == Step::RootChange).unwrap();
+        p.steps.insert(at, Step::RuntimeHooks);
+        let record = control::state::Record {
+            format: control::state::RECORD_FORMAT,
+            id: "ct-h".into(),
+            status: control::proto::Status::Created,
+            bundle: "/b".into(),
+            owner_uid: 0,
+            created_unix: 0,
+            supervisor: None,
+            annotations: [("k".to_string(), "v".to_string())].into(),
+            exit: None,
+            plan_hash: None,
+        };
+        let creating = interp::Creating {
+            record,
+            pid_file: None,
+            files: vec![],
+        };
+        (p, creating)
+    }
+
+    /// `create`'s dry run runs prestart, then createRuntime, in the launcher
+    /// once the supervisor has made its mounts and says so, before its root
+    /// change, which waits for the launcher's word; each hook gets the state
+    /// (status creating); `start`'s poststart comes last.
+    #[test]
+    fn create_runs_runtime_hooks_after_the_mounts_before_the_root_change() {
+        let (p, creating) = hooks_plan();
+        let text = dry_run_create_text(&p, &ApplyOptions::default(), creating).unwrap();
+        let line = |needle: &str| {
+            text.lines()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("{needle:?} in\n{text}"))
+        };
+        let (release, hand, wait, pre, cr, done, resume, pivot, post) = (
+            line("release child"),
+            line("supervisor send 'H'"),
+            line("await the runtime-hooks mark or a report on <control launcher end>"),
+            line("run hook prestart (spec:hooks.prestart[0]): exec /hooks/pre argv [\"h\", \"1\"] env [\"A=b\"], stdin the OCI state (status creating), killed after 3 s"),
+            line("run hook createRuntime"),
+            line("launcher   send 'G'"),
+            line("await the launcher's hooks-done"),
+            line("pivot_root"),
+            line("run hook poststart"),
+        );
+        assert!(
+            release < hand
+                && hand < wait
+                && wait < pre
+                && pre < cr
+                && cr < done
+                && done < resume
+                && resume < pivot
+                && pivot < post,
+            "{text}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[release..hand]
+                .iter()
+                .any(|l| l.starts_with("supervisor") && l.contains(" mount ")),
+            "the supervisor's mounts come before the hooks: {text}"
+        );
+        assert!(text.lines().nth(pre).unwrap().starts_with("launcher"));
+        assert!(text.contains("(status running)"), "poststart's state: {text}");
+    }
+
+    /// A failing prestart hook fails step runtime_hooks: createRuntime does
+    /// not run, and the rollback kills the supervisor and removes the
+    /// cgroups and the sandbox's directory.
+    #[test]
+    fn a_failing_prestart_hook_rolls_create_back() {
+        let (p, creating) = hooks_plan();
+        let mut all = RecordingBackend::new();
+        let mut it = interp::Interp::new(&p, &mut all, interp::prepare(&p).unwrap());
+        it.create_as(creating.clone());
+        it.run().unwrap();
+        let n = all.ops.iter().position(|r| matches!(r.op, Op::RunHook { .. })).unwrap();
+        let mut b = RecordingBackend::failing_at(n, libc::EIO);
+        let mut it = interp::Interp::new(&p, &mut b, interp::prepare(&p).unwrap());
+        it.create_as(creating);
+        let e = it.run().unwrap_err();
+        let ApplyError::Step { failure, leftovers } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(failure.step, Step::RuntimeHooks);
+        assert_eq!(failure.origin, Origin::spec("hooks.prestart[0]"));
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        let after: Vec<&Op> = b.ops[n + 1..].iter().map(|r| &r.op).collect();
+        assert!(
+            !after.iter().any(|o| matches!(o, Op::RunHook { .. })),
+            "createRuntime does not run"
+        );
+        assert!(
+            after.iter().any(|o| matches!(o, Op::Kill { .. })),
+            "the supervisor is killed"
+        );
+        assert!(
+            after.iter().any(|o| matches!(o, Op::RemoveSandboxDir { .. })),
+            "the directory goes"
+        );
+        let made: Vec<&PathBuf> = b.ops[..n]
+            .iter()
+            .filter_map(|r| match &r.op {
+                Op::Mkdir { path, .. } => Some(path),
+                _ => None,
+            })
+            .collect();
+        assert!(!made.is_empty());
+        for m in made {
+            assert!(
+                after.iter().any(|o| matches!(o, Op::Rmdir { path } if path == m)),
+                "{} removed",
+                m.display()
+            );
+        }
+    }
+
     #[test]
     fn failure_at_every_op_is_rolled_back() {
         for p in [plan(), pty_and_log_plan(), daemonized_plan()] {

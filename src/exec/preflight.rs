@@ -54,6 +54,27 @@ pub fn check(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
     v
 }
 
+/// What a foreground `apply` cannot do that `create`, `start` and `delete`
+/// can: run OCI hooks (their phases are moments of the long-lived
+/// lifecycle: `poststart` after `start`, `poststop` at `delete`). `apply`
+/// and `doctor` both name it.
+pub fn foreground_needs(plan: &LaunchPlan) -> Vec<UnmetNeed> {
+    let Some(first) = plan.hooks.first() else {
+        return Vec::new();
+    };
+    let mut v = Vec::new();
+    need(
+        &mut v,
+        format!(
+            "{} OCI hook(s) run at create, start and delete, which a foreground apply does not have",
+            plan.hooks.len()
+        ),
+        &first.from,
+        "run the spec with `sandboxctl run` (create, start, wait, delete), or create/start/delete as engines do",
+    );
+    v
+}
+
 /// The plan's host paths that this machine lacks: the root must be an
 /// existing directory, given as an absolute path. Not pure (it stats the
 /// path), unlike [`preflight`]: host facts do not describe arbitrary paths.

@@ -110,7 +110,7 @@ impl Backend for RecordingBackend {
             Op::SocketPair { .. } | Op::Pipe { .. } | Op::OpenPty | Op::OpenPtyIn { .. } => {
                 Outcome::Pair(self.fd(), self.fd())
             }
-            Op::AwaitMark { .. } => Outcome::Bytes(vec![crate::exec::interp::READY_MARK]),
+            Op::AwaitMark { mark, .. } => Outcome::Bytes(vec![*mark]),
             Op::ReapRaw => Outcome::ReapedRaw(None),
             Op::Clone { .. } | Op::Spawn { .. } => {
                 self.clones += 1;

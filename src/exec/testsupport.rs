@@ -257,9 +257,14 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
                 })
                 .collect(),
         },
+        hooks: Vec::new(),
         clamps: vec![],
         // Platform native: no `trace` step.
-        steps: Step::ALL.iter().copied().filter(|s| *s != Step::Trace).collect(),
+        steps: Step::ALL
+            .iter()
+            .copied()
+            .filter(|s| !matches!(s, Step::Trace | Step::RuntimeHooks))
+            .collect(),
     }
 }
 

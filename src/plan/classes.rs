@@ -62,6 +62,8 @@ pub enum PrivilegeClass {
     Credentials,
     /// Arguments, environment, working directory, umask, hostname, session.
     Process,
+    /// An OCI hook: a program the launcher runs on the host.
+    Hook,
     /// A request cut down to the policy's ceiling.
     Clamp,
     /// The steps of apply.
@@ -305,6 +307,13 @@ pub const CLASSES: &[ClassRule] = &[
         narrows: None,
     },
     ClassRule {
+        class: PrivilegeClass::Hook,
+        name: "hook",
+        fields: &["hooks"],
+        widens: Some("a hook is added, or what a hook runs changes (path, argv, env, timeout, phase)"),
+        narrows: Some("a hook is removed"),
+    },
+    ClassRule {
         class: PrivilegeClass::Clamp,
         name: "clamp",
         fields: &["clamps[*]"],
@@ -428,6 +437,7 @@ mod tests {
             PrivilegeClass::Fd,
             PrivilegeClass::Credentials,
             PrivilegeClass::Process,
+            PrivilegeClass::Hook,
             PrivilegeClass::Clamp,
             PrivilegeClass::Step,
             PrivilegeClass::Provenance,

@@ -681,6 +681,21 @@ pub fn text(p: &LaunchPlan) -> String {
         w.row("", fd_str(e), &e.from);
     }
     w.line("", "every other fd closed");
+    if !p.hooks.is_empty() {
+        w.s.push('\n');
+        for (i, h) in p.hooks.iter().enumerate() {
+            let timeout = h
+                .timeout_s
+                .map_or("no timeout".to_string(), |t| format!("timeout {t} s"));
+            w.row(
+                if i == 0 { "hooks" } else { "" },
+                format!("{} {}", h.phase.name(), h.path.display()),
+                &h.from,
+            );
+            w.line("", format!("  argv {:?} env {:?}", h.args, h.env));
+            w.row("", format!("  {timeout} · on the host · allowed by"), &h.allowed_by);
+        }
+    }
     if !p.clamps.is_empty() {
         w.s.push('\n');
         for (i, c) in p.clamps.iter().enumerate() {

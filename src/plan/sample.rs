@@ -432,6 +432,7 @@ pub fn sample_plan() -> LaunchPlan {
                 ),
             ],
         },
+        hooks: Vec::new(),
         clamps: vec![Clamp {
             field: "cgroup.limits.pids".into(),
             requested: "1024".into(),

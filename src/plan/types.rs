@@ -92,6 +92,11 @@ pub struct LaunchPlan {
     pub supervisor: Supervisor,
     /// The workload: the spec's process.
     pub workload: Workload,
+    /// The spec's OCI hooks the policy lets run, in the order they run
+    /// (phase by phase, each phase in the spec's order). Each runs on the
+    /// host as the launching user, outside every namespace of the sandbox.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<Hook>,
     /// Requests that were cut down to the policy's ceiling.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clamps: Vec<Clamp>,
@@ -952,6 +957,83 @@ pub struct Seccomp {
     pub unknown_syscalls: Vec<String>,
 }
 
+/// When an OCI hook runs (runtime-spec config.md, "POSIX-platform Hooks").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum HookPhase {
+    /// At `create`, once the sandbox's namespaces and mounts are made,
+    /// before its root change (deprecated by the spec; runs just before
+    /// `createRuntime`).
+    Prestart,
+    /// At `create`, once the sandbox's namespaces and mounts are made,
+    /// before its root change.
+    CreateRuntime,
+    /// In the container's namespaces at `create` (not run by this build:
+    /// refused at compile time).
+    CreateContainer,
+    /// In the container's namespaces at `start` (not run by this build:
+    /// refused at compile time).
+    StartContainer,
+    /// At `start`, once the workload is started (a failure is a warning).
+    Poststart,
+    /// At `delete`, once the sandbox is gone (a failure is a warning).
+    Poststop,
+}
+
+impl HookPhase {
+    /// Every phase, in the order they run.
+    pub const ALL: [HookPhase; 6] = [
+        HookPhase::Prestart,
+        HookPhase::CreateRuntime,
+        HookPhase::CreateContainer,
+        HookPhase::StartContainer,
+        HookPhase::Poststart,
+        HookPhase::Poststop,
+    ];
+
+    /// The spec's name of the phase (`createRuntime`).
+    pub fn name(self) -> String {
+        snake_name(&self)
+    }
+
+    /// Whether this build runs hooks of this phase (on the host). The
+    /// container's phases (`createContainer`, `startContainer`) it cannot
+    /// run where the spec says, so compile refuses them.
+    pub fn runs_here(self) -> bool {
+        !matches!(self, HookPhase::CreateContainer | HookPhase::StartContainer)
+    }
+
+    /// Whether a failing hook of this phase fails the command (and `create`
+    /// or `start` is rolled back); otherwise it is a warning.
+    pub fn fatal(self) -> bool {
+        !matches!(self, HookPhase::Poststart | HookPhase::Poststop)
+    }
+}
+
+/// One OCI hook the plan runs: a program on the host, given the sandbox's
+/// OCI state JSON on its stdin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// When it runs.
+    pub phase: HookPhase,
+    /// The executable, an absolute host path.
+    pub path: PathBuf,
+    /// argv, exactly as the spec gives it (`args[0]` is argv\[0\]; empty:
+    /// the path alone).
+    pub args: Vec<String>,
+    /// Its whole environment, `KEY=VALUE` (nothing else is inherited).
+    pub env: Vec<String>,
+    /// Seconds before it is killed (SIGKILL) and counted as failed; none:
+    /// waited for without limit, as the spec says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u32>,
+    /// Where it was asked (`spec:hooks.createRuntime[0]`).
+    pub from: Origin,
+    /// The policy line that lets hooks run (`[hooks] allow`).
+    pub allowed_by: Origin,
+}
+
 /// A request cut down to the policy's ceiling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -1017,6 +1099,15 @@ steps! {
         MountPropagation,
         Mounts,
         Devices,
+    ]
+    // while the supervisor waits, its mounts made (`create` only)
+    Launcher: [
+        /// The spec's `prestart` and `createRuntime` hooks, on the host, in
+        /// order (`plan.hooks`): the supervisor has made the sandbox's
+        /// namespaces and mounts and waits before its root change.
+        RuntimeHooks,
+    ]
+    Supervisor: [
         RootChange,
         MaskedPaths,
         ReadonlyPaths,

@@ -98,7 +98,9 @@ pub struct RawKvm {
 #[serde(deny_unknown_fields)]
 pub struct RawHooks {
     /// `false` (default): a spec with any hook is refused, naming the hook and
-    /// this line. `true`: allowed (this build cannot run them yet, and says so).
+    /// this line. `true`: the spec's prestart, createRuntime, poststart and
+    /// poststop hooks run (createContainer and startContainer are refused:
+    /// this build runs hooks on the host only).
     #[schemars(with = "Option<bool>")]
     pub allow: Option<Spanned<bool>>,
 }

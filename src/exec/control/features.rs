@@ -22,7 +22,8 @@ pub struct Features {
     pub oci_version_min: String,
     /// Newest spec version recognised.
     pub oci_version_max: String,
-    /// Hooks run: none (a spec with hooks is refused).
+    /// The hook phases this build runs, when the policy allows hooks
+    /// (`[hooks] allow`; refused otherwise).
     pub hooks: Vec<String>,
     /// Mount options recognised (not filesystem-specific data).
     pub mount_options: Vec<String>,
@@ -150,7 +151,11 @@ pub fn features() -> Features {
     Features {
         oci_version_min: OCI_VERSION_MIN.into(),
         oci_version_max: oci_spec::runtime::VERSION.into(),
-        hooks: vec![],
+        hooks: crate::plan::HookPhase::ALL
+            .into_iter()
+            .filter(|p| p.runs_here())
+            .map(|p| p.name())
+            .collect(),
         mount_options,
         linux: LinuxFeatures {
             namespaces: NsKind::ORDER.iter().map(|k| oci_namespace(*k).to_string()).collect(),
@@ -240,7 +245,10 @@ mod tests {
         assert_eq!(text, features_json());
         let f: oci_spec::runtime::Features = serde_json::from_str(&text).unwrap();
         assert_eq!(f.oci_version_max(), oci_spec::runtime::VERSION);
-        assert_eq!(f.hooks().as_deref(), Some(&[][..]));
+        assert_eq!(
+            f.hooks().as_deref(),
+            Some(&["prestart", "createRuntime", "poststart", "poststop"].map(String::from)[..])
+        );
         let cg = f.linux().as_ref().unwrap().cgroup().as_ref().unwrap();
         assert_eq!(
             (*cg.v1(), *cg.v2(), *cg.systemd()),

@@ -16,7 +16,7 @@
 use std::rc::Rc;
 
 use super::{Interp, Undo, COMMIT_MARK, CREATE_RULE, R, READY_MARK, READY_TIMEOUT_MS};
-use crate::exec::backend::{Backend, Op, Outcome};
+use crate::exec::backend::{Backend, FdRef, Op, Outcome, ProcRef};
 use crate::exec::control::state::CONTROL_SOCKET;
 use crate::exec::error::StepFailure;
 use crate::plan::{Actor, Step};
@@ -43,7 +43,10 @@ impl<B: Backend> Interp<'_, B> {
             self.finish_create()?;
             self.act(Actor::Supervisor);
         }
-        self.op(Op::AwaitCommit { fd: report })?;
+        self.op(Op::AwaitCommit {
+            fd: report,
+            mark: COMMIT_MARK,
+        })?;
         self.op(Op::ClearDeathSignal)?;
         let listener = self
             .listener
@@ -76,6 +79,30 @@ impl<B: Backend> Interp<'_, B> {
         self.serve(listener)
     }
 
+    /// Waits (bounded) for the supervisor's one-byte `mark` on the control
+    /// socketpair; its failure report instead is that failure, its end
+    /// without one a failure that says so.
+    pub(super) fn await_supervisor_mark(&mut self, control: FdRef, sup: ProcRef, mark: u8, what: &str) -> R<()> {
+        let got = self.op(Op::AwaitMark {
+            fd: control,
+            proc: sup,
+            timeout_ms: READY_TIMEOUT_MS,
+            mark,
+        })?;
+        match got {
+            Outcome::Bytes(b) if b == [mark] => Ok(()),
+            Outcome::Bytes(b) if b.is_empty() => Err(self.failure(
+                &format!("await the supervisor's {what} mark"),
+                format!("the supervisor ended before its {what} mark, without a report"),
+            )),
+            Outcome::Bytes(b) => Err(serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
+                step: Step::Wait,
+                ..self.failure("supervisor report", String::from_utf8_lossy(&b).into_owned())
+            })),
+            o => Err(self.odd(o)),
+        }
+    }
+
     /// The launcher's end of `create`: waits (bounded) for the supervisor's
     /// ready mark, records the sandbox, commits, checks the socket answers,
     /// and lets go of everything the sandbox keeps (its processes, cgroups
@@ -93,27 +120,7 @@ impl<B: Backend> Interp<'_, B> {
         ) else {
             return Err(self.unsupported("create without its supervisor, socket or directory"));
         };
-        let got = self.op(Op::AwaitMark {
-            fd: control,
-            proc: sup,
-            timeout_ms: READY_TIMEOUT_MS,
-        })?;
-        match got {
-            Outcome::Bytes(b) if b == [READY_MARK] => {}
-            Outcome::Bytes(b) if b.is_empty() => {
-                return Err(self.failure(
-                    "await the supervisor's ready mark",
-                    "the supervisor ended before it was ready, without a report".into(),
-                ))
-            }
-            Outcome::Bytes(b) => {
-                return Err(serde_json::from_slice(&b).unwrap_or_else(|_| StepFailure {
-                    step: Step::Wait,
-                    ..self.failure("supervisor report", String::from_utf8_lossy(&b).into_owned())
-                }))
-            }
-            o => return Err(self.odd(o)),
-        }
+        self.await_supervisor_mark(control, sup, READY_MARK, "ready")?;
         for (name, data) in &creating.files {
             self.op(Op::WriteStateFile {
                 dir,

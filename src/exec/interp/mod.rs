@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 mod create;
+mod hooks;
 mod reexec;
 
 pub use reexec::{resume as resume_supervisor, SUPERVISOR_ARGV0};
@@ -53,6 +54,11 @@ pub const READY_MARK: u8 = b'R';
 /// The launcher's word that the sandbox is recorded: the supervisor may
 /// outlive it from here.
 pub const COMMIT_MARK: u8 = b'C';
+/// The supervisor's word, under `create` with runtime hooks, that its
+/// mounts are made and it waits before its root change (`runtime_hooks`).
+pub const HOOKS_MARK: u8 = b'H';
+/// The launcher's word that the runtime hooks ran: the supervisor goes on.
+pub const HOOKS_DONE_MARK: u8 = b'G';
 /// How long `create` waits for the supervisor's readiness, in ms (the seed's 10 s).
 pub const READY_TIMEOUT_MS: u64 = 10_000;
 
@@ -428,7 +434,9 @@ impl<'a, B: Backend> Interp<'a, B> {
                 }
             }
             if self.real {
-                if actor != self.me {
+                // `runtime_hooks` is the launcher's, and the supervisor's
+                // wait for it (interp/hooks.rs).
+                if actor != self.me && !(step == Step::RuntimeHooks && self.me == Actor::Supervisor) {
                     continue;
                 }
             } else {
@@ -516,6 +524,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::JoinNamespaces => self.join_namespaces(),
             Step::Clone => self.clone_supervisor(),
             Step::IdMaps => self.write_id_maps(),
+            Step::RuntimeHooks => self.runtime_hooks(),
             Step::CgroupJoin => self.join_cgroup(),
             Step::SupervisorIds => self.take_supervisor_ids(),
             Step::SupervisorFds => self

@@ -58,20 +58,31 @@ pub enum CompileErrorKind {
         kind: &'static str,
     },
     /// The spec has OCI hooks, which the policy does not let run.
-    #[error("the spec has {count} OCI hook(s) ({kinds}); hooks run on the host as the engine's user, and the policy does not allow them")]
+    #[error("the spec's {first} is one of {count} OCI hook(s) ({kinds}), which run on the host as the engine's user; the policy does not allow hooks (hooks.allow = false, {policy})")]
     HooksNotAllowed {
+        /// The spec's first hook (`hooks.createRuntime[0]`).
+        first: String,
         /// How many.
         count: usize,
-        /// Which kinds.
+        /// Which phases.
         kinds: String,
+        /// The policy line that decides (`policy:builtin:default.toml:70`,
+        /// or `default`).
+        policy: String,
     },
-    /// The policy allows hooks, but this build cannot run them.
-    #[error("the spec has {count} OCI hook(s) ({kinds}), which the policy allows, but this build of sandboxctl cannot run OCI hooks yet; refused rather than skipped")]
-    HooksUnsupported {
-        /// How many.
-        count: usize,
-        /// Which kinds.
-        kinds: String,
+    /// A hook the spec wants in the container's namespaces.
+    #[error("the spec's {at} must run in the container's namespaces, which this build of sandboxctl cannot do faithfully (it runs hooks on the host only); refused rather than run elsewhere or skipped")]
+    HookInContainer {
+        /// The spec's hook (`hooks.createContainer[0]`).
+        at: String,
+    },
+    /// A hook timeout that is not a positive number of seconds.
+    #[error("{at} is {timeout}: a hook's timeout must be a positive number of seconds (runtime spec)")]
+    HookTimeout {
+        /// The spec's field.
+        at: String,
+        /// The value.
+        timeout: i64,
     },
     /// A spec annotation picks a policy the operator did not make selectable.
     #[error("the spec's annotation org.sandboxctl.policy picks policy \"{name}\", which the operator's policy does not list as selectable")]

@@ -11,6 +11,7 @@ mod cgroup;
 mod error;
 mod fds;
 mod fs;
+mod hooks;
 mod ns;
 
 pub use ns::NOBODY_RULE;
@@ -70,7 +71,7 @@ pub fn compile(
         clamps: Vec::new(),
         warnings: Vec::new(),
     };
-    hooks(&cx)?;
+    let hooks = hooks::hooks(&cx)?;
     let platform = ns::platform(&mut cx)?;
     let network = ns::network(&mut cx)?;
     let userns = ns::user(&mut cx, &network)?;
@@ -101,6 +102,7 @@ pub fn compile(
         &network,
         &workload,
         &platform,
+        &hooks,
     );
     let inputs = Inputs {
         policies: policy.chain(),
@@ -132,6 +134,7 @@ pub fn compile(
         stdio,
         supervisor,
         workload,
+        hooks,
         clamps: cx.clamps,
         steps,
     };
@@ -260,6 +263,7 @@ fn steps(
     network: &Sourced<NetworkMode>,
     w: &Workload,
     platform: &Sourced<Platform>,
+    hooks: &[Hook],
 ) -> Vec<Step> {
     use Step::*;
 
@@ -271,6 +275,9 @@ fn steps(
             CgroupCreate | CgroupLimits | CgroupJoin => cgroup.is_some(),
             JoinNamespaces => ns.iter().any(|(_, n)| matches!(n.value, Namespace::Join(_))),
             IdMaps => ns.user.value == Namespace::New,
+            RuntimeHooks => hooks
+                .iter()
+                .any(|h| matches!(h.phase, HookPhase::Prestart | HookPhase::CreateRuntime)),
             Hostname => hostname.is_some() && ns.uts.value == Namespace::New,
             Network => network.value == NetworkMode::Loopback,
             MountPropagation => mount_ns_new,
@@ -287,45 +294,6 @@ fn steps(
             _ => true,
         })
         .collect()
-}
-
-/// A spec's OCI hooks run on the host, as the engine's user: only when the
-/// policy's `hooks.allow` says so, and never silently skipped (this build
-/// cannot run them: an allowed hook is refused too, saying why).
-fn hooks(cx: &Cx) -> Result<(), CompileError> {
-    let Some(h) = cx.spec.spec.hooks() else {
-        return Ok(());
-    };
-    let kinds: Vec<(&str, usize)> = [
-        ("prestart", h.prestart().as_ref().map_or(0, Vec::len)),
-        ("createRuntime", h.create_runtime().as_ref().map_or(0, Vec::len)),
-        ("createContainer", h.create_container().as_ref().map_or(0, Vec::len)),
-        ("startContainer", h.start_container().as_ref().map_or(0, Vec::len)),
-        ("poststart", h.poststart().as_ref().map_or(0, Vec::len)),
-        ("poststop", h.poststop().as_ref().map_or(0, Vec::len)),
-    ]
-    .into_iter()
-    .filter(|(_, n)| *n > 0)
-    .collect();
-    let Some((first, _)) = kinds.first() else {
-        return Ok(());
-    };
-    let count = kinds.iter().map(|(_, n)| n).sum();
-    let names = kinds.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ");
-    let allow = &cx.policy.hooks_allow;
-    let at = Anchor::spec(format!("hooks.{first}[0]"), "a hook");
-    if !allow.value {
-        return Err(CompileError::new(CompileErrorKind::HooksNotAllowed { count, kinds: names })
-            .anchor(at)
-            .anchor(Anchor::Policy(allow.at.clone(), "hooks not allowed".into()))
-            .help("drop the hooks from the spec (podman: no --hooks-dir), or set `[hooks] allow = true` in a policy for trusted specs"));
-    }
-    Err(
-        CompileError::new(CompileErrorKind::HooksUnsupported { count, kinds: names })
-            .anchor(at)
-            .anchor(Anchor::Policy(allow.at.clone(), "hooks allowed".into()))
-            .help("run this spec with runc or crun until sandboxctl runs hooks, or drop its hooks"),
-    )
 }
 
 #[cfg(test)]
@@ -547,44 +515,176 @@ mod tests {
         assert!(matches!(e.kind, CompileErrorKind::IdMapNotAllowed { .. }), "{e}");
     }
 
-    /// A spec's hooks are refused unless the policy allows them, and refused
-    /// even then (this build cannot run them), never silently skipped.
+    fn hook(path: &str, args: &[&str], timeout: Option<i64>) -> oci_spec::runtime::Hook {
+        let mut b = oci_spec::runtime::HookBuilder::default()
+            .path(path)
+            .args(args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+            .env(vec!["PATH=/bin".to_string()]);
+        if let Some(t) = timeout {
+            b = b.timeout(t);
+        }
+        b.build().unwrap()
+    }
+
+    /// A spec's hooks are refused unless the policy allows them; the refusal
+    /// names the spec's first hook and the policy line, on one line.
     #[test]
-    fn hooks_are_refused_by_default_and_never_skipped() {
+    fn hooks_are_refused_unless_the_policy_allows_them() {
         let mut spec = podman_spec();
-        let hook = oci_spec::runtime::HookBuilder::default()
-            .path("/bin/true")
-            .build()
-            .unwrap();
         let hooks = oci_spec::runtime::HooksBuilder::default()
-            .poststart(vec![hook.clone()])
-            .create_runtime(vec![hook.clone(), hook])
+            .poststart(vec![hook("/bin/true", &[], None)])
+            .create_runtime(vec![hook("/bin/true", &[], None), hook("/bin/true", &[], None)])
             .build()
             .unwrap();
         let host = host("hybrid-root.toml");
         let ok = compile(&policy("extends = \"container\""), &spec, &host, &Default::default());
         assert!(ok.is_ok(), "no hooks, compiles: {:?}", ok.err());
+        assert!(ok.unwrap().plan.hooks.is_empty());
         spec.spec.set_hooks(Some(hooks));
-        let e = compile(&policy("extends = \"container\""), &spec, &host, &Default::default()).unwrap_err();
+        for base in ["default", "untrusted", "container"] {
+            let e = compile(
+                &policy(&format!("extends = \"{base}\"")),
+                &spec,
+                &host,
+                &Default::default(),
+            )
+            .unwrap_err();
+            let CompileErrorKind::HooksNotAllowed {
+                first,
+                count,
+                kinds,
+                policy,
+            } = &e.kind
+            else {
+                panic!("{base}: {e}");
+            };
+            assert_eq!(
+                (first.as_str(), *count, kinds.as_str()),
+                ("hooks.createRuntime[0]", 3, "createRuntime, poststart")
+            );
+            assert!(
+                policy.starts_with(&format!("policy:builtin:{base}.toml:"))
+                    || (base != "container" && policy.starts_with("policy:builtin:default.toml:")),
+                "{base}: names the policy line: {policy}"
+            );
+            let line = e.to_string();
+            assert!(
+                !line.contains('\n') && line.contains("hooks.createRuntime[0]") && line.contains(policy.as_str()),
+                "{line}"
+            );
+            assert_eq!(e.anchors[0].origin(), Origin::spec("hooks.createRuntime[0]"));
+        }
+    }
+
+    /// Allowed hooks become the plan's `hooks`, in phase order then spec
+    /// order, each exactly as asked, with its spec path and the policy line;
+    /// the launcher's step for them is in the plan only when needed.
+    #[test]
+    fn allowed_hooks_are_planned_in_the_order_they_run() {
+        let mut spec = podman_spec();
+        let hooks = oci_spec::runtime::HooksBuilder::default()
+            .poststop(vec![hook("/usr/bin/stop", &["stop", "-x"], Some(3))])
+            .poststart(vec![hook("/usr/bin/post", &[], None)])
+            .create_runtime(vec![hook("/usr/bin/cr", &["cr0", "a"], Some(5))])
+            .prestart(vec![
+                hook("/usr/bin/pre", &["pre"], None),
+                hook("/usr/bin/pre2", &[], Some(1)),
+            ])
+            .build()
+            .unwrap();
+        spec.spec.set_hooks(Some(hooks));
+        let host = host("hybrid-root.toml");
+        let allow = policy("extends = \"container\"\n[hooks]\nallow = true\n");
+        let plan = compile(&allow, &spec, &host, &Default::default()).unwrap().plan;
+        let got: Vec<String> = plan
+            .hooks
+            .iter()
+            .map(|h| {
+                format!(
+                    "{} {} {:?} {:?} {}",
+                    h.phase.name(),
+                    h.path.display(),
+                    h.args,
+                    h.timeout_s,
+                    h.from
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                r#"prestart /usr/bin/pre ["pre"] None spec:hooks.prestart[0]"#,
+                r#"prestart /usr/bin/pre2 [] Some(1) spec:hooks.prestart[1]"#,
+                r#"createRuntime /usr/bin/cr ["cr0", "a"] Some(5) spec:hooks.createRuntime[0]"#,
+                r#"poststart /usr/bin/post [] None spec:hooks.poststart[0]"#,
+                r#"poststop /usr/bin/stop ["stop", "-x"] Some(3) spec:hooks.poststop[0]"#,
+            ]
+        );
+        assert!(plan
+            .hooks
+            .iter()
+            .all(|h| h.env == ["PATH=/bin"] && h.allowed_by.to_string().starts_with("policy:")));
+        let at = plan
+            .steps
+            .iter()
+            .position(|s| *s == Step::RuntimeHooks)
+            .expect("runtime_hooks planned");
+        assert!(plan.steps[at - 1] < Step::RuntimeHooks && plan.steps[at + 1] > Step::RuntimeHooks);
+        // Only poststart/poststop: no launcher step at create.
+        let mut late = podman_spec();
+        late.spec.set_hooks(Some(
+            oci_spec::runtime::HooksBuilder::default()
+                .poststop(vec![hook("/bin/true", &[], None)])
+                .build()
+                .unwrap(),
+        ));
+        let plan = compile(&allow, &late, &host, &Default::default()).unwrap().plan;
+        assert_eq!(plan.hooks.len(), 1);
+        assert!(!plan.steps.contains(&Step::RuntimeHooks));
+    }
+
+    /// Hooks for the container's namespaces are refused (never run on the
+    /// host instead, never skipped); so are relative paths and bad timeouts.
+    #[test]
+    fn hooks_this_build_cannot_run_as_asked_are_refused() {
+        let host = host("hybrid-root.toml");
+        let allow = policy("extends = \"container\"\n[hooks]\nallow = true\n");
+        let with = |h: oci_spec::runtime::Hooks| {
+            let mut spec = podman_spec();
+            spec.spec.set_hooks(Some(h));
+            compile(&allow, &spec, &host, &Default::default()).unwrap_err()
+        };
+        let b = oci_spec::runtime::HooksBuilder::default;
+        let e = with(
+            b().create_container(vec![hook("/bin/true", &[], None)])
+                .build()
+                .unwrap(),
+        );
         assert_eq!(
             e.kind,
-            CompileErrorKind::HooksNotAllowed {
-                count: 3,
-                kinds: "createRuntime, poststart".into()
+            CompileErrorKind::HookInContainer {
+                at: "hooks.createContainer[0]".into()
             }
         );
-        assert_eq!(e.anchors[0].origin(), Origin::spec("hooks.createRuntime[0]"));
-        let e = compile(
-            &policy("extends = \"container\"\n[hooks]\nallow = true\n"),
-            &spec,
-            &host,
-            &Default::default(),
-        )
-        .unwrap_err();
-        assert!(
-            matches!(e.kind, CompileErrorKind::HooksUnsupported { count: 3, .. }),
-            "{e}"
+        let e = with(b().start_container(vec![hook("/bin/true", &[], None)]).build().unwrap());
+        assert_eq!(
+            e.kind,
+            CompileErrorKind::HookInContainer {
+                at: "hooks.startContainer[0]".into()
+            }
         );
+        let e = with(b().poststop(vec![hook("bin/true", &[], None)]).build().unwrap());
+        assert!(matches!(e.kind, CompileErrorKind::RelativePath { .. }), "{e}");
+        for t in [0, -1] {
+            let e = with(b().prestart(vec![hook("/bin/true", &[], Some(t))]).build().unwrap());
+            assert_eq!(
+                e.kind,
+                CompileErrorKind::HookTimeout {
+                    at: "hooks.prestart[0].timeout".into(),
+                    timeout: t
+                }
+            );
+        }
     }
 
     /// `namespaces.on_excess`: a spec without a pid/ipc/uts/mount namespace

@@ -294,6 +294,14 @@ pub(super) fn compare(old: &LaunchPlan, new: &LaunchPlan) -> Vec<Change> {
     });
     supervisor(&mut cx, old, new);
     workload(&mut cx, old, new);
+    cx.set(
+        "hooks",
+        old.hooks.iter().map(|h| (show_hook(h), h.from.clone())),
+        new.hooks.iter().map(|h| (show_hook(h), h.from.clone())),
+        String::clone,
+        ChangeKind::Widens,
+        ChangeKind::Narrows,
+    );
     clamps(&mut cx, &old.clamps, &new.clamps);
     steps(&mut cx, &old.steps, &new.steps);
     cx.changes
@@ -1796,6 +1804,19 @@ fn fds(cx: &mut Cx, who: &str, old: (&[FdEntry], &[FdEntry]), new: (&[FdEntry], 
             note,
         );
     }
+}
+
+/// A hook as the diff shows it: everything it runs, so any change to one
+/// is a hook removed and a hook added.
+fn show_hook(h: &crate::plan::Hook) -> String {
+    format!(
+        "{} {} argv {:?} env {:?} timeout {}",
+        h.phase.name(),
+        h.path.display(),
+        h.args,
+        h.env,
+        h.timeout_s.map_or("none".to_string(), |t| format!("{t} s"))
+    )
 }
 
 fn show_clamp(c: &Clamp) -> String {

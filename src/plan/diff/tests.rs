@@ -68,6 +68,25 @@ fn pol(line: u32) -> Origin {
 
 fn cases() -> Vec<Case> {
     vec![
+        // hooks: a program on the host is a widening; its removal narrows
+        case(
+            "a poststart hook added",
+            |p| {
+                p.hooks.push(crate::plan::Hook {
+                    phase: crate::plan::HookPhase::Poststart,
+                    path: "/usr/bin/hook".into(),
+                    args: vec!["hook".into()],
+                    env: vec![],
+                    timeout_s: Some(5),
+                    from: Origin::spec("hooks.poststart[0]"),
+                    allowed_by: Origin::Default,
+                })
+            },
+            "hooks",
+            W,
+            C::Hook,
+            true,
+        ),
         // identity
         case(
             "spec renamed",
