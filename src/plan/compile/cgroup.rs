@@ -170,6 +170,9 @@ pub(crate) fn cgroup(cx: &mut Cx) -> Result<Option<CgroupPlan>, CompileError> {
 /// imposed where the spec asks nothing).
 fn limits(cx: &mut Cx) -> Result<CgroupLimits, CompileError> {
     let res = cx.linux().and_then(|l| l.resources().clone());
+    if let Some(r) = &res {
+        unapplied(cx, r)?;
+    }
     let mem = res.as_ref().and_then(|r| *r.memory());
     let cpu = res.as_ref().and_then(|r| r.cpu().clone());
     let pids = res.as_ref().and_then(|r| *r.pids());
@@ -292,6 +295,59 @@ fn limits(cx: &mut Cx) -> Result<CgroupLimits, CompileError> {
         cpuset_mems: string(cpu.as_ref().and_then(|c| c.mems().clone()), "cpu.mems"),
         pids,
     })
+}
+
+/// Whether a spec value asks for anything: not null, not an empty list or
+/// map, not a map of such.
+fn is_set(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => false,
+        serde_json::Value::Array(a) => !a.is_empty(),
+        serde_json::Value::Object(m) => m.values().any(is_set),
+        _ => true,
+    }
+}
+
+/// The spec's resource settings sandboxctl does not apply. A restriction
+/// the spec asks for and the sandbox would not get is refused: `blockIO`
+/// (weights and throttles), `network` (net_cls/net_prio), `rdma`, and the
+/// CPU's realtime budget. Those engines fill in on their own are set aside
+/// with a warning naming them: `hugepageLimits` (the kubelet lists every page
+/// size), `unified` (raw v2 files), and the deprecated kernel memory limits
+/// (`memory.kernel`, `memory.kernelTCP`), which kernels no longer enforce.
+/// Before, all of them were dropped unseen.
+fn unapplied(cx: &mut Cx, res: &oci_spec::runtime::LinuxResources) -> Result<(), CompileError> {
+    let v = serde_json::to_value(res).unwrap_or_default();
+    let refused = [
+        "blockIO",
+        "network",
+        "rdma",
+        "cpu/realtimeRuntime",
+        "cpu/realtimePeriod",
+    ];
+    let warned = ["hugepageLimits", "unified", "memory/kernel", "memory/kernelTCP"];
+    for key in refused {
+        if v.pointer(&format!("/{key}")).is_some_and(is_set) {
+            let path = format!("linux.resources.{}", key.replace('/', "."));
+            return Err(CompileError::new(K::Unsupported {
+                what: format!("{path} is not applied by sandboxctl (it sets memory, cpu, cpuset and pids limits)"),
+            })
+            .anchor(Anchor::spec(&path, "not applied"))
+            .help(format!(
+                "drop {path} from the spec: the sandbox would not get the restriction it asks for"
+            )));
+        }
+    }
+    for key in warned {
+        if v.pointer(&format!("/{key}")).is_some_and(is_set) {
+            let path = format!("linux.resources.{}", key.replace('/', "."));
+            cx.warnings.push(super::Warning {
+                message: format!("{path} is not applied: sandboxctl sets memory, cpu, cpuset and pids limits"),
+                anchors: vec![Anchor::spec(&path, "not applied")],
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What [`recompile_cgroup`] gives.

@@ -1185,6 +1185,61 @@ mod tests {
         assert!(e.to_string().contains("swappiness 101"), "{e}");
     }
 
+    /// runtime-tools' linux_cgroups_blkio and ..._memory: resource settings
+    /// sandboxctl does not apply were dropped unseen (a blkio throttle asked
+    /// for, none set). A restriction is refused at its spec path; what
+    /// engines fill in on their own, and the kernel memory limits kernels no
+    /// longer enforce, get a warning naming them; an empty section is nothing.
+    #[test]
+    fn resources_not_applied_are_refused_or_named() {
+        let on = |res: serde_json::Value| {
+            let s = runc_spec(|v| v["linux"]["resources"] = res);
+            compile(
+                &policy("extends = \"container\""),
+                &s,
+                &host("v1-root.toml"),
+                &Default::default(),
+            )
+        };
+        for (res, path) in [
+            (
+                serde_json::json!({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 102400}]}}),
+                "linux.resources.blockIO",
+            ),
+            (
+                serde_json::json!({"blockIO": {"weight": 500}}),
+                "linux.resources.blockIO",
+            ),
+            (
+                serde_json::json!({"network": {"classID": 1}}),
+                "linux.resources.network",
+            ),
+            (
+                serde_json::json!({"cpu": {"realtimeRuntime": 1000}}),
+                "linux.resources.cpu.realtimeRuntime",
+            ),
+        ] {
+            let e = on(res).unwrap_err();
+            assert!(
+                matches!(&e.anchors[0], Anchor::Spec { path: p, .. } if p == path),
+                "{path}: {e}"
+            );
+            assert!(e.to_string().contains("not applied"), "{e}");
+        }
+        let c = on(serde_json::json!({
+            "memory": {"limit": 50593792, "kernel": 50593792, "kernelTCP": 50593792},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 0}]
+        }))
+        .unwrap();
+        let warned: Vec<_> = c
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("is not applied"))
+            .collect();
+        assert_eq!(warned.len(), 3, "{warned:?}");
+        assert!(on(serde_json::json!({"blockIO": {}, "network": {"priorities": []}})).is_ok());
+    }
+
     #[test]
     fn a_v1_freezer_directory_is_made_for_pause() {
         let p = "extends = \"default\"\n[limits]\nmemory = \"1GiB\"";
