@@ -22,6 +22,11 @@ use clap::Parser;
 extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     sandboxctl::cli::process_start();
     ALLOC.register();
+    // SAFETY: as below.
+    if let Some(fd) = unsafe { sandboxctl::cli::supervisor_handover(argc, argv) } {
+        // A created sandbox's supervisor, re-executed to serve.
+        sandboxctl::exec::interp::resume_supervisor(fd);
+    }
     // SAFETY: argc and argv are what the C runtime passed to main: argc
     // valid, NUL-terminated strings that live as long as the process.
     let args = unsafe { sandboxctl::cli::c_args(argc, argv) };

@@ -1429,7 +1429,7 @@ fn case_device_source_checked(root: &Path, id: &str) {
     );
     assert_eq!(r.status, 250, "apply did not fail: {}", r.out);
     assert!(
-        r.err.contains("step mounts") && r.err.contains("/etc is not the device c 1:3 (it is a directory)"),
+        r.err.contains("step supervisor_ids") && r.err.contains("/etc is not the device c 1:3 (it is a directory)"),
         "{}",
         r.err
     );

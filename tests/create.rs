@@ -185,6 +185,20 @@ fn lifecycle() {
     let _ = fs::remove_file("/tmp/sbx-create-test.pid");
     assert_eq!(status_of(&root, "ct-a"), "created");
     assert!(children_of(sup).is_empty(), "no workload before start");
+    // It serves from a fresh address space (exec/interp/reexec.rs): the
+    // binary re-executed, non-dumpable again, under its own name.
+    let cmdline = fs::read(format!("/proc/{sup}/cmdline")).unwrap();
+    assert!(cmdline.starts_with(b"sandboxctl-supervisor\0"), "{cmdline:?}");
+    assert_eq!(fs::read_to_string(format!("/proc/{sup}/comm")).unwrap(), "sandboxctl\n");
+    let status = fs::read_to_string(format!("/proc/{sup}/status")).unwrap();
+    assert!(status.contains("CapAmb:\t0000000000000000"), "{status}");
+    assert_eq!(
+        fs::metadata(format!("/proc/{sup}/mem"))
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .unwrap(),
+        0,
+        "non-dumpable: its /proc files belong to root"
+    );
     let o = sbx(&root, &["state", "--plan", "--format", "json", "ct-a"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stdout.contains("\"workload\""), "the stored plan");
@@ -218,9 +232,13 @@ fn lifecycle() {
     }
     let fds: Vec<&str> = o.stdout.lines().collect();
     assert!(fds.contains(&"4"), "0, 1, 2 and ls's own: {fds:?}");
-    let o = sbx(&root, &["exec", "--user", "0", "ct-a", "/bin/true"]);
-    assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("CAP_SETUID"), "{}", o.stderr);
+    // Under the nobody rule every process is nobody: an exec's user gives
+    // way to it as the spec's did (engines name the container's root).
+    let o = sbx(
+        &root,
+        &["exec", "--user", "0:0", "ct-a", "/bin/sh", "-c", "id -u; id -g"],
+    );
+    assert_eq!((o.code, o.stdout.as_str()), (0, "65534\n65534\n"), "{}", o.stderr);
     let pj = root.path().with_extension("process.json");
     fs::write(
         &pj,
@@ -577,8 +595,13 @@ fn exec_under_spec_maps() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(sbx(&root, &["start", "ct-m"]).code, 0);
     let o = sbx(&root, &["exec", "ct-m", "/bin/sh", "-c", "id; exit 3"]);
+    // The spec's own user, and a supervisor that keeps no CAP_SETUID:
+    // another user is refused, saying why.
+    let other = sbx(&root, &["exec", "--user", "0", "ct-m", "/bin/true"]);
     let _ = sbx(&root, &["delete", "--force", "ct-m"]);
     let _ = fs::remove_dir_all(&bundle);
+    assert_eq!(other.code, 1, "{}", other.stderr);
+    assert!(other.stderr.contains("CAP_SETUID"), "{}", other.stderr);
     assert_eq!(o.code, 3, "{}", o.stderr);
     assert!(
         o.stdout.contains("uid=1000") && o.stdout.contains("groups=10"),

@@ -168,27 +168,7 @@ fn main() {
 /// Cases known to fail with this build, each with the reason (issue 13 is
 /// open): they are run and reported, and do not fail the suite; a case not
 /// listed here that fails does. Take a case out when it passes.
-const PENDING: &[(&str, &str)] = &[
-    (
-        "podman run /bin/true [default]",
-        "the default policy's supervisor (nobody) cannot open podman's root-only userdata files to bind them",
-    ),
-    ("podman exit code [default]", "as podman run [default]"),
-    ("podman -t [default]", "as podman run [default]"),
-    ("podman -i [default]", "as podman run [default]"),
-    (
-        "podman -d, exec, pause, kill, stop, rm [default]",
-        "as podman run [default]",
-    ),
-    (
-        "ctr run, exit code, -t, stdin [default]",
-        "the default policy's supervisor (nobody) cannot open containerd's root-only rootfs",
-    ),
-    (
-        "ctr -d, exec, ps, pause, metrics, kill, rm [default]",
-        "as ctr run [default]",
-    ),
-];
+const PENDING: &[(&str, &str)] = &[];
 
 /// One case: runs against the engines, Err says what went wrong.
 type Case = fn(&Env, &Path) -> Result<(), String>;

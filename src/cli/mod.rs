@@ -16,7 +16,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 pub use args::{CheckFormat, Cli, Command, DiffFormat, ListFormat, PlanInputs, PsFormat, StacksFormat};
-pub use start::{c_args, process_start, started};
+pub use start::{c_args, process_start, started, supervisor_handover};
 
 use crate::diag::{render_plain, SourceDiag};
 use crate::host::HostFacts;

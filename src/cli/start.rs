@@ -33,6 +33,24 @@ pub unsafe fn c_args(
     })
 }
 
+/// The handover fd when this process is a created sandbox's supervisor,
+/// re-executed to serve (`argv` is `[SUPERVISOR_ARGV0, FD]`; see
+/// `exec/interp/reexec.rs`); `None` for a command line.
+///
+/// # Safety
+/// As [`c_args`].
+pub unsafe fn supervisor_handover(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> Option<i32> {
+    if argc != 2 {
+        return None;
+    }
+    // SAFETY: argc is 2: argv[0] and argv[1] are valid C strings.
+    let (a0, a1) = unsafe { (std::ffi::CStr::from_ptr(*argv), std::ffi::CStr::from_ptr(*argv.add(1))) };
+    if a0.to_bytes() != crate::exec::interp::SUPERVISOR_ARGV0.as_bytes() {
+        return None;
+    }
+    a1.to_str().ok()?.parse().ok()
+}
+
 /// Does what std's runtime does before `main` that the rest of sandboxctl
 /// relies on: file descriptors 0, 1 and 2 are open (each closed one is
 /// opened on `/dev/null`, so no file this process opens lands on a standard

@@ -301,6 +301,20 @@ pub enum Op {
     /// refused (ELOOP), so a rootfs swapped for a link after the plan was
     /// made cannot send the sandbox into another tree. Close-on-exec.
     OpenRootDir { path: PathBuf, tag: FdTag },
+    /// Re-executes this binary (`exe`, an O_PATH fd on it) as the serving
+    /// supervisor: its permitted capabilities go into inheritable and
+    /// ambient so they cross the exec, `keep` loses close-on-exec, and
+    /// `execveat(exe, "", [SUPERVISOR_ARGV0, handover], environ,
+    /// AT_EMPTY_PATH)`. Returns only on failure.
+    ExecSelf {
+        exe: FdRef,
+        handover: FdRef,
+        keep: Vec<i32>,
+    },
+    /// A recursive bind of the directory `fd` names onto itself (a copy of
+    /// its mount tree attached over it: open_tree + move_mount, no path
+    /// walked): -> [`Outcome::Fd`] on the new mount's root.
+    BindOntoItself { fd: FdRef, tag: FdTag },
     /// A namespace file to `setns` into, opened safely: `open(O_PATH)`
     /// (opens nothing: a FIFO or a device is not opened, so cannot block or
     /// act), `fstatfs` must show nsfs, then reopened through
@@ -736,6 +750,15 @@ impl fmt::Display for Op {
                 f,
                 "open {} O_PATH|O_DIRECTORY, no symlinks (openat2 RESOLVE_NO_SYMLINKS) -> {}",
                 path.display(),
+                FdRef { raw: 0, tag: *tag }
+            ),
+            ExecSelf { exe, handover, keep } => write!(
+                f,
+                "re-exec {exe} (capabilities kept in ambient; fds {keep:?} kept) with handover {handover}"
+            ),
+            BindOntoItself { fd, tag } => write!(
+                f,
+                "bind {fd} onto itself, recursive (open_tree + move_mount) -> {}",
                 FdRef { raw: 0, tag: *tag }
             ),
             Open { path, flags, mode, tag } => {

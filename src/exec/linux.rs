@@ -847,12 +847,101 @@ fn bind_at(source: i32, target: i32, recursive: bool, flags: u64) -> io::Result<
     Ok(())
 }
 
+/// [`Op::ExecSelf`](super::backend::Op::ExecSelf): returns only on failure,
+/// with the capability sets as they were.
+fn exec_self(exe: i32, handover: i32, keep: &[i32]) -> io::Error {
+    let permitted = match caps::read(None, caps::CapSet::Permitted) {
+        Ok(p) => p,
+        Err(e) => return caps_err(e),
+    };
+    let inheritable = caps::read(None, caps::CapSet::Inheritable).unwrap_or_default();
+    let restore = |e: io::Error| {
+        let _ = caps::clear(None, caps::CapSet::Ambient);
+        let _ = caps::set(None, caps::CapSet::Inheritable, &inheritable);
+        e
+    };
+    if let Err(e) = caps::set(None, caps::CapSet::Inheritable, &permitted) {
+        return restore(caps_err(e));
+    }
+    for c in &permitted {
+        if let Err(e) = caps::raise(None, caps::CapSet::Ambient, *c) {
+            return restore(caps_err(e));
+        }
+    }
+    for fd in keep {
+        // SAFETY: F_SETFD with an integer argument on an fd of ours.
+        if let Err(e) = check(unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) }) {
+            return restore(e);
+        }
+    }
+    let argv0 = match CString::new(super::interp::SUPERVISOR_ARGV0) {
+        Ok(a) => a,
+        Err(e) => return restore(io::Error::new(io::ErrorKind::InvalidInput, e)),
+    };
+    let arg1 = match CString::new(handover.to_string()) {
+        Ok(a) => a,
+        Err(e) => return restore(io::Error::new(io::ErrorKind::InvalidInput, e)),
+    };
+    let argv = [argv0.as_ptr(), arg1.as_ptr(), std::ptr::null()];
+    let empty = c"";
+    extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    // SAFETY: valid fd, empty path with AT_EMPTY_PATH, NULL-terminated
+    // argv of live C strings, and the process's own environment.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            exe,
+            empty.as_ptr(),
+            argv.as_ptr(),
+            environ,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    let e = io::Error::last_os_error();
+    for fd in keep {
+        // SAFETY: as above.
+        unsafe { libc::fcntl(*fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    restore(e)
+}
+
+/// [`Op::BindOntoItself`](super::backend::Op::BindOntoItself): a recursive
+/// copy of the mount tree at `fd`, attached over the directory `fd` names;
+/// returns the copy's fd (its root, now attached). No path is walked, so
+/// the caller needs no search permission above the directory.
+fn bind_onto_itself(fd: i32) -> io::Result<i32> {
+    let empty = c"";
+    let how = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32 | libc::AT_RECURSIVE as u32;
+    // SAFETY: an fd and the empty string.
+    let tree = Owned(check(unsafe { libc::syscall(libc::SYS_open_tree, fd, empty.as_ptr(), how) })? as i32);
+    // SAFETY: two fds and empty strings.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.0,
+            empty.as_ptr(),
+            fd,
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })?;
+    let raw = tree.0;
+    std::mem::forget(tree);
+    Ok(raw)
+}
+
 /// Sets `MS_*`-named attributes on every mount at (and, when `recursive`,
 /// under) the mount at `path`, or falls back to [`remount_tree`] on a
 /// kernel without mount_setattr.
 fn set_mount_attr(path: &Path, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
     let c = cpath(path)?;
     match mount_setattr(libc::AT_FDCWD, &c, set, clear, recursive) {
+        // The fallback walks mountinfo by path: an fd's path is its target.
+        Err(e) if is_enosys(&e) && path.starts_with("/proc/self/fd") => {
+            remount_tree(&fs::read_link(path)?, set, clear, recursive)
+        }
         Err(e) if is_enosys(&e) => remount_tree(path, set, clear, recursive),
         other => other,
     }
@@ -1092,6 +1181,8 @@ impl Backend for LinuxBackend {
             ReadFile { path } => fs::read(path).map(Outcome::Bytes),
             Open { path, flags, mode, .. } => open_exact(path, *flags, *mode).map(Outcome::Fd),
             OpenRootDir { path, .. } => open_no_symlinks(path, libc::O_PATH | libc::O_DIRECTORY).map(Outcome::Fd),
+            BindOntoItself { fd, .. } => bind_onto_itself(fd.raw).map(Outcome::Fd),
+            ExecSelf { exe, handover, keep } => Err(exec_self(exe.raw, handover.raw, keep)),
             OpenNs { path, kind, .. } => open_ns(path, *kind).map(Outcome::Fd),
             SocketPair { .. } => {
                 let mut fds = [0; 2];
@@ -1931,13 +2022,14 @@ mod lifecycle {
 }
 
 /// [`Op::ShedMemory`]'s stack part: the pages from 1 MiB below this frame up
-/// to 16 KiB below it (dead frames of the launcher's compile) are dropped;
+/// to 8 KiB below it (dead frames: the launcher's compile, the handover's
+/// decoding) are dropped (8 KiB: ample for this frame's madvise call);
 /// the kernel skips what is not mapped (ENOMEM, ignored).
 #[inline(never)]
 fn shed_stack() {
     let marker = 0u8;
     let sp = std::ptr::addr_of!(marker) as usize;
-    let top = (sp - 16 * 1024) & !4095;
+    let top = (sp - 8 * 1024) & !4095;
     let len = 1024 * 1024;
     // SAFETY: every page in [top - len, top) lies below this frame, in the
     // stack's dead part (or unmapped): nothing live is there; MADV_DONTNEED

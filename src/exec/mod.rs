@@ -258,13 +258,13 @@ fn state_root_error(e: ApplyError, opts: &ApplyOptions) -> ApplyError {
 /// The step named by `SANDBOXCTL_FAIL_AT_STEP` (only with the
 /// `fault-injection` feature; never in release builds).
 #[cfg(feature = "fault-injection")]
-fn fault_injection_step() -> Option<crate::plan::Step> {
+pub(crate) fn fault_injection_step() -> Option<crate::plan::Step> {
     let s = std::env::var("SANDBOXCTL_FAIL_AT_STEP").ok()?;
     serde_json::from_value(serde_json::Value::String(s)).ok()
 }
 
 #[cfg(not(feature = "fault-injection"))]
-fn fault_injection_step() -> Option<crate::plan::Step> {
+pub(crate) fn fault_injection_step() -> Option<crate::plan::Step> {
     None
 }
 

@@ -97,6 +97,7 @@ impl Backend for RecordingBackend {
             | Op::CreateState { .. }
             | Op::OpenNs { .. }
             | Op::OpenRootDir { .. }
+            | Op::BindOntoItself { .. }
             | Op::Memfd { .. }
             | Op::OpenKvm { .. }
             | Op::DupHigh { .. }

@@ -3,7 +3,8 @@
 //! ceiling: the new process runs with the workload's rlimits, no_new_privs
 //! and seccomp programs, never more capabilities than the workload's in any
 //! set, and as the workload's user unless the plan's supervisor keeps
-//! CAP_SETUID and CAP_SETGID to change to another. What the request may
+//! CAP_SETUID and CAP_SETGID to change to another (under the nobody rule,
+//! every process runs as nobody, whatever user the request names). What the request may
 //! choose freely: argv, environment (default: the workload's), cwd (absolute)
 //! and whether it gets a terminal. Pure: no I/O.
 
@@ -93,7 +94,17 @@ pub fn compile(plan: &LaunchPlan, p: &oci_spec::runtime::Process) -> Result<Exec
     }
     let (uid, gid) = (p.user().uid(), p.user().gid());
     let wc = &w.credentials;
-    let credentials = if uid == wc.uid.0 && gid == wc.gid.0 {
+    let credentials = if wc.from == Origin::rule(super::compile::NOBODY_RULE) && (uid, gid) != (wc.uid.0, wc.gid.0) {
+        // Every process of this sandbox runs as nobody: the spec's
+        // process.user gave way to it for the workload, and an exec's gives
+        // way to it the same (no other id is mapped in its user namespace).
+        Credentials {
+            uid: wc.uid,
+            gid: wc.gid,
+            groups: wc.groups.clone(),
+            from: wc.from.clone(),
+        }
+    } else if uid == wc.uid.0 && gid == wc.gid.0 {
         let groups = match p.user().additional_gids() {
             Some(g) if !g.is_empty() => g.iter().map(|g| Gid(*g)).collect(),
             _ => wc.groups.clone(),
@@ -137,36 +148,54 @@ pub fn compile(plan: &LaunchPlan, p: &oci_spec::runtime::Process) -> Result<Exec
         None => ceiling.clone(),
         Some(c) => {
             let set = |name: &'static str,
-                       asked: &Option<oci_spec::runtime::Capabilities>,
-                       max: &BTreeSet<Cap>|
+                       asked: &Option<oci_spec::runtime::Capabilities>|
              -> Result<BTreeSet<Cap>, ExecRefused> {
-                let mut out = BTreeSet::new();
-                for c in asked.iter().flatten() {
-                    let cap: Cap =
+                asked
+                    .iter()
+                    .flatten()
+                    .map(|c| {
                         c.to_string()
                             .parse()
                             .map_err(|e: crate::vocab::CapError| ExecRefused::UnknownCapability {
                                 set: name,
                                 message: e.to_string(),
-                            })?;
-                    if !max.contains(&cap) {
-                        return Err(ExecRefused::Capability {
-                            cap: cap.to_string(),
-                            set: name,
-                            from: w.capabilities.from.clone(),
-                        });
-                    }
-                    out.insert(cap);
-                }
-                Ok(out)
+                            })
+                    })
+                    .collect()
             };
-            CapSets {
-                bounding: set("bounding", c.bounding(), &ceiling.bounding)?,
-                effective: set("effective", c.effective(), &ceiling.effective)?,
-                inheritable: set("inheritable", c.inheritable(), &ceiling.inheritable)?,
-                permitted: set("permitted", c.permitted(), &ceiling.permitted)?,
-                ambient: set("ambient", c.ambient(), &ceiling.ambient)?,
+            let mut asked = CapSets {
+                bounding: set("bounding", c.bounding())?,
+                effective: set("effective", c.effective())?,
+                inheritable: set("inheritable", c.inheritable())?,
+                permitted: set("permitted", c.permitted())?,
+                ambient: set("ambient", c.ambient())?,
+            };
+            // What execve will do with them (as for the workload,
+            // rule:cap-kernel-rules): an engine asks for the container's
+            // sets whatever its user, and a non-root process keeps only its
+            // ambient capabilities in effective and permitted.
+            if credentials.uid.0 == 0 {
+                asked.permitted = asked.bounding.clone();
+                asked.effective = asked.bounding.clone();
+            } else {
+                asked.effective.retain(|c| asked.ambient.contains(c));
+                asked.permitted.retain(|c| asked.ambient.contains(c));
             }
+            let within =
+                |name: &'static str, have: &BTreeSet<Cap>, max: &BTreeSet<Cap>| match have.difference(max).next() {
+                    Some(cap) => Err(ExecRefused::Capability {
+                        cap: cap.to_string(),
+                        set: name,
+                        from: w.capabilities.from.clone(),
+                    }),
+                    None => Ok(()),
+                };
+            within("bounding", &asked.bounding, &ceiling.bounding)?;
+            within("effective", &asked.effective, &ceiling.effective)?;
+            within("inheritable", &asked.inheritable, &ceiling.inheritable)?;
+            within("permitted", &asked.permitted, &ceiling.permitted)?;
+            within("ambient", &asked.ambient, &ceiling.ambient)?;
+            asked
         }
     };
     Ok(ExecProcess {
@@ -213,6 +242,44 @@ mod tests {
     }
 
     #[test]
+    fn under_the_nobody_rule_every_user_is_nobody() {
+        let plan = plan();
+        let w = &plan.workload.credentials;
+        assert_eq!(w.from, Origin::rule(super::super::compile::NOBODY_RULE));
+        // An engine's exec names the spec's user (root): it runs as the
+        // workload does, nobody.
+        let e = compile(&plan, &process(0)).unwrap();
+        assert_eq!((e.credentials.uid, e.credentials.gid), (w.uid, w.gid));
+        assert_eq!(e.credentials.from, w.from);
+        // ... asking for the container's capability sets, as engines do:
+        // execve leaves a non-root process none in effective and permitted,
+        // so that is what it gets, not a refusal.
+        let mut p = process(0);
+        let bounding: std::collections::HashSet<Capability> = plan
+            .workload
+            .capabilities
+            .value
+            .bounding
+            .iter()
+            .map(|c| serde_json::from_value(serde_json::Value::String(c.to_string())).unwrap())
+            .collect();
+        assert!(!bounding.is_empty());
+        p.set_capabilities(Some(
+            LinuxCapabilitiesBuilder::default()
+                .bounding(bounding.clone())
+                .effective(bounding.clone())
+                .permitted(bounding)
+                .inheritable(std::collections::HashSet::new())
+                .ambient(std::collections::HashSet::new())
+                .build()
+                .unwrap(),
+        ));
+        let e = compile(&plan, &p).unwrap();
+        assert!(e.capabilities.effective.is_empty() && e.capabilities.permitted.is_empty());
+        assert_eq!(e.capabilities.bounding, plan.workload.capabilities.value.bounding);
+    }
+
+    #[test]
     fn nothing_above_the_ceiling() {
         let plan = plan();
         let uid = plan.workload.credentials.uid.0;
@@ -223,14 +290,15 @@ mod tests {
         p.set_cwd("tmp".into());
         assert!(matches!(compile(&plan, &p), Err(ExecRefused::RelativeCwd(_))));
         let other = if uid == 4242 { 4243 } else { 4242 };
-        if !plan
-            .supervisor
+        // A workload whose user is the spec's (not the nobody rule's), and a
+        // supervisor without CAP_SETUID: another user is refused.
+        let mut own = plan.clone();
+        own.workload.credentials.from = Origin::spec("process.user");
+        own.supervisor
             .capabilities
             .permitted
-            .contains(&Cap(caps::Capability::CAP_SETUID))
-        {
-            assert!(matches!(compile(&plan, &process(other)), Err(ExecRefused::User { .. })));
-        }
+            .retain(|c| *c != Cap(caps::Capability::CAP_SETUID));
+        assert!(matches!(compile(&own, &process(other)), Err(ExecRefused::User { .. })));
         let mut p = process(uid);
         let all: std::collections::HashSet<Capability> = [Capability::SysAdmin, Capability::SysModule].into();
         p.set_capabilities(Some(LinuxCapabilitiesBuilder::default().bounding(all).build().unwrap()));

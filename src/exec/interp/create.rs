@@ -45,12 +45,16 @@ impl<B: Backend> Interp<'_, B> {
         }
         self.op(Op::AwaitCommit { fd: report })?;
         self.op(Op::ClearDeathSignal)?;
-        // What the launcher dirtied before the clone is this process's
-        // alone once the launcher exits.
-        self.op(Op::ShedMemory)?;
         let listener = self
             .listener
             .ok_or_else(|| self.unsupported("create without a control listener"))?;
+        // What the launcher dirtied before the clone is this process's
+        // alone once the launcher exits: serve from a fresh address space
+        // (reexec.rs); if that fails, from here, with what can be shed.
+        if let Err(f) = self.exec_self(listener) {
+            tracing::warn!("the supervisor serves without a fresh address space: {f}");
+            self.op(Op::ShedMemory)?;
+        }
         if !self.real {
             self.op(Op::Serve { listener })?;
             // `start`, as the control call performs it.

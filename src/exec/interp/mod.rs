@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 mod create;
+mod reexec;
+
+pub use reexec::{resume as resume_supervisor, SUPERVISOR_ARGV0};
 mod serve;
 
 use super::backend::{
@@ -216,6 +219,20 @@ pub struct Interp<'a, B: Backend> {
     /// O_PATH handle on the root being assembled (steps mounts and devices):
     /// every destination is resolved inside it.
     root_fd: Option<FdRef>,
+    /// O_PATH handle on the plan's root path as named (no symbolic link on
+    /// the way), opened by the launcher with the bind sources (see
+    /// [`Self::open_host_sources`]) and bound onto itself by the supervisor.
+    root_path: Option<FdRef>,
+    /// Whether [`Self::open_host_sources`] ran.
+    host_sources_open: bool,
+    /// `create`: an O_PATH fd on this binary, opened with the host sources
+    /// (before the root change), for the supervisor's re-exec.
+    self_exe: Option<FdRef>,
+    /// `create`: the seccomp programs as the launcher sent them, handed
+    /// over to the re-executed supervisor.
+    launcher_filters: Option<Rc<Vec<u8>>>,
+    /// `create`: the uid that made the sandbox (who may call it, with root).
+    owner_uid: u32,
     /// Index of the step being walked.
     cursor: usize,
     /// The plan memfd (launcher, until it is filled after the release) and
@@ -290,6 +307,11 @@ impl<'a, B: Backend> Interp<'a, B> {
             bind_sources: Vec::new(),
             device_sources: Vec::new(),
             root_fd: None,
+            root_path: None,
+            host_sources_open: false,
+            self_exe: None,
+            launcher_filters: None,
+            owner_uid: 0,
             cursor: 0,
             plan_memfd: None,
             launcher_done: None,
@@ -313,6 +335,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// returns once the supervisor answers, leaving it waiting for `start`.
     /// [`Self::run`] then returns the supervisor's host pid.
     pub fn create_as(&mut self, creating: Creating) {
+        self.owner_uid = creating.record.owner_uid;
         self.creating = Some(Rc::new(creating));
     }
 
@@ -502,13 +525,11 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::Network => self.set_up_network(),
             Step::MountPropagation => self.make_mounts_private(),
             Step::Mounts => self
-                .open_bind_sources()
-                .and_then(|()| self.prepare_root())
+                .prepare_root()
                 .and_then(|()| self.mount_all())
                 .and_then(|()| self.close_bind_sources(Step::Mounts)),
             Step::Devices => self
-                .open_bind_sources()
-                .and_then(|()| self.prepare_root_once())
+                .prepare_root_once()
                 .and_then(|()| self.make_devices())
                 .and_then(|()| self.close_bind_sources(Step::Devices)),
             Step::RootChange => self.change_root(),
@@ -1257,6 +1278,9 @@ impl<'a, B: Backend> Interp<'a, B> {
             let expected = self.plan.workload.seccomp.is_some();
             self.prep.filters = super::seccomp::decode(&b, expected)
                 .map_err(|m| self.failure("read the seccomp programs from the launcher", m))?;
+            if self.creating.is_some() {
+                self.launcher_filters = Some(Rc::new(b));
+            }
         }
         Ok(())
     }
@@ -1320,6 +1344,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// come after the cgroup join (step `cgroup_join`) to be rooted at the
     /// sandbox's cgroup, and a time namespace — then the planned uid/gid.
     fn take_supervisor_ids(&mut self) -> R<()> {
+        self.open_host_sources()?;
         let (_, _, later) = self.clone_kinds();
         if !later.is_empty() {
             self.origin = self.plan.namespaces.cgroup.from.clone();
@@ -1333,12 +1358,28 @@ impl<'a, B: Backend> Interp<'a, B> {
     fn arrange_supervisor_fds(&mut self) -> R<()> {
         let entries = self.plan.supervisor.fds.clone();
         let sources = self.sup_sources.clone();
-        let keep = [self.launcher_done.take(), self.listener.take(), self.exit_file.take()];
+        let mut keep = vec![
+            self.launcher_done.take(),
+            self.listener.take(),
+            self.exit_file.take(),
+            self.self_exe.take(),
+        ];
+        keep.extend(self.host_source_fds().map(Some));
         if self.real {
             super::log::hold();
         }
         let moved = self.arrange_fds(&entries, &sources, &keep)?;
-        (self.launcher_done, self.listener, self.exit_file) = (moved[0], moved[1], moved[2]);
+        (self.launcher_done, self.listener, self.exit_file, self.self_exe) = (moved[0], moved[1], moved[2], moved[3]);
+        let mut sources = moved[4..].iter().map(|f| f.expect("every host source was kept"));
+        for (_, fd) in &mut self.bind_sources {
+            *fd = sources.next().expect("one kept fd per bind source");
+        }
+        for fd in &mut self.device_sources {
+            *fd = sources.next().expect("one kept fd per device source");
+        }
+        if let Some(fd) = &mut self.root_path {
+            *fd = sources.next().expect("the kept root path");
+        }
         self.report = self.planned_control();
         if self.real {
             for e in &entries {
@@ -1405,7 +1446,7 @@ impl<'a, B: Backend> Interp<'a, B> {
         let root = self.plan.root.path.value.clone();
         let change = self.plan.root.change.value;
         self.origin = self.plan.root.path.from.clone();
-        if change != RootChange::None && root == Path::new("/") {
+        let tree = if change != RootChange::None && root == Path::new("/") {
             // The caller's root itself: stage a bind of it on a tmpfs in this
             // (private) mount namespace, and enter that.
             let staging = Path::new(STAGED_ROOT)
@@ -1433,30 +1474,25 @@ impl<'a, B: Backend> Interp<'a, B> {
                 data: None,
             })?;
             self.staged_root = Some(STAGED_ROOT.into());
+            None
         } else if change != RootChange::None {
-            // The root as the plan names it, with no symbolic link on the
-            // way: a rootfs swapped for a link after the plan was made fails
-            // here (ELOOP) instead of taking the sandbox into another tree.
             // pivot_root and the move need the new root to be a mount point:
-            // it is bound onto itself through that fd.
-            let fd = self.op_fd(
-                Op::OpenRootDir {
-                    path: root,
-                    tag: FdTag::Internal("root path"),
-                },
-                FdTag::Internal("root path"),
-            )?;
-            let at = PathBuf::from(format!("/proc/self/fd/{}", fd.raw));
-            self.op(Op::Mount {
-                source: Some(at.display().to_string()),
-                target: at,
-                fstype: None,
-                flags: libc::MS_BIND | libc::MS_REC,
-                data: None,
-            })?;
+            // it is bound onto itself through the fd the launcher opened, and
+            // from here on reached only through the new mount's fd (never by
+            // path: the supervisor's uid may not search the directories
+            // above an engine's rootfs).
+            let fd = self
+                .root_path
+                .take()
+                .ok_or_else(|| self.unsupported("a root change without the launcher's root path fd"))?;
+            let tag = FdTag::Internal("root");
+            let tree = self.op_fd(Op::BindOntoItself { fd, tag }, tag)?;
             self.op(Op::Close { fd })?;
-        }
-        let dir = self.root_dir();
+            Some(tree)
+        } else {
+            None
+        };
+        let dir = tree.map_or_else(|| self.root_dir(), Self::fd_path);
         if self.plan.root.readonly.value && change != RootChange::None {
             // Read-only reaches every submount the root brought along (the
             // host's, for `/`); the root's own mount stays writable until
@@ -1476,12 +1512,15 @@ impl<'a, B: Backend> Interp<'a, B> {
             })?;
         }
         self.origin = self.plan.root.path.from.clone();
-        let fd = self.open(
-            dir,
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            0,
-            FdTag::Internal("root"),
-        )?;
+        let fd = match tree {
+            Some(fd) => fd,
+            None => self.open(
+                dir,
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+                FdTag::Internal("root"),
+            )?,
+        };
         self.root_fd = Some(fd);
         Ok(())
     }
@@ -1585,12 +1624,49 @@ impl<'a, B: Backend> Interp<'a, B> {
         Ok(())
     }
 
-    /// Opens every bind source once (O_PATH), before any planned mount: a
-    /// spec's bind checked to resolve under its allowed host path, a device's
-    /// host node checked to be that device.
-    fn open_bind_sources(&mut self) -> R<()> {
-        if !self.bind_sources.is_empty() {
+    /// The supervisor, before it takes its planned uid (step
+    /// `supervisor_ids`): opens (O_PATH) what its mounts take from the
+    /// host — every bind source, checked to resolve under its allowed host
+    /// path; every bound device's host node, checked to be that device; the
+    /// root path as the plan names it, with no symbolic link on the way (a
+    /// rootfs swapped for a link after the plan was made fails here, ELOOP,
+    /// instead of taking the sandbox into another tree).
+    ///
+    /// Opened then, because until then the supervisor has the launcher's
+    /// host uid and gid: their permission bits open the root-only
+    /// directories where engines keep a container's rootfs and bind sources
+    /// (in its new user namespace no capability overrides them, and once it
+    /// is `nobody` on the host, as under the default policy, nothing does).
+    /// Only what the plan names is opened, and the plan names only host
+    /// paths its policy allows (`[mounts] allowed_host_paths`, `[devices]`,
+    /// the root). Before any planned mount, so none can hide them (a tmpfs
+    /// on /dev over the host's /dev/null when the root is `/`); in the
+    /// sandbox's own mount namespace, so the mounts can take them.
+    fn open_host_sources(&mut self) -> R<()> {
+        if self.host_sources_open {
             return Ok(());
+        }
+        self.host_sources_open = true;
+        if self.creating.is_some() {
+            // This binary, while its path is still the host's (see reexec.rs).
+            self.origin = Origin::rule(CREATE_RULE);
+            let tag = FdTag::Internal("sandboxctl");
+            let op = Op::Open {
+                path: "/proc/self/exe".into(),
+                flags: libc::O_PATH | libc::O_CLOEXEC,
+                mode: 0,
+                tag,
+            };
+            self.self_exe = Some(self.op_fd(op, tag)?);
+        }
+        let uses_root = [Step::Mounts, Step::Devices]
+            .iter()
+            .any(|s| self.plan.steps.contains(s));
+        let root = self.plan.root.path.value.clone();
+        if uses_root && self.plan.root.change.value != RootChange::None && root != Path::new("/") {
+            self.origin = self.plan.root.path.from.clone();
+            let tag = FdTag::Internal("root path");
+            self.root_path = Some(self.op_fd(Op::OpenRootDir { path: root, tag }, tag)?);
         }
         for m in self.plan.mounts.iter().filter(|m| m.is_bind()) {
             let path = PathBuf::from(&m.source);
@@ -1625,16 +1701,63 @@ impl<'a, B: Backend> Interp<'a, B> {
             let fd = self.op_fd(op, tag)?;
             self.device_sources.push(fd);
         }
+        self.make_rootfs_mount_points()
+    }
+
+    /// The mount points in the root path itself (a mount's destination that
+    /// no earlier planned mount covers), made now, with the launcher's
+    /// uid (see [`Self::open_host_sources`]): an engine's rootfs belongs to
+    /// the host's root, and its spec binds files the image lacks
+    /// (`/run/.containerenv`). Mount points inside planned mounts (a tmpfs
+    /// on /dev) are made at step mounts, by the supervisor that owns them.
+    fn make_rootfs_mount_points(&mut self) -> R<()> {
+        let Some(root) = self.root_path else {
+            return Ok(());
+        };
+        let mut covered: Vec<&Path> = Vec::new();
+        for m in &self.plan.mounts {
+            let target = m.target.as_path();
+            if !covered.iter().any(|c| target.starts_with(c)) {
+                self.origin = m.from.clone();
+                let make = if m.is_bind() {
+                    Make::Like(self.bind_source(Path::new(&m.source)))
+                } else {
+                    Make::Dir
+                };
+                let tag = FdTag::Internal("in root");
+                let fd = self.op_fd(
+                    Op::OpenInRoot {
+                        root,
+                        path: target.to_path_buf(),
+                        make,
+                        tag,
+                    },
+                    tag,
+                )?;
+                self.op(Op::Close { fd })?;
+            }
+            covered.push(target);
+        }
         Ok(())
     }
 
-    /// The fd [`Self::open_bind_sources`] opened for a bind source.
+    /// The fds [`Self::open_host_sources`] opened, in a fixed order: bind
+    /// sources, device sources, the root path.
+    fn host_source_fds(&self) -> impl Iterator<Item = FdRef> + '_ {
+        self.bind_sources
+            .iter()
+            .map(|(_, fd)| *fd)
+            .chain(self.device_sources.iter().copied())
+            .chain(self.root_path)
+    }
+
+    /// The fd [`Self::open_host_sources`] opened for a bind source.
     fn bind_source(&self, path: &Path) -> FdRef {
         self.bind_sources
             .iter()
             .find(|(p, _)| p == path)
             .map(|(_, fd)| *fd)
-            .expect("open_bind_sources opened every bind source")
+            .expect("open_host_sources opened every bind source")
     }
 
     /// Closes the bind sources and the root after the last step that uses them.
@@ -1649,7 +1772,12 @@ impl<'a, B: Backend> Interp<'a, B> {
                 .into_iter()
                 .map(|(_, fd)| fd)
                 .chain(std::mem::take(&mut self.device_sources))
-                .chain(self.root_fd.take());
+                // Step root_change enters the root through its fd.
+                .chain(if self.plan.steps.contains(&Step::RootChange) {
+                    None
+                } else {
+                    self.root_fd.take()
+                });
             for fd in fds.collect::<Vec<_>>() {
                 self.op(Op::Close { fd })?;
             }
@@ -1691,7 +1819,18 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     fn change_root(&mut self) -> R<()> {
         self.origin = self.plan.root.change.from.clone();
-        let root = self.root_dir();
+        // Through the fd of the assembled root (steps mounts and devices),
+        // which the supervisor reaches without searching the path.
+        let fd = self.root_fd.take();
+        let root = fd.map_or_else(|| self.root_dir(), Self::fd_path);
+        self.change_root_at(root)?;
+        match fd {
+            Some(fd) => self.op(Op::Close { fd }).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    fn change_root_at(&mut self, root: PathBuf) -> R<()> {
         match self.plan.root.change.value {
             RootChange::PivotRoot => {
                 self.op(Op::Chdir { path: root })?;

@@ -43,7 +43,7 @@ impl<B: Backend> Interp<'_, B> {
         self.origin = Origin::rule(CREATE_RULE);
         let tag = FdTag::Internal("signalfd");
         let events = self.op_fd(Op::SignalFd { tag }, tag)?;
-        let owner = self.creating.as_ref().map_or(0, |c| c.record.owner_uid);
+        let owner = self.owner_uid;
         let peers = if self.plan.namespaces.user.value == Namespace::New {
             let map: Vec<(u32, u32, u32)> = self
                 .plan

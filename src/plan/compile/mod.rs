@@ -12,6 +12,8 @@ mod error;
 mod fds;
 mod fs;
 mod ns;
+
+pub use ns::NOBODY_RULE;
 mod process;
 mod seccomp;
 

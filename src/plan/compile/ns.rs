@@ -11,6 +11,10 @@ use crate::plan::types::*;
 use crate::policy::{At, NetworkName, NsChoice, PlatformName, UserMode};
 use crate::vocab::{serde_name, Cap, Gid, Origin, Uid, NOBODY};
 
+/// The rule under which every process of a sandbox runs as nobody in a new
+/// user namespace that maps nobody alone (`user.mode = "nobody"`).
+pub const NOBODY_RULE: &str = "user-ns-nobody";
+
 /// KVM API version the kvm platform requires.
 pub const KVM_API_VERSION: i32 = 12;
 
@@ -247,7 +251,7 @@ pub(crate) fn user(cx: &mut Cx, network: &Sourced<NetworkMode>) -> Result<UserNs
             .anchor(Anchor::Host("capabilities".into()))
             .help("run sandboxctl as root (or with CAP_SETUID and CAP_SETGID), or use user.mode = \"current\" in a test-only policy"));
     }
-    let from = Origin::rule("user-ns-nobody");
+    let from = Origin::rule(NOBODY_RULE);
     Ok(UserNs {
         ns: Sourced::new(Namespace::New, Origin::rule("user-ns-new-without-host-network")),
         maps: IdMaps {
