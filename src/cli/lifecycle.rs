@@ -826,6 +826,21 @@ fn current_resources(l: &crate::plan::CgroupLimits) -> serde_json::Value {
     };
     put("memory", "limit", l.memory.as_ref().map(|m| json!(m.value.0)));
     put("memory", "swap", l.memory_swap.as_ref().map(|m| json!(m.value.0)));
+    put(
+        "memory",
+        "reservation",
+        l.memory_reservation.as_ref().map(|m| json!(m.value.0)),
+    );
+    put(
+        "memory",
+        "swappiness",
+        l.memory_swappiness.as_ref().map(|v| json!(v.value)),
+    );
+    put(
+        "memory",
+        "disableOOMKiller",
+        l.memory_oom_kill_disable.as_ref().map(|v| json!(v.value)),
+    );
     put("cpu", "shares", l.cpu_shares.as_ref().map(|v| json!(v.value)));
     put("cpu", "quota", l.cpu_quota.as_ref().map(|v| json!(v.value)));
     put("cpu", "period", l.cpu_period.as_ref().map(|v| json!(v.value)));
@@ -1026,6 +1041,9 @@ pub(super) fn update(root: &Path, id: &str, req: &UpdateRequest) -> Result<i32, 
     let (l, o) = (&mut new.limits, &old.limits);
     keep(&mut l.memory, &o.memory);
     keep(&mut l.memory_swap, &o.memory_swap);
+    keep(&mut l.memory_reservation, &o.memory_reservation);
+    keep(&mut l.memory_swappiness, &o.memory_swappiness);
+    keep(&mut l.memory_oom_kill_disable, &o.memory_oom_kill_disable);
     keep(&mut l.cpu_shares, &o.cpu_shares);
     keep(&mut l.cpu_quota, &o.cpu_quota);
     keep(&mut l.cpu_period, &o.cpu_period);
@@ -1045,6 +1063,9 @@ pub(super) fn update(root: &Path, id: &str, req: &UpdateRequest) -> Result<i32, 
     for s in [
         l_origin(&mut new.limits.memory),
         l_origin(&mut new.limits.memory_swap),
+        l_origin(&mut new.limits.memory_reservation),
+        l_origin(&mut new.limits.memory_swappiness),
+        l_origin(&mut new.limits.memory_oom_kill_disable),
         l_origin(&mut new.limits.cpu_shares),
         l_origin(&mut new.limits.cpu_quota),
         l_origin(&mut new.limits.cpu_period),

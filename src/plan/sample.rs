@@ -267,6 +267,9 @@ pub fn sample_plan() -> LaunchPlan {
             limits: CgroupLimits {
                 memory: Some(Sourced::new(Bytes(64 << 20), spec("linux.resources.memory.limit"))),
                 memory_swap: None,
+                memory_reservation: None,
+                memory_swappiness: None,
+                memory_oom_kill_disable: None,
                 cpu_shares: Some(Sourced::new(512, spec("linux.resources.cpu.shares"))),
                 cpu_quota: Some(Sourced::new(50_000, policy(16))),
                 cpu_period: Some(Sourced::new(100_000, policy(17))),

@@ -617,6 +617,20 @@ pub struct CgroupLimits {
     /// Memory plus swap limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_swap: Option<Sourced<Bytes>>,
+    /// Memory soft limit, the spec's `memory.reservation` (v1
+    /// memory.soft_limit_in_bytes, v2 memory.low): reclaim pushes the
+    /// sandbox back towards it when the host is short of memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<Sourced<Bytes>>,
+    /// Swappiness, 0 to 100 (v1 memory.swappiness; cgroup v2 has none, so a
+    /// spec that asks for it on a v2 memory hierarchy is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swappiness: Option<Sourced<u64>>,
+    /// The OOM killer disabled for the sandbox (v1 memory.oom_control 1: at
+    /// its memory limit its tasks wait instead of being killed; v2 has no
+    /// such switch, refused there). Present only when the spec disables it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_oom_kill_disable: Option<Sourced<bool>>,
     /// CPU shares (v1 cpu.shares; converted to cpu.weight on v2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_shares: Option<Sourced<u64>>,

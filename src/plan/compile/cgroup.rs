@@ -170,6 +170,9 @@ pub(crate) fn cgroup(cx: &mut Cx) -> Result<Option<CgroupPlan>, CompileError> {
 /// imposed where the spec asks nothing).
 fn limits(cx: &mut Cx) -> Result<CgroupLimits, CompileError> {
     let res = cx.linux().and_then(|l| l.resources().clone());
+    if let Some(r) = &res {
+        unapplied(cx, r)?;
+    }
     let mem = res.as_ref().and_then(|r| *r.memory());
     let cpu = res.as_ref().and_then(|r| r.cpu().clone());
     let pids = res.as_ref().and_then(|r| *r.pids());
@@ -199,6 +202,28 @@ fn limits(cx: &mut Cx) -> Result<CgroupLimits, CompileError> {
         cx.policy.memory_swap.clone(),
     )?;
     let memory_swap = swap_at_least_memory(cx, memory.as_ref(), memory_swap)?;
+    // The soft limit, swappiness and the OOM switch take no ceiling: none
+    // lets the sandbox use more than its limits allow.
+    let memory_reservation = match bytes_req(mem.as_ref().and_then(|m| m.reservation()), "memory.reservation") {
+        Some((Req::Value(v), path)) => Some(Sourced::new(v, Origin::Spec(path))),
+        Some((Req::Unlimited, _)) | None => None,
+    };
+    let memory_swappiness = match mem.as_ref().and_then(|m| m.swappiness()) {
+        Some(v) if v > 100 => {
+            return Err(CompileError::new(K::Unsupported {
+                what: format!("memory swappiness {v} (the kernel takes 0 to 100)"),
+            })
+            .anchor(Anchor::spec(format!("{base}.memory.swappiness"), "above 100"))
+            .help("set linux.resources.memory.swappiness between 0 and 100, or drop it"))
+        }
+        Some(v) => Some(Sourced::new(v, Origin::spec(format!("{base}.memory.swappiness")))),
+        None => None,
+    };
+    let memory_oom_kill_disable = mem
+        .as_ref()
+        .and_then(|m| m.disable_oom_killer())
+        .filter(|d| *d)
+        .map(|d| Sourced::new(d, Origin::spec(format!("{base}.memory.disableOOMKiller"))));
     let pids = limit(
         cx,
         "pids",
@@ -260,6 +285,9 @@ fn limits(cx: &mut Cx) -> Result<CgroupLimits, CompileError> {
     Ok(CgroupLimits {
         memory,
         memory_swap,
+        memory_reservation,
+        memory_swappiness,
+        memory_oom_kill_disable,
         cpu_shares,
         cpu_quota,
         cpu_period,
@@ -267,6 +295,59 @@ fn limits(cx: &mut Cx) -> Result<CgroupLimits, CompileError> {
         cpuset_mems: string(cpu.as_ref().and_then(|c| c.mems().clone()), "cpu.mems"),
         pids,
     })
+}
+
+/// Whether a spec value asks for anything: not null, not an empty list or
+/// map, not a map of such.
+fn is_set(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => false,
+        serde_json::Value::Array(a) => !a.is_empty(),
+        serde_json::Value::Object(m) => m.values().any(is_set),
+        _ => true,
+    }
+}
+
+/// The spec's resource settings sandboxctl does not apply. A restriction
+/// the spec asks for and the sandbox would not get is refused: `blockIO`
+/// (weights and throttles), `network` (net_cls/net_prio), `rdma`, and the
+/// CPU's realtime budget. Those engines fill in on their own are set aside
+/// with a warning naming them: `hugepageLimits` (the kubelet lists every page
+/// size), `unified` (raw v2 files), and the deprecated kernel memory limits
+/// (`memory.kernel`, `memory.kernelTCP`), which kernels no longer enforce.
+/// Before, all of them were dropped unseen.
+fn unapplied(cx: &mut Cx, res: &oci_spec::runtime::LinuxResources) -> Result<(), CompileError> {
+    let v = serde_json::to_value(res).unwrap_or_default();
+    let refused = [
+        "blockIO",
+        "network",
+        "rdma",
+        "cpu/realtimeRuntime",
+        "cpu/realtimePeriod",
+    ];
+    let warned = ["hugepageLimits", "unified", "memory/kernel", "memory/kernelTCP"];
+    for key in refused {
+        if v.pointer(&format!("/{key}")).is_some_and(is_set) {
+            let path = format!("linux.resources.{}", key.replace('/', "."));
+            return Err(CompileError::new(K::Unsupported {
+                what: format!("{path} is not applied by sandboxctl (it sets memory, cpu, cpuset and pids limits)"),
+            })
+            .anchor(Anchor::spec(&path, "not applied"))
+            .help(format!(
+                "drop {path} from the spec: the sandbox would not get the restriction it asks for"
+            )));
+        }
+    }
+    for key in warned {
+        if v.pointer(&format!("/{key}")).is_some_and(is_set) {
+            let path = format!("linux.resources.{}", key.replace('/', "."));
+            cx.warnings.push(super::Warning {
+                message: format!("{path} is not applied: sandboxctl sets memory, cpu, cpuset and pids limits"),
+                anchors: vec![Anchor::spec(&path, "not applied")],
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What [`recompile_cgroup`] gives.
@@ -351,6 +432,9 @@ struct Knob {
     what: &'static str,
     v1: Option<(&'static str, String)>,
     v2: Option<(&'static str, String)>,
+    /// v2 has no file for this (and no other knob does its work there): a
+    /// v2 hierarchy refuses it rather than leave it undone.
+    v1_only: bool,
     from: Origin,
 }
 
@@ -362,6 +446,7 @@ fn knobs(l: &CgroupLimits) -> Vec<Knob> {
             what: "memory",
             v1: Some(("memory.limit_in_bytes", m.value.0.to_string())),
             v2: Some(("memory.max", m.value.0.to_string())),
+            v1_only: false,
             from: m.from.clone(),
         });
     }
@@ -374,7 +459,38 @@ fn knobs(l: &CgroupLimits) -> Vec<Knob> {
             what: "memory_swap",
             v1: Some(("memory.memsw.limit_in_bytes", s.value.0.to_string())),
             v2: Some(("memory.swap.max", swap_only.to_string())),
+            v1_only: false,
             from: s.from.clone(),
+        });
+    }
+    if let Some(r) = &l.memory_reservation {
+        k.push(Knob {
+            controller: "memory",
+            what: "memory_reservation",
+            v1: Some(("memory.soft_limit_in_bytes", r.value.0.to_string())),
+            v2: Some(("memory.low", r.value.0.to_string())),
+            v1_only: false,
+            from: r.from.clone(),
+        });
+    }
+    if let Some(s) = &l.memory_swappiness {
+        k.push(Knob {
+            controller: "memory",
+            what: "memory_swappiness",
+            v1: Some(("memory.swappiness", s.value.to_string())),
+            v2: None,
+            v1_only: true,
+            from: s.from.clone(),
+        });
+    }
+    if let Some(o) = &l.memory_oom_kill_disable {
+        k.push(Knob {
+            controller: "memory",
+            what: "memory_oom_kill_disable",
+            v1: Some(("memory.oom_control", "1".into())),
+            v2: None,
+            v1_only: true,
+            from: o.from.clone(),
         });
     }
     if let Some(s) = &l.cpu_shares {
@@ -384,6 +500,7 @@ fn knobs(l: &CgroupLimits) -> Vec<Knob> {
             what: "cpu_shares",
             v1: Some(("cpu.shares", s.value.to_string())),
             v2: Some(("cpu.weight", weight.to_string())),
+            v1_only: false,
             from: s.from.clone(),
         });
     }
@@ -394,6 +511,7 @@ fn knobs(l: &CgroupLimits) -> Vec<Knob> {
                 what: "cpu_period",
                 v1: Some(("cpu.cfs_period_us", p.value.to_string())),
                 v2: None,
+                v1_only: false,
                 from: p.from.clone(),
             });
             k.push(Knob {
@@ -401,6 +519,7 @@ fn knobs(l: &CgroupLimits) -> Vec<Knob> {
                 what: "cpu_quota",
                 v1: Some(("cpu.cfs_quota_us", q.value.to_string())),
                 v2: Some(("cpu.max", format!("{} {}", q.value, p.value))),
+                v1_only: false,
                 from: q.from.clone(),
             });
         }
@@ -410,6 +529,7 @@ fn knobs(l: &CgroupLimits) -> Vec<Knob> {
                 what: "cpu_period",
                 v1: Some(("cpu.cfs_period_us", p.value.to_string())),
                 v2: Some(("cpu.max", format!("max {}", p.value))),
+                v1_only: false,
                 from: p.from.clone(),
             });
         }
@@ -421,6 +541,7 @@ fn knobs(l: &CgroupLimits) -> Vec<Knob> {
             what: "cpuset_cpus",
             v1: Some(("cpuset.cpus", c.value.clone())),
             v2: Some(("cpuset.cpus", c.value.clone())),
+            v1_only: false,
             from: c.from.clone(),
         });
     }
@@ -430,6 +551,7 @@ fn knobs(l: &CgroupLimits) -> Vec<Knob> {
             what: "cpuset_mems",
             v1: Some(("cpuset.mems", c.value.clone())),
             v2: Some(("cpuset.mems", c.value.clone())),
+            v1_only: false,
             from: c.from.clone(),
         });
     }
@@ -439,6 +561,7 @@ fn knobs(l: &CgroupLimits) -> Vec<Knob> {
             what: "pids",
             v1: Some(("pids.max", p.value.to_string())),
             v2: Some(("pids.max", p.value.to_string())),
+            v1_only: false,
             from: p.from.clone(),
         });
     }
@@ -472,6 +595,17 @@ fn layout(cx: &mut Cx, path: Sourced<String>, limits: CgroupLimits) -> Result<Op
                 )))
             }
         };
+        if k.v1_only && matches!(h, CgroupHierarchy::V2(_)) {
+            return Err(CompileError::new(K::Unsupported {
+                what: format!("{} on cgroup v2 (it has no such setting; only v1 does)", k.what),
+            })
+            .anchor(match &k.from {
+                Origin::Spec(p) => Anchor::spec(p.clone(), "v1 only"),
+                _ => Anchor::Host("cgroup".into()),
+            })
+            .anchor(Anchor::Host(format!("cgroup (layout {:?})", cx.host.cgroup.layout)))
+            .help("drop it from the spec's linux.resources.memory"));
+        }
         hier_of.insert(k.controller, h);
     }
     // Parents and sandbox directories, one chain per distinct mount.

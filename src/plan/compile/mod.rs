@@ -1230,6 +1230,118 @@ mod tests {
         assert!(matches!(e.kind, CompileErrorKind::SwapWithoutMemory { .. }), "{e}");
     }
 
+    /// runtime-tools' linux_cgroups_memory: the spec's memory reservation,
+    /// swappiness and disableOOMKiller are written (they were dropped
+    /// unseen); v2 takes the reservation as memory.low and refuses the two
+    /// it has no file for.
+    #[test]
+    fn memory_reservation_swappiness_and_oom_switch_are_applied() {
+        // The container policy, a runc spec whose linux.resources.memory is `mem`.
+        let on = |host_name: &str, mem: serde_json::Value| {
+            let s = runc_spec(|v| v["linux"]["resources"] = serde_json::json!({ "memory": mem }));
+            compile(
+                &policy("extends = \"container\""),
+                &s,
+                &host(host_name),
+                &Default::default(),
+            )
+        };
+        let full = serde_json::json!({
+            "limit": 50593792, "reservation": 40000000, "swappiness": 10, "disableOOMKiller": true
+        });
+        let p = on("v1-root.toml", full).unwrap().plan;
+        for (file, value) in [
+            ("memory.limit_in_bytes", "50593792"),
+            ("memory.soft_limit_in_bytes", "40000000"),
+            ("memory.swappiness", "10"),
+            ("memory.oom_control", "1"),
+        ] {
+            assert_eq!(write_of(&p, file).as_deref(), Some(value), "{file}");
+        }
+        let writes = &p.cgroup.as_ref().unwrap().writes;
+        let w = writes.iter().find(|w| w.file.ends_with("memory.oom_control")).unwrap();
+        assert_eq!(w.from, Origin::spec("linux.resources.memory.disableOOMKiller"));
+        // disableOOMKiller false and an unlimited reservation write nothing.
+        let none = serde_json::json!({ "limit": 50593792, "reservation": -1, "disableOOMKiller": false });
+        let p = on("v1-root.toml", none).unwrap().plan;
+        assert_eq!(write_of(&p, "memory.oom_control"), None);
+        assert_eq!(write_of(&p, "memory.soft_limit_in_bytes"), None);
+        // v2: the reservation is memory.low; swappiness, which v2 lacks, is refused.
+        let p = on(
+            "v2-root.toml",
+            serde_json::json!({ "limit": 50593792, "reservation": 40000000 }),
+        );
+        assert_eq!(write_of(&p.unwrap().plan, "memory.low").as_deref(), Some("40000000"));
+        let e = on(
+            "v2-root.toml",
+            serde_json::json!({ "limit": 50593792, "swappiness": 10 }),
+        )
+        .unwrap_err();
+        assert!(matches!(e.kind, CompileErrorKind::Unsupported { .. }), "{e}");
+        // Swappiness is 0 to 100.
+        let e = on(
+            "v1-root.toml",
+            serde_json::json!({ "limit": 50593792, "swappiness": 101 }),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("swappiness 101"), "{e}");
+    }
+
+    /// runtime-tools' linux_cgroups_blkio and ..._memory: resource settings
+    /// sandboxctl does not apply were dropped unseen (a blkio throttle asked
+    /// for, none set). A restriction is refused at its spec path; what
+    /// engines fill in on their own, and the kernel memory limits kernels no
+    /// longer enforce, get a warning naming them; an empty section is nothing.
+    #[test]
+    fn resources_not_applied_are_refused_or_named() {
+        let on = |res: serde_json::Value| {
+            let s = runc_spec(|v| v["linux"]["resources"] = res);
+            compile(
+                &policy("extends = \"container\""),
+                &s,
+                &host("v1-root.toml"),
+                &Default::default(),
+            )
+        };
+        for (res, path) in [
+            (
+                serde_json::json!({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 102400}]}}),
+                "linux.resources.blockIO",
+            ),
+            (
+                serde_json::json!({"blockIO": {"weight": 500}}),
+                "linux.resources.blockIO",
+            ),
+            (
+                serde_json::json!({"network": {"classID": 1}}),
+                "linux.resources.network",
+            ),
+            (
+                serde_json::json!({"cpu": {"realtimeRuntime": 1000}}),
+                "linux.resources.cpu.realtimeRuntime",
+            ),
+        ] {
+            let e = on(res).unwrap_err();
+            assert!(
+                matches!(&e.anchors[0], Anchor::Spec { path: p, .. } if p == path),
+                "{path}: {e}"
+            );
+            assert!(e.to_string().contains("not applied"), "{e}");
+        }
+        let c = on(serde_json::json!({
+            "memory": {"limit": 50593792, "kernel": 50593792, "kernelTCP": 50593792},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 0}]
+        }))
+        .unwrap();
+        let warned: Vec<_> = c
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("is not applied"))
+            .collect();
+        assert_eq!(warned.len(), 3, "{warned:?}");
+        assert!(on(serde_json::json!({"blockIO": {}, "network": {"priorities": []}})).is_ok());
+    }
+
     #[test]
     fn a_v1_freezer_directory_is_made_for_pause() {
         let p = "extends = \"default\"\n[limits]\nmemory = \"1GiB\"";

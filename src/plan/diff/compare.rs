@@ -972,6 +972,9 @@ fn changed_limit_origins<'a>(o: &'a CgroupLimits, n: &'a CgroupLimits) -> Vec<&'
     [
         changed(&o.memory, &n.memory),
         changed(&o.memory_swap, &n.memory_swap),
+        changed(&o.memory_reservation, &n.memory_reservation),
+        changed(&o.memory_swappiness, &n.memory_swappiness),
+        changed(&o.memory_oom_kill_disable, &n.memory_oom_kill_disable),
         changed(&o.cpu_shares, &n.cpu_shares),
         changed(&o.cpu_quota, &n.cpu_quota),
         changed(&o.cpu_period, &n.cpu_period),
@@ -1020,6 +1023,29 @@ fn cgroup(cx: &mut Cx, old: Option<&CgroupPlan>, new: Option<&CgroupPlan>) {
         nl.memory_swap.as_ref(),
         bytes,
         |o, n| bound_dir(memory_bound(o), memory_bound(n)),
+    );
+    // A larger soft limit claims more of the host's memory under pressure.
+    cx.opt_sourced(
+        "cgroup.limits.memory_reservation",
+        ol.memory_reservation.as_ref(),
+        nl.memory_reservation.as_ref(),
+        bytes,
+        |o, n| ChangeKind::of_ranks(o.map_or(0, |b| b.0), n.map_or(0, |b| b.0)),
+    );
+    cx.opt_sourced(
+        "cgroup.limits.memory_swappiness",
+        ol.memory_swappiness.as_ref(),
+        nl.memory_swappiness.as_ref(),
+        u64::to_string,
+        |_, _| ChangeKind::Neutral,
+    );
+    // Without the OOM killer, a sandbox at its limit is never killed.
+    cx.opt_sourced(
+        "cgroup.limits.memory_oom_kill_disable",
+        ol.memory_oom_kill_disable.as_ref(),
+        nl.memory_oom_kill_disable.as_ref(),
+        bool::to_string,
+        |o, n| ChangeKind::of_ranks(o.copied().unwrap_or(false), n.copied().unwrap_or(false)),
     );
     cx.opt_sourced(
         "cgroup.limits.cpu_shares",
