@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::plan::{Actor, DeviceKind, FdRole, NsKind};
@@ -310,6 +310,12 @@ pub enum Op {
         exe: FdRef,
         handover: FdRef,
         keep: Vec<i32>,
+    },
+    /// symlinkat(target, dir, name); an existing entry is left as it is.
+    SymlinkAt {
+        dir: FdRef,
+        name: std::ffi::OsString,
+        target: PathBuf,
     },
     /// A recursive bind of the directory `fd` names onto itself (a copy of
     /// its mount tree attached over it: open_tree + move_mount, no path
@@ -783,6 +789,13 @@ impl fmt::Display for Op {
             ExecSelf { exe, handover, keep } => write!(
                 f,
                 "re-exec {exe} (capabilities kept in ambient; fds {keep:?} kept) with handover {handover}"
+            ),
+            SymlinkAt { dir, name, target } => write!(
+                f,
+                "symlink {}/{} -> {} (unless it exists)",
+                dir,
+                Path::new(name).display(),
+                target.display()
             ),
             BindOntoItself { fd, tag } => write!(
                 f,

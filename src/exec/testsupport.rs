@@ -258,6 +258,7 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
                 .collect(),
         },
         hooks: Vec::new(),
+        dev_links: Vec::new(),
         clamps: vec![],
         // Platform native: no `trace` step.
         steps: Step::ALL

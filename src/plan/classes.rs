@@ -203,7 +203,7 @@ pub const CLASSES: &[ClassRule] = &[
     ClassRule {
         class: PrivilegeClass::Device,
         name: "device",
-        fields: &["devices[*]", "devices[*].*"],
+        fields: &["devices[*]", "devices[*].*", "dev_links[*]"],
         widens: Some("a device is added, points at another device number, or gains mode bits"),
         narrows: Some("a device is removed or loses mode bits"),
     },

@@ -520,6 +520,13 @@ pub fn text(p: &LaunchPlan) -> String {
             &d.from,
         );
     }
+    for (i, l) in p.dev_links.iter().enumerate() {
+        w.row(
+            if i == 0 { "dev links" } else { "" },
+            format!("{} -> {}", l.path.display(), l.target.display()),
+            &l.from,
+        );
+    }
     for (i, r) in p.device_ceiling.iter().enumerate() {
         w.row(
             if i == 0 { "dev ceiling" } else { "" },

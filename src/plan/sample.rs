@@ -436,6 +436,7 @@ pub fn sample_plan() -> LaunchPlan {
             ],
         },
         hooks: Vec::new(),
+        dev_links: Vec::new(),
         clamps: vec![Clamp {
             field: "cgroup.limits.pids".into(),
             requested: "1024".into(),

@@ -92,6 +92,11 @@ pub struct LaunchPlan {
     pub supervisor: Supervisor,
     /// The workload: the spec's process.
     pub workload: Workload,
+    /// Symbolic links made in the sandbox's own /dev at step `devices`
+    /// (rule `oci-dev-links`: the runtime spec's /dev/fd, /dev/stdin,
+    /// /dev/stdout, /dev/stderr and /dev/ptmx).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dev_links: Vec<DevLink>,
     /// The spec's OCI hooks the policy lets run, in the order they run
     /// (phase by phase, each phase in the spec's order). Each runs on the
     /// host as the launching user, outside every namespace of the sandbox.
@@ -473,6 +478,18 @@ pub struct Device {
     pub from: Origin,
     /// The device ceiling entry (or platform setting) that allows it.
     pub allowed_by: Origin,
+}
+
+/// A symbolic link in the sandbox's /dev.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevLink {
+    /// The link, inside the sandbox (`/dev/fd`); made only where nothing is.
+    pub path: PathBuf,
+    /// What it points to (`/proc/self/fd`).
+    pub target: PathBuf,
+    /// Why it is made.
+    pub from: Origin,
 }
 
 /// One device number the policy allows.

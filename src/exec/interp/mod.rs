@@ -1823,6 +1823,19 @@ impl<'a, B: Backend> Interp<'a, B> {
                 }
             }
         }
+        for l in &self.plan.dev_links {
+            self.origin = l.from.clone();
+            let (Some(parent), Some(name)) = (l.path.parent(), l.path.file_name()) else {
+                return Err(self.failure("link", format!("{}: no parent", l.path.display())));
+            };
+            let dir = self.in_root(parent, Make::Nothing)?;
+            self.op(Op::SymlinkAt {
+                dir,
+                name: name.into(),
+                target: l.target.clone(),
+            })?;
+            self.op(Op::Close { fd: dir })?;
+        }
         Ok(())
     }
 

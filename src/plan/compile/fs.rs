@@ -369,6 +369,41 @@ pub(crate) fn device_ceiling(cx: &Cx) -> Vec<DeviceRule> {
 /// user namespace mknod is not allowed, so nodes are bind mounts of the
 /// host node the ceiling names for that number (`how = bind`, checked at
 /// apply to be that device); with the host's user namespace, mknod.
+/// The links the runtime spec asks every runtime to make in a /dev of its
+/// own (a tmpfs mounted at /dev): /dev/fd, /dev/stdin, /dev/stdout,
+/// /dev/stderr, and /dev/ptmx → pts/ptmx when a devpts is mounted at
+/// /dev/pts. None where a planned mount or device already is. Programs rely
+/// on them (images link their logs to /dev/stdout, shells use /dev/fd).
+pub(crate) fn dev_links(mounts: &[Mount], devices: &[Device]) -> Vec<DevLink> {
+    let mounted = |target: &str, fstype: &str| {
+        mounts
+            .iter()
+            .any(|m| m.target == Path::new(target) && m.fstype == fstype && !m.is_bind())
+    };
+    if !mounted("/dev", "tmpfs") {
+        return Vec::new();
+    }
+    let mut links = vec![
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ];
+    if mounted("/dev/pts", "devpts") {
+        links.push(("/dev/ptmx", "pts/ptmx"));
+    }
+    let taken = |p: &Path| mounts.iter().any(|m| m.target == p) || devices.iter().any(|d| d.path == p);
+    links
+        .into_iter()
+        .filter(|(p, _)| !taken(Path::new(p)))
+        .map(|(p, t)| DevLink {
+            path: p.into(),
+            target: t.into(),
+            from: Origin::rule("oci-dev-links"),
+        })
+        .collect()
+}
+
 pub(crate) fn devices(
     cx: &mut Cx,
     platform: &Sourced<Platform>,
@@ -481,4 +516,46 @@ pub(crate) fn hostname(cx: &Cx) -> Option<Sourced<String>> {
         .as_ref()
         .filter(|h| !h.is_empty())
         .map(|h| Sourced::new(h.clone(), Origin::spec("hostname")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(target: &str, fstype: &str) -> Mount {
+        Mount {
+            target: target.into(),
+            fstype: fstype.into(),
+            source: fstype.into(),
+            flags: BTreeSet::new(),
+            data: String::new(),
+            source_within: None,
+            from: Origin::spec("mounts[0]"),
+        }
+    }
+
+    #[test]
+    fn dev_links_only_in_a_dev_of_the_sandbox_own() {
+        let links = |m: &[Mount]| -> Vec<String> {
+            dev_links(m, &[])
+                .iter()
+                .map(|l| format!("{} -> {}", l.path.display(), l.target.display()))
+                .collect()
+        };
+        assert!(links(&[mount("/proc", "proc")]).is_empty(), "no /dev tmpfs: none");
+        assert_eq!(
+            links(&[mount("/dev", "tmpfs")]),
+            [
+                "/dev/fd -> /proc/self/fd",
+                "/dev/stdin -> /proc/self/fd/0",
+                "/dev/stdout -> /proc/self/fd/1",
+                "/dev/stderr -> /proc/self/fd/2"
+            ]
+        );
+        let with_pts = links(&[mount("/dev", "tmpfs"), mount("/dev/pts", "devpts")]);
+        assert_eq!(with_pts.last().unwrap(), "/dev/ptmx -> pts/ptmx");
+        // Where a planned mount already is, no link.
+        let taken = links(&[mount("/dev", "tmpfs"), mount("/dev/stdout", "tmpfs")]);
+        assert!(!taken.iter().any(|l| l.starts_with("/dev/stdout")), "{taken:?}");
+    }
 }

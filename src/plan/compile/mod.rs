@@ -82,6 +82,7 @@ pub fn compile(
     let (masked_paths, readonly_paths) = fs::masked_and_readonly(&cx);
     let device_ceiling = fs::device_ceiling(&cx);
     let devices = fs::devices(&mut cx, &platform, &namespaces, &device_ceiling)?;
+    let dev_links = fs::dev_links(&mounts, &devices);
     let hostname = fs::hostname(&cx);
     let cgroup = cgroup::cgroup(&mut cx)?;
     let stdio = fds::stdio(&mut cx)?;
@@ -98,6 +99,7 @@ pub fn compile(
         &masked_paths,
         &readonly_paths,
         &devices,
+        &dev_links,
         &hostname,
         &network,
         &workload,
@@ -128,6 +130,7 @@ pub fn compile(
         readonly_paths,
         devices,
         device_ceiling,
+        dev_links,
         hostname,
         cgroup,
         log_dirs,
@@ -259,6 +262,7 @@ fn steps(
     masked: &[Sourced<PathBuf>],
     readonly: &[Sourced<PathBuf>],
     devices: &[Device],
+    dev_links: &[DevLink],
     hostname: &Option<Sourced<String>>,
     network: &Sourced<NetworkMode>,
     w: &Workload,
@@ -282,7 +286,7 @@ fn steps(
             Network => network.value == NetworkMode::Loopback,
             MountPropagation => mount_ns_new,
             Mounts => !mounts.is_empty(),
-            Devices => !devices.is_empty(),
+            Devices => !devices.is_empty() || !dev_links.is_empty(),
             RootChange => root.change.value != super::types::RootChange::None,
             MaskedPaths => !masked.is_empty(),
             ReadonlyPaths => !readonly.is_empty(),

@@ -258,6 +258,7 @@ pub(super) fn compare(old: &LaunchPlan, new: &LaunchPlan) -> Vec<Change> {
         ChangeKind::Widens,
     );
     devices(&mut cx, &old.devices, &new.devices);
+    dev_links(&mut cx, &old.dev_links, &new.dev_links);
     let rule = |r: &DeviceRule| {
         let kind = if r.kind == DeviceKind::Char { 'c' } else { 'b' };
         (
@@ -807,6 +808,26 @@ fn show_device(d: &Device) -> String {
         DeviceKind::Block => 'b',
     };
     format!("{kind} {}:{}", d.major, d.minor)
+}
+
+/// A link into the process's own fds (or its devpts) opens nothing: every
+/// change is neutral, and shown.
+fn dev_links(cx: &mut Cx, old: &[DevLink], new: &[DevLink]) {
+    let pairs = pair_up(
+        old.iter().map(|l| (l.path.clone(), l)),
+        new.iter().map(|l| (l.path.clone(), l)),
+    );
+    for (path, (o, n)) in pairs {
+        cx.value(
+            format!("dev_links[{}]", path.display()),
+            o.map(|l| &l.target),
+            n.map(|l| &l.target),
+            o.map(|l| &l.from),
+            n.map(|l| &l.from),
+            |t| format!("-> {}", t.display()),
+            |_, _| ChangeKind::Neutral,
+        );
+    }
 }
 
 fn devices(cx: &mut Cx, old: &[Device], new: &[Device]) {
