@@ -510,6 +510,21 @@ fn case_pids_limit(root: &Path, id: &str) {
     assert_ne!(r.status, 0);
 }
 
+/// `workload.oom_score_adj`: a lowered score (which takes CAP_SYS_RESOURCE
+/// on the host: the launcher writes it) is what every process of the
+/// sandbox has, its children too.
+fn case_oom_score_adj(root: &Path, id: &str) {
+    let mut p = sample(
+        root,
+        id,
+        "cat /proc/self/oom_score_adj; sh -c 'cat /proc/self/oom_score_adj'",
+    );
+    p.workload.oom_score_adj = Some(Sourced::new(-500, Origin::spec("process.oomScoreAdj")));
+    let r = run(&p, None);
+    assert_eq!(r.status, 0, "{}", r.err);
+    assert_eq!(r.out, "-500\n-500\n", "{}", r.err);
+}
+
 fn case_memory_limit(root: &Path, id: &str) {
     let mut p = sample(root, id, "");
     p.workload.args.value = vec!["/bin/tail".into(), "/dev/zero".into()];
@@ -2176,6 +2191,7 @@ fn main() {
         ("readme_quick_start", case_readme_quick_start),
         ("kvm_device", case_kvm_device),
         ("pids_limit", case_pids_limit),
+        ("oom_score_adj", case_oom_score_adj),
         ("memory_limit", case_memory_limit),
         ("console", case_console),
         ("join_userns", case_join_userns),

@@ -235,6 +235,7 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
             ),
             no_new_privs: Sourced::new(true, Origin::spec("process.noNewPrivileges")),
             umask: Some(Sourced::new(0o022, Origin::Default)),
+            oom_score_adj: None,
             rlimits,
             seccomp: Some(Seccomp {
                 default_action: Sourced::new(SeccompAction::Allow, Origin::spec("linux.seccomp.defaultAction")),

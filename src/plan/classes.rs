@@ -299,6 +299,7 @@ pub const CLASSES: &[ClassRule] = &[
             "workload.env.*",
             "workload.cwd",
             "workload.umask",
+            "workload.oom_score_adj",
             "hostname",
             "supervisor.session",
             "log_dirs",

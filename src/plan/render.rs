@@ -648,6 +648,9 @@ pub fn text(p: &LaunchPlan) -> String {
     if let Some(u) = &wl.umask {
         w.row("", format!("umask {:04o}", u.value), &u.from);
     }
+    if let Some(o) = &wl.oom_score_adj {
+        w.row("", format!("oom_score_adj {}", o.value), &o.from);
+    }
     for (k, r) in &wl.rlimits {
         let v = |x: u64| {
             if x == u64::MAX {

@@ -383,6 +383,7 @@ pub fn sample_plan() -> LaunchPlan {
             ),
             no_new_privs: Sourced::new(true, spec("process.noNewPrivileges")),
             umask: Some(Sourced::new(0o022, Origin::Default)),
+            oom_score_adj: None,
             rlimits,
             seccomp: Some(Seccomp {
                 default_action: Sourced::new(SeccompAction::Errno(1), spec("linux.seccomp.defaultAction")),

@@ -859,6 +859,11 @@ pub struct Workload {
     /// umask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub umask: Option<Sourced<u32>>,
+    /// The sandbox's OOM score adjustment (-1000..=1000), written by the
+    /// launcher to the supervisor's `/proc/PID/oom_score_adj` before the
+    /// release: every process of the sandbox inherits it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<Sourced<i32>>,
     /// Resource limits.
     pub rlimits: BTreeMap<RlimitKind, Rlimit>,
     /// The seccomp filter, loaded just before exec.

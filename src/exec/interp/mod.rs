@@ -1004,6 +1004,18 @@ impl<'a, B: Backend> Interp<'a, B> {
                 if let Some(fd) = self.state {
                     self.op(Op::WritePid { fd, proc: sup })?;
                 }
+                // The sandbox's OOM score, inherited by everything it starts;
+                // written here, by the launcher, because lowering it takes
+                // CAP_SYS_RESOURCE on the host.
+                if let Some(o) = &self.plan.workload.oom_score_adj {
+                    self.origin = o.from.clone();
+                    self.op(Op::WriteProcFile {
+                        proc: sup,
+                        name: "oom_score_adj",
+                        data: o.value.to_string(),
+                    })?;
+                    self.origin = self.plan.namespaces.user.from.clone();
+                }
                 // Back to the launcher's own namespaces, and drop the
                 // fds that now belong to the child.
                 let child_fds: Vec<i32> = self

@@ -55,6 +55,9 @@ pub(crate) fn workload(cx: &mut Cx, user: &UserNs, fds: Vec<FdEntry>) -> Result<
             .user()
             .umask()
             .map(|u| Sourced::new(u, Origin::spec("process.user.umask"))),
+        oom_score_adj: p
+            .oom_score_adj()
+            .map(|v| Sourced::new(v, Origin::spec("process.oomScoreAdj"))),
         rlimits: rlimits(cx, p)?,
         seccomp,
         fds,

@@ -1297,6 +1297,13 @@ fn workload(cx: &mut Cx, old: &LaunchPlan, new: &LaunchPlan) {
         |u| format!("{u:04o}"),
         |_, _| ChangeKind::Neutral,
     );
+    cx.opt_sourced(
+        "workload.oom_score_adj",
+        o.oom_score_adj.as_ref(),
+        n.oom_score_adj.as_ref(),
+        |v| v.to_string(),
+        |_, _| ChangeKind::Neutral,
+    );
     rlimits(cx, &o.rlimits, &n.rlimits);
     seccomp(cx, o.seccomp.as_ref(), n.seccomp.as_ref());
     fds(
