@@ -510,19 +510,30 @@ fn case_pids_limit(root: &Path, id: &str) {
     assert_ne!(r.status, 0);
 }
 
-/// `workload.oom_score_adj`: a lowered score (which takes CAP_SYS_RESOURCE
-/// on the host: the launcher writes it) is what every process of the
-/// sandbox has, its children too.
+/// `workload.oom_score_adj`: the score is what every process of the
+/// sandbox has, its children too. A lowered one takes CAP_SYS_RESOURCE,
+/// which root here may lack: then preflight names it and nothing is made.
 fn case_oom_score_adj(root: &Path, id: &str) {
-    let mut p = sample(
-        root,
-        id,
-        "cat /proc/self/oom_score_adj; sh -c 'cat /proc/self/oom_score_adj'",
-    );
-    p.workload.oom_score_adj = Some(Sourced::new(-500, Origin::spec("process.oomScoreAdj")));
+    let script = "cat /proc/self/oom_score_adj; sh -c 'cat /proc/self/oom_score_adj'";
+    let mut p = sample(root, id, script);
+    p.workload.oom_score_adj = Some(Sourced::new(500, Origin::spec("process.oomScoreAdj")));
     let r = run(&p, None);
     assert_eq!(r.status, 0, "{}", r.err);
-    assert_eq!(r.out, "-500\n-500\n", "{}", r.err);
+    assert_eq!(r.out, "500\n500\n", "{}", r.err);
+    p.workload.oom_score_adj = Some(Sourced::new(-500, Origin::spec("process.oomScoreAdj")));
+    let r = run(&p, None);
+    let resource = caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE).unwrap();
+    if resource {
+        assert_eq!((r.status, r.out.as_str()), (0, "-500\n-500\n"), "{}", r.err);
+    } else {
+        assert_eq!(r.status, 250, "{}", r.err);
+        assert!(
+            r.err.contains("lowering the OOM score to -500 needs CAP_SYS_RESOURCE"),
+            "{}",
+            r.err
+        );
+        assert_nothing_left(&r, "oom_score_adj without CAP_SYS_RESOURCE");
+    }
 }
 
 fn case_memory_limit(root: &Path, id: &str) {

@@ -200,6 +200,16 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
             );
         }
     }
+    if let Some(o) = plan.workload.oom_score_adj.as_ref().filter(|o| o.value < 0) {
+        if !missing_caps(host, &[C::CAP_SYS_RESOURCE]).is_empty() {
+            need(
+                &mut v,
+                format!("lowering the OOM score to {} needs CAP_SYS_RESOURCE", o.value),
+                &o.from,
+                "run sandboxctl with CAP_SYS_RESOURCE, or leave process.oomScoreAdj at 0 or above",
+            );
+        }
+    }
     let joins = ns.iter().any(|(_, n)| matches!(n.value, Namespace::Join(_)));
     if joins && !missing_caps(host, &[C::CAP_SYS_ADMIN]).is_empty() {
         need(
