@@ -238,27 +238,9 @@ pub enum Command {
     /// Change a running sandbox's cgroup limits, cut to its policy's ceiling as at compile
     /// time; the stored plan records them. Fields not given stay as they are.
     Update {
-        /// A JSON file of OCI LinuxResources (`-` for stdin); the flags override it.
-        #[arg(long, short = 'r', value_name = "FILE")]
-        resources: Option<PathBuf>,
-        /// Memory limit (bytes, or with k, m, g suffix).
-        #[arg(long)]
-        memory: Option<String>,
-        /// Memory plus swap limit (bytes, or with k, m, g suffix; -1 unlimited).
-        #[arg(long)]
-        memory_swap: Option<String>,
-        /// Maximum number of tasks.
-        #[arg(long)]
-        pids_limit: Option<i64>,
-        /// CPU CFS quota in microseconds per period.
-        #[arg(long)]
-        cpu_quota: Option<i64>,
-        /// CPU CFS period in microseconds.
-        #[arg(long)]
-        cpu_period: Option<u64>,
-        /// CPU shares (relative weight).
-        #[arg(long)]
-        cpu_shares: Option<u64>,
+        /// The limits asked for.
+        #[command(flatten)]
+        request: UpdateRequest,
         /// The sandbox id.
         id: String,
     },
@@ -476,4 +458,30 @@ pub struct PlanInputs {
     /// namespaces this one joins where the policy allows joining.
     #[arg(skip)]
     pub join_sandbox: Option<i32>,
+}
+
+/// `update`'s request, as given on the command line.
+#[derive(Debug, Default, clap::Args)]
+pub struct UpdateRequest {
+    /// A JSON file of OCI LinuxResources (`-` for stdin); the flags override it.
+    #[arg(long, short = 'r', value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Memory limit (bytes, or with k, m, g suffix).
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit (bytes, or with k, m, g suffix; -1 unlimited).
+    #[arg(long)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of tasks.
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// CPU CFS quota in microseconds per period.
+    #[arg(long)]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS period in microseconds.
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// CPU shares (relative weight).
+    #[arg(long)]
+    pub cpu_shares: Option<u64>,
 }

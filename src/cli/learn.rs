@@ -298,18 +298,7 @@ mod tests {
     }
 
     fn default_plan() -> LaunchPlan {
-        let args: Vec<String> = [
-            "--policy",
-            "default",
-            "--host",
-            "tests/golden/hosts/hybrid-root.toml",
-            "--",
-            "true",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        crate::cli::compile_args_in(Path::new(env!("CARGO_MANIFEST_DIR")), &args).unwrap()
+        crate::cli::compile_builtin("default")
     }
 
     /// The fragment of a run that made read, write, exit_group, execve,

@@ -766,24 +766,7 @@ fn kill_sandbox(dir: &SandboxDir, record: &Record, dirs: &[CgroupDir]) -> Result
     Ok(())
 }
 
-/// `update`'s request, as given on the command line.
-#[derive(Debug, Default)]
-pub(super) struct UpdateRequest {
-    /// `-r FILE` (`-` for stdin): OCI LinuxResources JSON.
-    pub resources: Option<PathBuf>,
-    /// `--memory`.
-    pub memory: Option<String>,
-    /// `--memory-swap`.
-    pub memory_swap: Option<String>,
-    /// `--pids-limit`.
-    pub pids_limit: Option<i64>,
-    /// `--cpu-quota`.
-    pub cpu_quota: Option<i64>,
-    /// `--cpu-period`.
-    pub cpu_period: Option<u64>,
-    /// `--cpu-shares`.
-    pub cpu_shares: Option<u64>,
-}
+pub(super) use super::args::UpdateRequest;
 
 /// A size as runc's `update --memory` takes it: bytes, or a number with
 /// `k`, `m`, `g` or `t` (binary, an optional `b`); `-1` is unlimited.

@@ -175,28 +175,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Events { stats, interval, id } => lifecycle::events(&state_root, &id, stats, &interval),
         Command::Pause { id } => lifecycle::pause(&state_root, &id),
         Command::Resume { id } => lifecycle::resume(&state_root, &id),
-        Command::Update {
-            resources,
-            memory,
-            memory_swap,
-            pids_limit,
-            cpu_quota,
-            cpu_period,
-            cpu_shares,
-            id,
-        } => lifecycle::update(
-            &state_root,
-            &id,
-            &lifecycle::UpdateRequest {
-                resources,
-                memory,
-                memory_swap,
-                pids_limit,
-                cpu_quota,
-                cpu_period,
-                cpu_shares,
-            },
-        ),
+        Command::Update { request, id } => lifecycle::update(&state_root, &id, &request),
         Command::Stacks { format, id } => lifecycle::stacks(&state_root, &id, format),
         Command::Checkpoint {
             image_path,
@@ -498,6 +477,24 @@ pub fn compile_quietly(inputs: &PlanInputs, base: &Path) -> Result<(Compiled, Lo
     let compiled = compile(&loaded.policy, &loaded.spec, &loaded.host, &opts)
         .map_err(|e| Failure::input(e.to_diag(&loaded.policy, &loaded.spec)))?;
     Ok((compiled, loaded))
+}
+
+/// Test support: the plan built-in `policy` makes of the embedded default
+/// spec running `true`, on the golden tests' hybrid root host.
+#[cfg(test)]
+pub(crate) fn compile_builtin(policy: &str) -> LaunchPlan {
+    let args: Vec<String> = [
+        "--policy",
+        policy,
+        "--host",
+        "tests/golden/hosts/hybrid-root.toml",
+        "--",
+        "true",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    compile_args_in(Path::new(env!("CARGO_MANIFEST_DIR")), &args).unwrap()
 }
 
 /// Compiles a case's arguments (as `sandboxctl check` and the golden tests do):

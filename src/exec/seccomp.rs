@@ -1110,18 +1110,7 @@ mod tests {
     #[test]
     fn plan_rules_decide_as_the_loaded_programs() {
         for policy in ["default", "untrusted"] {
-            let args: Vec<String> = [
-                "--policy",
-                policy,
-                "--host",
-                "tests/golden/hosts/hybrid-root.toml",
-                "--",
-                "true",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            let plan = crate::cli::compile_args_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), &args).unwrap();
+            let plan = crate::cli::compile_builtin(policy);
             let s = plan.workload.seccomp.as_ref().unwrap();
             let filters = prepare(s).unwrap();
             let probes: Vec<[u64; 6]> = vec![

@@ -229,8 +229,6 @@ pub struct Interp<'a, B: Backend> {
     /// the way), opened by the launcher with the bind sources (see
     /// [`Self::open_host_sources`]) and bound onto itself by the supervisor.
     root_path: Option<FdRef>,
-    /// Whether [`Self::open_host_sources`] ran.
-    host_sources_open: bool,
     /// `create`: an O_PATH fd on this binary, opened with the host sources
     /// (before the root change), for the supervisor's re-exec.
     self_exe: Option<FdRef>,
@@ -314,7 +312,6 @@ impl<'a, B: Backend> Interp<'a, B> {
             device_sources: Vec::new(),
             root_fd: None,
             root_path: None,
-            host_sources_open: false,
             self_exe: None,
             launcher_filters: None,
             owner_uid: 0,
@@ -1664,10 +1661,6 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// on /dev over the host's /dev/null when the root is `/`); in the
     /// sandbox's own mount namespace, so the mounts can take them.
     fn open_host_sources(&mut self) -> R<()> {
-        if self.host_sources_open {
-            return Ok(());
-        }
-        self.host_sources_open = true;
         if self.creating.is_some() {
             // This binary, while its path is still the host's (see reexec.rs).
             self.origin = Origin::rule(CREATE_RULE);
