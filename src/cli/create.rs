@@ -434,7 +434,9 @@ pub(super) fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Failure> {
 fn exec_process(dir: &SandboxDir, a: &ExecArgs) -> Result<oci_spec::runtime::Process, Failure> {
     use oci_spec::runtime::{ProcessBuilder, UserBuilder};
     if let Some(p) = a.process {
-        let (_, _, process) = crate::spec::load_process(p, Path::new(".")).map_err(|e| Failure::input(e.to_diag()))?;
+        let (_, _, mut process) =
+            crate::spec::load_process(p, Path::new(".")).map_err(|e| Failure::input(e.to_diag()))?;
+        clamp_exec_capabilities(dir, a.id, &mut process)?;
         return Ok(process);
     }
     if a.command.is_empty() {
@@ -488,6 +490,33 @@ fn exec_process(dir: &SandboxDir, a: &ExecArgs) -> Result<oci_spec::runtime::Pro
             p
         })
         .map_err(|e| Failure::other(format!("exec: {e}")))
+}
+
+/// Under a policy that clamps capabilities, an exec's sets above the
+/// workload's are cut as compile cut the spec's (one warning line naming the
+/// policy line); under one that denies, they go to the supervisor as asked
+/// and it refuses them.
+fn clamp_exec_capabilities(dir: &SandboxDir, id: &str, p: &mut oci_spec::runtime::Process) -> Result<(), Failure> {
+    if p.capabilities().is_none() {
+        return Ok(());
+    }
+    let policy = super::lifecycle::stored_policy(dir, "exec", id)?;
+    if policy.cap_on_excess.value != crate::policy::OnExcess::Clamp {
+        return Ok(());
+    }
+    let plan = load_plan_file(&dir.path().join(PLAN_FILE))?;
+    let cut = crate::plan::exec_process::clamp_capabilities(&plan, p);
+    if !cut.is_empty() {
+        let mut caps: Vec<String> = cut.iter().map(|c| c.cap.to_string()).collect();
+        caps.sort();
+        caps.dedup();
+        eprintln!(
+            "warning: exec {id}: {} above this sandbox's capability ceiling cut (capabilities.on_excess = \"clamp\", {})",
+            caps.join(", "),
+            policy.origin(&policy.cap_on_excess.at)
+        );
+    }
+    Ok(())
 }
 
 /// Forks the proxy of `exec --detach --pid-file` (see [`exec`]): its stdio

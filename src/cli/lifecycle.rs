@@ -900,6 +900,30 @@ fn from_update(o: &mut crate::vocab::Origin) {
     }
 }
 
+/// The policy a sandbox was created under, as stored with its state: the
+/// ceiling `update` and `exec` cut requests to. `what` names the command.
+pub(super) fn stored_policy(dir: &SandboxDir, what: &str, id: &str) -> Result<crate::policy::Policy, Failure> {
+    let sources = crate::exec::control::state::load_policy_sources(dir)
+        .map_err(failure)?
+        .ok_or_else(|| {
+            Failure::other(format!(
+                "{what}: sandbox \"{id}\" has no stored policy ({}), so its ceiling is unknown; nothing was changed",
+                crate::exec::control::state::POLICY_FILE
+            ))
+        })?;
+    crate::policy::load_resolved(
+        sources
+            .into_iter()
+            .map(|s| crate::policy::Source {
+                name: s.name,
+                dir: None,
+                text: s.text,
+            })
+            .collect(),
+    )
+    .map_err(|e| Failure::input(e.to_diag()))
+}
+
 /// `update ID`: the request (the current limits, overlaid by `-r` and then
 /// by the flags) is cut to the stored policy's ceiling exactly as compile
 /// cuts a spec's (`plan::compile::recompile_cgroup`: refused or clamped per
@@ -958,25 +982,7 @@ pub(super) fn update(root: &Path, id: &str, req: &UpdateRequest) -> Result<i32, 
              of the cgroup a sandbox was created with; nothing was changed"
         )));
     };
-    let sources = crate::exec::control::state::load_policy_sources(&dir)
-        .map_err(failure)?
-        .ok_or_else(|| {
-            Failure::other(format!(
-                "update: sandbox \"{id}\" has no stored policy ({}), so its ceiling is unknown; nothing was changed",
-                crate::exec::control::state::POLICY_FILE
-            ))
-        })?;
-    let policy = crate::policy::load_resolved(
-        sources
-            .into_iter()
-            .map(|s| crate::policy::Source {
-                name: s.name,
-                dir: None,
-                text: s.text,
-            })
-            .collect(),
-    )
-    .map_err(|e| Failure::input(e.to_diag()))?;
+    let policy = stored_policy(&dir, "update", id)?;
 
     let mut res = current_resources(&old.limits);
     overlay(&mut res, top);

@@ -208,6 +208,57 @@ pub fn compile(plan: &LaunchPlan, p: &oci_spec::runtime::Process) -> Result<Exec
     })
 }
 
+/// A capability an `exec` request asked for above the workload's, cut
+/// because the sandbox's policy clamps (`capabilities.on_excess = "clamp"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClampedCap {
+    /// Which set (`bounding`, `effective`, ...).
+    pub set: &'static str,
+    /// The capability.
+    pub cap: Cap,
+}
+
+/// Cuts each capability set `p` names to the workload's same set, as compile
+/// cuts a spec's under `capabilities.on_excess = "clamp"`: engines send their
+/// default sets with every exec (podman and containerd alike), and a policy
+/// that clamps the container's sets at create clamps an exec's the same
+/// instead of refusing it. Returns what was cut (unknown names are left for
+/// [`compile`] to refuse). Pure: the supervisor compiles the result as any
+/// request, so nothing here can widen what it allows.
+pub fn clamp_capabilities(plan: &LaunchPlan, p: &mut oci_spec::runtime::Process) -> Vec<ClampedCap> {
+    let Some(mut c) = p.capabilities().clone() else {
+        return Vec::new();
+    };
+    let ceiling = &plan.workload.capabilities.value;
+    let mut cut = Vec::new();
+    let mut keep = |set: &'static str, asked: Option<oci_spec::runtime::Capabilities>, max: &BTreeSet<Cap>| {
+        asked.map(|asked| {
+            asked
+                .into_iter()
+                .filter(|c| match c.to_string().parse::<Cap>() {
+                    Ok(cap) if !max.contains(&cap) => {
+                        cut.push(ClampedCap { set, cap });
+                        false
+                    }
+                    _ => true,
+                })
+                .collect()
+        })
+    };
+    let bounding = keep("bounding", c.bounding().clone(), &ceiling.bounding);
+    let effective = keep("effective", c.effective().clone(), &ceiling.effective);
+    let inheritable = keep("inheritable", c.inheritable().clone(), &ceiling.inheritable);
+    let permitted = keep("permitted", c.permitted().clone(), &ceiling.permitted);
+    let ambient = keep("ambient", c.ambient().clone(), &ceiling.ambient);
+    c.set_bounding(bounding);
+    c.set_effective(effective);
+    c.set_inheritable(inheritable);
+    c.set_permitted(permitted);
+    c.set_ambient(ambient);
+    p.set_capabilities(Some(c));
+    cut
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +328,51 @@ mod tests {
         let e = compile(&plan, &p).unwrap();
         assert!(e.capabilities.effective.is_empty() && e.capabilities.permitted.is_empty());
         assert_eq!(e.capabilities.bounding, plan.workload.capabilities.value.bounding);
+    }
+
+    #[test]
+    fn clamping_cuts_each_set_to_the_workloads() {
+        let plan = plan();
+        let ceiling = plan.workload.capabilities.value.clone();
+        let mut p = process(plan.workload.credentials.uid.0);
+        let all: std::collections::HashSet<Capability> = [
+            Capability::SysAdmin,
+            Capability::SysModule,
+            Capability::Chown,
+            Capability::Kill,
+        ]
+        .into();
+        p.set_capabilities(Some(
+            LinuxCapabilitiesBuilder::default()
+                .bounding(all.clone())
+                .effective(all.clone())
+                .permitted(all.clone())
+                .inheritable(all.clone())
+                .ambient(all)
+                .build()
+                .unwrap(),
+        ));
+        let cut = clamp_capabilities(&plan, &mut p);
+        // Whatever the sample's sets hold, nothing above them is left, every
+        // cut names a capability its set lacks, and compile accepts the rest.
+        for c in &cut {
+            let max = match c.set {
+                "bounding" => &ceiling.bounding,
+                "effective" => &ceiling.effective,
+                "inheritable" => &ceiling.inheritable,
+                "permitted" => &ceiling.permitted,
+                _ => &ceiling.ambient,
+            };
+            assert!(!max.contains(&c.cap), "{c:?}");
+        }
+        assert!(cut.iter().any(|c| c.cap == Cap(caps::Capability::CAP_SYS_MODULE)));
+        let e = compile(&plan, &p).unwrap();
+        assert!(e.capabilities.bounding.is_subset(&ceiling.bounding));
+        assert!(e.capabilities.ambient.is_subset(&ceiling.ambient));
+        // A request without capabilities is left alone.
+        let mut p = process(0);
+        assert!(clamp_capabilities(&plan, &mut p).is_empty());
+        assert!(p.capabilities().is_none());
     }
 
     #[test]

@@ -710,6 +710,7 @@ impl<'a, B: Backend> Interp<'a, B> {
     }
 
     fn open_fds(&mut self) -> R<()> {
+        self.make_rootfs_mount_points()?;
         for d in &self.plan.log_dirs {
             self.origin = d.from.clone();
             self.op(Op::MakeDirs {
@@ -1673,11 +1674,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             };
             self.self_exe = Some(self.op_fd(op, tag)?);
         }
-        let uses_root = [Step::Mounts, Step::Devices]
-            .iter()
-            .any(|s| self.plan.steps.contains(s));
-        let root = self.plan.root.path.value.clone();
-        if uses_root && self.plan.root.change.value != RootChange::None && root != Path::new("/") {
+        if let Some(root) = self.root_to_open() {
             self.origin = self.plan.root.path.from.clone();
             let tag = FdTag::Internal("root path");
             self.root_path = Some(self.op_fd(Op::OpenRootDir { path: root, tag }, tag)?);
@@ -1715,42 +1712,88 @@ impl<'a, B: Backend> Interp<'a, B> {
             let fd = self.op_fd(op, tag)?;
             self.device_sources.push(fd);
         }
-        self.make_rootfs_mount_points()
+        Ok(())
     }
 
-    /// The mount points in the root path itself (a mount's destination that
-    /// no earlier planned mount covers), made now, with the launcher's
-    /// uid (see [`Self::open_host_sources`]): an engine's rootfs belongs to
-    /// the host's root, and its spec binds files the image lacks
-    /// (`/run/.containerenv`). Mount points inside planned mounts (a tmpfs
-    /// on /dev) are made at step mounts, by the supervisor that owns them.
+    /// The root path the mounts and devices are made under, when there is
+    /// one to open (a root change to a tree other than the host's `/`).
+    fn root_to_open(&self) -> Option<PathBuf> {
+        let uses_root = [Step::Mounts, Step::Devices]
+            .iter()
+            .any(|s| self.plan.steps.contains(s));
+        let root = &self.plan.root.path.value;
+        (uses_root && self.plan.root.change.value != RootChange::None && root != Path::new("/")).then(|| root.clone())
+    }
+
+    /// The launcher (step `open_fds`, before the clone): makes the mount
+    /// points that lie in the root path itself (a mount's destination that
+    /// no earlier planned mount covers), resolved inside the root opened
+    /// without symbolic links, as [`Self::open_host_sources`] opens it. An
+    /// engine's rootfs belongs to the host's root, its top directory is
+    /// often read-only (containers/storage makes it 0555), and its spec
+    /// mounts onto paths the image lacks (`/run/.containerenv`, a
+    /// `--tmpfs` or `-v` destination): in the supervisor's new user
+    /// namespace no capability overrides those bits, so the launcher, which
+    /// holds the host's, makes them, as runc does. Mount points inside
+    /// planned mounts (a tmpfs on /dev) are made at step mounts, by the
+    /// supervisor that owns them.
     fn make_rootfs_mount_points(&mut self) -> R<()> {
-        let Some(root) = self.root_path else {
+        let Some(root_path) = self.root_to_open() else {
             return Ok(());
         };
         let mut covered: Vec<&Path> = Vec::new();
+        let mut root = None;
         for m in &self.plan.mounts {
             let target = m.target.as_path();
-            if !covered.iter().any(|c| target.starts_with(c)) {
-                self.origin = m.from.clone();
-                let make = if m.is_bind() {
-                    Make::Like(self.bind_source(Path::new(&m.source)))
-                } else {
-                    Make::Dir
-                };
-                let tag = FdTag::Internal("in root");
-                let fd = self.op_fd(
-                    Op::OpenInRoot {
-                        root,
-                        path: target.to_path_buf(),
-                        make,
-                        tag,
-                    },
-                    tag,
-                )?;
-                self.op(Op::Close { fd })?;
+            if covered.iter().any(|c| target.starts_with(c)) {
+                covered.push(target);
+                continue;
             }
             covered.push(target);
+            let root = match root {
+                Some(fd) => fd,
+                None => {
+                    self.origin = self.plan.root.path.from.clone();
+                    let tag = FdTag::Internal("root path");
+                    let fd = self.op_fd(
+                        Op::OpenRootDir {
+                            path: root_path.clone(),
+                            tag,
+                        },
+                        tag,
+                    )?;
+                    root = Some(fd);
+                    fd
+                }
+            };
+            self.origin = m.from.clone();
+            let source = if m.is_bind() {
+                let tag = FdTag::Internal("bind source");
+                let op = Op::OpenBindSource {
+                    path: PathBuf::from(&m.source),
+                    within: m.source_within.as_ref().map(|w| w.value.clone()),
+                    tag,
+                };
+                Some(self.op_fd(op, tag)?)
+            } else {
+                None
+            };
+            let tag = FdTag::Internal("in root");
+            let op = Op::OpenInRoot {
+                root,
+                path: target.to_path_buf(),
+                make: source.map_or(Make::Dir, Make::Like),
+                tag,
+            };
+            let made = self.op_fd(op, tag);
+            if let Some(fd) = source {
+                self.op(Op::Close { fd })?;
+            }
+            let fd = made?;
+            self.op(Op::Close { fd })?;
+        }
+        if let Some(fd) = root {
+            self.op(Op::Close { fd })?;
         }
         Ok(())
     }
