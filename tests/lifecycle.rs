@@ -628,6 +628,15 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// True (after one line saying so) when the test cannot run: not root.
+fn skipped_unless_root() -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("skipped: needs root");
+    true
+}
+
 /// Puts the fake's supervisor into the sandbox's own cgroup directories (as
 /// the real supervisor joins them), made as apply makes them.
 fn into_cgroups(sb: &Sandbox) -> Vec<PathBuf> {
@@ -659,8 +668,7 @@ fn proc_state(pid: u32) -> String {
 
 #[test]
 fn privileged_pause_resume_update_and_delete_with_real_cgroups() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skipped_unless_root() {
         return;
     }
     let id = format!("lc-{}", std::process::id());
@@ -785,6 +793,15 @@ struct Real {
 }
 
 impl Real {
+    /// Waits (5 s at most) for the sandbox to read `want`, and asserts it does.
+    fn wait_status(&self, want: &str) {
+        let start = Instant::now();
+        while self.status() != want && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(self.status(), want);
+    }
+
     fn new(tag: &str) -> Real {
         let real = Real::created(tag);
         let out = real.run(&["start", &real.id]);
@@ -869,8 +886,7 @@ impl Drop for Real {
 
 #[test]
 fn privileged_real_sandbox_ps_stacks_events_pause_update_kill_wait_delete() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skipped_unless_root() {
         return;
     }
     let r = Real::new("life");
@@ -950,11 +966,7 @@ fn privileged_real_sandbox_ps_stacks_events_pause_update_kill_wait_delete() {
     assert!(r.run(&["kill", id]).status.success());
     let out = r.run(&["wait", id]);
     assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
-    let start = Instant::now();
-    while r.status() != "stopped" && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(r.status(), "stopped");
+    r.wait_status("stopped");
     let out = r.run(&["delete", id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     r.assert_gone();
@@ -962,8 +974,7 @@ fn privileged_real_sandbox_ps_stacks_events_pause_update_kill_wait_delete() {
 
 #[test]
 fn privileged_real_sandbox_paused_is_deleted_with_force() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skipped_unless_root() {
         return;
     }
     let r = Real::new("pauseddel");
@@ -980,8 +991,7 @@ fn privileged_real_sandbox_paused_is_deleted_with_force() {
 
 #[test]
 fn privileged_real_sandbox_whose_supervisor_is_killed_reads_stopped_and_is_deleted() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skipped_unless_root() {
         return;
     }
     let r = Real::new("sigkill");
@@ -989,11 +999,7 @@ fn privileged_real_sandbox_whose_supervisor_is_killed_reads_stopped_and_is_delet
     let sup = r.supervisor().unwrap();
     // SAFETY: kill(2) of the sandbox's supervisor.
     unsafe { libc::kill(sup, libc::SIGKILL) };
-    let start = Instant::now();
-    while r.status() != "stopped" && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(r.status(), "stopped");
+    r.wait_status("stopped");
     let out = r.run(&["delete", id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     r.assert_gone();
@@ -1001,8 +1007,7 @@ fn privileged_real_sandbox_whose_supervisor_is_killed_reads_stopped_and_is_delet
 
 #[test]
 fn privileged_real_created_sandbox_is_deleted_without_force_as_runc_does() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skipped_unless_root() {
         return;
     }
     let r = Real::created("created");
