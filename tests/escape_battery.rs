@@ -5,7 +5,7 @@
 //! attempt must fail; the test prints the errno (or what else stopped it) for
 //! each, and docs/security.md says which plan element stops it.
 //!
-//! The workload is this test binary itself (a static musl executable, visible
+//! The workload is this test binary itself (a static executable, visible
 //! inside because the embedded spec's root is the host's `/`, read-only),
 //! started with `--probe`: it forks one child per attempt, each makes the
 //! raw system calls and prints one line, `attempt NAME blocked WHAT` or
@@ -364,6 +364,7 @@ mod probe {
         "dev_kvm",
         "proc_kcore",
         "proc_sysrq_trigger",
+        "sys_firmware",
         "proc_core_pattern",
         "sys_write",
         "cgroup_release_agent",
@@ -664,6 +665,7 @@ mod probe {
                 "dev_kvm" => open("/dev/kvm", libc::O_RDWR),
                 "proc_kcore" => open("/proc/kcore", libc::O_RDONLY),
                 "proc_sysrq_trigger" => open("/proc/sysrq-trigger", libc::O_WRONLY),
+                "sys_firmware" => sys_firmware(),
                 "proc_core_pattern" => open("/proc/sys/kernel/core_pattern", libc::O_WRONLY),
                 "sys_write" => open("/sys/kernel/mm/transparent_hugepage/enabled", libc::O_WRONLY),
                 "cgroup_release_agent" => open("/sys/fs/cgroup/release_agent", libc::O_WRONLY),
@@ -718,24 +720,45 @@ mod probe {
 
     /// Every fd beyond stdio crossed into the workload is a leak (the
     /// CVE-2024-21626 class), whatever it points at.
+    /// Each fd is probed with `fcntl(F_GETFD)`, which opens nothing (listing
+    /// /proc/self/fd would open one fd of its own, and skipping it by its
+    /// target would also skip a leaked fd into the host's /proc).
     fn leaked_fds() -> Outcome {
-        let Ok(dir) = fs::read_dir("/proc/self/fd") else {
-            return Errno(errno());
-        };
         let mut extra = Vec::new();
-        for e in dir.flatten() {
-            let n: i32 = e.file_name().to_string_lossy().parse().unwrap_or(-1);
-            let target = fs::read_link(e.path())
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            if n > 2 && !target.starts_with("/proc/") {
-                extra.push(format!("{n} -> {target}"));
+        for n in 3..4096 {
+            // SAFETY: F_GETFD on any number only asks whether it is open.
+            if unsafe { libc::fcntl(n, libc::F_GETFD) } < 0 {
+                continue;
             }
+            let target = fs::read_link(format!("/proc/self/fd/{n}"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|e| format!("? ({e})"));
+            extra.push(format!("{n} -> {target}"));
         }
         if extra.is_empty() {
             Nothing("only fds 0, 1, 2 open".into())
         } else {
             Escaped(format!("fds crossed: {}", extra.join(", ")))
+        }
+    }
+
+    /// `/sys/firmware` (a masked path of the embedded spec, present on hosts
+    /// that have neither /proc/kcore nor /proc/sysrq-trigger) lists nothing:
+    /// the host's firmware tables (ACPI, the physical memory map) stay hidden.
+    fn sys_firmware() -> Outcome {
+        match fs::read_dir("/sys/firmware") {
+            Err(e) => Errno(e.raw_os_error().unwrap_or(0)),
+            Ok(dir) => {
+                let names: Vec<String> = dir
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                if names.is_empty() {
+                    Nothing("/sys/firmware lists nothing (masked)".into())
+                } else {
+                    Escaped(format!("/sys/firmware lists {}", names.join(", ")))
+                }
+            }
         }
     }
 
@@ -782,8 +805,10 @@ mod probe {
         n.to_string()
     }
 
-    /// `--probe LAUNCHER HOST_PID`.
+    /// `--probe LAUNCHER HOST_PID [NAME...]`: every attempt, or only the
+    /// ones named (to try one by hand).
     pub fn main(args: &[String]) {
+        let only = &args[args.len().min(2)..];
         let cx = Ctx {
             // SAFETY: getppid cannot fail.
             supervisor: unsafe { libc::getppid() },
@@ -791,7 +816,7 @@ mod probe {
             host_pid: args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1),
         };
         use std::io::Write;
-        for name in NAMES {
+        for name in NAMES.iter().filter(|n| only.is_empty() || only.iter().any(|o| o == *n)) {
             std::io::stdout().flush().unwrap();
             // SAFETY: this process has one thread; the child runs one attempt,
             // prints and exits.

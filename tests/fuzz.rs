@@ -14,8 +14,10 @@
 //! [`ALLOC_LIMIT`] (the allocator below prints the input and aborts) are
 //! failures; the input is written to target/fuzz-failures/.
 //!
-//! Time per target: `SANDBOXCTL_FUZZ_SECS` (default 10; the four targets run
-//! in parallel, so `cargo test` spends about that long here). Longer by hand:
+//! Time per target: `SANDBOXCTL_FUZZ_SECS` (default 10; libtest runs the five
+//! targets as many at a time as there are cores, so on a 2-core machine
+//! `cargo test` spends about 30 s here, and `.ci/run`, which tests the glibc
+//! and the musl build, about a minute in all). Longer by hand:
 //! `SANDBOXCTL_FUZZ_SECS=600 cargo test --release --test fuzz -- --nocapture`.
 //! `SANDBOXCTL_FUZZ_SEED` replays a run (each target prints its seed).
 

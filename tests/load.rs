@@ -1,5 +1,5 @@
 //! Load (issue 14): many launches of the real binary in a row and several at
-//! a time, each through `sandboxctl apply --policy untrusted --id ID --
+//! a time, each through `sandboxctl apply --policy untrusted [--id ID] --
 //! /bin/true` (the embedded spec: a cgroup with limits, every namespace, the
 //! built-in seccomp filter); every launch must succeed and leave no cgroup
 //! directory, no state file and no process behind.
@@ -9,10 +9,12 @@
 //! fault-injection --test load`). Skipped when not root. Counts:
 //! `SANDBOXCTL_LOAD_SERIAL` (default 1000) launches in a row, then
 //! `SANDBOXCTL_LOAD_PARALLEL` (default 200) with `SANDBOXCTL_LOAD_JOBS`
-//! (default 6) at a time. Then a fork bomb (stopped at the pids limit while
-//! another sandbox and the host keep working) and a memory hog (killed in its
-//! 64 MiB cgroup; apply exits 137 and names the OOM kill and the limit on
-//! stderr).
+//! (default 6) at a time, these without `--id`, as a new user launches (each
+//! gets a random id: they must not collide, and what is left is whatever
+//! `sbx-` entry was not there before). Then a fork bomb (stopped at the pids
+//! limit while another sandbox and the host keep working) and a memory hog
+//! (killed in its 64 MiB cgroup; apply exits 137 and names the OOM kill and
+//! the limit on stderr).
 
 use std::path::Path;
 use std::process::Command;
@@ -22,12 +24,15 @@ fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
-/// One launch; Err names what went wrong.
-fn launch(id: &str) -> Result<(), String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
-        .args(["apply", "--policy", "untrusted", "--id", id, "--", "/bin/true"])
-        .output()
-        .map_err(|e| e.to_string())?;
+/// One launch, with this id or (None) a random one; Err names what went wrong.
+fn launch(id: Option<&str>) -> Result<(), String> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandboxctl"));
+    cmd.args(["apply", "--policy", "untrusted"]);
+    if let Some(id) = id {
+        cmd.args(["--id", id]);
+    }
+    let out = cmd.args(["--", "/bin/true"]).output().map_err(|e| e.to_string())?;
+    let id = id.unwrap_or("(unnamed)");
     if !out.status.success() {
         return Err(format!(
             "{id}: exit {:?}: {}",
@@ -79,7 +84,7 @@ fn main() {
 
     let t = Instant::now();
     let errors: Vec<String> = (0..serial)
-        .filter_map(|i| launch(&format!("{prefix}s{i}")).err())
+        .filter_map(|i| launch(Some(&format!("{prefix}s{i}"))).err())
         .collect();
     let left = leftovers(&prefix);
     println!(
@@ -102,6 +107,10 @@ fn main() {
         failed.push("serial");
     }
 
+    // Unnamed launches get `sbx-` and 16 random hex digits: what is left is
+    // any such entry that was not there before (the machine lock keeps other
+    // launches away meanwhile).
+    let unnamed_before = leftovers("sbx-");
     let t = Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let errors = std::sync::Mutex::new(Vec::new());
@@ -112,16 +121,17 @@ fn main() {
                 if i >= parallel {
                     return;
                 }
-                if let Err(e) = launch(&format!("{prefix}p{i}")) {
+                if let Err(e) = launch(None) {
                     errors.lock().unwrap().push(e);
                 }
             });
         }
     });
     let errors = errors.into_inner().unwrap();
-    let left = leftovers(&prefix);
+    let mut left = leftovers(&prefix);
+    left.extend(leftovers("sbx-").into_iter().filter(|p| !unnamed_before.contains(p)));
     println!(
-        "test parallel ({parallel} launches, {jobs} at a time) ... {} ({:.1} s)",
+        "test parallel ({parallel} unnamed launches, {jobs} at a time) ... {} ({:.1} s)",
         if errors.is_empty() && left.is_empty() {
             "ok"
         } else {
@@ -159,7 +169,7 @@ fn main() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(700));
-    let other = launch(&format!("{prefix}beside"));
+    let other = launch(Some(&format!("{prefix}beside")));
     let host_ok = Command::new("/bin/true").status().map(|s| s.success()).unwrap_or(false);
     let out = bomb.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
