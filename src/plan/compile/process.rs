@@ -135,15 +135,19 @@ pub(super) fn no_new_privs(
     }
     let refused = super::seccomp::not_surely_allowed(filter, &calls);
     if !refused.is_empty() {
-        return Err(CompileError::new(K::SeccompRefusesSetup {
+        let mut e = CompileError::new(K::SeccompRefusesSetup {
             calls: refused.join("; "),
-        })
-        .anchor(Anchor::spec("process.noNewPrivileges", "false"))
-        .anchor(Anchor::Policy(key.at.clone(), "lets the spec leave it off".into()))
-        .help(
-            "set process.noNewPrivileges to true (the filter is then loaded last, after these calls), \
-             or let the filter allow these calls",
-        ));
+        });
+        // An absent field (false) would point at the whole process object.
+        if p.no_new_privileges().is_some() {
+            e = e.anchor(Anchor::spec("process.noNewPrivileges", "false"));
+        }
+        return Err(e
+            .anchor(Anchor::Policy(key.at.clone(), "lets the spec leave no_new_privs off".into()))
+            .help(
+                "set process.noNewPrivileges to true (the filter is then loaded last, after these calls), \
+                 let the filter allow these calls, or set `no_new_privs = \"forced\"` in the policy's [seccomp]",
+            ));
     }
     Ok(Sourced::new(false, key_origin))
 }
