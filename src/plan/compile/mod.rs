@@ -1530,7 +1530,11 @@ mod tests {
         assert!(msg.contains("prctl (allowed only with argument conditions"), "{msg}");
         assert!(!msg.contains("setresuid"), "{msg}");
         // podman's spec has no noNewPrivileges: the policy line is the anchor.
-        assert!(matches!(e.anchors[..], [Anchor::Policy(At::File(_), _)]), "{:?}", e.anchors);
+        assert!(
+            matches!(e.anchors[..], [Anchor::Policy(At::File(_), _)]),
+            "{:?}",
+            e.anchors
+        );
         // The same filter with no_new_privs is loaded last: no refusal.
         let on = podman_spec_with(|v| {
             v["process"]["noNewPrivileges"] = true.into();

@@ -143,7 +143,10 @@ pub(super) fn no_new_privs(
             e = e.anchor(Anchor::spec("process.noNewPrivileges", "false"));
         }
         return Err(e
-            .anchor(Anchor::Policy(key.at.clone(), "lets the spec leave no_new_privs off".into()))
+            .anchor(Anchor::Policy(
+                key.at.clone(),
+                "lets the spec leave no_new_privs off".into(),
+            ))
             .help(
                 "set process.noNewPrivileges to true (the filter is then loaded last, after these calls), \
                  let the filter allow these calls, or set `no_new_privs = \"forced\"` in the policy's [seccomp]",
