@@ -2211,6 +2211,7 @@ fn main() {
         ("early_unshare_fails", case_early_unshare_fails),
         ("rollback", case_rollback),
         ("runc_spec_caps", compile_cases::case_runc_spec_caps),
+        ("no_new_privs_off", compile_cases::case_no_new_privs_off),
         ("policy_md_example", compile_cases::case_policy_md_example),
         (
             "plan_applies_from_anywhere",

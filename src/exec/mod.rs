@@ -731,6 +731,42 @@ mod tests {
         }
     }
 
+    /// Issue 13: a plan that leaves no_new_privs off with a filter loads
+    /// the filter at step `seccomp_before_credentials`: before the uid
+    /// change and the capability drop (while the workload holds the
+    /// supervisor's CAP_SYS_ADMIN), and never sets no_new_privs.
+    #[test]
+    fn filter_without_no_new_privs_is_loaded_before_credentials() {
+        let mut p = plan();
+        let at = p.steps.iter().position(|s| *s == Step::Credentials).unwrap();
+        p.steps.insert(at, Step::SeccompBeforeCredentials);
+        p.steps.retain(|s| !matches!(s, Step::NoNewPrivs | Step::Seccomp));
+        p.workload.no_new_privs.value = false;
+        let work = workload_ops(&p);
+        let pos = |f: &dyn Fn(&Op) -> bool| work.iter().position(f);
+        let load = pos(&|o| matches!(o, Op::SeccompLoad { .. })).expect("filter loaded");
+        let setuid = pos(&|o| matches!(o, Op::SetResUid { .. })).unwrap();
+        let bounding = pos(&|o| matches!(o, Op::DropBounding { .. })).unwrap();
+        assert!(load < setuid && load < bounding, "{work:?}");
+        assert_eq!(pos(&|o| matches!(o, Op::NoNewPrivs)), None, "{work:?}");
+        // With no_new_privs (the sample's plan): set, then the filter, after both.
+        let work = workload_ops(&plan());
+        let pos = |f: &dyn Fn(&Op) -> bool| work.iter().position(f);
+        let nnp = pos(&|o| matches!(o, Op::NoNewPrivs)).unwrap();
+        let load = pos(&|o| matches!(o, Op::SeccompLoad { .. })).unwrap();
+        assert!(pos(&|o| matches!(o, Op::SetAmbient { .. })).unwrap() < nnp && nnp < load);
+    }
+
+    /// The workload's ops in a dry run of `p`.
+    fn workload_ops(p: &LaunchPlan) -> Vec<Op> {
+        dry_run(p)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.actor == Actor::Workload)
+            .map(|r| r.op)
+            .collect()
+    }
+
     /// Issue 11 item 4: the supervisor asks for SIGKILL on its launcher's
     /// death first thing after the clone, and again after every credential
     /// change that may clear that request (the kernel clears it when the

@@ -261,11 +261,12 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
         hooks: Vec::new(),
         dev_links: Vec::new(),
         clamps: vec![],
-        // Platform native: no `trace` step.
+        // Platform native: no `trace` step; no_new_privs set: the filter
+        // is loaded at `seccomp`, not before the credentials.
         steps: Step::ALL
             .iter()
             .copied()
-            .filter(|s| !matches!(s, Step::Trace | Step::RuntimeHooks))
+            .filter(|s| !matches!(s, Step::Trace | Step::RuntimeHooks | Step::SeccompBeforeCredentials))
             .collect(),
     }
 }

@@ -29,7 +29,16 @@ pub struct ExecProcess {
     pub capabilities: CapSets,
     /// Whether it asked for a terminal (`process.terminal`).
     pub terminal: bool,
+    /// Whether it sets no_new_privs before its filter, at step
+    /// `seccomp_before_credentials` (rule `exec-seccomp-sets-no-new-privs`):
+    /// the plan loads the filter there without it, which needs
+    /// CAP_SYS_ADMIN, and the supervisor it is spawned from has dropped its
+    /// capabilities to `supervisor.capabilities` by then.
+    pub no_new_privs_before_filter: bool,
 }
+
+/// The rule of [`ExecProcess::no_new_privs_before_filter`].
+pub const EXEC_NNP_RULE: &str = "exec-seccomp-sets-no-new-privs";
 
 /// Why an `exec` request is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -205,6 +214,12 @@ pub fn compile(plan: &LaunchPlan, p: &oci_spec::runtime::Process) -> Result<Exec
         credentials,
         capabilities,
         terminal: p.terminal().unwrap_or(false),
+        no_new_privs_before_filter: plan.steps.contains(&super::types::Step::SeccompBeforeCredentials)
+            && !plan
+                .supervisor
+                .capabilities
+                .effective
+                .contains(&Cap(caps::Capability::CAP_SYS_ADMIN)),
     })
 }
 
@@ -262,6 +277,7 @@ pub fn clamp_capabilities(plan: &LaunchPlan, p: &mut oci_spec::runtime::Process)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Step;
     use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder, ProcessBuilder, UserBuilder};
 
     fn plan() -> LaunchPlan {
@@ -280,6 +296,26 @@ mod tests {
                 p
             })
             .unwrap()
+    }
+
+    /// Issue 13: where the plan loads the filter without no_new_privs, an
+    /// exec'd process sets it first unless its supervisor still holds
+    /// CAP_SYS_ADMIN (the kernel's condition for loading without it).
+    #[test]
+    fn exec_sets_no_new_privs_before_an_early_filter_without_cap_sys_admin() {
+        let mut plan = plan();
+        let uid = plan.workload.credentials.uid.0;
+        assert!(!compile(&plan, &process(uid)).unwrap().no_new_privs_before_filter);
+        let at = plan.steps.iter().position(|s| *s == Step::Credentials).unwrap();
+        plan.steps.insert(at, Step::SeccompBeforeCredentials);
+        plan.steps.retain(|s| !matches!(s, Step::NoNewPrivs | Step::Seccomp));
+        plan.workload.no_new_privs.value = false;
+        assert!(compile(&plan, &process(uid)).unwrap().no_new_privs_before_filter);
+        plan.supervisor
+            .capabilities
+            .effective
+            .insert(Cap(caps::Capability::CAP_SYS_ADMIN));
+        assert!(!compile(&plan, &process(uid)).unwrap().no_new_privs_before_filter);
     }
 
     #[test]

@@ -1155,6 +1155,13 @@ steps! {
     Workload: [
         WorkloadFds,
         Rlimits,
+        /// The seccomp filter, loaded without no_new_privs (the plan's
+        /// `workload.no_new_privs` is false): while the workload still holds
+        /// CAP_SYS_ADMIN in its user namespace, which the kernel then
+        /// requires, before its credentials and capabilities are set. The
+        /// filter applies to those steps (compile checked it lets them
+        /// through). With no_new_privs the filter is loaded at `seccomp`.
+        SeccompBeforeCredentials,
         Credentials,
         Capabilities,
         NoNewPrivs,

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub use error::{PolicyError, PolicyErrorKind};
 pub use raw::{
     AllowedDevice, DeviceType, IdRange, NetworkName, NsChoice, OnExcess, PassFd, PlatformName, RawPolicy,
-    RootChangeName, SeccompSource, UserMode,
+    RootChangeName, SeccompNoNewPrivs, SeccompSource, UserMode,
 };
 pub use resolve::{load, load_resolved};
 
@@ -163,6 +163,8 @@ pub struct Policy {
     pub seccomp_deny: Setting<Vec<Setting<String>>>,
     /// Policy filter rules with actions and argument conditions, each located.
     pub seccomp_rules: Setting<Vec<Setting<PolicySeccompRule>>>,
+    /// Whether a filter forces no_new_privs.
+    pub seccomp_no_new_privs: Setting<SeccompNoNewPrivs>,
     /// rlimits imposed (ceilings and defaults).
     pub rlimits: BTreeMap<RlimitKind, Setting<(u64, u64)>>,
     /// Log file.

@@ -434,6 +434,15 @@ pub struct RawSeccomp {
     /// strictest action among the rules that match it, else `default_action`.
     #[schemars(with = "Option<Vec<RawSeccompRule>>")]
     pub rules: Option<Spanned<Vec<Spanned<RawSeccompRule>>>>,
+    /// Whether a filter forces no_new_privs: `forced` (the default: with a
+    /// filter, no_new_privs is set whatever the spec says, and the filter is
+    /// loaded last, after the capability drop) or `spec` (the spec's
+    /// `process.noNewPrivileges` decides; when it is false the filter is
+    /// loaded while the workload still holds CAP_SYS_ADMIN in its user
+    /// namespace, before its credentials and capabilities are set, as runc
+    /// and crun do).
+    #[schemars(with = "Option<SeccompNoNewPrivs>")]
+    pub no_new_privs: Option<Spanned<SeccompNoNewPrivs>>,
 }
 
 /// One `[[seccomp.rules]]` entry: these syscalls, when every condition holds,
@@ -479,6 +488,17 @@ pub enum SeccompSource {
     Policy,
     /// No filter (only the `deny` list, if any).
     None,
+}
+
+/// Whether a seccomp filter forces no_new_privs (`[seccomp] no_new_privs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompNoNewPrivs {
+    /// A filter sets no_new_privs, whatever the spec says.
+    Forced,
+    /// The spec's `process.noNewPrivileges` decides; the filter is loaded
+    /// before the capability drop when it is false.
+    Spec,
 }
 
 /// One rlimit in `[rlimits]`.

@@ -381,6 +381,7 @@ fn merge(layers: Vec<(Source, RawPolicy)>) -> Result<Policy, PolicyError> {
         seccomp_allow,
         seccomp_deny,
         seccomp_rules,
+        seccomp_no_new_privs: l.pick_or(|r| r.seccomp.no_new_privs.as_ref(), SeccompNoNewPrivs::Forced),
         rlimits,
         log: l.pick(|r| r.logs.log.as_ref()),
         debug_log: l.pick(|r| r.logs.debug_log.as_ref()),

@@ -355,3 +355,52 @@ pub fn case_ci_review_pinned_plan(_root: &Path, id: &str) {
         assert_eq!(String::from_utf8_lossy(&a.stdout), "web\n");
     }
 }
+
+/// Issue 13 (conformance): a spec that leaves `noNewPrivileges` false,
+/// under a policy that lets the spec decide (`container`), runs with
+/// no_new_privs off and its filter on — loaded before the capability drop
+/// and the uid change, which it lets through — and the filter still refuses
+/// what it refuses; under `default` no_new_privs stays set. Before: both
+/// showed `NoNewPrivs: 1` (rule seccomp-filter-sets-no-new-privs).
+pub fn case_no_new_privs_off(_root: &Path, id: &str) {
+    let dir = scratch("nnp-off");
+    // unshare(2) is not in the filter's allow-list: EPERM (exit 1), where
+    // without a filter a new user namespace is open to anyone.
+    let script = "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; unshare -U true 2>/dev/null; echo unshare=$?; echo uid=$(id -u)";
+    for (bundle, uid) in [("root", 0u32), ("user", 1000)] {
+        runc_bundle(&dir.join(bundle), script, |s| {
+            s["process"]["noNewPrivileges"] = false.into();
+            s["process"]["user"]["uid"] = uid.into();
+            s["process"]["user"]["gid"] = uid.into();
+        });
+        for (policy, nnp) in [("container", false), ("default", true)] {
+            let pid = format!("{id}-{bundle}-{policy}");
+            let args = ["--policy", policy, "--bundle", bundle];
+            let p = sbx(&dir, &[&["plan", "--format", "toml"][..], &args].concat());
+            assert!(p.status.success(), "plan {args:?}: {}", text(&p));
+            let plan = render::load(&String::from_utf8_lossy(&p.stdout)).unwrap();
+            assert_eq!(plan.workload.no_new_privs.value, nnp, "{args:?}");
+            assert!(plan.workload.seccomp.is_some(), "{args:?}");
+            let d = sbx(&dir, &[&["doctor", "--quiet"][..], &args].concat());
+            assert!(d.status.success(), "doctor {args:?}: {}", text(&d));
+            let o = sbx(&dir, &[&["apply", "--quiet", "--id", &pid][..], &args].concat());
+            let left = leftovers(&pid);
+            assert!(left.is_empty(), "{args:?}: left behind {left:?}");
+            assert!(o.status.success(), "apply {args:?}: {}", text(&o));
+            let out = String::from_utf8_lossy(&o.stdout);
+            let nnp_line = format!("NoNewPrivs:\t{}", u8::from(nnp));
+            assert!(
+                out.lines().any(|l| l == nnp_line),
+                "{args:?}: want {nnp_line:?}:\n{out}"
+            );
+            assert!(out.lines().any(|l| l == "Seccomp:\t2"), "{args:?}: no filter:\n{out}");
+            assert!(
+                out.lines().any(|l| l == "unshare=1"),
+                "{args:?}: unshare not refused:\n{out}"
+            );
+            // The default policy runs every spec as nobody.
+            let want_uid = if policy == "default" { 65534 } else { uid };
+            assert!(out.lines().any(|l| l == format!("uid={want_uid}")), "{args:?}:\n{out}");
+        }
+    }
+}

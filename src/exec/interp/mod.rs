@@ -87,6 +87,9 @@ struct ExecOverride {
     credentials: Credentials,
     capabilities: CapSets,
     cwd: PathBuf,
+    /// At step `seccomp_before_credentials`, set no_new_privs before the
+    /// filter (the supervisor it is spawned from holds no CAP_SYS_ADMIN).
+    no_new_privs_before_filter: bool,
 }
 
 /// Lowest fd number used when moving fds out of the way of planned numbers.
@@ -553,6 +556,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                 .workload_dies_with_supervisor()
                 .and_then(|()| self.set_no_new_privs()),
             Step::Trace => self.ask_to_be_traced(),
+            Step::SeccompBeforeCredentials => self.load_seccomp_before_credentials(),
             Step::Seccomp => self.load_seccomp(),
             Step::Exec => self.exec_workload(),
             Step::SupervisorCredentials if self.creating.is_some() => self.drop_supervisor_privileges(),
@@ -2265,6 +2269,22 @@ impl<'a, B: Backend> Interp<'a, B> {
             self.op(Op::SeccompLoad { filter: f })?;
         }
         Ok(())
+    }
+
+    /// The filter without no_new_privs, while the workload still holds the
+    /// supervisor's CAP_SYS_ADMIN (effective since step `supervisor_ids`).
+    /// An `exec`'d process, whose supervisor has dropped it, sets
+    /// no_new_privs first, as its compiled request says.
+    fn load_seccomp_before_credentials(&mut self) -> R<()> {
+        if self
+            .exec_override
+            .as_ref()
+            .is_some_and(|ov| ov.no_new_privs_before_filter)
+        {
+            self.origin = Origin::rule(crate::plan::exec_process::EXEC_NNP_RULE);
+            self.op(Op::NoNewPrivs)?;
+        }
+        self.load_seccomp()
     }
 
     fn exec_workload(&mut self) -> R<()> {

@@ -336,6 +336,7 @@ impl<'i, 'a, B: Backend> Supervising<'i, 'a, B> {
             credentials: ep.credentials,
             capabilities: ep.capabilities,
             cwd: ep.cwd,
+            no_new_privs_before_filter: ep.no_new_privs_before_filter,
         };
         let r = self.it.spawn_exec(ov);
         drop(held);

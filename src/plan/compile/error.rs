@@ -263,6 +263,16 @@ pub enum CompileErrorKind {
         /// Leaves the hierarchy, or is its root.
         why: &'static str,
     },
+    /// A filter loaded without no_new_privs that would refuse the
+    /// workload's own setup calls (made after it is loaded).
+    #[error(
+        "the spec leaves no_new_privs off, so the seccomp filter is loaded before the workload's credentials and \
+         capabilities are set and must let those calls through, but it does not surely allow: {calls}"
+    )]
+    SeccompRefusesSetup {
+        /// Each call with what decides it.
+        calls: String,
+    },
     /// A spec namespace path for a kind that cannot be joined here.
     #[error("conflicting settings: {what}")]
     Conflict {

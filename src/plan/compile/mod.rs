@@ -293,7 +293,10 @@ fn steps(
             RootReadonly => root.readonly.value,
             Rlimits => !w.rlimits.is_empty(),
             NoNewPrivs => w.no_new_privs.value,
-            Seccomp => w.seccomp.is_some(),
+            // Without no_new_privs a filter can be loaded only while the
+            // workload holds CAP_SYS_ADMIN: before the capability drop.
+            SeccompBeforeCredentials => w.seccomp.is_some() && !w.no_new_privs.value,
+            Seccomp => w.seccomp.is_some() && w.no_new_privs.value,
             Trace => platform.value == Platform::Ptrace,
             _ => true,
         })
@@ -1034,7 +1037,14 @@ mod tests {
     }
 
     fn runc_spec(edit: impl FnOnce(&mut serde_json::Value)) -> SpecInput {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/inputs/runc-spec.json");
+        input_with("runc-spec.json", edit)
+    }
+
+    /// tests/golden/inputs/`name` with `edit` applied.
+    fn input_with(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> SpecInput {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden/inputs")
+            .join(name);
         let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         edit(&mut v);
         let mut s = crate::spec::load_file(&path, Path::new("/")).unwrap();
@@ -1429,5 +1439,154 @@ mod tests {
         } = recompile_cgroup(&clamp, &spec(r#"{"pids":{"limit":1000}}"#), &h).unwrap();
         assert_eq!(cg.unwrap().limits.pids.unwrap().value, 100);
         assert_eq!((warnings.len(), clamps.len()), (1, 1));
+    }
+
+    /// podman's spec (no `noNewPrivileges`: false) with `edit` applied.
+    fn podman_spec_with(edit: impl FnOnce(&mut serde_json::Value)) -> SpecInput {
+        input_with("podman.json", edit)
+    }
+
+    /// `spec` under a policy of `text`, on this kind of host.
+    fn under(text: &str, spec: &SpecInput) -> Result<Compiled, CompileError> {
+        compile(&policy(text), spec, &host("hybrid-root.toml"), &Default::default())
+    }
+
+    fn step_at(p: &LaunchPlan, s: Step) -> Option<usize> {
+        p.steps.iter().position(|x| *x == s)
+    }
+
+    /// Issue 13: `[seccomp] no_new_privs` decides whether a spec may leave
+    /// no_new_privs off with a filter. `container` lets it (the filter is
+    /// then loaded before the credential and capability steps); `default`
+    /// and `untrusted` force it, and say so with their line.
+    #[test]
+    fn no_new_privs_off_with_a_filter_only_where_the_policy_lets_the_spec_decide() {
+        let spec = podman_spec_with(|_| {});
+        assert_eq!(spec.spec.process().as_ref().unwrap().no_new_privileges(), None);
+        let c = under("extends = \"container\"", &spec).unwrap().plan;
+        assert!(c.workload.seccomp.is_some());
+        assert!(!c.workload.no_new_privs.value);
+        let Origin::Policy { file, .. } = &c.workload.no_new_privs.from else {
+            panic!("{}", c.workload.no_new_privs.from)
+        };
+        assert_eq!(file, "builtin:container.toml");
+        let early = step_at(&c, Step::SeccompBeforeCredentials).expect("early load");
+        assert!(early < step_at(&c, Step::Credentials).unwrap() && early > step_at(&c, Step::SpawnWorkload).unwrap());
+        assert_eq!(step_at(&c, Step::Seccomp), None);
+        assert_eq!(step_at(&c, Step::NoNewPrivs), None);
+
+        for (name, text) in [
+            ("default", "extends = \"default\""),
+            ("untrusted", "extends = \"untrusted\""),
+        ] {
+            let p = under(text, &spec).unwrap().plan;
+            assert!(p.workload.no_new_privs.value, "{name}");
+            let from = p.workload.no_new_privs.from.to_string();
+            assert!(
+                from.starts_with(&format!("policy:builtin:{name}.toml:")),
+                "{name}: {from}"
+            );
+            assert!(step_at(&p, Step::NoNewPrivs) < step_at(&p, Step::Seccomp), "{name}");
+            assert_eq!(step_at(&p, Step::SeccompBeforeCredentials), None, "{name}");
+        }
+
+        // The spec asking for it gets it under every policy, from the spec.
+        let on = podman_spec_with(|v| v["process"]["noNewPrivileges"] = true.into());
+        let p = under("extends = \"container\"", &on).unwrap().plan;
+        assert!(p.workload.no_new_privs.value);
+        assert_eq!(p.workload.no_new_privs.from, Origin::spec("process.noNewPrivileges"));
+        assert_eq!(step_at(&p, Step::SeccompBeforeCredentials), None);
+
+        // A policy file that does not set the key: the rule.
+        let bare = policy("[capabilities]\non_excess = \"clamp\"\n[seccomp]\nsource = \"policy\"\nallow = [\"read\"]");
+        let runc = runc_spec(|v| v["process"]["noNewPrivileges"] = false.into());
+        let p = compile(&bare, &runc, &host("hybrid-root.toml"), &Default::default()).unwrap();
+        assert!(p.plan.workload.no_new_privs.value);
+        assert_eq!(
+            p.plan.workload.no_new_privs.from,
+            Origin::rule(process::NNP_FORCED_RULE)
+        );
+    }
+
+    /// A filter loaded before the credential steps applies to them: one that
+    /// would refuse their calls is refused at compile time, naming the calls
+    /// and what refuses each.
+    #[test]
+    fn a_filter_that_would_refuse_the_setup_calls_is_refused_when_loaded_early() {
+        let spec = podman_spec_with(|v| {
+            v["linux"]["seccomp"] = serde_json::json!({
+                "defaultAction": "SCMP_ACT_ERRNO",
+                "syscalls": [
+                    {"names": ["read", "write", "execve", "exit_group", "umask", "setgroups", "setresgid",
+                               "setresuid", "chdir", "capget", "capset"], "action": "SCMP_ACT_ALLOW"},
+                    {"names": ["prctl"], "action": "SCMP_ACT_ALLOW",
+                     "args": [{"index": 0, "value": 38, "op": "SCMP_CMP_EQ"}]},
+                ]
+            });
+        });
+        let e = under("extends = \"container\"", &spec).unwrap_err();
+        assert!(matches!(e.kind, CompileErrorKind::SeccompRefusesSetup { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("prctl (allowed only with argument conditions"), "{msg}");
+        assert!(!msg.contains("setresuid"), "{msg}");
+        // podman's spec has no noNewPrivileges: the policy line is the anchor.
+        assert!(
+            matches!(e.anchors[..], [Anchor::Policy(At::File(_), _)]),
+            "{:?}",
+            e.anchors
+        );
+        // The same filter with no_new_privs is loaded last: no refusal.
+        let on = podman_spec_with(|v| {
+            v["process"]["noNewPrivileges"] = true.into();
+            v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO",
+                "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_ALLOW"}]});
+        });
+        under("extends = \"container\"", &on).unwrap();
+    }
+
+    /// In the caller's user namespace without CAP_SYS_ADMIN the filter cannot
+    /// be loaded without no_new_privs: set by a rule, recorded as a clamp.
+    #[test]
+    fn without_cap_sys_admin_no_new_privs_stays_on_by_rule() {
+        let pol = policy("extends = \"container\"");
+        let spec = podman_spec_with(|_| {});
+        let mut h = host("hybrid-root.toml");
+        h.capabilities.remove(&Cap(caps::Capability::CAP_SYS_ADMIN));
+        let opts = CompileOptions::default();
+        let mut cx = Cx {
+            policy: &pol,
+            spec: &spec,
+            host: &h,
+            opts: &opts,
+            clamps: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let user = |ns: Namespace| ns::UserNs {
+            ns: Sourced::new(ns, Origin::Default),
+            maps: IdMaps {
+                uid: vec![],
+                gid: vec![],
+                setgroups: SetGroups::Allow,
+                from: Origin::Default,
+            },
+            creds: Credentials {
+                uid: crate::vocab::Uid(0),
+                gid: crate::vocab::Gid(0),
+                groups: vec![],
+                from: Origin::Default,
+            },
+            apply_caps_to_supervisor: false,
+            test_only: false,
+        };
+        let filter = seccomp::seccomp(&mut cx).unwrap().unwrap();
+        let p = spec.spec.process().clone().unwrap();
+        let n = process::no_new_privs(&mut cx, &user(Namespace::Host), &p, Some(&filter)).unwrap();
+        assert!(n.value);
+        assert_eq!(n.from, Origin::rule(process::NNP_NEEDS_ADMIN_RULE));
+        assert_eq!(cx.clamps.len(), 1);
+        assert_eq!(cx.clamps[0].field, "workload.no_new_privs");
+        // In a user namespace of its own the workload holds it whatever the host's.
+        let n = process::no_new_privs(&mut cx, &user(Namespace::New), &p, Some(&filter)).unwrap();
+        assert!(!n.value);
     }
 }

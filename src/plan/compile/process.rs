@@ -38,12 +38,7 @@ pub(crate) fn workload(cx: &mut Cx, user: &UserNs, fds: Vec<FdEntry>) -> Result<
     let capabilities = super::fs::chroot_mode_caps(cx, user, requested);
     let capabilities = held_capabilities(cx, user, capabilities);
     let seccomp = super::seccomp::seccomp(cx)?;
-    let spec_nnp = p.no_new_privileges().unwrap_or(false);
-    let no_new_privs = if seccomp.is_some() && !spec_nnp {
-        Sourced::new(true, Origin::rule("seccomp-filter-sets-no-new-privs"))
-    } else {
-        Sourced::new(spec_nnp, Origin::spec("process.noNewPrivileges"))
-    };
+    let no_new_privs = no_new_privs(cx, user, p, seccomp.as_ref())?;
     Ok(Workload {
         args: Sourced::new(args, Origin::spec("process.args")),
         env: Sourced::new(p.env().clone().unwrap_or_default(), Origin::spec("process.env")),
@@ -62,6 +57,102 @@ pub(crate) fn workload(cx: &mut Cx, user: &UserNs, fds: Vec<FdEntry>) -> Result<
         seccomp,
         fds,
     })
+}
+
+/// The rule that sets no_new_privs when the policy forces it with a filter
+/// and the policy's key is not written in a file (docs/plan.md, "Rules").
+pub(crate) const NNP_FORCED_RULE: &str = "seccomp-filter-sets-no-new-privs";
+
+/// The rule that sets no_new_privs when the spec leaves it off but the
+/// workload would hold no CAP_SYS_ADMIN to load its filter without it.
+pub(crate) const NNP_NEEDS_ADMIN_RULE: &str = "seccomp-load-needs-cap-sys-admin";
+
+/// The calls the workload makes after a filter loaded at step
+/// `seccomp_before_credentials`, up to its execve: the credential and
+/// capability steps, the exec, and the failure report and exit a failed
+/// step sends. `ptrace` is added on the ptrace platform (step `trace`).
+const SETUP_CALLS: &[&str] = &[
+    "umask",
+    "setgroups",
+    "setresgid",
+    "prctl",
+    "setresuid",
+    "chdir",
+    "capget",
+    "capset",
+    "execve",
+    "write",
+    "exit_group",
+];
+
+/// `workload.no_new_privs`: the spec's `process.noNewPrivileges`, unless a
+/// filter is loaded and the policy forces it (`[seccomp] no_new_privs =
+/// "forced"`, the default), or the workload would hold no CAP_SYS_ADMIN
+/// where the filter is loaded without it (a rule). Left off with a filter,
+/// the filter is loaded at step `seccomp_before_credentials`, so it must let
+/// the calls that follow through: compile refuses a filter that would not.
+pub(super) fn no_new_privs(
+    cx: &mut Cx,
+    user: &UserNs,
+    p: &oci_spec::runtime::Process,
+    seccomp: Option<&Seccomp>,
+) -> Result<Sourced<bool>, CompileError> {
+    let spec_nnp = p.no_new_privileges().unwrap_or(false);
+    let spec_origin = Origin::spec("process.noNewPrivileges");
+    let Some(filter) = seccomp else {
+        return Ok(Sourced::new(spec_nnp, spec_origin));
+    };
+    if spec_nnp {
+        return Ok(Sourced::new(true, spec_origin));
+    }
+    let key = &cx.policy.seccomp_no_new_privs;
+    let key_origin = match key.at {
+        crate::policy::At::File(_) => cx.at(&key.at),
+        crate::policy::At::Default => Origin::rule(NNP_FORCED_RULE),
+    };
+    if key.value == crate::policy::SeccompNoNewPrivs::Forced {
+        return Ok(Sourced::new(true, key_origin));
+    }
+    // In a new or joined user namespace the supervisor, and the workload
+    // forked from it, hold every capability there until the capability
+    // step; in the host's they hold the caller's.
+    let admin = Cap(caps::Capability::CAP_SYS_ADMIN);
+    if user.ns.value == Namespace::Host && !cx.host.capabilities.contains(&admin) {
+        cx.rule_clamp(
+            "workload.no_new_privs",
+            "false".into(),
+            Anchor::spec("process.noNewPrivileges", "false"),
+            "true".into(),
+            NNP_NEEDS_ADMIN_RULE,
+            "the workload stays in the caller's user namespace, where the caller holds no CAP_SYS_ADMIN, \
+             which the kernel requires to load a seccomp filter without no_new_privs",
+        );
+        return Ok(Sourced::new(true, Origin::rule(NNP_NEEDS_ADMIN_RULE)));
+    }
+    let mut calls: Vec<&str> = SETUP_CALLS.to_vec();
+    if cx.policy.platform.value == crate::policy::PlatformName::Ptrace {
+        calls.push("ptrace");
+    }
+    let refused = super::seccomp::not_surely_allowed(filter, &calls);
+    if !refused.is_empty() {
+        let mut e = CompileError::new(K::SeccompRefusesSetup {
+            calls: refused.join("; "),
+        });
+        // An absent field (false) would point at the whole process object.
+        if p.no_new_privileges().is_some() {
+            e = e.anchor(Anchor::spec("process.noNewPrivileges", "false"));
+        }
+        return Err(e
+            .anchor(Anchor::Policy(
+                key.at.clone(),
+                "lets the spec leave no_new_privs off".into(),
+            ))
+            .help(
+                "set process.noNewPrivileges to true (the filter is then loaded last, after these calls), \
+                 let the filter allow these calls, or set `no_new_privs = \"forced\"` in the policy's [seccomp]",
+            ));
+    }
+    Ok(Sourced::new(false, key_origin))
 }
 
 /// Each requested capability checked against the ceiling.

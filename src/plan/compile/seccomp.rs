@@ -158,3 +158,87 @@ fn from_spec(f: &LinuxSeccomp) -> Result<Seccomp, CompileError> {
         unknown_syscalls: vec![],
     })
 }
+
+/// The calls of `names` that `f` does not allow whatever their arguments,
+/// each with what decides it: a call is surely allowed when no rule names
+/// it with an action other than allow or log, and either the default action
+/// is allow or log or a rule without argument conditions allows it.
+pub(crate) fn not_surely_allowed(f: &Seccomp, names: &[&str]) -> Vec<String> {
+    let lets_through = |a: SeccompAction| matches!(a, SeccompAction::Allow | SeccompAction::Log);
+    let action_text = |a: SeccompAction| match a {
+        SeccompAction::Errno(n) => format!("errno({n})"),
+        SeccompAction::Trace(n) => format!("trace({n})"),
+        other => format!("{other:?}").to_lowercase(),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let naming = || f.rules.iter().filter(|r| r.syscalls.iter().any(|s| s == name));
+        if let Some(r) = naming().find(|r| !lets_through(r.action)) {
+            out.push(format!("{name} ({} by a rule, {})", action_text(r.action), r.from));
+            continue;
+        }
+        let allowed = lets_through(f.default_action.value) || naming().any(|r| r.args.is_empty());
+        if !allowed {
+            let how = if naming().next().is_some() {
+                "allowed only with argument conditions, else the default action"
+            } else {
+                "the default action"
+            };
+            out.push(format!(
+                "{name} ({how} {}, {})",
+                action_text(f.default_action.value),
+                f.default_action.from
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(action: SeccompAction, names: &[&str], args: Vec<ArgCond>) -> SeccompRule {
+        SeccompRule {
+            action,
+            syscalls: names.iter().map(|s| s.to_string()).collect(),
+            args,
+            from: Origin::spec("linux.seccomp.syscalls[0]"),
+        }
+    }
+
+    #[test]
+    fn surely_allowed_means_whatever_the_arguments() {
+        let cond = ArgCond {
+            index: 0,
+            op: CmpOp::Eq,
+            value: 1,
+            value_two: None,
+        };
+        let f = Seccomp {
+            default_action: Sourced::new(SeccompAction::Errno(1), Origin::spec("linux.seccomp.defaultAction")),
+            architectures: vec!["x86_64".into()],
+            rules: vec![
+                rule(SeccompAction::Allow, &["read", "write"], vec![]),
+                rule(SeccompAction::Allow, &["prctl"], vec![cond.clone()]),
+                rule(SeccompAction::Errno(1), &["write"], vec![cond]),
+                rule(SeccompAction::Log, &["chdir"], vec![]),
+            ],
+            unknown_syscalls: vec![],
+        };
+        let out = not_surely_allowed(&f, &["read", "write", "prctl", "chdir", "capset"]);
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert!(out[0].starts_with("write (errno(1) by a rule"), "{out:?}");
+        assert!(
+            out[1].starts_with("prctl (allowed only with argument conditions"),
+            "{out:?}"
+        );
+        assert!(out[2].starts_with("capset (the default action errno(1)"), "{out:?}");
+        let open = Seccomp {
+            default_action: Sourced::new(SeccompAction::Allow, Origin::Default),
+            rules: vec![],
+            ..f
+        };
+        assert!(not_surely_allowed(&open, &["capset"]).is_empty());
+    }
+}
