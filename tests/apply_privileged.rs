@@ -304,14 +304,14 @@ echo "id $(id)"
         o.contains("65534      65534          1") || o.contains("65534 65534 1"),
         "uid_map:\n{o}"
     );
-    // The plan's sets: CAP_NET_BIND_SERVICE (bit 10) kept, CAP_KILL (bit 5)
-    // bounding only, nothing inheritable or ambient.
+    // The plan's sets: CAP_NET_BIND_SERVICE (bit 10) in every set, held by
+    // nobody across exec because it is ambient; CAP_KILL (bit 5) bounding only.
     for (cap, mask) in [
-        ("CapInh", "0000000000000000"),
+        ("CapInh", "0000000000000400"),
         ("CapPrm", "0000000000000400"),
         ("CapEff", "0000000000000400"),
         ("CapBnd", "0000000000000420"),
-        ("CapAmb", "0000000000000000"),
+        ("CapAmb", "0000000000000400"),
     ] {
         assert_eq!(line(o, cap), format!("{cap}:\t{mask}"));
     }

@@ -99,7 +99,7 @@ impl Sample {
     /// proc/dev/devpts/sys/tmp mounts (and a read-only host bind), masked
     /// and read-only paths, three bound devices, a v1 cgroup under
     /// `sandboxctl/{id}` with memory and pids (and cpu and cpuset) limits,
-    /// CAP_NET_BIND_SERVICE kept (CAP_KILL in the bounding set), a seccomp
+    /// CAP_NET_BIND_SERVICE held (ambient; CAP_KILL bounding only), a seccomp
     /// filter, NOFILE and CORE rlimits, a clamp, and the seed's fd tables.
     pub fn plan(&self) -> LaunchPlan {
         let review = self.purpose == Purpose::Review;
@@ -180,13 +180,16 @@ impl Sample {
                 ),
                 cwd: Sourced::new("/".into(), spec("process.cwd")),
                 credentials: nobody(),
+                // As compile makes them for a workload that is not root: it
+                // holds after exec only what is ambient (so also inheritable
+                // and permitted).
                 capabilities: Sourced::new(
                     CapSets {
                         bounding: caps(&["CAP_KILL", "CAP_NET_BIND_SERVICE"]),
                         effective: caps(&["CAP_NET_BIND_SERVICE"]),
-                        inheritable: BTreeSet::new(),
+                        inheritable: caps(&["CAP_NET_BIND_SERVICE"]),
                         permitted: caps(&["CAP_NET_BIND_SERVICE"]),
-                        ambient: BTreeSet::new(),
+                        ambient: caps(&["CAP_NET_BIND_SERVICE"]),
                     },
                     policy(20),
                 ),

@@ -593,11 +593,7 @@ fn cases() -> Vec<Case> {
         case(
             "ambient cap added",
             |p| {
-                p.workload
-                    .capabilities
-                    .value
-                    .ambient
-                    .insert(cap("CAP_NET_BIND_SERVICE"));
+                p.workload.capabilities.value.ambient.insert(cap("CAP_KILL"));
             },
             "workload.capabilities.ambient",
             W,
