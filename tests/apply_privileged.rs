@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use sandboxctl::exec::testsupport::{sample_host, sample_plan};
+use sandboxctl::exec::testsupport::sample_host;
 use sandboxctl::exec::{apply, ApplyOptions, LaunchId, Timings};
+use sandboxctl::plan::sample::Sample;
 use sandboxctl::plan::{LaunchPlan, Namespace, NetworkMode, SeccompAction, SeccompRule, Sourced};
 use sandboxctl::vocab::Origin;
 
@@ -55,10 +56,15 @@ impl std::ops::DerefMut for Planned {
     }
 }
 
-/// [`sample_plan`], launched as `id`.
+/// The sample plan applied at `root` running `sh -c script`, launched as `id`.
 fn sample(root: &Path, id: &str, script: &str) -> Planned {
+    sample_of(Sample::applied(root).script(script), id)
+}
+
+/// The plan `sample` builds, launched as `id`.
+fn sample_of(sample: Sample, id: &str) -> Planned {
     Planned {
-        plan: sample_plan(root, script),
+        plan: sample.plan(),
         id: id.into(),
     }
 }
@@ -298,8 +304,16 @@ echo "id $(id)"
         o.contains("65534      65534          1") || o.contains("65534 65534 1"),
         "uid_map:\n{o}"
     );
-    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert!(line(o, cap).ends_with("0000000000000000"), "{}", line(o, cap));
+    // The plan's sets: CAP_NET_BIND_SERVICE (bit 10) in every set, held by
+    // nobody across exec because it is ambient; CAP_KILL (bit 5) bounding only.
+    for (cap, mask) in [
+        ("CapInh", "0000000000000400"),
+        ("CapPrm", "0000000000000400"),
+        ("CapEff", "0000000000000400"),
+        ("CapBnd", "0000000000000420"),
+        ("CapAmb", "0000000000000400"),
+    ] {
+        assert_eq!(line(o, cap), format!("{cap}:\t{mask}"));
     }
     assert!(line(o, "NoNewPrivs").ends_with('1'));
     assert!(line(o, "Seccomp:").ends_with('2'));
@@ -334,8 +348,7 @@ echo "id $(id)"
 }
 
 fn case_fds(root: &Path, id: &str) {
-    let mut p = sample(root, id, "");
-    p.workload.args.value = vec!["/bin/ls".into(), "-1".into(), "/proc/self/fd".into()];
+    let p = sample_of(Sample::applied(root).args(&["/bin/ls", "-1", "/proc/self/fd"]), id);
     let r = run(&p, None);
     assert_eq!(r.status, 0, "{}", r.err);
     // ls opens fd 3 to read the directory; the workload brought 0, 1, 2 only.
@@ -347,24 +360,23 @@ fn case_fds(root: &Path, id: &str) {
     );
 }
 
-/// The plan memfd, filled and sealed by the launcher after the release, is
-/// complete and sealed when the workload reads it (the supervisor starts the
-/// workload only after the launcher's EOF on the sync pipe).
+/// The plan memfd (the sample supervisor's fd 4), filled and sealed by the
+/// launcher after the release, is complete and sealed when the workload
+/// reads it (the supervisor starts the workload only after the launcher's
+/// EOF on the sync pipe).
 fn case_plan_memfd(root: &Path, id: &str) {
     use sandboxctl::plan::{FdEntry, FdRole, FdSource};
     use sandboxctl::vocab::Fd;
     let script = "cat /proc/self/fd/3; echo; if echo x >>/proc/self/fd/3; then echo WRITABLE; else echo SEALED; fi";
     let mut p = sample(root, id, script);
-    let entry = |fd: i32, role: FdRole, source: FdSource| FdEntry {
-        fd: Fd(fd),
-        role,
-        source,
+    let memfd = p.supervisor.fds.iter().find(|e| e.source == FdSource::PlanMemfd);
+    assert_eq!(memfd.map(|e| e.fd), Some(Fd(4)), "{:?}", p.supervisor.fds);
+    p.workload.fds.push(FdEntry {
+        fd: Fd(3),
+        role: FdRole::Spec,
+        source: FdSource::Supervisor { fd: Fd(4) },
         from: Origin::Default,
-    };
-    p.supervisor.fds.push(entry(4, FdRole::Spec, FdSource::PlanMemfd));
-    p.workload
-        .fds
-        .push(entry(3, FdRole::Spec, FdSource::Supervisor { fd: Fd(4) }));
+    });
     let r = run(&p, None);
     assert_eq!(r.status, 0, "{}", r.err);
     let mut lines = r.out.lines();
@@ -537,8 +549,7 @@ fn case_oom_score_adj(root: &Path, id: &str) {
 }
 
 fn case_memory_limit(root: &Path, id: &str) {
-    let mut p = sample(root, id, "");
-    p.workload.args.value = vec!["/bin/tail".into(), "/dev/zero".into()];
+    let p = sample_of(Sample::applied(root).args(&["/bin/tail", "/dev/zero"]), id);
     let r = run(&p, None);
     assert_eq!(r.status, 128 + 9, "memory hog not killed: {}", r.err);
 }
@@ -990,8 +1001,7 @@ fn case_supervisor_not_ptraceable(root: &Path, id0: &str) {
     let mut refused = std::collections::BTreeMap::new();
     for i in 0..runs {
         let id = format!("{id0}-{i}");
-        let mut p = sample(root, &id, "");
-        p.workload.args.value = vec!["/bin/probe".into(), "--probe-ptrace".into()];
+        let mut p = sample_of(Sample::applied(root).args(&["/bin/probe", "--probe-ptrace"]), &id);
         let host = |p: &mut Sourced<Namespace>| *p = Sourced::new(Namespace::Host, Origin::Default);
         host(&mut p.namespaces.user);
         host(&mut p.namespaces.net);
@@ -1683,12 +1693,11 @@ fn case_chroot_escape(shared: &Path, id: &str) {
     fs::write(&marker, "host secret\n").unwrap();
     fs::create_dir_all(root.join("esc")).unwrap();
     fs::copy(std::env::current_exe().unwrap(), root.join("bin/escape")).unwrap();
-    let mut p = sample(&root, id, "");
-    p.workload.args.value = vec![
-        "/bin/escape".into(),
-        "--chroot-escape".into(),
-        marker.display().to_string(),
-    ];
+    let marker_arg = marker.display().to_string();
+    let mut p = sample_of(
+        Sample::applied(&root).args(&["/bin/escape", "--chroot-escape", &marker_arg]),
+        id,
+    );
     p.root.change = Sourced::new(RootChange::Chroot, Origin::Default);
     p.root.readonly = Sourced::new(true, Origin::spec("root.readonly"));
     p.workload.seccomp = None;

@@ -1878,7 +1878,7 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         fs::write(dir.join("file"), "").unwrap();
         let probe = |path: &Path| {
-            let mut p = crate::exec::testsupport::sample_plan(Path::new("/r"), "true");
+            let mut p = crate::plan::sample::Sample::applied(Path::new("/r")).plan();
             p.namespaces.net = Sourced::new(Namespace::Join(path.into()), Origin::spec("linux.namespaces[1].path"));
             probe_namespace_paths(&p)
         };

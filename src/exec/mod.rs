@@ -335,14 +335,15 @@ pub fn dry_run_text_as(plan: &LaunchPlan, opts: &ApplyOptions) -> Result<String,
 #[cfg(test)]
 mod tests {
     use super::backend::Op;
-    use super::testsupport::{sample_host, sample_plan};
+    use super::testsupport::sample_host;
     use super::*;
+    use crate::plan::sample::Sample;
     use crate::plan::{Actor, Namespace, Rlimit, Step};
     use crate::vocab::{Origin, RlimitKind};
     use std::path::Path;
 
     fn plan() -> LaunchPlan {
-        sample_plan(Path::new("/tmp/rootfs"), "true")
+        Sample::applied(Path::new("/tmp/rootfs")).plan()
     }
 
     #[test]
@@ -1000,7 +1001,7 @@ mod tests {
         let e = interp::Interp::new(&p, &mut b, prep).run().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "apply: step cgroup_limits (policy:untrusted.toml:12): write /sys/fs/cgroup/memory/sandboxctl/{id}/memory.limit_in_bytes \"67108864\": Device or resource busy (EBUSY)"
+            "apply: step cgroup_limits (spec:linux.resources.memory.limit): write /sys/fs/cgroup/memory/sandboxctl/{id}/memory.limit_in_bytes \"67108864\": Device or resource busy (EBUSY)"
         );
         let rm: Vec<String> = b.ops[n + 1..].iter().map(|r| r.op.to_string()).collect();
         assert_eq!(

@@ -430,10 +430,11 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::testsupport::{sample_host, sample_plan};
+    use crate::exec::testsupport::sample_host;
+    use crate::plan::sample::Sample;
 
     fn ptrace_plan() -> LaunchPlan {
-        let mut p = sample_plan(std::path::Path::new("/r"), "true");
+        let mut p = Sample::applied(std::path::Path::new("/r")).plan();
         p.platform.value = Platform::Ptrace;
         p
     }
@@ -454,7 +455,7 @@ mod tests {
         let v = yama_needs_at(&ptrace_plan(), &f);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].need.contains("ptrace_scope = 3"));
-        let native = sample_plan(std::path::Path::new("/r"), "true");
+        let native = Sample::applied(std::path::Path::new("/r")).plan();
         assert!(yama_needs_at(&native, &f).is_empty());
         std::fs::write(&f, "1\n").unwrap();
         assert!(yama_needs_at(&ptrace_plan(), &f).is_empty());

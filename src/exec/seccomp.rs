@@ -643,7 +643,7 @@ mod tests {
 
     #[test]
     fn programs_survive_the_pipe_encoding() {
-        let plan = crate::exec::testsupport::sample_plan(std::path::Path::new("/r"), "true");
+        let plan = crate::plan::sample::Sample::applied(std::path::Path::new("/r")).plan();
         let filters = prepare(plan.workload.seccomp.as_ref().unwrap()).unwrap();
         let back = decode(&encode(&filters), true).unwrap();
         assert_eq!(back.len(), filters.len());
@@ -659,7 +659,7 @@ mod tests {
     /// byte, one byte altered anywhere, extra bytes, or zero programs.
     #[test]
     fn an_incomplete_stream_never_decodes_as_no_filter() {
-        let plan = crate::exec::testsupport::sample_plan(std::path::Path::new("/r"), "true");
+        let plan = crate::plan::sample::Sample::applied(std::path::Path::new("/r")).plan();
         let filters = prepare(plan.workload.seccomp.as_ref().unwrap()).unwrap();
         let bytes = encode(&filters);
         for has in [true, false] {

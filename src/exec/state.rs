@@ -297,7 +297,7 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::testsupport::sample_plan;
+    use crate::plan::sample::Sample;
 
     #[test]
     fn ids_are_checked() {
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn record_round_trips_and_resolves_the_placeholder() {
-        let plan = sample_plan(Path::new("/tmp/rootfs"), "true");
+        let plan = Sample::applied(Path::new("/tmp/rootfs")).plan();
         let id = LaunchId::given("t9", Origin::Default).unwrap();
         let text = record(&plan, &id) + &supervisor_line(42);
         let r = Record::parse(&text).unwrap();

@@ -593,11 +593,7 @@ fn cases() -> Vec<Case> {
         case(
             "ambient cap added",
             |p| {
-                p.workload
-                    .capabilities
-                    .value
-                    .ambient
-                    .insert(cap("CAP_NET_BIND_SERVICE"));
+                p.workload.capabilities.value.ambient.insert(cap("CAP_KILL"));
             },
             "workload.capabilities.ambient",
             W,
@@ -1013,11 +1009,11 @@ fn steps_show_what_was_added_and_dropped() {
     let base = sample_plan();
     let mut new = base.clone();
     new.steps.retain(|s| *s != Step::Hostname);
-    new.steps.insert(5, Step::JoinNamespaces);
+    new.steps.insert(5, Step::Trace);
     let d = diff(&base, &new);
     let c = d.changes.iter().find(|c| c.field == "steps").unwrap();
     assert_eq!(c.old.as_deref(), Some("dropped hostname"));
-    assert_eq!(c.new.as_deref(), Some("added join_namespaces"));
+    assert_eq!(c.new.as_deref(), Some("added trace"));
 }
 
 #[test]
@@ -1279,7 +1275,7 @@ fn changes_carry_provenance_of_both_sides() {
     new.cgroup.as_mut().unwrap().limits.pids = Some(Sourced::new(256, pol(30)));
     let d = diff(&base, &new);
     let c = d.changes.iter().find(|c| c.field == "cgroup.limits.pids").unwrap();
-    assert_eq!(c.old.as_deref(), Some("128"));
+    assert_eq!(c.old.as_deref(), Some("64"));
     assert_eq!(c.new.as_deref(), Some("256"));
     assert_eq!(
         c.old_from,
