@@ -265,7 +265,7 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
         steps: Step::ALL
             .iter()
             .copied()
-            .filter(|s| !matches!(s, Step::Trace | Step::RuntimeHooks))
+            .filter(|s| !matches!(s, Step::Trace | Step::RuntimeHooks | Step::ContainerHooks))
             .collect(),
     }
 }
