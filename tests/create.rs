@@ -944,7 +944,8 @@ fn hooks() {
 /// root, the sandbox's /bin/sh), before the workload (which sees what the
 /// hook left). A failing `createContainer` fails create and leaves nothing;
 /// a failing `startContainer` fails start, the workload never runs, the
-/// sandbox is stopped, and poststop still runs at delete.
+/// sandbox is stopped, and poststop still runs at delete. `start` waits for
+/// a startContainer hook that runs past its default 10 s wait.
 fn container_hooks() {
     let root = Root::new("chooks");
     let b = HookBundle::new(&root);
@@ -952,12 +953,12 @@ fn container_hooks() {
     let host_mnt = fs::read_link("/proc/self/ns/mnt").unwrap();
     // argv[0] `sh`: the sandbox's /bin/sh is busybox, which runs the
     // applet its argv[0] names.
-    let sh = |script: &str| {
+    let sh = |script: &str, timeout: u32| {
         serde_json::json!({
             "path": "/bin/sh",
             "args": ["sh", "-c", script],
             "env": [format!("HOOKDIR={}", b.out.display()), "PATH=/usr/bin:/bin"],
-            "timeout": 10,
+            "timeout": timeout,
         })
     };
     // Written on the host's files: only createContainer can reach them.
@@ -970,11 +971,13 @@ fn container_hooks() {
     let sc = "echo startContainer >> /dev/shm/order; cat > /dev/shm/sc.state; \
               for n in mnt pid net; do readlink /proc/self/ns/$n >> /dev/shm/sc.ns; done; \
               readlink /proc/self/root > /dev/shm/sc.root; id -u > /dev/shm/sc.uid";
+    let sc_slow = format!("{sc}; sleep 11");
     let set = |cc: &str, sc: &str| {
         b.spec(serde_json::json!({
             "createRuntime": [b.hook("createRuntime", "", Some(10))],
-            "createContainer": [sh(cc)],
-            "startContainer": [sh(sc)],
+            "createContainer": [sh(cc, 10)],
+            // Past `start`'s default 10 s wait for the supervisor's answer.
+            "startContainer": [sh(sc, 20)],
             "poststop": [b.hook("poststop", "", Some(10))],
         }));
         // The container's hooks run as the workload's user (nobody here).
@@ -987,7 +990,7 @@ fn container_hooks() {
             serde_json::json!(["/bin/sh", "-c", "cat /dev/shm/order > /dev/shm/seen; exec sleep 30"]);
         fs::write(&config, spec.to_string()).unwrap();
     };
-    set(cc, sc);
+    set(cc, &sc_slow);
     let o = b.create(&root, "ct-ch");
     assert_eq!(o.code, 0, "create: {}", o.stderr);
     let sup = root.supervisor("ct-ch").unwrap();
@@ -1032,7 +1035,7 @@ fn container_hooks() {
     assert!(!shm.join("order").exists(), "startContainer does not run at create");
 
     let o = sbx(&root, &["start", "ct-ch"]);
-    assert_eq!(o.code, 0, "start: {}", o.stderr);
+    assert_eq!(o.code, 0, "start waits for a slow startContainer hook: {}", o.stderr);
     let end = Instant::now() + Duration::from_secs(5);
     while !shm.join("seen").exists() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(10));
