@@ -945,7 +945,7 @@ fn hooks() {
 /// hook left). A failing `createContainer` fails create and leaves nothing;
 /// a failing `startContainer` fails start, the workload never runs, the
 /// sandbox is stopped, and poststop still runs at delete. `start` waits for
-/// a startContainer hook that runs past its default 10 s wait.
+/// a startContainer hook that runs past its default 15 s wait.
 fn container_hooks() {
     let root = Root::new("chooks");
     let b = HookBundle::new(&root);
@@ -971,13 +971,13 @@ fn container_hooks() {
     let sc = "echo startContainer >> /dev/shm/order; cat > /dev/shm/sc.state; \
               for n in mnt pid net; do readlink /proc/self/ns/$n >> /dev/shm/sc.ns; done; \
               readlink /proc/self/root > /dev/shm/sc.root; id -u > /dev/shm/sc.uid";
-    let sc_slow = format!("{sc}; sleep 11");
+    let sc_slow = format!("{sc}; sleep 17");
     let set = |cc: &str, sc: &str| {
         b.spec(serde_json::json!({
             "createRuntime": [b.hook("createRuntime", "", Some(10))],
             "createContainer": [sh(cc, 10)],
-            // Past `start`'s default 10 s wait for the supervisor's answer.
-            "startContainer": [sh(sc, 20)],
+            // Past `start`'s default 15 s wait for the supervisor's answer.
+            "startContainer": [sh(sc, 30)],
             "poststop": [b.hook("poststop", "", Some(10))],
         }));
         // The container's hooks run as the workload's user (nobody here).
