@@ -938,14 +938,177 @@ fn hooks() {
     );
 }
 
+/// The container's hooks through the real binary. `createContainer` runs at
+/// create, after `createRuntime`, in the sandbox's namespaces (its mount,
+/// PID and network namespaces are the supervisor's, not the host's), its
+/// mounts made and its root not yet changed, from the host's /bin/sh (opened
+/// on the host), with the workload's user and capabilities, the state
+/// (`creating`) on stdin and none of the supervisor's sockets; it never runs
+/// `startContainer`. `startContainer` runs at start, in the sandbox (its
+/// root, the sandbox's /bin/sh), before the workload (which sees what the
+/// hook left). A failing `createContainer` fails create and leaves nothing;
+/// a failing `startContainer` fails start, the workload never runs, the
+/// sandbox is stopped, and poststop still runs at delete. `start` waits for
+/// a startContainer hook that runs past its default 15 s wait.
+fn container_hooks() {
+    let root = Root::new("chooks");
+    let b = HookBundle::new(&root);
+    fs::set_permissions(&b.out, fs::Permissions::from_mode(0o777)).unwrap();
+    let host_mnt = fs::read_link("/proc/self/ns/mnt").unwrap();
+    // argv[0] `sh`: the sandbox's /bin/sh is busybox, which runs the
+    // applet its argv[0] names.
+    let sh = |script: &str, timeout: u32| {
+        serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", script],
+            "env": [format!("HOOKDIR={}", b.out.display()), "PATH=/usr/bin:/bin"],
+            "timeout": timeout,
+        })
+    };
+    // Written on the host's files: only createContainer can reach them.
+    let cc = "echo createContainer >> \"$HOOKDIR/order\"; cat > \"$HOOKDIR/cc.state\"; \
+              for n in mnt pid net; do readlink /proc/self/ns/$n >> \"$HOOKDIR/cc.ns\"; done; \
+              id -u > \"$HOOKDIR/cc.uid\"; grep CapEff /proc/self/status > \"$HOOKDIR/cc.caps\"; \
+              cat /proc/self/mountinfo > \"$HOOKDIR/cc.mountinfo\"; ls -l /proc/self/fd/ > \"$HOOKDIR/cc.fds\"";
+    // Written in the sandbox's /dev/shm, read from the host through the
+    // supervisor's root.
+    let sc = "echo startContainer >> /dev/shm/order; cat > /dev/shm/sc.state; \
+              for n in mnt pid net; do readlink /proc/self/ns/$n >> /dev/shm/sc.ns; done; \
+              readlink /proc/self/root > /dev/shm/sc.root; id -u > /dev/shm/sc.uid";
+    let sc_slow = format!("{sc}; sleep 17");
+    let set = |cc: &str, sc: &str| {
+        b.spec(serde_json::json!({
+            "createRuntime": [b.hook("createRuntime", "", Some(10))],
+            "createContainer": [sh(cc, 10)],
+            // Past `start`'s default 15 s wait for the supervisor's answer.
+            "startContainer": [sh(sc, 30)],
+            "poststop": [b.hook("poststop", "", Some(10))],
+        }));
+        // The container's hooks run as the workload's user (nobody here).
+        fs::set_permissions(&b.out, fs::Permissions::from_mode(0o777)).unwrap();
+        fs::write(b.out.join("order"), "").unwrap();
+        fs::set_permissions(b.out.join("order"), fs::Permissions::from_mode(0o666)).unwrap();
+        let config = b.dir.join("config.json");
+        let mut spec: serde_json::Value = serde_json::from_str(&fs::read_to_string(&config).unwrap()).unwrap();
+        spec["process"]["args"] =
+            serde_json::json!(["/bin/sh", "-c", "cat /dev/shm/order > /dev/shm/seen; exec sleep 30"]);
+        fs::write(&config, spec.to_string()).unwrap();
+    };
+    set(cc, &sc_slow);
+    let o = b.create(&root, "ct-ch");
+    assert_eq!(o.code, 0, "create: {}", o.stderr);
+    let sup = root.supervisor("ct-ch").unwrap();
+    assert_eq!(
+        b.read("order"),
+        "createRuntime\ncreateContainer\n",
+        "create runs createRuntime, then createContainer, not startContainer"
+    );
+    let sup_ns: String = ["mnt", "pid", "net"]
+        .iter()
+        .map(|n| format!("{}\n", fs::read_link(format!("/proc/{sup}/ns/{n}")).unwrap().display()))
+        .collect();
+    assert_eq!(b.read("cc.ns"), sup_ns, "createContainer: the sandbox's namespaces");
+    assert_ne!(sup_ns.lines().next().unwrap(), host_mnt.to_str().unwrap());
+    let st = b.state("cc");
+    assert_eq!(
+        (st["status"].as_str(), st["id"].as_str(), st["pid"].as_i64()),
+        (Some("creating"), Some("ct-ch"), Some(1)),
+        "the supervisor as the hook's PID namespace sees it: {st}"
+    );
+    assert_eq!(st["bundle"], b.dir.to_str().unwrap());
+    assert_eq!(st["annotations"]["org.example.hooks"], "yes");
+    let proc_at = format!(" {}/rootfs/proc ", b.dir.display());
+    assert!(
+        b.read("cc.mountinfo")
+            .lines()
+            .any(|l| l.contains(&proc_at) && l.contains(" - proc ")),
+        "the sandbox's mounts made, its root not yet changed: {}",
+        b.read("cc.mountinfo")
+    );
+    assert_eq!(
+        b.read("cc.caps").trim(),
+        "CapEff:\t0000000000000000",
+        "the workload's capabilities (none)"
+    );
+    assert!(
+        !b.read("cc.fds").contains("socket:"),
+        "no socket of the supervisor: {}",
+        b.read("cc.fds")
+    );
+    let shm = PathBuf::from(format!("/proc/{sup}/root/dev/shm"));
+    assert!(!shm.join("order").exists(), "startContainer does not run at create");
+
+    let o = sbx(&root, &["start", "ct-ch"]);
+    assert_eq!(o.code, 0, "start waits for a slow startContainer hook: {}", o.stderr);
+    let end = Instant::now() + Duration::from_secs(5);
+    while !shm.join("seen").exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let read = |f: &str| fs::read_to_string(shm.join(f)).unwrap_or_default();
+    assert_eq!(
+        read("seen"),
+        "startContainer\n",
+        "startContainer ran before the workload"
+    );
+    assert_eq!(read("sc.ns"), sup_ns, "startContainer: the sandbox's namespaces");
+    assert_eq!(read("sc.root").trim(), "/", "in the sandbox's root");
+    assert_eq!(read("sc.uid"), b.read("cc.uid"), "both as the workload's user");
+    let st: serde_json::Value = serde_json::from_str(&read("sc.state")).unwrap();
+    assert_eq!(
+        (st["status"].as_str(), st["id"].as_str()),
+        (Some("created"), Some("ct-ch")),
+        "{st}"
+    );
+    assert_eq!(status_of(&root, "ct-ch"), "running");
+    let o = sbx(&root, &["delete", "--force", "ct-ch"]);
+    assert_eq!(o.code, 0, "delete: {}", o.stderr);
+    assert_eq!(b.read("order"), "createRuntime\ncreateContainer\npoststop\n");
+    assert!(wait_gone(sup) && !root.path().join("ct-ch").exists() && cgroups_of("ct-ch").is_empty());
+
+    // A failing createContainer fails create; nothing is left.
+    set(&format!("{cc}; exit 3"), sc);
+    let o = b.create(&root, "ct-cf");
+    assert_eq!(o.code, 1, "create with a failing createContainer: {}", o.stderr);
+    assert!(
+        o.stderr.contains("container_hooks")
+            && o.stderr.contains("hooks.createContainer[0]")
+            && o.stderr.contains("status 3"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(b.read("order"), "createRuntime\ncreateContainer\n");
+    assert!(!root.path().join("ct-cf").exists(), "no state directory");
+    assert!(cgroups_of("ct-cf").is_empty(), "no cgroup: {:?}", cgroups_of("ct-cf"));
+
+    // A failing startContainer fails start: the workload never runs, the
+    // sandbox is stopped, and delete still runs poststop.
+    set(cc, &format!("{sc}; exit 4"));
+    assert_eq!(b.create(&root, "ct-sf").code, 0);
+    let sup = root.supervisor("ct-sf").unwrap();
+    let o = sbx(&root, &["start", "ct-sf"]);
+    assert_ne!(o.code, 0, "start with a failing startContainer: {}", o.stderr);
+    assert!(
+        o.stderr.contains("hooks.startContainer[0]") && o.stderr.contains("status 4"),
+        "{}",
+        o.stderr
+    );
+    assert!(wait_gone(sup), "the sandbox ended");
+    assert_eq!(status_of(&root, "ct-sf"), "stopped");
+    let o = sbx(&root, &["delete", "ct-sf"]);
+    assert_eq!(o.code, 0, "delete: {}", o.stderr);
+    assert_eq!(b.read("order"), "createRuntime\ncreateContainer\npoststop\n");
+    assert!(!root.path().join("ct-sf").exists() && cgroups_of("ct-sf").is_empty());
+}
+
 fn main() {
     // SAFETY: geteuid has no arguments and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         println!("create: skipped (needs root)");
         return;
     }
-    let tests: [(&str, fn()); 11] = [
+    let tests: [(&str, fn()); 12] = [
         ("hooks", hooks),
+        ("container_hooks", container_hooks),
         ("terminal_needs_console_socket", terminal_needs_console_socket),
         ("exec_under_spec_maps", exec_under_spec_maps),
         ("lifecycle", lifecycle),

@@ -16,7 +16,7 @@ use crate::exec::control::proto::{ExecStdio, ExitStatus, Reply, Request, Status}
 use crate::exec::control::state::{self, LockMode, Record, SandboxDir, SandboxId, StateRoot, PLAN_FILE, RECORD_FORMAT};
 use crate::exec::{self, LaunchId};
 use crate::plan::render::{self, Format};
-use crate::plan::LaunchPlan;
+use crate::plan::{HookPhase, LaunchPlan};
 use crate::vocab::Origin;
 
 /// How long a command waits for an id's lock, and for a control call.
@@ -199,41 +199,55 @@ pub(super) fn start(root: &Path, id: &str) -> Result<i32, Failure> {
             status.as_str()
         )));
     }
+    let plan = plan_with_hooks(&dir);
+    // The supervisor runs the startContainer hooks before it answers: the
+    // call may take their timeouts (without one, as long as they run).
+    let limit = match &plan {
+        Some(p) if exec::hooks::has(p, &[HookPhase::StartContainer]) => p
+            .hooks
+            .iter()
+            .filter(|h| h.phase == HookPhase::StartContainer)
+            .try_fold(WAIT, |sum, h| {
+                h.timeout_s.map(|t| sum + Duration::from_secs(u64::from(t)))
+            }),
+        _ => Some(WAIT),
+    };
     let mut c = Client::connect(&dir.socket_path(), WAIT).map_err(|e| client_failure(&id, "start", e))?;
-    c.call(&Request::Start {})
+    c.call_within(&Request::Start {}, limit)
         .map_err(|e| client_failure(&id, "start", e))?;
     record.status = Status::Running;
     dir.write_record(&record).map_err(super::sandbox::failure)?;
-    poststart(&dir, &record);
+    if let Some(p) = &plan {
+        poststart(p, &record);
+    }
     Ok(0)
 }
 
-/// The runtime spec: the poststart hooks run on the host once the workload
-/// is started, before `start` returns; a failure is a warning (runc's rule).
-/// The hooks are the stored plan's (what the sandbox got); a plan without
-/// poststart hooks runs nothing. The stored plan is canonical JSON whose
-/// `hooks` key is absent when it has none: a plan without the key is not
-/// parsed (a plain `start` stays one small read longer than before).
-fn poststart(dir: &SandboxDir, record: &Record) {
+/// The stored plan, when it has hooks. The stored plan is canonical JSON
+/// whose `hooks` key is absent when it has none: a plan without the key is
+/// not parsed (a plain `start` stays one small read longer than before).
+fn plan_with_hooks(dir: &SandboxDir) -> Option<LaunchPlan> {
     let has_hooks = dir
         .read_file(PLAN_FILE)
         .ok()
         .flatten()
         .is_some_and(|b| b.windows(7).any(|w| w == b"\"hooks\""));
     if !has_hooks {
+        return None;
+    }
+    super::lifecycle::stored_plan(dir).ok().flatten()
+}
+
+/// The runtime spec: the poststart hooks run on the host once the workload
+/// is started, before `start` returns; a failure is a warning (runc's rule).
+/// The hooks are the stored plan's (what the sandbox got); a plan without
+/// poststart hooks runs nothing.
+fn poststart(plan: &LaunchPlan, record: &Record) {
+    if !exec::hooks::has(plan, &[HookPhase::Poststart]) {
         return;
     }
-    let plan = match super::lifecycle::stored_plan(dir) {
-        Ok(Some(p)) if exec::hooks::has(&p, &[crate::plan::HookPhase::Poststart]) => p,
-        _ => return,
-    };
     let state = exec::hooks::HookState::of(&record.oci_state());
-    for w in exec::hooks::run_phase(
-        &mut exec::linux::LinuxBackend,
-        &plan,
-        crate::plan::HookPhase::Poststart,
-        &state,
-    ) {
+    for w in exec::hooks::run_phase(&mut exec::linux::LinuxBackend, plan, HookPhase::Poststart, &state) {
         eprintln!("warning: start {}: {w}", record.id);
     }
 }

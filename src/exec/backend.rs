@@ -626,15 +626,34 @@ pub enum Op {
     SeccompLoad { filter: Rc<PreparedFilter> },
     /// execve(2); returns only on failure.
     Exec { prepared: Rc<PreparedExec> },
-    /// Run one OCI hook of the plan (`super::hooks::run`): a process on the
-    /// host, exec'd with exactly its path, argv and env, `state` (the OCI
-    /// state JSON, status `status`) on its stdin; waited for, and killed
+    /// Run one OCI hook of the plan (`super::hooks::run`): a child of this
+    /// process, exec'd with exactly its path, argv and env, `state` (the
+    /// OCI state JSON, status `status`) on its stdin; waited for, and killed
     /// after its timeout. A non-zero exit, a signal or the timeout fails.
+    /// `inside`: a hook of the container's phases, exec'd by the supervisor
+    /// (in the sandbox's namespaces) as [`InSandbox`] says.
     RunHook {
         hook: Rc<crate::plan::Hook>,
         status: &'static str,
         state: Rc<Vec<u8>>,
+        inside: Option<Rc<InSandbox>>,
     },
+}
+
+/// How a `createContainer` or `startContainer` hook is exec'd by the
+/// supervisor, inside the sandbox's namespaces and cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InSandbox {
+    /// `createContainer`: an O_PATH fd on the hook's host path, opened by
+    /// the launcher, exec'd with `execveat(AT_EMPTY_PATH)` (the one fd of
+    /// the supervisor the hook keeps: a script's interpreter reads it as
+    /// `/dev/fd/N`). `None`: the path, resolved in the sandbox
+    /// (`startContainer`).
+    pub exe: Option<FdRef>,
+    /// Performed in the hook's process between its fork and its exec, in
+    /// order: the workload's credentials, capabilities, no_new_privs and
+    /// seccomp programs (a hook can do nothing the workload could not).
+    pub setup: Vec<Op>,
 }
 
 /// What [`Op::OpenInRoot`] makes when the path is missing.
@@ -925,16 +944,26 @@ impl fmt::Display for Op {
             ClearDeathSignal => f.write_str("prctl PR_SET_PDEATHSIG 0 (outlive the launcher)"),
             SignalFd { tag } => write!(f, "signalfd INT,TERM,HUP,CHLD -> {}", FdRef { raw: 0, tag: *tag }),
             Serve { listener } => write!(f, "serve control calls on {listener} (create ends here; start goes on)"),
-            RunHook { hook, status, .. } => {
+            RunHook {
+                hook, status, inside, ..
+            } => {
+                write!(f, "run hook {} ({}): ", hook.phase.name(), hook.from)?;
+                match inside.as_ref().and_then(|i| i.exe) {
+                    Some(fd) => write!(f, "fork, in the sandbox: execveat {fd} ({})", hook.path.display())?,
+                    None if inside.is_some() => write!(f, "fork, in the sandbox: exec {}", hook.path.display())?,
+                    None => write!(f, "exec {}", hook.path.display())?,
+                }
                 write!(
                     f,
-                    "run hook {} ({}): exec {} argv {:?} env {:?}, stdin the OCI state (status {status}), ",
-                    hook.phase.name(),
-                    hook.from,
-                    hook.path.display(),
-                    hook.args,
-                    hook.env,
+                    " argv {:?} env {:?}, stdin the OCI state (status {status}), ",
+                    hook.args, hook.env,
                 )?;
+                if let Some(i) = inside {
+                    f.write_str("before its exec: ")?;
+                    for op in &i.setup {
+                        write!(f, "{op}; ")?;
+                    }
+                }
                 match hook.timeout_s {
                     Some(t) => write!(f, "killed after {t} s"),
                     None => f.write_str("no timeout"),

@@ -1442,7 +1442,9 @@ impl Backend for LinuxBackend {
                 // SAFETY: a valid set; -1 makes a new signalfd.
                 check(unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) }).map(Outcome::Fd)
             }
-            RunHook { hook, state, .. } => super::hooks::run(hook, state).and(done),
+            RunHook {
+                hook, state, inside, ..
+            } => super::hooks::run(hook, state, inside.as_deref()).and(done),
             Serve { .. } => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "serving is the control half's loop, not an op",

@@ -217,7 +217,12 @@ impl Sample {
             steps: Step::ALL
                 .iter()
                 .copied()
-                .filter(|s| !matches!(s, Step::Trace | Step::RuntimeHooks | Step::SeccompBeforeCredentials))
+                .filter(|s| {
+                    !matches!(
+                        s,
+                        Step::Trace | Step::RuntimeHooks | Step::ContainerHooks | Step::SeccompBeforeCredentials
+                    )
+                })
                 .collect(),
         }
     }

@@ -1004,11 +1004,12 @@ pub enum HookPhase {
     /// At `create`, once the sandbox's namespaces and mounts are made,
     /// before its root change.
     CreateRuntime,
-    /// In the container's namespaces at `create` (not run by this build:
-    /// refused at compile time).
+    /// At `create`, after `createRuntime`, before the root change: the
+    /// path resolved on the host (opened by the launcher), executed by the
+    /// supervisor in the sandbox's namespaces (step `container_hooks`).
     CreateContainer,
-    /// In the container's namespaces at `start` (not run by this build:
-    /// refused at compile time).
+    /// At `start`, before the workload's exec: the path resolved and
+    /// executed in the sandbox's namespaces, by the supervisor.
     StartContainer,
     /// At `start`, once the workload is started (a failure is a warning).
     Poststart,
@@ -1032,11 +1033,12 @@ impl HookPhase {
         snake_name(&self)
     }
 
-    /// Whether this build runs hooks of this phase (on the host). The
-    /// container's phases (`createContainer`, `startContainer`) it cannot
-    /// run where the spec says, so compile refuses them.
-    pub fn runs_here(self) -> bool {
-        !matches!(self, HookPhase::CreateContainer | HookPhase::StartContainer)
+    /// Whether hooks of this phase run inside the sandbox's namespaces
+    /// (`createContainer`, `startContainer`: exec'd by the supervisor with
+    /// the workload's credentials, capabilities, no_new_privs and seccomp
+    /// filter) rather than on the host (the others).
+    pub fn in_sandbox(self) -> bool {
+        matches!(self, HookPhase::CreateContainer | HookPhase::StartContainer)
     }
 
     /// Whether a failing hook of this phase fails the command (and `create`
@@ -1046,14 +1048,16 @@ impl HookPhase {
     }
 }
 
-/// One OCI hook the plan runs: a program on the host, given the sandbox's
-/// OCI state JSON on its stdin.
+/// One OCI hook the plan runs: a program given the sandbox's OCI state JSON
+/// on its stdin; on the host, or in the sandbox's namespaces for the
+/// container's phases ([`HookPhase::in_sandbox`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Hook {
     /// When it runs.
     pub phase: HookPhase,
-    /// The executable, an absolute host path.
+    /// The executable, an absolute path: the host's (`createContainer`
+    /// too: opened on the host), the sandbox's for `startContainer`.
     pub path: PathBuf,
     /// argv, exactly as the spec gives it (`args[0]` is argv\[0\]; empty:
     /// the path alone).
@@ -1144,6 +1148,13 @@ steps! {
         RuntimeHooks,
     ]
     Supervisor: [
+        /// The spec's `createContainer` hooks, in order (`plan.hooks`): each
+        /// exec'd by the supervisor, in the sandbox's namespaces and cgroup,
+        /// from an fd the launcher opened on the host path (step
+        /// `open_fds`), with the workload's credentials, capabilities,
+        /// no_new_privs and seccomp filter; its mounts made, before its root
+        /// change.
+        ContainerHooks,
         RootChange,
         MaskedPaths,
         ReadonlyPaths,

@@ -203,11 +203,28 @@ impl Client {
         req: &Request,
         fds: &[BorrowedFd<'_>],
     ) -> Result<(Reply, Option<OwnedFd>), ClientError> {
-        let call = req.name();
         let deadline = match req {
             Request::Wait {} | Request::WaitPid { .. } => None,
             _ => Some(Instant::now() + self.timeout),
         };
+        self.call_until(req, fds, deadline)
+    }
+
+    /// One call that may take up to `limit` (`None`: as long as it takes),
+    /// instead of the default: `start` when the supervisor runs
+    /// `startContainer` hooks first.
+    pub fn call_within(&mut self, req: &Request, limit: Option<Duration>) -> Result<Reply, ClientError> {
+        self.call_until(req, &[], limit.map(|l| Instant::now() + l))
+            .map(|(r, _)| r)
+    }
+
+    fn call_until(
+        &mut self,
+        req: &Request,
+        fds: &[BorrowedFd<'_>],
+        deadline: Option<Instant>,
+    ) -> Result<(Reply, Option<OwnedFd>), ClientError> {
+        let call = req.name();
         let mut frame = Vec::new();
         encode_request(req, &mut frame).map_err(|source| ClientError::Request { call, source })?;
         let greet = self.hello.is_none();

@@ -151,11 +151,7 @@ pub fn features() -> Features {
     Features {
         oci_version_min: OCI_VERSION_MIN.into(),
         oci_version_max: oci_spec::runtime::VERSION.into(),
-        hooks: crate::plan::HookPhase::ALL
-            .into_iter()
-            .filter(|p| p.runs_here())
-            .map(|p| p.name())
-            .collect(),
+        hooks: crate::plan::HookPhase::ALL.into_iter().map(|p| p.name()).collect(),
         mount_options,
         linux: LinuxFeatures {
             namespaces: NsKind::ORDER.iter().map(|k| oci_namespace(*k).to_string()).collect(),
@@ -247,7 +243,17 @@ mod tests {
         assert_eq!(f.oci_version_max(), oci_spec::runtime::VERSION);
         assert_eq!(
             f.hooks().as_deref(),
-            Some(&["prestart", "createRuntime", "poststart", "poststop"].map(String::from)[..])
+            Some(
+                &[
+                    "prestart",
+                    "createRuntime",
+                    "createContainer",
+                    "startContainer",
+                    "poststart",
+                    "poststop"
+                ]
+                .map(String::from)[..]
+            )
         );
         let cg = f.linux().as_ref().unwrap().cgroup().as_ref().unwrap();
         assert_eq!(

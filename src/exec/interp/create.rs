@@ -57,6 +57,7 @@ impl<B: Backend> Interp<'_, B> {
         // Not when it joined another sandbox's user or PID namespace: that
         // sandbox's processes exist, and could reach it while execve has
         // made it dumpable (docs/security.md).
+        self.prepare_start_hooks()?;
         let ns = &self.plan.namespaces;
         let joins = [&ns.user.value, &ns.pid.value]
             .iter()
@@ -74,6 +75,7 @@ impl<B: Backend> Interp<'_, B> {
             self.op(Op::Serve { listener })?;
             // `start`, as the control call performs it.
             self.step = Step::SpawnWorkload;
+            self.start_hooks()?;
             return self.spawn_workload();
         }
         self.serve(listener)

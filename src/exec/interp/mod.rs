@@ -25,8 +25,7 @@ pub use reexec::{resume as resume_supervisor, SUPERVISOR_ARGV0};
 mod serve;
 
 use super::backend::{
-    Backend, CapSetKind, FdRef, FdTag, Forked, Make, Op, Outcome, ParentLink, PreparedExec, PreparedFilter, ProcRef,
-    Who,
+    Backend, FdRef, FdTag, Forked, Make, Op, Outcome, ParentLink, PreparedExec, PreparedFilter, ProcRef, Who,
 };
 use super::error::{ApplyError, StepFailure};
 use super::state::{self, LaunchId};
@@ -34,7 +33,7 @@ use crate::plan::{
     Actor, CapSets, CgroupDirRole, Credentials, DeviceHow, FdEntry, FdSource, LaunchPlan, MountFlag, Namespace,
     NetworkMode, NsKind, OpenMode, Platform, RootChange, Session, SetGroups, Stdio, Step,
 };
-use crate::vocab::{Cap, Origin};
+use crate::vocab::Origin;
 
 /// Where a root of `/` is assembled (on a tmpfs over `/tmp`, inside the
 /// sandbox's own mount namespace only).
@@ -232,6 +231,13 @@ pub struct Interp<'a, B: Backend> {
     /// the way), opened by the launcher with the bind sources (see
     /// [`Self::open_host_sources`]) and bound onto itself by the supervisor.
     root_path: Option<FdRef>,
+    /// `create`: O_PATH fds on the `createContainer` hooks' host paths, in
+    /// plan order (launcher, step `open_fds`; supervisor until step
+    /// `container_hooks`).
+    hook_exes: Vec<FdRef>,
+    /// `create`: the state the `startContainer` hooks read, made by the
+    /// supervisor before it serves and kept across its re-exec.
+    start_hook_state: Option<Rc<Vec<u8>>>,
     /// `create`: an O_PATH fd on this binary, opened with the host sources
     /// (before the root change), for the supervisor's re-exec.
     self_exe: Option<FdRef>,
@@ -315,6 +321,8 @@ impl<'a, B: Backend> Interp<'a, B> {
             device_sources: Vec::new(),
             root_fd: None,
             root_path: None,
+            hook_exes: Vec::new(),
+            start_hook_state: None,
             self_exe: None,
             launcher_filters: None,
             owner_uid: 0,
@@ -525,6 +533,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             Step::Clone => self.clone_supervisor(),
             Step::IdMaps => self.write_id_maps(),
             Step::RuntimeHooks => self.runtime_hooks(),
+            Step::ContainerHooks => self.container_hooks(),
             Step::CgroupJoin => self.join_cgroup(),
             Step::SupervisorIds => self.take_supervisor_ids(),
             Step::SupervisorFds => self
@@ -807,7 +816,8 @@ impl<'a, B: Backend> Interp<'a, B> {
             };
             self.sup_sources.push(fd);
         }
-        self.open_create_fds()
+        self.open_create_fds()?;
+        self.open_container_hook_exes()
     }
 
     /// `create`: the control socket's listener and the `exit` record, made
@@ -1034,6 +1044,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                     .map(|(_, f)| f.raw)
                     .chain([r.raw])
                     .chain(self.cgroup_join.iter().map(|f| f.raw))
+                    .chain(self.hook_exes.iter().map(|f| f.raw))
                     .filter(|f| self.plan_memfd.as_ref().map(|(m, _)| m.raw) != Some(*f))
                     .collect();
                 // Each entry leaves the undo stack only once its op succeeded.
@@ -1387,6 +1398,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             self.exit_file.take(),
             self.self_exe.take(),
         ];
+        keep.extend(self.hook_exes.iter().copied().map(Some));
         keep.extend(self.host_source_fds().map(Some));
         if self.real {
             super::log::hold();
@@ -1394,6 +1406,9 @@ impl<'a, B: Backend> Interp<'a, B> {
         let moved = self.arrange_fds(&entries, &sources, &keep)?;
         (self.launcher_done, self.listener, self.exit_file, self.self_exe) = (moved[0], moved[1], moved[2], moved[3]);
         let mut sources = moved[4..].iter().map(|f| f.expect("every host source was kept"));
+        for fd in &mut self.hook_exes {
+            *fd = sources.next().expect("one kept fd per createContainer hook");
+        }
         for (_, fd) in &mut self.bind_sources {
             *fd = sources.next().expect("one kept fd per bind source");
         }
@@ -2173,46 +2188,42 @@ impl<'a, B: Backend> Interp<'a, B> {
     /// permitted set across the uid change so the capability step can set it.
     fn set_credentials(&mut self, c: &Credentials) -> R<()> {
         self.origin = c.from.clone();
-        let denied =
-            self.plan.namespaces.user.value == Namespace::New && self.plan.id_maps.setgroups == SetGroups::Deny;
         // An `exec`'d process is spawned by a supervisor that dropped its
         // capabilities (CAP_SETGID with them): groups it already has are
         // not set again (setgroups would fail with EPERM, changing nothing).
         let unchanged = self.exec_override.is_some() && c.groups == self.plan.supervisor.credentials.groups;
-        if !denied && !unchanged {
-            self.op(Op::SetGroups {
-                groups: c.groups.clone(),
-            })?;
+        for op in self.credential_ops(c) {
+            if unchanged && matches!(op, Op::SetGroups { .. }) {
+                continue;
+            }
+            self.op(op)?;
         }
-        self.op(Op::SetResGid { gid: c.gid })?;
-        self.op(Op::KeepCaps { on: true })?;
-        self.op(Op::SetResUid { uid: c.uid })?;
         Ok(())
     }
 
-    /// Bounding first (needs CAP_SETPCAP, so raise effective to permitted),
-    /// then inheritable, effective, permitted (shrinking in an order capset
-    /// accepts), then ambient (needs permitted and inheritable).
+    /// The ops of [`Self::set_credentials`] (setgroups left out where the
+    /// user namespace denies it).
+    fn credential_ops(&self, c: &Credentials) -> Vec<Op> {
+        let denied =
+            self.plan.namespaces.user.value == Namespace::New && self.plan.id_maps.setgroups == SetGroups::Deny;
+        let mut ops = Vec::with_capacity(4);
+        if !denied {
+            ops.push(Op::SetGroups {
+                groups: c.groups.clone(),
+            });
+        }
+        ops.push(Op::SetResGid { gid: c.gid });
+        ops.push(Op::KeepCaps { on: true });
+        ops.push(Op::SetResUid { uid: c.uid });
+        ops
+    }
+
+    /// Sets capability sets `c` (see [`hooks::capability_ops`]).
     fn set_capabilities(&mut self, c: &CapSets, from: &Origin) -> R<()> {
         self.origin = from.clone();
-        self.op(Op::RaiseEffective)?;
-        let drop: Vec<Cap> = Cap::all().into_iter().filter(|c2| !c.bounding.contains(c2)).collect();
-        self.op(Op::DropBounding { caps: drop })?;
-        self.op(Op::CapSet {
-            set: CapSetKind::Inheritable,
-            caps: c.inheritable.clone(),
-        })?;
-        self.op(Op::CapSet {
-            set: CapSetKind::Effective,
-            caps: c.effective.clone(),
-        })?;
-        self.op(Op::CapSet {
-            set: CapSetKind::Permitted,
-            caps: c.permitted.clone(),
-        })?;
-        self.op(Op::SetAmbient {
-            caps: c.ambient.clone(),
-        })?;
+        for op in hooks::capability_ops(c) {
+            self.op(op)?;
+        }
         Ok(())
     }
 

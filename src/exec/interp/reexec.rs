@@ -44,6 +44,9 @@ struct Handover {
     listener: i32,
     exit_file: Option<i32>,
     supervisor_pid: Option<i32>,
+    /// The state the `startContainer` hooks read (JSON), when it has some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start_hook_state: Option<String>,
 }
 
 impl<B: Backend> Interp<'_, B> {
@@ -61,6 +64,10 @@ impl<B: Backend> Interp<'_, B> {
             listener: listener.raw,
             exit_file: self.exit_file.map(|f| f.raw),
             supervisor_pid: self.supervisor_pid,
+            start_hook_state: self
+                .start_hook_state
+                .as_ref()
+                .map(|s| String::from_utf8_lossy(s).into_owned()),
         };
         let mut data = serde_json::to_vec(&handover).map_err(|e| self.failure("encode the handover", e.to_string()))?;
         data.push(b'\n');
@@ -159,6 +166,7 @@ fn serve_handover(fd: i32) -> Result<std::convert::Infallible, ApplyError> {
     let mut it = Box::new(Interp::new(&h.plan, &mut backend, r.prep));
     it.launch_as(r.id, h.state_root.clone());
     it.fail_at(crate::exec::fault_injection_step());
+    it.start_hook_state = h.start_hook_state.as_ref().map(|s| Rc::new(s.clone().into_bytes()));
     it.resume_serving(h.owner_uid, h.exit_file, h.supervisor_pid)
         // The decoding's dead stack frames and freed heap top.
         .and_then(|()| it.op(Op::ShedMemory).map(drop))

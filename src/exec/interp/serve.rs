@@ -223,7 +223,8 @@ impl<'i, 'a, B: Backend> Supervising<'i, 'a, B> {
         self.started = true;
         let it = &mut *self.it;
         let r = it
-            .spawn_workload()
+            .start_hooks()
+            .and_then(|()| it.spawn_workload())
             .and_then(|()| it.await_exec())
             .and_then(|()| it.drop_supervisor_privileges());
         crate::alloc::reset_arena();

@@ -58,7 +58,7 @@ pub enum CompileErrorKind {
         kind: &'static str,
     },
     /// The spec has OCI hooks, which the policy does not let run.
-    #[error("the spec's {first} is one of {count} OCI hook(s) ({kinds}), which run on the host as the engine's user; the policy does not allow hooks (hooks.allow = false, {policy})")]
+    #[error("the spec's {first} is one of {count} OCI hook(s) ({kinds}), programs the spec names that run on the host as the engine's user (createContainer and startContainer: in the container's namespaces); the policy does not allow hooks (hooks.allow = false, {policy})")]
     HooksNotAllowed {
         /// The spec's first hook (`hooks.createRuntime[0]`).
         first: String,
@@ -69,12 +69,6 @@ pub enum CompileErrorKind {
         /// The policy line that decides (`policy:builtin:default.toml:70`,
         /// or `default`).
         policy: String,
-    },
-    /// A hook the spec wants in the container's namespaces.
-    #[error("the spec's {at} must run in the container's namespaces, which this build of sandboxctl cannot do faithfully (it runs hooks on the host only); refused rather than run elsewhere or skipped")]
-    HookInContainer {
-        /// The spec's hook (`hooks.createContainer[0]`).
-        at: String,
     },
     /// A hook timeout that is not a positive number of seconds.
     #[error("{at} is {timeout}: a hook's timeout must be a positive number of seconds (runtime spec)")]

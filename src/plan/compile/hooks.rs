@@ -1,13 +1,14 @@
 //! The spec's OCI hooks: whether they may run (the policy's `[hooks] allow`),
 //! and, when they may, the plan's `hooks` section.
 //!
-//! Hooks run on the host as the engine's user, outside every namespace of the
-//! sandbox, so they are the policy's decision alone: a spec with hooks under a
-//! policy that does not allow them is refused, naming the spec's first hook
-//! and the policy line; never started with its hooks skipped. The
-//! `createContainer` and `startContainer` hooks belong in the container's
-//! namespaces, which this build cannot give them faithfully: they are refused
-//! too, rather than run somewhere else.
+//! Most hooks run on the host as the engine's user, outside every namespace
+//! of the sandbox; `createContainer` and `startContainer` hooks run inside
+//! its namespaces, as the workload would (its credentials, capabilities,
+//! no_new_privs and seccomp filter), but they are programs the spec names
+//! and the sandbox's owner did not review. So hooks are the policy's
+//! decision alone: a spec with hooks under a policy that does not allow them
+//! is refused, naming the spec's first hook and the policy line; never
+//! started with its hooks skipped.
 
 use oci_spec::runtime::{Hook as SpecHook, Hooks};
 
@@ -29,7 +30,7 @@ fn of_phase(h: &Hooks, phase: HookPhase) -> &[SpecHook] {
 }
 
 /// The plan's hooks, in the order they run; an error when the spec has hooks
-/// the policy does not let run, or that this build cannot run as asked.
+/// the policy does not let run, or a hook this build cannot run as asked.
 pub(super) fn hooks(cx: &Cx) -> Result<Vec<Hook>, CompileError> {
     let Some(h) = cx.spec.spec.hooks() else {
         return Ok(Vec::new());
@@ -60,12 +61,6 @@ pub(super) fn hooks(cx: &Cx) -> Result<Vec<Hook>, CompileError> {
     let mut out = Vec::with_capacity(asked.len());
     for (phase, i, k) in asked {
         let at = path(phase, i);
-        if !phase.runs_here() {
-            return Err(CompileError::new(CompileErrorKind::HookInContainer { at: at.clone() })
-                .anchor(Anchor::spec(at, "runs in the container's namespaces"))
-                .anchor(Anchor::Policy(allow.at.clone(), "hooks allowed".into()))
-                .help("run this spec with runc or crun, or drop its createContainer and startContainer hooks (docs/lifecycle.md, \"OCI hooks\")"));
-        }
         if !k.path().is_absolute() {
             return Err(CompileError::new(CompileErrorKind::RelativePath {
                 what: format!("{at}.path"),

@@ -282,6 +282,7 @@ fn steps(
             RuntimeHooks => hooks
                 .iter()
                 .any(|h| matches!(h.phase, HookPhase::Prestart | HookPhase::CreateRuntime)),
+            ContainerHooks => hooks.iter().any(|h| h.phase == HookPhase::CreateContainer),
             Hostname => hostname.is_some() && ns.uts.value == Namespace::New,
             Network => network.value == NetworkMode::Loopback,
             MountPropagation => mount_ns_new,
@@ -650,8 +651,49 @@ mod tests {
         assert!(!plan.steps.contains(&Step::RuntimeHooks));
     }
 
-    /// Hooks for the container's namespaces are refused (never run on the
-    /// host instead, never skipped); so are relative paths and bad timeouts.
+    /// The container's hooks are planned like the others: `createContainer`
+    /// brings the supervisor's step `container_hooks` (after the runtime
+    /// hooks, before the root change), `startContainer` no step of `create`
+    /// (`start` runs it).
+    #[test]
+    fn container_hooks_are_planned_with_their_step() {
+        let host = host("hybrid-root.toml");
+        let allow = policy("extends = \"container\"\n[hooks]\nallow = true\n");
+        let b = oci_spec::runtime::HooksBuilder::default;
+        let plan_with = |h: oci_spec::runtime::Hooks| {
+            let mut spec = podman_spec();
+            spec.spec.set_hooks(Some(h));
+            compile(&allow, &spec, &host, &Default::default()).unwrap().plan
+        };
+        let plan = plan_with(
+            b().start_container(vec![hook("/bin/true", &["start"], Some(2))])
+                .create_container(vec![hook("/usr/bin/cc", &[], None)])
+                .create_runtime(vec![hook("/usr/bin/cr", &[], None)])
+                .build()
+                .unwrap(),
+        );
+        let got: Vec<String> = plan
+            .hooks
+            .iter()
+            .map(|h| format!("{} {} {}", h.phase.name(), h.path.display(), h.from))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "createRuntime /usr/bin/cr spec:hooks.createRuntime[0]",
+                "createContainer /usr/bin/cc spec:hooks.createContainer[0]",
+                "startContainer /bin/true spec:hooks.startContainer[0]",
+            ]
+        );
+        let at = |s: Step| plan.steps.iter().position(|x| *x == s).unwrap();
+        assert_eq!(at(Step::ContainerHooks), at(Step::RuntimeHooks) + 1);
+        assert_eq!(at(Step::RootChange), at(Step::ContainerHooks) + 1);
+        let plan = plan_with(b().start_container(vec![hook("/bin/true", &[], None)]).build().unwrap());
+        assert_eq!(plan.hooks.len(), 1);
+        assert!(!plan.steps.contains(&Step::ContainerHooks) && !plan.steps.contains(&Step::RuntimeHooks));
+    }
+
+    /// Relative paths and bad timeouts are refused.
     #[test]
     fn hooks_this_build_cannot_run_as_asked_are_refused() {
         let host = host("hybrid-root.toml");
@@ -662,24 +704,6 @@ mod tests {
             compile(&allow, &spec, &host, &Default::default()).unwrap_err()
         };
         let b = oci_spec::runtime::HooksBuilder::default;
-        let e = with(
-            b().create_container(vec![hook("/bin/true", &[], None)])
-                .build()
-                .unwrap(),
-        );
-        assert_eq!(
-            e.kind,
-            CompileErrorKind::HookInContainer {
-                at: "hooks.createContainer[0]".into()
-            }
-        );
-        let e = with(b().start_container(vec![hook("/bin/true", &[], None)]).build().unwrap());
-        assert_eq!(
-            e.kind,
-            CompileErrorKind::HookInContainer {
-                at: "hooks.startContainer[0]".into()
-            }
-        );
         let e = with(b().poststop(vec![hook("bin/true", &[], None)]).build().unwrap());
         assert!(matches!(e.kind, CompileErrorKind::RelativePath { .. }), "{e}");
         for t in [0, -1] {
