@@ -614,6 +614,168 @@ fn exec_under_spec_maps() {
     );
 }
 
+/// Issue 13: a pod's containers share the pause container's ipc, uts and
+/// pid namespaces by path. A holder (`unshare --ipc --uts --pid --fork`,
+/// as a pause container) makes them; a sandbox under the container policy
+/// whose spec names the holder's paths sees the holder's namespaces from
+/// inside (its workload and an exec'd process alike), the holder's hostname
+/// (not the spec's), the holder as pid 1 and itself not; `delete --force`
+/// ends the sandbox and leaves the holder running, and nothing of the
+/// sandbox (supervisor, state, cgroups) is left.
+fn pod_joins_namespaces() {
+    let root = Root::new("pod");
+    let bundle = root.path().with_extension("podbundle");
+    let _ = fs::remove_dir_all(&bundle);
+    let busybox = common::busybox().unwrap_or_else(|why| panic!("{why}"));
+    let made = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-busybox-rootfs"))
+        .env("BUSYBOX", &busybox)
+        .arg(bundle.join("rootfs"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    fs::set_permissions(&bundle, fs::Permissions::from_mode(0o755)).unwrap();
+    // The "pause container": sh sets a hostname in the new uts namespace and
+    // becomes pid 1 of the new pid namespace (sleep).
+    let mut holder = Command::new("unshare")
+        .args([
+            "--ipc",
+            "--uts",
+            "--pid",
+            "--fork",
+            "sh",
+            "-c",
+            "hostname pod-holder && exec sleep 60",
+        ])
+        .spawn()
+        .unwrap();
+    struct Kill(i32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            // SAFETY: kill has no memory arguments.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _unshare = Kill(holder.id() as i32);
+    let end = Instant::now() + Duration::from_secs(5);
+    let pause = loop {
+        let kids = children_of(holder.id() as i32);
+        if let Some(k) = kids.first() {
+            let exe = fs::read_link(format!("/proc/{k}/exe")).unwrap_or_default();
+            if exe.to_string_lossy().contains("sleep") {
+                break *k;
+            }
+        }
+        assert!(Instant::now() < end, "the holder never started its sleep");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _pause = Kill(pause);
+    let ns = |pid: i32, kind: &str| fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap();
+    let want: Vec<String> = ["ipc", "uts", "pid"]
+        .iter()
+        .map(|k| ns(pause, k).to_string_lossy().into_owned())
+        .collect();
+    let mut spec: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/inputs/runc-spec.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    spec["process"]["args"] = serde_json::json!(["/bin/sleep", "30"]);
+    spec["process"]["terminal"] = serde_json::json!(false);
+    spec["linux"]["resources"]["pids"] = serde_json::json!({"limit": 64});
+    let namespaces: Vec<serde_json::Value> = spec["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| match n["type"].as_str() {
+            Some(k @ ("ipc" | "uts" | "pid")) => {
+                serde_json::json!({"type": k, "path": format!("/proc/{pause}/ns/{k}")})
+            }
+            _ => n.clone(),
+        })
+        .collect();
+    spec["linux"]["namespaces"] = serde_json::json!(namespaces);
+    fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    let o = sbx(
+        &root,
+        &[
+            "--policy",
+            "container",
+            "create",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "ct-pod",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let sup = root.supervisor("ct-pod").unwrap();
+    assert_eq!(sbx(&root, &["start", "ct-pod"]).code, 0);
+    let workload = {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(w) = children_of(sup).first() {
+                break *w;
+            }
+            assert!(Instant::now() < end, "no workload");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let inside = sbx(
+        &root,
+        &[
+            "exec",
+            "ct-pod",
+            "/bin/sh",
+            "-c",
+            "for k in ipc uts pid; do readlink /proc/self/ns/$k; done; cat /proc/sys/kernel/hostname; \
+             cat /proc/1/comm; echo $$",
+        ],
+    );
+    let seen = |pid: i32| -> Vec<String> {
+        ["ipc", "uts", "pid"]
+            .iter()
+            .map(|k| {
+                fs::read_link(format!("/proc/{pid}/ns/{k}"))
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    let (workload_ns, sup_ns, host_ns) = (seen(workload), seen(sup), seen(1));
+    let cgroups = cgroups_of("ct-pod");
+    let deleted = sbx(&root, &["delete", "--force", "ct-pod"]);
+    let gone = wait_gone(sup);
+    let holder_alive = alive(pause);
+    let left = cgroups_of("ct-pod");
+    let dir_left = root.path().join("ct-pod").exists();
+    drop(_pause);
+    let _ = holder.wait();
+    let _ = fs::remove_dir_all(&bundle);
+
+    assert_eq!(inside.code, 0, "{}", inside.stderr);
+    let lines: Vec<&str> = inside.stdout.lines().collect();
+    assert_eq!(lines[..3], want[..], "exec'd process: {}", inside.stdout);
+    assert_eq!(workload_ns, want, "the workload's");
+    assert_eq!(sup_ns, want, "the supervisor's");
+    for (h, w) in host_ns.iter().zip(&want) {
+        assert_ne!(h, w, "the holder's namespaces are not the host's");
+    }
+    assert_eq!(
+        lines[3], "pod-holder",
+        "the joined uts namespace keeps its owner's hostname"
+    );
+    assert_eq!(lines[4], "sleep", "the holder is pid 1 of the joined pid namespace");
+    assert_ne!(lines[5], "1");
+    assert!(!cgroups.is_empty(), "the sandbox had cgroups");
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    assert!(gone, "supervisor left");
+    assert!(holder_alive, "delete must not end the joined namespaces' owner");
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+    assert!(!dir_left, "state directory left");
+}
+
 /// A bundle (busybox rootfs, runc's spec running `/bin/sleep 30`, a pids
 /// limit so the sandbox has cgroups) whose spec has `hooks`, and a policy
 /// file that allows hooks. Each hook is `/bin/sh -c SCRIPT NAME PHASE`
@@ -1106,7 +1268,8 @@ fn main() {
         println!("create: skipped (needs root)");
         return;
     }
-    let tests: [(&str, fn()); 12] = [
+    let tests: [(&str, fn()); 13] = [
+        ("pod_joins_namespaces", pod_joins_namespaces),
         ("hooks", hooks),
         ("container_hooks", container_hooks),
         ("terminal_needs_console_socket", terminal_needs_console_socket),

@@ -1895,6 +1895,28 @@ mod tests {
             assert!(unmet[0].to_string().contains(want), "{}", unmet[0]);
         }
         assert!(probe(Path::new("/proc/self/ns/net")).is_empty());
+        // Issue 13: a pod member's ipc, uts and pid paths, probed alike (the
+        // pid one as runtime-tools names it, `pid_for_children` too).
+        let mut p = crate::exec::testsupport::sample_plan(Path::new("/r"), "true");
+        p.namespaces.ipc = Sourced::new(
+            Namespace::Join("/proc/self/ns/uts".into()),
+            Origin::spec("linux.namespaces[2].path"),
+        );
+        p.namespaces.uts = Sourced::new(
+            Namespace::Join("/proc/self/ns/uts".into()),
+            Origin::spec("linux.namespaces[3].path"),
+        );
+        p.namespaces.pid = Sourced::new(
+            Namespace::Join("/proc/self/ns/pid_for_children".into()),
+            Origin::spec("linux.namespaces[0].path"),
+        );
+        let unmet = probe_namespace_paths(&p);
+        assert_eq!(unmet.len(), 1, "{unmet:?}");
+        assert!(
+            unmet[0].to_string().contains("a uts namespace, not a ipc namespace"),
+            "{}",
+            unmet[0]
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -346,6 +346,66 @@ mod tests {
         Sample::applied(Path::new("/tmp/rootfs")).plan()
     }
 
+    /// Issue 13: a pod member's plan joins ipc, uts and pid by path. The
+    /// launcher opens and enters each (pid, ipc, uts: the one order) before
+    /// the clone, which makes only the kinds still new, so the supervisor
+    /// starts inside them (pid: setns sets where children go); it returns to
+    /// its own after the clone; the workload, not pid 1 there, dies with its
+    /// supervisor.
+    #[test]
+    fn joined_pod_namespaces_are_entered_before_the_clone() {
+        use crate::plan::{NsKind, Sourced};
+        let mut p = plan();
+        for k in [NsKind::Pid, NsKind::Ipc, NsKind::Uts] {
+            let n = Sourced::new(
+                Namespace::Join(format!("/proc/4242/ns/{}", k.proc_name()).into()),
+                Origin::spec("linux.namespaces[0].path"),
+            );
+            match k {
+                NsKind::Pid => p.namespaces.pid = n,
+                NsKind::Ipc => p.namespaces.ipc = n,
+                _ => p.namespaces.uts = n,
+            }
+        }
+        p.steps.retain(|s| *s != Step::Hostname);
+        let clone = p.steps.iter().position(|s| *s == Step::Clone).unwrap();
+        if !p.steps.contains(&Step::JoinNamespaces) {
+            p.steps.insert(clone, Step::JoinNamespaces);
+        }
+        let ops = dry_run(&p).unwrap();
+        let at = |f: &dyn Fn(&Op) -> bool| ops.iter().position(|r| f(&r.op)).unwrap();
+        let cloned = at(&|o| matches!(o, Op::Clone { .. }));
+        let Op::Clone { new, .. } = &ops[cloned].op else {
+            unreachable!()
+        };
+        assert!(
+            !new.iter().any(|k| matches!(k, NsKind::Pid | NsKind::Ipc | NsKind::Uts)),
+            "{new:?}"
+        );
+        assert!(new.contains(&NsKind::User) && new.contains(&NsKind::Mount), "{new:?}");
+        let entered: Vec<NsKind> = ops[..cloned]
+            .iter()
+            .filter_map(|r| match r.op {
+                Op::SetNs { kind, .. } => Some(kind),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(entered, [NsKind::Pid, NsKind::Ipc, NsKind::Uts]);
+        for k in &entered {
+            let opened = at(&|o| matches!(o, Op::OpenNs { kind, .. } if kind == k));
+            assert!(opened < cloned);
+        }
+        let back = ops[cloned..]
+            .iter()
+            .filter(|r| r.actor == Actor::Launcher && matches!(r.op, Op::SetNs { .. }))
+            .count();
+        assert_eq!(back, 3, "the launcher returns to its own namespaces");
+        assert!(ops
+            .iter()
+            .any(|r| r.actor == Actor::Workload && matches!(r.op, Op::DieWithParent { .. })));
+        assert!(!ops.iter().any(|r| matches!(r.op, Op::SetHostname { .. })));
+    }
+
     #[test]
     fn dry_run_is_deterministic_and_in_plan_order() {
         let a = dry_run_text(&plan()).unwrap();

@@ -249,12 +249,15 @@ pub fn preflight(plan: &LaunchPlan, host: &HostFacts) -> Vec<UnmetNeed> {
             "run apply as root, or use a policy with a new user namespace",
         );
     }
-    if plan.steps.contains(&Step::MountPropagation) && ns.mount.value != Namespace::New {
+    // A joined mount namespace is the policy's choice (`namespaces.allow_join`
+    // lists `mount`): its owner's mounts change, as the plan says. The
+    // host's own never.
+    if plan.steps.contains(&Step::MountPropagation) && ns.mount.value == Namespace::Host {
         need(
             &mut v,
-            "making / private needs a new mount namespace (it would change the host's mounts)",
+            "making / private in the caller's mount namespace would change the host's mounts",
             &ns.mount.from,
-            "plan a new mount namespace",
+            "plan a new mount namespace (or join one by path)",
         );
     }
     for m in &plan.mounts {

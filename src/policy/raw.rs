@@ -198,11 +198,13 @@ pub struct RawNamespaces {
     #[schemars(with = "Option<NsChoice>")]
     pub time: Option<Spanned<NsChoice>>,
     /// The namespace kinds a spec may join by path (`linux.namespaces[].path`):
-    /// any of `user`, `net`, `cgroup`, `time` (the sandbox always makes its
-    /// own `pid`, `ipc`, `uts` and `mount`). A path for a kind not listed is a
-    /// compile error. Unset: `["net", "user"]` (a netns is joined only when
+    /// any of `user`, `net`, `cgroup`, `time`, `pid`, `ipc`, `uts`, `mount`.
+    /// A `user`, `net`, `cgroup` or `time` path of a kind not listed is a
+    /// compile error; a `pid`, `ipc`, `uts` or `mount` path of a kind not
+    /// listed is not joined (the sandbox makes its own, with a warning).
+    /// Unset: `["net", "user"]` (a netns is joined only when
     /// `network.allow_join` allows it too; a user namespace only under the
-    /// host network).
+    /// host network or `user.mode = "spec"`).
     #[schemars(with = "Option<Vec<crate::plan::NsKind>>")]
     pub allow_join: Option<Spanned<Vec<crate::plan::NsKind>>>,
     /// A spec without a `pid`, `ipc`, `uts` or `mount` entry asks for the

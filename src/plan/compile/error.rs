@@ -249,6 +249,22 @@ pub enum CompileErrorKind {
         /// The path.
         path: String,
     },
+    /// A joined pid or mount namespace (or a joined uts namespace given a
+    /// hostname) under the sandbox's own new user namespace: the joined one
+    /// belongs to another user namespace, where the sandbox holds no
+    /// capability, so mounting /proc, the root or setting the hostname would
+    /// fail with EPERM.
+    #[error("the spec asks to join the {kind} namespace {path} while the sandbox makes its own user namespace ({rule}): the sandbox would hold no capability in the joined namespace, and {fails} would fail")]
+    JoinedNsOutsideUserNs {
+        /// The kind.
+        kind: String,
+        /// The path.
+        path: String,
+        /// The rule that made the user namespace new.
+        rule: String,
+        /// What would fail.
+        fails: &'static str,
+    },
     /// A cgroup path that leaves the cgroup hierarchy (or names its root).
     #[error("linux.cgroupsPath \"{path}\" {why}")]
     CgroupPathOutside {

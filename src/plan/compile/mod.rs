@@ -271,7 +271,11 @@ fn steps(
 ) -> Vec<Step> {
     use Step::*;
 
-    let mount_ns_new = ns.mount.value == Namespace::New;
+    // A joined mount namespace is made private too: the root's mounts made
+    // in it must not propagate to its peers (the host's, when its owner
+    // shares them). This changes the owner's namespace, as runc does; only
+    // a policy that lists `mount` in `namespaces.allow_join` gets here.
+    let mount_ns_own = matches!(ns.mount.value, Namespace::New | Namespace::Join(_));
     Step::ALL
         .iter()
         .copied()
@@ -285,7 +289,7 @@ fn steps(
             ContainerHooks => hooks.iter().any(|h| h.phase == HookPhase::CreateContainer),
             Hostname => hostname.is_some() && ns.uts.value == Namespace::New,
             Network => network.value == NetworkMode::Loopback,
-            MountPropagation => mount_ns_new,
+            MountPropagation => mount_ns_own,
             Mounts => !mounts.is_empty(),
             Devices => !devices.is_empty() || !dev_links.is_empty(),
             RootChange => root.change.value != super::types::RootChange::None,
@@ -760,6 +764,141 @@ mod tests {
             .unwrap()
             .plan;
             assert_eq!(p.namespaces.pid.value, Namespace::New);
+        }
+    }
+
+    /// A podman spec whose `kinds` namespaces carry a path (a pod's pause
+    /// container's), and whose user namespace is `user` (none, new, or a path).
+    fn pod_spec(kinds: &[oci_spec::runtime::LinuxNamespaceType], user: Option<Option<&str>>) -> SpecInput {
+        use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType as T};
+        let mut spec = podman_spec();
+        let mut linux = spec.spec.linux().clone().unwrap();
+        let mut ns: Vec<_> = linux
+            .namespaces()
+            .clone()
+            .unwrap()
+            .into_iter()
+            .filter(|n| !kinds.contains(&n.typ()) && n.typ() != T::User)
+            .collect();
+        for k in kinds {
+            let name = match k {
+                T::Mount => "mnt".to_string(),
+                k => format!("{k:?}").to_lowercase(),
+            };
+            ns.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(*k)
+                    .path(format!("/proc/4242/ns/{name}"))
+                    .build()
+                    .unwrap(),
+            );
+        }
+        if let Some(path) = user {
+            let mut b = LinuxNamespaceBuilder::default().typ(T::User);
+            if let Some(p) = path {
+                b = b.path(p);
+            }
+            ns.push(b.build().unwrap());
+        }
+        linux.set_namespaces(Some(ns));
+        spec.spec.set_linux(Some(linux));
+        spec
+    }
+
+    /// Issue 13: a pod's containers join the pause container's ipc, uts and
+    /// pid namespaces by path under the container policy (its `allow_join`),
+    /// each with its spec path as origin; `default` keeps making its own, by
+    /// the seed's rules, and warns naming `allow_join`; `mount` is joined only
+    /// where a policy lists it.
+    #[test]
+    fn pod_namespaces_are_joined_where_allow_join_lists_them() {
+        use oci_spec::runtime::LinuxNamespaceType as T;
+        let spec = pod_spec(&[T::Ipc, T::Uts, T::Pid, T::Mount], None);
+        let host = host("hybrid-root.toml");
+        let c = compile(&policy("extends = \"container\""), &spec, &host, &Default::default()).unwrap();
+        let joined = |n: &Sourced<Namespace>, name: &str| {
+            assert!(
+                matches!(&n.value, Namespace::Join(p) if p == Path::new(&format!("/proc/4242/ns/{name}"))),
+                "{name}: {n:?}"
+            );
+            assert!(
+                matches!(&n.from, Origin::Spec(path) if path.ends_with(".path")),
+                "{n:?}"
+            );
+        };
+        joined(&c.plan.namespaces.ipc, "ipc");
+        joined(&c.plan.namespaces.uts, "uts");
+        joined(&c.plan.namespaces.pid, "pid");
+        assert_eq!(c.plan.namespaces.mount.value, Namespace::New);
+        assert_eq!(c.plan.namespaces.mount.from, Origin::rule("mount-ns-always-new"));
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("mount namespace path")
+                && w.message.contains("allow_join does not list \"mount\"")));
+        assert!(c.plan.steps.contains(&Step::JoinNamespaces));
+        for k in [NsKind::Ipc, NsKind::Uts, NsKind::Pid] {
+            assert!(c.plan.namespace_join_ceiling.value.contains(&k), "{k:?}");
+        }
+
+        let d = compile(&policy("extends = \"default\""), &spec, &host, &Default::default()).unwrap();
+        for (n, rule) in [
+            (&d.plan.namespaces.ipc, "ipc-ns-always-new"),
+            (&d.plan.namespaces.uts, "uts-ns-always-new"),
+            (&d.plan.namespaces.pid, "pid-ns-always-new"),
+            (&d.plan.namespaces.mount, "mount-ns-always-new"),
+        ] {
+            assert_eq!(n.value, Namespace::New);
+            assert_eq!(n.from, Origin::rule(rule));
+        }
+        assert_eq!(
+            d.warnings
+                .iter()
+                .filter(|w| w.message.contains("allow_join does not list"))
+                .count(),
+            4
+        );
+
+        let m = compile(
+            &policy("extends = \"container\"\n[namespaces]\nallow_join = [\"net\", \"mount\"]\n"),
+            &spec,
+            &host,
+            &Default::default(),
+        )
+        .unwrap();
+        joined(&m.plan.namespaces.mount, "mnt");
+        assert_eq!(m.plan.namespaces.ipc.value, Namespace::New);
+    }
+
+    /// A joined pid or mount namespace (or a joined uts with a hostname)
+    /// under the sandbox's own new user namespace: the sandbox would hold no
+    /// capability there, so it is refused at compile; joining the owning user
+    /// namespace too makes it work.
+    #[test]
+    fn joined_pid_and_mount_need_their_user_namespace() {
+        use oci_spec::runtime::LinuxNamespaceType as T;
+        let all = "extends = \"container\"\n[namespaces]\nallow_join = [\"net\", \"user\", \"pid\", \"ipc\", \"uts\", \"mount\"]\n";
+        let host = host("hybrid-root.toml");
+        for (k, ok) in [(T::Pid, false), (T::Mount, false), (T::Ipc, true)] {
+            let r = compile(&policy(all), &pod_spec(&[k], Some(None)), &host, &Default::default());
+            match ok {
+                true => assert!(r.is_ok(), "{k:?}"),
+                false => assert!(
+                    matches!(
+                        r.as_ref().unwrap_err().kind,
+                        CompileErrorKind::JoinedNsOutsideUserNs { .. }
+                    ),
+                    "{k:?}"
+                ),
+            }
+            let joined = compile(
+                &policy(all),
+                &pod_spec(&[k], Some(Some("/proc/4242/ns/user"))),
+                &host,
+                &Default::default(),
+            )
+            .unwrap();
+            assert!(matches!(joined.plan.namespaces.user.value, Namespace::Join(_)));
         }
     }
 

@@ -492,17 +492,86 @@ pub(crate) fn check_abs(p: &std::path::Path, path: &str) -> Result<(), CompileEr
     }
 }
 
+/// A pid, ipc, uts or mount namespace: joined at the spec's path when the
+/// policy's `namespaces.allow_join` lists the kind (a Kubernetes pod's
+/// containers join the pause container's ipc and uts, and pid with
+/// `shareProcessNamespace`), else new by the seed's rule `rule`, with a
+/// warning for a path not joined that names the policy line.
+///
+/// A joined namespace belongs to the user namespace its owner made it in.
+/// Under the sandbox's own new user namespace the sandbox holds no
+/// capability there: a joined pid namespace's /proc and a joined mount
+/// namespace's mounts would fail with EPERM, and so would a hostname in a
+/// joined uts namespace; refused here rather than at apply.
+fn seed_new_or_joined(
+    cx: &mut Cx,
+    user: &UserNs,
+    kind: NsKind,
+    oci: LinuxNamespaceType,
+    rule: &str,
+) -> Result<Sourced<Namespace>, CompileError> {
+    let new = Sourced::new(Namespace::New, Origin::rule(rule));
+    let Some((i, Some(path))) = spec_ns(cx, oci) else {
+        return Ok(new);
+    };
+    let allow = cx.policy.ns_allow_join.clone();
+    if !allow.value.contains(&kind) {
+        not_joined(
+            cx,
+            &kind.name(),
+            i,
+            &path,
+            &format!(
+                "namespaces.allow_join does not list \"{}\", so the sandbox makes its own",
+                kind.name()
+            ),
+            Some(&allow.at),
+        );
+        return Ok(new);
+    }
+    let at = format!("linux.namespaces[{i}].path");
+    check_abs(&path, &at)?;
+    let fails = match kind {
+        NsKind::Pid => Some("mounting its /proc"),
+        NsKind::Mount => Some("building the root in it"),
+        NsKind::Uts if cx.spec.spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) => {
+            Some("setting the spec's hostname")
+        }
+        _ => None,
+    };
+    if let (Namespace::New, Some(fails)) = (&user.ns.value, fails) {
+        return Err(CompileError::new(K::JoinedNsOutsideUserNs {
+            kind: kind.proc_name().into(),
+            path: path.display().to_string(),
+            rule: user.ns.from.to_string(),
+            fails,
+        })
+        .anchor(Anchor::spec(at, "asked to join"))
+        .anchor(Anchor::spec("linux.namespaces", "no user namespace path to join"))
+        .help("join the user namespace that owns it too (a linux.namespaces entry of type user with its path, under a policy whose user mode keeps the spec's), or drop the path"));
+    }
+    if kind == NsKind::Uts {
+        if let Some(h) = cx.spec.spec.hostname().as_ref().filter(|h| !h.is_empty()) {
+            cx.warnings.push(super::Warning {
+                message: format!(
+                    "the spec's hostname {h:?} is not set: the uts namespace is joined, and its hostname is its owner's"
+                ),
+                anchors: vec![
+                    Anchor::spec("hostname", "not set"),
+                    Anchor::spec(at.clone(), "uts namespace joined"),
+                ],
+            });
+        }
+    }
+    Ok(Sourced::new(Namespace::Join(path), Origin::spec(at)))
+}
+
 /// The namespace table.
 pub(crate) fn namespaces(
     cx: &mut Cx,
     network: &Sourced<NetworkMode>,
     user: &UserNs,
 ) -> Result<Namespaces, CompileError> {
-    let new = |rule: &str| Sourced::new(Namespace::New, Origin::rule(rule));
-    // Every platform: the supervisor is pid 1 of a new PID namespace (on
-    // ptrace too, where it traces the workload from inside it; the seed kept
-    // the host's, where mounting /proc fails with EPERM).
-    let pid = new("pid-ns-always-new");
     let net = match &network.value {
         NetworkMode::Host => Sourced::new(Namespace::Host, network.from.clone()),
         NetworkMode::Join(p) => Sourced::new(Namespace::Join(p.clone()), network.from.clone()),
@@ -539,26 +608,24 @@ pub(crate) fn namespaces(
         })
     };
     host_namespace_requests(cx)?;
-    // Spec paths for kinds the sandbox always makes anew are not joined.
-    for (kind, name) in [
-        (LinuxNamespaceType::Ipc, "ipc"),
-        (LinuxNamespaceType::Uts, "uts"),
-        (LinuxNamespaceType::Mount, "mount"),
-        (LinuxNamespaceType::Pid, "pid"),
-    ] {
-        if let Some((i, Some(p))) = spec_ns(cx, kind) {
-            not_joined(cx, name, i, &p, "the sandbox always makes its own", None);
-        }
-    }
+    // Every platform: without a path to join, the supervisor is pid 1 of a
+    // new PID namespace (on ptrace too, where it traces the workload from
+    // inside it; the seed kept the host's, where mounting /proc fails with
+    // EPERM).
+    use LinuxNamespaceType as T;
+    let ipc = seed_new_or_joined(cx, user, NsKind::Ipc, T::Ipc, "ipc-ns-always-new")?;
+    let uts = seed_new_or_joined(cx, user, NsKind::Uts, T::Uts, "uts-ns-always-new")?;
+    let mount = seed_new_or_joined(cx, user, NsKind::Mount, T::Mount, "mount-ns-always-new")?;
+    let pid = seed_new_or_joined(cx, user, NsKind::Pid, T::Pid, "pid-ns-always-new")?;
     let cgroup = free(cx, "cgroup", LinuxNamespaceType::Cgroup)?;
     let time = free(cx, "time", LinuxNamespaceType::Time)?;
     Ok(Namespaces {
         user: user.ns.clone(),
         pid,
-        mount: new("mount-ns-always-new"),
+        mount,
         net,
-        ipc: new("ipc-ns-always-new"),
-        uts: new("uts-ns-always-new"),
+        ipc,
+        uts,
         cgroup,
         time,
     })

@@ -153,6 +153,23 @@ fn cases() -> Vec<Case> {
             C::Namespace,
             true,
         ),
+        // Issue 13: a pod member's joined ipc, uts and pid namespaces.
+        case(
+            "ipc ns joined (a pod's)",
+            |p| p.namespaces.ipc.value = Namespace::Join("/proc/4242/ns/ipc".into()),
+            "namespaces.ipc",
+            W,
+            C::Namespace,
+            true,
+        ),
+        case(
+            "pid ns joined (a pod's)",
+            |p| p.namespaces.pid.value = Namespace::Join("/proc/4242/ns/pid".into()),
+            "namespaces.pid",
+            W,
+            C::Namespace,
+            true,
+        ),
         case(
             "time ns made new",
             |p| p.namespaces.time.value = Namespace::New,
