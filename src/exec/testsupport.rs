@@ -158,6 +158,7 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
                     version: CgroupVersion::V1,
                     role: CgroupDirRole::Parent,
                     controllers: vec!["memory".into()],
+                    inherit: None,
                     from: None,
                 },
                 CgroupDir {
@@ -165,6 +166,7 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
                     version: CgroupVersion::V1,
                     role: CgroupDirRole::Sandbox,
                     controllers: vec!["memory".into()],
+                    inherit: None,
                     from: None,
                 },
                 CgroupDir {
@@ -172,6 +174,7 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
                     version: CgroupVersion::V1,
                     role: CgroupDirRole::Parent,
                     controllers: vec!["pids".into()],
+                    inherit: None,
                     from: None,
                 },
                 CgroupDir {
@@ -179,6 +182,7 @@ pub fn sample_plan(rootfs: &Path, script: &str) -> LaunchPlan {
                     version: CgroupVersion::V1,
                     role: CgroupDirRole::Sandbox,
                     controllers: vec!["pids".into()],
+                    inherit: None,
                     from: None,
                 },
             ],

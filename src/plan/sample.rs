@@ -276,6 +276,8 @@ pub fn sample_plan() -> LaunchPlan {
                 cpuset_cpus: Some(Sourced::new("0-1".into(), spec("linux.resources.cpu.cpus"))),
                 cpuset_mems: None,
                 pids: Some(Sourced::new(128, policy(14))),
+                memory_kernel_tcp: None,
+                devices: Vec::new(),
             },
             dirs: ["memory", "cpu", "cpuset", "pids"]
                 .iter()
@@ -284,6 +286,7 @@ pub fn sample_plan() -> LaunchPlan {
                     version: CgroupVersion::V1,
                     role: CgroupDirRole::Sandbox,
                     controllers: vec![c.to_string()],
+                    inherit: None,
                     from: None,
                 })
                 .collect(),
