@@ -377,6 +377,20 @@ fn unapplied(cx: &mut Cx, res: &oci_spec::runtime::LinuxResources) -> Result<(),
 /// allow rules are written.
 pub const DEVICES_DENY_RULE: &str = "devices-cgroup-deny-all";
 
+/// The rule that leaves out runc's default devices cgroup rules beyond the
+/// device ceiling.
+pub const RUNTIME_DEFAULTS_RULE: &str = "devices-cgroup-runtime-defaults";
+
+/// runc's default char device rules (libcontainer's AllowedDevices, which
+/// containerd's default spec repeats) that name a device: /dev/console,
+/// /dev/net/tun, /dev/pts/ptmx, /dev/pts/*.
+const RUNTIME_DEFAULT_RULES: [(Option<u64>, Option<u64>); 4] = [
+    (Some(5), Some(1)),
+    (Some(10), Some(200)),
+    (Some(5), Some(2)),
+    (Some(136), None),
+];
+
 /// The access letters of a devices cgroup rule, in the kernel's order;
 /// absent or empty is all three.
 fn device_access(s: Option<&str>, path: &str) -> Result<String, CompileError> {
@@ -485,6 +499,21 @@ pub(crate) fn device_rules(
         };
         if !opens || one || devpts_rule(kind, major, minor) {
             out.push(rule);
+            continue;
+        }
+        // runc's own default rules, which containerd copies into every spec
+        // (the console, tun, and a devpts's ptmx and ptys): not a request
+        // for a device, so not an excess; beyond the ceiling they are left
+        // out, by rule (the sandbox has no node for them).
+        if kind == DeviceCgroupKind::Char && RUNTIME_DEFAULT_RULES.contains(&(major, minor)) {
+            cx.rule_clamp(
+                &format!("cgroup.limits.devices[{i}]"),
+                rule.line(),
+                Anchor::spec(&jp, "runc's default rule"),
+                "(rule dropped)".into(),
+                RUNTIME_DEFAULTS_RULE,
+                "a runtime's default devices cgroup rule for a device the ceiling does not allow is left out",
+            );
             continue;
         }
         // Excess: the allowed devices the rule covers, for a clamp.

@@ -1470,6 +1470,40 @@ mod tests {
             matches!(&e.anchors[0], Anchor::Spec { path, .. } if path == "linux.resources.devices[1]"),
             "{e}"
         );
+        // containerd's spec: runc's default rules; those beyond the ceiling
+        // (the console, tun) are left out by rule, not refused.
+        let ctr = serde_json::json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "access": "m"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 136, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+        ]);
+        let c = on("extends = \"container\"", "hybrid-root.toml", ctr).unwrap();
+        let got: Vec<String> = c
+            .plan
+            .cgroup
+            .as_ref()
+            .unwrap()
+            .limits
+            .devices
+            .iter()
+            .map(|r| r.line())
+            .collect();
+        assert!(
+            !got.iter().any(|l| l.starts_with("c 5:1") || l.starts_with("c 10:200")),
+            "{got:?}"
+        );
+        let dropped: Vec<&str> = c
+            .plan
+            .clamps
+            .iter()
+            .map(|k| k.field.as_str())
+            .filter(|f| f.starts_with("cgroup."))
+            .collect();
+        assert_eq!(dropped, ["cgroup.limits.devices[3]", "cgroup.limits.devices[4]"]);
         // A wildcard with read/write access, clamped: cut to the allowed numbers.
         let clamp = format!("{fuse}\non_excess = \"clamp\"");
         let c = on(
