@@ -428,6 +428,7 @@ fn case_cgroup_v2_join(root: &Path, id: &str) {
             version: CgroupVersion::V2,
             role,
             controllers: vec![],
+            inherit: None,
             from: None,
         });
     }
@@ -2227,6 +2228,10 @@ fn main() {
             compile_cases::case_plan_applies_from_anywhere,
         ),
         ("ci_review_pinned_plan", compile_cases::case_ci_review_pinned_plan),
+        (
+            "cgroup_devices_cpuset_kmem_tcp",
+            compile_cases::case_cgroup_devices_cpuset_kmem_tcp,
+        ),
         ("logs", io::case_logs),
         ("logs_doctor_agrees", io::case_logs_doctor_agrees),
         ("terminal_relay", io::case_terminal_relay),

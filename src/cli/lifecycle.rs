@@ -830,6 +830,11 @@ fn current_resources(l: &crate::plan::CgroupLimits) -> serde_json::Value {
     put("cpu", "cpus", l.cpuset_cpus.as_ref().map(|v| json!(v.value)));
     put("cpu", "mems", l.cpuset_mems.as_ref().map(|v| json!(v.value)));
     put("pids", "limit", l.pids.as_ref().map(|v| json!(v.value)));
+    put(
+        "memory",
+        "kernelTCP",
+        l.memory_kernel_tcp.as_ref().map(|m| json!(m.value.0)),
+    );
     Value::Object(res)
 }
 
@@ -1007,7 +1012,7 @@ pub(super) fn update(root: &Path, id: &str, req: &UpdateRequest) -> Result<i32, 
         cgroup: new,
         clamps,
         warnings,
-    } = crate::plan::compile::recompile_cgroup(&policy, &spec, &host)
+    } = crate::plan::compile::recompile_cgroup(&policy, &spec, &host, old.limits.devices.clone())
         .map_err(|e| Failure::input(e.to_diag(&policy, &spec)))?;
     let Some(mut new) = new else {
         return Err(Failure::other(format!(
@@ -1039,10 +1044,13 @@ pub(super) fn update(root: &Path, id: &str, req: &UpdateRequest) -> Result<i32, 
     keep(&mut l.cpuset_cpus, &o.cpuset_cpus);
     keep(&mut l.cpuset_mems, &o.cpuset_mems);
     keep(&mut l.pids, &o.pids);
+    keep(&mut l.memory_kernel_tcp, &o.memory_kernel_tcp);
     let mut changed = Vec::new();
     for w in &mut new.writes {
-        match old.writes.iter().find(|o| o.file == w.file) {
-            Some(o) if o.value == w.value => w.from = o.from.clone(),
+        // By file and value: a devices cgroup has one write per rule to
+        // the same file.
+        match old.writes.iter().find(|o| o.file == w.file && o.value == w.value) {
+            Some(o) => w.from = o.from.clone(),
             _ => {
                 from_update(&mut w.from);
                 changed.push((host::resolve(&w.file, id), w.value.clone()));
@@ -1059,6 +1067,7 @@ pub(super) fn update(root: &Path, id: &str, req: &UpdateRequest) -> Result<i32, 
         l_origin(&mut new.limits.cpu_quota),
         l_origin(&mut new.limits.cpu_period),
         l_origin(&mut new.limits.pids),
+        l_origin(&mut new.limits.memory_kernel_tcp),
     ]
     .into_iter()
     .flatten()

@@ -554,6 +554,17 @@ pub fn text(p: &LaunchPlan) -> String {
                     from,
                 );
             }
+            if let Some(i) = &d.inherit {
+                w.row(
+                    "",
+                    format!(
+                        "{}/ if made here: {} copied from the nearest filled ancestor",
+                        d.path.display(),
+                        i.files.join(", ")
+                    ),
+                    &i.from,
+                );
+            }
         }
         for wr in &c.writes {
             w.row("", format!("{} = {}", wr.file.display(), wr.value), &wr.from);

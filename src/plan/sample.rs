@@ -435,6 +435,13 @@ fn cgroup(review: bool) -> CgroupPlan {
                     version: CgroupVersion::V1,
                     role,
                     controllers: vec![c.to_string()],
+                    // A new v1 cpuset directory starts empty (as compile
+                    // plans it, rule cgroup-v1-cpuset-inherit).
+                    inherit: (*c == "cpuset").then(|| CgroupInherit {
+                        files: vec!["cpuset.cpus".into(), "cpuset.mems".into()],
+                        root: "/sys/fs/cgroup/cpuset".into(),
+                        from: Origin::rule("cgroup-v1-cpuset-inherit"),
+                    }),
                     from: None,
                 })
             })

@@ -586,11 +586,32 @@ pub struct CgroupDir {
     pub role: CgroupDirRole,
     /// Controllers this directory is made for.
     pub controllers: Vec<String>,
+    /// Files copied into the directory from its nearest ancestor whose copy
+    /// is not empty, right after the directory is made, and only when this
+    /// launch made it (an existing directory is left as it is): a new v1
+    /// cpuset cgroup starts with empty `cpuset.cpus` and `cpuset.mems`, and
+    /// neither a limit below it nor a task can be put in it until they are
+    /// filled (`rule:cgroup-v1-cpuset-inherit`, as runc does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inherit: Option<CgroupInherit>,
     /// Why the directory is made when no limit asks for it (the v1 `freezer`
     /// directory `pause` needs: `rule:cgroup-freezer-for-pause`); absent for
     /// the directories of the limits, whose writes carry their origins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Origin>,
+}
+
+/// Files a new cgroup directory copies from its ancestors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupInherit {
+    /// The files, each copied from the nearest ancestor where it is not
+    /// empty.
+    pub files: Vec<String>,
+    /// The hierarchy's root: the last ancestor read (always filled).
+    pub root: PathBuf,
+    /// Why.
+    pub from: Origin,
 }
 
 /// What a cgroup directory is to the plan.
@@ -663,9 +684,68 @@ pub struct CgroupLimits {
     /// Memory nodes allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpuset_mems: Option<Sourced<String>>,
+    /// Kernel TCP buffer memory limit, the spec's `memory.kernelTCP` (v1
+    /// memory.kmem.tcp.limit_in_bytes, which kernels still enforce; cgroup
+    /// v2 has no such file, so a spec that asks for it on a v2 memory
+    /// hierarchy is refused). Cut to the memory ceiling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_kernel_tcp: Option<Sourced<Bytes>>,
+    /// The v1 `devices` cgroup's rules, written in this order after
+    /// `devices.deny a` (every device denied): the spec's
+    /// `linux.resources.devices` rules the device ceiling permits, then the
+    /// nodes the plan makes and the sandbox's own devpts. Empty: no devices
+    /// cgroup (the spec asks for none, or the host has no v1 `devices`
+    /// hierarchy; device access is then limited by the nodes made alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceCgroupRule>,
     /// Maximum number of tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids: Option<Sourced<i64>>,
+}
+
+/// One rule of a v1 `devices` cgroup (`devices.allow` or `devices.deny`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCgroupRule {
+    /// Allow (`devices.allow`) or deny (`devices.deny`).
+    pub allow: bool,
+    /// `a` (every device), `c` or `b`.
+    pub kind: DeviceCgroupKind,
+    /// Major number; absent: any (`*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub major: Option<u64>,
+    /// Minor number; absent: any (`*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minor: Option<u64>,
+    /// Access: some of `r` (read), `w` (write), `m` (mknod), in that order.
+    pub access: String,
+    /// Where the rule came from (a spec path, a plan device's origin, a rule).
+    pub from: Origin,
+}
+
+impl DeviceCgroupRule {
+    /// The rule as the kernel reads it (`c 1:3 rwm`, `a *:* rwm`).
+    pub fn line(&self) -> String {
+        let n = |v: Option<u64>| v.map_or("*".to_string(), |v| v.to_string());
+        let kind = match self.kind {
+            DeviceCgroupKind::All => 'a',
+            DeviceCgroupKind::Char => 'c',
+            DeviceCgroupKind::Block => 'b',
+        };
+        format!("{kind} {}:{} {}", n(self.major), n(self.minor), self.access)
+    }
+}
+
+/// The device kind of a devices cgroup rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceCgroupKind {
+    /// Every device, char and block.
+    All,
+    /// Character devices.
+    Char,
+    /// Block devices.
+    Block,
 }
 
 /// A directory made (with its missing parents) before the log files in it

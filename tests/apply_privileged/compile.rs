@@ -403,4 +403,122 @@ pub fn case_no_new_privs_off(_root: &Path, id: &str) {
             assert!(out.lines().any(|l| l == format!("uid={want_uid}")), "{args:?}:\n{out}");
         }
     }
+/// Issue 13 (runtime-tools' linux_cgroups_devices, ..._relative_cpus,
+/// ..._memory): a spec with `linux.resources.devices`, a cpuset under
+/// parents apply makes, and `memory.kernelTCP`, on this hybrid host. From
+/// outside while the workload runs: the v1 devices cgroup lists the spec's
+/// rule (fuse, in the ceiling, no node) first and then the plan's nodes (no devices cgroup was made); each
+/// cpuset parent made got its CPUs and memory nodes (the leaf's
+/// `cpuset.cpus` write failed with EACCES before); kmem.tcp holds the
+/// spec's value (it was set aside). Inside: a node the plan does not allow
+/// (`/mnode`, c 1:7, left in the rootfs) cannot be opened, the allowed ones
+/// can. Afterwards every directory made is gone, parents included.
+pub fn case_cgroup_devices_cpuset_kmem_tcp(_root: &Path, id: &str) {
+    if !Path::new("/sys/fs/cgroup/devices/devices.list").exists()
+        || !Path::new("/sys/fs/cgroup/memory/memory.kmem.tcp.limit_in_bytes").exists()
+    {
+        println!("cgroup_devices_cpuset_kmem_tcp: skipped: no v1 devices or memory hierarchy with kmem.tcp");
+        return;
+    }
+    let dir = scratch("cg-devices");
+    // The container policy with a ceiling that leaves out /dev/full (1:7).
+    fs::write(
+        dir.join("p.toml"),
+        "extends = \"container\"\n[devices]\nallowed = [\n\
+         { type = \"c\", major = 1, minor = 3, host_path = \"/dev/null\" },\n\
+         { type = \"c\", major = 1, minor = 5, host_path = \"/dev/zero\" },\n\
+         { type = \"c\", major = 1, minor = 9, host_path = \"/dev/urandom\" },\n\
+         { type = \"c\", major = 10, minor = 229, host_path = \"/dev/fuse\" },\n]\n",
+    )
+    .unwrap();
+    let top = format!("sbxcg-{id}");
+    let script = "cat /mnode 2>&1 >/dev/null; echo full=$?; head -c1 /dev/urandom >/dev/null && echo urandom=0; \
+                  sleep 2";
+    runc_bundle(&dir.join("bundle"), script, |s| {
+        s["linux"]["cgroupsPath"] = format!("/{top}/mid/leaf").into();
+        s["linux"]["resources"] = serde_json::json!({
+            "devices": [
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"},
+            ],
+            "memory": {"limit": 67108864, "kernelTCP": 10485760},
+            "cpu": {"cpus": "0"},
+        });
+    });
+    let node = dir.join("bundle/rootfs/mnode");
+    let st = Command::new("mknod").arg(&node).args(["c", "1", "7"]).status().unwrap();
+    assert!(st.success(), "mknod {}", node.display());
+    let args = ["--policy", "p.toml", "--bundle", "bundle"];
+    let d = sbx(&dir, &[&["doctor", "-q"][..], &args].concat());
+    assert!(d.status.success(), "doctor: {}", text(&d));
+    let child = Command::new(env!("CARGO_BIN_EXE_sandboxctl"))
+        .current_dir(&*dir)
+        .env("NO_COLOR", "1")
+        .args([&["apply", "-q", "--id", id][..], &args].concat())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cg = |c: &str, rel: &str| PathBuf::from(format!("/sys/fs/cgroup/{c}/{top}/{rel}"));
+    let list = cg("devices", "mid/leaf/devices.list");
+    let t0 = std::time::Instant::now();
+    while !fs::read_to_string(cg("memory", "mid/leaf/tasks")).is_ok_and(|t| !t.trim().is_empty())
+        && t0.elapsed().as_secs() < 10
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let read = |p: PathBuf| fs::read_to_string(&p).unwrap_or_else(|e| format!("({}: {e})", p.display()));
+    let devices = read(list);
+    let kmem = read(cg("memory", "mid/leaf/memory.kmem.tcp.limit_in_bytes"));
+    let root_cpus = read(PathBuf::from("/sys/fs/cgroup/cpuset/cpuset.cpus"));
+    let root_mems = read(PathBuf::from("/sys/fs/cgroup/cpuset/cpuset.mems"));
+    let cpusets: Vec<(String, String)> = ["", "mid", "mid/leaf"]
+        .iter()
+        .map(|r| {
+            (
+                read(cg("cpuset", r).join("cpuset.cpus")),
+                read(cg("cpuset", r).join("cpuset.mems")),
+            )
+        })
+        .collect();
+    let o = child.wait_with_output().unwrap();
+    let left: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join(&top))
+        .filter(|p| p.exists())
+        .collect();
+    for p in &left {
+        let _ = Command::new("find")
+            .arg(p)
+            .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", "+"])
+            .status();
+    }
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(leftovers(id).is_empty(), "left behind: {:?}", leftovers(id));
+    assert!(o.status.success(), "apply: {}", text(&o));
+    let lines: Vec<&str> = devices.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("c 10:229 rw"),
+        "the spec's rule first: {devices}"
+    );
+    for want in ["c 1:3 rwm", "c 1:5 rwm", "c 1:9 rwm"] {
+        assert!(lines.contains(&want), "{want} (a node the plan makes): {devices}");
+    }
+    assert!(!devices.contains("1:7") && !devices.contains("a *:*"), "{devices}");
+    assert_eq!(kmem.trim(), "10485760");
+    assert_eq!(
+        cpusets[0],
+        (root_cpus.clone(), root_mems.clone()),
+        "the top parent made"
+    );
+    assert_eq!(cpusets[1], (root_cpus, root_mems.clone()), "the middle parent made");
+    assert_eq!(cpusets[2], ("0\n".to_string(), root_mems), "the leaf: the spec's cpus");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("Operation not permitted") && out.contains("full=1"),
+        "a node outside the devices cgroup opened (or failed for another reason): {out}"
+    );
+    assert!(out.contains("urandom=0"), "{out}");
 }

@@ -374,6 +374,7 @@ mod tests {
             version: v,
             role,
             controllers: vec![c.into()],
+            inherit: None,
             from: None,
         };
         let dirs = vec![
@@ -430,6 +431,7 @@ mod tests {
             version: CgroupVersion::V1,
             role,
             controllers: vec![],
+            inherit: None,
             from: None,
         };
         // Another sandbox (b) still uses sandboxctl/: it stays.

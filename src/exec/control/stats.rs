@@ -181,6 +181,7 @@ mod tests {
             version,
             role,
             controllers: vec![],
+            inherit: None,
             from: None,
         }
     }

@@ -30,8 +30,8 @@ use super::backend::{
 use super::error::{ApplyError, StepFailure};
 use super::state::{self, LaunchId};
 use crate::plan::{
-    Actor, CapSets, CgroupDirRole, Credentials, DeviceHow, FdEntry, FdSource, LaunchPlan, MountFlag, Namespace,
-    NetworkMode, NsKind, OpenMode, Platform, RootChange, Session, SetGroups, Stdio, Step,
+    Actor, CapSets, CgroupDirRole, CgroupInherit, Credentials, DeviceHow, FdEntry, FdSource, LaunchPlan, MountFlag,
+    Namespace, NetworkMode, NsKind, OpenMode, Platform, RootChange, Session, SetGroups, Stdio, Step,
 };
 use crate::vocab::Origin;
 
@@ -639,12 +639,18 @@ impl<'a, B: Backend> Interp<'a, B> {
             return Ok(());
         };
         self.origin = cg.path.from.clone();
-        let dirs: Vec<(PathBuf, bool)> = cg
+        let dirs: Vec<(PathBuf, bool, Option<CgroupInherit>)> = cg
             .dirs
             .iter()
-            .map(|d| (self.id.resolve(&d.path), d.role == CgroupDirRole::Sandbox))
+            .map(|d| {
+                let inherit = d.inherit.clone().map(|i| CgroupInherit {
+                    root: self.id.resolve(&i.root),
+                    ..i
+                });
+                (self.id.resolve(&d.path), d.role == CgroupDirRole::Sandbox, inherit)
+            })
             .collect();
-        for (i, (path, leaf)) in dirs.iter().enumerate() {
+        for (i, (path, leaf, inherit)) in dirs.iter().enumerate() {
             // A parent (`sandboxctl/`) may exist already and another sandbox
             // may still use it at teardown: made only if missing, undone only
             // if made here, and then only if empty. Another launch's teardown
@@ -655,11 +661,19 @@ impl<'a, B: Backend> Interp<'a, B> {
                 match self.make_cgroup_dir(path, *leaf) {
                     Err(f) if *leaf && f.errno == Some(libc::ENOENT) && tries < 8 => {
                         tries += 1;
-                        for (parent, _) in dirs[..i].iter().filter(|(p, l)| !l && path.starts_with(p)) {
-                            self.make_cgroup_dir(parent, false)?;
+                        for (parent, _, inherit) in dirs[..i].iter().filter(|(p, l, _)| !l && path.starts_with(p)) {
+                            if self.make_cgroup_dir(parent, false)? {
+                                self.inherit_cgroup_files(parent, inherit.as_ref())?;
+                            }
                         }
                     }
-                    r => break r?,
+                    Ok(made) => {
+                        if made {
+                            self.inherit_cgroup_files(path, inherit.as_ref())?;
+                        }
+                        break;
+                    }
+                    Err(f) => return Err(f),
                 }
             }
         }
@@ -674,9 +688,40 @@ impl<'a, B: Backend> Interp<'a, B> {
         Ok(())
     }
 
+    /// Fills a cgroup directory made here with each planned file of its
+    /// nearest ancestor (up to the hierarchy's root) whose copy is not
+    /// empty (`rule:cgroup-v1-cpuset-inherit`).
+    fn inherit_cgroup_files(&mut self, dir: &Path, inherit: Option<&CgroupInherit>) -> R<()> {
+        let Some(inh) = inherit else {
+            return Ok(());
+        };
+        let before = std::mem::replace(&mut self.origin, inh.from.clone());
+        for file in &inh.files {
+            let mut up = dir.parent();
+            while let Some(a) = up.filter(|a| a.starts_with(&inh.root)) {
+                let text = match self.op(Op::ReadFile { path: a.join(file) })? {
+                    Outcome::Bytes(b) => b,
+                    o => return Err(self.odd(o)),
+                };
+                let value = String::from_utf8_lossy(&text).trim().to_string();
+                if !value.is_empty() {
+                    self.op(Op::WriteFile {
+                        path: dir.join(file),
+                        data: value,
+                    })?;
+                    break;
+                }
+                up = a.parent();
+            }
+        }
+        self.origin = before;
+        Ok(())
+    }
+
     /// mkdir of one cgroup directory, pushed on the undo stack when made
-    /// here; a parent that exists already is not an error.
-    fn make_cgroup_dir(&mut self, path: &Path, leaf: bool) -> R<()> {
+    /// here; a parent that exists already is not an error. Whether it was
+    /// made here.
+    fn make_cgroup_dir(&mut self, path: &Path, leaf: bool) -> R<bool> {
         match self.op(Op::Mkdir {
             path: path.to_path_buf(),
             mode: 0o755,
@@ -686,7 +731,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                     path: path.to_path_buf(),
                     leaf,
                 });
-                Ok(())
+                Ok(true)
             }
             Err(f) if !leaf && f.errno == Some(libc::EEXIST) => {
                 // The tool's own shared parent (`sandboxctl/`, named so that
@@ -702,7 +747,7 @@ impl<'a, B: Backend> Interp<'a, B> {
                         leaf,
                     });
                 }
-                Ok(())
+                Ok(false)
             }
             Err(f) => Err(f),
         }

@@ -19,6 +19,11 @@ pub const MEMORY_UNSET: u64 = 0x7fff_ffff_ffff_f000;
 
 /// The rule that makes a v1 `freezer` directory for `pause`.
 pub const FREEZER_RULE: &str = "cgroup-freezer-for-pause";
+/// The files a new v1 cpuset directory copies from its nearest filled
+/// ancestor (`rule:cgroup-v1-cpuset-inherit`).
+pub const CPUSET_INHERITED: [&str; 2] = ["cpuset.cpus", "cpuset.mems"];
+/// The rule of [`CPUSET_INHERITED`].
+pub const CPUSET_INHERIT_RULE: &str = "cgroup-v1-cpuset-inherit";
 /// The rule an engine's spec (`linux.cgroupsPath`) gets cpu, cpuacct and
 /// blkio directories by on v1: engines read statistics and update the CPU
 /// share there.
@@ -132,9 +137,11 @@ fn swap_at_least_memory(
     Ok(Some(Sourced::new(m.value, Origin::rule("memory-swap-at-least-memory"))))
 }
 
-/// The limits, then the directories and writes.
-pub(crate) fn cgroup(cx: &mut Cx) -> Result<Option<CgroupPlan>, CompileError> {
-    let limits = limits(cx)?;
+/// The limits, then the directories and writes. `devices` are the devices
+/// cgroup's rules ([`device_rules`], or a running sandbox's under `update`).
+pub(crate) fn cgroup(cx: &mut Cx, devices: Vec<DeviceCgroupRule>) -> Result<Option<CgroupPlan>, CompileError> {
+    let mut limits = limits(cx)?;
+    limits.devices = devices;
     if limits == CgroupLimits::default() {
         // No cgroup is made, but a path that leaves the hierarchy is still
         // refused: the spec is wrong either way.
@@ -224,6 +231,13 @@ fn limits(cx: &mut Cx) -> Result<CgroupLimits, CompileError> {
         .and_then(|m| m.disable_oom_killer())
         .filter(|d| *d)
         .map(|d| Sourced::new(d, Origin::spec(format!("{base}.memory.disableOOMKiller"))));
+    // Kernel TCP buffers count against their own v1 counter, not the
+    // memory limit: cut to the memory ceiling (a sandbox may not hold more
+    // socket memory than memory), never imposed when the spec asks none.
+    let memory_kernel_tcp = match bytes_req(mem.as_ref().and_then(|m| m.kernel_tcp()), "memory.kernelTCP") {
+        Some(req) => limit(cx, "memory_kernel_tcp", Some(req), cx.policy.memory.clone())?,
+        None => None,
+    };
     let pids = limit(
         cx,
         "pids",
@@ -294,6 +308,8 @@ fn limits(cx: &mut Cx) -> Result<CgroupLimits, CompileError> {
         cpuset_cpus: string(cpu.as_ref().and_then(|c| c.cpus().clone()), "cpu.cpus"),
         cpuset_mems: string(cpu.as_ref().and_then(|c| c.mems().clone()), "cpu.mems"),
         pids,
+        memory_kernel_tcp,
+        devices: Vec::new(),
     })
 }
 
@@ -313,9 +329,11 @@ fn is_set(v: &serde_json::Value) -> bool {
 /// (weights and throttles), `network` (net_cls/net_prio), `rdma`, and the
 /// CPU's realtime budget. Those engines fill in on their own are set aside
 /// with a warning naming them: `hugepageLimits` (the kubelet lists every page
-/// size), `unified` (raw v2 files), and the deprecated kernel memory limits
-/// (`memory.kernel`, `memory.kernelTCP`), which kernels no longer enforce.
-/// Before, all of them were dropped unseen.
+/// size), `unified` (raw v2 files), and the deprecated kernel memory limit
+/// `memory.kernel`, which kernels ignore since 5.16 (v1
+/// `memory.kmem.limit_in_bytes` takes a write and stays unlimited).
+/// `memory.kernelTCP` is applied (v1 `memory.kmem.tcp.limit_in_bytes` is
+/// still enforced). Before, all of them were dropped unseen.
 fn unapplied(cx: &mut Cx, res: &oci_spec::runtime::LinuxResources) -> Result<(), CompileError> {
     let v = serde_json::to_value(res).unwrap_or_default();
     let refused = [
@@ -325,7 +343,7 @@ fn unapplied(cx: &mut Cx, res: &oci_spec::runtime::LinuxResources) -> Result<(),
         "cpu/realtimeRuntime",
         "cpu/realtimePeriod",
     ];
-    let warned = ["hugepageLimits", "unified", "memory/kernel", "memory/kernelTCP"];
+    let warned = ["hugepageLimits", "unified", "memory/kernel"];
     for key in refused {
         if v.pointer(&format!("/{key}")).is_some_and(is_set) {
             let path = format!("linux.resources.{}", key.replace('/', "."));
@@ -341,13 +359,252 @@ fn unapplied(cx: &mut Cx, res: &oci_spec::runtime::LinuxResources) -> Result<(),
     for key in warned {
         if v.pointer(&format!("/{key}")).is_some_and(is_set) {
             let path = format!("linux.resources.{}", key.replace('/', "."));
+            let why = if key == "memory/kernel" {
+                "the kernel ignores kernel memory limits (since Linux 5.16: memory.kmem.limit_in_bytes takes the write and stays unlimited)"
+            } else {
+                "sandboxctl sets memory, cpu, cpuset, pids and devices limits"
+            };
             cx.warnings.push(super::Warning {
-                message: format!("{path} is not applied: sandboxctl sets memory, cpu, cpuset and pids limits"),
+                message: format!("{path} is not applied: {why}"),
                 anchors: vec![Anchor::spec(&path, "not applied")],
             });
         }
     }
     Ok(())
+}
+
+/// The rule that makes a v1 `devices` cgroup deny every device before its
+/// allow rules are written.
+pub const DEVICES_DENY_RULE: &str = "devices-cgroup-deny-all";
+
+/// The rule that leaves out runc's default devices cgroup rules beyond the
+/// device ceiling.
+pub const RUNTIME_DEFAULTS_RULE: &str = "devices-cgroup-runtime-defaults";
+
+/// runc's default char device rules (libcontainer's AllowedDevices, which
+/// containerd's default spec repeats) that name a device: /dev/console,
+/// /dev/net/tun, /dev/pts/ptmx, /dev/pts/*.
+const RUNTIME_DEFAULT_RULES: [(Option<u64>, Option<u64>); 4] = [
+    (Some(5), Some(1)),
+    (Some(10), Some(200)),
+    (Some(5), Some(2)),
+    (Some(136), None),
+];
+
+/// The access letters of a devices cgroup rule, in the kernel's order;
+/// absent or empty is all three.
+fn device_access(s: Option<&str>, path: &str) -> Result<String, CompileError> {
+    let s = s.unwrap_or("");
+    if let Some(bad) = s.chars().find(|c| !"rwm".contains(*c)) {
+        return Err(CompileError::new(K::Unsupported {
+            what: format!("devices cgroup access \"{s}\" (`{bad}` is not r, w or m)"),
+        })
+        .anchor(Anchor::spec(format!("{path}.access"), "access"))
+        .help("use some of r, w and m"));
+    }
+    if s.is_empty() {
+        return Ok("rwm".into());
+    }
+    Ok("rwm".chars().filter(|c| s.contains(*c)).collect())
+}
+
+/// The v1 `devices` cgroup's rules, when the spec has
+/// `linux.resources.devices` (engines always do: a deny-all rule first).
+/// In order: the spec's rules the device ceiling permits, then an allow
+/// rule for each device node the plan makes (`rule:devices-cgroup-nodes`)
+/// and, when the sandbox mounts a devpts, for its ptmx and ptys
+/// (`rule:devices-cgroup-devpts`) — what the sandbox needs to use what it is
+/// given. A spec allow rule with read or write access must name one device
+/// the ceiling (or the plan's nodes) allows; one that names more (a `*`, type
+/// `a`) or another is excess under `[devices] on_excess`: refused, or clamped
+/// to the allowed devices it covers. A rule with mknod access alone is
+/// kept as asked: making a node opens nothing, and opening it needs read or
+/// write access, which only the rules above grant. Deny rules only narrow,
+/// and are kept in their place.
+///
+/// Without a v1 `devices` hierarchy (cgroup v2, where runc and crun load a
+/// BPF_CGROUP_DEVICE program, which sandboxctl does not), nothing is made
+/// and a warning says so when the spec allows any device: the sandbox then
+/// reaches the nodes the plan makes, and no others.
+pub(crate) fn device_rules(
+    cx: &mut Cx,
+    devices: &[Device],
+    mounts: &[Mount],
+    ceiling: &[DeviceRule],
+) -> Result<Vec<DeviceCgroupRule>, CompileError> {
+    use oci_spec::runtime::LinuxDeviceType as T;
+    let spec_rules = cx
+        .linux()
+        .and_then(|l| l.resources().as_ref().and_then(|r| r.devices().clone()))
+        .unwrap_or_default();
+    if spec_rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let devpts = mounts.iter().any(|m| m.fstype == "devpts");
+    // The devices the sandbox may reach: the ceiling's and the plan's nodes.
+    let mut reachable: Vec<(DeviceCgroupKind, u64, u64)> = ceiling
+        .iter()
+        .map(|r| (cg_kind(r.kind), r.major, r.minor))
+        .chain(devices.iter().map(|d| (cg_kind(d.kind), d.major, d.minor)))
+        .collect();
+    reachable.sort();
+    reachable.dedup();
+    let devpts_rule = |kind: DeviceCgroupKind, major: Option<u64>, minor: Option<u64>| {
+        devpts && kind == DeviceCgroupKind::Char && matches!((major, minor), (Some(5), Some(2)) | (Some(136), _))
+    };
+    let mut out: Vec<DeviceCgroupRule> = Vec::new();
+    let mut allows_any = false;
+    for (i, r) in spec_rules.iter().enumerate() {
+        let jp = format!("linux.resources.devices[{i}]");
+        let kind = match r.typ() {
+            None | Some(T::A) => DeviceCgroupKind::All,
+            Some(T::C) | Some(T::U) => DeviceCgroupKind::Char,
+            Some(T::B) => DeviceCgroupKind::Block,
+            Some(other) => {
+                return Err(CompileError::new(K::Unsupported {
+                    what: format!("devices cgroup type {other:?} (only a, c, u and b)"),
+                })
+                .anchor(Anchor::spec(format!("{jp}.type"), "device type")))
+            }
+        };
+        let num = |v: Option<i64>| v.filter(|v| *v >= 0).map(|v| v as u64);
+        let (major, minor) = if kind == DeviceCgroupKind::All {
+            (None, None)
+        } else {
+            (num(r.major()), num(r.minor()))
+        };
+        let access = device_access(r.access().as_deref(), &jp)?;
+        let rule = DeviceCgroupRule {
+            allow: r.allow(),
+            kind,
+            major,
+            minor,
+            access,
+            from: Origin::spec(jp.clone()),
+        };
+        if !rule.allow {
+            // Nothing is allowed before the first allow rule: a deny-all
+            // there is the deny-all every devices cgroup starts with.
+            if kind == DeviceCgroupKind::All && out.iter().all(|r| !r.allow) {
+                continue;
+            }
+            out.push(rule);
+            continue;
+        }
+        let opens = rule.access != "m";
+        allows_any |= opens;
+        let one = match (major, minor) {
+            (Some(a), Some(b)) if kind != DeviceCgroupKind::All => reachable.contains(&(kind, a, b)),
+            _ => false,
+        };
+        if !opens || one || devpts_rule(kind, major, minor) {
+            out.push(rule);
+            continue;
+        }
+        // runc's own default rules, which containerd copies into every spec
+        // (the console, tun, and a devpts's ptmx and ptys): not a request
+        // for a device, so not an excess; beyond the ceiling they are left
+        // out, by rule (the sandbox has no node for them).
+        if kind == DeviceCgroupKind::Char && RUNTIME_DEFAULT_RULES.contains(&(major, minor)) {
+            cx.rule_clamp(
+                &format!("cgroup.limits.devices[{i}]"),
+                rule.line(),
+                Anchor::spec(&jp, "runc's default rule"),
+                "(rule dropped)".into(),
+                RUNTIME_DEFAULTS_RULE,
+                "a runtime's default devices cgroup rule for a device the ceiling does not allow is left out",
+            );
+            continue;
+        }
+        // Excess: the allowed devices the rule covers, for a clamp.
+        let covered: Vec<DeviceCgroupRule> = reachable
+            .iter()
+            .filter(|(k, a, b)| {
+                (kind == DeviceCgroupKind::All || kind == *k)
+                    && major.is_none_or(|m| m == *a)
+                    && minor.is_none_or(|m| m == *b)
+            })
+            .map(|(k, a, b)| DeviceCgroupRule {
+                kind: *k,
+                major: Some(*a),
+                minor: Some(*b),
+                ..rule.clone()
+            })
+            .collect();
+        let on = cx.policy.device_on_excess.clone();
+        let at = cx.policy.device_allowed.at.clone();
+        let granted = if covered.is_empty() {
+            "(rule dropped)".to_string()
+        } else {
+            covered
+                .iter()
+                .map(DeviceCgroupRule::line)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        cx.excess(
+            &on,
+            &at,
+            &format!("cgroup.limits.devices[{i}]"),
+            rule.line(),
+            Anchor::spec(&jp, "devices cgroup rule"),
+            granted,
+            K::DeviceRuleNotAllowed { rule: rule.line() },
+        )?;
+        out.extend(covered);
+    }
+    if cx
+        .host
+        .cgroup_hierarchy("devices")
+        .is_none_or(|h| matches!(h, CgroupHierarchy::V2(_)))
+    {
+        if allows_any {
+            cx.warnings.push(super::Warning {
+                message: "linux.resources.devices is not applied as a cgroup: this host has no v1 devices \
+                          hierarchy (cgroup v2 needs a BPF_CGROUP_DEVICE program, which sandboxctl does not load); \
+                          the sandbox reaches the device nodes the plan makes, and no others"
+                    .into(),
+                anchors: vec![Anchor::spec("linux.resources.devices", "not applied as a cgroup")],
+            });
+        }
+        return Ok(Vec::new());
+    }
+    let add = |out: &mut Vec<DeviceCgroupRule>, kind, major: u64, minor: Option<u64>, rule: &str| {
+        let has = out
+            .iter()
+            .any(|r| r.allow && r.kind == kind && r.major == Some(major) && r.minor == minor && r.access == "rwm");
+        if !has {
+            out.push(DeviceCgroupRule {
+                allow: true,
+                kind,
+                major: Some(major),
+                minor,
+                access: "rwm".into(),
+                from: Origin::rule(rule),
+            });
+        }
+    };
+    for d in devices {
+        add(
+            &mut out,
+            cg_kind(d.kind),
+            d.major,
+            Some(d.minor),
+            "devices-cgroup-nodes",
+        );
+    }
+    if devpts {
+        add(&mut out, DeviceCgroupKind::Char, 5, Some(2), "devices-cgroup-devpts");
+        add(&mut out, DeviceCgroupKind::Char, 136, None, "devices-cgroup-devpts");
+    }
+    Ok(out)
+}
+
+fn cg_kind(k: DeviceKind) -> DeviceCgroupKind {
+    match k {
+        DeviceKind::Char => DeviceCgroupKind::Char,
+        DeviceKind::Block => DeviceCgroupKind::Block,
+    }
 }
 
 /// What [`recompile_cgroup`] gives.
@@ -366,11 +623,13 @@ pub struct Recompiled {
 /// `linux.cgroupsPath` when it had one), cut to `policy`'s ceiling exactly as
 /// [`crate::plan::compile`] cuts a spec's (an excess refused or clamped per
 /// `on_excess`, the clamps returned), and laid out on `host` as at creation.
-/// Pure.
+/// `devices` are the sandbox's devices cgroup rules, kept as they are
+/// (`update` changes no device). Pure.
 pub fn recompile_cgroup(
     policy: &crate::policy::Policy,
     spec: &crate::spec::SpecInput,
     host: &crate::host::HostFacts,
+    devices: Vec<DeviceCgroupRule>,
 ) -> Result<Recompiled, CompileError> {
     let opts = super::CompileOptions::default();
     let mut cx = Cx {
@@ -381,7 +640,7 @@ pub fn recompile_cgroup(
         clamps: Vec::new(),
         warnings: Vec::new(),
     };
-    let cgroup = cgroup(&mut cx)?;
+    let cgroup = cgroup(&mut cx, devices)?;
     Ok(Recompiled {
         cgroup,
         clamps: cx.clamps,
@@ -491,6 +750,16 @@ fn knobs(l: &CgroupLimits) -> Vec<Knob> {
             v2: None,
             v1_only: true,
             from: o.from.clone(),
+        });
+    }
+    if let Some(t) = &l.memory_kernel_tcp {
+        k.push(Knob {
+            controller: "memory",
+            what: "memory_kernel_tcp",
+            v1: Some(("memory.kmem.tcp.limit_in_bytes", t.value.0.to_string())),
+            v2: None,
+            v1_only: true,
+            from: t.from.clone(),
         });
     }
     if let Some(s) = &l.cpu_shares {
@@ -645,8 +914,35 @@ fn layout(cx: &mut Cx, path: Sourced<String>, limits: CgroupLimits) -> Result<Op
                 version,
                 role,
                 controllers: vec![k.controller.to_string()],
+                inherit: None,
                 from: None,
             });
+        }
+    }
+    // The devices cgroup (its rules exist only on a v1 devices hierarchy).
+    let devices_mount = match cx.host.cgroup_hierarchy("devices") {
+        Some(CgroupHierarchy::V1(m)) if !limits.devices.is_empty() => Some(m),
+        _ => None,
+    };
+    if let Some(mount) = &devices_mount {
+        if !seen_mounts.contains(mount) {
+            seen_mounts.push(mount.clone());
+            let mut p = mount.clone();
+            for (i, part) in rel.iter().enumerate() {
+                p.push(part);
+                dirs.push(CgroupDir {
+                    path: p.clone(),
+                    version: CgroupVersion::V1,
+                    role: if i + 1 == rel.len() {
+                        CgroupDirRole::Sandbox
+                    } else {
+                        CgroupDirRole::Parent
+                    },
+                    controllers: vec!["devices".into()],
+                    inherit: None,
+                    from: None,
+                });
+            }
         }
     }
     // `pause` freezes the sandbox from the host. On a v2 hierarchy every
@@ -684,9 +980,22 @@ fn layout(cx: &mut Cx, path: Sourced<String>, limits: CgroupLimits) -> Result<Op
                         CgroupDirRole::Parent
                     },
                     controllers: vec![controller.into()],
+                    inherit: None,
                     from: Some(Origin::rule(rule)),
                 });
             }
+        }
+    }
+    // A new v1 cpuset cgroup starts empty: each one this launch makes gets
+    // its nearest filled ancestor's CPUs and memory nodes, or nothing can
+    // be limited or run below it.
+    if let Some(CgroupHierarchy::V1(m)) = cx.host.cgroup_hierarchy("cpuset") {
+        for d in dirs.iter_mut().filter(|d| d.path.starts_with(&m)) {
+            d.inherit = Some(CgroupInherit {
+                files: CPUSET_INHERITED.iter().map(|f| f.to_string()).collect(),
+                root: m.clone(),
+                from: Origin::rule(CPUSET_INHERIT_RULE),
+            });
         }
     }
     // v2: enable the controllers down the chain before writing limits.
@@ -729,6 +1038,21 @@ fn layout(cx: &mut Cx, path: Sourced<String>, limits: CgroupLimits) -> Result<Op
                 file: sandbox_dir(k.controller).join(name),
                 value: value.clone(),
                 from: k.from.clone(),
+            });
+        }
+    }
+    if let Some(mount) = &devices_mount {
+        let dir = rel.iter().fold(mount.clone(), |p, part| p.join(part));
+        writes.push(CgroupWrite {
+            file: dir.join("devices.deny"),
+            value: "a".into(),
+            from: Origin::rule(DEVICES_DENY_RULE),
+        });
+        for r in &limits.devices {
+            writes.push(CgroupWrite {
+                file: dir.join(if r.allow { "devices.allow" } else { "devices.deny" }),
+                value: r.line(),
+                from: r.from.clone(),
             });
         }
     }

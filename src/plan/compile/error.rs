@@ -124,6 +124,14 @@ pub enum CompileErrorKind {
         /// Minor number.
         minor: u64,
     },
+    /// A devices cgroup rule reaching devices outside the device ceiling.
+    #[error(
+        "the spec's devices cgroup rule `{rule}` allows devices the policy's device ceiling does not (a rule with read or write access must name one device the ceiling allows)"
+    )]
+    DeviceRuleNotAllowed {
+        /// The rule as the kernel reads it (`c *:* rwm`).
+        rule: String,
+    },
     /// A path with a `..` component where the path must stay inside a root.
     #[error("{what} must not contain \"..\" components, got \"{path}\"")]
     ParentComponent {

@@ -84,7 +84,8 @@ pub fn compile(
     let devices = fs::devices(&mut cx, &platform, &namespaces, &device_ceiling)?;
     let dev_links = fs::dev_links(&mounts, &devices);
     let hostname = fs::hostname(&cx);
-    let cgroup = cgroup::cgroup(&mut cx)?;
+    let device_rules = cgroup::device_rules(&mut cx, &devices, &mounts, &device_ceiling)?;
+    let cgroup = cgroup::cgroup(&mut cx, device_rules)?;
     let stdio = fds::stdio(&mut cx)?;
     let supervisor_fds = fds::supervisor_fds(&cx, &platform, &stdio);
     let workload_fds = fds::workload_fds(&cx, &supervisor_fds)?;
@@ -1515,8 +1516,229 @@ mod tests {
             .iter()
             .filter(|w| w.message.contains("is not applied"))
             .collect();
-        assert_eq!(warned.len(), 3, "{warned:?}");
+        assert_eq!(warned.len(), 2, "hugepageLimits and memory.kernel: {warned:?}");
+        assert!(
+            warned
+                .iter()
+                .any(|w| w.message.contains("memory.kernel is not applied: the kernel ignores")),
+            "{warned:?}"
+        );
         assert!(on(serde_json::json!({"blockIO": {}, "network": {"priorities": []}})).is_ok());
+    }
+
+    /// runtime-tools' linux_cgroups_memory: the spec's `memory.kernelTCP` is
+    /// written to v1 `memory.kmem.tcp.limit_in_bytes` (it was set aside with
+    /// a warning; kernels still enforce it), cut to the memory ceiling like
+    /// any limit, never imposed; v2, which has no such file, refuses it.
+    #[test]
+    fn kernel_tcp_memory_is_applied_on_v1_within_the_memory_ceiling() {
+        let on = |pol: &str, host_name: &str, mem: serde_json::Value| {
+            let s = runc_spec(|v| v["linux"]["resources"] = serde_json::json!({ "memory": mem }));
+            compile(&policy(pol), &s, &host(host_name), &Default::default())
+        };
+        let c = on(
+            "extends = \"container\"",
+            "v1-root.toml",
+            serde_json::json!({"limit": 50593792, "kernelTCP": 10485760}),
+        )
+        .unwrap();
+        assert_eq!(
+            write_of(&c.plan, "memory.kmem.tcp.limit_in_bytes").as_deref(),
+            Some("10485760")
+        );
+        let l = &c.plan.cgroup.as_ref().unwrap().limits;
+        let t = l.memory_kernel_tcp.as_ref().unwrap();
+        assert_eq!(t.from, Origin::spec("linux.resources.memory.kernelTCP"));
+        assert!(
+            c.warnings.iter().all(|w| !w.message.contains("kernelTCP")),
+            "{:?}",
+            c.warnings
+        );
+        // Above the memory ceiling: refused, or clamped to it.
+        let deny = "extends = \"container\"\n[limits]\nmemory = \"64MiB\"\non_excess = \"deny\"";
+        let e = on(deny, "v1-root.toml", serde_json::json!({"kernelTCP": 1073741824})).unwrap_err();
+        assert!(matches!(e.kind, CompileErrorKind::LimitAboveCeiling { .. }), "{e}");
+        let clamp = "extends = \"container\"\n[limits]\nmemory = \"64MiB\"\non_excess = \"clamp\"";
+        let c = on(clamp, "v1-root.toml", serde_json::json!({"kernelTCP": 1073741824})).unwrap();
+        assert_eq!(
+            write_of(&c.plan, "memory.kmem.tcp.limit_in_bytes").as_deref(),
+            Some("67108864")
+        );
+        assert!(c
+            .plan
+            .clamps
+            .iter()
+            .any(|k| k.field == "cgroup.limits.memory_kernel_tcp"));
+        // Not asked: not imposed, though the policy has a memory ceiling.
+        let c = on(clamp, "v1-root.toml", serde_json::json!({"limit": 1048576})).unwrap();
+        assert_eq!(write_of(&c.plan, "memory.kmem.tcp.limit_in_bytes"), None);
+        // v2 has no such file.
+        let e = on(
+            "extends = \"container\"",
+            "v2-root.toml",
+            serde_json::json!({"kernelTCP": 10485760}),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("memory_kernel_tcp on cgroup v2"), "{e}");
+    }
+
+    /// runtime-tools' linux_cgroups_devices: the spec's
+    /// `linux.resources.devices` become a v1 devices cgroup (none was made),
+    /// deny-all first, the spec's rules in their order, then the plan's
+    /// nodes; a rule beyond the device ceiling is excess.
+    #[test]
+    fn devices_cgroup_rules_are_cut_to_the_device_ceiling() {
+        let on = |pol: &str, host_name: &str, rules: serde_json::Value| {
+            let s = runc_spec(|v| v["linux"]["resources"] = serde_json::json!({ "devices": rules }));
+            compile(&policy(pol), &s, &host(host_name), &Default::default())
+        };
+        let fuse = "extends = \"container\"\n[devices]\nallowed = [\n\
+            { type = \"c\", major = 1, minor = 3, host_path = \"/dev/null\" },\n\
+            { type = \"c\", major = 10, minor = 229, host_path = \"/dev/fuse\" },\n]";
+        let engine = serde_json::json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+            {"allow": true, "type": "c", "access": "m"},
+            {"allow": true, "type": "c", "major": 136, "access": "rwm"},
+        ]);
+        let c = on(fuse, "hybrid-root.toml", engine.clone()).unwrap();
+        let cg = c.plan.cgroup.as_ref().unwrap();
+        let lines: Vec<(String, String)> = cg
+            .writes
+            .iter()
+            .filter(|w| w.file.parent() == Some(Path::new("/sys/fs/cgroup/devices/sandboxctl/{id}")))
+            .map(|w| {
+                (
+                    w.file.file_name().unwrap().to_string_lossy().into_owned(),
+                    w.value.clone(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("devices.deny", "a"),
+            ("devices.allow", "c 10:229 rwm"),
+            ("devices.allow", "c *:* m"),
+            ("devices.allow", "c 136:* rwm"),
+            ("devices.allow", "c 1:3 rwm"),
+            ("devices.allow", "c 5:2 rwm"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(lines, want);
+        assert_eq!(
+            cg.writes.iter().find(|w| w.value == "a").unwrap().from,
+            Origin::rule("devices-cgroup-deny-all")
+        );
+        let d = cg
+            .dirs
+            .iter()
+            .find(|d| d.controllers == ["devices"] && d.role == CgroupDirRole::Sandbox)
+            .unwrap();
+        assert!(cg.join.contains(&d.path.join("tasks")), "the supervisor joins it");
+        // The container policy's ceiling lacks 10:229: refused, or (clamp) dropped.
+        let e = on("extends = \"container\"", "hybrid-root.toml", engine.clone()).unwrap_err();
+        assert!(matches!(e.kind, CompileErrorKind::DeviceRuleNotAllowed { .. }), "{e}");
+        assert!(
+            matches!(&e.anchors[0], Anchor::Spec { path, .. } if path == "linux.resources.devices[1]"),
+            "{e}"
+        );
+        // containerd's spec: runc's default rules; those beyond the ceiling
+        // (the console, tun) are left out by rule, not refused.
+        let ctr = serde_json::json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "access": "m"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 136, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+        ]);
+        let c = on("extends = \"container\"", "hybrid-root.toml", ctr).unwrap();
+        let got: Vec<String> = c
+            .plan
+            .cgroup
+            .as_ref()
+            .unwrap()
+            .limits
+            .devices
+            .iter()
+            .map(|r| r.line())
+            .collect();
+        assert!(
+            !got.iter().any(|l| l.starts_with("c 5:1") || l.starts_with("c 10:200")),
+            "{got:?}"
+        );
+        let dropped: Vec<&str> = c
+            .plan
+            .clamps
+            .iter()
+            .map(|k| k.field.as_str())
+            .filter(|f| f.starts_with("cgroup."))
+            .collect();
+        assert_eq!(dropped, ["cgroup.limits.devices[3]", "cgroup.limits.devices[4]"]);
+        // A wildcard with read/write access, clamped: cut to the allowed numbers.
+        let clamp = format!("{fuse}\non_excess = \"clamp\"");
+        let c = on(
+            &clamp,
+            "hybrid-root.toml",
+            serde_json::json!([{"allow": true, "type": "c", "access": "rw"}]),
+        )
+        .unwrap();
+        let l = &c.plan.cgroup.as_ref().unwrap().limits.devices;
+        let got: Vec<String> = l.iter().map(|r| r.line()).collect();
+        assert_eq!(got[..2], ["c 1:3 rw".to_string(), "c 10:229 rw".to_string()], "{got:?}");
+        assert!(c
+            .plan
+            .clamps
+            .iter()
+            .any(|k| k.field == "cgroup.limits.devices[0]" && k.requested == "c *:* rw"));
+        // No spec rules: no devices cgroup. v2: none either, and a warning.
+        let c = on("extends = \"container\"", "hybrid-root.toml", serde_json::json!([])).unwrap();
+        assert!(c.plan.cgroup.is_none());
+        let c = on(fuse, "v2-root.toml", engine).unwrap();
+        assert!(c.plan.cgroup.as_ref().is_none_or(|cg| cg.limits.devices.is_empty()));
+        assert!(
+            c.warnings.iter().any(|w| w.message.contains("BPF_CGROUP_DEVICE")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    /// runtime-tools' linux_cgroups_relative_cpus: a v1 cpuset directory
+    /// apply makes copies cpuset.cpus and cpuset.mems down (it starts empty,
+    /// and then nothing can be limited below it).
+    #[test]
+    fn new_v1_cpuset_directories_inherit_cpus_and_mems() {
+        let s = runc_spec(|v| {
+            v["linux"]["cgroupsPath"] = serde_json::json!("testdir/cgrouptest/x");
+            v["linux"]["resources"] = serde_json::json!({"cpu": {"cpus": "0"}});
+        });
+        let c = compile(
+            &policy("extends = \"container\""),
+            &s,
+            &host("hybrid-root.toml"),
+            &Default::default(),
+        )
+        .unwrap();
+        let cg = c.plan.cgroup.unwrap();
+        let cpuset: Vec<_> = cg
+            .dirs
+            .iter()
+            .filter(|d| d.path.starts_with("/sys/fs/cgroup/cpuset"))
+            .collect();
+        assert_eq!(cpuset.len(), 3, "{:?}", cg.dirs);
+        for d in cpuset {
+            let i = d.inherit.as_ref().unwrap();
+            assert_eq!(i.files, ["cpuset.cpus", "cpuset.mems"]);
+            assert_eq!(i.root, Path::new("/sys/fs/cgroup/cpuset"));
+            assert_eq!(i.from, Origin::rule("cgroup-v1-cpuset-inherit"));
+        }
+        assert!(cg
+            .dirs
+            .iter()
+            .filter(|d| !d.path.starts_with("/sys/fs/cgroup/cpuset"))
+            .all(|d| d.inherit.is_none()));
     }
 
     #[test]
@@ -1583,7 +1805,7 @@ mod tests {
         let deny = policy("extends = \"default\"\n[limits]\nmemory = \"1GiB\"\npids = 100\non_excess = \"deny\"");
         let Recompiled {
             cgroup: cg, warnings, ..
-        } = recompile_cgroup(&deny, &spec(r#"{"memory":{"limit":536870912}}"#), &h).unwrap();
+        } = recompile_cgroup(&deny, &spec(r#"{"memory":{"limit":536870912}}"#), &h, Vec::new()).unwrap();
         let cg = cg.unwrap();
         assert_eq!(cg.limits.memory.as_ref().unwrap().value.0, 512 << 20);
         assert_eq!(
@@ -1592,14 +1814,14 @@ mod tests {
             "the ceiling where nothing is asked"
         );
         assert!(warnings.is_empty());
-        let e = recompile_cgroup(&deny, &spec(r#"{"pids":{"limit":1000}}"#), &h).unwrap_err();
+        let e = recompile_cgroup(&deny, &spec(r#"{"pids":{"limit":1000}}"#), &h, Vec::new()).unwrap_err();
         assert!(matches!(e.kind, CompileErrorKind::LimitAboveCeiling { .. }), "{e}");
         let clamp = policy("extends = \"default\"\n[limits]\npids = 100\non_excess = \"clamp\"");
         let Recompiled {
             cgroup: cg,
             clamps,
             warnings,
-        } = recompile_cgroup(&clamp, &spec(r#"{"pids":{"limit":1000}}"#), &h).unwrap();
+        } = recompile_cgroup(&clamp, &spec(r#"{"pids":{"limit":1000}}"#), &h, Vec::new()).unwrap();
         assert_eq!(cg.unwrap().limits.pids.unwrap().value, 100);
         assert_eq!((warnings.len(), clamps.len()), (1, 1));
     }

@@ -982,6 +982,45 @@ fn cpuset_dir(o: Option<&String>, n: Option<&String>) -> ChangeKind {
     }
 }
 
+/// Writes keyed by file and occurrence (1 for a file's first write).
+fn keyed_writes(ws: &[CgroupWrite]) -> Vec<((PathBuf, usize), &CgroupWrite)> {
+    let mut seen: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    ws.iter()
+        .map(|w| {
+            let n = seen.entry(w.file.clone()).or_insert(0);
+            *n += 1;
+            ((w.file.clone(), *n), w)
+        })
+        .collect()
+}
+
+/// A devices cgroup change: an allow rule added or a deny rule removed
+/// widens (the sandbox may reach a device it could not); the reverse
+/// narrows; no devices cgroup at all allows what the nodes allow.
+fn devices_dir(o: &[DeviceCgroupRule], n: &[DeviceCgroupRule]) -> ChangeKind {
+    let lines = |v: &[DeviceCgroupRule], allow: bool| -> BTreeSet<String> {
+        v.iter()
+            .filter(|r| r.allow == allow)
+            .map(DeviceCgroupRule::line)
+            .collect()
+    };
+    let (oa, na, od, nd) = (lines(o, true), lines(n, true), lines(o, false), lines(n, false));
+    if o.is_empty() != n.is_empty() {
+        return if n.is_empty() {
+            ChangeKind::Widens
+        } else {
+            ChangeKind::Narrows
+        };
+    }
+    if !na.is_subset(&oa) || !od.is_subset(&nd) {
+        ChangeKind::Widens
+    } else if na != oa || od != nd {
+        ChangeKind::Narrows
+    } else {
+        ChangeKind::Neutral
+    }
+}
+
 /// The new origins of the limits that differ between two plans.
 fn changed_limit_origins<'a>(o: &'a CgroupLimits, n: &'a CgroupLimits) -> Vec<&'a Origin> {
     fn changed<'a, T: PartialEq>(o: &Option<Sourced<T>>, n: &'a Option<Sourced<T>>) -> Option<&'a Origin> {
@@ -1002,6 +1041,7 @@ fn changed_limit_origins<'a>(o: &'a CgroupLimits, n: &'a CgroupLimits) -> Vec<&'
         changed(&o.cpuset_cpus, &n.cpuset_cpus),
         changed(&o.cpuset_mems, &n.cpuset_mems),
         changed(&o.pids, &n.pids),
+        changed(&o.memory_kernel_tcp, &n.memory_kernel_tcp),
     ]
     .into_iter()
     .flatten()
@@ -1119,6 +1159,31 @@ fn cgroup(cx: &mut Cx, old: Option<&CgroupPlan>, new: Option<&CgroupPlan>) {
             bound_dir(b(o), b(n))
         },
     );
+    cx.opt_sourced(
+        "cgroup.limits.memory_kernel_tcp",
+        ol.memory_kernel_tcp.as_ref(),
+        nl.memory_kernel_tcp.as_ref(),
+        bytes,
+        |o, n| bound_dir(memory_bound(o), memory_bound(n)),
+    );
+    cx.value(
+        "cgroup.limits.devices",
+        Some(&ol.devices),
+        Some(&nl.devices),
+        None,
+        None,
+        |d| {
+            if d.is_empty() {
+                "no devices cgroup".into()
+            } else {
+                d.iter()
+                    .map(|r| format!("{} {}", if r.allow { "allow" } else { "deny" }, r.line()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        },
+        |o, n| devices_dir(o.map_or(&[][..], |v| v), n.map_or(&[][..], |v| v)),
+    );
     // The mechanics: neutral, shown so a reviewer can check them.
     cx.value(
         "cgroup.dirs",
@@ -1134,22 +1199,25 @@ fn cgroup(cx: &mut Cx, old: Option<&CgroupPlan>, new: Option<&CgroupPlan>) {
         },
         |_, _| ChangeKind::Neutral,
     );
-    let writes = pair_up(
-        o.writes.iter().map(|w| (w.file.clone(), w)),
-        n.writes.iter().map(|w| (w.file.clone(), w)),
-    );
+    // Keyed by file and its occurrence: a devices cgroup writes one rule
+    // per write to the same file.
+    let writes = pair_up(keyed_writes(&o.writes), keyed_writes(&n.writes));
     // A write whose value changed along with the limit it carries (same
     // origin as a limit that changed) is that limit's change, reported once
     // above; a write that appears, disappears or changes on its own is shown.
     let changed_limits = changed_limit_origins(ol, nl);
-    for (file, (ow, nw)) in writes {
+    for ((file, nth), (ow, nw)) in writes {
         if let (Some(ow), Some(nw)) = (ow, nw) {
             if ow.value != nw.value && changed_limits.contains(&&nw.from) {
                 continue;
             }
         }
         cx.value(
-            format!("cgroup.writes[{}]", file.display()),
+            if nth == 1 {
+                format!("cgroup.writes[{}]", file.display())
+            } else {
+                format!("cgroup.writes[{}#{nth}]", file.display())
+            },
             ow.map(|w| &w.value),
             nw.map(|w| &w.value),
             ow.map(|w| &w.from),
