@@ -1897,7 +1897,7 @@ mod tests {
         assert!(probe(Path::new("/proc/self/ns/net")).is_empty());
         // Issue 13: a pod member's ipc, uts and pid paths, probed alike (the
         // pid one as runtime-tools names it, `pid_for_children` too).
-        let mut p = crate::exec::testsupport::sample_plan(Path::new("/r"), "true");
+        let mut p = crate::plan::sample::Sample::applied(Path::new("/r")).plan();
         p.namespaces.ipc = Sourced::new(
             Namespace::Join("/proc/self/ns/uts".into()),
             Origin::spec("linux.namespaces[2].path"),

@@ -403,6 +403,8 @@ pub fn case_no_new_privs_off(_root: &Path, id: &str) {
             assert!(out.lines().any(|l| l == format!("uid={want_uid}")), "{args:?}:\n{out}");
         }
     }
+}
+
 /// Issue 13 (runtime-tools' linux_cgroups_devices, ..._relative_cpus,
 /// ..._memory): a spec with `linux.resources.devices`, a cpuset under
 /// parents apply makes, and `memory.kernelTCP`, on this hybrid host. From
