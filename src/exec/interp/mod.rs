@@ -1618,7 +1618,17 @@ impl<'a, B: Backend> Interp<'a, B> {
 
     /// An O_PATH fd of `path` resolved inside the root (see [`Op::OpenInRoot`]).
     fn in_root(&mut self, path: &Path, make: Make) -> R<FdRef> {
-        let root = self.root_fd.expect("prepare_root opened the root");
+        // A plan file whose steps leave out the one that opens the root
+        // (hand-edited or fuzzed) fails here, not in a panic.
+        let Some(root) = self.root_fd else {
+            return Err(self.failure(
+                "resolve in root",
+                format!(
+                    "{}: the root is not open (the plan's steps leave out its opening)",
+                    path.display()
+                ),
+            ));
+        };
         let tag = FdTag::Internal("in root");
         self.op_fd(
             Op::OpenInRoot {
@@ -1668,7 +1678,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             }
             let data = (!m.data.is_empty()).then(|| m.data.clone());
             if m.is_bind() {
-                let source = self.bind_source(Path::new(&m.source));
+                let source = self.bind_source(Path::new(&m.source))?;
                 let target = self.in_root(&m.target, Make::Like(source))?;
                 self.op(Op::BindAt {
                     source,
@@ -1872,13 +1882,22 @@ impl<'a, B: Backend> Interp<'a, B> {
             .chain(self.root_path)
     }
 
-    /// The fd [`Self::open_host_sources`] opened for a bind source.
-    fn bind_source(&self, path: &Path) -> FdRef {
+    /// The fd [`Self::open_host_sources`] opened for a bind source (an
+    /// error, not a panic, when a plan file's steps leave that out).
+    fn bind_source(&self, path: &Path) -> R<FdRef> {
         self.bind_sources
             .iter()
             .find(|(p, _)| p == path)
             .map(|(_, fd)| *fd)
-            .expect("open_host_sources opened every bind source")
+            .ok_or_else(|| {
+                self.failure(
+                    "bind",
+                    format!(
+                        "{}: no source opened (the plan's steps leave out supervisor_ids)",
+                        path.display()
+                    ),
+                )
+            })
     }
 
     /// Closes the bind sources and the root after the last step that uses them.
@@ -1912,7 +1931,15 @@ impl<'a, B: Backend> Interp<'a, B> {
             self.origin = d.from.clone();
             match d.how {
                 DeviceHow::Bind => {
-                    let source = sources.next().expect("one source per bound device");
+                    let Some(source) = sources.next() else {
+                        return Err(self.failure(
+                            "bind device",
+                            format!(
+                                "{}: no host node opened (the plan's steps leave out supervisor_ids)",
+                                d.path.display()
+                            ),
+                        ));
+                    };
                     let target = self.in_root(&d.path, Make::Like(source))?;
                     // nosuid and noexec (nodev would defeat the node).
                     self.op(Op::BindAt {

@@ -763,7 +763,9 @@ fn knobs(l: &CgroupLimits) -> Vec<Knob> {
         });
     }
     if let Some(s) = &l.cpu_shares {
-        let weight = 1 + (s.value.saturating_sub(2) * 9999) / 262_142;
+        // runc's conversion, in u128 and capped at cgroup v2's 10000: a
+        // spec's shares can be any u64 (fuzz_spec found the overflow).
+        let weight = (1 + (u128::from(s.value.saturating_sub(2)) * 9999) / 262_142).min(10_000);
         k.push(Knob {
             controller: "cpu",
             what: "cpu_shares",
@@ -1137,6 +1139,28 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// v2's cpu.weight from any u64 of shares: runc's conversion, capped
+    /// at 10000 (u64::MAX overflowed the multiplication: found by fuzz_spec).
+    #[test]
+    fn shares_become_a_weight_without_overflow() {
+        let weight = |shares: u64| {
+            let l = CgroupLimits {
+                cpu_shares: Some(Sourced::new(shares, Origin::Default)),
+                ..Default::default()
+            };
+            knobs(&l)
+                .into_iter()
+                .find(|k| k.what == "cpu_shares")
+                .and_then(|k| k.v2)
+                .map(|(_, v)| v)
+                .unwrap()
+        };
+        assert_eq!(weight(2), "1");
+        assert_eq!(weight(1024), "39");
+        assert_eq!(weight(262_144), "10000");
+        assert_eq!(weight(u64::MAX), "10000");
     }
 
     #[test]
