@@ -80,6 +80,14 @@ pub enum LoadError {
         /// The version found.
         found: u32,
     },
+    /// A `steps` list apply cannot walk.
+    #[error("steps: {step} {why}")]
+    Steps {
+        /// The step at fault.
+        step: String,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 impl LoadError {
@@ -97,6 +105,12 @@ impl LoadError {
                     off += l.len();
                 }
                 None
+            }
+            // The step's name in the `steps` list (TOML or JSON), for the line number.
+            LoadError::Steps { step, .. } => {
+                let at = text.find("steps").unwrap_or(0);
+                let quoted = format!("\"{step}\"");
+                text[at..].find(&quoted).map(|o| at + o..at + o + quoted.len())
             }
             LoadError::TextRendering => {
                 let start = text.len() - text.trim_start().len();
@@ -127,6 +141,12 @@ pub fn load(text: &str) -> Result<LaunchPlan, LoadError> {
     })?;
     if plan.format != PLAN_FORMAT {
         return Err(LoadError::Format { found: plan.format });
+    }
+    if let Some((step, why)) = super::types::missing_prerequisite(&plan.steps) {
+        return Err(LoadError::Steps {
+            step: super::types::serde_name(step),
+            why,
+        });
     }
     Ok(plan)
 }
@@ -758,6 +778,33 @@ fn kind_letter(k: crate::plan::DeviceKind) -> char {
 
 #[cfg(test)]
 mod tests {
+
+    /// A plan file whose steps drop what a kept step needs, or are out of
+    /// order, is refused at load, naming the step (fuzz_plan_json found
+    /// such files panicking the dry run).
+    #[test]
+    fn steps_that_apply_cannot_walk_are_refused() {
+        let plan = super::super::sample::sample_plan();
+        assert!(super::super::types::missing_prerequisite(&plan.steps).is_none());
+        let toml = to_toml(&plan);
+        let drop = |name: &str| toml.replacen(&format!("\"{name}\","), "", 1);
+        for (gone, by) in [
+            ("open_fds", "clone"),
+            ("supervisor_ids", "mounts"),
+            ("spawn_workload", "workload_fds"),
+        ] {
+            let e = load(&drop(gone)).unwrap_err();
+            assert!(
+                e.to_string().contains(&format!("steps: {by} needs step {gone}")),
+                "{gone}: {e}"
+            );
+            assert!(e.span(&drop(gone)).is_some());
+        }
+        let swapped = toml
+            .replacen("\"clone\",", "", 1)
+            .replacen("\"open_fds\",", "\"clone\", \"open_fds\",", 1);
+        assert!(load(&swapped).unwrap_err().to_string().contains("comes after"));
+    }
     use super::*;
 
     /// A format-1 plan (it had an `id`) is refused by its format, not by the

@@ -1171,6 +1171,55 @@ pub struct Clamp {
     pub ceiling: Origin,
 }
 
+impl Step {
+    /// The steps whose state this one takes over: the fds `open_fds` opens
+    /// are what `clone` hands the supervisor; `supervisor_ids` opens the
+    /// host sources and the root that mounts, devices and the container's
+    /// hooks use; the supervisor's and the workload's steps run in the
+    /// processes `clone` and `spawn_workload` make. A plan file (hand-edited,
+    /// or from elsewhere) whose `steps` keep a step but drop what it needs is
+    /// refused when loaded ([`missing_prerequisite`]).
+    pub fn needs(self) -> &'static [Step] {
+        match self.actor() {
+            Actor::Workload => &[Step::SpawnWorkload],
+            _ => match self {
+                Step::Clone => &[Step::OpenFds],
+                Step::Mounts | Step::Devices | Step::ContainerHooks => &[Step::Clone, Step::SupervisorIds],
+                Step::IdMaps | Step::RuntimeHooks => &[Step::Clone],
+                s if s.actor() == Actor::Supervisor => &[Step::Clone],
+                _ => &[],
+            },
+        }
+    }
+}
+
+/// The first step of `steps` that is out of apply's order, repeated, or
+/// lacks a step it needs ([`Step::needs`]), with what is wrong.
+pub fn missing_prerequisite(steps: &[Step]) -> Option<(Step, String)> {
+    for w in steps.windows(2) {
+        if w[0] >= w[1] {
+            return Some((
+                w[1],
+                format!("comes after {} (apply's order: docs/apply.md)", serde_name(w[0])),
+            ));
+        }
+    }
+    steps.iter().find_map(|s| {
+        s.needs()
+            .iter()
+            .find(|n| !steps.contains(n))
+            .map(|n| (*s, format!("needs step {}, which the plan leaves out", serde_name(*n))))
+    })
+}
+
+/// A step's name as plans spell it (`open_fds`).
+pub fn serde_name(s: Step) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Declares [`Step`] from one list, grouped by the process that performs each
 /// step, so the enum's order, [`Step::ALL`] and [`Step::actor`] cannot drift
 /// apart.

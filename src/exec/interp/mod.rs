@@ -1022,7 +1022,7 @@ impl<'a, B: Backend> Interp<'a, B> {
             .fds
             .iter()
             .position(|e| e.source == FdSource::ControlSocket)
-            .map(|i| self.sup_sources[i]);
+            .and_then(|i| self.sup_sources.get(i).copied());
         match self.op(Op::Clone {
             new,
             who: Who::Supervisor,
