@@ -144,7 +144,7 @@ pub fn load(text: &str) -> Result<LaunchPlan, LoadError> {
     }
     if let Some((step, why)) = super::types::missing_prerequisite(&plan.steps) {
         return Err(LoadError::Steps {
-            step: super::types::serde_name(step),
+            step: serde_name(&step),
             why,
         });
     }

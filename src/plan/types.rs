@@ -1200,24 +1200,21 @@ pub fn missing_prerequisite(steps: &[Step]) -> Option<(Step, String)> {
         if w[0] >= w[1] {
             return Some((
                 w[1],
-                format!("comes after {} (apply's order: docs/apply.md)", serde_name(w[0])),
+                format!(
+                    "comes after {} (apply's order: docs/apply.md)",
+                    crate::vocab::serde_name(&w[0])
+                ),
             ));
         }
     }
     steps.iter().find_map(|s| {
-        s.needs()
-            .iter()
-            .find(|n| !steps.contains(n))
-            .map(|n| (*s, format!("needs step {}, which the plan leaves out", serde_name(*n))))
+        s.needs().iter().find(|n| !steps.contains(n)).map(|n| {
+            (
+                *s,
+                format!("needs step {}, which the plan leaves out", crate::vocab::serde_name(n)),
+            )
+        })
     })
-}
-
-/// A step's name as plans spell it (`open_fds`).
-pub fn serde_name(s: Step) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 /// Declares [`Step`] from one list, grouped by the process that performs each

@@ -697,6 +697,33 @@ struct Knob {
     from: Origin,
 }
 
+/// The directories from `mount` down `rel` for one controller: parents,
+/// then the sandbox's own (the last).
+fn dir_chain<'a>(
+    version: CgroupVersion,
+    mount: &std::path::Path,
+    rel: &'a [&'a str],
+    controller: &'a str,
+    from: Option<Origin>,
+) -> impl Iterator<Item = CgroupDir> + 'a {
+    let mut p = mount.to_path_buf();
+    rel.iter().enumerate().map(move |(i, part)| {
+        p.push(part);
+        CgroupDir {
+            path: p.clone(),
+            version,
+            role: if i + 1 == rel.len() {
+                CgroupDirRole::Sandbox
+            } else {
+                CgroupDirRole::Parent
+            },
+            controllers: vec![controller.into()],
+            inherit: None,
+            from: from.clone(),
+        }
+    })
+}
+
 fn knobs(l: &CgroupLimits) -> Vec<Knob> {
     let mut k = Vec::new();
     if let Some(m) = &l.memory {
@@ -903,23 +930,7 @@ fn layout(cx: &mut Cx, path: Sourced<String>, limits: CgroupLimits) -> Result<Op
             continue;
         }
         seen_mounts.push(mount.clone());
-        let mut p = mount.clone();
-        for (i, part) in rel.iter().enumerate() {
-            p.push(part);
-            let role = if i + 1 == rel.len() {
-                CgroupDirRole::Sandbox
-            } else {
-                CgroupDirRole::Parent
-            };
-            dirs.push(CgroupDir {
-                path: p.clone(),
-                version,
-                role,
-                controllers: vec![k.controller.to_string()],
-                inherit: None,
-                from: None,
-            });
-        }
+        dirs.extend(dir_chain(version, &mount, &rel, k.controller, None));
     }
     // The devices cgroup (its rules exist only on a v1 devices hierarchy).
     let devices_mount = match cx.host.cgroup_hierarchy("devices") {
@@ -929,22 +940,7 @@ fn layout(cx: &mut Cx, path: Sourced<String>, limits: CgroupLimits) -> Result<Op
     if let Some(mount) = &devices_mount {
         if !seen_mounts.contains(mount) {
             seen_mounts.push(mount.clone());
-            let mut p = mount.clone();
-            for (i, part) in rel.iter().enumerate() {
-                p.push(part);
-                dirs.push(CgroupDir {
-                    path: p.clone(),
-                    version: CgroupVersion::V1,
-                    role: if i + 1 == rel.len() {
-                        CgroupDirRole::Sandbox
-                    } else {
-                        CgroupDirRole::Parent
-                    },
-                    controllers: vec!["devices".into()],
-                    inherit: None,
-                    from: None,
-                });
-            }
+            dirs.extend(dir_chain(CgroupVersion::V1, mount, &rel, "devices", None));
         }
     }
     // `pause` freezes the sandbox from the host. On a v2 hierarchy every
@@ -970,22 +966,13 @@ fn layout(cx: &mut Cx, path: Sourced<String>, limits: CgroupLimits) -> Result<Op
                 continue;
             }
             seen_mounts.push(mount.clone());
-            let mut p = mount;
-            for (i, part) in rel.iter().enumerate() {
-                p.push(part);
-                dirs.push(CgroupDir {
-                    path: p.clone(),
-                    version: CgroupVersion::V1,
-                    role: if i + 1 == rel.len() {
-                        CgroupDirRole::Sandbox
-                    } else {
-                        CgroupDirRole::Parent
-                    },
-                    controllers: vec![controller.into()],
-                    inherit: None,
-                    from: Some(Origin::rule(rule)),
-                });
-            }
+            dirs.extend(dir_chain(
+                CgroupVersion::V1,
+                &mount,
+                &rel,
+                controller,
+                Some(Origin::rule(rule)),
+            ));
         }
     }
     // A new v1 cpuset cgroup starts empty: each one this launch makes gets
